@@ -1,0 +1,244 @@
+/*
+ * logical.h - the contract between the core and every mounted backend
+ * (secrets engines, auth methods, the sys and token backends).
+ *
+ * A backend declares a NULL-terminated table of `struct path_def`: a path
+ * pattern relative to its mount, a field schema, and one handler per
+ * operation (the C form of Vault's framework.Path). The core routes a request
+ * to the mount by longest prefix, checks the ACL, matches the remaining path
+ * against the table (framework_route in framework.c), converts and validates
+ * the body against the field schema, and calls the handler. Handlers see only
+ * their mount's storage view and the parsed request.
+ *
+ * Pattern syntax (anchored, whole path): literal characters, plus
+ *   {name}    one path segment, at least one character, no '/'
+ *   {name*}   one or more characters, '/' allowed   (e.g. "data/{path*}")
+ *   {name**}  zero or more characters, '/' allowed  (e.g. "metadata/{path**}")
+ *   a trailing "/?" makes a final slash optional.
+ * Captured values are fields too (request_str(req, "name")).
+ *
+ * Ownership: the core owns the request; a handler fills the response and the
+ * core frees it (logical_response_reset). Thread-safety: handlers run on
+ * HTTP worker threads concurrently; a backend guards its own state.
+ */
+#ifndef COFFER_CORE_LOGICAL_H
+#define COFFER_CORE_LOGICAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "physical/physical.h"
+#include "util/verr.h"
+
+enum logical_op {
+	LOP_READ = 1,
+	LOP_CREATE,
+	LOP_UPDATE,
+	LOP_PATCH,
+	LOP_DELETE,
+	LOP_LIST,
+	LOP_HELP,
+	LOP_REVOKE, /* internal: lease revocation */
+	LOP_RENEW,  /* internal: lease renewal */
+};
+const char *logical_op_name(enum logical_op op); /* "read", "create", ... */
+
+/* A prefix view over a physical (normally the barrier): every key is
+ * prepended with `prefix` (e.g. "logical/<mount-uuid>/"). */
+struct storage_view {
+	struct physical *phys;
+	char prefix[256];
+};
+void storage_view_init(struct storage_view *v, struct physical *phys, const char *prefix);
+int view_get(const struct storage_view *v, const char *key, uint8_t **out, size_t *len,
+	     struct verr *err);
+int view_put(const struct storage_view *v, const char *key, const uint8_t *val, size_t len,
+	     struct verr *err);
+int view_delete(const struct storage_view *v, const char *key, struct verr *err);
+int view_list(const struct storage_view *v, const char *prefix, char ***out, size_t *n,
+	      struct verr *err);
+/* JSON helpers: *out = NULL (and 0) when the key does not exist. */
+int view_get_json(const struct storage_view *v, const char *key, json_t **out,
+		  struct verr *err);
+int view_put_json(const struct storage_view *v, const char *key, const json_t *val,
+		  struct verr *err);
+/* Delete every key under prefix (recursively). */
+int view_clear_prefix(const struct storage_view *v, const char *prefix, struct verr *err);
+
+/* The identity of the caller, as resolved by the core from the token. */
+struct token_entry;
+
+struct logical_request {
+	enum logical_op op;
+	const char *path;       /* full path after /v1/, normalised, no leading '/' */
+	const char *mount_path; /* e.g. "secret/" or "auth/userpass/" */
+	const char *rel_path;   /* path inside the mount, e.g. "data/foo" */
+	const char *mount_type; /* "kv", "userpass", ... */
+	const char *mount_accessor;
+	const char *mount_uuid;
+	json_t *mount_options;  /* borrowed: the mount's options object */
+	json_t *data;           /* borrowed: request body (object) or query args */
+	json_t *fields;         /* borrowed: data converted per the path's schema,
+				 * plus captures; read with request_*() */
+	const char *client_token;          /* raw token (never log it) */
+	const struct token_entry *token;   /* NULL for unauthenticated paths */
+	const char *entity_id;
+	const char *remote_addr;
+	int remote_port;
+	const char *request_id;
+	const char *client_cert_pem;       /* TLS client certificate, if any */
+	struct storage_view *storage;      /* the mount's view */
+	void *backend;                     /* the mount's backend instance */
+	struct core *core;                 /* for sys/token backends only */
+	json_t *secret_internal;           /* LOP_REVOKE/RENEW: the lease's data */
+	int64_t lease_increment;           /* LOP_RENEW */
+	int64_t lease_issue_time;          /* LOP_RENEW: unix seconds */
+	json_t *headers;                   /* borrowed: selected request headers */
+};
+
+/* Field accessors (read req->fields). Strings are borrowed. */
+const char *request_str(const struct logical_request *req, const char *name);
+int64_t request_int(const struct logical_request *req, const char *name);
+bool request_bool(const struct logical_request *req, const char *name);
+/* duration fields are stored as int64 seconds */
+int64_t request_duration(const struct logical_request *req, const char *name);
+json_t *request_json(const struct logical_request *req, const char *name);
+/* 1 when the client sent the field (not defaulted). */
+bool request_has(const struct logical_request *req, const char *name);
+
+/* What a login handler returns: the core creates the token from it. */
+struct logical_auth {
+	json_t *policies;        /* array of strings */
+	json_t *metadata;        /* object of strings */
+	char *display_name;
+	int64_t ttl, max_ttl, explicit_max_ttl, period; /* seconds, 0 = default */
+	int64_t num_uses;
+	bool renewable;
+	bool no_default_policy;
+	char *token_type;        /* NULL => "service" */
+	json_t *bound_cidrs;     /* array of strings, may be NULL */
+	json_t *internal;        /* backend data kept with the token (for renew) */
+	char *alias_name;        /* entity alias name */
+};
+
+/* A secret with a lease (dynamic credentials). */
+struct logical_secret {
+	int64_t ttl, max_ttl;
+	bool renewable;
+	json_t *internal; /* kept with the lease, given back at revoke/renew */
+};
+
+struct logical_response {
+	int status;            /* 0: 200 with a body, 204 without */
+	json_t *data;          /* owned; NULL for no data */
+	json_t *warnings;      /* owned array or NULL */
+	struct logical_secret *secret; /* owned; set => core registers a lease */
+	struct logical_auth *auth;     /* owned; set on login => core issues a token */
+	json_t *auth_out;      /* owned: final auth block (core sets for token create) */
+	bool data_at_top;      /* sys routes: copy data keys to the body's top level */
+	bool raw;              /* body is raw bytes (metrics, snapshots) */
+	char *raw_body;
+	size_t raw_len;
+	char *raw_content_type;
+	char *redirect;        /* Location for 307 */
+	json_t *lease_out;     /* core: {lease_id, lease_duration, renewable} */
+	char *mount_type_out;
+};
+void logical_response_reset(struct logical_response *r);
+/* Append a warning (printf style). */
+void logical_response_warn(struct logical_response *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void logical_auth_free(struct logical_auth *a);
+void logical_secret_free(struct logical_secret *s);
+
+typedef int (*path_handler_fn)(struct logical_request *req, struct logical_response *resp,
+			       struct verr *err);
+
+enum field_type {
+	FT_STRING = 1,
+	FT_INT,
+	FT_BOOL,
+	FT_DURATION,   /* int seconds, or "90", "1h30m", "10s" */
+	FT_STRSLICE,   /* array of strings or "a,b,c" */
+	FT_COMMA_STRSLICE = FT_STRSLICE,
+	FT_MAP,        /* object; also accepts "k=v,k2=v2" */
+	FT_ANY,        /* passed through unchanged */
+	FT_NAME,       /* string, [A-Za-z0-9._-]+ */
+};
+
+struct field_def {
+	const char *name;
+	enum field_type type;
+	const char *def;   /* default, as text ("", "0", "false", "1h"), NULL = none */
+	const char *desc;
+	bool required;
+};
+
+struct path_op {
+	enum logical_op op;
+	path_handler_fn fn;
+};
+
+#define PATH_MAX_OPS 8
+
+struct path_def {
+	const char *pattern;
+	const struct field_def *fields; /* terminated by {NULL} ; may be NULL */
+	struct path_op ops[PATH_MAX_OPS]; /* terminated by {0} */
+	/* Optional: 1 if the target exists (POST/PUT become update), 0 if not
+	 * (become create). NULL: always update. */
+	int (*exists)(struct logical_request *req, struct verr *err);
+	const char *help;
+	bool unauthenticated; /* no token needed (login, ...) */
+	bool sudo;            /* root-protected: needs sudo capability */
+	bool allow_unknown_fields; /* keep unknown body keys in req->data (kv) */
+};
+
+/* A backend type (one per engine / auth method), registered in a table
+ * above the core (src/server/registry.c). */
+struct mount_info {
+	const char *path;      /* "secret/" */
+	const char *uuid;
+	const char *accessor;
+	const char *type;
+	json_t *options;       /* borrowed */
+	json_t *config;        /* borrowed: default_lease_ttl... */
+	struct storage_view *storage;
+	struct core *core;
+};
+
+struct backend_ops {
+	const char *type;      /* "kv", "userpass" ... */
+	bool is_auth;
+	/* Create the per-mount instance. May read storage. */
+	int (*init)(void **out, const struct mount_info *mi, struct verr *err);
+	void (*cleanup)(void *inst);
+	/* The path table for this instance (kv v1 and v2 differ). */
+	const struct path_def *(*paths)(void *inst);
+	/* Lease callbacks (may be NULL): revoke a secret / renew it. */
+	path_handler_fn revoke;
+	path_handler_fn renew;
+	/* Auth methods: renew a token issued by this method (may be NULL:
+	 * renewal allowed within the token's limits). */
+	path_handler_fn auth_renew;
+	bool local_default;     /* cubbyhole */
+};
+
+/* framework.c: match rel_path against a table. On match returns the def and
+ * fills *captures (owned object of name->string). */
+const struct path_def *framework_match(const struct path_def *table, const char *rel_path,
+				       json_t **captures);
+/* Convert/validate req->data against def->fields, producing req->fields.
+ * Unknown fields produce a warning in resp (Vault: "Endpoint ignored these
+ * unrecognized parameters"). */
+int framework_fields(const struct path_def *def, json_t *data, json_t *captures,
+		     json_t **out_fields, struct logical_response *resp, struct verr *err);
+/* Parse a Vault duration: integer seconds or Go-style "1h30m45s", "500ms",
+ * "2d"? (no: Vault accepts s,m,h and "d" is rejected) -> seconds. */
+int parse_duration(const char *s, int64_t *out, struct verr *err);
+/* Dispatch: find the handler for req->op on req->rel_path and call it. */
+int framework_handle(const struct path_def *table, struct logical_request *req,
+		     struct logical_response *resp, struct verr *err);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * log.h - process-wide logger: timestamped lines on stderr, text or JSON.
+ *
+ * Thread-safe (one mutex around each line). Never pass secrets: messages are
+ * written as given. The level can change at run time (SIGHUP reload).
+ */
+#ifndef COFFER_UTIL_LOG_H
+#define COFFER_UTIL_LOG_H
+
+enum log_level { LOG_TRACE = 0, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
+
+/* Parse "trace|debug|info|warn|warning|err|error"; -1 if unknown. */
+int log_level_parse(const char *s);
+void log_set_level(enum log_level lvl);
+enum log_level log_get_level(void);
+void log_set_json(int json);
+void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_trace(mod, ...) log_msg(LOG_TRACE, mod, __VA_ARGS__)
+#define log_debug(mod, ...) log_msg(LOG_DEBUG, mod, __VA_ARGS__)
+#define log_info(mod, ...) log_msg(LOG_INFO, mod, __VA_ARGS__)
+#define log_warn(mod, ...) log_msg(LOG_WARN, mod, __VA_ARGS__)
+#define log_error(mod, ...) log_msg(LOG_ERROR, mod, __VA_ARGS__)
+
+#endif
