@@ -234,9 +234,6 @@ const struct path_def *framework_match(const struct path_def *table, const char 
  * unrecognized parameters"). */
 int framework_fields(const struct path_def *def, json_t *data, json_t *captures,
 		     json_t **out_fields, struct logical_response *resp, struct verr *err);
-/* Parse a Vault duration: integer seconds or Go-style "1h30m45s", "500ms",
- * "2d"? (no: Vault accepts s,m,h and "d" is rejected) -> seconds. */
-int parse_duration(const char *s, int64_t *out, struct verr *err);
 /* Dispatch: find the handler for req->op on req->rel_path and call it. */
 int framework_handle(const struct path_def *table, struct logical_request *req,
 		     struct logical_response *resp, struct verr *err);
