@@ -83,6 +83,11 @@ struct logical_request {
 				 * plus captures; read with request_*() */
 	const char *client_token;          /* raw token (never log it) */
 	const struct token_entry *token;   /* NULL for unauthenticated paths */
+	const char *client_token_hash;     /* salted hash of the token: a stable,
+					    * non-secret id (cubbyhole keys by it) */
+	const char *client_token_accessor;
+	bool token_is_root;                /* the token carries the root policy */
+	bool sudo;                         /* the ACL granted sudo on this path */
 	const char *entity_id;
 	const char *remote_addr;
 	int remote_port;

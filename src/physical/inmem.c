@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct entry {
+struct inmem_entry {
 	char *key;
 	uint8_t *val;
 	size_t len;
@@ -26,21 +26,21 @@ struct inmem {
 
 static int entry_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct entry *)a)->key, ((const struct entry *)b)->key);
+	return strcmp(((const struct inmem_entry *)a)->key, ((const struct inmem_entry *)b)->key);
 }
 
 static int inmem_get(struct physical *p, const char *key, uint8_t **out, size_t *len,
 		     struct verr *err)
 {
 	struct inmem *m = (struct inmem *)p;
-	struct entry probe = {.key = (char *)key};
+	struct inmem_entry probe = {.key = (char *)key};
 	*out = NULL;
 	*len = 0;
 	pthread_rwlock_rdlock(&m->lock);
 	void *node = tfind(&probe, &m->root, entry_cmp);
 	int rc = 0;
 	if (node) {
-		struct entry *e = *(struct entry **)node;
+		struct inmem_entry *e = *(struct inmem_entry **)node;
 		*out = malloc(e->len ? e->len : 1);
 		if (!*out)
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");
@@ -64,7 +64,7 @@ static int inmem_put(struct physical *p, const char *key, const uint8_t *val, si
 	if (!copy)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	memcpy(copy, val, len);
-	struct entry *e = calloc(1, sizeof(*e));
+	struct inmem_entry *e = calloc(1, sizeof(*e));
 	if (!e || !(e->key = strdup(key))) {
 		free(e);
 		free(copy);
@@ -81,7 +81,7 @@ static int inmem_put(struct physical *p, const char *key, const uint8_t *val, si
 		free(copy);
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	}
-	struct entry *cur = *(struct entry **)node;
+	struct inmem_entry *cur = *(struct inmem_entry **)node;
 	if (cur != e) {
 		free(cur->val);
 		cur->val = copy;
@@ -98,11 +98,11 @@ static int inmem_put(struct physical *p, const char *key, const uint8_t *val, si
 static int inmem_del(struct physical *p, const char *key, struct verr *err)
 {
 	struct inmem *m = (struct inmem *)p;
-	struct entry probe = {.key = (char *)key};
+	struct inmem_entry probe = {.key = (char *)key};
 	pthread_rwlock_wrlock(&m->lock);
 	void *node = tfind(&probe, &m->root, entry_cmp);
 	if (node) {
-		struct entry *e = *(struct entry **)node;
+		struct inmem_entry *e = *(struct inmem_entry **)node;
 		tdelete(&probe, &m->root, entry_cmp);
 		free(e->key);
 		free(e->val);
@@ -126,7 +126,7 @@ static void walk_fn(const void *nodep, VISIT which, void *closure)
 	struct walk_ctx *w = closure;
 	if (which != postorder && which != leaf)
 		return;
-	const struct entry *e = *(struct entry *const *)nodep;
+	const struct inmem_entry *e = *(struct inmem_entry *const *)nodep;
 	if (strncmp(e->key, w->prefix, w->plen) != 0 || w->oom)
 		return;
 	if (w->n == w->cap) {
@@ -159,7 +159,7 @@ static int inmem_list(struct physical *p, const char *prefix, char ***out, size_
 
 static void free_entry(void *p)
 {
-	struct entry *e = p;
+	struct inmem_entry *e = p;
 	free(e->key);
 	free(e->val);
 	free(e);
