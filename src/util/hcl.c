@@ -223,7 +223,7 @@ static int sbuf_put_utf8(struct sbuf *b, uint32_t cp)
 	return sbuf_put(b, u, n);
 }
 
-static int oom(struct lexer *lx)
+static int lex_oom(struct lexer *lx)
 {
 	return verr_set(lx->err, VERR_INTERNAL, "%s: out of memory", lx->file);
 }
@@ -359,7 +359,7 @@ static int lex_string(struct lexer *lx, struct tok *t)
 	return 0;
 nomem:
 	free(b.p);
-	return oom(lx);
+	return lex_oom(lx);
 }
 
 /* <<ID or <<-ID, then lines up to one that is (whitespace) ID (\r*). */
@@ -410,7 +410,7 @@ static int lex_heredoc(struct lexer *lx, struct tok *t)
 			void *p = realloc(lines, cap * sizeof(*lines));
 			if (!p) {
 				free(lines);
-				return oom(lx);
+				return lex_oom(lx);
 			}
 			lines = p;
 		}
@@ -465,7 +465,7 @@ static int lex_heredoc(struct lexer *lx, struct tok *t)
 	free(lines);
 	if (rc) {
 		free(b.p);
-		return oom(lx);
+		return lex_oom(lx);
 	}
 	t->type = T_HEREDOC;
 	t->str = b.p;
@@ -596,7 +596,7 @@ static int lex_next(struct lexer *lx)
 		}
 		t->str = strndup(lx->src + s, n);
 		if (!t->str)
-			return oom(lx);
+			return lex_oom(lx);
 		t->type = T_IDENT;
 		t->len = n;
 		return 0;
@@ -691,7 +691,7 @@ static int parse_list(struct lexer *lx, struct hcl_value *v)
 			size_t cap = v->cap ? v->cap * 2 : 4;
 			void *p = realloc(v->elems, cap * sizeof(*v->elems));
 			if (!p)
-				return oom(lx);
+				return lex_oom(lx);
 			v->elems = p;
 			v->cap = cap;
 		}
@@ -749,7 +749,7 @@ static int parse_item(struct lexer *lx, struct hcl_item *it)
 	while (lx->tok.type == T_IDENT || lx->tok.type == T_STRING) {
 		char **k = realloc(it->keys, (it->nkeys + 1) * sizeof(*k));
 		if (!k)
-			return oom(lx);
+			return lex_oom(lx);
 		it->keys = k;
 		it->keys[it->nkeys++] = lx->tok.str;
 		lx->tok.str = NULL; /* transferred */
@@ -801,7 +801,7 @@ static int parse_body(struct lexer *lx, struct hcl_body *b, int toplevel)
 			size_t cap = b->cap ? b->cap * 2 : 8;
 			void *p = realloc(b->items, cap * sizeof(*b->items));
 			if (!p)
-				return oom(lx);
+				return lex_oom(lx);
 			b->items = p;
 			b->cap = cap;
 		}

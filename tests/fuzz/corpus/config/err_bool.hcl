@@ -1,0 +1,2 @@
+storage "inmem" {}
+disable_mlock = "maybe"

@@ -1,0 +1,4 @@
+storage "inmem" {}
+seal "a" { disabled = true }
+seal "b" {}
+experiments = ["x"]

@@ -1,0 +1,3 @@
+policy = <<EOT
+path "a" { capabilities = ["read"] }
+EOT

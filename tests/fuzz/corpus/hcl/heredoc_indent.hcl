@@ -1,0 +1,4 @@
+p = <<-EOT
+    line one
+      line two
+    EOT

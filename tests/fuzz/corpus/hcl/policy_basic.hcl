@@ -1,0 +1,3 @@
+path "secret/data/*" {
+  capabilities = ["create", "update"]
+}
