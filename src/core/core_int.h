@@ -114,6 +114,14 @@ struct core {
 	struct audit_broker *audit;
 };
 
+/* public to the server start-up code */
+int core_new(struct core **out, const struct core_opts *o, struct verr *err);
+void core_free(struct core *c);
+bool core_sealed(struct core *c);
+void core_shutdown_seal(struct core *c);
+int core_dev_setup(struct core *c, const char *root_token_id, char **out_root,
+		   char **out_key, struct verr *err);
+
 /* seal.c */
 int core__seal_status(struct core *c, json_t **out);
 int core__init(struct core *c, const json_t *req, json_t **out, struct verr *err);

@@ -797,3 +797,40 @@ int core__generate_root(struct core *c, enum logical_op op, const char *which,
 	pthread_mutex_unlock(&c->unseal_lock);
 	return rc;
 }
+
+/* ---- dev mode ---- */
+
+int core_dev_setup(struct core *c, const char *root_token_id, char **out_root,
+		   char **out_key, struct verr *err)
+{
+	json_t *req = json_pack("{s:i,s:i}", "secret_shares", 1, "secret_threshold", 1);
+	json_t *out = NULL;
+	int rc = core__init(c, req, &out, err);
+	json_decref(req);
+	if (rc)
+		return rc;
+	const char *key = json_string_value(json_array_get(json_object_get(out, "keys_base64"), 0));
+	*out_key = strdup(key);
+	*out_root = strdup(json_string_value(json_object_get(out, "root_token")));
+	json_t *ureq = json_pack("{s:s}", "key", key);
+	json_t *st = NULL;
+	rc = core__unseal_key(c, ureq, &st, err);
+	json_decref(ureq);
+	json_decref(st);
+	json_decref(out);
+	if (rc)
+		return rc;
+	if (root_token_id && *root_token_id) {
+		extern int coreglue_root_token_with_id(struct core *c, const char *id, struct verr *err);
+		rc = coreglue_root_token_with_id(c, root_token_id, err);
+		if (rc)
+			return rc;
+		free(*out_root);
+		*out_root = strdup(root_token_id);
+	}
+	json_t *mount = json_pack("{s:s,s:s}", "type", "kv", "description", "key/value secret storage");
+	json_object_set_new(mount, "options", json_pack("{s:s}", "version", "2"));
+	rc = core__mount_enable(c, false, "secret", mount, err);
+	json_decref(mount);
+	return rc;
+}
