@@ -471,12 +471,12 @@ static int barrier_get(struct physical *p, const char *key, uint8_t **out, size_
 	pthread_rwlock_rdlock(&b->lock);
 	if (b->sealed) {
 		rc = verr_set(err, VERR_SEALED, sealed_msg);
-		goto unlock;
+		goto out;
 	}
 	rc = physical_get(b->under, key, &ct, &ct_len, err);
 	if (rc == 0 && ct)
 		rc = entry_decrypt(b, key, ct, ct_len, out, len, &newer, err);
-unlock:
+out:
 	pthread_rwlock_unlock(&b->lock);
 	if (newer) {
 		/* Another node installed a term we have not seen: pick it up and
@@ -509,21 +509,21 @@ static int barrier_put(struct physical *p, const char *key, const uint8_t *val, 
 	pthread_rwlock_rdlock(&b->lock);
 	if (b->sealed) {
 		rc = verr_set(err, VERR_SEALED, sealed_msg);
-		goto unlock;
+		goto out;
 	}
 	ct = malloc(len + BARRIER_OVERHEAD);
 	if (!ct) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
-		goto unlock;
+		goto out;
 	}
 	const struct term_key *active = &b->kr.terms[b->kr.n - 1];
 	if (gcm_seal(ct, active->key, active->term, key, val, len) != 0) {
 		rc = verr_set(err, VERR_INTERNAL, "encryption failed");
-		goto unlock;
+		goto out;
 	}
 	atomic_fetch_add(&b->encryptions, 1);
 	rc = physical_put(b->under, key, ct, len + BARRIER_OVERHEAD, err);
-unlock:
+out:
 	pthread_rwlock_unlock(&b->lock);
 	free(ct);
 	return rc;
