@@ -36,7 +36,7 @@
 int shamir_validate(int parts, int threshold, struct verr *err);
 
 /*
- * Split `secret` (len >= 1 bytes) into `parts` shares, any `threshold` of
+ * Split `secret` (1 to 65536 bytes) into `parts` shares, any `threshold` of
  * which recover it. On success *out_shares is a malloc'd array of `parts`
  * secmem buffers of *out_share_len bytes each (len + 1, or len when
  * parts == threshold == 1); free with shamir_shares_free. The random
