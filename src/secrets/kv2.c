@@ -202,15 +202,18 @@ out:
 
 static int meta_exists(struct logical_request *req, struct verr *err)
 {
-	const char *path = request_str(req, "path");
-	if (!path || !*path)
+	const char *path;
+	int rc = kv__req_path(req, &path, err);
+	if (rc)
+		return rc;
+	if (!*path)
 		return 0;
 	char *key = meta_key(path);
 	if (!key)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = view_get(req->storage, key, &buf, &len, err);
+	rc = view_get(req->storage, key, &buf, &len, err);
 	free(key);
 	if (rc)
 		return rc;
@@ -491,12 +494,6 @@ static int version_data(const struct storage_view *view, const char *path,
 	return rc;
 }
 
-static const char *path_of(struct logical_request *req)
-{
-	const char *p = request_str(req, "path");
-	return p ? p : "";
-}
-
 /* Replace every leaf with null; maps at `max_depth` (if > 0) become null. */
 static void strip_values(json_t *obj, int depth, int max_depth)
 {
@@ -518,7 +515,10 @@ static int read_version(struct logical_request *req, struct logical_response *re
 			bool subkeys, struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	const char *body_key = subkeys ? "subkeys" : "data";
 	struct kv2_meta *m = NULL;
 	json_t *data = NULL;
@@ -575,7 +575,10 @@ static int data_write(struct logical_request *req, struct logical_response *resp
 		      struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	int rc = kv__check_write_path(path, err);
 	if (rc)
 		return rc;
@@ -633,7 +636,10 @@ static int data_patch(struct logical_request *req, struct logical_response *resp
 		      struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	json_t *patch = request_json(req, "data");
 	if (!request_has(req, "data") || !json_is_object(patch))
 		return verr_set(err, VERR_INVALID, "no data provided");
@@ -680,7 +686,10 @@ static int data_delete(struct logical_request *req, struct logical_response *res
 		       struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	struct kv2_meta *m = NULL;
 	pthread_rwlock_t *lk = kv__stripe(b, path);
 	pthread_rwlock_wrlock(lk);
@@ -782,7 +791,10 @@ enum versions_op { VOP_DELETE, VOP_UNDELETE, VOP_DESTROY };
 static int versions_apply(struct logical_request *req, enum versions_op op, struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	uint64_t *vs = NULL;
 	size_t nvs = 0;
 	int rc = parse_versions(req, &vs, &nvs, err);
@@ -950,7 +962,10 @@ static int metadata_read(struct logical_request *req, struct logical_response *r
 			 struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	if (!*path)
 		return verr_set(err, VERR_NOT_FOUND, "%s", "");
 	struct kv2_meta *m = NULL;
@@ -985,7 +1000,10 @@ static int metadata_update(struct logical_request *req, struct logical_response 
 			   bool patch, struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	int rc = kv__check_write_path(path, err);
 	if (rc)
 		return rc;
@@ -1074,7 +1092,10 @@ static int metadata_delete(struct logical_request *req, struct logical_response 
 			   struct verr *err)
 {
 	struct kv_backend *b = req->backend;
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	if (!*path)
 		return 0;
 	struct kv2_meta *m = NULL;
@@ -1108,7 +1129,10 @@ out:
 static int metadata_list(struct logical_request *req, struct logical_response *resp,
 			 struct verr *err)
 {
-	const char *path = path_of(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	size_t pl = strlen(path);
 	char *dir = kv__join(path, (pl && path[pl - 1] != '/') ? "/" : "");
 	char *key = dir ? kv__join(KV2_META_PREFIX, dir) : NULL;

@@ -94,15 +94,39 @@ char *kv__join(const char *a, const char *b)
 	return s;
 }
 
-static const char *req_path(struct logical_request *req)
+int kv__check_path(const char *path, struct verr *err)
+{
+	/* the router already refuses these; a storage key must never contain
+	 * them either, since a file-backed physical maps keys to directories */
+	const char *s = path;
+	if (*s == '/')
+		return verr_set(err, VERR_INVALID, "invalid path: empty segment");
+	while (*s) {
+		const char *e = strchr(s, '/');
+		size_t l = e ? (size_t)(e - s) : strlen(s);
+		if (l == 0 && e)
+			return verr_set(err, VERR_INVALID, "invalid path: empty segment");
+		if ((l == 1 && s[0] == '.') || (l == 2 && s[0] == '.' && s[1] == '.'))
+			return verr_set(err, VERR_INVALID, "invalid path: '.' and '..' segments are not allowed");
+		s += l + (e ? 1 : 0);
+	}
+	return 0;
+}
+
+int kv__req_path(struct logical_request *req, const char **out, struct verr *err)
 {
 	const char *p = request_str(req, "path");
-	return p ? p : "";
+	*out = p ? p : "";
+	return kv__check_path(*out, err);
 }
 
 int kv__plain_exists(struct logical_request *req, const char *prefix, struct verr *err)
 {
-	char *key = kv__join(prefix, req_path(req));
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
+	char *key = kv__join(prefix, path);
 	if (!key)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	uint8_t *buf = NULL;
@@ -120,7 +144,10 @@ int kv__plain_read(struct logical_request *req, const char *prefix, json_t **out
 		   struct verr *err)
 {
 	*out = NULL;
-	const char *path = req_path(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	if (!*path)
 		return verr_set(err, VERR_NOT_FOUND, "%s", "");
 	char *key = kv__join(prefix, path);
@@ -137,7 +164,10 @@ int kv__plain_read(struct logical_request *req, const char *prefix, json_t **out
 
 int kv__plain_write(struct logical_request *req, const char *prefix, struct verr *err)
 {
-	const char *path = req_path(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	int rc = kv__check_write_path(path, err);
 	if (rc)
 		return rc;
@@ -153,7 +183,10 @@ int kv__plain_write(struct logical_request *req, const char *prefix, struct verr
 
 int kv__plain_delete(struct logical_request *req, const char *prefix, struct verr *err)
 {
-	const char *path = req_path(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	if (!*path)
 		return 0;
 	char *key = kv__join(prefix, path);
@@ -190,7 +223,10 @@ int kv__list_response(struct logical_response *resp, char **keys, size_t n, cons
 int kv__plain_list(struct logical_request *req, const char *prefix,
 		   struct logical_response *resp, struct verr *err)
 {
-	const char *path = req_path(req);
+	const char *path;
+	int prc = kv__req_path(req, &path, err);
+	if (prc)
+		return prc;
 	size_t pl = strlen(path);
 	char *dir = kv__join(path, (pl && path[pl - 1] != '/') ? "/" : "");
 	char *key = dir ? kv__join(prefix, dir) : NULL;

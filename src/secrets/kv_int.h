@@ -54,6 +54,11 @@ json_t *kv__duration_json(int64_t secs);
 
 /* A key the user may write: non-empty, no trailing '/'. 400 otherwise. */
 int kv__check_write_path(const char *path, struct verr *err);
+/* No leading '/', no empty, "." or ".." segments (a trailing '/' is fine).
+ * 400 otherwise. */
+int kv__check_path(const char *path, struct verr *err);
+/* The request's "path" capture ("" when absent), checked as above. */
+int kv__req_path(struct logical_request *req, const char **out, struct verr *err);
 /* Join a and b into a malloc'd string; NULL on OOM. */
 char *kv__join(const char *a, const char *b);
 
