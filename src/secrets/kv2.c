@@ -139,6 +139,10 @@ static int meta_parse(const json_t *j, struct kv2_meta **out, struct verr *err)
 		m->v[i].destroyed = json_integer_value(json_array_get(e, 3)) != 0;
 	}
 	m->nv = n;
+	if (n && !json_object_get(j, "ct"))
+		m->ct = m->v[0].ct;
+	if (n && !json_object_get(j, "ut"))
+		m->ut = m->v[n - 1].ct;
 	*out = m;
 	return 0;
 }
@@ -172,11 +176,16 @@ static int meta_store(const struct storage_view *view, const char *path,
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	json_object_set_new(j, "ct", json_integer(m->ct));
-	json_object_set_new(j, "ut", json_integer(m->ut));
+	/* Fields equal to what a reader can derive are omitted (the common
+	 * secret has one version: created = updated = that version's time,
+	 * oldest 0); this roughly halves the record of a small secret. */
+	if (!(m->nv && m->ct == m->v[0].ct))
+		json_object_set_new(j, "ct", json_integer(m->ct));
+	if (!(m->nv && m->ut == m->v[m->nv - 1].ct))
+		json_object_set_new(j, "ut", json_integer(m->ut));
 	json_object_set_new(j, "cv", json_integer((json_int_t)m->cv));
-	json_object_set_new(j, "ov", json_integer((json_int_t)m->ov));
-	/* defaults are omitted: most secrets never set them */
+	if (m->ov)
+		json_object_set_new(j, "ov", json_integer((json_int_t)m->ov));
 	if (m->mv)
 		json_object_set_new(j, "mv", json_integer(m->mv));
 	if (m->cr)

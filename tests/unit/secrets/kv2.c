@@ -281,6 +281,16 @@ static void test_secrets_kv2__metadata(void **state)
 	assert_string_equal(kvt_str(&t, "versions/1/deletion_time"), "");
 	assert_true(strlen(kvt_str(&t, "created_time")) > 20);
 	assert_true(strlen(kvt_str(&t, "updated_time")) > 20);
+	/* created_time stays the first version's, updated_time follows writes */
+	char created[64];
+	snprintf(created, sizeof(created), "%s", kvt_str(&t, "created_time"));
+	assert_string_equal(created, kvt_str(&t, "versions/1/created_time"));
+	assert_string_equal(kvt_str(&t, "updated_time"), kvt_str(&t, "versions/1/created_time"));
+	assert_int_equal(put(&t, "foo", json_pack("{s:s}", "a", "1b"), -1), 0);
+	assert_int_equal(kvt_do(&t, LOP_READ, "metadata/foo", NULL), 0);
+	assert_string_equal(kvt_str(&t, "created_time"), created);
+	assert_string_equal(kvt_str(&t, "updated_time"), kvt_str(&t, "versions/2/created_time"));
+	assert_int_equal(versions_op(&t, "destroy", "foo", json_pack("[i]", 1)), 0);
 	/* custom_metadata shows up in data reads too */
 	assert_int_equal(get(&t, "foo", 0), 0);
 	assert_string_equal(kvt_str(&t, "metadata/custom_metadata/owner"), "jdoe");
@@ -306,6 +316,7 @@ static void test_secrets_kv2__metadata(void **state)
 
 	/* delete metadata: every version gone */
 	assert_int_equal(put(&t, "foo", json_pack("{s:s}", "a", "2"), -1), 0);
+	assert_int_equal(kvt_int(&t, "version"), 3);
 	assert_int_equal(kvt_do(&t, LOP_DELETE, "metadata/foo", NULL), 0);
 	assert_int_equal(kvt_do(&t, LOP_READ, "metadata/foo", NULL), VERR_NOT_FOUND);
 	assert_int_equal(get(&t, "foo", 1), VERR_NOT_FOUND);
