@@ -64,6 +64,8 @@ struct policy_store {
 	struct policy *root;              /* built-in, immutable */
 	struct policy *response_wrapping; /* built-in, immutable */
 	char *response_wrapping_raw;
+	char *default_raw;  /* the shipped default policy's text ... */
+	json_t *default_json; /* ... and its parsed form */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -256,10 +258,14 @@ static void changed_locked(struct policy_store *s)
 
 static int parse_text(struct policy_store *s, json_t **out, const char *text, struct verr *err)
 {
+	*out = NULL;
+	if (s->default_raw && strcmp(text, s->default_raw) == 0) {
+		*out = json_incref(s->default_json);
+		return 0;
+	}
 	pthread_rwlock_rdlock(&s->lock);
 	policy_text_parse_fn fn = s->parse;
 	pthread_rwlock_unlock(&s->lock);
-	*out = NULL;
 	if (fn)
 		return fn(out, text, strlen(text), err);
 	json_error_t je;
@@ -283,8 +289,7 @@ int policy_store_new(struct policy_store **out, struct storage_view *view, struc
 	pthread_rwlock_init(&s->lock, NULL);
 	pthread_mutex_init(&s->modify, NULL);
 	int rc = 0;
-	json_t *root_json = NULL, *def_json = NULL, *rw_json = NULL;
-	char *def_text = NULL;
+	json_t *root_json = NULL, *rw_json = NULL;
 	uint8_t *existing = NULL;
 	size_t existing_len = 0;
 
@@ -298,28 +303,24 @@ int policy_store_new(struct policy_store **out, struct storage_view *view, struc
 	if ((rc = policy_parse(&s->response_wrapping, "response-wrapping", rw_json, err)))
 		goto fail;
 
-	/* Write `default` once; after that it belongs to the operator. */
+	/* Write `default` once; after that it belongs to the operator. The
+	 * shipped text is remembered so that it loads without the parser hook. */
+	if (builtin_render(default_rules, &s->default_raw, &s->default_json) != 0) {
+		rc = oom(err);
+		goto fail;
+	}
 	if ((rc = view_get(view, "default", &existing, &existing_len, err)))
 		goto fail;
-	if (!existing) {
-		if (builtin_render(default_rules, &def_text, &def_json) != 0) {
-			rc = oom(err);
-			goto fail;
-		}
-		if ((rc = policy_store_put(s, "default", def_text, def_json, err)))
-			goto fail;
-	}
+	if (!existing &&
+	    (rc = policy_store_put(s, "default", s->default_raw, s->default_json, err)))
+		goto fail;
 	free(existing);
-	free(def_text);
-	json_decref(def_json);
 	json_decref(rw_json);
 	json_decref(root_json);
 	*out = s;
 	return 0;
 fail:
 	free(existing);
-	free(def_text);
-	json_decref(def_json);
 	json_decref(rw_json);
 	json_decref(root_json);
 	policy_store_free(s);
@@ -337,6 +338,8 @@ void policy_store_free(struct policy_store *s)
 	policy_free(s->root);
 	policy_free(s->response_wrapping);
 	free(s->response_wrapping_raw);
+	free(s->default_raw);
+	json_decref(s->default_json);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->modify);
 	free(s);
