@@ -420,27 +420,20 @@ bad:
 			field);
 }
 
-static int parse_string_list(const json_t *v, const json_t **items, size_t *n)
+/* Count the strings of v (a string or an array of strings) into *n;
+ * -1 if v is neither. */
+static int parse_string_list(const json_t *v, size_t *n)
 {
-	/* Fill items with the strings of v (a string or an array of strings);
-	 * returns -1 if anything is not a string. items has room for *n. */
 	if (json_is_string(v)) {
-		if (*n >= 1)
-			items[0] = v;
 		*n = 1;
 		return 0;
 	}
 	if (!json_is_array(v))
 		return -1;
-	size_t cnt = json_array_size(v);
-	for (size_t i = 0; i < cnt; i++) {
-		const json_t *el = json_array_get(v, i);
-		if (!json_is_string(el))
+	for (size_t i = 0; i < json_array_size(v); i++)
+		if (!json_is_string(json_array_get(v, i)))
 			return -1;
-		if (i < *n)
-			items[i] = el;
-	}
-	*n = cnt;
+	*n = json_array_size(v);
 	return 0;
 }
 
@@ -520,7 +513,7 @@ static int parse_body(struct rule *r, const char *pattern, const json_t *body, s
 	}
 	if (caps) {
 		size_t n = 0;
-		if (parse_string_list(caps, NULL, &n) != 0)
+		if (parse_string_list(caps, &n) != 0)
 			return verr_set(err, VERR_INVALID,
 					PARSE_PREFIX "path \"%s\": capabilities must be a list of "
 						     "strings",
@@ -552,7 +545,7 @@ static int parse_body(struct rule *r, const char *pattern, const json_t *body, s
 		return rc;
 	if ((val = json_object_get(body, "required_parameters"))) {
 		size_t n = 0;
-		if (parse_string_list(val, NULL, &n) != 0)
+		if (parse_string_list(val, &n) != 0)
 			return verr_set(err, VERR_INVALID,
 					PARSE_PREFIX "path \"%s\": required_parameters must be a "
 						     "list of strings",
