@@ -1245,6 +1245,8 @@ static int replay(struct filestore *s, struct verr *err)
 	uint64_t off = FILE_HDR, maxb = 0;
 	const char *first_corrupt = NULL;
 	char corrupt_key[64];
+	uint64_t *corrupt = NULL; /* offsets of puts with a bad value checksum */
+	size_t ncorrupt = 0, corrupt_cap = 0;
 	while (off < size) {
 		struct rec r;
 		if (rec_check(map + off, size - off, &r)) {
@@ -1273,13 +1275,19 @@ static int replay(struct filestore *s, struct verr *err)
 		else
 			maxb = r.batch;
 		if (r.op == OP_PUT && crc32c(key + r.klen, r.vlen) != r.vcrc) {
-			/* Keep it indexed: get reports it (fail per key). */
-			s->st_corrupt++;
-			if (!first_corrupt) {
-				snprintf(corrupt_key, sizeof(corrupt_key), "%.*s",
-					 r.klen > 60 ? 60 : (int)r.klen, key);
-				first_corrupt = corrupt_key;
+			/* Keep it indexed: get reports it (fail per key). Only
+			 * damage that is still the current value matters. */
+			if (ncorrupt == corrupt_cap) {
+				size_t nc = corrupt_cap ? corrupt_cap * 2 : 16;
+				uint64_t *nb = realloc(corrupt, nc * sizeof(*nb));
+				if (!nb) {
+					rc = verr_set(err, VERR_INTERNAL, "out of memory");
+					goto out;
+				}
+				corrupt = nb;
+				corrupt_cap = nc;
 			}
+			corrupt[ncorrupt++] = off;
 		}
 		if (index_apply(s, r.op, key, r.klen, off, r.vlen)) {
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");
@@ -1289,11 +1297,25 @@ static int replay(struct filestore *s, struct verr *err)
 		s->end = off;
 	}
 	s->batch = maxb;
+	for (size_t i = 0; i < ncorrupt; i++) {
+		struct rec r;
+		const char *key = (const char *)map + corrupt[i] + REC_HDR;
+		rec_check(map + corrupt[i], size - corrupt[i], &r);
+		struct inode *n = ifind(s->root, key, r.klen);
+		if (!n || n->off != corrupt[i])
+			continue;
+		if (!s->st_corrupt++) {
+			snprintf(corrupt_key, sizeof(corrupt_key), "%.*s",
+				 r.klen > 60 ? 60 : (int)r.klen, key);
+			first_corrupt = corrupt_key;
+		}
+	}
 	if (s->st_corrupt)
 		log_error(MOD, "%s: %" PRIu64 " record(s) with a bad value checksum (first: %s);"
 			  " reads of those keys will fail",
 			  s->log_path, s->st_corrupt, first_corrupt);
 out:
+	free(corrupt);
 	munmap(map, size);
 	return rc;
 }

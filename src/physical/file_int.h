@@ -30,7 +30,7 @@ struct physical_file_stats {
 	uint64_t file_bytes;	  /* size of the log (header included) */
 	uint64_t live_bytes;	  /* bytes of records that are the current value of a key */
 	uint64_t dead_bytes;	  /* overwritten/deleted records and tombstones */
-	uint64_t corrupt_records; /* records with a bad value checksum found at open */
+	uint64_t corrupt_records; /* live records with a bad value checksum at open */
 	uint64_t torn_bytes;	  /* bytes truncated from a torn tail at open */
 };
 
