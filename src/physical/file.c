@@ -16,7 +16,10 @@
  *   Leftover .new/.compact files are garbage from a crash and are unlinked at
  *   open. All files are created 0600, the directory 0700.
  *
- * File header: "CFFRLOG\0" u32le version(1) u32le crc32c(first 12 bytes).
+ * File header (32 bytes): "CFFRLOG\0", u32 version (1), u32 zero, u64 sealed
+ * batch, u32 zero, u32 crc32c of the first 28 bytes. Records with a batch
+ * number <= sealed were fsync'ed before this file appeared (compaction), so
+ * damage among them is never mistaken for a torn tail.
  * Record (all integers little-endian):
  *   0  u32 hcrc   crc32c of bytes 4..23 of this header and of the key
  *   4  u32 vcrc   crc32c of the value
@@ -698,12 +701,14 @@ static void cwalk_assign(struct cwalk *w, struct inode *t)
 	}
 }
 
-static void file_header(uint8_t *h)
+/* File header: magic, version, zero, sealed batch, zero, crc32c of the rest. */
+static void file_header(uint8_t *h, uint64_t sealed)
 {
 	memset(h, 0, FILE_HDR);
 	memcpy(h, FILE_MAGIC, 8);
 	put32(h + 8, FILE_VERSION);
-	put32(h + 12, crc32c(h, 12));
+	put64(h + 16, sealed);
+	put32(h + 28, crc32c(h, 28));
 }
 
 /* Rewrite the live records into a new log and swap it in. Caller is the
@@ -728,7 +733,7 @@ static int compact_locked(struct filestore *s, struct verr *err)
 	}
 	w.out.fd = fd;
 	uint8_t hdr[FILE_HDR];
-	file_header(hdr);
+	file_header(hdr, w.batch); /* every record below is fsync'ed before rename */
 	cbuf_add(&w.out, hdr, sizeof(hdr));
 	/* Only the leader mutates the index, and we are it: walk without ilock. */
 	cwalk_tree(&w, s->root);
@@ -1177,7 +1182,7 @@ static int make_dirs(const char *path, struct verr *err)
 static int create_log(struct filestore *s, struct verr *err)
 {
 	uint8_t hdr[FILE_HDR];
-	file_header(hdr);
+	file_header(hdr, 0);
 	int fd = open(s->new_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return verr_set(err, VERR_INVALID, "storage \"file\": cannot create %s: %s",
@@ -1198,7 +1203,8 @@ static int create_log(struct filestore *s, struct verr *err)
 
 /* Is the damage at `bad` the torn tail of the newest batch? Walks the rest of
  * the file resynchronising byte by byte; see the crash argument above. */
-static int tail_is_torn(const uint8_t *map, uint64_t size, uint64_t bad, uint64_t max_before)
+static int tail_is_torn(const uint8_t *map, uint64_t size, uint64_t bad, uint64_t max_before,
+			uint64_t sealed)
 {
 	int seen = 0;
 	uint64_t b0 = 0;
@@ -1212,7 +1218,7 @@ static int tail_is_torn(const uint8_t *map, uint64_t size, uint64_t bad, uint64_
 			b0 = r.batch;
 			seen = 1;
 		}
-		if (r.batch != b0 || r.batch < max_before)
+		if (r.batch != b0 || r.batch < max_before || r.batch <= sealed)
 			return 0;
 		y += rec_size(r.klen, r.vlen);
 	}
@@ -1227,13 +1233,17 @@ static int replay(struct filestore *s, struct verr *err)
 				strerror(errno));
 	uint64_t size = (uint64_t)st.st_size;
 	uint8_t want[FILE_HDR], got[FILE_HDR];
-	file_header(want);
-	if (size < FILE_HDR || pread_all(s->fd, got, FILE_HDR, 0) < 0 ||
-	    memcmp(want, got, FILE_HDR))
+	int ok = size >= FILE_HDR && pread_all(s->fd, got, FILE_HDR, 0) == 0;
+	if (ok) {
+		file_header(want, get64(got + 16));
+		ok = !memcmp(want, got, FILE_HDR);
+	}
+	if (!ok)
 		return verr_set(err, VERR_INTERNAL,
 				"storage \"file\": %s is not a Coffer storage log (bad header)",
 				s->log_path);
 	s->end = FILE_HDR;
+	s->batch = get64(got + 16);
 	if (size == FILE_HDR)
 		return 0;
 	uint8_t *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, s->fd, 0);
@@ -1242,7 +1252,7 @@ static int replay(struct filestore *s, struct verr *err)
 				strerror(errno));
 	madvise(map, size, MADV_SEQUENTIAL);
 	int rc = 0;
-	uint64_t off = FILE_HDR, maxb = 0;
+	uint64_t off = FILE_HDR, sealed = get64(got + 16), maxb = sealed;
 	const char *first_corrupt = NULL;
 	char corrupt_key[64];
 	uint64_t *corrupt = NULL; /* offsets of puts with a bad value checksum */
@@ -1250,7 +1260,7 @@ static int replay(struct filestore *s, struct verr *err)
 	while (off < size) {
 		struct rec r;
 		if (rec_check(map + off, size - off, &r)) {
-			if (!tail_is_torn(map, size, off, maxb)) {
+			if (!tail_is_torn(map, size, off, maxb, sealed)) {
 				rc = verr_set(err, VERR_INTERNAL,
 					      "storage \"file\": %s is corrupt at offset %" PRIu64
 					      " (damaged record followed by intact ones); refusing to"

@@ -19,7 +19,7 @@
 
 /* Record header size on disk (see the format in file.c). */
 #define PHYSICAL_FILE_RECORD_HDR 24
-#define PHYSICAL_FILE_HDR 16
+#define PHYSICAL_FILE_HDR 32
 
 struct physical_file_stats {
 	uint64_t writes;	  /* acknowledged put/delete records since open */
