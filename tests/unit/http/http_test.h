@@ -43,7 +43,7 @@ static struct {
 	unsigned sleep_ms; /* make the core slow */
 } fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void fake_reset(script_fn script)
+static inline void fake_reset(script_fn script)
 {
 	pthread_mutex_lock(&fake.mu);
 	free(fake.data);
@@ -99,14 +99,14 @@ struct http_resp {
 	size_t body_len;
 };
 
-static void http_resp_free(struct http_resp *r)
+static inline void http_resp_free(struct http_resp *r)
 {
 	free(r->raw);
 	memset(r, 0, sizeof(*r));
 }
 
 /* Value of a response header (copied into buf), or NULL. */
-static const char *http_resp_header(const struct http_resp *r, const char *name, char *buf,
+static inline const char *http_resp_header(const struct http_resp *r, const char *name, char *buf,
 				    size_t cap)
 {
 	const char *p = r->raw ? strstr(r->raw, "\r\n") : NULL;
@@ -125,7 +125,7 @@ static const char *http_resp_header(const struct http_resp *r, const char *name,
 	return NULL;
 }
 
-static int connect_to(int port)
+static inline int connect_to(int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	struct timeval tv = {.tv_sec = 20};
@@ -141,7 +141,7 @@ static int connect_to(int port)
 	return fd;
 }
 
-static int send_all(int fd, const char *p, size_t n)
+static inline int send_all(int fd, const char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -154,7 +154,7 @@ static int send_all(int fd, const char *p, size_t n)
 }
 
 /* Parse one response from buf (returns bytes used, 0 if incomplete). */
-static size_t parse_resp(struct http_resp *out, const char *buf, size_t n, bool head)
+static inline size_t parse_resp(struct http_resp *out, const char *buf, size_t n, bool head)
 {
 	const char *end = NULL;
 	for (size_t i = 0; i + 3 < n; i++)
@@ -182,7 +182,7 @@ static size_t parse_resp(struct http_resp *out, const char *buf, size_t n, bool 
 }
 
 /* Read exactly one response on an open connection. */
-static int read_resp(int fd, struct http_resp *out, bool head)
+static inline int read_resp(int fd, struct http_resp *out, bool head)
 {
 	size_t cap = 1 << 16, n = 0;
 	char *buf = malloc(cap);
@@ -206,7 +206,7 @@ static int read_resp(int fd, struct http_resp *out, bool head)
 }
 
 /* One exchange on a fresh connection: send `req` bytes, read a response. */
-static int http_do(int port, const char *req, size_t len, struct http_resp *out)
+static inline int http_do(int port, const char *req, size_t len, struct http_resp *out)
 {
 	int fd = connect_to(port), rc;
 	memset(out, 0, sizeof(*out));
@@ -220,7 +220,7 @@ static int http_do(int port, const char *req, size_t len, struct http_resp *out)
 	return rc;
 }
 
-static int http_dos(int port, const char *req, struct http_resp *out)
+static inline int http_dos(int port, const char *req, struct http_resp *out)
 {
 	return http_do(port, req, strlen(req), out);
 }
