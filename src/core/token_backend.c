@@ -817,24 +817,24 @@ static const struct field_def create_fields[] = {
 	{"num_uses", FT_INT, "0", "maximum uses (0 unlimited)", false},
 	{"period", FT_DURATION, NULL, "renewal period (root or sudo)", false},
 	{"entity_alias", FT_STRING, NULL, "entity alias (with a role)", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def token_fields[] = {
 	{"token", FT_STRING, NULL, "the token", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def renew_fields[] = {
 	{"token", FT_STRING, NULL, "the token", false},
 	{"increment", FT_DURATION, "0", "requested TTL", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def accessor_fields[] = {
 	{"accessor", FT_STRING, NULL, "the token's accessor", false},
 	{"increment", FT_DURATION, "0", "requested TTL (renew-accessor)", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def role_fields[] = {
@@ -854,7 +854,7 @@ static const struct field_def role_fields[] = {
 	{"period", FT_DURATION, NULL, "deprecated: token_period", false},
 	{"token_no_default_policy", FT_BOOL, NULL, "no default policy", false},
 	{"token_num_uses", FT_INT, NULL, "uses per token", false},
-	{NULL},
+	{0},
 };
 
 static const struct path_def token_paths[] = {
@@ -907,7 +907,7 @@ static const struct path_def token_paths[] = {
 	 .exists = role_exists, .help = "Manage a token role."},
 	{.pattern = "tidy", .ops = {{LOP_UPDATE, h_tidy}},
 	 .help = "Clean up dangling token index entries and expired tokens."},
-	{NULL},
+	{0},
 };
 
 static int backend_init(void **out, const struct mount_info *mi, struct verr *err)
