@@ -508,8 +508,8 @@ static int renew_entry(struct logical_request *req, struct logical_response *res
 		size_t i;
 		json_t *e;
 		json_array_foreach(warnings, i, e) {
-		logical_response_warn(resp, "%s", json_string_value(e));
-	}
+			logical_response_warn(resp, "%s", json_string_value(e));
+		}
 	}
 	token_entry_free(te);
 	json_decref(warnings);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -715,6 +716,54 @@ static void test_core_token_store__cache_bounded(void **state)
 		token_free_raw(raws[i]);
 }
 
+struct race {
+	struct fx *f;
+	char *raw;
+	volatile int revoked; /* set once token_store_revoke returned */
+	int late_hits;        /* lookups that succeeded after that */
+};
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	for (int i = 0; i < 20000; i++) {
+		int done = __atomic_load_n(&r->revoked, __ATOMIC_ACQUIRE);
+		struct token_entry *te = NULL;
+		int rc = token_store_lookup(r->f->ts, r->raw, &te, NULL);
+		token_entry_free(te);
+		if (done && rc == 0)
+			__atomic_add_fetch(&r->late_hits, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void test_core_token_store__concurrent_revoke(void **state)
+{
+	struct fx *f = *state;
+	struct verr err = {0};
+	struct token_entry *p = NULL;
+	char *rp = issue(f, "[\"a\"]", NULL, &p);
+	struct race r = {.f = f};
+	r.raw = issue(f, "[\"a\"]", p, NULL);
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, race_reader, &r), 0);
+	for (int i = 0; i < 50; i++) {
+		char *x = issue(f, "[\"a\"]", p, NULL); /* churn the cache generation */
+		token_free_raw(x);
+	}
+	assert_int_equal(token_store_revoke(f->ts, p->hash, false, &err), 0);
+	__atomic_store_n(&r.revoked, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* once revoke has returned, no lookup may succeed (no stale cache) */
+	assert_int_equal(r.late_hits, 0);
+	assert_int_equal(lookup_rc(f, r.raw), VERR_DENIED);
+	token_free_raw(r.raw);
+	token_free_raw(rp);
+	token_entry_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -738,6 +787,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_token_store__custom_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__missing_policy_warnings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__cache_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_core_token_store__concurrent_revoke, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
