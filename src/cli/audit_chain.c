@@ -1,0 +1,196 @@
+/*
+ * audit_chain.c - offline verifier for Coffer's tamper-evident audit logs
+ * (`coffer audit verify`). The format is specified in docs/cli.md:
+ *
+ *   Each line is the entry's JSON object with `,"chain":"<hex>"` appended as
+ *   its last member (just before the final `}`). <hex> is 64 lowercase hex
+ *   digits of HMAC-SHA256(key, P || S), where P is the previous line's chain
+ *   hex string (empty for the first line of the log) and S is the line's
+ *   bytes with the `,"chain":"<hex>"` member removed.
+ *
+ * Verdicts, for the first line whose MAC does not match:
+ *   reordered  its MAC matches another line of the file as predecessor,
+ *              one that comes later (lines swapped or moved);
+ *   inserted   the chain continues over it (the next line verifies against
+ *              the previous one), or it is a copy of an earlier line;
+ *   altered    neither: its bytes changed, or the line(s) just before it
+ *              were removed (the two cannot be told apart without the lost
+ *              line; the message says so).
+ */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+static const char CHAIN_TAG[] = ",\"chain\":\"";
+
+void cli_chain_mac(char hex[65], const unsigned char *key, size_t keylen, const char *prev_hex,
+		   const char *stripped, size_t stripped_len)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	size_t outl = 0;
+	if (ctx && EVP_MAC_init(ctx, key, keylen, params) == 1 &&
+	    EVP_MAC_update(ctx, (const unsigned char *)prev_hex, strlen(prev_hex)) == 1 &&
+	    EVP_MAC_update(ctx, (const unsigned char *)stripped, stripped_len) == 1 &&
+	    EVP_MAC_final(ctx, mac, &outl, sizeof(mac)) == 1)
+		maclen = (unsigned int)outl;
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(m);
+	static const char digits[] = "0123456789abcdef";
+	for (unsigned int i = 0; i < 32; i++) {
+		unsigned char b = i < maclen ? mac[i] : 0;
+		hex[2 * i] = digits[b >> 4];
+		hex[2 * i + 1] = digits[b & 15];
+	}
+	hex[64] = '\0';
+	OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+struct line {
+	const char *p;
+	size_t len;
+	int ok;         /* chain member found */
+	char chain[65];
+	char *stripped; /* malloc'd */
+	size_t slen;
+};
+
+static int is_hex64(const char *p)
+{
+	for (int i = 0; i < 64; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static void parse_line(struct line *l)
+{
+	const size_t tag = sizeof(CHAIN_TAG) - 1;
+	/* must end with ,"chain":"<64 hex>"} */
+	if (l->len < tag + 64 + 2 + 1)
+		return;
+	const char *end = l->p + l->len;
+	const char *t = end - 2 - 64 - tag;
+	if (memcmp(t, CHAIN_TAG, tag) != 0 || !is_hex64(t + tag) || end[-2] != '"' ||
+	    end[-1] != '}')
+		return;
+	memcpy(l->chain, t + tag, 64);
+	l->chain[64] = '\0';
+	size_t head = (size_t)(t - l->p);
+	l->stripped = malloc(head + 2);
+	if (!l->stripped)
+		abort();
+	memcpy(l->stripped, l->p, head);
+	l->stripped[head] = '}';
+	l->stripped[head + 1] = '\0';
+	l->slen = head + 1;
+	l->ok = 1;
+}
+
+static int verifies(const unsigned char *key, size_t keylen, const char *prev, const struct line *l)
+{
+	char hex[65];
+	if (!l->ok)
+		return 0;
+	cli_chain_mac(hex, key, keylen, prev, l->stripped, l->slen);
+	return CRYPTO_memcmp(hex, l->chain, 64) == 0;
+}
+
+void cli_chain_verify(struct cli_chain_result *out, const unsigned char *key, size_t keylen,
+		      const char *buf, size_t len)
+{
+	memset(out, 0, sizeof(*out));
+	size_t n = 0, cap = 0;
+	struct line *ls = NULL;
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+		size_t e = nl ? (size_t)(nl - buf) : len;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			ls = realloc(ls, cap * sizeof(*ls));
+			if (!ls)
+				abort();
+		}
+		memset(&ls[n], 0, sizeof(ls[n]));
+		ls[n].p = buf + i;
+		ls[n].len = e - i;
+		if (ls[n].len > 0 && ls[n].p[ls[n].len - 1] == '\r')
+			ls[n].len--;
+		parse_line(&ls[n]);
+		n++;
+		i = e + 1;
+	}
+	const char *prev = "";
+	for (size_t i = 0; i < n; i++) {
+		struct line *l = &ls[i];
+		if (verifies(key, keylen, prev, l)) {
+			prev = l->chain;
+			continue;
+		}
+		out->line = i + 1;
+		out->entries = i;
+		if (!l->ok) {
+			out->problem = CLI_CHAIN_MALFORMED;
+			snprintf(out->reason, sizeof(out->reason),
+				 "altered: no valid chain member at the end of the line");
+			goto out;
+		}
+		/* Which line does this one claim as predecessor? */
+		for (size_t j = 0; j <= n; j++) {
+			/* j == 0: start of log; else line j (1-based) */
+			const char *cand = j == 0 ? "" : ls[j - 1].ok ? ls[j - 1].chain : NULL;
+			if (!cand || j == i /* the line we expected */ || j == i + 1)
+				continue;
+			if (verifies(key, keylen, cand, l)) {
+				if (j > i + 1) {
+					out->problem = CLI_CHAIN_REORDERED;
+					snprintf(out->reason, sizeof(out->reason),
+						 "reordered: this entry belongs after line %zu", j);
+				} else if (j == 0) {
+					out->problem = CLI_CHAIN_INSERTED;
+					snprintf(out->reason, sizeof(out->reason),
+						 "inserted: a replay of the first entry of the log");
+				} else {
+					out->problem = CLI_CHAIN_INSERTED;
+					snprintf(out->reason, sizeof(out->reason),
+						 "inserted: a replay of the entry that followed line %zu", j);
+				}
+				goto out;
+			}
+		}
+		if (i + 1 < n && verifies(key, keylen, prev, &ls[i + 1])) {
+			out->problem = CLI_CHAIN_INSERTED;
+			snprintf(out->reason, sizeof(out->reason),
+				 "inserted: the chain continues without this line");
+			goto out;
+		}
+		out->problem = CLI_CHAIN_ALTERED;
+		if (i + 1 < n && verifies(key, keylen, l->chain, &ls[i + 1]))
+			snprintf(out->reason, sizeof(out->reason),
+				 "altered, or the line before it was removed: its MAC does not "
+				 "match the chain");
+		else
+			snprintf(out->reason, sizeof(out->reason),
+				 "altered: its MAC does not match the chain");
+		goto out;
+	}
+	out->problem = CLI_CHAIN_OK;
+	out->entries = n;
+	snprintf(out->reason, sizeof(out->reason), "ok, %zu entries", n);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(ls[i].stripped);
+	free(ls);
+}

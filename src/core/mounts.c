@@ -1,0 +1,664 @@
+/*
+ * mounts.c - the mount tables and the router.
+ *
+ * Secret mounts and auth mounts live in one array (auth paths carry their
+ * "auth/" prefix) guarded by c->mounts_lock; routing is a longest-prefix
+ * scan (tens of mounts) under the read lock that takes a reference on the
+ * entry, so a request keeps its mount alive even if it is disabled
+ * meanwhile. Tables persist below the barrier at core/mounts and core/auth.
+ * Default mounts: sys/ (system), cubbyhole/ (cubbyhole), auth/token/ (token).
+ */
+#include "core/core_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/duration.h"
+#include "util/log.h"
+
+static const char *const protected_types[] = {"system", "token", "cubbyhole", "identity", NULL};
+
+static void mount_free(struct mount_entry *m)
+{
+	if (!m)
+		return;
+	if (m->ops && m->ops->cleanup && m->inst)
+		m->ops->cleanup(m->inst);
+	free(m->path);
+	free(m->type);
+	free(m->description);
+	free(m->uuid);
+	free(m->accessor);
+	json_decref(m->config);
+	json_decref(m->options);
+	free(m);
+}
+
+void core__mount_release(struct mount_entry *m)
+{
+	if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+		mount_free(m);
+}
+
+const struct backend_ops *core__backend_type(struct core *c, const char *type)
+{
+	if (!strcmp(type, "system"))
+		return &sys_backend_ops;
+	for (const struct backend_ops *const *b = c->o.backends; b && *b; b++)
+		if (!strcmp((*b)->type, type))
+			return *b;
+	return NULL;
+}
+
+static json_t *mount_config_json(const struct mount_entry *m)
+{
+	json_t *cfg = json_object();
+	json_int_t dl = json_integer_value(json_object_get(m->config, "default_lease_ttl"));
+	json_int_t ml = json_integer_value(json_object_get(m->config, "max_lease_ttl"));
+	json_object_set_new(cfg, "default_lease_ttl", json_integer(dl));
+	json_object_set_new(cfg, "max_lease_ttl", json_integer(ml));
+	json_object_set_new(cfg, "force_no_cache", json_false());
+	const char *keys[] = {"audit_non_hmac_request_keys", "audit_non_hmac_response_keys",
+			      "listing_visibility", "passthrough_request_headers",
+			      "allowed_response_headers", "token_type", NULL};
+	for (int i = 0; keys[i]; i++) {
+		json_t *v = json_object_get(m->config, keys[i]);
+		if (v)
+			json_object_set(cfg, keys[i], v);
+	}
+	if (m->is_auth && !json_object_get(cfg, "token_type"))
+		json_object_set_new(cfg, "token_type", json_string("default-service"));
+	return cfg;
+}
+
+json_t *core__mount_json(const struct mount_entry *m)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O?,s:b,s:b,s:b,s:s,s:s,s:s}", "type", m->type,
+			      "description", m->description ? m->description : "", "accessor",
+			      m->accessor, "uuid", m->uuid, "config", mount_config_json(m), "options",
+			      json_object_size(m->options) ? m->options : NULL, "local", m->local,
+			      "seal_wrap", m->seal_wrap, "external_entropy_access", 0,
+			      "plugin_version", "", "running_plugin_version", "",
+			      "running_sha256", "");
+	if (o && !json_object_size(m->options))
+		json_object_set_new(o, "options", json_null());
+	return o;
+}
+
+static json_t *mount_storage_json(const struct mount_entry *m)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:O,s:b,s:b,s:I}", "path", m->path, "type",
+			 m->type, "description", m->description ? m->description : "", "uuid",
+			 m->uuid, "accessor", m->accessor, "config", m->config, "options", m->options,
+			 "local", m->local, "seal_wrap", m->seal_wrap, "created",
+			 (json_int_t)m->created);
+}
+
+static int persist(struct core *c, bool is_auth, struct verr *err)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < c->nmounts; i++) {
+		struct mount_entry *m = c->mounts[i];
+		if (m->is_auth == is_auth)
+			json_array_append_new(arr, mount_storage_json(m));
+	}
+	struct storage_view v;
+	storage_view_init(&v, c->bphys, "core/");
+	json_t *doc = json_pack("{s:o}", "entries", arr);
+	int rc = view_put_json(&v, is_auth ? "auth" : "mounts", doc, err);
+	json_decref(doc);
+	return rc;
+}
+
+static char *accessor_for(const char *type)
+{
+	char rnd[9];
+	core__rand_base62(rnd, 8);
+	for (char *p = rnd; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	size_t n = strlen(type) + 10;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "%s_%s", type, rnd);
+	return s;
+}
+
+static int instantiate(struct core *c, struct mount_entry *m, struct verr *err)
+{
+	char prefix[128];
+	if (!strcmp(m->type, "system"))
+		snprintf(prefix, sizeof(prefix), "sys/");
+	else
+		snprintf(prefix, sizeof(prefix), "%s%s/", m->is_auth ? "auth/" : "logical/", m->uuid);
+	storage_view_init(&m->view, c->bphys, prefix);
+	m->ops = core__backend_type(c, m->type);
+	if (!m->ops)
+		return verr_set(err, VERR_INVALID, "unknown backend type: \"%s\"", m->type);
+	struct mount_info mi = {.path = m->path, .uuid = m->uuid, .accessor = m->accessor,
+				.type = m->type, .options = m->options, .config = m->config,
+				.storage = &m->view, .core = c};
+	if (m->ops->init)
+		return m->ops->init(&m->inst, &mi, err);
+	m->inst = c;
+	return 0;
+}
+
+static struct mount_entry *mount_from_json(const json_t *j, bool is_auth)
+{
+	struct mount_entry *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->path = strdup(json_string_value(json_object_get(j, "path")) ?: "");
+	m->type = strdup(json_string_value(json_object_get(j, "type")) ?: "");
+	m->description = strdup(json_string_value(json_object_get(j, "description")) ?: "");
+	m->uuid = strdup(json_string_value(json_object_get(j, "uuid")) ?: "");
+	m->accessor = strdup(json_string_value(json_object_get(j, "accessor")) ?: "");
+	m->config = json_deep_copy(json_object_get(j, "config"));
+	if (!m->config)
+		m->config = json_object();
+	m->options = json_deep_copy(json_object_get(j, "options"));
+	if (!json_is_object(m->options)) {
+		json_decref(m->options);
+		m->options = json_object();
+	}
+	m->local = json_is_true(json_object_get(j, "local"));
+	m->seal_wrap = json_is_true(json_object_get(j, "seal_wrap"));
+	m->created = json_integer_value(json_object_get(j, "created"));
+	m->is_auth = is_auth;
+	m->refs = 1;
+	return m;
+}
+
+static int add_entry(struct core *c, struct mount_entry *m)
+{
+	if (c->nmounts == c->capmounts) {
+		size_t nc = c->capmounts ? c->capmounts * 2 : 16;
+		struct mount_entry **n = realloc(c->mounts, nc * sizeof(*n));
+		if (!n)
+			return VERR_INTERNAL;
+		c->mounts = n;
+		c->capmounts = nc;
+	}
+	c->mounts[c->nmounts++] = m;
+	return 0;
+}
+
+static struct mount_entry *new_default(const char *path, const char *type, const char *desc,
+				       bool is_auth, bool local)
+{
+	char uuid[37];
+	core__uuid(uuid);
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "path", path, "type", type,
+			      "description", desc, "uuid", uuid, "accessor", "", "local", local);
+	struct mount_entry *m = mount_from_json(j, is_auth);
+	json_decref(j);
+	if (m) {
+		free(m->accessor);
+		m->accessor = accessor_for(!strcmp(type, "token") ? "auth_token" :
+					   !strcmp(type, "system") ? "system" : type);
+		m->created = core__now();
+	}
+	return m;
+}
+
+int core__mounts_load(struct core *c, struct verr *err)
+{
+	struct storage_view v;
+	storage_view_init(&v, c->bphys, "core/");
+	pthread_rwlock_wrlock(&c->mounts_lock);
+	int rc = 0;
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		bool is_auth = pass == 1;
+		json_t *doc = NULL;
+		rc = view_get_json(&v, is_auth ? "auth" : "mounts", &doc, err);
+		if (rc)
+			break;
+		if (!doc) {
+			/* first unseal: default mounts */
+			if (!is_auth) {
+				add_entry(c, new_default("sys/", "system", "system endpoints used for control, policy and debugging", false, false));
+				add_entry(c, new_default("cubbyhole/", "cubbyhole", "per-token private secret storage", false, true));
+			} else {
+				add_entry(c, new_default("auth/token/", "token", "token based credentials", true, false));
+			}
+		} else {
+			size_t i;
+			json_t *e;
+			json_array_foreach(json_object_get(doc, "entries"), i, e) {
+				struct mount_entry *m = mount_from_json(e, is_auth);
+				if (m)
+					add_entry(c, m);
+			}
+			json_decref(doc);
+		}
+	}
+	for (size_t i = 0; i < c->nmounts && !rc; i++) {
+		rc = instantiate(c, c->mounts[i], err);
+		if (rc)
+			log_error("core", "failed to set up mount %s: %s", c->mounts[i]->path, err ? err->msg : "");
+	}
+	if (!rc)
+		rc = persist(c, false, err);
+	if (!rc)
+		rc = persist(c, true, err);
+	pthread_rwlock_unlock(&c->mounts_lock);
+	return rc;
+}
+
+void core__mounts_unload(struct core *c)
+{
+	pthread_rwlock_wrlock(&c->mounts_lock);
+	for (size_t i = 0; i < c->nmounts; i++)
+		core__mount_release(c->mounts[i]);
+	free(c->mounts);
+	c->mounts = NULL;
+	c->nmounts = c->capmounts = 0;
+	pthread_rwlock_unlock(&c->mounts_lock);
+}
+
+struct mount_entry *core__route(struct core *c, const char *path)
+{
+	struct mount_entry *best = NULL;
+	size_t bestlen = 0, plen = strlen(path);
+	pthread_rwlock_rdlock(&c->mounts_lock);
+	for (size_t i = 0; i < c->nmounts; i++) {
+		struct mount_entry *m = c->mounts[i];
+		size_t ml = strlen(m->path);
+		bool match = (plen >= ml && !strncmp(path, m->path, ml)) ||
+			     (plen + 1 == ml && !strncmp(path, m->path, plen)); /* "secret" */
+		if (match && ml > bestlen) {
+			best = m;
+			bestlen = ml;
+		}
+	}
+	if (best)
+		atomic_fetch_add(&best->refs, 1);
+	pthread_rwlock_unlock(&c->mounts_lock);
+	return best;
+}
+
+struct mount_entry *core__mount_get(struct core *c, bool is_auth, const char *path)
+{
+	char full[512];
+	size_t l = strlen(path);
+	snprintf(full, sizeof(full), "%s%s%s", is_auth ? "auth/" : "", path,
+		 l && path[l - 1] == '/' ? "" : "/");
+	struct mount_entry *found = NULL;
+	pthread_rwlock_rdlock(&c->mounts_lock);
+	for (size_t i = 0; i < c->nmounts; i++)
+		if (c->mounts[i]->is_auth == is_auth && !strcmp(c->mounts[i]->path, full)) {
+			found = c->mounts[i];
+			atomic_fetch_add(&found->refs, 1);
+		}
+	pthread_rwlock_unlock(&c->mounts_lock);
+	return found;
+}
+
+json_t *core__mounts_list(struct core *c, bool is_auth)
+{
+	json_t *o = json_object();
+	pthread_rwlock_rdlock(&c->mounts_lock);
+	for (size_t i = 0; i < c->nmounts; i++) {
+		struct mount_entry *m = c->mounts[i];
+		if (m->is_auth != is_auth)
+			continue;
+		const char *key = is_auth ? m->path + 5 : m->path;
+		json_object_set_new(o, key, core__mount_json(m));
+	}
+	pthread_rwlock_unlock(&c->mounts_lock);
+	return o;
+}
+
+/* Normalise a user mount path: strip slashes at the ends, add one at the
+ * end. Validates segments. */
+static int normalise(const char *in, char *out, size_t cap, struct verr *err)
+{
+	while (*in == '/')
+		in++;
+	size_t l = strlen(in);
+	while (l && in[l - 1] == '/')
+		l--;
+	if (l == 0)
+		return verr_set(err, VERR_INVALID, "path cannot be empty");
+	if (l + 2 > cap)
+		return verr_set(err, VERR_INVALID, "path is too long");
+	memcpy(out, in, l);
+	out[l] = '/';
+	out[l + 1] = '\0';
+	int rc = core__valid_path(out, err);
+	if (rc)
+		return rc == VERR_NOT_FOUND ? verr_set(err, VERR_INVALID, "invalid mount path") : rc;
+	for (const char *p = out; *p; p++)
+		if (*p == '*' || *p == '+' || *p == '?' || *p == '#' || *p == '%')
+			return verr_set(err, VERR_INVALID, "invalid character in mount path");
+	return 0;
+}
+
+static int parse_ttl_field(const json_t *v, int64_t *out, const char *name, struct verr *err)
+{
+	*out = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return verr_set(err, VERR_INVALID, "%s must not be negative", name);
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		if (!*s || !strcmp(s, "system"))
+			return 0;
+		struct verr e2;
+		if (duration_parse(out, s, &e2))
+			return verr_set(err, VERR_INVALID, "invalid %s: %s", name, e2.msg);
+		return 0;
+	}
+	return verr_set(err, VERR_INVALID, "%s must be a duration string or integer", name);
+}
+
+static int parse_config(struct core *c, const json_t *in, json_t *cfg, struct verr *err)
+{
+	if (!in || json_is_null(in))
+		return 0;
+	if (!json_is_object(in))
+		return verr_set(err, VERR_INVALID, "config must be an object");
+	int64_t d, mx;
+	int rc = parse_ttl_field(json_object_get(in, "default_lease_ttl"), &d, "default_lease_ttl", err);
+	if (!rc)
+		rc = parse_ttl_field(json_object_get(in, "max_lease_ttl"), &mx, "max_lease_ttl", err);
+	if (rc)
+		return rc;
+	if (json_object_get(in, "default_lease_ttl"))
+		json_object_set_new(cfg, "default_lease_ttl", json_integer(d));
+	if (json_object_get(in, "max_lease_ttl"))
+		json_object_set_new(cfg, "max_lease_ttl", json_integer(mx));
+	int64_t eff_d = json_integer_value(json_object_get(cfg, "default_lease_ttl"));
+	int64_t eff_m = json_integer_value(json_object_get(cfg, "max_lease_ttl"));
+	if (eff_m && eff_d > eff_m)
+		return verr_set(err, VERR_INVALID, "default_lease_ttl cannot be greater than max_lease_ttl");
+	if (eff_m > c->o.max_lease_ttl && c->o.max_lease_ttl)
+		return verr_set(err, VERR_INVALID, "max_lease_ttl cannot be greater than the system max lease TTL");
+	const char *keys[] = {"audit_non_hmac_request_keys", "audit_non_hmac_response_keys",
+			      "passthrough_request_headers", "allowed_response_headers", NULL};
+	for (int i = 0; keys[i]; i++) {
+		json_t *v = json_object_get(in, keys[i]);
+		if (v) {
+			if (!json_is_array(v) && !json_is_string(v))
+				return verr_set(err, VERR_INVALID, "%s must be a list of strings", keys[i]);
+			json_object_set(cfg, keys[i], v);
+		}
+	}
+	json_t *lv = json_object_get(in, "listing_visibility");
+	if (lv) {
+		if (!json_is_string(lv) || (strcmp(json_string_value(lv), "unauth") &&
+					    strcmp(json_string_value(lv), "hidden") &&
+					    *json_string_value(lv)))
+			return verr_set(err, VERR_INVALID, "listing_visibility must be \"unauth\" or \"hidden\"");
+		json_object_set(cfg, "listing_visibility", lv);
+	}
+	json_t *tt = json_object_get(in, "token_type");
+	if (tt) {
+		if (!json_is_string(tt))
+			return verr_set(err, VERR_INVALID, "token_type must be a string");
+		json_object_set(cfg, "token_type", tt);
+	}
+	return 0;
+}
+
+static int parse_options(const json_t *in, json_t *opts, struct verr *err)
+{
+	if (!in || json_is_null(in))
+		return 0;
+	if (!json_is_object(in))
+		return verr_set(err, VERR_INVALID, "options must be an object");
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)in, k, v) {
+		if (json_is_string(v))
+			json_object_set(opts, k, v);
+		else if (json_is_integer(v)) {
+			char b[32];
+			snprintf(b, sizeof(b), "%lld", (long long)json_integer_value(v));
+			json_object_set_new(opts, k, json_string(b));
+		} else if (json_is_boolean(v))
+			json_object_set_new(opts, k, json_string(json_is_true(v) ? "true" : "false"));
+		else
+			return verr_set(err, VERR_INVALID, "option \"%s\" must be a string", k);
+	}
+	json_t *ver = json_object_get(opts, "version");
+	if (ver && strcmp(json_string_value(ver), "1") && strcmp(json_string_value(ver), "2") &&
+	    strcmp(json_string_value(ver), ""))
+		return verr_set(err, VERR_INVALID, "invalid kv version \"%s\": must be 1 or 2", json_string_value(ver));
+	return 0;
+}
+
+int core__mount_enable(struct core *c, bool is_auth, const char *path, const json_t *body,
+		       struct verr *err)
+{
+	char norm[512], full[520];
+	int rc = normalise(path, norm, sizeof(norm), err);
+	if (rc)
+		return rc;
+	snprintf(full, sizeof(full), "%s%s", is_auth ? "auth/" : "", norm);
+	json_t *jt = json_object_get(body, "type");
+	if (!json_is_string(jt) || !*json_string_value(jt))
+		return verr_set(err, VERR_INVALID, "backend type must be specified as a string");
+	const char *type = json_string_value(jt);
+	json_t *options = json_object();
+	json_t *config = json_object();
+	char tbuf[64];
+	snprintf(tbuf, sizeof(tbuf), "%s", type);
+	if (!is_auth && !strcmp(type, "kv-v2")) {
+		snprintf(tbuf, sizeof(tbuf), "kv");
+		json_object_set_new(options, "version", json_string("2"));
+	}
+	if (!is_auth && (!strcmp(type, "kv-v1") || !strcmp(type, "generic"))) {
+		snprintf(tbuf, sizeof(tbuf), "kv");
+		json_object_set_new(options, "version", json_string("1"));
+	}
+	rc = parse_options(json_object_get(body, "options"), options, err);
+	if (!rc)
+		rc = parse_config(c, json_object_get(body, "config"), config, err);
+	if (!rc && !strcmp(tbuf, "kv") && !json_object_get(options, "version"))
+		json_object_set_new(options, "version", json_string("1"));
+	const struct backend_ops *ops = rc ? NULL : core__backend_type(c, tbuf);
+	if (!rc) {
+		if (!ops || ops->is_auth != is_auth)
+			rc = verr_set(err, VERR_INVALID, "plugin not found in the catalog: %s", tbuf);
+		else
+			for (int i = 0; protected_types[i]; i++)
+				if (!strcmp(tbuf, protected_types[i]))
+					rc = verr_set(err, VERR_INVALID, "cannot mount \"%s\" of type \"%s\"", norm, tbuf);
+	}
+	if (!rc && !is_auth && (!strncmp(norm, "sys/", 4) || !strncmp(norm, "auth/", 5) ||
+				!strncmp(norm, "cubbyhole/", 10) || !strncmp(norm, "identity/", 9)))
+		rc = verr_set(err, VERR_INVALID, "cannot mount under reserved path \"%s\"", norm);
+	if (!rc && is_auth && !strcmp(norm, "token/"))
+		rc = verr_set(err, VERR_INVALID, "cannot mount under reserved path \"token/\"");
+	if (rc) {
+		json_decref(options);
+		json_decref(config);
+		return rc;
+	}
+	char uuid[37];
+	core__uuid(uuid);
+	struct mount_entry *m = calloc(1, sizeof(*m));
+	m->path = strdup(full);
+	m->type = strdup(tbuf);
+	m->description = strdup(json_string_value(json_object_get(body, "description")) ?: "");
+	m->uuid = strdup(uuid);
+	char acc_prefix[80];
+	snprintf(acc_prefix, sizeof(acc_prefix), "%s%s", is_auth ? "auth_" : "", tbuf);
+	m->accessor = accessor_for(acc_prefix);
+	m->config = config;
+	m->options = options;
+	m->local = json_is_true(json_object_get(body, "local"));
+	m->seal_wrap = json_is_true(json_object_get(body, "seal_wrap"));
+	m->is_auth = is_auth;
+	m->created = core__now();
+	m->refs = 1;
+
+	pthread_rwlock_wrlock(&c->mounts_lock);
+	for (size_t i = 0; i < c->nmounts && !rc; i++) {
+		const char *p = c->mounts[i]->path;
+		size_t pl = strlen(p), fl = strlen(full);
+		if (!strcmp(p, full))
+			rc = verr_set(err, VERR_INVALID, "path is already in use at %s", norm);
+		else if (pl < fl && !strncmp(full, p, pl) && strcmp(p, "auth/token/") && strcmp(p, "sys/"))
+			rc = verr_set(err, VERR_INVALID, "existing mount at %s", p);
+		else if (fl < pl && !strncmp(p, full, fl))
+			rc = verr_set(err, VERR_INVALID, "path is already in use at %s", p);
+	}
+	if (!rc)
+		rc = instantiate(c, m, err);
+	if (!rc) {
+		add_entry(c, m);
+		rc = persist(c, is_auth, err);
+		if (rc) {
+			c->nmounts--;
+		}
+	}
+	pthread_rwlock_unlock(&c->mounts_lock);
+	if (rc) {
+		mount_free(m);
+		return rc;
+	}
+	log_info("core", "successful mount: path=%s type=%s", full, tbuf);
+	return 0;
+}
+
+int core__mount_disable(struct core *c, bool is_auth, const char *path, struct verr *err)
+{
+	char norm[512], full[520];
+	int rc = normalise(path, norm, sizeof(norm), err);
+	if (rc)
+		return rc;
+	snprintf(full, sizeof(full), "%s%s", is_auth ? "auth/" : "", norm);
+	pthread_rwlock_wrlock(&c->mounts_lock);
+	struct mount_entry *m = NULL;
+	size_t idx = 0;
+	for (size_t i = 0; i < c->nmounts; i++)
+		if (c->mounts[i]->is_auth == is_auth && !strcmp(c->mounts[i]->path, full)) {
+			m = c->mounts[i];
+			idx = i;
+		}
+	if (!m) {
+		pthread_rwlock_unlock(&c->mounts_lock);
+		return 0; /* Vault: disabling a missing mount succeeds */
+	}
+	for (int i = 0; protected_types[i]; i++)
+		if (!strcmp(m->type, protected_types[i])) {
+			pthread_rwlock_unlock(&c->mounts_lock);
+			return verr_set(err, VERR_INVALID, "cannot unmount \"%s\"", norm);
+		}
+	memmove(&c->mounts[idx], &c->mounts[idx + 1], (c->nmounts - idx - 1) * sizeof(*c->mounts));
+	c->nmounts--;
+	rc = persist(c, is_auth, err);
+	pthread_rwlock_unlock(&c->mounts_lock);
+	if (!rc) {
+		/* revoke its leases, then delete exactly its storage prefix */
+		extern int coreglue_revoke_mount_leases(struct core *c, const char *prefix);
+		coreglue_revoke_mount_leases(c, full);
+		rc = view_clear_prefix(&m->view, "", err);
+	}
+	log_info("core", "successful unmount: path=%s", full);
+	core__mount_release(m);
+	return rc;
+}
+
+int core__mount_tune(struct core *c, bool is_auth, const char *path, const json_t *body,
+		     struct verr *err)
+{
+	struct mount_entry *m = core__mount_get(c, is_auth, path);
+	if (!m)
+		return verr_set(err, VERR_INVALID, "no mount at \"%s\"", path);
+	json_t *config = json_deep_copy(m->config);
+	json_t *options = json_deep_copy(m->options);
+	int rc = parse_config(c, body, config, err);
+	if (!rc && json_object_get(body, "options"))
+		rc = parse_options(json_object_get(body, "options"), options, err);
+	if (!rc && json_object_get(body, "description") &&
+	    !json_is_string(json_object_get(body, "description")))
+		rc = verr_set(err, VERR_INVALID, "description must be a string");
+	const char *oldv = json_string_value(json_object_get(m->options, "version"));
+	const char *newv = json_string_value(json_object_get(options, "version"));
+	if (!rc && oldv && newv && !strcmp(oldv, "2") && !strcmp(newv, "1"))
+		rc = verr_set(err, VERR_INVALID, "cannot downgrade mount from version 2");
+	if (rc) {
+		json_decref(config);
+		json_decref(options);
+		core__mount_release(m);
+		return rc;
+	}
+	bool reinit = oldv && newv && strcmp(oldv, newv);
+	pthread_rwlock_wrlock(&c->mounts_lock);
+	json_decref(m->config);
+	m->config = config;
+	json_decref(m->options);
+	m->options = options;
+	if (json_is_string(json_object_get(body, "description"))) {
+		free(m->description);
+		m->description = strdup(json_string_value(json_object_get(body, "description")));
+	}
+	if (reinit && m->ops) {
+		/* kv v1 -> v2 upgrade: the engine migrates in init */
+		void *old = m->inst;
+		struct mount_info mi = {.path = m->path, .uuid = m->uuid, .accessor = m->accessor,
+					.type = m->type, .options = m->options, .config = m->config,
+					.storage = &m->view, .core = c};
+		void *inst = NULL;
+		rc = m->ops->init ? m->ops->init(&inst, &mi, err) : 0;
+		if (!rc) {
+			m->inst = inst;
+			if (m->ops->cleanup && old)
+				m->ops->cleanup(old);
+		}
+	}
+	if (!rc)
+		rc = persist(c, is_auth, err);
+	pthread_rwlock_unlock(&c->mounts_lock);
+	core__mount_release(m);
+	return rc;
+}
+
+int core__mount_remount(struct core *c, const char *from, const char *to, struct verr *err)
+{
+	char nf[512], nt[512];
+	int rc = normalise(from, nf, sizeof(nf), err);
+	if (!rc)
+		rc = normalise(to, nt, sizeof(nt), err);
+	if (rc)
+		return rc;
+	bool is_auth = !strncmp(nf, "auth/", 5);
+	if (is_auth != !strncmp(nt, "auth/", 5))
+		return verr_set(err, VERR_INVALID, "cannot remount between secret and auth mounts");
+	if (!is_auth && (!strncmp(nt, "sys/", 4) || !strncmp(nt, "cubbyhole/", 10)))
+		return verr_set(err, VERR_INVALID, "cannot remount to reserved path \"%s\"", nt);
+	pthread_rwlock_wrlock(&c->mounts_lock);
+	struct mount_entry *m = NULL;
+	for (size_t i = 0; i < c->nmounts; i++) {
+		if (!strcmp(c->mounts[i]->path, nf))
+			m = c->mounts[i];
+		size_t pl = strlen(c->mounts[i]->path), tl = strlen(nt);
+		if (!strcmp(c->mounts[i]->path, nt) ||
+		    (pl < tl && !strncmp(nt, c->mounts[i]->path, pl) && strcmp(c->mounts[i]->path, "sys/")) ||
+		    (tl < pl && !strncmp(c->mounts[i]->path, nt, tl)))
+			rc = verr_set(err, VERR_INVALID, "path already in use at \"%s\"", c->mounts[i]->path);
+	}
+	if (!m && !rc)
+		rc = verr_set(err, VERR_INVALID, "no mount at \"%s\"", nf);
+	if (!rc)
+		for (int i = 0; protected_types[i]; i++)
+			if (!strcmp(m->type, protected_types[i]))
+				rc = verr_set(err, VERR_INVALID, "cannot remount \"%s\"", nf);
+	if (!rc) {
+		/* storage is keyed by UUID, so a move only renames the entry */
+		free(m->path);
+		m->path = strdup(nt);
+		rc = persist(c, is_auth, err);
+	}
+	pthread_rwlock_unlock(&c->mounts_lock);
+	return rc;
+}

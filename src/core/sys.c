@@ -1,0 +1,548 @@
+/*
+ * sys.c - the `sys/` backend: mounts, auth mounts, policies, capabilities,
+ * rotation and key status, rekey, generate-root, seal, leader and the
+ * internal UI mount lookup the Vault CLI uses before every `kv` command.
+ * (sys/init, sys/unseal, sys/seal-status and sys/health are served before
+ * routing because they work while sealed: see core.c.)
+ * The backend instance is the core itself.
+ */
+#include "core/core_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/acl_glue.h"
+#include "core/barrier.h"
+
+static struct core *C(struct logical_request *req)
+{
+	return req->core;
+}
+
+static int top(struct logical_response *resp, json_t *data)
+{
+	resp->data = data;
+	resp->data_at_top = true;
+	return data ? 0 : VERR_INTERNAL;
+}
+
+/* ---- seal, rotate, key status ---- */
+
+static int h_seal(struct logical_request *req, struct logical_response *resp, struct verr *err)
+{
+	C(req)->seal_requested = true;
+	return 0;
+}
+
+static int h_step_down(struct logical_request *req, struct logical_response *resp,
+		       struct verr *err)
+{
+	return 0; /* a single active node has nothing to hand over */
+}
+
+static int h_rotate(struct logical_request *req, struct logical_response *resp, struct verr *err)
+{
+	uint32_t term;
+	return barrier_rotate(C(req)->barrier, &term, err);
+}
+
+static int h_key_status(struct logical_request *req, struct logical_response *resp,
+			struct verr *err)
+{
+	uint32_t term;
+	int64_t installed;
+	uint64_t enc;
+	int rc = barrier_key_status(C(req)->barrier, &term, &installed, &enc, err);
+	if (rc)
+		return rc;
+	char *t = core__rfc3339(installed, 0);
+	json_t *d = json_pack("{s:I,s:s,s:I}", "term", (json_int_t)term, "install_time", t,
+			      "encryptions", (json_int_t)enc);
+	free(t);
+	return top(resp, d);
+}
+
+/* ---- rekey / generate-root (unauthenticated, like Vault) ---- */
+
+static int h_rekey_init(struct logical_request *req, struct logical_response *resp,
+			struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = core__rekey(C(req), req->op, "init", req->data, &out, err);
+	if (!rc && out)
+		return top(resp, out);
+	return rc;
+}
+
+static int h_rekey_update(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = core__rekey(C(req), req->op, "update", req->data, &out, err);
+	if (!rc && out)
+		return top(resp, out);
+	return rc;
+}
+
+static int h_genroot_attempt(struct logical_request *req, struct logical_response *resp,
+			     struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = core__generate_root(C(req), req->op, "attempt", req->data, &out, err);
+	if (!rc && out)
+		return top(resp, out);
+	return rc;
+}
+
+static int h_genroot_update(struct logical_request *req, struct logical_response *resp,
+			    struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = core__generate_root(C(req), req->op, "update", req->data, &out, err);
+	if (!rc && out)
+		return top(resp, out);
+	return rc;
+}
+
+/* ---- mounts ---- */
+
+static int h_mounts_list(struct logical_request *req, struct logical_response *resp,
+			 struct verr *err)
+{
+	return top(resp, core__mounts_list(C(req), false));
+}
+
+static int h_auth_list(struct logical_request *req, struct logical_response *resp,
+		       struct verr *err)
+{
+	return top(resp, core__mounts_list(C(req), true));
+}
+
+static bool is_auth_req(struct logical_request *req)
+{
+	return !strncmp(req->rel_path, "auth", 4);
+}
+
+static int h_mount_read(struct logical_request *req, struct logical_response *resp,
+			struct verr *err)
+{
+	struct mount_entry *m = core__mount_get(C(req), is_auth_req(req), request_str(req, "path"));
+	if (!m)
+		return verr_set(err, VERR_INVALID, "no mount at \"%s\"", request_str(req, "path"));
+	json_t *d = core__mount_json(m);
+	core__mount_release(m);
+	return top(resp, d);
+}
+
+static int h_mount_enable(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	return core__mount_enable(C(req), is_auth_req(req), request_str(req, "path"), req->data, err);
+}
+
+static int h_mount_disable(struct logical_request *req, struct logical_response *resp,
+			   struct verr *err)
+{
+	return core__mount_disable(C(req), is_auth_req(req), request_str(req, "path"), err);
+}
+
+static int h_tune_read(struct logical_request *req, struct logical_response *resp,
+		       struct verr *err)
+{
+	struct core *c = C(req);
+	struct mount_entry *m = core__mount_get(c, is_auth_req(req), request_str(req, "path"));
+	if (!m)
+		return verr_set(err, VERR_INVALID, "cannot fetch sysview for path \"%s\"", request_str(req, "path"));
+	json_int_t dl = json_integer_value(json_object_get(m->config, "default_lease_ttl"));
+	json_int_t ml = json_integer_value(json_object_get(m->config, "max_lease_ttl"));
+	json_t *d = json_pack("{s:I,s:I,s:b,s:s}", "default_lease_ttl",
+			      dl ? dl : (json_int_t)c->o.default_lease_ttl, "max_lease_ttl",
+			      ml ? ml : (json_int_t)c->o.max_lease_ttl, "force_no_cache", 0,
+			      "description", m->description ? m->description : "");
+	if (json_object_size(m->options))
+		json_object_set(d, "options", m->options);
+	const char *keys[] = {"audit_non_hmac_request_keys", "audit_non_hmac_response_keys",
+			      "listing_visibility", "passthrough_request_headers",
+			      "allowed_response_headers", "token_type", NULL};
+	for (int i = 0; keys[i]; i++)
+		if (json_object_get(m->config, keys[i]))
+			json_object_set(d, keys[i], json_object_get(m->config, keys[i]));
+	if (m->is_auth && !json_object_get(d, "token_type"))
+		json_object_set_new(d, "token_type", json_string("default-service"));
+	core__mount_release(m);
+	return top(resp, d);
+}
+
+static int h_tune_write(struct logical_request *req, struct logical_response *resp,
+			struct verr *err)
+{
+	return core__mount_tune(C(req), is_auth_req(req), request_str(req, "path"), req->data, err);
+}
+
+static int h_remount(struct logical_request *req, struct logical_response *resp,
+		     struct verr *err)
+{
+	const char *from = request_str(req, "from"), *to = request_str(req, "to");
+	if (!from || !*from || !to || !*to)
+		return verr_set(err, VERR_INVALID, "both \"from\" and \"to\" must be specified");
+	int rc = core__mount_remount(C(req), from, to, err);
+	if (rc)
+		return rc;
+	char id[37];
+	core__uuid(id);
+	/* moves are synchronous here: remember the result for remount/status */
+	struct storage_view *v = &C(req)->sys_view;
+	json_t *st = json_pack("{s:s,s:{s:s,s:s,s:s}}", "migration_id", id, "migration_info",
+			       "source_mount", from, "target_mount", to, "status", "success");
+	char key[80];
+	snprintf(key, sizeof(key), "remount/%s", id);
+	view_put_json(v, key, st, NULL);
+	json_decref(st);
+	return top(resp, json_pack("{s:s}", "migration_id", id));
+}
+
+static int h_remount_status(struct logical_request *req, struct logical_response *resp,
+			    struct verr *err)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "remount/%s", request_str(req, "id"));
+	json_t *st = NULL;
+	int rc = view_get_json(&C(req)->sys_view, key, &st, err);
+	if (rc)
+		return rc;
+	if (!st)
+		return verr_set(err, VERR_NOT_FOUND, "%s", "");
+	return top(resp, st);
+}
+
+/* ---- internal UI mounts (Vault CLI kv preflight) ---- */
+
+static int h_ui_mounts(struct logical_request *req, struct logical_response *resp,
+		       struct verr *err)
+{
+	if (!req->token)
+		return verr_set(err, VERR_DENIED, "permission denied");
+	return top(resp, json_pack("{s:o,s:o}", "secret", core__mounts_list(C(req), false), "auth",
+				   core__mounts_list(C(req), true)));
+}
+
+static int h_ui_mount(struct logical_request *req, struct logical_response *resp,
+		      struct verr *err)
+{
+	if (!req->token)
+		return verr_set(err, VERR_DENIED, "permission denied");
+	const char *p = request_str(req, "path");
+	int rc = core__valid_path(p, err);
+	if (rc)
+		return rc;
+	struct mount_entry *m = core__route(C(req), p);
+	if (!m)
+		return verr_set(err, VERR_DENIED, "permission denied");
+	/* the caller must hold some capability below this mount */
+	json_t *caps = NULL;
+	rc = coreglue_capabilities(C(req), req->token, p, &caps, err);
+	bool any = false;
+	size_t i;
+	json_t *e;
+	json_array_foreach(caps, i, e)
+		if (strcmp(json_string_value(e), "deny"))
+			any = true;
+	json_decref(caps);
+	if (!rc && !any) {
+		/* Vault also accepts any capability anywhere under the mount */
+		char probe[600];
+		snprintf(probe, sizeof(probe), "%s", m->path);
+		rc = coreglue_capabilities(C(req), req->token, probe, &caps, err);
+		json_array_foreach(caps, i, e)
+			if (strcmp(json_string_value(e), "deny"))
+				any = true;
+		json_decref(caps);
+	}
+	if (rc || !any) {
+		core__mount_release(m);
+		return rc ? rc : verr_set(err, VERR_DENIED, "permission denied");
+	}
+	json_t *d = core__mount_json(m);
+	json_object_set_new(d, "path", json_string(m->is_auth ? m->path + 5 : m->path));
+	core__mount_release(m);
+	return top(resp, d);
+}
+
+/* ---- policies ---- */
+
+static int h_policy_list(struct logical_request *req, struct logical_response *resp,
+			 struct verr *err)
+{
+	json_t *names = NULL;
+	int rc = coreglue_policy_list(C(req), &names, err);
+	if (rc)
+		return rc;
+	if (req->op == LOP_LIST)
+		return top(resp, json_pack("{s:o}", "keys", names));
+	return top(resp, json_pack("{s:O,s:o}", "policies", names, "keys", names));
+}
+
+static int h_policy_read(struct logical_request *req, struct logical_response *resp,
+			 struct verr *err)
+{
+	char *text = NULL;
+	const char *name = request_str(req, "name");
+	int rc = coreglue_policy_get(C(req), name, &text, err);
+	if (rc)
+		return rc;
+	bool legacy = !strncmp(req->rel_path, "policy/", 7);
+	json_t *d = json_pack("{s:s,s:s}", "name", name, legacy ? "rules" : "policy", text);
+	free(text);
+	return top(resp, d);
+}
+
+static int h_policy_write(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	const char *text = request_str(req, "policy");
+	if (!text || !*text)
+		text = request_str(req, "rules");
+	if (!text || !*text)
+		return verr_set(err, VERR_INVALID, "'policy' parameter not supplied or empty");
+	return coreglue_policy_put(C(req), request_str(req, "name"), text, err);
+}
+
+static int h_policy_delete(struct logical_request *req, struct logical_response *resp,
+			   struct verr *err)
+{
+	return coreglue_policy_delete(C(req), request_str(req, "name"), err);
+}
+
+/* ---- capabilities ---- */
+
+static int caps_reply(struct core *c, const struct token_entry *te, struct logical_request *req,
+		      struct logical_response *resp, struct verr *err)
+{
+	json_t *paths = request_json(req, "paths");
+	const char *one = request_str(req, "path");
+	json_t *list = json_array();
+	if (json_is_array(paths))
+		json_array_extend(list, paths);
+	if (one && *one)
+		json_array_append_new(list, json_string(one));
+	if (json_array_size(list) == 0) {
+		json_decref(list);
+		return verr_set(err, VERR_INVALID, "missing paths");
+	}
+	json_t *d = json_object();
+	size_t i;
+	json_t *p;
+	json_t *first = NULL;
+	json_array_foreach(list, i, p) {
+		json_t *caps = NULL;
+		int rc = coreglue_capabilities(c, te, json_string_value(p), &caps, err);
+		if (rc) {
+			json_decref(list);
+			json_decref(d);
+			return rc;
+		}
+		if (!first)
+			first = caps;
+		json_object_set_new(d, json_string_value(p), caps);
+	}
+	if (first)
+		json_object_set(d, "capabilities", first);
+	json_decref(list);
+	return top(resp, d);
+}
+
+static int h_caps_self(struct logical_request *req, struct logical_response *resp,
+		       struct verr *err)
+{
+	return caps_reply(C(req), req->token, req, resp, err);
+}
+
+static int h_caps_token(struct logical_request *req, struct logical_response *resp,
+			struct verr *err)
+{
+	const char *tok = request_str(req, "token");
+	struct token_entry *te = NULL;
+	if (!tok || !*tok)
+		return verr_set(err, VERR_INVALID, "missing token");
+	int rc = coreglue_token_lookup(C(req), tok, &te, NULL);
+	if (rc) {
+		/* Vault: an invalid token has no capabilities */
+		json_t *paths = request_json(req, "paths");
+		json_t *d = json_object();
+		size_t i;
+		json_t *p;
+		json_array_foreach(paths, i, p)
+			json_object_set_new(d, json_string_value(p), json_pack("[s]", "deny"));
+		if (request_str(req, "path") && *request_str(req, "path"))
+			json_object_set_new(d, request_str(req, "path"), json_pack("[s]", "deny"));
+		json_object_set_new(d, "capabilities", json_pack("[s]", "deny"));
+		return top(resp, d);
+	}
+	rc = caps_reply(C(req), te, req, resp, err);
+	coreglue_token_free(te);
+	return rc;
+}
+
+static int h_caps_accessor(struct logical_request *req, struct logical_response *resp,
+			   struct verr *err)
+{
+	const char *acc = request_str(req, "accessor");
+	struct token_entry *te = NULL;
+	if (!acc || !*acc)
+		return verr_set(err, VERR_INVALID, "missing accessor");
+	int rc = coreglue_token_lookup_accessor(C(req), acc, &te, err);
+	if (rc)
+		return verr_set(err, VERR_INVALID, "invalid accessor");
+	rc = caps_reply(C(req), te, req, resp, err);
+	coreglue_token_free(te);
+	return rc;
+}
+
+/* ---- misc ---- */
+
+static int h_leader(struct logical_request *req, struct logical_response *resp,
+		    struct verr *err)
+{
+	return top(resp, json_pack("{s:b,s:b,s:s,s:s,s:b,s:i,s:i,s:i}", "ha_enabled", 0, "is_self",
+				   0, "leader_address", "", "leader_cluster_address", "",
+				   "performance_standby", 0, "performance_standby_last_remote_wal", 0,
+				   "raft_committed_index", 0, "raft_applied_index", 0));
+}
+
+static int h_raft_snapshot(struct logical_request *req, struct logical_response *resp,
+			   struct verr *err)
+{
+	return verr_set(err, VERR_INVALID, "raft storage is not in use: snapshots need storage \"raft\"");
+}
+
+static int h_version_history(struct logical_request *req, struct logical_response *resp,
+			     struct verr *err)
+{
+	const char *v = "1.15.0+coffer." COFFER_VERSION;
+	return top(resp, json_pack("{s:[s],s:{s:{s:s,s:s}}}", "keys", v, "key_info", v,
+				   "build_date", "2026-11-27T00:00:00Z", "previous_version", ""));
+}
+
+static const struct field_def f_path[] = {
+	{"path", FT_STRING, NULL, "mount path", false},
+	{"type", FT_STRING, NULL, "backend type", false},
+	{"description", FT_STRING, NULL, "description", false},
+	{"config", FT_ANY, NULL, "mount config", false},
+	{"options", FT_ANY, NULL, "mount options", false},
+	{"local", FT_BOOL, "false", "local mount", false},
+	{"seal_wrap", FT_BOOL, "false", "seal wrap", false},
+	{"external_entropy_access", FT_BOOL, "false", "", false},
+	{"plugin_name", FT_STRING, NULL, "", false},
+	{"plugin_version", FT_STRING, NULL, "", false},
+	{NULL},
+};
+
+static const struct field_def f_tune[] = {
+	{"path", FT_STRING, NULL, "mount path", false},
+	{"default_lease_ttl", FT_ANY, NULL, "", false},
+	{"max_lease_ttl", FT_ANY, NULL, "", false},
+	{"description", FT_ANY, NULL, "", false},
+	{"options", FT_ANY, NULL, "", false},
+	{"audit_non_hmac_request_keys", FT_ANY, NULL, "", false},
+	{"audit_non_hmac_response_keys", FT_ANY, NULL, "", false},
+	{"listing_visibility", FT_ANY, NULL, "", false},
+	{"passthrough_request_headers", FT_ANY, NULL, "", false},
+	{"allowed_response_headers", FT_ANY, NULL, "", false},
+	{"token_type", FT_ANY, NULL, "", false},
+	{"force_no_cache", FT_ANY, NULL, "", false},
+	{"plugin_version", FT_ANY, NULL, "", false},
+	{NULL},
+};
+
+static const struct field_def f_policy[] = {
+	{"name", FT_STRING, NULL, "policy name", false},
+	{"policy", FT_STRING, NULL, "policy text (HCL or JSON)", false},
+	{"rules", FT_STRING, NULL, "legacy name of policy", false},
+	{NULL},
+};
+
+static const struct field_def f_caps[] = {
+	{"path", FT_STRING, NULL, "", false},
+	{"paths", FT_STRSLICE, NULL, "", false},
+	{"token", FT_STRING, NULL, "", false},
+	{"accessor", FT_STRING, NULL, "", false},
+	{NULL},
+};
+
+static const struct field_def f_remount[] = {
+	{"from", FT_STRING, NULL, "", true},
+	{"to", FT_STRING, NULL, "", true},
+	{NULL},
+};
+
+static const struct field_def f_any[] = {
+	{"key", FT_ANY, NULL, "", false},
+	{"nonce", FT_ANY, NULL, "", false},
+	{"secret_shares", FT_ANY, NULL, "", false},
+	{"secret_threshold", FT_ANY, NULL, "", false},
+	{"pgp_keys", FT_ANY, NULL, "", false},
+	{"backup", FT_ANY, NULL, "", false},
+	{"require_verification", FT_ANY, NULL, "", false},
+	{"otp", FT_ANY, NULL, "", false},
+	{"pgp_key", FT_ANY, NULL, "", false},
+	{NULL},
+};
+
+
+static const struct path_def sys_paths[] = {
+	{.pattern = "seal", .ops = {{LOP_UPDATE, h_seal}}, .sudo = true,
+	 .help = "Seal the server: keys are wiped until the next unseal."},
+	{.pattern = "step-down", .ops = {{LOP_UPDATE, h_step_down}}, .sudo = true},
+	{.pattern = "rotate", .ops = {{LOP_UPDATE, h_rotate}}, .sudo = true,
+	 .help = "Add a new term to the keyring; new writes use it."},
+	{.pattern = "key-status", .ops = {{LOP_READ, h_key_status}}},
+	{.pattern = "rekey/init", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_READ, h_rekey_init}, {LOP_UPDATE, h_rekey_init}, {LOP_DELETE, h_rekey_init}}},
+	{.pattern = "rekey/update", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, h_rekey_update}}},
+	{.pattern = "generate-root/attempt", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_READ, h_genroot_attempt}, {LOP_UPDATE, h_genroot_attempt},
+		 {LOP_DELETE, h_genroot_attempt}}},
+	{.pattern = "generate-root/update", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, h_genroot_update}}},
+	{.pattern = "mounts/?", .ops = {{LOP_READ, h_mounts_list}}},
+	{.pattern = "mounts/{path*}/tune", .fields = f_tune,
+	 .ops = {{LOP_READ, h_tune_read}, {LOP_UPDATE, h_tune_write}}},
+	{.pattern = "mounts/{path*}", .fields = f_path,
+	 .ops = {{LOP_READ, h_mount_read}, {LOP_UPDATE, h_mount_enable}, {LOP_DELETE, h_mount_disable}}},
+	{.pattern = "auth/?", .ops = {{LOP_READ, h_auth_list}}},
+	{.pattern = "auth/{path*}/tune", .fields = f_tune, .sudo = true,
+	 .ops = {{LOP_READ, h_tune_read}, {LOP_UPDATE, h_tune_write}}},
+	{.pattern = "auth/{path*}", .fields = f_path, .sudo = true,
+	 .ops = {{LOP_READ, h_mount_read}, {LOP_UPDATE, h_mount_enable}, {LOP_DELETE, h_mount_disable}}},
+	{.pattern = "remount", .fields = f_remount, .ops = {{LOP_UPDATE, h_remount}}},
+	{.pattern = "remount/status/{id}", .ops = {{LOP_READ, h_remount_status}}},
+	{.pattern = "internal/ui/mounts/?", .ops = {{LOP_READ, h_ui_mounts}}, .unauthenticated = true},
+	{.pattern = "internal/ui/mounts/{path*}", .ops = {{LOP_READ, h_ui_mount}},
+	 .unauthenticated = true},
+	{.pattern = "policy/?", .ops = {{LOP_READ, h_policy_list}, {LOP_LIST, h_policy_list}}},
+	{.pattern = "policy/{name}", .fields = f_policy,
+	 .ops = {{LOP_READ, h_policy_read}, {LOP_UPDATE, h_policy_write}, {LOP_DELETE, h_policy_delete}}},
+	{.pattern = "policies/acl/?", .ops = {{LOP_LIST, h_policy_list}}},
+	{.pattern = "policies/acl/{name}", .fields = f_policy,
+	 .ops = {{LOP_READ, h_policy_read}, {LOP_UPDATE, h_policy_write}, {LOP_DELETE, h_policy_delete}}},
+	{.pattern = "capabilities-self", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_self}}},
+	{.pattern = "capabilities", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_token}}},
+	{.pattern = "capabilities-accessor", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_accessor}}},
+	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
+	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
+	{.pattern = "storage/raft/snapshot", .ops = {{LOP_READ, h_raft_snapshot}, {LOP_UPDATE, h_raft_snapshot}}},
+	{.pattern = "storage/raft/snapshot-force", .ops = {{LOP_UPDATE, h_raft_snapshot}}},
+	{NULL},
+};
+
+static const struct path_def *sys_table(void *inst)
+{
+	return sys_paths;
+}
+
+const struct backend_ops sys_backend_ops = {
+	.type = "system",
+	.paths = sys_table,
+};

@@ -1,0 +1,82 @@
+/*
+ * http.h - the HTTP(S) listener: Vault's wire conventions on top of
+ * libmicrohttpd.
+ *
+ * Sits between the network and the core (DESIGN.md "The path of a request"):
+ * it parses HTTP, maps method + /v1/ path + query + body to a struct
+ * logical_request, calls core_handle_request() once per request, and writes
+ * Vault's JSON envelope or {"errors":[...]} with the status from
+ * http_status_for_verr(). It knows nothing about tokens or storage.
+ *
+ * Threads: one listener runs its own libmicrohttpd threads (see docs/http.md
+ * for the model); core_handle_request() is called on those threads,
+ * concurrently. http_listener_start/stop/reload_tls may be called from any
+ * one control thread (not from inside a request).
+ */
+#ifndef COFFER_HTTP_HTTP_H
+#define COFFER_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/verr.h"
+
+struct core;
+struct http_listener;
+
+struct http_listener_opts {
+	/* "127.0.0.1:8200", "[::1]:8200", "0.0.0.0:8200", ":8200", "localhost:8200".
+	 * Port 0 picks a free port; read it back with http_listener_address(). */
+	const char *address;
+	bool tls_disable;
+	/* PEM files. The cert file may hold the chain (leaf first). */
+	const char *tls_cert_file, *tls_key_file;
+	/* When set, a client certificate, if presented, must chain to this CA
+	 * (handshake fails otherwise). Without it a presented certificate is
+	 * passed to the core unverified (auth/cert verifies it). */
+	const char *tls_client_ca_file;
+	const char *tls_min_version; /* "tls12" (default) | "tls13" */
+	bool tls_require_client_cert; /* handshake fails without a client cert */
+	int64_t max_request_size;     /* body bytes; <= 0: 32 MiB */
+	int64_t max_request_duration; /* seconds to receive a request; <= 0: 90 */
+	unsigned connection_limit;    /* open connections; 0: 4096 */
+	unsigned idle_timeout;        /* seconds a connection may sit idle; 0: 30 */
+	/* 0 (default): one thread per connection, so a slow core call blocks only
+	 * its own connection. n > 0: epoll with n worker threads (faster for
+	 * in-memory work, but a blocking handler stalls its worker's other
+	 * connections). See docs/http.md for measurements. */
+	unsigned thread_pool_size;
+	bool unauthenticated_metrics_access; /* kept for the config; unused here */
+};
+
+/* Bind, listen and start serving. On success *out is owned by the caller and
+ * must be released with http_listener_stop(). Errors: VERR_INVALID (bad
+ * address, unreadable or mismatched cert/key, bad tls_min_version),
+ * VERR_UNAVAILABLE (bind/listen failed, e.g. address in use),
+ * VERR_INTERNAL. Ignores SIGPIPE process-wide (writes to closed sockets must
+ * not kill the server). `core` is borrowed and must outlive the listener. */
+int http_listener_start(struct http_listener **out, const struct http_listener_opts *o,
+			struct core *core, struct verr *err);
+
+/* Re-read tls_cert_file / tls_key_file (and tls_client_ca_file) and use them
+ * for every new TLS connection; connections already open keep the old
+ * credentials until they close. On error the old credentials stay in use.
+ * A no-op returning 0 for a plain-HTTP listener. Thread-safe. */
+int http_listener_reload_tls(struct http_listener *l, struct verr *err);
+
+/* Stop accepting, wait (at most 10 s) for requests in flight to finish,
+ * close every connection and free. NULL is a no-op. */
+void http_listener_stop(struct http_listener *l);
+
+/* "127.0.0.1:8200" / "[::1]:8200": the address actually bound (port 0
+ * resolved). Borrowed; valid until http_listener_stop(). */
+const char *http_listener_address(const struct http_listener *l);
+/* The bound port. */
+int http_listener_port(const struct http_listener *l);
+
+/* The one map from a VERR_* code to an HTTP status (400, 403, 404, 405, 413,
+ * 429, 500, 503, 412...). VERR_STANDBY maps to 503 here; the listener turns
+ * it into a 307 when the core supplies a redirect. Unknown codes: 500. */
+int http_status_for_verr(int code);
+
+#endif

@@ -1,0 +1,611 @@
+/*
+ * listener.c - the HTTP(S) listener: libmicrohttpd glue around request.c
+ * (raw request -> logical request) and response.c (result -> reply).
+ *
+ * DESIGN
+ * Threads: by default MHD_USE_THREAD_PER_CONNECTION: one polling thread
+ *   accepts, each connection gets a thread that runs the core call
+ *   synchronously, so a slow core call (PostgreSQL, a KMS, RSA keygen) only
+ *   stalls its own connection. thread_pool_size > 0 selects epoll + a pool
+ *   instead (docs/http.md has the measurements behind the default).
+ * Per connection (socket context, struct conn): TCP_NODELAY, the TLS
+ *   credentials it holds (tls.c), whether it arrived over the soft limit.
+ * Per request (con_cls, struct req): created by the URI-log callback with a
+ *   copy of the raw request-target (MHD's own decoding would truncate at
+ *   %00), the body buffer, the start time. Freed by the completed callback,
+ *   which MHD calls for every request it saw a URI for.
+ * Limits: request line + headers must fit MHD's per-connection pool
+ *   (MHD answers 414/431 itself); the body cap is ours (413 straight away
+ *   from Content-Length, or after discarding a chunked body); a request
+ *   must arrive within max_request_duration; idle connections are closed
+ *   after idle_timeout. Over connection_limit we answer 503 and close (MHD's
+ *   own hard limit, a little higher, would just drop the socket).
+ * Stop: stop accepting (MHD_quiesce_daemon), refuse new requests on open
+ *   connections with 503, wait up to 10 s for requests in flight, then
+ *   MHD_stop_daemon closes everything and joins the threads.
+ * Guarded by l->mu: conns, inflight, stopping.
+ */
+#include "http/http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+
+#include "core/core.h"
+#include "util/log.h"
+
+#define DEFAULT_MAX_BODY (32LL * 1024 * 1024)
+#define DEFAULT_MAX_DURATION 90
+#define DEFAULT_CONN_LIMIT 4096u
+#define DEFAULT_IDLE 30u
+#define CONN_MEMORY (64u * 1024)      /* request line + headers + read buffer */
+#define HARD_LIMIT_MARGIN 64u         /* MHD drops sockets past limit+margin */
+#define THREAD_STACK (2u * 1024 * 1024)
+#define STOP_GRACE_MS 10000
+#define MAX_HEADERS 1024
+
+struct http_listener {
+	struct MHD_Daemon *d;
+	struct core *core;
+	struct http_tls *tls;
+	int lfd;
+	char addr[INET6_ADDRSTRLEN + 10];
+	int port;
+	int64_t max_body;
+	int64_t max_ms;
+	unsigned conn_limit;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned conns;
+	unsigned inflight;
+	bool stopping;
+};
+
+struct conn {
+	void *tls_handle;
+	bool over_limit;
+};
+
+struct req {
+	char *target;
+	size_t target_len;
+	const char *target_ptr; /* MHD's buffer: to find raw NULs */
+	char *body;
+	size_t body_len, body_cap;
+	uint64_t received;
+	int64_t start_ms;
+	bool started, counted, too_large;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	log_debug("http", "libmicrohttpd: %s", buf);
+}
+
+/* MHD needs a certificate source at start; every session gets ours in
+ * on_connection() instead, so this is only reached if that failed. */
+static int no_cert(gnutls_session_t s, const gnutls_datum_t *req_ca, int nreq,
+		   const gnutls_pk_algorithm_t *algos, int nalgos, gnutls_pcert_st **pcert,
+		   unsigned int *pcert_len, gnutls_privkey_t *key)
+{
+	return -1;
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->target_ptr = uri;
+	r->target_len = strlen(uri);
+	r->target = strndup(uri, r->target_len);
+	r->start_ms = now_ms();
+	return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_listener *l = cls;
+	struct req *r = *con_cls;
+	if (!r)
+		return;
+	if (r->counted) {
+		pthread_mutex_lock(&l->mu);
+		if (--l->inflight == 0)
+			pthread_cond_broadcast(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+	}
+	free(r->target);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct http_listener *l = cls;
+	struct conn *cc = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fd, *tls;
+		int one = 1;
+		cc = calloc(1, sizeof(*cc));
+		fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (fd)
+			setsockopt(fd->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pthread_mutex_lock(&l->mu);
+		l->conns++;
+		if (cc)
+			cc->over_limit = l->conns > l->conn_limit;
+		pthread_mutex_unlock(&l->mu);
+		if (cc && l->tls) {
+			tls = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+			if (tls && tls->tls_session)
+				cc->tls_handle = http__tls_attach(l->tls, tls->tls_session);
+		}
+		*socket_context = cc;
+		return;
+	}
+	pthread_mutex_lock(&l->mu);
+	l->conns--;
+	pthread_mutex_unlock(&l->mu);
+	if (cc) {
+		if (l->tls)
+			http__tls_detach(l->tls, cc->tls_handle);
+		free(cc);
+	}
+	*socket_context = NULL;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_reply *rep)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+
+	if (rep->body)
+		mr = MHD_create_response_from_buffer(rep->body_len, rep->body,
+						     MHD_RESPMEM_MUST_FREE);
+	else
+		mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!mr) {
+		http__reply_free(rep);
+		return MHD_NO;
+	}
+	rep->body = NULL; /* transferred */
+	if (rep->content_type)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
+	MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (rep->location)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_LOCATION, rep->location);
+	if (rep->close)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(c, (unsigned)rep->status, mr);
+	MHD_destroy_response(mr);
+	http__reply_free(rep);
+	return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *msg,
+				  bool close)
+{
+	struct http_reply rep = {0};
+	http__reply_error(&rep, status, msg);
+	rep.close = close;
+	return send_reply(c, &rep);
+}
+
+struct header_vec {
+	struct http_header v[MAX_HEADERS];
+	size_t n;
+};
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				      const char *value)
+{
+	struct header_vec *h = cls;
+	if (h->n == MAX_HEADERS)
+		return MHD_NO;
+	h->v[h->n].name = key;
+	h->v[h->n].value = value;
+	h->n++;
+	return MHD_YES;
+}
+
+static void remote_of(struct MHD_Connection *c, char *buf, size_t cap, int *port)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	buf[0] = '\0';
+	*port = 0;
+	if (!ci || !ci->client_addr)
+		return;
+	if (ci->client_addr->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)ci->client_addr;
+		inet_ntop(AF_INET, &a->sin_addr, buf, (socklen_t)cap);
+		*port = ntohs(a->sin_port);
+	} else if (ci->client_addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ci->client_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) /* dual-stack: report IPv4 */
+			inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], buf, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, &a->sin6_addr, buf, (socklen_t)cap);
+		*port = ntohs(a->sin6_port);
+	}
+}
+
+static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
+			      struct req *r, const char *method)
+{
+	struct header_vec *hv = malloc(sizeof(*hv));
+	struct http_raw_request raw = {0};
+	struct http_built built;
+	struct http_reply rep;
+	struct logical_response resp;
+	struct verr err;
+	char addr[INET6_ADDRSTRLEN];
+	char *pem = NULL;
+	int rc;
+
+	if (!hv)
+		return send_error(c, 500, "out of memory", true);
+	hv->n = 0;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, hv);
+	remote_of(c, addr, sizeof(addr), &raw.remote_port);
+	if (l->tls) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		pem = http__tls_peer_pem(ci ? ci->tls_session : NULL);
+	}
+	raw.method = method;
+	raw.target = r->target;
+	raw.target_len = r->target_len;
+	raw.headers = hv->v;
+	raw.nheaders = hv->n;
+	raw.body = r->body;
+	raw.body_len = r->body_len;
+	raw.body_too_large = r->too_large;
+	raw.remote_addr = addr;
+	raw.client_cert_pem = pem;
+
+	if (http__build_request(&built, &rep, &raw) != 0)
+		goto send;
+	memset(&resp, 0, sizeof(resp));
+	verr_clear(&err);
+	rc = core_handle_request(l->core, &built.req, &resp, &err);
+	http__reply_from_core(&rep, rc, &built.req, &resp, &err);
+	logical_response_reset(&resp);
+	http__built_free(&built);
+send:
+	free(pem);
+	free(hv);
+	return send_reply(c, &rep);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+				 const char *method, const char *version,
+				 const char *upload_data, size_t *upload_data_size,
+				 void **con_cls)
+{
+	struct http_listener *l = cls;
+	struct req *r = *con_cls;
+
+	if (!r || !r->target)
+		return send_error(c, 500, "out of memory", true);
+	if (!r->started) {
+		const union MHD_ConnectionInfo *si =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		const struct conn *cc = si ? si->socket_context : NULL;
+		const char *cl;
+		bool stopping;
+
+		r->started = true;
+		pthread_mutex_lock(&l->mu);
+		stopping = l->stopping;
+		if (!stopping) {
+			l->inflight++;
+			r->counted = true;
+		}
+		pthread_mutex_unlock(&l->mu);
+		if (stopping)
+			return send_error(c, 503, "server is shutting down", true);
+		if (cc && cc->over_limit)
+			return send_error(c, 503, "too many open connections", true);
+		/* The target MHD gave the URI callback ends one space before the
+		 * version; if strlen() stops earlier, it held a raw NUL byte. */
+		if (version && (uintptr_t)version > (uintptr_t)r->target_ptr &&
+		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 != r->target_len &&
+		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 < 1024 * 1024)
+			return send_error(c, 400, "request path contains a NUL byte", true);
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(cl, &end, 10);
+			if (errno == 0 && end != cl && n > (unsigned long long)l->max_body)
+				return send_error(c, 413,
+						  "failed to parse JSON input: http: request body too large",
+						  true);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		r->received += n;
+		if (now_ms() - r->start_ms > l->max_ms)
+			return MHD_NO; /* trickled too long: drop the connection */
+		if (r->too_large)
+			return MHD_YES;
+		if (r->body_len + n > (uint64_t)l->max_body) {
+			r->too_large = true; /* keep reading, stop keeping */
+			free(r->body);
+			r->body = NULL;
+			r->body_len = r->body_cap = 0;
+			return MHD_YES;
+		}
+		if (r->body_len + n > r->body_cap) {
+			size_t cap = r->body_cap ? r->body_cap : 4096;
+			char *nb;
+			while (cap < r->body_len + n)
+				cap *= 2;
+			if (cap > (uint64_t)l->max_body)
+				cap = (size_t)l->max_body;
+			nb = realloc(r->body, cap);
+			if (!nb)
+				return MHD_NO;
+			r->body = nb;
+			r->body_cap = cap;
+		}
+		memcpy(r->body + r->body_len, upload_data, n);
+		r->body_len += n;
+		return MHD_YES;
+	}
+	return handle(l, c, r, method);
+}
+
+/* "host:port", "[v6]:port", ":port" -> a bound, listening socket. */
+static int listen_on(struct http_listener *l, const char *address, struct verr *err)
+{
+	char host[256], port[16];
+	const char *colon;
+	struct addrinfo hints = {0}, *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = -1, one = 1, zero = 0, rc;
+
+	if (!address || !*address)
+		return verr_set(err, VERR_INVALID, "listener address is empty");
+	if (address[0] == '[') {
+		const char *rb = strchr(address, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - address - 1) >= sizeof(host))
+			return verr_set(err, VERR_INVALID, "bad listener address \"%s\"", address);
+		snprintf(host, sizeof(host), "%.*s", (int)(rb - address - 1), address + 1);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(address, ':');
+		if (!colon || (size_t)(colon - address) >= sizeof(host))
+			return verr_set(err, VERR_INVALID,
+					"bad listener address \"%s\" (want host:port)", address);
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
+	}
+	if (strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(port) ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return verr_set(err, VERR_INVALID, "bad port in listener address \"%s\"", address);
+	snprintf(port, sizeof(port), "%s", colon + 1);
+
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	hints.ai_family = host[0] ? AF_UNSPEC : AF_INET6;
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc && !host[0]) {
+		hints.ai_family = AF_INET;
+		rc = getaddrinfo(NULL, port, &hints, &res);
+	}
+	if (rc)
+		return verr_set(err, VERR_INVALID, "cannot resolve listener address \"%s\": %s",
+				address, gai_strerror(rc));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = verr_set(err, VERR_UNAVAILABLE, "socket: %s", strerror(errno));
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (res->ai_family == AF_INET6 && !host[0]) /* ":8200": both families */
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024)) {
+		rc = verr_set(err, VERR_UNAVAILABLE, "cannot listen on %s: %s", address,
+			      strerror(errno));
+		goto out;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		rc = verr_set(err, VERR_UNAVAILABLE, "getsockname: %s", strerror(errno));
+		goto out;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&ss;
+		char ip[INET6_ADDRSTRLEN];
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		l->port = ntohs(a->sin6_port);
+		snprintf(l->addr, sizeof(l->addr), "[%s]:%d", ip, l->port);
+	} else {
+		const struct sockaddr_in *a = (const void *)&ss;
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		l->port = ntohs(a->sin_port);
+		snprintf(l->addr, sizeof(l->addr), "%s:%d", ip, l->port);
+	}
+	l->lfd = fd;
+	fd = -1;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return rc;
+}
+
+int http_listener_start(struct http_listener **out, const struct http_listener_opts *o,
+			struct core *core, struct verr *err)
+{
+	struct http_listener *l;
+	unsigned flags = MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem opts[20];
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	signal(SIGPIPE, SIG_IGN);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	l->lfd = -1;
+	l->core = core;
+	l->max_body = o->max_request_size > 0 ? o->max_request_size : DEFAULT_MAX_BODY;
+	l->max_ms = (o->max_request_duration > 0 ? o->max_request_duration : DEFAULT_MAX_DURATION) *
+		    1000;
+	l->conn_limit = o->connection_limit ? o->connection_limit : DEFAULT_CONN_LIMIT;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+
+	if (!o->tls_disable) {
+		rc = http__tls_new(&l->tls, o, err);
+		if (rc)
+			goto fail;
+	}
+	rc = listen_on(l, o->address, err);
+	if (rc)
+		goto fail;
+
+	/* the logger first, so MHD routes every later message through it */
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+	if (o->thread_pool_size) {
+		flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+						    (intptr_t)o->thread_pool_size, NULL};
+	} else {
+		flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_POLL;
+	}
+	if (l->tls) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+						    (void *)http__tls_priorities(l->tls)};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+						    (void *)no_cert};
+	}
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, l->lfd, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+					    (intptr_t)(l->conn_limit + HARD_LIMIT_MARGIN), NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+					    (intptr_t)(o->idle_timeout ? o->idle_timeout : DEFAULT_IDLE),
+					    NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, THREAD_STACK, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, l};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, l};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, l};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, opts,
+				MHD_OPTION_END);
+	if (!l->d) {
+		rc = verr_set(err, VERR_UNAVAILABLE, "cannot start the HTTP listener on %s",
+			      l->addr);
+		goto fail;
+	}
+	log_info("http", "listening on %s (%s)", l->addr, l->tls ? "tls" : "tls disabled");
+	*out = l;
+	return 0;
+fail:
+	if (l->lfd >= 0)
+		close(l->lfd);
+	http__tls_free(l->tls);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+	free(l);
+	return rc;
+}
+
+int http_listener_reload_tls(struct http_listener *l, struct verr *err)
+{
+	int rc;
+	if (!l->tls)
+		return 0;
+	rc = http__tls_reload(l->tls, err);
+	if (rc == 0)
+		log_info("http", "reloaded TLS certificate for %s", l->addr);
+	return rc;
+}
+
+void http_listener_stop(struct http_listener *l)
+{
+	MHD_socket fd;
+	struct timespec dl;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->stopping = true;
+	pthread_mutex_unlock(&l->mu);
+	fd = MHD_quiesce_daemon(l->d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += STOP_GRACE_MS / 1000;
+	pthread_mutex_lock(&l->mu);
+	while (l->inflight > 0)
+		if (pthread_cond_timedwait(&l->cv, &l->mu, &dl) == ETIMEDOUT)
+			break;
+	if (l->inflight)
+		log_warn("http", "stopping with %u requests still in flight", l->inflight);
+	pthread_mutex_unlock(&l->mu);
+
+	MHD_stop_daemon(l->d);
+	http__tls_free(l->tls);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+	free(l);
+}
+
+const char *http_listener_address(const struct http_listener *l)
+{
+	return l->addr;
+}
+
+int http_listener_port(const struct http_listener *l)
+{
+	return l->port;
+}

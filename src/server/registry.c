@@ -1,0 +1,37 @@
+/*
+ * registry.c - the tables that tell the core which implementations exist:
+ * storage backends, secrets engines and auth methods. Adding one means one
+ * row here (DESIGN.md "Interfaces").
+ */
+#include "server/registry.h"
+
+#include <string.h>
+
+#include "core/token.h"
+#include "secrets/secrets.h"
+
+static const struct physical_entry physicals[] = {
+	{"inmem", physical_inmem_new},
+	{"file", physical_file_new},
+	{NULL, NULL},
+};
+
+physical_new_fn registry_physical(const char *type)
+{
+	for (const struct physical_entry *e = physicals; e->name; e++)
+		if (!strcmp(e->name, type))
+			return e->fn;
+	return NULL;
+}
+
+static const struct backend_ops *const backends[] = {
+	&kv_backend_ops,
+	&cubbyhole_backend_ops,
+	&token_backend_ops,
+	NULL,
+};
+
+const struct backend_ops *const *registry_backends(void)
+{
+	return backends;
+}

@@ -1,0 +1,20 @@
+/*
+ * registry.h - implementation tables handed to the core at start-up.
+ */
+#ifndef COFFER_SERVER_REGISTRY_H
+#define COFFER_SERVER_REGISTRY_H
+
+#include "core/logical.h"
+#include "physical/physical.h"
+
+struct physical_entry {
+	const char *name;
+	physical_new_fn fn;
+};
+
+/* Constructor for a storage type, or NULL if not supported. */
+physical_new_fn registry_physical(const char *type);
+/* NULL-terminated list of secrets engines and auth methods. */
+const struct backend_ops *const *registry_backends(void);
+
+#endif

@@ -1,0 +1,335 @@
+/*
+ * server.c - `coffer server`: load the configuration, build the storage, the
+ * core and the listeners from the registry tables, print the banner, then
+ * wait for signals (SIGHUP reloads log level and TLS certificates; SIGTERM and
+ * SIGINT stop accepting, finish in-flight requests, wipe keys and exit 0).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "core/core_int.h"
+#include "http/http.h"
+#include "server/config.h"
+#include "server/registry.h"
+#include "util/hcl.h"
+#include "util/log.h"
+#include "util/secmem.h"
+
+#define MAX_CONFIGS 64
+
+struct server_args {
+	char *configs[MAX_CONFIGS];
+	size_t nconfigs;
+	bool dev;
+	const char *dev_root_token_id;
+	const char *dev_listen_address;
+	const char *log_level;
+	const char *log_format;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: coffer server [options]\n\n"
+		   "  Start a Coffer server from one or more configuration files (HCL or JSON).\n\n"
+		   "  Start with a configuration file:\n      $ coffer server -config=/etc/coffer/coffer.hcl\n\n"
+		   "  Start a throw-away in-memory development server:\n      $ coffer server -dev\n\n"
+		   "Options:\n"
+		   "  -config=PATH               A file or a directory of .hcl/.json files; repeatable.\n"
+		   "  -dev                       In-memory, initialised and unsealed; prints the root token.\n"
+		   "  -dev-root-token-id=ID      The root token to create in dev mode.\n"
+		   "  -dev-listen-address=ADDR   Dev listener address (default 127.0.0.1:8200).\n"
+		   "  -log-level=LEVEL           trace, debug, info, warn or error.\n"
+		   "  -log-format=FORMAT         standard or json.\n");
+}
+
+/* Accept -flag=value, --flag=value and -flag value. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name, bool *matched)
+{
+	const char *a = argv[*i];
+	*matched = false;
+	if (a[0] != '-')
+		return NULL;
+	a++;
+	if (a[0] == '-')
+		a++;
+	size_t n = strlen(name);
+	if (strncmp(a, name, n) != 0)
+		return NULL;
+	if (a[n] == '=') {
+		*matched = true;
+		return a + n + 1;
+	}
+	if (a[n] == '\0') {
+		*matched = true;
+		if (*i + 1 < argc)
+			return argv[++*i];
+		return NULL;
+	}
+	return NULL;
+}
+
+static int parse_args(struct server_args *a, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		bool m;
+		const char *v;
+		const char *arg = argv[i];
+		if (!strcmp(arg, "-dev") || !strcmp(arg, "--dev")) {
+			a->dev = true;
+			continue;
+		}
+		if (!strcmp(arg, "-h") || !strcmp(arg, "-help") || !strcmp(arg, "--help")) {
+			usage(stdout);
+			exit(0);
+		}
+		if ((v = flag_value(argc, argv, &i, "config", &m)), m) {
+			if (!v || a->nconfigs >= MAX_CONFIGS)
+				goto bad;
+			a->configs[a->nconfigs++] = (char *)v;
+		} else if ((v = flag_value(argc, argv, &i, "dev-root-token-id", &m)), m) {
+			a->dev_root_token_id = v;
+		} else if ((v = flag_value(argc, argv, &i, "dev-listen-address", &m)), m) {
+			a->dev_listen_address = v;
+		} else if ((v = flag_value(argc, argv, &i, "log-level", &m)), m) {
+			a->log_level = v;
+		} else if ((v = flag_value(argc, argv, &i, "log-format", &m)), m) {
+			a->log_format = v;
+		} else {
+			fprintf(stderr, "flag provided but not defined: %s\n", arg);
+			usage(stderr);
+			return -1;
+		}
+		continue;
+bad:
+		fprintf(stderr, "invalid value for %s\n", arg);
+		return -1;
+	}
+	if (!a->dev && a->nconfigs == 0) {
+		fprintf(stderr, "Error: must specify at least one config path using -config\n");
+		return -1;
+	}
+	if (a->dev && !a->dev_root_token_id)
+		a->dev_root_token_id = getenv("VAULT_DEV_ROOT_TOKEN_ID");
+	if (a->dev && !a->dev_listen_address)
+		a->dev_listen_address = getenv("VAULT_DEV_LISTEN_ADDRESS");
+	return 0;
+}
+
+static void apply_logging(const struct server_config *cfg, const struct server_args *a)
+{
+	const char *lvl = a->log_level ? a->log_level : cfg->log_level;
+	if (!lvl)
+		lvl = getenv("VAULT_LOG_LEVEL");
+	int l = log_level_parse(lvl ? lvl : "info");
+	log_set_level(l < 0 ? LOG_INFO : (enum log_level)l);
+	const char *fmt = a->log_format ? a->log_format : cfg->log_format;
+	log_set_json(fmt && !strcmp(fmt, "json"));
+}
+
+static int policy_parser(json_t **out, const char *text, size_t len, struct verr *err)
+{
+	return hcl_parse_json(out, text, len, "policy", err);
+}
+
+int server_main(int argc, char **argv)
+{
+	struct server_args a = {0};
+	if (parse_args(&a, argc, argv))
+		return 1;
+
+	struct verr err = {0};
+	struct server_config *cfg = NULL;
+	int rc = a.dev ? config_dev(&cfg, a.dev_listen_address, &err)
+		       : config_load(&cfg, a.configs, a.nconfigs, &err);
+	if (rc) {
+		fprintf(stderr, "Error loading configuration: %s\n", err.msg);
+		return 1;
+	}
+	apply_logging(cfg, &a);
+	if (a.log_level && log_level_parse(a.log_level) < 0) {
+		fprintf(stderr, "Error: unknown log level \"%s\"\n", a.log_level);
+		config_free(cfg);
+		return 1;
+	}
+
+	physical_new_fn pnew = registry_physical(cfg->storage->type);
+	if (!pnew) {
+		fprintf(stderr, "Error: storage type \"%s\" is not supported\n", cfg->storage->type);
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg->ha_storage && !registry_physical(cfg->ha_storage->type)) {
+		fprintf(stderr, "Error: ha_storage type \"%s\" is not supported\n", cfg->ha_storage->type);
+		config_free(cfg);
+		return 1;
+	}
+	for (size_t i = 0; i < cfg->nseals; i++)
+		if (strcmp(cfg->seals[i].type, "shamir") != 0) {
+			fprintf(stderr, "Error: seal type \"%s\" is not supported\n", cfg->seals[i].type);
+			config_free(cfg);
+			return 1;
+		}
+
+	/* no core dumps of a process holding keys, unless explicitly allowed */
+	const char *dumps = getenv("COFFER_ENABLE_CORE_DUMPS");
+	if (!dumps || strcmp(dumps, "1") != 0) {
+		prctl(PR_SET_DUMPABLE, 0);
+		struct rlimit rl = {0, 0};
+		setrlimit(RLIMIT_CORE, &rl);
+	}
+	secmem_set_mlock(!cfg->disable_mlock);
+
+	/* signals: block in every thread, handled by sigwait below */
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	struct physical *phys = NULL;
+	rc = pnew(&phys, cfg->storage->options, &err);
+	if (rc) {
+		fprintf(stderr, "Error initializing storage of type %s: %s\n", cfg->storage->type, err.msg);
+		config_free(cfg);
+		return 1;
+	}
+	struct core_opts co = {
+		.phys = phys,
+		.default_lease_ttl = cfg->default_lease_ttl,
+		.max_lease_ttl = cfg->max_lease_ttl,
+		.backends = registry_backends(),
+		.storage_type = cfg->storage->type,
+		.api_addr = cfg->api_addr,
+		.cluster_addr = cfg->cluster_addr,
+		.cluster_name = cfg->cluster_name,
+		.allow_audit_log_prefixing = cfg->allow_audit_log_prefixing,
+		.policy_parser = policy_parser,
+	};
+	struct core *core = NULL;
+	rc = core_new(&core, &co, &err);
+	if (rc) {
+		fprintf(stderr, "Error creating core: %s\n", err.msg);
+		physical_close(phys);
+		config_free(cfg);
+		return 1;
+	}
+
+	struct http_listener **ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		struct http_listener_opts o = {
+			.address = l->address,
+			.tls_disable = l->tls_disable,
+			.tls_cert_file = l->tls_cert_file,
+			.tls_key_file = l->tls_key_file,
+			.tls_client_ca_file = l->tls_client_ca_file,
+			.tls_min_version = l->tls_min_version == CONFIG_TLS13 ? "tls13" : "tls12",
+			.tls_require_client_cert = l->tls_require_and_verify_client_cert,
+			.max_request_size = config_listener_max_request_size(l),
+			.max_request_duration = l->max_request_duration ? l->max_request_duration
+									 : cfg->default_max_request_duration,
+			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
+		};
+		rc = http_listener_start(&ls[i], &o, core, &err);
+		if (rc) {
+			fprintf(stderr, "Error initializing listener of type tcp: %s\n", err.msg);
+			for (size_t j = 0; j < i; j++)
+				http_listener_stop(ls[j]);
+			free(ls);
+			core_free(core);
+			config_free(cfg);
+			return 1;
+		}
+	}
+
+	/* banner */
+	printf("==> Coffer server configuration:\n\n");
+	printf("%24s: %s\n", "Api Address", cfg->api_addr ? cfg->api_addr : "");
+	printf("%24s: %s\n", "Cluster Address", cfg->cluster_addr ? cfg->cluster_addr : "");
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		char label[32];
+		snprintf(label, sizeof(label), "Listener %zu", i + 1);
+		printf("%24s: tcp (addr: \"%s\", max_request_size: \"%lld\", tls: \"%s\")\n", label,
+		       http_listener_address(ls[i]),
+		       (long long)config_listener_max_request_size(&cfg->listeners[i]),
+		       cfg->listeners[i].tls_disable ? "disabled" : "enabled");
+	}
+	const char *lvl_names[] = {"trace", "debug", "info", "warn", "error", "off"};
+	printf("%24s: %s\n", "Log Level", lvl_names[log_get_level()]);
+	printf("%24s: supported: true, enabled: %s\n", "Mlock", cfg->disable_mlock ? "false" : "true");
+	printf("%24s: %s\n", "Storage", cfg->storage->type);
+	printf("%24s: Coffer v%s\n", "Version", COFFER_VERSION);
+	printf("\n");
+
+	if (a.dev) {
+		char *root = NULL, *key = NULL;
+		rc = core_dev_setup(core, a.dev_root_token_id, &root, &key, &err);
+		if (rc) {
+			fprintf(stderr, "Error initializing dev mode: %s\n", err.msg);
+			for (size_t i = 0; i < cfg->nlisteners; i++)
+				http_listener_stop(ls[i]);
+			free(ls);
+			core_free(core);
+			config_free(cfg);
+			return 1;
+		}
+		printf("WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory\n"
+		       "and starts unsealed with a single unseal key. The root token is already\n"
+		       "authenticated to the CLI, so you can immediately begin using Coffer.\n\n"
+		       "You may need to set the following environment variables:\n\n"
+		       "    $ export VAULT_ADDR='http://%s'\n\n"
+		       "The unseal key and root token are displayed below in case you want to\n"
+		       "seal/unseal the Vault or re-authenticate.\n\n"
+		       "Unseal Key: %s\nRoot Token: %s\n\n"
+		       "Development mode should NOT be used in production installations!\n\n",
+		       cfg->nlisteners ? http_listener_address(ls[0]) : "", key, root);
+		secmem_wipe(key, strlen(key));
+		secmem_wipe(root, strlen(root));
+		free(key);
+		free(root);
+	}
+	printf("==> Coffer server started! Log data will stream in below:\n\n");
+	fflush(stdout);
+	log_info("core", "listening; storage=%s", cfg->storage->type);
+
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("core", "SIGHUP received: reloading");
+			struct server_config *ncfg = NULL;
+			struct verr e2 = {0};
+			if (!a.dev && config_load(&ncfg, a.configs, a.nconfigs, &e2) == 0) {
+				apply_logging(ncfg, &a);
+				config_free(ncfg);
+			} else if (!a.dev) {
+				log_error("core", "reload failed: %s", e2.msg);
+			}
+			for (size_t i = 0; i < cfg->nlisteners; i++)
+				if (!cfg->listeners[i].tls_disable && http_listener_reload_tls(ls[i], &e2))
+					log_error("core", "TLS reload failed: %s", e2.msg);
+			extern void coreglue_reopen_audit(struct core *c);
+			coreglue_reopen_audit(core);
+			continue;
+		}
+		log_info("core", "shutdown signal received (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+		break;
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		http_listener_stop(ls[i]);
+	free(ls);
+	core_shutdown_seal(core);
+	core_free(core);
+	config_free(cfg);
+	log_info("core", "shutdown complete");
+	return 0;
+}
