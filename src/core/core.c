@@ -195,16 +195,6 @@ int core__valid_path(const char *path, struct verr *err)
 	return 0;
 }
 
-/* Paths served while sealed (handled before routing). */
-static bool sealed_ok(const char *p)
-{
-	static const char *const ok[] = {"sys/init", "sys/unseal", "sys/seal-status", "sys/health", NULL};
-	for (int i = 0; ok[i]; i++)
-		if (!strcmp(p, ok[i]))
-			return true;
-	return false;
-}
-
 static int strip_slash_eq(const char *path, const char *what)
 {
 	size_t l = strlen(what);
@@ -212,6 +202,16 @@ static int strip_slash_eq(const char *path, const char *what)
 }
 
 int core__health(struct core *c, const json_t *q, struct logical_response *resp);
+
+/* Vault answers the seal endpoints with a bare JSON object, no envelope. */
+void core__raw_json(struct logical_response *resp, json_t *obj)
+{
+	resp->raw_body = json_dumps(obj, JSON_COMPACT);
+	resp->raw_len = resp->raw_body ? strlen(resp->raw_body) : 0;
+	resp->raw_content_type = strdup("application/json");
+	resp->raw = true;
+	json_decref(obj);
+}
 
 /* The seal-independent sys endpoints. Returns 1 if handled. */
 static int handle_sealed_paths(struct core *c, struct logical_request *req,
@@ -244,13 +244,8 @@ static int handle_sealed_paths(struct core *c, struct logical_request *req,
 	} else {
 		return 0;
 	}
-	if (out) {
-		/* these sys answers are not wrapped in the envelope's data */
-		resp->data = out;
-		resp->raw = false;
-		resp->data_at_top = true;
-		resp->status = -1; /* -1: body is data itself, no envelope */
-	}
+	if (out)
+		core__raw_json(resp, out);
 	return 1;
 unsupported:
 	*rc = verr_set(err, VERR_UNSUPPORTED, "unsupported operation");

@@ -1,5 +1,5 @@
 /*
- * core_int.h - the core's internal layout, shared by core/*.c only (and the
+ * core_int.h - the core's internal layout, shared by core/ files only (and the
  * server start-up code, which creates the core).
  *
  * DESIGN
@@ -156,6 +156,7 @@ int core__valid_path(const char *path, struct verr *err);
 extern const struct backend_ops sys_backend_ops;
 
 /* misc */
+void core__raw_json(struct logical_response *resp, json_t *obj);
 void core__uuid(char out[37]);
 void core__rand_base62(char *out, size_t n);
 char *core__rfc3339(int64_t unix_secs, long nanos);

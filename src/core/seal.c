@@ -134,9 +134,8 @@ int core__health(struct core *c, const json_t *q, struct logical_response *resp)
 		json_object_set_new(o, "cluster_name", json_string(c->cluster_name));
 		json_object_set_new(o, "cluster_id", json_string(c->cluster_id));
 	}
-	resp->data = o;
 	resp->status = code;
-	resp->data_at_top = true;
+	core__raw_json(resp, o);
 	return 0;
 }
 
