@@ -294,7 +294,10 @@ int coreglue_policy_list(struct core *c, json_t **out, struct verr *err)
 
 int coreglue_policy_get(struct core *c, const char *name, char **out_text, struct verr *err)
 {
-	return policy_store_raw(c->policies, name, out_text, err);
+	int rc = policy_store_raw(c->policies, name, out_text, err);
+	if (rc == 0 && !*out_text)
+		return verr_set(err, VERR_NOT_FOUND, "%s", "");
+	return rc;
 }
 
 int coreglue_policy_put(struct core *c, const char *name, const char *text, struct verr *err)
