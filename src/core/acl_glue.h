@@ -48,4 +48,16 @@ int coreglue_policy_put(struct core *c, const char *name, const char *text, stru
 int coreglue_policy_delete(struct core *c, const char *name, struct verr *err);
 int coreglue_revoke_mount_leases(struct core *c, const char *prefix);
 
+/* audit hooks (audit_hooks.c). request: called before the handler runs
+ * (rc == 0, fail closed: non-zero means "do not run") or, for a request
+ * refused earlier, with that error. response: called after; non-zero means
+ * the response could not be recorded. */
+int coreglue_audit_request(struct core *c, const struct logical_request *req,
+			   const struct token_entry *te, int rc, const struct verr *rerr,
+			   struct verr *err);
+int coreglue_audit_response(struct core *c, const struct logical_request *req,
+			    const struct token_entry *te, const struct logical_response *resp,
+			    int rc, const struct verr *rerr, struct verr *err);
+void coreglue_reopen_audit(struct core *c);
+
 #endif

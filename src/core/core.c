@@ -270,12 +270,7 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 
 	/* route */
 	struct mount_entry *m = core__route(c, req->path);
-	if (!m) {
-		/* Vault: no handler for route -> 404 for reads, 405 otherwise,
-		 * but an unauthenticated caller gets 403 first */
-		if (!req->client_token || !*req->client_token)
-			return verr_set(err, VERR_DENIED, "permission denied");
-	}
+	bool audited = false, audit_failed = false;
 	const char *rel = m ? req->path + strlen(m->path) : req->path;
 	if (m && strlen(req->path) + 1 == strlen(m->path)) /* "secret" for mount "secret/" */
 		rel = "";
@@ -369,6 +364,10 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 		req->sudo = ar.sudo || ar.is_root;
 	}
 
+	if (!unauth && !te) {
+		rc = verr_set(err, VERR_DENIED, "permission denied");
+		goto out;
+	}
 	if (!m || !def) {
 		if (req->op == LOP_LIST || req->op == LOP_READ)
 			rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
@@ -381,6 +380,14 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 		rc = field_rc;
 		goto out;
 	}
+
+	/* audit the request before it runs: no device can record it -> no run */
+	rc = coreglue_audit_request(c, req, te, 0, NULL, err);
+	if (rc) {
+		audit_failed = true;
+		goto out;
+	}
+	audited = true;
 
 	/* token use count */
 	bool revoke_after = false;
@@ -422,6 +429,17 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 	if (revoke_after)
 		coreglue_token_revoke(c, te);
 out:
+	if (!audit_failed && m) {
+		struct verr aerr = {0};
+		if (!audited)
+			coreglue_audit_request(c, req, te, rc, err, &aerr);
+		int arc = coreglue_audit_response(c, req, te, resp, rc, err, &aerr);
+		if (arc && rc == 0) {
+			rc = arc;
+			if (err)
+				*err = aerr;
+		}
+	}
 	req->fields = NULL;
 	json_decref(fields);
 	if (te)
