@@ -209,6 +209,13 @@ static int add_value(json_t *obj, const char *k, const char *v, bool join)
 	return json_array_append_new(cur, json_string(v));
 }
 
+static bool utf8_ok(const char *s)
+{
+	json_t *probe = json_string(s);
+	json_decref(probe);
+	return probe != NULL;
+}
+
 /* Go's url.ParseQuery, keeping first-seen key order: pairs split on '&',
  * a pair with ';' or a bad escape is skipped, '+' is a space. Keys or
  * values holding NUL are an error (-1): our strings are C strings. */
@@ -235,19 +242,12 @@ static int parse_query(json_t *obj, const char *q, size_t len, bool join)
 			free(v);
 			continue;
 		}
-		if (strlen(k) != kn || strlen(v) != vn || !json_string(v)) {
-			/* NUL byte, or not UTF-8 (jansson refuses it) */
+		if (strlen(k) != kn || strlen(v) != vn || !utf8_ok(k) || !utf8_ok(v)) {
+			/* a NUL byte, or not UTF-8 (jansson refuses it) */
 			free(k);
 			free(v);
 			return -1;
 		}
-		json_t *probe = json_string(k);
-		if (!probe) {
-			free(k);
-			free(v);
-			return -1;
-		}
-		json_decref(probe);
 		int rc = add_value(obj, k, v, join);
 		free(k);
 		free(v);

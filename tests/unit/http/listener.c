@@ -379,6 +379,33 @@ static void test_http_listener__graceful_stop(void **state)
 	assert_true(connect_to(port2) < 0);
 }
 
+static void test_http_listener__over_connection_limit_503(void **state)
+{
+	struct http_listener *l2;
+	struct http_listener_opts o = {.address = "127.0.0.1:0", .tls_disable = true,
+				       .connection_limit = 2};
+	struct verr e;
+	struct http_resp r;
+	int a, b, port;
+
+	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	port = http_listener_port(l2);
+	a = connect_to(port);
+	b = connect_to(port);
+	usleep(200 * 1000);
+	assert_int_equal(http_dos(port, "GET /v1/secret/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "{\"errors\":[\"too many open connections\"]}\n");
+	http_resp_free(&r);
+	close(a);
+	close(b);
+	usleep(200 * 1000);
+	assert_int_equal(http_dos(port, "GET /v1/secret/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	http_listener_stop(l2);
+}
+
 static void test_http_listener__bad_address(void **state)
 {
 	struct http_listener *l2 = NULL;
@@ -415,6 +442,7 @@ int main(void)
 		cmocka_unit_test_setup(test_http_listener__slow_core_does_not_block, per_test),
 		cmocka_unit_test_setup(test_http_listener__keep_alive, per_test),
 		cmocka_unit_test_setup(test_http_listener__graceful_stop, per_test),
+		cmocka_unit_test_setup(test_http_listener__over_connection_limit_503, per_test),
 		cmocka_unit_test_setup(test_http_listener__bad_address, per_test),
 	};
 	if (getenv("HTTP_TEST_FILTER"))
