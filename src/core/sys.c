@@ -435,7 +435,7 @@ static const struct field_def f_path[] = {
 	{"external_entropy_access", FT_BOOL, "false", "", false},
 	{"plugin_name", FT_STRING, NULL, "", false},
 	{"plugin_version", FT_STRING, NULL, "", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def f_tune[] = {
@@ -452,14 +452,14 @@ static const struct field_def f_tune[] = {
 	{"token_type", FT_ANY, NULL, "", false},
 	{"force_no_cache", FT_ANY, NULL, "", false},
 	{"plugin_version", FT_ANY, NULL, "", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def f_policy[] = {
 	{"name", FT_STRING, NULL, "policy name", false},
 	{"policy", FT_STRING, NULL, "policy text (HCL or JSON)", false},
 	{"rules", FT_STRING, NULL, "legacy name of policy", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def f_caps[] = {
@@ -467,13 +467,13 @@ static const struct field_def f_caps[] = {
 	{"paths", FT_STRSLICE, NULL, "", false},
 	{"token", FT_STRING, NULL, "", false},
 	{"accessor", FT_STRING, NULL, "", false},
-	{NULL},
+	{0},
 };
 
 static const struct field_def f_remount[] = {
 	{"from", FT_STRING, NULL, "", true},
 	{"to", FT_STRING, NULL, "", true},
-	{NULL},
+	{0},
 };
 
 static const struct field_def f_any[] = {
@@ -486,7 +486,7 @@ static const struct field_def f_any[] = {
 	{"require_verification", FT_ANY, NULL, "", false},
 	{"otp", FT_ANY, NULL, "", false},
 	{"pgp_key", FT_ANY, NULL, "", false},
-	{NULL},
+	{0},
 };
 
 
@@ -534,7 +534,7 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
 	{.pattern = "storage/raft/snapshot", .ops = {{LOP_READ, h_raft_snapshot}, {LOP_UPDATE, h_raft_snapshot}}},
 	{.pattern = "storage/raft/snapshot-force", .ops = {{LOP_UPDATE, h_raft_snapshot}}},
-	{NULL},
+	{0},
 };
 
 static const struct path_def *sys_table(void *inst)

@@ -38,7 +38,7 @@ static const struct field_def fields[] = {
 	{"flag", FT_BOOL, "false", "flag", false},
 	{"list", FT_STRSLICE, "", "list", false},
 	{"count", FT_INT, "0", "count", false},
-	{NULL},
+	{0},
 };
 
 static const struct path_def table[] = {
@@ -48,7 +48,7 @@ static const struct path_def table[] = {
 	{.pattern = "data/{path*}", .ops = {{LOP_READ, h_read}}},
 	{.pattern = "metadata/{path**}", .ops = {{LOP_LIST, h_read}}},
 	{.pattern = "config/?", .ops = {{LOP_READ, h_read}}},
-	{NULL},
+	{0},
 };
 
 static void test_core_framework__match(void **state)
