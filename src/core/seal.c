@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/acl_glue.h"
+#include "core/expiration.h"
 #include "core/barrier.h"
 #include "util/log.h"
 #include "util/secmem.h"
@@ -540,11 +541,14 @@ int core__post_unseal(struct core *c, struct verr *err)
 		rc = coreglue_stores_open(c, err);
 	if (!rc)
 		rc = core__mounts_load(c, err);
+	if (!rc) /* leases revoke through the mounts: start once they are loaded */
+		rc = coreglue_leases_start(c, err);
 	return rc;
 }
 
 void core__pre_seal(struct core *c)
 {
+	coreglue_leases_stop(c); /* before the mounts and the barrier go */
 	core__mounts_unload(c);
 	coreglue_stores_close(c);
 }

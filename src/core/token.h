@@ -87,6 +87,11 @@ struct token_store_opts {
 	 * leases). Runs with the store mutex held. May be NULL. */
 	void (*on_revoke)(void *ctx, const struct token_entry *te);
 	void *revoke_ctx;
+	/* Called after a token's expiry was set or moved (issue with a TTL,
+	 * renew), with the entry as stored; runs with the store mutex held
+	 * (the expiration manager schedules the token's lease). May be NULL. */
+	void (*on_expiry)(void *ctx, const struct token_entry *te);
+	void *expiry_ctx;
 	/* Clock (unix seconds); NULL => time(NULL). Tests use a fake clock. */
 	int64_t (*now)(void *ctx);
 	void *now_ctx;
