@@ -173,6 +173,9 @@ int coreglue_leases_open(struct core *c, struct verr *err)
 		.revoke = hook_revoke,
 		.renew = hook_renew,
 		.ctx = c,
+		/* revokes are storage-bound (two durable deletes each); the
+		 * file backend's group commit turns concurrency into batching */
+		.workers = 32,
 	};
 	return expiration_new(&c->expire, c->bphys, "sys/expire/", &ops, err);
 }
