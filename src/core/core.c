@@ -369,10 +369,12 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 		goto out;
 	}
 	if (!m || !def) {
+		/* Vault: ErrUnsupportedPath is a 404 (405 is for a known path
+		 * without the operation); reads and lists say nothing */
 		if (req->op == LOP_LIST || req->op == LOP_READ)
 			rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
 		else
-			rc = verr_set(err, VERR_UNSUPPORTED, "unsupported path");
+			rc = verr_set(err, VERR_NOT_FOUND, "unsupported path");
 		goto out;
 	}
 	if (field_rc) {
