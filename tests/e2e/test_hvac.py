@@ -526,6 +526,10 @@ class HvacTest(unittest.TestCase):
             c.write("secret/data/bad", data="not-an-object")
         with self.assertRaises(hexc.InvalidRequest):
             c.sys.enable_secrets_engine("kv", path="sys/evil")
+        # no response wrapping: a wrap request is refused, never answered in the clear
+        with self.assertRaises(hexc.InvalidRequest) as cm:
+            c.read("secret/data/ro/x", wrap_ttl="5m")
+        self.assertIn("wrapping", cm.exception.errors[0])
 
     # ---- auth methods and audit, when the server has them ----
     def test_userpass(self):
@@ -567,12 +571,18 @@ class HvacTest(unittest.TestCase):
         if not server_has_auth(c, "kubernetes"):
             self.skipTest("server has no kubernetes auth method")
         c.auth.kubernetes.configure("https://127.0.0.1:6443")
-        cfg = c.auth.kubernetes.read_config()["data"]
+        cfg = c.auth.kubernetes.read_config()  # hvac returns the data block
         self.assertEqual(cfg["kubernetes_host"], "https://127.0.0.1:6443")
         c.auth.kubernetes.create_role("app", bound_service_account_names=["app"],
                                       bound_service_account_namespaces=["default"],
                                       policies=["default"])
+        role = c.auth.kubernetes.read_role("app")
+        self.assertEqual(role["bound_service_account_names"], ["app"])
         self.assertIn("app", c.auth.kubernetes.list_roles()["keys"])
+        # a JWT that is not one is refused before any TokenReview
+        with self.assertRaises((hexc.InvalidRequest, hexc.Forbidden)):
+            client(self.s).auth.kubernetes.login("app", "not-a-jwt")
+        c.auth.kubernetes.delete_role("app")
 
     def test_audit(self):
         c = self.c
