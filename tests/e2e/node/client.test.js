@@ -75,8 +75,10 @@ describe('node-vault against coffer', { skip: !ADDR || !ROOT ? 'VAULT_ADDR/VAULT
     const v = vault(ROOT);
 
     before(async () => {
-        await v.mount({ mount_point: 'secret', type: 'kv', options: { version: '2' } });
-        await v.mount({ mount_point: 'kv1', type: 'kv' });
+        // a dev server already has secret/ (kv v2)
+        const have = (await v.mounts()).data;
+        if (!have['secret/']) await v.mount({ mount_point: 'secret', type: 'kv', options: { version: '2' } });
+        if (!have['kv1/']) await v.mount({ mount_point: 'kv1', type: 'kv' });
     });
 
     test('status, health, leader, initialized', async () => {
