@@ -368,11 +368,18 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 		rc = verr_set(err, VERR_DENIED, "permission denied");
 		goto out;
 	}
-	if (!m || !def) {
+	if (!m) {
+		rc = verr_set(err, VERR_NOT_FOUND, "no handler for route \"%s\". route entry not found.",
+			      req->path);
+		goto out;
+	}
+	if (!def) {
+		/* Vault: ErrUnsupportedPath is a 404 (405 is for a known path
+		 * without the operation); reads and lists say nothing */
 		if (req->op == LOP_LIST || req->op == LOP_READ)
 			rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
 		else
-			rc = verr_set(err, VERR_UNSUPPORTED, "unsupported path");
+			rc = verr_set(err, VERR_NOT_FOUND, "unsupported path");
 		goto out;
 	}
 	if (field_rc) {
