@@ -319,7 +319,7 @@ static void test_auth_approle__custom_and_destroy(void **state)
 	role(&t, "r", NULL);
 	char *rid = role_id(&t, "r");
 	assert_int_equal(at_do(&t, LOP_UPDATE, "role/r/custom-secret-id",
-			       json_pack("{s:s,s:O}", "secret_id", "push-secret", "metadata",
+			       json_pack("{s:s,s:o}", "secret_id", "push-secret", "metadata",
 					 json_pack("{s:s}", "k", "v"))), 0);
 	char acc[64];
 	snprintf(acc, sizeof(acc), "%s", at_str(&t, "secret_id_accessor"));

@@ -108,7 +108,7 @@ static void test_auth_userpass__validation(void **state)
 			       json_pack("{s:s,s:s}", "password", "p", "token_bound_cidrs", "1.2.3.4/40")),
 			 VERR_INVALID);
 	assert_int_equal(at_do(&t, LOP_UPDATE, "users/a",
-			       json_pack("{s:s,s:s,s:s}", "password", "p", "password_hash", "x")),
+			       json_pack("{s:s,s:s}", "password", "p", "password_hash", "x")),
 			 VERR_INVALID);
 	/* legacy names are accepted and echoed back */
 	create_user(&t, "a", json_pack("{s:s,s:s,s:s}", "password", "p", "policies", "p1",
