@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/kubernetes.h"
 #include "core/token.h"
 #include "secrets/secrets.h"
 
@@ -31,6 +32,7 @@ static const struct backend_ops *const backends[] = {
 	&token_backend_ops,
 	&userpass_backend_ops,
 	&approle_backend_ops,
+	&kubernetes_backend_ops,
 	NULL,
 };
 
