@@ -206,6 +206,7 @@ int server_main(int argc, char **argv)
 		.default_lease_ttl = cfg->default_lease_ttl,
 		.max_lease_ttl = cfg->max_lease_ttl,
 		.backends = registry_backends(),
+		.audit_types = registry_audit_types(),
 		.storage_type = cfg->storage->type,
 		.api_addr = cfg->api_addr,
 		.cluster_addr = cfg->cluster_addr,
