@@ -915,6 +915,8 @@ static struct audit_item *dev_enqueue(struct audit_dev *d, char *line, size_t le
 	bool stuck = d->busy_since && mono_ms() - d->busy_since > d->timeout_ms;
 	if (d->stop || stuck) {
 		pthread_mutex_unlock(&d->mu);
+		if (stuck)
+			log_warn("audit", "device %s is not responding: entry refused", d->path);
 		free(it->line);
 		free(it);
 		return NULL;
@@ -938,6 +940,7 @@ static int dev_wait(struct audit_dev *d, struct audit_item *it, int64_t deadline
 		if (pthread_cond_timedwait(&d->done, &d->mu, &ts) == ETIMEDOUT)
 			break;
 	int rc;
+	bool timed_out = it->state != ITEM_DONE;
 	if (it->state == ITEM_DONE) {
 		rc = it->result;
 		free(it->line);
@@ -961,7 +964,7 @@ static int dev_wait(struct audit_dev *d, struct audit_item *it, int64_t deadline
 		rc = VERR_INTERNAL;
 	}
 	pthread_mutex_unlock(&d->mu);
-	if (rc)
+	if (timed_out)
 		log_warn("audit", "device %s did not record an entry within %lld ms", d->path,
 			 (long long)d->timeout_ms);
 	return rc;
