@@ -100,7 +100,8 @@ static size_t mem_tail(void *dev, char *buf, size_t cap)
 {
 	pthread_mutex_lock(&g_mem.mu);
 	size_t n = g_mem.len < cap ? g_mem.len : cap;
-	memcpy(buf, g_mem.buf + g_mem.len - n, n);
+	if (n)
+		memcpy(buf, g_mem.buf + g_mem.len - n, n);
 	pthread_mutex_unlock(&g_mem.mu);
 	return n;
 }
