@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "auth/kubernetes.h"
 #include "core/token.h"
 #include "secrets/secrets.h"
 
@@ -29,6 +30,7 @@ static const struct backend_ops *const backends[] = {
 	&kv_backend_ops,
 	&cubbyhole_backend_ops,
 	&token_backend_ops,
+	&kubernetes_backend_ops,
 	NULL,
 };
 
