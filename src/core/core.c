@@ -21,6 +21,7 @@
 
 #include "core/acl_glue.h"
 #include "core/barrier.h"
+#include "util/cidr.h"
 #include "util/log.h"
 
 int64_t core__now(void)
@@ -470,50 +471,14 @@ int core_handle_request(struct core *c, struct logical_request *req,
 	return rc;
 }
 
-/* ---- CIDR binding ---- */
-
-#include <arpa/inet.h>
-
-static bool cidr_match(const char *cidr, const char *addr)
-{
-	char net[128];
-	snprintf(net, sizeof(net), "%s", cidr);
-	int bits = -1;
-	char *slash = strchr(net, '/');
-	if (slash) {
-		*slash = '\0';
-		bits = atoi(slash + 1);
-	}
-	unsigned char a[16], b[16];
-	int fam = strchr(net, ':') ? AF_INET6 : AF_INET;
-	size_t alen = fam == AF_INET ? 4 : 16;
-	if (inet_pton(fam, net, a) != 1 || inet_pton(fam, addr, b) != 1)
-		return false;
-	if (bits < 0 || bits > (int)alen * 8)
-		bits = (int)alen * 8;
-	for (int i = 0; i < bits; i++) {
-		int byte = i / 8, bit = 7 - i % 8;
-		if (((a[byte] >> bit) & 1) != ((b[byte] >> bit) & 1))
-			return false;
-	}
-	return true;
-}
+/* ---- CIDR binding (util/cidr.c) ---- */
 
 static bool cidr_allows(const json_t *cidrs, const char *addr)
 {
-	if (!cidrs || !json_is_array(cidrs) || json_array_size(cidrs) == 0)
-		return true;
-	if (!addr)
-		return false;
-	size_t i;
-	json_t *e;
-	json_array_foreach(cidrs, i, e)
-		if (json_is_string(e) && cidr_match(json_string_value(e), addr))
-			return true;
-	return false;
+	return cidr_list_allows(cidrs, addr);
 }
 
 bool core__cidr_list_allows(const json_t *cidrs, const char *addr)
 {
-	return cidr_allows(cidrs, addr);
+	return cidr_list_allows(cidrs, addr);
 }

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "audit/audit.h"
+#include "auth/auth.h"
 #include "auth/kubernetes.h"
 #include "core/token.h"
 #include "secrets/secrets.h"
@@ -29,6 +31,8 @@ static const struct backend_ops *const backends[] = {
 	&kv_backend_ops,
 	&cubbyhole_backend_ops,
 	&token_backend_ops,
+	&userpass_backend_ops,
+	&approle_backend_ops,
 	&kubernetes_backend_ops,
 	NULL,
 };
@@ -36,4 +40,16 @@ static const struct backend_ops *const backends[] = {
 const struct backend_ops *const *registry_backends(void)
 {
 	return backends;
+}
+
+static const struct audit_device_ops *const audit_types[] = {
+	&audit_file_ops,
+	&audit_socket_ops,
+	&audit_syslog_ops,
+	NULL,
+};
+
+const struct audit_device_ops *const *registry_audit_types(void)
+{
+	return audit_types;
 }
