@@ -21,6 +21,7 @@
 
 #include "core/acl_glue.h"
 #include "core/barrier.h"
+#include "util/cidr.h"
 #include "util/log.h"
 
 int64_t core__now(void)
@@ -368,11 +369,18 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 		rc = verr_set(err, VERR_DENIED, "permission denied");
 		goto out;
 	}
-	if (!m || !def) {
+	if (!m) {
+		rc = verr_set(err, VERR_NOT_FOUND, "no handler for route \"%s\". route entry not found.",
+			      req->path);
+		goto out;
+	}
+	if (!def) {
+		/* Vault: ErrUnsupportedPath is a 404 (405 is for a known path
+		 * without the operation); reads and lists say nothing */
 		if (req->op == LOP_LIST || req->op == LOP_READ)
 			rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
 		else
-			rc = verr_set(err, VERR_UNSUPPORTED, "unsupported path");
+			rc = verr_set(err, VERR_NOT_FOUND, "unsupported path");
 		goto out;
 	}
 	if (field_rc) {
@@ -463,50 +471,14 @@ int core_handle_request(struct core *c, struct logical_request *req,
 	return rc;
 }
 
-/* ---- CIDR binding ---- */
-
-#include <arpa/inet.h>
-
-static bool cidr_match(const char *cidr, const char *addr)
-{
-	char net[128];
-	snprintf(net, sizeof(net), "%s", cidr);
-	int bits = -1;
-	char *slash = strchr(net, '/');
-	if (slash) {
-		*slash = '\0';
-		bits = atoi(slash + 1);
-	}
-	unsigned char a[16], b[16];
-	int fam = strchr(net, ':') ? AF_INET6 : AF_INET;
-	size_t alen = fam == AF_INET ? 4 : 16;
-	if (inet_pton(fam, net, a) != 1 || inet_pton(fam, addr, b) != 1)
-		return false;
-	if (bits < 0 || bits > (int)alen * 8)
-		bits = (int)alen * 8;
-	for (int i = 0; i < bits; i++) {
-		int byte = i / 8, bit = 7 - i % 8;
-		if (((a[byte] >> bit) & 1) != ((b[byte] >> bit) & 1))
-			return false;
-	}
-	return true;
-}
+/* ---- CIDR binding (util/cidr.c) ---- */
 
 static bool cidr_allows(const json_t *cidrs, const char *addr)
 {
-	if (!cidrs || !json_is_array(cidrs) || json_array_size(cidrs) == 0)
-		return true;
-	if (!addr)
-		return false;
-	size_t i;
-	json_t *e;
-	json_array_foreach(cidrs, i, e)
-		if (json_is_string(e) && cidr_match(json_string_value(e), addr))
-			return true;
-	return false;
+	return cidr_list_allows(cidrs, addr);
 }
 
 bool core__cidr_list_allows(const json_t *cidrs, const char *addr)
 {
-	return cidr_allows(cidrs, addr);
+	return cidr_list_allows(cidrs, addr);
 }
