@@ -82,6 +82,19 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS for pid %d" % pid)
 
 
+def mem_detail(pid):
+    """(Pss, private anonymous) in KiB: RSS counts every shared-library page
+    the process touched in full; these two show what is really its own."""
+    pss = anon = 0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+            elif line.startswith("Anonymous:"):
+                anon = int(line.split()[1])
+    return pss, anon
+
+
 def threads_of(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -154,22 +167,27 @@ def wait_port(port, proc, timeout=15.0):
 class Coffer:
     """A coffer server on file storage with a plain-HTTP loopback listener."""
 
-    def __init__(self, binary, workdir, name):
+    def __init__(self, binary, workdir, name, thread_pool_size=0):
         self.binary = binary
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.conf = os.path.join(self.dir, "coffer.hcl")
         self.logpath = os.path.join(self.dir, "server.log")
-        with open(self.conf, "w") as f:
-            f.write('storage "file" {\n  path = "%s"\n}\n' % os.path.join(self.dir, "data"))
-            f.write('listener "tcp" {\n  address = "127.0.0.1:%d"\n  tls_disable = true\n}\n'
-                    % self.port)
-            f.write('log_level = "warn"\n')
+        self.write_config(thread_pool_size)
         self.proc = None
         self.api = Api(self.port)
         self.keys = None
         self.root = None
+
+    def write_config(self, thread_pool_size=0):
+        with open(self.conf, "w") as f:
+            f.write('storage "file" {\n  path = "%s"\n}\n' % os.path.join(self.dir, "data"))
+            f.write('listener "tcp" {\n  address = "127.0.0.1:%d"\n  tls_disable = true\n'
+                    % self.port)
+            if thread_pool_size:
+                f.write('  thread_pool_size = %d\n' % thread_pool_size)
+            f.write('}\nlog_level = "warn"\n')
 
     def start(self):
         """Start and wait until it accepts connections. Returns exec-to-listen seconds."""
@@ -243,8 +261,10 @@ def parse_wrk(out):
 
 
 def run_wrk(args, url, conns, duration, script=None, script_args=(), headers=()):
+    # --timeout 30s: wrk's default (2 s) would drop slow answers (a userpass
+    # login runs a 32 MiB scrypt) from the latency histogram as errors
     cmd = ["wrk", "-t%d" % min(args.threads, conns), "-c%d" % conns, "-d%ds" % duration,
-           "--latency"]
+           "--timeout", "30s", "--latency"]
     for h in headers:
         cmd += ["-H", h]
     if script:
@@ -335,6 +355,7 @@ def machine(binary):
         "openssl": sh(["openssl", "version"]),
         "coffer": "%s (git %s%s)" % (sh([binary, "version"]), rev, ", modified" if dirty else ""),
         "python": platform.python_version(),
+        "load": open("/proc/loadavg").read().split()[0],
     }
 
 
@@ -600,6 +621,21 @@ def run(args, binary, workdir):
             script=os.path.join(HERE, "write.lua"), script_args=[pfx, "0", token]))
         durable[c] = (r, nf)
 
+    # -- the same KV v2 read with the epoll pool (listener thread_pool_size)
+    pool = os.cpu_count() or 2
+    log("KV v2 read with thread_pool_size = %d (%ds)" % (pool, d))
+    srv.stop()
+    srv.write_config(pool)
+    srv.start()
+    srv.unseal()
+    r = run_wrk(args, "http://127.0.0.1:%d/v1/secret/data/bench" % srv.port, conns, d,
+                headers=["X-Vault-Token: " + token])
+    rows.append(("KV v2 read, `thread_pool_size = %d`" % pool, "off", r))
+    srv.stop()
+    srv.write_config(0)
+    srv.start()
+    srv.unseal()
+
     # -- audit on
     audit_path = os.path.join(srv.dir, "audit.log")
     st, j, _ = srv.api.call("PUT", "sys/audit/bench",
@@ -628,6 +664,7 @@ def run(args, binary, workdir):
     unseal_empty = fp.unseal()
     time.sleep(1.0)
     rss_idle = rss_kib(fp.proc.pid)
+    pss_idle, anon_idle = mem_detail(fp.proc.pid)
     fp.api.must("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
     for _ in range(50):
         st, _, _ = fp.api.call("POST", "secret/data/warm", {"data": {"value": SECRET_100}})
@@ -672,6 +709,8 @@ def run(args, binary, workdir):
     size_stripped = os.path.getsize(stripped)
     size_raw = os.path.getsize(binary)
 
+    load_end = open("/proc/loadavg").read().split()[0]
+
     # ---------------------------------------------------------------- report
     out = []
     w = out.append
@@ -688,9 +727,14 @@ def run(args, binary, workdir):
     w("| nginx | %s |" % m["nginx"])
     w("| wrk | %s |" % m["wrk"])
     w("| OpenSSL | %s |" % m["openssl"])
+    w("| load average (1 min) at start / end | %s / %s |" % (m["load"], load_end))
     w("")
+    if max(float(m["load"]), float(load_end)) > m["cores"]:
+        w("**The machine was busy with other work during this run (load average above "
+          "the core count): throughput and tail latency are lower and noisier than on an "
+          "idle machine.**\n")
     w("## Throughput and latency\n")
-    w("`wrk -t%d -c%d -d%ds --latency`, keep-alive, loopback, plain HTTP. "
+    w("`wrk -t%d -c%d -d%ds --timeout 30s --latency`, keep-alive, loopback, plain HTTP. "
       "Ceiling: nginx %s serving a static 100-byte JSON file: **%s req/s**, "
       "p50 %s, p99 %s. Coffer: `file` storage, a non-root token whose policy "
       "allows exactly the benchmarked paths (token lookup and ACL on every request).\n"
@@ -731,6 +775,8 @@ def run(args, binary, workdir):
     per_secret = (rss_full - rss_warm) * 1024.0 / args.secrets
     w("| measure | value |\n|---|---|")
     w("| RSS idle after unseal (empty store) | %.1f MiB |" % (rss_idle / 1024.0))
+    w("| of which: proportional (PSS) / private anonymous | %.1f MiB / %.1f MiB |"
+      % (pss_idle / 1024.0, anon_idle / 1024.0))
     w("| RSS after unseal + mounts, policy, token (bench server) | %.1f MiB |"
       % (rss_after_setup / 1024.0))
     w("| RSS after a %s-secret warm-up at %d connections | %.1f MiB |"
