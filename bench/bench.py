@@ -631,6 +631,11 @@ def run(args, binary, workdir):
     r = run_wrk(args, "http://127.0.0.1:%d/v1/secret/data/bench" % srv.port, conns, d,
                 headers=["X-Vault-Token: " + token])
     rows.append(("KV v2 read, `thread_pool_size = %d`" % pool, "off", r))
+    pfx = "/v1/secret/data/w/dp"
+    log("durable writes, %d connections, thread_pool_size = %d (%ds)" % (conns, pool, d))
+    durable_pool = count_fsyncs(srv.proc.pid, lambda: run_wrk(
+        args, "http://127.0.0.1:%d%s" % (srv.port, pfx), conns, d,
+        script=os.path.join(HERE, "write.lua"), script_args=[pfx, "0", token]))
     srv.stop()
     srv.write_config(0)
     srv.start()
@@ -757,15 +762,15 @@ def run(args, binary, workdir):
     w("KV v2 write of a new 100-byte secret per request (one storage record each), "
       "%ds per run; fsyncs counted with `perf stat` on the server's "
       "`fdatasync`/`fsync` calls.\n" % d)
-    w("| writers | writes/s | p50 | p99 | fsyncs | writes per fsync |")
-    w("|---|---|---|---|---|---|")
-    for c in (1, conns):
-        r, nf = durable[c]
+    w("| writers | listener | writes/s | p50 | p99 | fsyncs | writes per fsync | errors |")
+    w("|---|---|---|---|---|---|---|---|")
+    for c, label, (r, nf) in ((1, "thread per connection", durable[1]),
+                              (conns, "thread per connection", durable[conns]),
+                              (conns, "`thread_pool_size = %d`" % pool, durable_pool)):
         wpf = "%.1f" % (r["requests"] / nf) if nf else "n/a"
-        w("| %d | %s | %s | %s | %s | %s |" % (c, fmt_rps(r["rps"]), fmt_ms(r["p50"]),
-                                              fmt_ms(r["p99"]),
-                                              "{:,}".format(nf) if nf is not None else "n/a",
-                                              wpf))
+        w("| %d | %s | %s | %s | %s | %s | %s | %d |" % (
+            c, label, fmt_rps(r["rps"]), fmt_ms(r["p50"]), fmt_ms(r["p99"]),
+            "{:,}".format(nf) if nf is not None else "n/a", wpf, r["non2xx"] + r["sockerr"]))
     w("")
     w("`fdatasync` of a 100-byte append on the same file system: median %s, "
       "so one writer at a time could do at most **%s fsyncs/s**.\n"
