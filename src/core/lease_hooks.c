@@ -258,11 +258,11 @@ int coreglue_revoke_mount_leases(struct core *c, const char *prefix)
 {
 	if (!c->expire)
 		return 0;
-	/* mounts.c calls this after taking the mount out of the routing
-	 * table, so its backend can no longer be reached: drop the leases
-	 * (force) rather than retry them forever against nothing. */
+	/* mounts.c calls this while the mount is still routable, so each
+	 * lease goes through its backend's revoke (dynamic credentials are
+	 * really removed); a failure keeps the mount, as Vault does. */
 	struct verr e = {0};
-	int rc = expiration_revoke_prefix(c->expire, prefix, true, true, &e);
+	int rc = expiration_revoke_prefix(c->expire, prefix, false, true, &e);
 	if (rc)
 		log_warn("expire", "revoking the leases of %s failed: %s", prefix, e.msg);
 	return rc;
