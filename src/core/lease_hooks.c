@@ -193,6 +193,69 @@ void coreglue_leases_stop(struct core *c)
 
 /* ---- secrets ---- */
 
+/*
+ * Leases by token: "sys/expire-token/<token hash>/<hex lease id>" (empty
+ * values, below the barrier) lists the secret leases a token created, so
+ * revoking the token revokes them (Vault's revoke-by-token). Entries of
+ * leases that ended on their own are harmless and go with the token.
+ */
+static void token_index_view(struct core *c, struct storage_view *v)
+{
+	storage_view_init(v, c->bphys, "sys/expire-token/");
+}
+
+static void token_index_add(struct core *c, const char *token_hash, const char *lease_id)
+{
+	struct storage_view v;
+	token_index_view(c, &v);
+	size_t ll = strlen(lease_id), hl = strlen(token_hash);
+	char *key = malloc(hl + 2 + 2 * ll + 1);
+	if (!key)
+		return;
+	memcpy(key, token_hash, hl);
+	key[hl] = '/';
+	for (size_t i = 0; i < ll; i++)
+		snprintf(key + hl + 1 + 2 * i, 3, "%02x", (unsigned char)lease_id[i]);
+	struct verr e = {0};
+	if (view_put(&v, key, (const uint8_t *)"", 0, &e))
+		log_warn("expire", "failed to index a lease by its token: %s", e.msg);
+	free(key);
+}
+
+static void token_index_revoke(struct core *c, const char *token_hash)
+{
+	struct storage_view v;
+	token_index_view(c, &v);
+	char prefix[300];
+	snprintf(prefix, sizeof(prefix), "%s/", token_hash);
+	char **keys = NULL;
+	size_t n = 0;
+	struct verr e = {0};
+	if (view_list(&v, prefix, &keys, &n, &e))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		size_t hl = strlen(keys[i]) / 2;
+		char *id = malloc(hl + 1);
+		if (!id)
+			break;
+		for (size_t j = 0; j < hl; j++) {
+			unsigned int b = 0;
+			sscanf(keys[i] + 2 * j, "%2x", &b);
+			id[j] = (char)b;
+		}
+		id[hl] = '\0';
+		struct verr e2 = {0};
+		int rc = expiration_revoke_lazy(c->expire, id, &e2);
+		if (rc && rc != VERR_INVALID && rc != VERR_NOT_FOUND)
+			log_warn("expire", "failed to revoke a lease of a revoked token: %s", e2.msg);
+		char key[600];
+		snprintf(key, sizeof(key), "%s%s", prefix, keys[i]);
+		view_delete(&v, key, NULL);
+		free(id);
+	}
+	physical_list_free(keys, n);
+}
+
 int coreglue_register_lease(struct core *c, struct mount_entry *m, struct logical_request *req,
 			    struct logical_response *resp, struct verr *err)
 {
@@ -246,6 +309,8 @@ int coreglue_register_lease(struct core *c, struct mount_entry *m, struct logica
 			  err ? err->msg : "");
 		goto out;
 	}
+	if (req->client_token_hash && *req->client_token_hash)
+		token_index_add(c, req->client_token_hash, id);
 	resp->lease_out = json_pack("{s:s,s:I,s:b}", "lease_id", id, "lease_duration",
 				    (json_int_t)ttl, "renewable", s->renewable);
 out:
@@ -308,7 +373,10 @@ void coreglue_lease_token_changed(struct core *c, const struct token_entry *te)
 /* A token was revoked (by any path): its lease goes with it. */
 void coreglue_lease_token_revoked(struct core *c, const struct token_entry *te)
 {
-	if (!c->expire || !te->expire_time)
+	if (!c->expire)
+		return;
+	token_index_revoke(c, te->hash);
+	if (!te->expire_time)
 		return;
 	char *id = token_lease_id(te);
 	struct verr e = {0};
