@@ -368,7 +368,13 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 		rc = verr_set(err, VERR_DENIED, "permission denied");
 		goto out;
 	}
-	if (!m || !def) {
+	if (!m) {
+		/* nothing mounted there: say so, like Vault's router */
+		rc = verr_set(err, VERR_NOT_FOUND, "no handler for route \"%.256s\". route entry not found.",
+			      req->path);
+		goto out;
+	}
+	if (!def) {
 		if (req->op == LOP_LIST || req->op == LOP_READ)
 			rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
 		else
