@@ -20,6 +20,7 @@ Reuse for another storage backend: subclass CrashConsistencyBase with
 CrashConsistencyFile); `setUpBackend`/`tearDownBackend` may start a service.
 KILLS (default 20, env COFFER_CRASH_KILLS) rounds per backend.
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -181,25 +182,31 @@ class CrashConsistencyBase:
             L.counter_sent[wid] = n
 
     def check_listed(self):
-        """Whatever the server lists must read back intact (in-flight writes included)."""
+        """Every acked name is listed; a listed name we have not seen land yet
+        (a write in flight at the kill) must read back intact."""
+        L = self.ledger
         r = self.srv.list("kv/metadata/")
         self.assertEqual(r.status, 200, r)
-        for key in r.json()["data"]["keys"]:
+        listed = set(r.json()["data"]["keys"])
+        missing = set(L.kv) - listed
+        self.assertFalse(missing, "acked kv keys not listed: %s" % sorted(missing)[:5])
+        for key in sorted(listed - set(L.kv)):
+            if key.startswith("counter-"):
+                continue
             g = self.srv.get("kv/data/" + key)
             self.assertEqual(g.status, 200, "listed key %s unreadable: %r" % (key, g))
-            got = g.json()["data"]["data"]
-            if not key.startswith("counter-"):
-                self.assertEqual(got, blob(key), "kv %s half-written" % key)
-                self.ledger.kv.setdefault(key, got)  # landed: must stay from now on
+            self.assertEqual(g.json()["data"]["data"], blob(key), "kv %s half-written" % key)
+            L.kv[key] = blob(key)  # landed: must stay from now on
         r = self.srv.list("sys/policies/acl")
         self.assertEqual(r.status, 200, r)
-        for name in r.json()["data"]["keys"]:
-            if not name.startswith("p-"):
-                continue
+        listed = set(n for n in r.json()["data"]["keys"] if n.startswith("p-"))
+        missing = set(L.policies) - listed
+        self.assertFalse(missing, "acked policies not listed: %s" % sorted(missing)[:5])
+        for name in sorted(listed - set(L.policies)):
             g = self.srv.get("sys/policies/acl/" + name)
             self.assertEqual(g.status, 200, "listed policy %s unreadable: %r" % (name, g))
             self.assertEqual(g.json()["data"]["policy"], policy_text(name), name)
-            self.ledger.policies.setdefault(name, policy_text(name))
+            L.policies[name] = policy_text(name)
 
     def verify(self, rnd, everything=False):
         L = self.ledger
@@ -207,8 +214,10 @@ class CrashConsistencyBase:
         older = [("kv", k) for k in L.kv] + [("token", t) for t in L.tokens] + \
                 [("policy", p) for p in L.policies]
         items += older if everything else self.rng.sample(older, min(40, len(older)))
-        for kind, key in items:
-            {"kv": self.check_kv, "token": self.check_token, "policy": self.check_policy}[kind](key)
+        checks = {"kv": self.check_kv, "token": self.check_token, "policy": self.check_policy}
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for f in [pool.submit(checks[kind], key) for kind, key in items]:
+                f.result()  # re-raises the first failed check
         self.check_counters()
         self.check_listed()
 
