@@ -12,6 +12,7 @@
  */
 #include "core/core_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "core/acl_glue.h"
 #include "core/barrier.h"
 #include "util/log.h"
+#include "util/secmem.h"
 
 int64_t core__now(void)
 {
@@ -105,8 +107,11 @@ void core_free(struct core *c)
 	barrier_free(c->barrier);
 	physical_close(c->phys);
 	pthread_mutex_lock(&c->unseal_lock);
-	for (int i = 0; i < c->unseal.n; i++)
-		free(c->unseal.parts[i]);
+	/* key shares still held by an unfinished unseal, rekey or generate-root */
+	struct unseal_progress *progs[] = {&c->unseal, &c->rekey.prog, &c->genroot.prog};
+	for (size_t p = 0; p < sizeof(progs) / sizeof(progs[0]); p++)
+		for (int i = 0; i < progs[p]->n; i++)
+			secmem_free(progs[p]->parts[i], progs[p]->lens[i]); /* wipes */
 	pthread_mutex_unlock(&c->unseal_lock);
 	pthread_rwlock_destroy(&c->state_lock);
 	pthread_rwlock_destroy(&c->mounts_lock);
@@ -477,21 +482,29 @@ static bool cidr_match(const char *cidr, const char *addr)
 {
 	char net[128];
 	snprintf(net, sizeof(net), "%s", cidr);
-	int bits = -1;
+	long bits = -1;
 	char *slash = strchr(net, '/');
 	if (slash) {
+		/* prefix length: 1-3 digits and nothing else; a malformed CIDR
+		 * matches nothing (fail closed) */
+		char *end;
 		*slash = '\0';
-		bits = atoi(slash + 1);
+		errno = 0;
+		bits = strtol(slash + 1, &end, 10);
+		if (!isdigit((unsigned char)slash[1]) || *end || errno || end - (slash + 1) > 3)
+			return false;
 	}
 	unsigned char a[16], b[16];
 	int fam = strchr(net, ':') ? AF_INET6 : AF_INET;
 	size_t alen = fam == AF_INET ? 4 : 16;
 	if (inet_pton(fam, net, a) != 1 || inet_pton(fam, addr, b) != 1)
 		return false;
-	if (bits < 0 || bits > (int)alen * 8)
-		bits = (int)alen * 8;
-	for (int i = 0; i < bits; i++) {
-		int byte = i / 8, bit = 7 - i % 8;
+	if (bits > (long)alen * 8)
+		return false;
+	if (bits < 0)
+		bits = (long)alen * 8;
+	for (long i = 0; i < bits; i++) {
+		long byte = i / 8, bit = 7 - i % 8;
 		if (((a[byte] >> bit) & 1) != ((b[byte] >> bit) & 1))
 			return false;
 	}
