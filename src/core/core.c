@@ -12,7 +12,6 @@
  */
 #include "core/core_int.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 
 #include "core/acl_glue.h"
 #include "core/barrier.h"
+#include "util/cidr.h"
 #include "util/log.h"
 #include "util/secmem.h"
 
@@ -374,16 +374,17 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 		goto out;
 	}
 	if (!m) {
-		/* nothing mounted there: say so, like Vault's router */
-		rc = verr_set(err, VERR_NOT_FOUND, "no handler for route \"%.256s\". route entry not found.",
+		rc = verr_set(err, VERR_NOT_FOUND, "no handler for route \"%s\". route entry not found.",
 			      req->path);
 		goto out;
 	}
 	if (!def) {
+		/* Vault: ErrUnsupportedPath is a 404 (405 is for a known path
+		 * without the operation); reads and lists say nothing */
 		if (req->op == LOP_LIST || req->op == LOP_READ)
 			rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
 		else
-			rc = verr_set(err, VERR_UNSUPPORTED, "unsupported path");
+			rc = verr_set(err, VERR_NOT_FOUND, "unsupported path");
 		goto out;
 	}
 	if (field_rc) {
@@ -474,58 +475,14 @@ int core_handle_request(struct core *c, struct logical_request *req,
 	return rc;
 }
 
-/* ---- CIDR binding ---- */
-
-#include <arpa/inet.h>
-
-static bool cidr_match(const char *cidr, const char *addr)
-{
-	char net[128];
-	snprintf(net, sizeof(net), "%s", cidr);
-	long bits = -1;
-	char *slash = strchr(net, '/');
-	if (slash) {
-		/* prefix length: 1-3 digits and nothing else; a malformed CIDR
-		 * matches nothing (fail closed) */
-		char *end;
-		*slash = '\0';
-		errno = 0;
-		bits = strtol(slash + 1, &end, 10);
-		if (!isdigit((unsigned char)slash[1]) || *end || errno || end - (slash + 1) > 3)
-			return false;
-	}
-	unsigned char a[16], b[16];
-	int fam = strchr(net, ':') ? AF_INET6 : AF_INET;
-	size_t alen = fam == AF_INET ? 4 : 16;
-	if (inet_pton(fam, net, a) != 1 || inet_pton(fam, addr, b) != 1)
-		return false;
-	if (bits > (long)alen * 8)
-		return false;
-	if (bits < 0)
-		bits = (long)alen * 8;
-	for (long i = 0; i < bits; i++) {
-		long byte = i / 8, bit = 7 - i % 8;
-		if (((a[byte] >> bit) & 1) != ((b[byte] >> bit) & 1))
-			return false;
-	}
-	return true;
-}
+/* ---- CIDR binding (util/cidr.c) ---- */
 
 static bool cidr_allows(const json_t *cidrs, const char *addr)
 {
-	if (!cidrs || !json_is_array(cidrs) || json_array_size(cidrs) == 0)
-		return true;
-	if (!addr)
-		return false;
-	size_t i;
-	json_t *e;
-	json_array_foreach(cidrs, i, e)
-		if (json_is_string(e) && cidr_match(json_string_value(e), addr))
-			return true;
-	return false;
+	return cidr_list_allows(cidrs, addr);
 }
 
 bool core__cidr_list_allows(const json_t *cidrs, const char *addr)
 {
-	return cidr_allows(cidrs, addr);
+	return cidr_list_allows(cidrs, addr);
 }

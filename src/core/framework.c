@@ -370,6 +370,11 @@ int framework_fields(const struct path_def *def, json_t *data, json_t *captures,
 			json_t *v = data ? json_object_get(data, f->name) : NULL;
 			if (captures && json_object_get(captures, f->name))
 				v = json_object_get(captures, f->name);
+			/* clients send null for "not set" (hvac passes increment=None
+			 * through): a typed field then takes its default, as in Vault */
+			if (json_is_null(v) && f->type != FT_ANY && f->type != FT_STRING &&
+			    f->type != FT_NAME)
+				v = NULL;
 			if (v) {
 				json_t *conv;
 				int rc = convert_field(f, v, &conv, err);
@@ -439,7 +444,7 @@ int framework_handle(const struct path_def *table, struct logical_request *req,
 	if (!def) {
 		if (req->op == LOP_LIST || req->op == LOP_READ)
 			return verr_set(err, VERR_NOT_FOUND, "%s", "");
-		return verr_set(err, VERR_UNSUPPORTED, "unsupported path");
+		return verr_set(err, VERR_NOT_FOUND, "unsupported path"); /* 404, as Vault */
 	}
 	json_t *fields = NULL;
 	int rc = framework_fields(def, req->data, caps, &fields, resp, err);

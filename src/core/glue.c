@@ -55,6 +55,9 @@ static int policy_text_parser(json_t **out, const char *text, size_t len, struct
 	return hcl_parse_json(out, text, len, "policy", err);
 }
 
+static int auth_renew_cb(void *ctx, const struct token_entry *te, int64_t *max_ttl_cap,
+			 struct verr *err);
+
 int coreglue_stores_open(struct core *c, struct verr *err)
 {
 	int rc = policy_store_new(&c->policies, &c->policy_view, err);
@@ -68,6 +71,8 @@ int coreglue_stores_open(struct core *c, struct verr *err)
 		.policy_ctx = c,
 		.on_revoke = on_revoke_cb,
 		.revoke_ctx = c,
+		.auth_renew = auth_renew_cb,
+		.auth_renew_ctx = c,
 	};
 	rc = token_store_new(&c->tokens, &c->token_view, &o, err);
 	if (rc) {
@@ -251,6 +256,51 @@ int coreglue_issue_login_token(struct core *c, struct mount_entry *m,
 	token_free_raw(tok);
 	token_entry_free(te);
 	return 0;
+}
+
+/* ---- token renewal through the issuing auth method ---- */
+
+static int auth_renew_cb(void *ctx, const struct token_entry *te, int64_t *max_ttl_cap,
+			 struct verr *err)
+{
+	struct core *c = ctx;
+	*max_ttl_cap = 0;
+	if (!c || !te->path || strncmp(te->path, "auth/", 5) != 0 ||
+	    strncmp(te->path, "auth/token/", 11) == 0)
+		return 0;
+	struct mount_entry *m = core__route(c, te->path);
+	if (!m)
+		return verr_set(err, VERR_DENIED, "the auth method that issued this token is no longer mounted");
+	int rc = 0;
+	if (m->is_auth && m->ops && m->ops->auth_renew) {
+		struct logical_request r = {
+			.op = LOP_RENEW,
+			.path = te->path,
+			.mount_path = m->path,
+			.rel_path = te->path + strlen(m->path),
+			.mount_type = m->type,
+			.mount_accessor = m->accessor,
+			.mount_uuid = m->uuid,
+			.mount_options = m->options,
+			.storage = &m->view,
+			.backend = m->inst,
+			.core = c,
+			.secret_internal = te->internal,
+			.token = te,
+		};
+		json_t *empty = json_object();
+		r.data = empty;
+		struct logical_response resp = {0};
+		rc = m->ops->auth_renew(&r, &resp, err);
+		if (rc == 0 && resp.auth) {
+			int64_t mmax = json_integer_value(json_object_get(m->config, "max_lease_ttl"));
+			*max_ttl_cap = resp.auth->max_ttl ? resp.auth->max_ttl : mmax;
+		}
+		logical_response_reset(&resp);
+		json_decref(empty);
+	}
+	core__mount_release(m);
+	return rc;
 }
 
 /* ---- policies ---- */

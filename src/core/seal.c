@@ -551,6 +551,46 @@ void core__pre_seal(struct core *c)
 	coreglue_stores_close(c);
 }
 
+/*
+ * One key share for an operation in progress (rekey or generate-root):
+ * checks the nonce, records the share, and once `threshold` shares are in,
+ * combines them and opens the root key. Returns <0 on error, 0 when more
+ * shares are needed, 1 with *root (secmem, KEY_LEN) when complete. Called
+ * with c->unseal_lock held.
+ */
+static int collect_share(struct core *c, bool started, const char *what, const char *nonce_want,
+			 struct unseal_progress *prog, const json_t *data, int threshold,
+			 uint8_t **root, struct verr *err)
+{
+	json_t *key = json_object_get(data, "key");
+	json_t *nonce = json_object_get(data, "nonce");
+	*root = NULL;
+	if (!started)
+		return verr_set(err, VERR_INVALID, "no %s in progress", what);
+	if (!json_is_string(key))
+		return verr_set(err, VERR_INVALID, "'key' must be specified in request body as JSON");
+	if (!json_is_string(nonce) || strcmp(json_string_value(nonce), nonce_want))
+		return verr_set(err, VERR_INVALID, "incorrect nonce");
+	uint8_t *kb = NULL;
+	size_t kl = 0;
+	if (core__decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
+		free(kb);
+		return verr_set(err, VERR_INVALID, "'key' must be a valid hex or base64 string");
+	}
+	add_part(prog, kb, kl);
+	secmem_wipe(kb, kl);
+	free(kb);
+	if (prog->n < threshold)
+		return 0;
+	uint8_t *kek = NULL;
+	int rc = combine(prog, threshold, &kek, err);
+	progress_reset(prog);
+	if (!rc)
+		rc = open_root(c, kek, root, err);
+	secmem_free(kek, KEY_LEN);
+	return rc ? rc : 1;
+}
+
 /* ---- rekey ---- */
 
 static json_t *rekey_status(struct core *c, int threshold, int shares)
@@ -604,39 +644,16 @@ int core__rekey(struct core *c, enum logical_op op, const char *which, const jso
 		return rc;
 	}
 	/* update */
-	json_t *key = json_object_get(data, "key");
-	json_t *nonce = json_object_get(data, "nonce");
-	if (!c->rekey.started)
-		rc = verr_set(err, VERR_INVALID, "no rekey in progress");
-	else if (!json_is_string(key))
-		rc = verr_set(err, VERR_INVALID, "'key' must be specified in request body as JSON");
-	else if (!json_is_string(nonce) || strcmp(json_string_value(nonce), c->rekey.nonce))
-		rc = verr_set(err, VERR_INVALID, "incorrect nonce");
-	if (rc) {
+	uint8_t *root = NULL, *newkek = NULL;
+	rc = collect_share(c, c->rekey.started, "rekey", c->rekey.nonce, &c->rekey.prog, data,
+			   threshold, &root, err);
+	if (rc <= 0) {
+		if (rc == 0)
+			*out = rekey_status(c, threshold, cur_shares);
 		pthread_mutex_unlock(&c->unseal_lock);
 		return rc;
 	}
-	uint8_t *kb = NULL;
-	size_t kl = 0;
-	if (core__decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
-		free(kb);
-		pthread_mutex_unlock(&c->unseal_lock);
-		return verr_set(err, VERR_INVALID, "'key' must be a valid hex or base64 string");
-	}
-	add_part(&c->rekey.prog, kb, kl);
-	secmem_wipe(kb, kl);
-	free(kb);
-	if (c->rekey.prog.n < threshold) {
-		*out = rekey_status(c, threshold, cur_shares);
-		pthread_mutex_unlock(&c->unseal_lock);
-		return 0;
-	}
-	uint8_t *kek = NULL, *root = NULL, *newkek = NULL;
-	rc = combine(&c->rekey.prog, threshold, &kek, err);
-	progress_reset(&c->rekey.prog);
-	if (!rc)
-		rc = open_root(c, kek, &root, err);
-	secmem_free(kek, KEY_LEN);
+	rc = 0;
 	json_t *keys = json_array(), *keys_b64 = json_array();
 	if (!rc)
 		rc = barrier_generate_key(&newkek, err);
@@ -735,40 +752,17 @@ int core__generate_root(struct core *c, enum logical_op op, const char *which,
 		pthread_mutex_unlock(&c->unseal_lock);
 		return rc;
 	}
-	json_t *key = json_object_get(data, "key");
-	json_t *nonce = json_object_get(data, "nonce");
-	if (!c->genroot.started)
-		rc = verr_set(err, VERR_INVALID, "no root generation in progress");
-	else if (!json_is_string(key))
-		rc = verr_set(err, VERR_INVALID, "'key' must be specified in request body as JSON");
-	else if (!json_is_string(nonce) || strcmp(json_string_value(nonce), c->genroot.nonce))
-		rc = verr_set(err, VERR_INVALID, "incorrect nonce");
-	if (rc) {
+	uint8_t *root = NULL;
+	rc = collect_share(c, c->genroot.started, "root generation", c->genroot.nonce,
+			   &c->genroot.prog, data, threshold, &root, err);
+	if (rc <= 0) {
+		if (rc == 0)
+			*out = genroot_status(c, threshold);
 		pthread_mutex_unlock(&c->unseal_lock);
 		return rc;
 	}
-	uint8_t *kb = NULL;
-	size_t kl = 0;
-	if (core__decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
-		free(kb);
-		pthread_mutex_unlock(&c->unseal_lock);
-		return verr_set(err, VERR_INVALID, "'key' must be a valid hex or base64 string");
-	}
-	add_part(&c->genroot.prog, kb, kl);
-	secmem_wipe(kb, kl);
-	free(kb);
-	if (c->genroot.prog.n < threshold) {
-		*out = genroot_status(c, threshold);
-		pthread_mutex_unlock(&c->unseal_lock);
-		return 0;
-	}
-	uint8_t *kek = NULL, *root = NULL;
-	rc = combine(&c->genroot.prog, threshold, &kek, err);
-	progress_reset(&c->genroot.prog);
-	if (!rc)
-		rc = open_root(c, kek, &root, err);
-	secmem_free(kek, KEY_LEN);
-	secmem_free(root, KEY_LEN);
+	secmem_free(root, KEY_LEN); /* opening it proved the shares */
+	rc = 0;
 	char *token = NULL;
 	if (!rc)
 		rc = coreglue_root_token(c, &token, err);

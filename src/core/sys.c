@@ -27,6 +27,15 @@ static int top(struct logical_response *resp, json_t *data)
 	return data ? 0 : VERR_INTERNAL;
 }
 
+/* Endpoints Vault serves outside its logical layer answer a bare object. */
+static int bare(struct logical_response *resp, json_t *data)
+{
+	if (!data)
+		return VERR_INTERNAL;
+	core__raw_json(resp, data);
+	return 0;
+}
+
 /* ---- seal, rotate, key status ---- */
 
 static int h_seal(struct logical_request *req, struct logical_response *resp, struct verr *err)
@@ -71,7 +80,7 @@ static int h_rekey_init(struct logical_request *req, struct logical_response *re
 	json_t *out = NULL;
 	int rc = core__rekey(C(req), req->op, "init", req->data, &out, err);
 	if (!rc && out)
-		return top(resp, out);
+		return bare(resp, out);
 	return rc;
 }
 
@@ -81,7 +90,7 @@ static int h_rekey_update(struct logical_request *req, struct logical_response *
 	json_t *out = NULL;
 	int rc = core__rekey(C(req), req->op, "update", req->data, &out, err);
 	if (!rc && out)
-		return top(resp, out);
+		return bare(resp, out);
 	return rc;
 }
 
@@ -91,7 +100,7 @@ static int h_genroot_attempt(struct logical_request *req, struct logical_respons
 	json_t *out = NULL;
 	int rc = core__generate_root(C(req), req->op, "attempt", req->data, &out, err);
 	if (!rc && out)
-		return top(resp, out);
+		return bare(resp, out);
 	return rc;
 }
 
@@ -101,7 +110,7 @@ static int h_genroot_update(struct logical_request *req, struct logical_response
 	json_t *out = NULL;
 	int rc = core__generate_root(C(req), req->op, "update", req->data, &out, err);
 	if (!rc && out)
-		return top(resp, out);
+		return bare(resp, out);
 	return rc;
 }
 
@@ -404,7 +413,7 @@ static int h_caps_accessor(struct logical_request *req, struct logical_response 
 static int h_leader(struct logical_request *req, struct logical_response *resp,
 		    struct verr *err)
 {
-	return top(resp, json_pack("{s:b,s:b,s:s,s:s,s:b,s:i,s:i,s:i}", "ha_enabled", 0, "is_self",
+	return bare(resp, json_pack("{s:b,s:b,s:s,s:s,s:b,s:i,s:i,s:i}", "ha_enabled", 0, "is_self",
 				   0, "leader_address", "", "leader_cluster_address", "",
 				   "performance_standby", 0, "performance_standby_last_remote_wal", 0,
 				   "raft_committed_index", 0, "raft_applied_index", 0));
@@ -516,7 +525,7 @@ static const struct path_def sys_paths[] = {
 	 .ops = {{LOP_READ, h_tune_read}, {LOP_UPDATE, h_tune_write}}},
 	{.pattern = "auth/{path*}", .fields = f_path, .sudo = true,
 	 .ops = {{LOP_READ, h_mount_read}, {LOP_UPDATE, h_mount_enable}, {LOP_DELETE, h_mount_disable}}},
-	{.pattern = "remount", .fields = f_remount, .ops = {{LOP_UPDATE, h_remount}}},
+	{.pattern = "remount", .fields = f_remount, .ops = {{LOP_UPDATE, h_remount}}, .sudo = true},
 	{.pattern = "remount/status/{id}", .ops = {{LOP_READ, h_remount_status}}},
 	{.pattern = "internal/ui/mounts/?", .ops = {{LOP_READ, h_ui_mounts}}, .unauthenticated = true},
 	{.pattern = "internal/ui/mounts/{path*}", .ops = {{LOP_READ, h_ui_mount}},

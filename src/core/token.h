@@ -87,6 +87,12 @@ struct token_store_opts {
 	 * leases). Runs with the store mutex held. May be NULL. */
 	void (*on_revoke)(void *ctx, const struct token_entry *te);
 	void *revoke_ctx;
+	/* Ask the auth method that issued a login token whether it may be
+	 * renewed (the core routes to its auth_renew handler); *max_ttl_cap
+	 * gets the method's current max TTL (0: none). May be NULL. */
+	int (*auth_renew)(void *ctx, const struct token_entry *te, int64_t *max_ttl_cap,
+			  struct verr *err);
+	void *auth_renew_ctx;
 	/* Clock (unix seconds); NULL => time(NULL). Tests use a fake clock. */
 	int64_t (*now)(void *ctx);
 	void *now_ctx;
@@ -202,6 +208,9 @@ json_t *token_policies_sanitize(const json_t *in, bool add_default);
 
 /* The store's clock and limits. */
 int64_t token_store_now(const struct token_store *ts);
+/* Run opts.auth_renew for te (0 and no cap when unset). */
+int token_store_auth_renew(struct token_store *ts, const struct token_entry *te,
+			   int64_t *max_ttl_cap, struct verr *err);
 int64_t token_store_max_ttl(const struct token_store *ts);
 int64_t token_store_default_ttl(const struct token_store *ts);
 

@@ -495,7 +495,19 @@ static int renew_entry(struct logical_request *req, struct logical_response *res
 	struct token_store *ts = store(req);
 	json_t *warnings = json_array();
 	struct token_entry *te = NULL;
-	int rc = token_store_renew(ts, hash, request_duration(req, "increment"), 0, NULL, warnings,
+	int64_t cap = 0;
+	/* a login token is renewed only if its auth method still agrees
+	 * (user or role still exists, same policies) */
+	if (token_store_lookup_hash(ts, hash, &te, NULL) == 0) {
+		int arc = token_store_auth_renew(ts, te, &cap, err);
+		token_entry_free(te);
+		te = NULL;
+		if (arc) {
+			json_decref(warnings);
+			return arc;
+		}
+	}
+	int rc = token_store_renew(ts, hash, request_duration(req, "increment"), cap, NULL, warnings,
 				   err);
 	if (rc == VERR_NOT_FOUND)
 		rc = verr_set(err, VERR_INVALID, "token not found");

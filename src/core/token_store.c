@@ -415,6 +415,15 @@ void token_store_cache_flush(struct token_store *ts)
 
 /* ---- storage helpers ---- */
 
+int token_store_auth_renew(struct token_store *ts, const struct token_entry *te,
+			   int64_t *max_ttl_cap, struct verr *err)
+{
+	*max_ttl_cap = 0;
+	if (!ts->o.auth_renew)
+		return 0;
+	return ts->o.auth_renew(ts->o.auth_renew_ctx, te, max_ttl_cap, err);
+}
+
 int64_t token_store_now(const struct token_store *ts)
 {
 	return ts->o.now ? ts->o.now(ts->o.now_ctx) : (int64_t)time(NULL);

@@ -568,6 +568,16 @@ int http__build_request(struct http_built *out, struct http_reply *reply,
 		ret = oom(reply);
 		goto out;
 	}
+	/* Response wrapping is not implemented: answering a wrap request with
+	 * the secret in the clear would hand it to whoever was meant to get
+	 * only a single-use wrapping token, so refuse instead. */
+	{
+		const char *wrap = header_get(in, "X-Vault-Wrap-TTL");
+		if (wrap && *wrap) {
+			http__reply_error(reply, 400, "response wrapping (X-Vault-Wrap-TTL) is not supported by this server");
+			goto out;
+		}
+	}
 
 	/* the core's path: after "/v1/", list paths end in '/' */
 	{

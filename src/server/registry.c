@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "auth/auth.h"
+#include "auth/kubernetes.h"
 #include "core/token.h"
 #include "secrets/secrets.h"
 
@@ -28,6 +30,9 @@ static const struct backend_ops *const backends[] = {
 	&kv_backend_ops,
 	&cubbyhole_backend_ops,
 	&token_backend_ops,
+	&userpass_backend_ops,
+	&approle_backend_ops,
+	&kubernetes_backend_ops,
 	NULL,
 };
 

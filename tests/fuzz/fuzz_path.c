@@ -2,7 +2,7 @@
  * tests/fuzz/fuzz_path.c - libFuzzer target for the core's path checks
  * (src/core/core.c): core__valid_path, which every request path and mount
  * path goes through before routing, and the CIDR lists that bind tokens and
- * secret IDs to client addresses (core__cidr_list_allows).
+ * secret IDs to client addresses (util/cidr.c).
  *
  * Input byte 0 picks the mode:
  *   even: the rest (up to the first NUL, as the HTTP layer would hand it on)
@@ -12,9 +12,10 @@
  *         characters, no empty segment except one trailing slash, no "." or
  *         ".." segment. Errors are one line; only the empty path is
  *         NOT_FOUND.
- *   odd:  the rest is "cidr\nADDR": the list [cidr] is checked against
- *         ADDR. Must not crash; an address always matches a list holding
- *         exactly itself (when it parses as an IP address).
+ *   odd:  the rest is "cidr\nADDR" (src/util/cidr.c): the list [cidr] is
+ *         checked against ADDR. Must not crash; a CIDR that does not parse
+ *         matches nothing; an address always matches a list holding exactly
+ *         itself (when it parses as an IP address).
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -22,9 +23,7 @@
 #include <string.h>
 
 #include "core/core_int.h"
-
-/* core.c, no header yet (used by the token and approle CIDR bindings) */
-bool core__cidr_list_allows(const json_t *cidrs, const char *addr);
+#include "util/cidr.h"
 
 /* decode one UTF-8 sequence strictly; returns its length or 0 */
 static size_t ref_utf8(const unsigned char *s, size_t n)
@@ -104,14 +103,19 @@ static void fuzz_cidr(const char *s)
 	if (!cidr || !list)
 		abort();
 	json_array_append_new(list, json_string(cidr));
-	(void)core__cidr_list_allows(list, addr);
-	(void)core__cidr_list_allows(list, NULL);
+	bool allowed = cidr_list_allows(list, addr);
+	if (allowed && !cidr_valid(cidr))
+		abort(); /* fail closed */
+	(void)cidr_list_allows(list, NULL);
+	struct cidr c;
+	if (cidr_parse(&c, cidr) == 0)
+		(void)cidr_contains(&c, addr);
 
 	/* an address always falls inside the list [itself] */
 	unsigned char buf[16];
 	if (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1) {
 		json_t *self = json_pack("[s]", addr);
-		if (!self || !core__cidr_list_allows(self, addr))
+		if (!self || !cidr_list_allows(self, addr))
 			abort();
 		json_decref(self);
 	}

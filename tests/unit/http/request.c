@@ -101,6 +101,24 @@ static void test_http_request__patch_needs_merge_patch(void **state)
 	done(&c);
 }
 
+static void test_http_request__wrap_ttl_refused(void **state)
+{
+	struct built_case c;
+	struct http_header wrap[] = {{"X-Vault-Wrap-TTL", "5m"}};
+	struct http_header empty[] = {{"x-vault-wrap-ttl", ""}};
+
+	/* no wrapping support: never answer a wrap request in the clear */
+	build(&c, "GET", "/v1/secret/data/x", wrap, 1, NULL);
+	assert_int_equal(c.rc, 1);
+	assert_int_equal(c.r.status, 400);
+	assert_non_null(strstr(body_of(&c), "wrapping"));
+	done(&c);
+
+	build(&c, "GET", "/v1/secret/data/x", empty, 1, NULL);
+	assert_int_equal(c.rc, 0);
+	done(&c);
+}
+
 static void test_http_request__unsupported_method_405(void **state)
 {
 	const char *methods[] = {"TRACE", "OPTIONS", "CONNECT", "get", "FOO"};
@@ -329,7 +347,7 @@ static void test_http_request__token_and_headers(void **state)
 	struct http_header both[] = {
 		{"Authorization", "Bearer other"},
 		{"X-Vault-Token", "s.primary"},
-		{"X-Vault-Wrap-TTL", "5m"},
+		{"X-Vault-Policy-Override", "true"},
 		{"X-VAULT-REQUEST", "true"},
 		{"x-vault-namespace", "ns1/"},
 		{"X-Vault-Request", "second value ignored"},
@@ -344,7 +362,7 @@ static void test_http_request__token_and_headers(void **state)
 	assert_string_equal(c.b.req.client_token, "s.primary");
 	s = json_dumps(c.b.req.headers, JSON_COMPACT);
 	/* lower-cased, first value wins, the token header is never copied */
-	assert_string_equal(s, "{\"x-vault-wrap-ttl\":\"5m\",\"x-vault-request\":\"true\","
+	assert_string_equal(s, "{\"x-vault-policy-override\":\"true\",\"x-vault-request\":\"true\","
 			       "\"x-vault-namespace\":\"ns1/\"}");
 	free(s);
 	done(&c);
@@ -364,6 +382,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_request__method_mapping),
 		cmocka_unit_test(test_http_request__patch_needs_merge_patch),
+		cmocka_unit_test(test_http_request__wrap_ttl_refused),
 		cmocka_unit_test(test_http_request__unsupported_method_405),
 		cmocka_unit_test(test_http_request__outside_v1_404),
 		cmocka_unit_test(test_http_request__path_decoding),
