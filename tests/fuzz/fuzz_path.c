@@ -102,7 +102,16 @@ static void fuzz_cidr(const char *s)
 	json_t *list = json_array();
 	if (!cidr || !list)
 		abort();
-	json_array_append_new(list, json_string(cidr));
+	json_t *entry = json_string(cidr);
+	if (!entry) {
+		/* not UTF-8: JSON cannot carry it, so no request can either (an
+		 * empty list would allow everything: that is the documented
+		 * meaning of "no binding", not a bypass) */
+		json_decref(list);
+		free(cidr);
+		return;
+	}
+	json_array_append_new(list, entry);
 	bool allowed = cidr_list_allows(list, addr);
 	if (allowed && !cidr_valid(cidr))
 		abort(); /* fail closed */
