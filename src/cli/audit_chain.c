@@ -13,12 +13,17 @@
  *              one that comes later (lines swapped or moved);
  *   inserted   the chain continues over it (the next line verifies against
  *              the previous one), or it is a copy of an earlier line;
- *   altered    neither: its bytes changed, or the line(s) just before it
- *              were removed (the two cannot be told apart without the lost
- *              line; the message says so).
+ *   removed    its "seq" member (Coffer's devices number entries) jumps
+ *              past the last verified line's and the chain goes on intact
+ *              after it: the lines in between were deleted;
+ *   altered    neither: its bytes changed, or (for logs without "seq") the
+ *              line(s) just before it were removed (the two cannot be told
+ *              apart without the lost line; the message says so).
  */
 #include "cli/cli.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +67,7 @@ struct line {
 	const char *p;
 	size_t len;
 	int ok;         /* chain member found */
+	long long seq;  /* the "seq" member just before the chain, or -1 */
 	char chain[65];
 	char *stripped; /* malloc'd */
 	size_t slen;
@@ -97,6 +103,19 @@ static void parse_line(struct line *l)
 	l->stripped[head + 1] = '\0';
 	l->slen = head + 1;
 	l->ok = 1;
+	/* Coffer's devices put ,"seq":N (1, 2, 3... per device) just before
+	 * the chain member: it tells a removal from an alteration */
+	static const char stag[] = ",\"seq\":";
+	const size_t sl = sizeof(stag) - 1;
+	const char *d = t;
+	while (d > l->p && d[-1] >= '0' && d[-1] <= '9' && t - d < 19)
+		d--;
+	if (d < t && (size_t)(d - l->p) >= sl && memcmp(d - sl, stag, sl) == 0) {
+		long long v = 0;
+		for (const char *q = d; q < t; q++)
+			v = v * 10 + (*q - '0');
+		l->seq = v;
+	}
 }
 
 static int verifies(const unsigned char *key, size_t keylen, const char *prev, const struct line *l)
@@ -124,6 +143,7 @@ void cli_chain_verify(struct cli_chain_result *out, const unsigned char *key, si
 				abort();
 		}
 		memset(&ls[n], 0, sizeof(ls[n]));
+		ls[n].seq = -1;
 		ls[n].p = buf + i;
 		ls[n].len = e - i;
 		if (ls[n].len > 0 && ls[n].p[ls[n].len - 1] == '\r')
@@ -133,10 +153,12 @@ void cli_chain_verify(struct cli_chain_result *out, const unsigned char *key, si
 		i = e + 1;
 	}
 	const char *prev = "";
+	long long prev_seq = -1; /* seq of the last verified line */
 	for (size_t i = 0; i < n; i++) {
 		struct line *l = &ls[i];
 		if (verifies(key, keylen, prev, l)) {
 			prev = l->chain;
+			prev_seq = l->seq;
 			continue;
 		}
 		out->line = i + 1;
@@ -176,8 +198,24 @@ void cli_chain_verify(struct cli_chain_result *out, const unsigned char *key, si
 				 "inserted: the chain continues without this line");
 			goto out;
 		}
+		bool next_ok = i + 1 < n && verifies(key, keylen, l->chain, &ls[i + 1]);
+		/* a jump in seq, with the chain intact after this line: entries
+		 * were removed just before it */
+		if ((next_ok || i + 1 == n) && l->seq > 0 &&
+		    ((prev_seq >= 0 && l->seq > prev_seq + 1) || (i == 0 && l->seq > 1))) {
+			out->problem = CLI_CHAIN_REMOVED;
+			if (prev_seq >= 0)
+				snprintf(out->reason, sizeof(out->reason),
+					 "removed: %lld entries (seq %lld to %lld) are missing before this line",
+					 l->seq - prev_seq - 1, prev_seq + 1, l->seq - 1);
+			else
+				snprintf(out->reason, sizeof(out->reason),
+					 "removed: the entries before this line (seq below %lld) are missing",
+					 l->seq);
+			goto out;
+		}
 		out->problem = CLI_CHAIN_ALTERED;
-		if (i + 1 < n && verifies(key, keylen, l->chain, &ls[i + 1]))
+		if (next_ok)
 			snprintf(out->reason, sizeof(out->reason),
 				 "altered, or the line before it was removed: its MAC does not "
 				 "match the chain");

@@ -34,6 +34,7 @@ struct token_store;
 struct policy_store;
 struct expiration;
 struct audit_broker;
+struct audit_device_ops;
 
 struct mount_entry {
 	char *path;        /* "secret/", "auth/userpass/", "sys/" */
@@ -55,6 +56,7 @@ struct core_opts {
 	struct physical *phys;               /* owned by the core from core_new */
 	int64_t default_lease_ttl, max_lease_ttl;
 	const struct backend_ops *const *backends; /* NULL-terminated registry */
+	const struct audit_device_ops *const *audit_types; /* NULL-terminated, may be NULL */
 	const char *storage_type;
 	const char *api_addr, *cluster_addr, *cluster_name;
 	bool allow_audit_log_prefixing;

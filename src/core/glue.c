@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/audit_broker.h"
 #include "core/policy.h"
 #include "core/token.h"
 #include "util/hcl.h"
@@ -78,12 +79,22 @@ int coreglue_stores_open(struct core *c, struct verr *err)
 	if (rc) {
 		policy_store_free(c->policies);
 		c->policies = NULL;
+		return rc;
+	}
+	/* audit broker: device table and keys below the barrier */
+	rc = coreglue_audit_open(c, err);
+	if (rc) {
+		token_store_free(c->tokens);
+		c->tokens = NULL;
+		policy_store_free(c->policies);
+		c->policies = NULL;
 	}
 	return rc;
 }
 
 void coreglue_stores_close(struct core *c)
 {
+	coreglue_audit_close(c);
 	token_store_free(c->tokens);
 	c->tokens = NULL;
 	policy_store_free(c->policies);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/acl_glue.h"
+#include "core/audit_broker.h"
 #include "core/barrier.h"
 
 static struct core *C(struct logical_request *req)
@@ -525,6 +526,14 @@ static const struct path_def sys_paths[] = {
 	 .ops = {{LOP_READ, h_tune_read}, {LOP_UPDATE, h_tune_write}}},
 	{.pattern = "auth/{path*}", .fields = f_path, .sudo = true,
 	 .ops = {{LOP_READ, h_mount_read}, {LOP_UPDATE, h_mount_enable}, {LOP_DELETE, h_mount_disable}}},
+	/* audit devices (sys_audit.c) */
+	{.pattern = "audit/?", .ops = {{LOP_READ, sys_audit_list}}, .sudo = true},
+	{.pattern = "audit/{path*}/chain-key", .fields = sys_audit_fields, .sudo = true,
+	 .ops = {{LOP_READ, sys_audit_chain_key}}},
+	{.pattern = "audit/{path*}", .fields = sys_audit_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_audit_enable}, {LOP_DELETE, sys_audit_disable}}},
+	{.pattern = "audit-hash/{path*}", .fields = sys_audit_hash_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_audit_hash}}},
 	{.pattern = "remount", .fields = f_remount, .ops = {{LOP_UPDATE, h_remount}}, .sudo = true},
 	{.pattern = "remount/status/{id}", .ops = {{LOP_READ, h_remount_status}}},
 	{.pattern = "internal/ui/mounts/?", .ops = {{LOP_READ, h_ui_mounts}}, .unauthenticated = true},

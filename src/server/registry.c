@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "auth/kubernetes.h"
 #include "core/token.h"
@@ -39,4 +40,16 @@ static const struct backend_ops *const backends[] = {
 const struct backend_ops *const *registry_backends(void)
 {
 	return backends;
+}
+
+static const struct audit_device_ops *const audit_types[] = {
+	&audit_file_ops,
+	&audit_socket_ops,
+	&audit_syslog_ops,
+	NULL,
+};
+
+const struct audit_device_ops *const *registry_audit_types(void)
+{
+	return audit_types;
 }

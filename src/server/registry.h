@@ -16,5 +16,8 @@ struct physical_entry {
 physical_new_fn registry_physical(const char *type);
 /* NULL-terminated list of secrets engines and auth methods. */
 const struct backend_ops *const *registry_backends(void);
+/* NULL-terminated list of audit device types (src/audit/audit.h). */
+struct audit_device_ops;
+const struct audit_device_ops *const *registry_audit_types(void);
 
 #endif

@@ -222,6 +222,7 @@ int server_main(int argc, char **argv)
 		.default_lease_ttl = cfg->default_lease_ttl,
 		.max_lease_ttl = cfg->max_lease_ttl,
 		.backends = registry_backends(),
+		.audit_types = registry_audit_types(),
 		.storage_type = cfg->storage->type,
 		.api_addr = cfg->api_addr,
 		.cluster_addr = cfg->cluster_addr,
@@ -236,6 +237,19 @@ int server_main(int argc, char **argv)
 		physical_close(phys);
 		config_free(cfg);
 		return 1;
+	}
+
+	/* dev mode: initialise and unseal before any listener accepts, so
+	 * the first request already sees the root token */
+	char *dev_root = NULL, *dev_key = NULL;
+	if (a.dev) {
+		rc = core_dev_setup(core, a.dev_root_token_id, &dev_root, &dev_key, &err);
+		if (rc) {
+			fprintf(stderr, "Error initializing dev mode: %s\n", err.msg);
+			core_free(core);
+			config_free(cfg);
+			return 1;
+		}
 	}
 
 	struct http_listener **ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
@@ -254,6 +268,7 @@ int server_main(int argc, char **argv)
 									 : cfg->default_max_request_duration,
 			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
 			.idle_timeout = listener_idle_timeout(l),
+			.thread_pool_size = (unsigned)l->thread_pool_size,
 		};
 		rc = http_listener_start(&ls[i], &o, core, &err);
 		if (rc) {
@@ -287,17 +302,6 @@ int server_main(int argc, char **argv)
 	printf("\n");
 
 	if (a.dev) {
-		char *root = NULL, *key = NULL;
-		rc = core_dev_setup(core, a.dev_root_token_id, &root, &key, &err);
-		if (rc) {
-			fprintf(stderr, "Error initializing dev mode: %s\n", err.msg);
-			for (size_t i = 0; i < cfg->nlisteners; i++)
-				http_listener_stop(ls[i]);
-			free(ls);
-			core_free(core);
-			config_free(cfg);
-			return 1;
-		}
 		printf("WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory\n"
 		       "and starts unsealed with a single unseal key. The root token is already\n"
 		       "authenticated to the CLI, so you can immediately begin using Coffer.\n\n"
@@ -307,11 +311,11 @@ int server_main(int argc, char **argv)
 		       "seal/unseal the Vault or re-authenticate.\n\n"
 		       "Unseal Key: %s\nRoot Token: %s\n\n"
 		       "Development mode should NOT be used in production installations!\n\n",
-		       cfg->nlisteners ? http_listener_address(ls[0]) : "", key, root);
-		secmem_wipe(key, strlen(key));
-		secmem_wipe(root, strlen(root));
-		free(key);
-		free(root);
+		       cfg->nlisteners ? http_listener_address(ls[0]) : "", dev_key, dev_root);
+		secmem_wipe(dev_key, strlen(dev_key));
+		secmem_wipe(dev_root, strlen(dev_root));
+		free(dev_key);
+		free(dev_root);
 	}
 	printf("==> Coffer server started! Log data will stream in below:\n\n");
 	fflush(stdout);

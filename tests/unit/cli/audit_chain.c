@@ -37,6 +37,23 @@ static void build(char lines[NLINES][512])
 	}
 }
 
+/* The same, as Coffer's devices write them: ,"seq":N before the chain. */
+static void build_seq(char lines[NLINES][512])
+{
+	char prev[65] = "";
+	for (int i = 0; i < NLINES; i++) {
+		char entry[256];
+		snprintf(entry, sizeof(entry),
+			 "{\"time\":\"2026-01-01T00:00:0%dZ\",\"type\":\"request\",\"seq\":%d}", i,
+			 i + 1);
+		char mac[65];
+		cli_chain_mac(mac, KEY, sizeof(KEY), prev, entry, strlen(entry));
+		size_t n = strlen(entry);
+		snprintf(lines[i], 512, "%.*s,\"chain\":\"%s\"}", (int)(n - 1), entry, mac);
+		memcpy(prev, mac, 65);
+	}
+}
+
 static void verify(struct cli_chain_result *res, char lines[][512], const int *order, int n)
 {
 	char buf[8192];
@@ -102,6 +119,36 @@ static void test_cli_audit_chain__removed_line(void **state)
 	verify(&r, l, first, 5);
 	assert_int_equal(r.line, 1);
 	assert_non_null(strstr(r.reason, "removed"));
+}
+
+static void test_cli_audit_chain__removed_lines_by_seq(void **state)
+{
+	(void)state;
+	char l[NLINES][512];
+	build_seq(l);
+	int order[] = {0, 1, 2, 3, 4, 5};
+	struct cli_chain_result r;
+	verify(&r, l, order, NLINES);
+	assert_int_equal(r.problem, CLI_CHAIN_OK);
+	int gap[] = {0, 1, 4, 5}; /* seq 3 and 4 deleted */
+	verify(&r, l, gap, 4);
+	assert_int_equal(r.problem, CLI_CHAIN_REMOVED);
+	assert_int_equal(r.line, 3);
+	assert_string_equal(r.reason, "removed: 2 entries (seq 3 to 4) are missing before this line");
+	int head[] = {2, 3, 4, 5}; /* the first two deleted */
+	verify(&r, l, head, 4);
+	assert_int_equal(r.problem, CLI_CHAIN_REMOVED);
+	assert_int_equal(r.line, 1);
+	int last[] = {0, 1, 2, 3, 5}; /* the one before the last deleted */
+	verify(&r, l, last, 5);
+	assert_int_equal(r.problem, CLI_CHAIN_REMOVED);
+	assert_int_equal(r.line, 5);
+	/* an edited line keeps its seq: still "altered" */
+	char *p = strstr(l[2], "request");
+	p[0] = 'R';
+	verify(&r, l, order, NLINES);
+	assert_int_equal(r.problem, CLI_CHAIN_ALTERED);
+	assert_int_equal(r.line, 3);
 }
 
 static void test_cli_audit_chain__inserted_line(void **state)
@@ -170,6 +217,7 @@ int main(void)
 		cmocka_unit_test(test_cli_audit_chain__altered_line),
 		cmocka_unit_test(test_cli_audit_chain__altered_chain_value),
 		cmocka_unit_test(test_cli_audit_chain__removed_line),
+		cmocka_unit_test(test_cli_audit_chain__removed_lines_by_seq),
 		cmocka_unit_test(test_cli_audit_chain__inserted_line),
 		cmocka_unit_test(test_cli_audit_chain__swapped_lines),
 		cmocka_unit_test(test_cli_audit_chain__line_without_chain),

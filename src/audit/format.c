@@ -1,0 +1,453 @@
+/*
+ * format.c - the audit entry as a device writes it: common options, HMAC of
+ * sensitive strings, JSON or JSONx (XML) serialisation, the optional prefix.
+ *
+ * The core hands every device the same raw entry (docs/audit.md gives its
+ * shape, Vault's): {time, type, auth, request, response, error}. Unless
+ * log_raw is set, these become "hmac-sha256:<hex>" (HMAC-SHA256 under the
+ * device's key):
+ *   auth.client_token, request.client_token, response.auth.client_token;
+ *   auth.accessor, request.client_token_accessor, response.auth.accessor
+ *     (only when hmac_accessor, the default);
+ *   every string anywhere below request.data and response.data (keys stay).
+ * Non-string values pass through (as in Vault: send secrets as strings).
+ * With elide_list_responses, a list response's data.keys (array) and
+ * data.key_info (object) become their element counts.
+ */
+#include "audit/format.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "util/duration.h"
+#include "util/secmem.h"
+
+#define AUDIT_KEY_MAX 64
+
+struct audit_format {
+	uint8_t *key; /* secmem */
+	size_t keylen;
+	bool log_raw, hmac_accessor, elide_list, jsonx;
+	char *prefix;
+};
+
+const char *audit_opt_str(const json_t *options, const char *name, const char *def)
+{
+	const json_t *v = json_object_get(options, name);
+	return json_is_string(v) ? json_string_value(v) : def;
+}
+
+int audit_opt_bool(bool *out, const json_t *options, const char *name, bool def,
+		   struct verr *err)
+{
+	const json_t *v = json_object_get(options, name);
+	if (!v || json_is_null(v)) {
+		*out = def;
+		return 0;
+	}
+	if (json_is_boolean(v)) {
+		*out = json_is_true(v);
+		return 0;
+	}
+	const char *s = json_string_value(v);
+	if (s && (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "t"))) {
+		*out = true;
+		return 0;
+	}
+	if (s && (!strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "f"))) {
+		*out = false;
+		return 0;
+	}
+	if (s && !*s) {
+		*out = def;
+		return 0;
+	}
+	return verr_set(err, VERR_INVALID, "unable to parse '%s' as a boolean", name);
+}
+
+int audit_opt_duration_ms(int64_t *out, const json_t *options, const char *name, int64_t def,
+			  struct verr *err)
+{
+	const char *s = audit_opt_str(options, name, NULL);
+	if (!s || !*s) {
+		*out = def;
+		return 0;
+	}
+	size_t n = strlen(s);
+	if (n > 2 && !strcmp(s + n - 2, "ms")) {
+		char *end = NULL;
+		errno = 0;
+		long long v = strtoll(s, &end, 10);
+		if (errno || end != s + n - 2 || v < 0)
+			return verr_set(err, VERR_INVALID, "unable to parse '%s' as a duration", name);
+		*out = v;
+		return 0;
+	}
+	int64_t secs = 0;
+	struct verr e = {0};
+	if (duration_parse(&secs, s, &e))
+		return verr_set(err, VERR_INVALID, "unable to parse '%s' as a duration", name);
+	*out = secs * 1000;
+	return 0;
+}
+
+void audit_format_free(struct audit_format *f)
+{
+	if (!f)
+		return;
+	if (f->key)
+		secmem_free(f->key, AUDIT_KEY_MAX);
+	free(f->prefix);
+	free(f);
+}
+
+int audit_format_new(struct audit_format **out, const json_t *options,
+		     const struct audit_device_env *env, struct verr *err)
+{
+	if (!env || !env->hmac_key || env->hmac_key_len == 0 || env->hmac_key_len > AUDIT_KEY_MAX)
+		return verr_set(err, VERR_INTERNAL, "audit device without an HMAC key");
+	struct audit_format *f = calloc(1, sizeof(*f));
+	if (!f)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = 0;
+	f->key = secmem_alloc(AUDIT_KEY_MAX);
+	if (!f->key) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	memcpy(f->key, env->hmac_key, env->hmac_key_len);
+	f->keylen = env->hmac_key_len;
+	if ((rc = audit_opt_bool(&f->log_raw, options, "log_raw", false, err)) ||
+	    (rc = audit_opt_bool(&f->hmac_accessor, options, "hmac_accessor", true, err)) ||
+	    (rc = audit_opt_bool(&f->elide_list, options, "elide_list_responses", false, err)))
+		goto out;
+	const char *fmt = audit_opt_str(options, "format", "json");
+	if (!*fmt || !strcmp(fmt, "json")) {
+		f->jsonx = false;
+	} else if (!strcmp(fmt, "jsonx")) {
+		f->jsonx = true;
+	} else {
+		rc = verr_set(err, VERR_INVALID, "unknown format type \"%s\": must be json or jsonx",
+			      fmt);
+		goto out;
+	}
+	const char *prefix = audit_opt_str(options, "prefix", "");
+	if (*prefix) {
+		/* CVE-2025-6000: a prefix lets an API caller write arbitrary bytes
+		 * at the start of every line, so the operator must opt in */
+		if (!env->allow_prefixing) {
+			rc = verr_set(err, VERR_INVALID,
+				      "audit log prefixing is not allowed: set "
+				      "allow_audit_log_prefixing = true in the server configuration");
+			goto out;
+		}
+		if (strpbrk(prefix, "\r\n")) {
+			rc = verr_set(err, VERR_INVALID, "prefix must not contain a line break");
+			goto out;
+		}
+	}
+	f->prefix = strdup(prefix);
+	if (!f->prefix)
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+out:
+	if (rc) {
+		audit_format_free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+/* ---- HMAC ---- */
+
+static char *hash_bytes(const struct audit_format *f, const char *s, size_t n)
+{
+	static const char pfx[] = "hmac-sha256:";
+	static const char digits[] = "0123456789abcdef";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	if (!HMAC(EVP_sha256(), f->key, (int)f->keylen, (const unsigned char *)s, n, mac, &maclen))
+		return NULL;
+	char *out = malloc(sizeof(pfx) + 2 * maclen);
+	if (!out)
+		return NULL;
+	memcpy(out, pfx, sizeof(pfx) - 1);
+	char *p = out + sizeof(pfx) - 1;
+	for (unsigned int i = 0; i < maclen; i++) {
+		*p++ = digits[mac[i] >> 4];
+		*p++ = digits[mac[i] & 15];
+	}
+	*p = '\0';
+	secmem_wipe(mac, sizeof(mac));
+	return out;
+}
+
+char *audit_format_hash(const struct audit_format *f, const char *input)
+{
+	return hash_bytes(f, input, strlen(input));
+}
+
+/* Replace the string member `key` of obj by its HMAC (absent/empty: left). */
+static int hash_member(const struct audit_format *f, json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return 0;
+	char *h = hash_bytes(f, json_string_value(v), json_string_length(v));
+	if (!h)
+		return -1;
+	int rc = json_object_set_new(obj, key, json_string(h));
+	free(h);
+	return rc;
+}
+
+/* Every string below v (object values, array elements) by its HMAC. */
+static int hash_tree(const struct audit_format *f, json_t *v)
+{
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *e;
+		json_object_foreach(v, k, e) {
+			if (json_is_string(e)) {
+				char *h = hash_bytes(f, json_string_value(e), json_string_length(e));
+				if (!h || json_object_set_new(v, k, json_string(h))) {
+					free(h);
+					return -1;
+				}
+				free(h);
+			} else if (hash_tree(f, e)) {
+				return -1;
+			}
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e) {
+			if (json_is_string(e)) {
+				char *h = hash_bytes(f, json_string_value(e), json_string_length(e));
+				if (!h || json_array_set_new(v, i, json_string(h))) {
+					free(h);
+					return -1;
+				}
+				free(h);
+			} else if (hash_tree(f, e)) {
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int hash_entry(const struct audit_format *f, json_t *e)
+{
+	json_t *auth = json_object_get(e, "auth");
+	json_t *req = json_object_get(e, "request");
+	json_t *resp = json_object_get(e, "response");
+	json_t *rauth = json_object_get(resp, "auth");
+	if (hash_member(f, auth, "client_token") || hash_member(f, req, "client_token") ||
+	    hash_member(f, rauth, "client_token"))
+		return -1;
+	if (f->hmac_accessor &&
+	    (hash_member(f, auth, "accessor") || hash_member(f, req, "client_token_accessor") ||
+	     hash_member(f, rauth, "accessor")))
+		return -1;
+	if (hash_tree(f, json_object_get(req, "data")) || hash_tree(f, json_object_get(resp, "data")))
+		return -1;
+	return 0;
+}
+
+static void elide_list(json_t *e)
+{
+	const char *op = json_string_value(json_object_get(json_object_get(e, "request"), "operation"));
+	json_t *data = json_object_get(json_object_get(e, "response"), "data");
+	if (!op || strcmp(op, "list") != 0 || !json_is_object(data))
+		return;
+	json_t *keys = json_object_get(data, "keys");
+	if (json_is_array(keys))
+		json_object_set_new(data, "keys", json_integer((json_int_t)json_array_size(keys)));
+	json_t *info = json_object_get(data, "key_info");
+	if (json_is_object(info))
+		json_object_set_new(data, "key_info", json_integer((json_int_t)json_object_size(info)));
+}
+
+/* ---- JSONx (IBM's XML mapping of JSON, as Vault's "jsonx" format) ---- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+static void sb_xml_text(struct sbuf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		switch (c) {
+		case '<': sb_str(b, "&lt;"); break;
+		case '>': sb_str(b, "&gt;"); break;
+		case '&': sb_str(b, "&amp;"); break;
+		case '"': sb_str(b, "&quot;"); break;
+		case '\'': sb_str(b, "&apos;"); break;
+		default:
+			if (c < 0x20) { /* keep the line one line */
+				char ent[8];
+				snprintf(ent, sizeof(ent), "&#%u;", c);
+				sb_str(b, ent);
+			} else {
+				sb_add(b, (const char *)&c, 1);
+			}
+		}
+	}
+}
+
+static void jsonx_value(struct sbuf *b, const char *name, const json_t *v)
+{
+	const char *tag;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: tag = "object"; break;
+	case JSON_ARRAY: tag = "array"; break;
+	case JSON_STRING: tag = "string"; break;
+	case JSON_INTEGER:
+	case JSON_REAL: tag = "number"; break;
+	case JSON_TRUE:
+	case JSON_FALSE: tag = "boolean"; break;
+	default: tag = "null"; break;
+	}
+	sb_str(b, "<json:");
+	sb_str(b, tag);
+	if (name) {
+		sb_str(b, " name=\"");
+		sb_xml_text(b, name, strlen(name));
+		sb_str(b, "\"");
+	}
+	if (json_is_null(v)) {
+		sb_str(b, "/>");
+		return;
+	}
+	sb_str(b, ">");
+	char num[64];
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *e;
+		json_object_foreach((json_t *)v, k, e) jsonx_value(b, k, e);
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e) jsonx_value(b, NULL, e);
+		break;
+	}
+	case JSON_STRING:
+		sb_xml_text(b, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		sb_str(b, num);
+		break;
+	case JSON_REAL:
+		snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+		sb_str(b, num);
+		break;
+	default:
+		sb_str(b, json_is_true(v) ? "true" : "false");
+		break;
+	}
+	sb_str(b, "</json:");
+	sb_str(b, tag);
+	sb_str(b, ">");
+}
+
+static char *to_jsonx(const json_t *e)
+{
+	struct sbuf b = {0};
+	sb_str(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+		   "<json:object xmlns:json=\"http://www.ibm.com/xmlns/prod/2009/jsonx\">");
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)e, k, v) jsonx_value(&b, k, v);
+	sb_str(&b, "</json:object>");
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+int audit_format_entry(const struct audit_format *f, const json_t *entry, char **out,
+		       size_t *len, struct verr *err)
+{
+	json_t *e = json_deep_copy(entry);
+	char *body = NULL;
+	int rc = 0;
+	if (!e)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	if (f->elide_list)
+		elide_list(e);
+	if (!f->log_raw && hash_entry(f, e)) {
+		rc = verr_set(err, VERR_INTERNAL, "failed to hash an audit entry");
+		goto out;
+	}
+	body = f->jsonx ? to_jsonx(e) : json_dumps(e, JSON_COMPACT);
+	if (!body) {
+		rc = verr_set(err, VERR_INTERNAL, "failed to serialise an audit entry");
+		goto out;
+	}
+	size_t pl = strlen(f->prefix), bl = strlen(body);
+	char *line = malloc(pl + bl + 1);
+	if (!line) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	memcpy(line, f->prefix, pl);
+	memcpy(line + pl, body, bl + 1);
+	*out = line;
+	*len = pl + bl;
+out:
+	free(body);
+	json_decref(e);
+	return rc;
+}
+
+int audit_base_format(char **out, size_t *len, void *dev, const json_t *entry, struct verr *err)
+{
+	return audit_format_entry(((struct audit_base *)dev)->fmt, entry, out, len, err);
+}
+
+char *audit_base_hash(void *dev, const char *input)
+{
+	return audit_format_hash(((struct audit_base *)dev)->fmt, input);
+}

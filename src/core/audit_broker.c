@@ -1,0 +1,1080 @@
+/*
+ * audit_broker.c - the audit broker (see audit_broker.h for the contract).
+ *
+ * DESIGN
+ * Devices. `struct audit_dev` is one enabled device: its table row, the
+ * type's ops, the device instance (`impl`, NULL while it cannot be opened),
+ * its keys in secmem, and a writer thread with a queue. References: the
+ * table holds one, the writer thread one, and every logging call one while
+ * it uses the device; the last release frees it. So disabling a device
+ * never waits for a write that hangs.
+ *
+ * Locks. `b->lock` (rwlock) guards the device array: logging takes it for
+ * reading only to copy the array and take references. `b->admin`
+ * serialises enable/disable (and their storage writes). Each device has
+ * `d->mu`, held only to queue, dequeue and acknowledge: formatting and HMAC
+ * run on the request threads with no lock, and the write itself runs on the
+ * writer thread with no lock. Lock order: admin -> lock -> d->mu.
+ *
+ * Writer thread. Takes the whole queue as one batch (concurrent requests
+ * share one write), appends `"seq":N` and `"chain":"<hex>"` to each JSON
+ * line, writes the batch with ops->log, and acknowledges every item. It is
+ * the only thread that touches the chain state (prev, seq) and calls
+ * log/reopen/tail, so those need no lock; reopen requests are queued to it
+ * and handled in order with the writes.
+ *
+ * Bounded waits. A logging call waits for its acknowledgement until the
+ * device's timeout (socket write_timeout, 2 s otherwise). On timeout a still
+ * queued item is withdrawn (never written); an item being written is marked
+ * abandoned (the writer frees it). While a write has been in progress for
+ * longer than the timeout the device is "stuck" and new entries fail at
+ * once rather than queueing behind it.
+ *
+ * Chain. line_i = entry JSON with `,"seq":N,"chain":"<hex>"` as the last
+ * members, chain = HMAC-SHA256(chain key, chain_{i-1} || line without the
+ * chain member) (docs/cli.md). On start and after a reopen the writer reads
+ * the tail of the log (ops->tail) and resumes from its last chain value and
+ * seq; a fresh empty file restarts the chain from "" (seq continues). If a
+ * batch fails, prev and seq roll back to their values before it.
+ */
+#include "core/audit_broker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include "audit/audit.h"
+#include "core/logical.h"
+#include "util/log.h"
+#include "util/secmem.h"
+
+#define KEY_LEN 32
+#define KEYS_LEN (2 * KEY_LEN)
+#define TABLE_KEY "core/audit"
+#define KEYS_PREFIX "core/audit-keys/"
+#define TAIL_BYTES 512
+
+enum item_state { ITEM_QUEUED, ITEM_WRITING, ITEM_DONE };
+
+struct audit_item {
+	struct audit_item *next;
+	char *line;
+	size_t len;
+	enum item_state state;
+	int result;
+	bool abandoned;
+};
+
+struct audit_dev {
+	/* immutable after creation */
+	char *path, *type, *description;
+	json_t *options;
+	bool local;
+	char uuid[37];
+	const struct audit_device_ops *ops; /* NULL: type no longer registered */
+	uint8_t *keys;                      /* secmem: hmac key || chain key */
+	bool allow_prefixing;
+	int64_t timeout_ms;
+
+	void *_Atomic impl;
+	_Atomic int refs;
+
+	/* guarded by mu */
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	struct audit_item *head, *tail;
+	bool stop, reopen_req;
+	unsigned reopen_gen, reopen_done; /* SIGHUP handshake */
+	int64_t busy_since;               /* monotonic ms; 0 = idle */
+
+	/* writer thread only */
+	char prev[65];
+	uint64_t seq;
+	bool need_newline;
+};
+
+struct audit_broker {
+	struct storage_view view;
+	const struct audit_device_ops *const *types;
+	bool allow_prefixing;
+	pthread_mutex_t admin;
+	pthread_rwlock_t lock;
+	struct audit_dev **devs;
+	size_t ndevs;
+};
+
+/* Live writer threads of every broker: audit_broker_free waits (bounded)
+ * for them so a seal flushes what is queued. */
+static pthread_mutex_t g_live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_live_cv = PTHREAD_COND_INITIALIZER;
+static int g_live;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec mono_deadline(int64_t ms_abs)
+{
+	struct timespec ts = {.tv_sec = ms_abs / 1000, .tv_nsec = (ms_abs % 1000) * 1000000};
+	return ts;
+}
+
+static void cond_init_mono(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* ---- devices ---- */
+
+static void dev_free(struct audit_dev *d)
+{
+	void *impl = atomic_load(&d->impl);
+	if (impl && d->ops)
+		d->ops->free(impl);
+	for (struct audit_item *it = d->head, *n; it; it = n) {
+		n = it->next;
+		free(it->line);
+		free(it);
+	}
+	if (d->keys)
+		secmem_free(d->keys, KEYS_LEN);
+	free(d->path);
+	free(d->type);
+	free(d->description);
+	json_decref(d->options);
+	pthread_mutex_destroy(&d->mu);
+	pthread_cond_destroy(&d->work);
+	pthread_cond_destroy(&d->done);
+	free(d);
+}
+
+static void dev_release(struct audit_dev *d)
+{
+	if (d && atomic_fetch_sub(&d->refs, 1) == 1)
+		dev_free(d);
+}
+
+static int dev_open_impl(struct audit_dev *d, struct verr *err)
+{
+	if (!d->ops)
+		return verr_set(err, VERR_INTERNAL, "audit device type \"%s\" is not available", d->type);
+	struct audit_device_env env = {
+		.hmac_key = d->keys,
+		.hmac_key_len = KEY_LEN,
+		.allow_prefixing = d->allow_prefixing,
+	};
+	void *impl = NULL;
+	int rc = d->ops->new(&impl, d->options, &env, err);
+	if (rc)
+		return rc;
+	d->timeout_ms = d->ops->timeout_ms ? d->ops->timeout_ms(impl) : 2000;
+	if (d->timeout_ms <= 0)
+		d->timeout_ms = 2000;
+	atomic_store(&d->impl, impl);
+	return 0;
+}
+
+bool audit_broker__parse_tail(const char *buf, size_t len, char prev[65], uint64_t *seq,
+			      bool *need_newline)
+{
+	static const char tag[] = ",\"chain\":\"";
+	const size_t tl = sizeof(tag) - 1;
+	prev[0] = '\0';
+	*need_newline = len > 0 && buf[len - 1] != '\n';
+	if (*need_newline)
+		return false; /* a torn last line: the chain starts again */
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len < tl + 64 + 2)
+		return false;
+	const char *t = buf + len - 2 - 64 - tl;
+	if (memcmp(t, tag, tl) != 0 || buf[len - 2] != '"' || buf[len - 1] != '}')
+		return false;
+	for (int i = 0; i < 64; i++) {
+		char c = t[tl + i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	memcpy(prev, t + tl, 64);
+	prev[64] = '\0';
+	/* ,"seq":N just before the chain member */
+	const char *p = t;
+	while (p > buf && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	static const char stag[] = ",\"seq\":";
+	const size_t sl = sizeof(stag) - 1;
+	if (p < t && (size_t)(p - buf) >= sl && !memcmp(p - sl, stag, sl)) {
+		uint64_t v = 0;
+		for (const char *q = p; q < t; q++)
+			v = v * 10 + (uint64_t)(*q - '0');
+		*seq = v;
+	}
+	return true;
+}
+
+/* Writer thread: read the end of the log to continue its chain. */
+static void dev_resume(struct audit_dev *d)
+{
+	void *impl = atomic_load(&d->impl);
+	if (!impl || !d->ops->tail)
+		return;
+	char buf[TAIL_BYTES];
+	size_t n = d->ops->tail(impl, buf, sizeof(buf));
+	uint64_t seq = d->seq;
+	bool nl = false;
+	audit_broker__parse_tail(buf, n, d->prev, &seq, &nl);
+	d->seq = seq;
+	d->need_newline = nl;
+}
+
+static void chain_mac(char hex[65], EVP_MAC *mac, const uint8_t *key, const char *prev,
+		      const char *s, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char out[EVP_MAX_MD_SIZE];
+	size_t outl = 0;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	if (!ctx || EVP_MAC_init(ctx, key, KEY_LEN, params) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)prev, strlen(prev)) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)s, n) != 1 ||
+	    EVP_MAC_final(ctx, out, &outl, sizeof(out)) != 1)
+		outl = 0;
+	EVP_MAC_CTX_free(ctx);
+	for (size_t i = 0; i < 32; i++) {
+		unsigned char c = i < outl ? out[i] : 0;
+		hex[2 * i] = digits[c >> 4];
+		hex[2 * i + 1] = digits[c & 15];
+	}
+	hex[64] = '\0';
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
+struct obuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void ob_add(struct obuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* Writer thread: one batch -> one write. Returns 0 or VERR_*. */
+static int dev_write_batch(struct audit_dev *d, EVP_MAC *mac, struct audit_item *batch,
+			   struct obuf *ob)
+{
+	void *impl = atomic_load(&d->impl);
+	struct verr e = {0};
+	if (!impl)
+		return VERR_INTERNAL;
+	char prev0[65];
+	memcpy(prev0, d->prev, sizeof(prev0));
+	uint64_t seq0 = d->seq;
+	ob->len = 0;
+	ob->oom = false;
+	if (d->need_newline)
+		ob_add(ob, "\n", 1);
+	for (struct audit_item *it = batch; it; it = it->next) {
+		/* JSON entries get seq and chain; other formats (jsonx) as is */
+		if (it->len > 0 && it->line[it->len - 1] == '}') {
+			char num[40];
+			int nl = snprintf(num, sizeof(num), ",\"seq\":%llu}",
+					  (unsigned long long)(d->seq + 1));
+			size_t start = ob->len;
+			ob_add(ob, it->line, it->len - 1);
+			ob_add(ob, num, (size_t)nl);
+			if (ob->oom)
+				break;
+			char hex[65];
+			chain_mac(hex, mac, d->keys + KEY_LEN, d->prev, ob->p + start, ob->len - start);
+			ob->len--; /* drop the '}' and append the chain member */
+			ob_add(ob, ",\"chain\":\"", 10);
+			ob_add(ob, hex, 64);
+			ob_add(ob, "\"}\n", 3);
+			memcpy(d->prev, hex, sizeof(hex));
+			d->seq++;
+		} else {
+			ob_add(ob, it->line, it->len);
+			ob_add(ob, "\n", 1);
+		}
+	}
+	int rc = ob->oom ? VERR_INTERNAL : d->ops->log(impl, ob->p, ob->len, d->timeout_ms, &e);
+	if (rc) {
+		memcpy(d->prev, prev0, sizeof(prev0));
+		d->seq = seq0;
+		log_warn("audit", "device %s: %s", d->path, ob->oom ? "out of memory" : e.msg);
+	} else {
+		d->need_newline = false;
+	}
+	return rc;
+}
+
+/* Writer thread: reopen (or open, if the device never opened). */
+static void dev_do_reopen(struct audit_dev *d)
+{
+	struct verr e = {0};
+	void *impl = atomic_load(&d->impl);
+	int rc;
+	if (impl)
+		rc = d->ops->reopen ? d->ops->reopen(impl, &e) : 0;
+	else
+		rc = dev_open_impl(d, &e);
+	if (rc)
+		log_error("audit", "device %s: reopen failed: %s", d->path, e.msg);
+	dev_resume(d);
+}
+
+static void *dev_writer(void *arg)
+{
+	struct audit_dev *d = arg;
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	struct obuf ob = {0};
+	dev_resume(d);
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		while (!d->head && !d->stop && !d->reopen_req)
+			pthread_cond_wait(&d->work, &d->mu);
+		if (d->reopen_req) {
+			d->reopen_req = false;
+			unsigned gen = d->reopen_gen;
+			d->busy_since = mono_ms();
+			pthread_mutex_unlock(&d->mu);
+			dev_do_reopen(d);
+			pthread_mutex_lock(&d->mu);
+			d->busy_since = 0;
+			d->reopen_done = gen;
+			pthread_cond_broadcast(&d->done);
+			continue;
+		}
+		if (!d->head) {
+			if (d->stop)
+				break;
+			continue;
+		}
+		struct audit_item *batch = d->head;
+		d->head = d->tail = NULL;
+		for (struct audit_item *it = batch; it; it = it->next)
+			it->state = ITEM_WRITING;
+		d->busy_since = mono_ms();
+		pthread_mutex_unlock(&d->mu);
+
+		int rc = dev_write_batch(d, mac, batch, &ob);
+
+		pthread_mutex_lock(&d->mu);
+		d->busy_since = 0;
+		for (struct audit_item *it = batch, *n; it; it = n) {
+			n = it->next;
+			it->next = NULL;
+			it->state = ITEM_DONE;
+			it->result = rc;
+			if (it->abandoned) {
+				free(it->line);
+				free(it);
+			}
+		}
+		pthread_cond_broadcast(&d->done);
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (ob.p) {
+		OPENSSL_cleanse(ob.p, ob.cap);
+		free(ob.p);
+	}
+	EVP_MAC_free(mac);
+	dev_release(d);
+	pthread_mutex_lock(&g_live_mu);
+	g_live--;
+	pthread_cond_broadcast(&g_live_cv);
+	pthread_mutex_unlock(&g_live_mu);
+	return NULL;
+}
+
+/* Create a device (impl opened when open_now) and start its writer. The
+ * returned device holds the table's reference. keys: KEYS_LEN bytes. */
+static int dev_create(struct audit_dev **out, struct audit_broker *b, const char *path,
+		      const char *type, const char *description, const json_t *options, bool local,
+		      const char *uuid, const uint8_t *keys, bool must_open, struct verr *err)
+{
+	struct audit_dev *d = calloc(1, sizeof(*d));
+	if (!d)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->work, NULL);
+	cond_init_mono(&d->done);
+	d->refs = 1;
+	d->timeout_ms = 2000;
+	d->allow_prefixing = b->allow_prefixing;
+	snprintf(d->uuid, sizeof(d->uuid), "%s", uuid);
+	d->path = strdup(path);
+	d->type = strdup(type);
+	d->description = strdup(description ? description : "");
+	d->options = json_deep_copy(options);
+	d->keys = secmem_alloc(KEYS_LEN);
+	if (!d->path || !d->type || !d->description || !d->options || !d->keys) {
+		dev_free(d);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	memcpy(d->keys, keys, KEYS_LEN);
+	d->local = local;
+	for (const struct audit_device_ops *const *t = b->types; t && *t; t++)
+		if (!strcmp((*t)->type, type))
+			d->ops = *t;
+	struct verr e = {0};
+	int rc = dev_open_impl(d, must_open ? err : &e);
+	if (rc && must_open) {
+		dev_free(d);
+		return rc;
+	}
+	if (rc)
+		log_error("audit", "device %s cannot be opened (requests fail closed until it can): %s",
+			  path, e.msg);
+	/* the writer's reference */
+	d->refs++;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t th;
+	pthread_mutex_lock(&g_live_mu);
+	g_live++;
+	pthread_mutex_unlock(&g_live_mu);
+	if (pthread_create(&th, &attr, dev_writer, d) != 0) {
+		pthread_attr_destroy(&attr);
+		pthread_mutex_lock(&g_live_mu);
+		g_live--;
+		pthread_mutex_unlock(&g_live_mu);
+		dev_free(d);
+		return verr_set(err, VERR_INTERNAL, "cannot start the audit writer thread");
+	}
+	pthread_attr_destroy(&attr);
+	*out = d;
+	return 0;
+}
+
+static void dev_stop(struct audit_dev *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->stop = true;
+	pthread_cond_signal(&d->work);
+	pthread_mutex_unlock(&d->mu);
+	dev_release(d); /* the table's reference */
+}
+
+/* ---- storage ---- */
+
+static json_t *dev_json(const struct audit_dev *d, bool with_uuid)
+{
+	json_t *o = json_pack("{s:s,s:s,s:O,s:b,s:s}", "type", d->type, "description",
+			      d->description, "options", d->options, "local", d->local, "path",
+			      d->path);
+	if (o && with_uuid)
+		json_object_set_new(o, "uuid", json_string(d->uuid));
+	return o;
+}
+
+/* Persist the table: the current devices, minus `skip`, plus `add`. */
+static int table_save(struct audit_broker *b, const struct audit_dev *skip,
+		      const struct audit_dev *add, struct verr *err)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < b->ndevs; i++)
+		if (b->devs[i] != skip)
+			json_array_append_new(arr, dev_json(b->devs[i], true));
+	if (add)
+		json_array_append_new(arr, dev_json(add, true));
+	json_t *t = json_pack("{s:o}", "entries", arr);
+	int rc = view_put_json(&b->view, TABLE_KEY, t, err);
+	json_decref(t);
+	return rc;
+}
+
+static int keys_key(char *buf, size_t cap, const char *uuid)
+{
+	return snprintf(buf, cap, KEYS_PREFIX "%s", uuid);
+}
+
+static int keys_load(struct audit_broker *b, const char *uuid, uint8_t *out, struct verr *err)
+{
+	char k[128];
+	keys_key(k, sizeof(k), uuid);
+	uint8_t *v = NULL;
+	size_t n = 0;
+	int rc = view_get(&b->view, k, &v, &n, err);
+	if (rc)
+		return rc;
+	if (!v || n != KEYS_LEN) {
+		if (v) {
+			secmem_wipe(v, n);
+			free(v);
+		}
+		return verr_set(err, VERR_INTERNAL, "audit device keys are missing");
+	}
+	memcpy(out, v, KEYS_LEN);
+	secmem_wipe(v, n);
+	free(v);
+	return 0;
+}
+
+/* ---- broker ---- */
+
+static int broker_add(struct audit_broker *b, struct audit_dev *d)
+{
+	struct audit_dev **nd = realloc(b->devs, (b->ndevs + 1) * sizeof(*nd));
+	if (!nd)
+		return VERR_INTERNAL;
+	nd[b->ndevs] = d;
+	pthread_rwlock_wrlock(&b->lock);
+	b->devs = nd;
+	b->ndevs++;
+	pthread_rwlock_unlock(&b->lock);
+	return 0;
+}
+
+int audit_broker_new(struct audit_broker **out, const struct audit_broker_opts *o,
+		     struct verr *err)
+{
+	struct audit_broker *b = calloc(1, sizeof(*b));
+	if (!b)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	storage_view_init(&b->view, o->phys, "");
+	b->types = o->types;
+	b->allow_prefixing = o->allow_prefixing;
+	pthread_mutex_init(&b->admin, NULL);
+	pthread_rwlock_init(&b->lock, NULL);
+	json_t *t = NULL;
+	uint8_t *keys = secmem_alloc(KEYS_LEN);
+	int rc = keys ? view_get_json(&b->view, TABLE_KEY, &t, err)
+		      : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (rc)
+		goto out;
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(t, "entries"), i, e) {
+		const char *path = json_string_value(json_object_get(e, "path"));
+		const char *type = json_string_value(json_object_get(e, "type"));
+		const char *uuid = json_string_value(json_object_get(e, "uuid"));
+		if (!path || !type || !uuid)
+			continue;
+		if ((rc = keys_load(b, uuid, keys, err)))
+			goto out;
+		struct audit_dev *d = NULL;
+		json_t *opts = json_object_get(e, "options");
+		json_t *empty = json_object();
+		rc = dev_create(&d, b, path, type,
+				json_string_value(json_object_get(e, "description")),
+				json_is_object(opts) ? opts : empty,
+				json_is_true(json_object_get(e, "local")), uuid, keys, false, err);
+		json_decref(empty);
+		if (rc)
+			goto out;
+		if (broker_add(b, d)) {
+			dev_stop(d);
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+out:
+	if (keys)
+		secmem_free(keys, KEYS_LEN);
+	json_decref(t);
+	if (rc) {
+		audit_broker_free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+void audit_broker_free(struct audit_broker *b)
+{
+	if (!b)
+		return;
+	int64_t wait_ms = 0;
+	for (size_t i = 0; i < b->ndevs; i++) {
+		if (b->devs[i]->timeout_ms > wait_ms)
+			wait_ms = b->devs[i]->timeout_ms;
+		dev_stop(b->devs[i]);
+	}
+	/* let the writers flush (bounded: a stuck device is left behind) */
+	if (b->ndevs) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += wait_ms / 1000 + 1;
+		pthread_mutex_lock(&g_live_mu);
+		while (g_live > 0)
+			if (pthread_cond_timedwait(&g_live_cv, &g_live_mu, &ts) == ETIMEDOUT)
+				break;
+		pthread_mutex_unlock(&g_live_mu);
+	}
+	free(b->devs);
+	pthread_mutex_destroy(&b->admin);
+	pthread_rwlock_destroy(&b->lock);
+	free(b);
+}
+
+bool audit_broker_active(struct audit_broker *b)
+{
+	if (!b)
+		return false;
+	pthread_rwlock_rdlock(&b->lock);
+	bool any = b->ndevs > 0;
+	pthread_rwlock_unlock(&b->lock);
+	return any;
+}
+
+/* "file" -> "file/"; NULL if invalid. */
+static char *norm_path(const char *path, struct verr *err)
+{
+	while (path && *path == '/')
+		path++;
+	if (!path || !*path) {
+		verr_set(err, VERR_INVALID, "audit device path must not be empty");
+		return NULL;
+	}
+	size_t n = strlen(path);
+	if (n > 512) {
+		verr_set(err, VERR_INVALID, "audit device path is too long");
+		return NULL;
+	}
+	char *p = malloc(n + 2);
+	if (!p) {
+		verr_set(err, VERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	memcpy(p, path, n + 1);
+	if (p[n - 1] != '/') {
+		p[n] = '/';
+		p[n + 1] = '\0';
+	}
+	return p;
+}
+
+/* Borrowed while b->lock or b->admin is held. */
+static struct audit_dev *find_locked(struct audit_broker *b, const char *np)
+{
+	for (size_t i = 0; i < b->ndevs; i++)
+		if (!strcmp(b->devs[i]->path, np))
+			return b->devs[i];
+	return NULL;
+}
+
+static struct audit_dev *find_ref(struct audit_broker *b, const char *path, struct verr *err)
+{
+	char *np = norm_path(path, err);
+	if (!np)
+		return NULL;
+	pthread_rwlock_rdlock(&b->lock);
+	struct audit_dev *d = find_locked(b, np);
+	if (d)
+		atomic_fetch_add(&d->refs, 1);
+	pthread_rwlock_unlock(&b->lock);
+	if (!d)
+		verr_set(err, VERR_INVALID, "unknown audit device \"%s\"", np);
+	free(np);
+	return d;
+}
+
+/* Options as Vault takes them: a map of strings. */
+static json_t *norm_options(const json_t *in, struct verr *err)
+{
+	json_t *o = json_object();
+	if (!o || !in || json_is_null(in))
+		return o;
+	if (!json_is_object(in)) {
+		json_decref(o);
+		verr_set(err, VERR_INVALID, "options must be a map of strings");
+		return NULL;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)in, k, v) {
+		char num[64];
+		const char *s = NULL;
+		if (json_is_string(v))
+			s = json_string_value(v);
+		else if (json_is_boolean(v))
+			s = json_is_true(v) ? "true" : "false";
+		else if (json_is_integer(v))
+			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)), s = num;
+		else if (json_is_real(v))
+			snprintf(num, sizeof(num), "%g", json_real_value(v)), s = num;
+		if (!s) {
+			json_decref(o);
+			verr_set(err, VERR_INVALID, "option \"%s\" must be a string", k);
+			return NULL;
+		}
+		json_object_set_new(o, k, json_string(s));
+	}
+	return o;
+}
+
+int audit_broker_enable(struct audit_broker *b, const char *path, const char *type,
+			const char *description, const json_t *options, bool local,
+			struct verr *err)
+{
+	if (!type || !*type)
+		return verr_set(err, VERR_INVALID, "type is required");
+	char *np = norm_path(path, err);
+	if (!np)
+		return VERR_INVALID;
+	int rc = 0;
+	json_t *opts = NULL;
+	uint8_t *keys = NULL;
+	struct audit_dev *d = NULL;
+	bool known = false;
+	for (const struct audit_device_ops *const *t = b->types; t && *t; t++)
+		known |= !strcmp((*t)->type, type);
+	size_t nl = strlen(np);
+	if (nl >= 11 && !strcmp(np + nl - 11, "/chain-key/")) {
+		rc = verr_set(err, VERR_INVALID, "audit device path must not end in \"chain-key\"");
+		goto out;
+	}
+	if (!strcmp(np, "chain-key/")) {
+		rc = verr_set(err, VERR_INVALID, "audit device path must not be \"chain-key\"");
+		goto out;
+	}
+	if (!known) {
+		rc = verr_set(err, VERR_INVALID, "unknown audit device type \"%s\"", type);
+		goto out;
+	}
+	if (!(opts = norm_options(options, err))) {
+		rc = VERR_INVALID;
+		goto out;
+	}
+	pthread_mutex_lock(&b->admin);
+	if (find_locked(b, np)) {
+		rc = verr_set(err, VERR_INVALID, "path already in use");
+		goto unlock;
+	}
+	keys = secmem_alloc(KEYS_LEN);
+	if (!keys || RAND_bytes(keys, KEYS_LEN) != 1) {
+		rc = verr_set(err, VERR_INTERNAL, "cannot create audit device keys");
+		goto unlock;
+	}
+	char uuid[37];
+	{
+		uint8_t r[16];
+		RAND_bytes(r, sizeof(r));
+		r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+		r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+		snprintf(uuid, sizeof(uuid),
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+			 r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+			 r[13], r[14], r[15]);
+	}
+	if ((rc = dev_create(&d, b, np, type, description, opts, local, uuid, keys, true, err)))
+		goto unlock;
+	char kk[128];
+	keys_key(kk, sizeof(kk), uuid);
+	if ((rc = view_put(&b->view, kk, keys, KEYS_LEN, err)) ||
+	    (rc = table_save(b, NULL, d, err))) {
+		view_delete(&b->view, kk, NULL);
+		dev_stop(d);
+		goto unlock;
+	}
+	if (broker_add(b, d)) {
+		table_save(b, NULL, NULL, NULL);
+		view_delete(&b->view, kk, NULL);
+		dev_stop(d);
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto unlock;
+	}
+	log_info("audit", "enabled audit device %s (type %s)", np, type);
+unlock:
+	pthread_mutex_unlock(&b->admin);
+out:
+	if (keys)
+		secmem_free(keys, KEYS_LEN);
+	json_decref(opts);
+	free(np);
+	return rc;
+}
+
+int audit_broker_disable(struct audit_broker *b, const char *path, struct verr *err)
+{
+	char *np = norm_path(path, err);
+	if (!np)
+		return VERR_INVALID;
+	int rc = 0;
+	pthread_mutex_lock(&b->admin);
+	struct audit_dev *d = find_locked(b, np);
+	if (!d)
+		goto unlock;
+	if ((rc = table_save(b, d, NULL, err)))
+		goto unlock;
+	char kk[128];
+	keys_key(kk, sizeof(kk), d->uuid);
+	view_delete(&b->view, kk, NULL);
+	pthread_rwlock_wrlock(&b->lock);
+	for (size_t i = 0; i < b->ndevs; i++)
+		if (b->devs[i] == d) {
+			memmove(&b->devs[i], &b->devs[i + 1], (b->ndevs - i - 1) * sizeof(*b->devs));
+			b->ndevs--;
+			break;
+		}
+	pthread_rwlock_unlock(&b->lock);
+	dev_stop(d);
+	log_info("audit", "disabled audit device %s", np);
+unlock:
+	pthread_mutex_unlock(&b->admin);
+	free(np);
+	return rc;
+}
+
+json_t *audit_broker_list(struct audit_broker *b)
+{
+	json_t *o = json_object();
+	pthread_rwlock_rdlock(&b->lock);
+	for (size_t i = 0; i < b->ndevs; i++)
+		json_object_set_new(o, b->devs[i]->path, dev_json(b->devs[i], false));
+	pthread_rwlock_unlock(&b->lock);
+	return o;
+}
+
+int audit_broker_hash(struct audit_broker *b, const char *path, const char *input, char **out,
+		      struct verr *err)
+{
+	struct audit_dev *d = find_ref(b, path, err);
+	if (!d)
+		return VERR_INVALID;
+	void *impl = atomic_load(&d->impl);
+	int rc = 0;
+	if (!impl) {
+		rc = verr_set(err, VERR_INTERNAL, "audit device %s is not available", d->path);
+	} else if (!(*out = d->ops->hash(impl, input ? input : ""))) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	dev_release(d);
+	return rc;
+}
+
+int audit_broker_chain_key(struct audit_broker *b, const char *path, char **out,
+			   struct verr *err)
+{
+	struct audit_dev *d = find_ref(b, path, err);
+	if (!d)
+		return VERR_INVALID;
+	char *s = malloc(4 * ((KEY_LEN + 2) / 3) + 1);
+	if (s)
+		EVP_EncodeBlock((unsigned char *)s, d->keys + KEY_LEN, KEY_LEN);
+	dev_release(d);
+	if (!s)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	*out = s;
+	return 0;
+}
+
+/* ---- logging ---- */
+
+/* Queue a line (ownership passes to the item). NULL: device refused. */
+static struct audit_item *dev_enqueue(struct audit_dev *d, char *line, size_t len)
+{
+	struct audit_item *it = calloc(1, sizeof(*it));
+	if (!it) {
+		free(line);
+		return NULL;
+	}
+	it->line = line;
+	it->len = len;
+	pthread_mutex_lock(&d->mu);
+	bool stuck = d->busy_since && mono_ms() - d->busy_since > d->timeout_ms;
+	if (d->stop || stuck) {
+		pthread_mutex_unlock(&d->mu);
+		if (stuck)
+			log_warn("audit", "device %s is not responding: entry refused", d->path);
+		free(it->line);
+		free(it);
+		return NULL;
+	}
+	if (d->tail)
+		d->tail->next = it;
+	else
+		d->head = it;
+	d->tail = it;
+	pthread_cond_signal(&d->work);
+	pthread_mutex_unlock(&d->mu);
+	return it;
+}
+
+/* Wait for the acknowledgement until deadline; 0 if written. */
+static int dev_wait(struct audit_dev *d, struct audit_item *it, int64_t deadline)
+{
+	struct timespec ts = mono_deadline(deadline);
+	pthread_mutex_lock(&d->mu);
+	while (it->state != ITEM_DONE)
+		if (pthread_cond_timedwait(&d->done, &d->mu, &ts) == ETIMEDOUT)
+			break;
+	int rc;
+	bool timed_out = it->state != ITEM_DONE;
+	if (it->state == ITEM_DONE) {
+		rc = it->result;
+		free(it->line);
+		free(it);
+	} else if (it->state == ITEM_QUEUED) {
+		/* withdraw it: it will never be written */
+		struct audit_item **pp = &d->head, *prev = NULL;
+		while (*pp && *pp != it) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		if (*pp)
+			*pp = it->next;
+		if (d->tail == it)
+			d->tail = prev;
+		free(it->line);
+		free(it);
+		rc = VERR_INTERNAL;
+	} else {
+		it->abandoned = true; /* the writer frees it */
+		rc = VERR_INTERNAL;
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (timed_out)
+		log_warn("audit", "device %s did not record an entry within %lld ms", d->path,
+			 (long long)d->timeout_ms);
+	return rc;
+}
+
+static void dev_request_reopen(struct audit_dev *d)
+{
+	pthread_mutex_lock(&d->mu);
+	if (!d->stop) {
+		d->reopen_req = true;
+		d->reopen_gen++;
+		pthread_cond_signal(&d->work);
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
+int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *err)
+{
+	if (!b)
+		return 0;
+	struct audit_dev *local_devs[8];
+	struct audit_dev **devs = local_devs;
+	pthread_rwlock_rdlock(&b->lock);
+	size_t n = b->ndevs;
+	if (n > 8 && !(devs = malloc(n * sizeof(*devs)))) {
+		pthread_rwlock_unlock(&b->lock);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		devs[i] = b->devs[i];
+		atomic_fetch_add(&devs[i]->refs, 1);
+	}
+	pthread_rwlock_unlock(&b->lock);
+	if (n == 0)
+		return 0;
+
+	struct audit_item *local_items[8];
+	struct audit_item **items = n > 8 ? calloc(n, sizeof(*items)) : local_items;
+	int64_t *deadlines = calloc(n, sizeof(*deadlines));
+	size_t ok = 0;
+	if (!items || !deadlines) {
+		if (items != local_items)
+			free(items);
+		free(deadlines);
+		for (size_t i = 0; i < n; i++)
+			dev_release(devs[i]);
+		if (devs != local_devs)
+			free(devs);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	/* format (HMAC) on this thread with no lock held, then queue */
+	for (size_t i = 0; i < n; i++) {
+		struct audit_dev *d = devs[i];
+		items[i] = NULL;
+		void *impl = atomic_load(&d->impl);
+		if (!impl) {
+			dev_request_reopen(d); /* try to open it again */
+			continue;
+		}
+		char *line = NULL;
+		size_t len = 0;
+		struct verr fe = {0};
+		if (d->ops->format(&line, &len, impl, entry, &fe)) {
+			log_warn("audit", "device %s: %s", d->path, fe.msg);
+			continue;
+		}
+		deadlines[i] = mono_ms() + d->timeout_ms;
+		items[i] = dev_enqueue(d, line, len);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (items[i] && dev_wait(devs[i], items[i], deadlines[i]) == 0)
+			ok++;
+	for (size_t i = 0; i < n; i++)
+		dev_release(devs[i]);
+	if (items != local_items)
+		free(items);
+	free(deadlines);
+	if (devs != local_devs)
+		free(devs);
+	if (ok == 0)
+		return verr_set(err, VERR_INTERNAL, "no audit device could record the request");
+	return 0;
+}
+
+void audit_broker_reopen(struct audit_broker *b)
+{
+	if (!b)
+		return;
+	pthread_rwlock_rdlock(&b->lock);
+	size_t n = b->ndevs;
+	struct audit_dev **devs = calloc(n ? n : 1, sizeof(*devs));
+	for (size_t i = 0; devs && i < n; i++) {
+		devs[i] = b->devs[i];
+		atomic_fetch_add(&devs[i]->refs, 1);
+	}
+	pthread_rwlock_unlock(&b->lock);
+	if (!devs)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct audit_dev *d = devs[i];
+		pthread_mutex_lock(&d->mu);
+		d->reopen_req = true;
+		unsigned gen = ++d->reopen_gen;
+		pthread_cond_signal(&d->work);
+		struct timespec ts = mono_deadline(mono_ms() + d->timeout_ms);
+		while ((int)(d->reopen_done - gen) < 0 && !d->stop)
+			if (pthread_cond_timedwait(&d->done, &d->mu, &ts) == ETIMEDOUT)
+				break;
+		pthread_mutex_unlock(&d->mu);
+		dev_release(d);
+	}
+	free(devs);
+}
