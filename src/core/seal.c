@@ -37,8 +37,7 @@ static const char *version_string(void)
 static void progress_reset(struct unseal_progress *p)
 {
 	for (int i = 0; i < p->n; i++) {
-		secmem_wipe(p->parts[i], p->lens[i]);
-		free(p->parts[i]);
+		secmem_free(p->parts[i], p->lens[i]); /* wipes */
 		p->parts[i] = NULL;
 	}
 	p->n = 0;
@@ -354,7 +353,10 @@ static int add_part(struct unseal_progress *p, const uint8_t *key, size_t len)
 			return 1;
 	if (p->n >= 255)
 		return 1;
-	p->parts[p->n] = malloc(len);
+	/* key shares are key material: locked, non-dumpable, wiped on free */
+	p->parts[p->n] = secmem_alloc(len);
+	if (!p->parts[p->n])
+		return 1; /* out of memory: the part is not counted */
 	memcpy(p->parts[p->n], key, len);
 	p->lens[p->n] = len;
 	p->n++;
