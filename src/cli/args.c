@@ -404,6 +404,22 @@ int cli_check_args(struct cli *c, int n, int min, int max)
 	return 0;
 }
 
+int cli_parse_args(struct cli *c, const struct cli_flag *flags, int *argc, char ***argv, int min,
+		   int max, int *rc)
+{
+	int oi;
+	if (cli_parse_cmd(c, flags, *argc, *argv, &oi, rc))
+		return 1;
+	*argc -= oi;
+	*argv += oi;
+	if (cli_check_args(c, *argc, min, max)) {
+		*rc = CLI_ELOCAL;
+		return 1;
+	}
+	*rc = CLI_OK;
+	return 0;
+}
+
 char *cli_prompt_secret(struct cli *c, const char *prompt)
 {
 	int tty = isatty(STDIN_FILENO);

@@ -242,6 +242,12 @@ int cli_parse_cmd(struct cli *c, const struct cli_flag *flags, int argc, char **
 /* Check positional count in [min,max] (max<0: unbounded); prints Vault's
  * "Too many arguments (expected N, got M)" / "Not enough arguments". */
 int cli_check_args(struct cli *c, int n, int min, int max);
+/* The usual start of a command: cli_parse_cmd, then drop the flags from
+ * argc/argv (both passed by address) and cli_check_args(min, max) on what
+ * is left. Returns 1 (error printed, *rc = the exit code) when the caller
+ * should return *rc; 0 with *rc = CLI_OK otherwise. */
+int cli_parse_args(struct cli *c, const struct cli_flag *flags, int *argc, char ***argv, int min,
+		   int max, int *rc);
 /* Prompt on the terminal without echo (or read a line from stdin when it is
  * not a tty). Returns malloc'd string, NULL on EOF. */
 char *cli_prompt_secret(struct cli *c, const char *prompt);

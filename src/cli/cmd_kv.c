@@ -143,20 +143,9 @@ static json_t *versions_json(const struct cli_strlist *vs)
 	return a;
 }
 
-/* Common argument handling: flags, then exactly `min..max` positionals. */
-#define KV_PARSE(min, max)                                                  \
-	do {                                                                \
-		if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))             \
-			return rc;                                          \
-		argc -= oi;                                                 \
-		argv += oi;                                                 \
-		if (cli_check_args(c, argc, min, max))                      \
-			return CLI_ELOCAL;                                  \
-	} while (0)
-
 int cli_cmd_kv_get(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	long version = 0;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
@@ -164,7 +153,8 @@ int cli_cmd_kv_get(struct cli *c, int argc, char **argv)
 		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
 		{0},
 	};
-	KV_PARSE(1, 1);
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
+		return rc;
 	struct kvpath k;
 	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
 		return rc;
@@ -245,7 +235,7 @@ static int kv_write_output(struct cli *c, const struct kvpath *k, const char *fu
 
 static int kv_put_or_patch(struct cli *c, int argc, char **argv, int patch)
 {
-	int rc, oi;
+	int rc;
 	long cas = -1;
 	int cas_set = 0;
 	const char *mount = NULL, *method = NULL;
@@ -255,7 +245,8 @@ static int kv_put_or_patch(struct cli *c, int argc, char **argv, int patch)
 		{"method", CLI_FLAG_STRING, &method, "patch or rw (patch only)", NULL},
 		{0},
 	};
-	KV_PARSE(1, -1);
+	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
+		return rc;
 	if (argc < 2)
 		return cli_fail(c, CLI_ELOCAL, "Must supply data");
 	json_t *data = NULL;
@@ -333,7 +324,7 @@ static int kv_simple(struct cli *c, const char *method, const char *path, json_t
 
 int cli_cmd_kv_delete(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_strlist vs = {0};
 	struct cli_flag fl[] = {
@@ -341,12 +332,7 @@ int cli_cmd_kv_delete(struct cli *c, int argc, char **argv)
 		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out_vs;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		goto out_vs;
 	struct kvpath k;
 	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
@@ -373,7 +359,7 @@ out_vs:
 
 static int kv_versions_op(struct cli *c, int argc, char **argv, const char *op)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_strlist vs = {0};
 	struct cli_flag fl[] = {
@@ -381,12 +367,7 @@ static int kv_versions_op(struct cli *c, int argc, char **argv, const char *op)
 		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out_vs;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		goto out_vs;
 	if (vs.n == 0) {
 		rc = cli_fail(c, CLI_ELOCAL, "No versions provided, use the \"-versions\" flag to specify the version to %s.", op);
@@ -422,13 +403,14 @@ int cli_cmd_kv_destroy(struct cli *c, int argc, char **argv)
 
 int cli_cmd_kv_list(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
 		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
 		{0},
 	};
-	KV_PARSE(0, 1);
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
+		return rc;
 	if (argc == 0 && !mount)
 		return cli_fail(c, CLI_ELOCAL, "Not enough arguments (expected 1, got 0)");
 	struct kvpath k;
@@ -457,13 +439,14 @@ int cli_cmd_kv_list(struct cli *c, int argc, char **argv)
 
 int cli_cmd_kv_metadata_get(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
 		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
 		{0},
 	};
-	KV_PARSE(1, 1);
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
+		return rc;
 	struct kvpath k;
 	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
 		return rc;
@@ -522,7 +505,7 @@ out:
 
 int cli_cmd_kv_metadata_put(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL, *dva = NULL;
 	long maxv = -1;
 	int cas_req = 0, cas_set = 0, maxv_set = 0;
@@ -535,12 +518,7 @@ int cli_cmd_kv_metadata_put(struct cli *c, int argc, char **argv)
 		{"custom-metadata", CLI_FLAG_KV, &cm, "k=v, repeatable", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out_cm;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		goto out_cm;
 	struct kvpath k;
 	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
@@ -577,13 +555,14 @@ out_cm:
 
 int cli_cmd_kv_metadata_delete(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
 		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
 		{0},
 	};
-	KV_PARSE(1, 1);
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
+		return rc;
 	struct kvpath k;
 	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
 		return rc;
@@ -599,7 +578,7 @@ int cli_cmd_kv_metadata_delete(struct cli *c, int argc, char **argv)
 
 int cli_cmd_kv_rollback(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	long version = 0;
 	struct cli_flag fl[] = {
@@ -607,7 +586,8 @@ int cli_cmd_kv_rollback(struct cli *c, int argc, char **argv)
 		{"version", CLI_FLAG_INT, &version, "Version to roll back to", NULL},
 		{0},
 	};
-	KV_PARSE(1, 1);
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
+		return rc;
 	if (version <= 0)
 		return cli_fail(c, CLI_ELOCAL, "Must specify a positive -version to roll back to");
 	struct kvpath k;

@@ -35,14 +35,10 @@ static char *query_from_kv(int argc, char **argv)
 
 int cli_cmd_read(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, -1))
-		return CLI_ELOCAL;
 	char *path = cli_sanitize_path(argv[0], 0);
 	char *query = argc > 1 ? query_from_kv(argc - 1, argv + 1) : NULL;
 	char what[1200];
@@ -71,18 +67,14 @@ out:
 
 int cli_cmd_write(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, force = 0;
+	int rc, force = 0;
 	struct cli_flag fl[] = {
 		{"force", CLI_FLAG_BOOL, &force, "Allow no data", NULL},
 		{"f", CLI_FLAG_BOOL, &force, "Alias of -force", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, -1))
-		return CLI_ELOCAL;
 	if (argc == 1 && !force)
 		return cli_fail(c, CLI_ELOCAL, "Must supply data or use -force");
 	json_t *data = NULL;
@@ -113,14 +105,10 @@ out:
 
 int cli_cmd_patch(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 2, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 2, -1))
-		return CLI_ELOCAL;
 	json_t *data = NULL;
 	struct verr e = {0};
 	if (cli_kv_parse(&data, argc - 1, argv + 1, stdin, &e))
@@ -152,14 +140,10 @@ out:
 
 int cli_cmd_list(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *path = cli_sanitize_path(argv[0], 1);
 	char what[1200];
 	snprintf(what, sizeof(what), "Error listing %s", path);
@@ -186,14 +170,10 @@ out:
 
 int cli_cmd_delete(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, -1))
-		return CLI_ELOCAL;
 	char *path = cli_sanitize_path(argv[0], 0);
 	char *query = argc > 1 ? query_from_kv(argc - 1, argv + 1) : NULL;
 	char what[1200];
@@ -215,14 +195,10 @@ int cli_cmd_delete(struct cli *c, int argc, char **argv)
 
 int cli_cmd_path_help(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *path = cli_sanitize_path(argv[0], 0);
 	char what[1200];
 	snprintf(what, sizeof(what), "Error retrieving help");

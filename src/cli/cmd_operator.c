@@ -116,12 +116,10 @@ static int output_seal_status(struct cli *c, json_t *st)
 
 int cli_cmd_status(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "GET", .path = "sys/seal-status"};
 	struct verr e = {0};
@@ -148,7 +146,7 @@ int cli_cmd_status(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, status = 0;
+	int rc, status = 0;
 	long shares = 5, threshold = 3, rshares = 5, rthreshold = 3;
 	int rs_set = 0, rt_set = 0;
 	struct cli_strlist pgp = {0};
@@ -167,10 +165,7 @@ int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 	};
 	json_t *body = NULL;
 	struct cli_resp r = {0};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc - oi, 0, 0))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		goto out;
 	if (status) {
 		struct cli_req rq = {.method = "GET", .path = "sys/init"};
@@ -251,18 +246,14 @@ out:
 
 int cli_cmd_operator_unseal(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, reset = 0, migrate = 0;
+	int rc, reset = 0, migrate = 0;
 	struct cli_flag fl[] = {
 		{"reset", CLI_FLAG_BOOL, &reset, "Discard the shares entered so far", NULL},
 		{"migrate", CLI_FLAG_BOOL, &migrate, "Seal migration", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 0, 1))
-		return CLI_ELOCAL;
 	json_t *body;
 	char *key = NULL;
 	if (reset) {
@@ -302,12 +293,10 @@ int cli_cmd_operator_unseal(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_seal(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "PUT", .path = "sys/seal"};
 	rc = cli_call(c, &rq, &r, "Error sealing", 0);
@@ -341,7 +330,7 @@ static void print_rekey_status(struct cli *c, const json_t *st)
 
 int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, init = 0, cancel = 0, status = 0, verify = 0;
+	int rc, init = 0, cancel = 0, status = 0, verify = 0;
 	long shares = 5, threshold = 3;
 	const char *nonce = NULL, *target = "barrier";
 	struct cli_flag fl[] = {
@@ -357,12 +346,8 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		{"verify", CLI_FLAG_BOOL, &verify, "Verification flow", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 0, 1))
-		return CLI_ELOCAL;
 	const char *base = strcmp(target, "recovery") == 0 ? "sys/rekey-recovery-key" : "sys/rekey";
 	char rp[128];
 	struct cli_resp r = {0};
@@ -489,12 +474,10 @@ static int print_key_status(struct cli *c, const json_t *resp)
 
 int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "GET", .path = "sys/key-status"};
 	if ((rc = cli_call(c, &rq, &r, "Error reading key status", 0)) != 0)
@@ -506,12 +489,10 @@ int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_rotate(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "PUT", .path = "sys/rotate"};
 	if ((rc = cli_call(c, &rq, &r, "Error rotating key", 0)) != 0)
@@ -570,7 +551,7 @@ static char *gen_otp(size_t len)
 
 int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, init = 0, cancel = 0, status = 0, genotp = 0, drtoken = 0;
+	int rc, init = 0, cancel = 0, status = 0, genotp = 0, drtoken = 0;
 	const char *otp = NULL, *decode = NULL, *nonce = NULL;
 	struct cli_flag fl[] = {
 		{"init", CLI_FLAG_BOOL, &init, "Start generating a root token", NULL},
@@ -583,12 +564,8 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 		{"dr-token", CLI_FLAG_BOOL, &drtoken, "DR operation token (unsupported)", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 0, 1))
-		return CLI_ELOCAL;
 	struct cli_resp r = {0};
 	json_t *body = NULL;
 	char *key = NULL, *nonce_owned = NULL;
@@ -715,14 +692,10 @@ out:
 /* ---- raft snapshots ---- */
 int cli_cmd_operator_raft_save(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	/* write to a temp file, rename on success: never leave a partial snapshot */
 	size_t plen = strlen(argv[0]);
 	char *tmp = malloc(plen + 16);
@@ -757,15 +730,11 @@ int cli_cmd_operator_raft_save(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_raft_restore(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, force = 0;
+	int rc, force = 0;
 	struct cli_flag fl[] = {{"force", CLI_FLAG_BOOL, &force, "Restore across keyrings", NULL},
 				{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *data = NULL;
 	size_t len = 0;
 	struct verr e = {0};

@@ -112,17 +112,12 @@ static json_t *mount_config(const struct mount_flags *m)
 
 static int mount_enable(struct cli *c, int argc, char **argv, int auth)
 {
-	int rc, oi;
+	int rc;
 	struct mount_flags m = {0};
 	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
 	char *path = NULL;
 	json_t *body = NULL;
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		goto out;
 	const char *type = argv[0];
 	path = cli_sanitize_path(m.path ? m.path : type, 1);
@@ -180,17 +175,12 @@ int cli_cmd_auth_enable(struct cli *c, int argc, char **argv)
 
 static int mount_tune(struct cli *c, int argc, char **argv, int auth)
 {
-	int rc, oi;
+	int rc;
 	struct mount_flags m = {0};
 	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
 	char *path = NULL;
 	json_t *body = NULL;
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		goto out;
 	path = cli_sanitize_path(argv[0], 1);
 	body = mount_config(&m);
@@ -236,14 +226,10 @@ int cli_cmd_auth_tune(struct cli *c, int argc, char **argv)
 
 static int mount_disable(struct cli *c, int argc, char **argv, int auth)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *path = cli_sanitize_path(argv[0], 1);
 	char rp[1200], what[1300];
 	snprintf(rp, sizeof(rp), "sys/%s/%s", auth ? "auth" : "mounts", path);
@@ -292,12 +278,10 @@ static json_t *mount_map(json_t *resp)
 
 static int mount_list(struct cli *c, int argc, char **argv, int auth)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "GET", .path = auth ? "sys/auth" : "sys/mounts"};
 	rc = cli_call(c, &rq, &r, auth ? "Error listing enabled authentications"
@@ -378,14 +362,10 @@ int cli_cmd_auth_list(struct cli *c, int argc, char **argv)
 
 int cli_cmd_secrets_move(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 2, 2, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 2, 2))
-		return CLI_ELOCAL;
 	char *from = cli_sanitize_path(argv[0], 1), *to = cli_sanitize_path(argv[1], 1);
 	json_t *body = json_pack("{s:s, s:s}", "from", from, "to", to);
 	char what[2600];
@@ -434,14 +414,10 @@ int cli_cmd_secrets_move(struct cli *c, int argc, char **argv)
 /* ---- policy ---- */
 int cli_cmd_policy_write(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 2, 2, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 2, 2))
-		return CLI_ELOCAL;
 	char *text = NULL;
 	struct verr e = {0};
 	if (cli_read_file(&text, NULL, argv[1], stdin, &e))
@@ -463,14 +439,10 @@ int cli_cmd_policy_write(struct cli *c, int argc, char **argv)
 
 int cli_cmd_policy_read(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *name = cli_sanitize_path(argv[0], 0);
 	char rp[1200], what[1300];
 	snprintf(rp, sizeof(rp), "sys/policies/acl/%s", name);
@@ -505,12 +477,10 @@ int cli_cmd_policy_read(struct cli *c, int argc, char **argv)
 
 int cli_cmd_policy_list(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "LIST", .path = "sys/policies/acl"};
 	rc = cli_call(c, &rq, &r, "Error listing policies", 0);
@@ -532,14 +502,10 @@ int cli_cmd_policy_list(struct cli *c, int argc, char **argv)
 
 int cli_cmd_policy_delete(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *name = cli_sanitize_path(argv[0], 0);
 	char rp[1200], what[1300];
 	snprintf(rp, sizeof(rp), "sys/policies/acl/%s", name);
@@ -552,7 +518,7 @@ int cli_cmd_policy_delete(struct cli *c, int argc, char **argv)
 /* ---- audit ---- */
 int cli_cmd_audit_enable(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, local = 0;
+	int rc, local = 0;
 	const char *path = NULL, *desc = NULL;
 	struct cli_flag fl[] = {
 		{"path", CLI_FLAG_STRING, &path, "Device path", NULL},
@@ -560,12 +526,8 @@ int cli_cmd_audit_enable(struct cli *c, int argc, char **argv)
 		{"local", CLI_FLAG_BOOL, &local, "Not replicated", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, -1))
-		return CLI_ELOCAL;
 	const char *type = argv[0];
 	json_t *opts = NULL;
 	struct verr e = {0};
@@ -588,14 +550,10 @@ int cli_cmd_audit_enable(struct cli *c, int argc, char **argv)
 
 int cli_cmd_audit_disable(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *p = cli_sanitize_path(argv[0], 1);
 	char rp[1200];
 	snprintf(rp, sizeof(rp), "sys/audit/%s", p);
@@ -607,12 +565,10 @@ int cli_cmd_audit_disable(struct cli *c, int argc, char **argv)
 
 int cli_cmd_audit_list(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "GET", .path = "sys/audit"};
 	rc = cli_call(c, &rq, &r, "Error listing audits", 0);
@@ -704,19 +660,15 @@ static int b64_decode(unsigned char **out, size_t *outlen, const char *s)
 
 int cli_cmd_audit_verify(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *device = NULL, *keyfile = NULL;
 	struct cli_flag fl[] = {
 		{"path", CLI_FLAG_STRING, &device, "Audit device path (fetch its chain key)", NULL},
 		{"key-file", CLI_FLAG_STRING, &keyfile, "File with the base64 chain key", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	if (!device && !keyfile)
 		return cli_fail(c, CLI_ELOCAL, "Either -path=DEVICE or -key-file=FILE is required");
 	char *keyb64 = NULL, *log = NULL;

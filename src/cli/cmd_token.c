@@ -53,7 +53,7 @@ static json_t *auth_from_lookup(const char *token, json_t *resp)
 
 int cli_cmd_login(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, no_store = 0, token_only = 0, no_print = 0;
+	int rc, no_store = 0, token_only = 0, no_print = 0;
 	const char *method = "token", *mpath = NULL;
 	struct cli_flag fl[] = {
 		{"method", CLI_FLAG_STRING, &method, "Auth method type", NULL},
@@ -63,10 +63,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 		{"no-print", CLI_FLAG_BOOL, &no_print, "Print nothing on success", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
 	if (token_only)
 		no_store = 1;
 	json_t *shown = NULL, *body = NULL;
@@ -204,7 +202,7 @@ static int token_request(struct cli *c, const char *method, const char *path, js
 
 int cli_cmd_token_create(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, orphan = 0, no_default = 0, renewable = 1, renew_set = 0;
+	int rc, orphan = 0, no_default = 0, renewable = 1, renew_set = 0;
 	const char *ttl = NULL, *emt = NULL, *period = NULL, *display = NULL, *role = NULL,
 		   *type = NULL, *id = NULL, *alias = NULL;
 	long uses = 0;
@@ -227,10 +225,7 @@ int cli_cmd_token_create(struct cli *c, int argc, char **argv)
 		{0},
 	};
 	json_t *body = NULL;
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc - oi, 0, 0))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		goto out;
 	body = json_object();
 	if (id)
@@ -292,15 +287,11 @@ out:
 
 int cli_cmd_token_lookup(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, accessor = 0;
+	int rc, accessor = 0;
 	struct cli_flag fl[] = {{"accessor", CLI_FLAG_BOOL, &accessor, "Argument is an accessor", NULL},
 				{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, accessor ? 1 : 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, accessor ? 1 : 0, 1))
-		return CLI_ELOCAL;
 	json_t *body = NULL;
 	const char *path = "auth/token/lookup-self", *method = "GET";
 	if (accessor) {
@@ -319,7 +310,7 @@ int cli_cmd_token_lookup(struct cli *c, int argc, char **argv)
 
 int cli_cmd_token_renew(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, accessor = 0;
+	int rc, accessor = 0;
 	const char *inc = NULL;
 	struct cli_flag fl[] = {
 		{"increment", CLI_FLAG_STRING, &inc, "Requested extension", NULL},
@@ -327,12 +318,8 @@ int cli_cmd_token_renew(struct cli *c, int argc, char **argv)
 		{"accessor", CLI_FLAG_BOOL, &accessor, "Argument is an accessor", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, accessor ? 1 : 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, accessor ? 1 : 0, 1))
-		return CLI_ELOCAL;
 	json_t *body = json_object();
 	if (inc)
 		json_object_set_new(body, "increment", json_string(inc));
@@ -351,7 +338,7 @@ int cli_cmd_token_renew(struct cli *c, int argc, char **argv)
 
 int cli_cmd_token_revoke(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, self = 0, accessor = 0;
+	int rc, self = 0, accessor = 0;
 	const char *mode = NULL;
 	struct cli_flag fl[] = {
 		{"self", CLI_FLAG_BOOL, &self, "Revoke the token in use", NULL},
@@ -359,10 +346,8 @@ int cli_cmd_token_revoke(struct cli *c, int argc, char **argv)
 		{"mode", CLI_FLAG_STRING, &mode, "orphan or path", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
 	if (self && argc > 0)
 		return cli_fail(c, CLI_ELOCAL, "Too many arguments (expected 0, got %d)", argc);
 	if (!self && cli_check_args(c, argc, 1, 1))
@@ -398,15 +383,11 @@ int cli_cmd_token_revoke(struct cli *c, int argc, char **argv)
 
 int cli_cmd_token_capabilities(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, accessor = 0;
+	int rc, accessor = 0;
 	struct cli_flag fl[] = {{"accessor", CLI_FLAG_BOOL, &accessor, "Argument is an accessor", NULL},
 				{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 2, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 2))
-		return CLI_ELOCAL;
 	const char *path = argc == 2 ? argv[1] : argv[0];
 	json_t *body = json_pack("{s:[s]}", "paths", path);
 	const char *rp = "sys/capabilities-self";
@@ -454,14 +435,10 @@ int cli_cmd_token_capabilities(struct cli *c, int argc, char **argv)
 /* ---- lease ---- */
 int cli_cmd_lease_lookup(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	json_t *body = json_pack("{s:s}", "lease_id", argv[0]);
 	rc = token_request(c, "PUT", "sys/leases/lookup", body, "Error looking up lease", NULL);
 	json_decref(body);
@@ -470,19 +447,15 @@ int cli_cmd_lease_lookup(struct cli *c, int argc, char **argv)
 
 int cli_cmd_lease_renew(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *inc = NULL;
 	struct cli_flag fl[] = {
 		{"increment", CLI_FLAG_STRING, &inc, "Requested extension", NULL},
 		{"i", CLI_FLAG_STRING, &inc, "Alias of -increment", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	json_t *body = json_pack("{s:s}", "lease_id", argv[0]);
 	if (inc)
 		json_object_set_new(body, "increment", json_string(inc));
@@ -499,7 +472,7 @@ int cli_cmd_lease_renew(struct cli *c, int argc, char **argv)
 
 int cli_cmd_lease_revoke(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, prefix = 0, force = 0, sync = 0;
+	int rc, prefix = 0, force = 0, sync = 0;
 	struct cli_flag fl[] = {
 		{"prefix", CLI_FLAG_BOOL, &prefix, "Revoke every lease under the prefix", NULL},
 		{"force", CLI_FLAG_BOOL, &force, "Ignore backend errors (with -prefix)", NULL},
@@ -507,12 +480,8 @@ int cli_cmd_lease_revoke(struct cli *c, int argc, char **argv)
 		{"sync", CLI_FLAG_BOOL, &sync, "Wait for revocation", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	if (force && !prefix)
 		return cli_fail(c, CLI_ELOCAL, "Specifying -force requires also specifying -prefix");
 	char rp[2048], ok[2200];
@@ -540,12 +509,10 @@ int cli_cmd_lease_revoke(struct cli *c, int argc, char **argv)
 
 int cli_cmd_print_token(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	fprintf(c->out, "%s\n", c->token ? c->token : "");
 	return CLI_OK;
 }
