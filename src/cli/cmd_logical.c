@@ -65,15 +65,17 @@ out:
 	return rc;
 }
 
-int cli_cmd_write(struct cli *c, int argc, char **argv)
+/* write and patch: k=v data sent as PUT or as a JSON merge patch. */
+static int write_data(struct cli *c, int argc, char **argv, int patch)
 {
 	int rc, force = 0;
-	struct cli_flag fl[] = {
+	struct cli_flag write_fl[] = {
 		{"force", CLI_FLAG_BOOL, &force, "Allow no data", NULL},
 		{"f", CLI_FLAG_BOOL, &force, "Alias of -force", NULL},
 		{0},
 	};
-	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
+	struct cli_flag patch_fl[] = {{0}};
+	if (cli_parse_args(c, patch ? patch_fl : write_fl, &argc, &argv, patch ? 2 : 1, -1, &rc))
 		return rc;
 	if (argc == 1 && !force)
 		return cli_fail(c, CLI_ELOCAL, "Must supply data or use -force");
@@ -85,7 +87,10 @@ int cli_cmd_write(struct cli *c, int argc, char **argv)
 	char what[1200];
 	snprintf(what, sizeof(what), "Error writing data to %s", path);
 	struct cli_resp r;
-	struct cli_req rq = {.method = "PUT", .path = path, .body = data};
+	struct cli_req rq = {.method = patch ? "PATCH" : "PUT",
+			     .path = path,
+			     .body = data,
+			     .content_type = patch ? "application/merge-patch+json" : NULL};
 	rc = cli_call(c, &rq, &r, what, 0);
 	if (rc)
 		goto out;
@@ -103,39 +108,14 @@ out:
 	return rc;
 }
 
+int cli_cmd_write(struct cli *c, int argc, char **argv)
+{
+	return write_data(c, argc, argv, 0);
+}
+
 int cli_cmd_patch(struct cli *c, int argc, char **argv)
 {
-	int rc;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_args(c, fl, &argc, &argv, 2, -1, &rc))
-		return rc;
-	json_t *data = NULL;
-	struct verr e = {0};
-	if (cli_kv_parse(&data, argc - 1, argv + 1, stdin, &e))
-		return cli_fail(c, CLI_ELOCAL, "Failed to parse K=V data: %s", e.msg);
-	char *path = cli_sanitize_path(argv[0], 0);
-	char what[1200];
-	snprintf(what, sizeof(what), "Error writing data to %s", path);
-	struct cli_resp r;
-	struct cli_req rq = {.method = "PATCH",
-			     .path = path,
-			     .body = data,
-			     .content_type = "application/merge-patch+json"};
-	rc = cli_call(c, &rq, &r, what, 0);
-	if (rc)
-		goto out;
-	if (!r.json) {
-		if (!c->field && strcmp(cli_format(c), "table") == 0)
-			fprintf(c->out, "Success! Data written to: %s\n", path);
-		rc = CLI_OK;
-	} else {
-		rc = cli_output_secret(c, r.json);
-	}
-	cli_resp_free(&r);
-out:
-	json_decref(data);
-	free(path);
-	return rc;
+	return write_data(c, argc, argv, 1);
 }
 
 int cli_cmd_list(struct cli *c, int argc, char **argv)

@@ -110,42 +110,47 @@ static json_t *mount_config(const struct mount_flags *m)
 	{"allowed-response-headers", CLI_FLAG_LIST, &(m).allowed_resp, "", NULL},                    \
 	{"allowed-managed-keys", CLI_FLAG_LIST, &(m).allowed_ids, "", NULL}
 
-static int mount_enable(struct cli *c, int argc, char **argv, int auth)
+/* -options k=v and -version as a mount's options object. */
+static json_t *mount_options(const struct mount_flags *m)
 {
-	int rc;
-	struct mount_flags m = {0};
-	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
-	char *path = NULL;
-	json_t *body = NULL;
-	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
-		goto out;
-	const char *type = argv[0];
-	path = cli_sanitize_path(m.path ? m.path : type, 1);
-	body = json_object();
 	json_t *opts = json_object();
-	kv_flags_into(opts, &m.options);
-	if (m.version > 0) {
+	kv_flags_into(opts, &m->options);
+	if (m->version > 0) {
 		char vs[24];
-		snprintf(vs, sizeof(vs), "%ld", m.version);
+		snprintf(vs, sizeof(vs), "%ld", m->version);
 		json_object_set_new(opts, "version", json_string(vs));
 	}
+	return opts;
+}
+
+/* body.options = opts (taken), left out when empty. */
+static void mount_options_set(json_t *body, json_t *opts)
+{
+	if (json_object_size(opts))
+		json_object_set_new(body, "options", opts);
+	else
+		json_decref(opts);
+}
+
+static int mount_enable(struct cli *c, const struct mount_flags *m, const char *type, int auth)
+{
+	char *path = cli_sanitize_path(m->path ? m->path : type, 1);
+	json_t *body = json_object();
+	json_t *opts = mount_options(m);
 	if (!auth && strcmp(type, "kv-v2") == 0) {
 		type = "kv";
 		json_object_set_new(opts, "version", json_string("2"));
 	}
 	json_object_set_new(body, "type", json_string(type));
-	json_object_set_new(body, "description", json_string(m.description ? m.description : ""));
-	json_object_set_new(body, "config", mount_config(&m));
-	json_object_set_new(body, "local", json_boolean(m.local));
-	json_object_set_new(body, "seal_wrap", json_boolean(m.seal_wrap));
+	json_object_set_new(body, "description", json_string(m->description ? m->description : ""));
+	json_object_set_new(body, "config", mount_config(m));
+	json_object_set_new(body, "local", json_boolean(m->local));
+	json_object_set_new(body, "seal_wrap", json_boolean(m->seal_wrap));
 	if (!auth)
-		json_object_set_new(body, "external_entropy_access", json_boolean(m.ext_entropy));
-	if (m.plugin_version)
-		json_object_set_new(body, "plugin_version", json_string(m.plugin_version));
-	if (json_object_size(opts))
-		json_object_set_new(body, "options", opts);
-	else
-		json_decref(opts);
+		json_object_set_new(body, "external_entropy_access", json_boolean(m->ext_entropy));
+	if (m->plugin_version)
+		json_object_set_new(body, "plugin_version", json_string(m->plugin_version));
+	mount_options_set(body, opts);
 	char rp[1200], what[1300], ok[1300];
 	snprintf(rp, sizeof(rp), "sys/%s/%s", auth ? "auth" : "mounts", path);
 	if (auth) {
@@ -155,73 +160,65 @@ static int mount_enable(struct cli *c, int argc, char **argv, int auth)
 		snprintf(what, sizeof(what), "Error enabling");
 		snprintf(ok, sizeof(ok), "Success! Enabled the %s secrets engine at: %%s", type);
 	}
-	rc = sys_simple(c, "POST", rp, body, what, ok, path);
-out:
+	int rc = sys_simple(c, "POST", rp, body, what, ok, path);
 	json_decref(body);
 	free(path);
+	return rc;
+}
+
+static int mount_tune(struct cli *c, const struct mount_flags *m, const char *arg, int auth)
+{
+	char *path = cli_sanitize_path(arg, 1);
+	json_t *body = mount_config(m);
+	if (m->description)
+		json_object_set_new(body, "description", json_string(m->description));
+	if (m->plugin_version)
+		json_object_set_new(body, "plugin_version", json_string(m->plugin_version));
+	mount_options_set(body, mount_options(m));
+	char rp[1200], what[1300];
+	snprintf(rp, sizeof(rp), "sys/%s/%stune", auth ? "auth" : "mounts", path);
+	snprintf(what, sizeof(what), "Error tuning %s %s", auth ? "auth method" : "secrets engine",
+		 path);
+	int rc = sys_simple(c, "POST", rp, body, what,
+			    auth ? "Success! Tuned the auth method at: %s"
+				 : "Success! Tuned the secrets engine at: %s",
+			    path);
+	json_decref(body);
+	free(path);
+	return rc;
+}
+
+/* secrets/auth enable and tune: the mount flags, then one argument (the
+ * type to enable, or the path to tune). */
+static int mount_write(struct cli *c, int argc, char **argv, int auth, int tune)
+{
+	int rc;
+	struct mount_flags m = {0};
+	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc) == 0)
+		rc = tune ? mount_tune(c, &m, argv[0], auth) : mount_enable(c, &m, argv[0], auth);
 	mount_flags_clear(&m);
 	return rc;
 }
 
 int cli_cmd_secrets_enable(struct cli *c, int argc, char **argv)
 {
-	return mount_enable(c, argc, argv, 0);
+	return mount_write(c, argc, argv, 0, 0);
 }
 
 int cli_cmd_auth_enable(struct cli *c, int argc, char **argv)
 {
-	return mount_enable(c, argc, argv, 1);
-}
-
-static int mount_tune(struct cli *c, int argc, char **argv, int auth)
-{
-	int rc;
-	struct mount_flags m = {0};
-	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
-	char *path = NULL;
-	json_t *body = NULL;
-	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
-		goto out;
-	path = cli_sanitize_path(argv[0], 1);
-	body = mount_config(&m);
-	if (m.description)
-		json_object_set_new(body, "description", json_string(m.description));
-	if (m.plugin_version)
-		json_object_set_new(body, "plugin_version", json_string(m.plugin_version));
-	json_t *opts = json_object();
-	kv_flags_into(opts, &m.options);
-	if (m.version > 0) {
-		char vs[24];
-		snprintf(vs, sizeof(vs), "%ld", m.version);
-		json_object_set_new(opts, "version", json_string(vs));
-	}
-	if (json_object_size(opts))
-		json_object_set_new(body, "options", opts);
-	else
-		json_decref(opts);
-	char rp[1200], what[1300];
-	snprintf(rp, sizeof(rp), "sys/%s/%stune", auth ? "auth" : "mounts", path);
-	snprintf(what, sizeof(what), "Error tuning %s %s", auth ? "auth method" : "secrets engine",
-		 path);
-	rc = sys_simple(c, "POST", rp, body, what,
-			auth ? "Success! Tuned the auth method at: %s"
-			     : "Success! Tuned the secrets engine at: %s",
-			path);
-out:
-	json_decref(body);
-	free(path);
-	mount_flags_clear(&m);
-	return rc;
+	return mount_write(c, argc, argv, 1, 0);
 }
 
 int cli_cmd_secrets_tune(struct cli *c, int argc, char **argv)
 {
-	return mount_tune(c, argc, argv, 0);
+	return mount_write(c, argc, argv, 0, 1);
 }
 
 int cli_cmd_auth_tune(struct cli *c, int argc, char **argv)
 {
-	return mount_tune(c, argc, argv, 1);
+	return mount_write(c, argc, argv, 1, 1);
 }
 
 static int mount_disable(struct cli *c, int argc, char **argv, int auth)
