@@ -153,6 +153,12 @@ void cli_api_error_text(char *buf, size_t cap, const struct cli_resp *r);
  * returns 0 and sets out->status (the caller handles "No value found"). */
 int cli_call(struct cli *c, const struct cli_req *rq, struct cli_resp *out, const char *what,
 	     int allow_404);
+/* A whole command that takes no flags or arguments and makes one request:
+ * cli_parse_args(0, 0), then cli_call(method path). Returns 0 with the 2xx
+ * response in *out (the caller frees it), or 1 with the error printed and
+ * the exit code in *rc. */
+int cli_call_noargs(struct cli *c, int argc, char **argv, const char *method, const char *path,
+		    const char *what, struct cli_resp *out, int *rc);
 
 /* ---- output ---- */
 /* The format in effect: c->format or "table"; returns NULL (and prints) if

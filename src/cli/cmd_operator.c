@@ -294,13 +294,8 @@ int cli_cmd_operator_unseal(struct cli *c, int argc, char **argv)
 int cli_cmd_operator_seal(struct cli *c, int argc, char **argv)
 {
 	int rc;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
-		return rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "PUT", .path = "sys/seal"};
-	rc = cli_call(c, &rq, &r, "Error sealing", 0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "PUT", "sys/seal", "Error sealing", &r, &rc))
 		return rc;
 	cli_resp_free(&r);
 	fprintf(c->out, "Success! Vault is sealed.\n");
@@ -475,12 +470,9 @@ static int print_key_status(struct cli *c, const json_t *resp)
 int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv)
 {
 	int rc;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
-		return rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "GET", .path = "sys/key-status"};
-	if ((rc = cli_call(c, &rq, &r, "Error reading key status", 0)) != 0)
+	if (cli_call_noargs(c, argc, argv, "GET", "sys/key-status", "Error reading key status", &r,
+			    &rc))
 		return rc;
 	rc = print_key_status(c, r.json);
 	cli_resp_free(&r);
@@ -490,12 +482,8 @@ int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv)
 int cli_cmd_operator_rotate(struct cli *c, int argc, char **argv)
 {
 	int rc;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
-		return rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "PUT", .path = "sys/rotate"};
-	if ((rc = cli_call(c, &rq, &r, "Error rotating key", 0)) != 0)
+	if (cli_call_noargs(c, argc, argv, "PUT", "sys/rotate", "Error rotating key", &r, &rc))
 		return rc;
 	cli_resp_free(&r);
 	struct cli_req sq = {.method = "GET", .path = "sys/key-status"};

@@ -276,15 +276,11 @@ static json_t *mount_map(json_t *resp)
 static int mount_list(struct cli *c, int argc, char **argv, int auth)
 {
 	int rc;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
-		return rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "GET", .path = auth ? "sys/auth" : "sys/mounts"};
-	rc = cli_call(c, &rq, &r, auth ? "Error listing enabled authentications"
-				       : "Error listing secrets engines",
-		      0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "GET", auth ? "sys/auth" : "sys/mounts",
+			    auth ? "Error listing enabled authentications"
+				 : "Error listing secrets engines",
+			    &r, &rc))
 		return rc;
 	json_t *m = mount_map(r.json);
 	if (strcmp(cli_format(c), "table") != 0) {
@@ -475,13 +471,9 @@ int cli_cmd_policy_read(struct cli *c, int argc, char **argv)
 int cli_cmd_policy_list(struct cli *c, int argc, char **argv)
 {
 	int rc;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
-		return rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "LIST", .path = "sys/policies/acl"};
-	rc = cli_call(c, &rq, &r, "Error listing policies", 0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "LIST", "sys/policies/acl", "Error listing policies", &r,
+			    &rc))
 		return rc;
 	json_t *keys = json_object_get(json_object_get(r.json, "data"), "keys");
 	if (!json_is_array(keys))
@@ -563,13 +555,8 @@ int cli_cmd_audit_disable(struct cli *c, int argc, char **argv)
 int cli_cmd_audit_list(struct cli *c, int argc, char **argv)
 {
 	int rc;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
-		return rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "GET", .path = "sys/audit"};
-	rc = cli_call(c, &rq, &r, "Error listing audits", 0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "GET", "sys/audit", "Error listing audits", &r, &rc))
 		return rc;
 	json_t *m = mount_map(r.json);
 	if (strcmp(cli_format(c), "table") != 0) {

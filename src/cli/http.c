@@ -239,3 +239,14 @@ int cli_call(struct cli *c, const struct cli_req *rq, struct cli_resp *out, cons
 	cli_resp_free(out);
 	return cli_fail(c, CLI_EREMOTE, "%s: %s", what, buf);
 }
+
+int cli_call_noargs(struct cli *c, int argc, char **argv, const char *method, const char *path,
+		    const char *what, struct cli_resp *out, int *rc)
+{
+	struct cli_flag fl[] = {{0}};
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, rc))
+		return 1;
+	struct cli_req rq = {.method = method, .path = path};
+	*rc = cli_call(c, &rq, out, what, 0);
+	return *rc != 0;
+}
