@@ -40,6 +40,20 @@ void cli_strlist_clear(struct cli_strlist *l)
 	l->n = 0;
 }
 
+json_t *cli_strlist_object(const struct cli_strlist *l)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < l->n; i++) {
+		const char *eq = strchr(l->v[i], '=');
+		char *k = strndup(l->v[i], (size_t)(eq - l->v[i]));
+		if (!k)
+			abort();
+		json_object_set_new(o, k, json_string(eq + 1));
+		free(k);
+	}
+	return o;
+}
+
 int cli_parse_bool(const char *s)
 {
 	static const char *const t[] = {"1", "t", "T", "true", "TRUE", "True"};

@@ -41,6 +41,9 @@ struct cli_strlist {
 };
 void cli_strlist_add(struct cli_strlist *l, const char *s);
 void cli_strlist_clear(struct cli_strlist *l);
+/* The k=v entries of a CLI_FLAG_KV list as a JSON object of strings (a key
+ * given twice keeps the last value). */
+json_t *cli_strlist_object(const struct cli_strlist *l);
 
 /* ---- flags ---- */
 enum cli_flag_type {

@@ -531,16 +531,8 @@ int cli_cmd_kv_metadata_put(struct cli *c, int argc, char **argv)
 			json_object_set_new(body, "cas_required", json_boolean(cas_req));
 		if (dva)
 			json_object_set_new(body, "delete_version_after", json_string(dva));
-		if (cm.n) {
-			json_t *o = json_object();
-			for (size_t i = 0; i < cm.n; i++) {
-				char *eq = strchr(cm.v[i], '=');
-				*eq = '\0';
-				json_object_set_new(o, cm.v[i], json_string(eq + 1));
-				*eq = '=';
-			}
-			json_object_set_new(body, "custom_metadata", o);
-		}
+		if (cm.n)
+			json_object_set_new(body, "custom_metadata", cli_strlist_object(&cm));
 		char *full = kv_full(&k, "metadata");
 		rc = kv_simple(c, "PUT", full, body, "Error writing data to",
 			       "Success! Data written to: ");

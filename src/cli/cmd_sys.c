@@ -30,16 +30,6 @@ static int sys_simple(struct cli *c, const char *method, const char *path, json_
 	return CLI_OK;
 }
 
-static void kv_flags_into(json_t *obj, const struct cli_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		const char *eq = strchr(l->v[i], '=');
-		char *k = strndup(l->v[i], (size_t)(eq - l->v[i]));
-		json_object_set_new(obj, k, json_string(eq + 1));
-		free(k);
-	}
-}
-
 static void list_into(json_t *obj, const char *key, const struct cli_strlist *l)
 {
 	if (!l->n)
@@ -113,8 +103,7 @@ static json_t *mount_config(const struct mount_flags *m)
 /* -options k=v and -version as a mount's options object. */
 static json_t *mount_options(const struct mount_flags *m)
 {
-	json_t *opts = json_object();
-	kv_flags_into(opts, &m->options);
+	json_t *opts = cli_strlist_object(&m->options);
 	if (m->version > 0) {
 		char vs[24];
 		snprintf(vs, sizeof(vs), "%ld", m->version);

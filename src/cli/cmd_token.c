@@ -262,16 +262,8 @@ int cli_cmd_token_create(struct cli *c, int argc, char **argv)
 		json_object_set_new(body, "type", json_string(type));
 	if (alias)
 		json_object_set_new(body, "entity_alias", json_string(alias));
-	if (meta.n) {
-		json_t *m = json_object();
-		for (size_t i = 0; i < meta.n; i++) {
-			char *eq = strchr(meta.v[i], '=');
-			*eq = '\0';
-			json_object_set_new(m, meta.v[i], json_string(eq + 1));
-			*eq = '=';
-		}
-		json_object_set_new(body, "meta", m);
-	}
+	if (meta.n)
+		json_object_set_new(body, "meta", cli_strlist_object(&meta));
 	char rp[1200];
 	if (role)
 		snprintf(rp, sizeof(rp), "auth/token/create/%s", role);
