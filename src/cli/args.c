@@ -133,11 +133,8 @@ void cli_init(struct cli *c, const char *prog)
 
 void cli_cleanup(struct cli *c)
 {
-	if (c->token_owned) {
-		explicit_bzero(c->token_owned, strlen(c->token_owned));
-		free(c->token_owned);
-		c->token_owned = NULL;
-	}
+	cli_free_secret(c->token_owned);
+	c->token_owned = NULL;
 }
 
 static const struct cli_flag *find_flag(const struct cli_flag *flags, const struct cli *c,
@@ -432,6 +429,14 @@ int cli_parse_args(struct cli *c, const struct cli_flag *flags, int *argc, char 
 	}
 	*rc = CLI_OK;
 	return 0;
+}
+
+void cli_free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
 }
 
 char *cli_prompt_secret(struct cli *c, const char *prompt)

@@ -260,6 +260,9 @@ int cli_parse_args(struct cli *c, const struct cli_flag *flags, int *argc, char 
 /* Prompt on the terminal without echo (or read a line from stdin when it is
  * not a tty). Returns malloc'd string, NULL on EOF. */
 char *cli_prompt_secret(struct cli *c, const char *prompt);
+/* Wipe and free a NUL-terminated secret (a key share, a token); NULL is a
+ * no-op. */
+void cli_free_secret(char *s);
 /* Token helper (~/.vault-token). */
 int cli_token_helper_store(const char *token, struct verr *err);
 char *cli_token_helper_get(void);

@@ -275,10 +275,7 @@ int cli_cmd_operator_unseal(struct cli *c, int argc, char **argv)
 	struct cli_resp r;
 	struct cli_req rq = {.method = "PUT", .path = "sys/unseal", .body = body};
 	rc = cli_call(c, &rq, &r, "Error unsealing", 0);
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
+	cli_free_secret(key);
 	json_decref(body);
 	if (rc)
 		return rc;
@@ -300,6 +297,64 @@ int cli_cmd_operator_seal(struct cli *c, int argc, char **argv)
 	cli_resp_free(&r);
 	fprintf(c->out, "Success! Vault is sealed.\n");
 	return CLI_OK;
+}
+
+/* rekey and generate-root: an attempt in progress collects key shares. */
+struct attempt {
+	const char *status_path; /* GET: progress and nonce */
+	const char *status_what;
+	const char *update_path; /* PUT {key, nonce} */
+	const char *prompt;      /* asking for a key share */
+	void (*print)(struct cli *c, const json_t *st); /* status as a table */
+};
+
+static int attempt_output(struct cli *c, const struct attempt *a, const json_t *st)
+{
+	if (strcmp(cli_format(c), "table") != 0)
+		return cli_output_data(c, st);
+	a->print(c, st);
+	return CLI_OK;
+}
+
+/* -status (or no key share with -non-interactive): print the progress.
+ * Otherwise post the key share (argument or prompt) with the attempt's nonce
+ * (-nonce, or the one in the status). Returns 1 with the exit code in *rc
+ * when the command is done, 0 with the update's response in *r. */
+static int attempt_update(struct cli *c, const struct attempt *a, int argc, char **argv,
+			  int status, const char *nonce, struct cli_resp *r, int *rc)
+{
+	char *key = NULL, *nonce_owned = NULL;
+	json_t *body = NULL;
+	int done = 1;
+	struct cli_req sq = {.method = "GET", .path = a->status_path};
+	if (status || argc == 0) {
+		if ((*rc = cli_call(c, &sq, r, a->status_what, 0)) != 0)
+			goto out;
+		if (status || c->non_interactive) {
+			*rc = attempt_output(c, a, r->json);
+			goto out;
+		}
+	}
+	key = argc == 1 ? strdup(argv[0]) : cli_prompt_secret(c, a->prompt);
+	if (!key) {
+		*rc = cli_fail(c, CLI_ELOCAL, "Error reading key share");
+		goto out;
+	}
+	if (!nonce) {
+		if (!r->json && (*rc = cli_call(c, &sq, r, a->status_what, 0)) != 0)
+			goto out;
+		nonce_owned = strdup(js(r->json, "nonce"));
+		nonce = nonce_owned;
+	}
+	cli_resp_free(r);
+	body = json_pack("{s:s, s:s}", "key", key, "nonce", nonce);
+	struct cli_req rq = {.method = "PUT", .path = a->update_path, .body = body};
+	done = (*rc = cli_call(c, &rq, r, "Error posting unseal key", 0)) != 0;
+out:
+	cli_free_secret(key);
+	free(nonce_owned);
+	json_decref(body);
+	return done;
 }
 
 static void print_rekey_status(struct cli *c, const json_t *st)
@@ -344,72 +399,29 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
 		return rc;
 	const char *base = strcmp(target, "recovery") == 0 ? "sys/rekey-recovery-key" : "sys/rekey";
-	char rp[128];
+	char rp[128], up[128];
+	snprintf(rp, sizeof(rp), "%s/init", base);
+	snprintf(up, sizeof(up), "%s/update", base);
+	const struct attempt a = {rp, "Error reading rekey status", up,
+				  "Rekey operation nonce/key (will be hidden): ", print_rekey_status};
 	struct cli_resp r = {0};
 	json_t *body = NULL;
-	char *key = NULL;
 	if (cancel) {
-		snprintf(rp, sizeof(rp), "%s/init", base);
 		struct cli_req rq = {.method = "DELETE", .path = rp};
 		if ((rc = cli_call(c, &rq, &r, "Error canceling rekey", 0)) == 0)
 			fprintf(c->out, "Success! Canceled rekeying (if it was started)\n");
 		goto out;
 	}
 	if (init) {
-		snprintf(rp, sizeof(rp), "%s/init", base);
 		body = json_pack("{s:I, s:I, s:b}", "secret_shares", (json_int_t)shares,
 				 "secret_threshold", (json_int_t)threshold, "require_verification",
 				 verify);
 		struct cli_req rq = {.method = "PUT", .path = rp, .body = body};
-		if ((rc = cli_call(c, &rq, &r, "Error initializing rekey", 0)) != 0)
-			goto out;
-		if (strcmp(cli_format(c), "table") != 0)
-			rc = cli_output_data(c, r.json);
-		else
-			print_rekey_status(c, r.json);
+		if ((rc = cli_call(c, &rq, &r, "Error initializing rekey", 0)) == 0)
+			rc = attempt_output(c, &a, r.json);
 		goto out;
 	}
-	if (status || argc == 0) {
-		snprintf(rp, sizeof(rp), "%s/init", base);
-		struct cli_req rq = {.method = "GET", .path = rp};
-		if ((rc = cli_call(c, &rq, &r, "Error reading rekey status", 0)) != 0)
-			goto out;
-		if (status || c->non_interactive) {
-			if (strcmp(cli_format(c), "table") != 0)
-				rc = cli_output_data(c, r.json);
-			else
-				print_rekey_status(c, r.json);
-			goto out;
-		}
-	}
-	/* provide a key share */
-	if (argc == 1) {
-		key = strdup(argv[0]);
-	} else {
-		key = cli_prompt_secret(c, "Rekey operation nonce/key (will be hidden): ");
-		if (!key) {
-			rc = cli_fail(c, CLI_ELOCAL, "Error reading key share");
-			goto out;
-		}
-	}
-	char *nonce_owned = NULL;
-	if (!nonce) {
-		if (!r.json) {
-			snprintf(rp, sizeof(rp), "%s/init", base);
-			struct cli_req rq = {.method = "GET", .path = rp};
-			if ((rc = cli_call(c, &rq, &r, "Error reading rekey status", 0)) != 0)
-				goto out;
-		}
-		nonce_owned = strdup(js(r.json, "nonce"));
-		nonce = nonce_owned;
-	}
-	cli_resp_free(&r);
-	snprintf(rp, sizeof(rp), "%s/update", base);
-	body = json_pack("{s:s, s:s}", "key", key, "nonce", nonce);
-	struct cli_req rq = {.method = "PUT", .path = rp, .body = body};
-	rc = cli_call(c, &rq, &r, "Error posting unseal key", 0);
-	free(nonce_owned);
-	if (rc)
+	if (attempt_update(c, &a, argc, argv, status, nonce, &r, &rc))
 		goto out;
 	if (strcmp(cli_format(c), "table") != 0) {
 		rc = cli_output_data(c, r.json);
@@ -436,10 +448,6 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		(long long)ji(r.json, "t") ? (long long)ji(r.json, "t") : threshold);
 	rc = CLI_OK;
 out:
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
 	json_decref(body);
 	cli_resp_free(&r);
 	return rc;
@@ -556,8 +564,10 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 		return rc;
 	struct cli_resp r = {0};
 	json_t *body = NULL;
-	char *key = NULL, *nonce_owned = NULL;
 	const char *ap = "sys/generate-root/attempt";
+	const struct attempt a = {ap, "Error getting root generation status",
+				  "sys/generate-root/update", "Unseal Key (will be hidden): ",
+				  print_gr_status};
 	if (genotp) {
 		struct cli_req rq = {.method = "GET", .path = ap};
 		if ((rc = cli_call(c, &rq, &r, "Error getting root generation status", 0)) != 0)
@@ -619,59 +629,14 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 		struct cli_req rq = {.method = "PUT", .path = ap, .body = body};
 		if ((rc = cli_call(c, &rq, &r, "Error initializing root generation", 0)) != 0)
 			goto out;
-		if (strcmp(cli_format(c), "table") != 0)
-			rc = cli_output_data(c, r.json);
-		else
-			print_gr_status(c, r.json);
+		rc = attempt_output(c, &a, r.json);
 		if (!otp && *js(r.json, "otp") && strcmp(cli_format(c), "table") == 0)
 			fprintf(c->out, "\nOTP: %s\n", js(r.json, "otp"));
 		goto out;
 	}
-	if (status || argc == 0) {
-		struct cli_req rq = {.method = "GET", .path = ap};
-		if ((rc = cli_call(c, &rq, &r, "Error getting root generation status", 0)) != 0)
-			goto out;
-		if (status || c->non_interactive) {
-			if (strcmp(cli_format(c), "table") != 0)
-				rc = cli_output_data(c, r.json);
-			else
-				print_gr_status(c, r.json);
-			goto out;
-		}
-	}
-	if (argc == 1) {
-		key = strdup(argv[0]);
-	} else {
-		key = cli_prompt_secret(c, "Unseal Key (will be hidden): ");
-		if (!key) {
-			rc = cli_fail(c, CLI_ELOCAL, "Error reading key share");
-			goto out;
-		}
-	}
-	if (!nonce) {
-		if (!r.json) {
-			struct cli_req rq = {.method = "GET", .path = ap};
-			if ((rc = cli_call(c, &rq, &r, "Error getting root generation status", 0)) != 0)
-				goto out;
-		}
-		nonce_owned = strdup(js(r.json, "nonce"));
-		nonce = nonce_owned;
-	}
-	cli_resp_free(&r);
-	body = json_pack("{s:s, s:s}", "key", key, "nonce", nonce);
-	struct cli_req rq = {.method = "PUT", .path = "sys/generate-root/update", .body = body};
-	if ((rc = cli_call(c, &rq, &r, "Error posting unseal key", 0)) != 0)
-		goto out;
-	if (strcmp(cli_format(c), "table") != 0)
-		rc = cli_output_data(c, r.json);
-	else
-		print_gr_status(c, r.json);
+	if (attempt_update(c, &a, argc, argv, status, nonce, &r, &rc) == 0)
+		rc = attempt_output(c, &a, r.json);
 out:
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
-	free(nonce_owned);
 	json_decref(body);
 	cli_resp_free(&r);
 	return rc;

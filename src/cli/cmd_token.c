@@ -172,10 +172,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	print_login_success(c, !no_store);
 	rc = cli_output_secret(c, shown);
 out:
-	if (secret) {
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
-	}
+	cli_free_secret(secret);
 	json_decref(shown);
 	json_decref(body);
 	cli_resp_free(&r);

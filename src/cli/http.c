@@ -179,10 +179,7 @@ int cli_http(struct cli *c, const struct cli_req *rq, struct cli_resp *out, stru
 	if (out->body && out->len > 0)
 		out->json = json_loadb(out->body, out->len, 0, NULL);
 out:
-	if (body) {
-		explicit_bzero(body, strlen(body));
-		free(body);
-	}
+	cli_free_secret(body);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
 	if (rc)
