@@ -279,6 +279,7 @@ static const struct key_def listener_keys[] = {
 	{"tls_disable_client_certs", K_BOOL, F(config_listener, tls_disable_client_certs)},
 	{"max_request_size", K_INT, F(config_listener, max_request_size)},
 	{"max_request_duration", K_DUR, F(config_listener, max_request_duration)},
+	{"thread_pool_size", K_INT, F(config_listener, thread_pool_size)},
 	{"telemetry", K_SPECIAL, 0},
 	/* accepted for compatibility; kept in options */
 	{"tls_prefer_server_cipher_suites", K_ANY, 0},
@@ -615,6 +616,9 @@ static int listener_occ(void *ctx, struct src *s, const char *key, size_t idx, c
 			"must not be empty");
 	if (l->max_request_size < 0)
 		l->max_request_size = -1;
+	if (l->thread_pool_size < 0 || l->thread_pool_size > 1024)
+		return cfg_err(err, s, hcl_doc_block_line(s->doc, key, idx, "thread_pool_size"), stanza,
+			"thread_pool_size", "must be between 0 (a thread per connection) and 1024");
 	if (!l->tls_disable) {
 		const char *missing = !l->tls_cert_file ? "tls_cert_file" : !l->tls_key_file ? "tls_key_file" : NULL;
 		if (missing)

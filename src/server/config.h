@@ -70,6 +70,9 @@ struct config_listener {
 	int64_t max_request_size;
 	/* Seconds; 0 means "use the server's default_max_request_duration". */
 	int64_t max_request_duration;
+	/* 0: a thread per connection; n: epoll with n worker threads
+	 * (docs/http.md "Threading model") */
+	int64_t thread_pool_size;
 	bool unauthenticated_metrics_access; /* telemetry { } inside the listener */
 	json_t *options; /* every key as written (owned), incl. ones kept only for compatibility */
 	char *file;

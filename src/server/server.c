@@ -251,6 +251,7 @@ int server_main(int argc, char **argv)
 			.max_request_duration = l->max_request_duration ? l->max_request_duration
 									 : cfg->default_max_request_duration,
 			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
+			.thread_pool_size = (unsigned)l->thread_pool_size,
 		};
 		rc = http_listener_start(&ls[i], &o, core, &err);
 		if (rc) {

@@ -377,6 +377,25 @@ static void test_http_request__token_and_headers(void **state)
 	done(&c);
 }
 
+/* Request IDs come from a per-thread batch: they must stay well-formed
+ * version-4 UUIDs and distinct across batch refills. */
+static void test_http_request__request_ids_unique(void **state)
+{
+	(void)state;
+	enum { N = 200 };
+	static char ids[N][37];
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(http__uuid4(ids[i]), 0);
+		assert_int_equal(strlen(ids[i]), 36);
+		assert_true(ids[i][8] == '-' && ids[i][13] == '-' && ids[i][18] == '-' &&
+			    ids[i][23] == '-');
+		assert_int_equal(ids[i][14], '4');
+		assert_non_null(strchr("89ab", ids[i][19]));
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(ids[i], ids[j]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_http_request__form_body),
 		cmocka_unit_test(test_http_request__too_large_413),
 		cmocka_unit_test(test_http_request__token_and_headers),
+		cmocka_unit_test(test_http_request__request_ids_unique),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -203,6 +203,19 @@ static void test_server_config__max_request_size_zero_is_default(void **state)
 	config_free(c);
 }
 
+static void test_server_config__thread_pool_size(void **state)
+{
+	(void)state;
+	struct server_config *c = load_ok(
+		"storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n"
+		"listener \"tcp\" { tls_disable = true thread_pool_size = 8 }", "t.hcl");
+	assert_int_equal(c->listeners[0].thread_pool_size, 0); /* thread per connection */
+	assert_int_equal(c->listeners[1].thread_pool_size, 8);
+	config_free(c);
+	load_err("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n"
+		 " thread_pool_size = -1\n}", "t.hcl", "t.hcl:4", "thread_pool_size", NULL);
+}
+
 /* ---- errors: each names file, line, stanza and key ---- */
 
 static void test_server_config__unknown_top_level_key(void **state)
@@ -459,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_server_config__full_config),
 		cmocka_unit_test(test_server_config__tls_disable_forms),
 		cmocka_unit_test(test_server_config__max_request_size_zero_is_default),
+		cmocka_unit_test(test_server_config__thread_pool_size),
 		cmocka_unit_test(test_server_config__unknown_top_level_key),
 		cmocka_unit_test(test_server_config__unknown_listener_key),
 		cmocka_unit_test(test_server_config__wrong_types),
