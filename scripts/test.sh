@@ -1,20 +1,38 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, build (normal and ASan+UBSan),
-# run unit tests (ctest) and the end-to-end tests against the real binary.
+# lint, run unit tests (ctest, including the fuzz corpus + regression
+# replays) and the end-to-end tests against the real binary, an e2e smoke
+# under valgrind memcheck, the same unit + e2e under ASan+UBSan, and a
+# bounded libFuzzer run of every target.
+# Knobs: COFFER_SKIP_SANITIZERS=1, COFFER_SKIP_VALGRIND=1, COFFER_SKIP_FUZZ=1,
+# FUZZ_SECONDS (per target, default 30).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+t0=$(date +%s)
+stage() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
 scripts/deps.sh
 scripts/build.sh
-echo "== unit tests"
+stage "lint"
+scripts/lint.sh
+stage "unit tests"
 ctest --test-dir build --output-on-failure -j2
-echo "== end-to-end tests"
+stage "end-to-end tests"
 COFFER_BIN="$ROOT/build/coffer" /usr/bin/python3 tests/e2e/run.py
+if [ "${COFFER_SKIP_VALGRIND:-0}" != 1 ]; then
+  stage "valgrind memcheck: e2e smoke (server core)"
+  COFFER_VALGRIND=1 COFFER_BIN="$ROOT/build/coffer" /usr/bin/python3 tests/e2e/run.py test_server_core.py
+fi
 if [ "${COFFER_SKIP_SANITIZERS:-0}" != 1 ]; then
-  echo "== ASan+UBSan build: unit + e2e"
+  stage "ASan+UBSan build: unit + e2e"
   BUILD_DIR="$ROOT/build-asan" scripts/build.sh -DCOFFER_SANITIZE=ON
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j2
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     COFFER_BIN="$ROOT/build-asan/coffer" /usr/bin/python3 tests/e2e/run.py
 fi
+if [ "${COFFER_SKIP_FUZZ:-0}" != 1 ]; then
+  stage "fuzz: every target for ${FUZZ_SECONDS:-30} s"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+fi
+stage "all passed"

@@ -181,7 +181,7 @@ static int set_flag(const struct cli_flag *f, const char *val, struct verr *err)
 }
 
 int cli_flags_parse(struct cli *c, const struct cli_flag *flags, int argc, char **argv,
-		    int *optind, struct verr *err)
+		    int *first_arg, struct verr *err)
 {
 	int i = 0;
 	while (i < argc) {
@@ -215,7 +215,7 @@ int cli_flags_parse(struct cli *c, const struct cli_flag *flags, int argc, char 
 		if (rc)
 			return rc;
 	}
-	*optind = i;
+	*first_arg = i;
 	/* Vault warns when flags follow positional arguments: they are data. */
 	if (c && c->err) {
 		int warned = 0;
@@ -376,11 +376,11 @@ int cli_fail(struct cli *c, int code, const char *fmt, ...)
 	return code;
 }
 
-int cli_parse_cmd(struct cli *c, const struct cli_flag *flags, int argc, char **argv, int *optind,
+int cli_parse_cmd(struct cli *c, const struct cli_flag *flags, int argc, char **argv, int *first_arg,
 		  int *rc)
 {
 	struct verr e = {0};
-	if (cli_flags_parse(c, flags, argc, argv, optind, &e) != 0) {
+	if (cli_flags_parse(c, flags, argc, argv, first_arg, &e) != 0) {
 		*rc = cli_fail(c, CLI_ELOCAL, "%s", e.msg);
 		return 1;
 	}

@@ -23,6 +23,7 @@
 #include "core/barrier.h"
 #include "util/cidr.h"
 #include "util/log.h"
+#include "util/secmem.h"
 
 int64_t core__now(void)
 {
@@ -106,8 +107,11 @@ void core_free(struct core *c)
 	barrier_free(c->barrier);
 	physical_close(c->phys);
 	pthread_mutex_lock(&c->unseal_lock);
-	for (int i = 0; i < c->unseal.n; i++)
-		free(c->unseal.parts[i]);
+	/* key shares still held by an unfinished unseal, rekey or generate-root */
+	struct unseal_progress *progs[] = {&c->unseal, &c->rekey.prog, &c->genroot.prog};
+	for (size_t p = 0; p < sizeof(progs) / sizeof(progs[0]); p++)
+		for (int i = 0; i < progs[p]->n; i++)
+			secmem_free(progs[p]->parts[i], progs[p]->lens[i]); /* wipes */
 	pthread_mutex_unlock(&c->unseal_lock);
 	pthread_rwlock_destroy(&c->state_lock);
 	pthread_rwlock_destroy(&c->mounts_lock);

@@ -160,7 +160,8 @@ static int conv_int(const json_t *v, int64_t *out)
 	}
 	if (json_is_real(v)) {
 		double d = json_real_value(v);
-		if (d != (double)(int64_t)d)
+		/* range first: casting an out-of-range double is undefined */
+		if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d)
 			return -1;
 		*out = (int64_t)d;
 		return 0;

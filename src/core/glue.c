@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/audit_broker.h"
+#include "core/expiration.h"
 #include "core/policy.h"
 #include "core/token.h"
 #include "util/hcl.h"
@@ -38,6 +39,7 @@ static bool policy_exists_cb(void *ctx, const char *name)
 static void on_revoke_cb(void *ctx, const struct token_entry *te)
 {
 	struct core *c = ctx;
+	coreglue_lease_token_revoked(c, te);
 	/* destroy the token's cubbyhole: the cubbyhole engine keys every
 	 * entry by "<token hash>/" under its mount's view */
 	struct mount_entry *m = core__route(c, "cubbyhole/");
@@ -51,6 +53,11 @@ static void on_revoke_cb(void *ctx, const struct token_entry *te)
 	}
 }
 
+static void on_expiry_cb(void *ctx, const struct token_entry *te)
+{
+	coreglue_lease_token_changed(ctx, te);
+}
+
 static int policy_text_parser(json_t **out, const char *text, size_t len, struct verr *err)
 {
 	return hcl_parse_json(out, text, len, "policy", err);
@@ -61,9 +68,14 @@ static int auth_renew_cb(void *ctx, const struct token_entry *te, int64_t *max_t
 
 int coreglue_stores_open(struct core *c, struct verr *err)
 {
-	int rc = policy_store_new(&c->policies, &c->policy_view, err);
+	int rc = coreglue_leases_open(c, err);
 	if (rc)
 		return rc;
+	rc = policy_store_new(&c->policies, &c->policy_view, err);
+	if (rc) {
+		coreglue_leases_stop(c);
+		return rc;
+	}
 	policy_store_set_parser(c->policies, policy_text_parser);
 	struct token_store_opts o = {
 		.default_ttl = c->o.default_lease_ttl,
@@ -72,6 +84,8 @@ int coreglue_stores_open(struct core *c, struct verr *err)
 		.policy_ctx = c,
 		.on_revoke = on_revoke_cb,
 		.revoke_ctx = c,
+		.on_expiry = on_expiry_cb,
+		.expiry_ctx = c,
 		.auth_renew = auth_renew_cb,
 		.auth_renew_ctx = c,
 	};
@@ -79,6 +93,7 @@ int coreglue_stores_open(struct core *c, struct verr *err)
 	if (rc) {
 		policy_store_free(c->policies);
 		c->policies = NULL;
+		coreglue_leases_stop(c);
 		return rc;
 	}
 	/* audit broker: device table and keys below the barrier */
@@ -88,12 +103,14 @@ int coreglue_stores_open(struct core *c, struct verr *err)
 		c->tokens = NULL;
 		policy_store_free(c->policies);
 		c->policies = NULL;
+		coreglue_leases_stop(c);
 	}
 	return rc;
 }
 
 void coreglue_stores_close(struct core *c)
 {
+	coreglue_leases_stop(c); /* first: its workers use the token store */
 	coreglue_audit_close(c);
 	token_store_free(c->tokens);
 	c->tokens = NULL;

@@ -536,6 +536,19 @@ int core__mount_disable(struct core *c, bool is_auth, const char *path, struct v
 	if (rc)
 		return rc;
 	snprintf(full, sizeof(full), "%s%s", is_auth ? "auth/" : "", norm);
+	struct mount_entry *probe = core__mount_get(c, is_auth, norm);
+	if (!probe)
+		return 0; /* Vault: disabling a missing mount succeeds */
+	for (int i = 0; protected_types[i]; i++)
+		if (!strcmp(probe->type, protected_types[i])) {
+			core__mount_release(probe);
+			return verr_set(err, VERR_INVALID, "cannot unmount \"%s\"", norm);
+		}
+	core__mount_release(probe);
+	/* revoke its leases while the backend is still reachable */
+	extern int coreglue_revoke_mount_leases(struct core *c, const char *prefix);
+	if (coreglue_revoke_mount_leases(c, full))
+		return verr_set(err, VERR_INVALID, "failed to revoke the leases of \"%s\"; the mount is kept", norm);
 	pthread_rwlock_wrlock(&c->mounts_lock);
 	struct mount_entry *m = NULL;
 	size_t idx = 0;
@@ -546,23 +559,14 @@ int core__mount_disable(struct core *c, bool is_auth, const char *path, struct v
 		}
 	if (!m) {
 		pthread_rwlock_unlock(&c->mounts_lock);
-		return 0; /* Vault: disabling a missing mount succeeds */
+		return 0; /* disabled concurrently */
 	}
-	for (int i = 0; protected_types[i]; i++)
-		if (!strcmp(m->type, protected_types[i])) {
-			pthread_rwlock_unlock(&c->mounts_lock);
-			return verr_set(err, VERR_INVALID, "cannot unmount \"%s\"", norm);
-		}
 	memmove(&c->mounts[idx], &c->mounts[idx + 1], (c->nmounts - idx - 1) * sizeof(*c->mounts));
 	c->nmounts--;
 	rc = persist(c, is_auth, err);
 	pthread_rwlock_unlock(&c->mounts_lock);
-	if (!rc) {
-		/* revoke its leases, then delete exactly its storage prefix */
-		extern int coreglue_revoke_mount_leases(struct core *c, const char *prefix);
-		coreglue_revoke_mount_leases(c, full);
+	if (!rc) /* delete exactly its storage prefix */
 		rc = view_clear_prefix(&m->view, "", err);
-	}
 	log_info("core", "successful unmount: path=%s", full);
 	core__mount_release(m);
 	return rc;

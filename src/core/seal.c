@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/acl_glue.h"
+#include "core/expiration.h"
 #include "core/barrier.h"
 #include "util/log.h"
 #include "util/secmem.h"
@@ -36,8 +37,7 @@ static const char *version_string(void)
 static void progress_reset(struct unseal_progress *p)
 {
 	for (int i = 0; i < p->n; i++) {
-		secmem_wipe(p->parts[i], p->lens[i]);
-		free(p->parts[i]);
+		secmem_free(p->parts[i], p->lens[i]); /* wipes */
 		p->parts[i] = NULL;
 	}
 	p->n = 0;
@@ -353,7 +353,10 @@ static int add_part(struct unseal_progress *p, const uint8_t *key, size_t len)
 			return 1;
 	if (p->n >= 255)
 		return 1;
-	p->parts[p->n] = malloc(len);
+	/* key shares are key material: locked, non-dumpable, wiped on free */
+	p->parts[p->n] = secmem_alloc(len);
+	if (!p->parts[p->n])
+		return 1; /* out of memory: the part is not counted */
 	memcpy(p->parts[p->n], key, len);
 	p->lens[p->n] = len;
 	p->n++;
@@ -540,11 +543,14 @@ int core__post_unseal(struct core *c, struct verr *err)
 		rc = coreglue_stores_open(c, err);
 	if (!rc)
 		rc = core__mounts_load(c, err);
+	if (!rc) /* leases revoke through the mounts: start once they are loaded */
+		rc = coreglue_leases_start(c, err);
 	return rc;
 }
 
 void core__pre_seal(struct core *c)
 {
+	coreglue_leases_stop(c); /* before the mounts and the barrier go */
 	core__mounts_unload(c);
 	coreglue_stores_close(c);
 }

@@ -15,6 +15,7 @@
 #include "core/acl_glue.h"
 #include "core/audit_broker.h"
 #include "core/barrier.h"
+#include "core/expiration.h"
 
 static struct core *C(struct logical_request *req)
 {
@@ -552,6 +553,32 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
 	{.pattern = "storage/raft/snapshot", .ops = {{LOP_READ, h_raft_snapshot}, {LOP_UPDATE, h_raft_snapshot}}},
 	{.pattern = "storage/raft/snapshot-force", .ops = {{LOP_UPDATE, h_raft_snapshot}}},
+	/* leases (sys_leases.c); the un-prefixed forms are Vault's legacy paths */
+	{.pattern = "leases/lookup", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_lookup}}},
+	{.pattern = "leases/lookup/{prefix**}", .fields = sys_leases_fields, .sudo = true,
+	 .ops = {{LOP_LIST, sys_leases_list}}},
+	{.pattern = "leases/revoke-prefix/{prefix*}", .fields = sys_leases_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_leases_revoke_prefix}}},
+	{.pattern = "revoke-prefix/{prefix*}", .fields = sys_leases_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_leases_revoke_prefix}}},
+	{.pattern = "leases/revoke-force/{prefix*}", .fields = sys_leases_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_leases_revoke_force}}},
+	{.pattern = "revoke-force/{prefix*}", .fields = sys_leases_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_leases_revoke_force}}},
+	{.pattern = "leases/renew", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_renew}}},
+	{.pattern = "leases/renew/{url_lease_id*}", .fields = sys_leases_fields,
+	 .ops = {{LOP_UPDATE, sys_leases_renew}}},
+	{.pattern = "renew", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_renew}}},
+	{.pattern = "renew/{url_lease_id*}", .fields = sys_leases_fields,
+	 .ops = {{LOP_UPDATE, sys_leases_renew}}},
+	{.pattern = "leases/revoke", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_revoke}}},
+	{.pattern = "leases/revoke/{url_lease_id*}", .fields = sys_leases_fields,
+	 .ops = {{LOP_UPDATE, sys_leases_revoke}}},
+	{.pattern = "revoke", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_revoke}}},
+	{.pattern = "revoke/{url_lease_id*}", .fields = sys_leases_fields,
+	 .ops = {{LOP_UPDATE, sys_leases_revoke}}},
+	{.pattern = "leases/tidy", .ops = {{LOP_UPDATE, sys_leases_tidy}}},
+	{.pattern = "leases/count", .fields = sys_leases_fields, .ops = {{LOP_READ, sys_leases_count}}},
 	{0},
 };
 

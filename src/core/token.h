@@ -87,6 +87,11 @@ struct token_store_opts {
 	 * leases). Runs with the store mutex held. May be NULL. */
 	void (*on_revoke)(void *ctx, const struct token_entry *te);
 	void *revoke_ctx;
+	/* Called after a token's expiry was set or moved (issue with a TTL,
+	 * renew), with the entry as stored; runs with the store mutex held
+	 * (the expiration manager schedules the token's lease). May be NULL. */
+	void (*on_expiry)(void *ctx, const struct token_entry *te);
+	void *expiry_ctx;
 	/* Ask the auth method that issued a login token whether it may be
 	 * renewed (the core routes to its auth_renew handler); *max_ttl_cap
 	 * gets the method's current max TTL (0: none). May be NULL. */

@@ -996,6 +996,8 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 	rc = entry_store(ts, te, err);
 	if (rc)
 		goto out;
+	if (ts->o.on_expiry && te->expire_time)
+		ts->o.on_expiry(ts->o.expiry_ctx, te);
 	*out_token = raw;
 	raw = NULL; /* transferred */
 	if (out_entry) {
@@ -1177,6 +1179,8 @@ int token_store_renew(struct token_store *ts, const char *hash, int64_t incremen
 	cur->expire_time = now + ttl;
 	cur->last_renewal_time = now;
 	rc = entry_store(ts, cur, err);
+	if (rc == 0 && ts->o.on_expiry)
+		ts->o.on_expiry(ts->o.expiry_ctx, cur);
 	if (rc == 0 && out_ttl)
 		*out_ttl = ttl;
 out:

@@ -543,7 +543,7 @@ int http__build_request(struct http_built *out, struct http_reply *reply,
 			if (b < 0 && json_is_string(l) && !*json_string_value(l))
 				b = 0; /* "?list=" is no list at all */
 			if (b < 0) {
-				http__reply_error(reply, 400, NULL);
+				http__reply_error(reply, 400, "invalid value for the list parameter: expected a boolean");
 				goto out;
 			}
 			if (b) {

@@ -40,7 +40,7 @@ static int64_t secret_ttl(const json_t *secret)
 	if (json_is_integer(v))
 		return json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
 	if (json_is_real(v))
-		return json_real_value(v) >= 0 ? (int64_t)json_real_value(v) : -1;
+		return json_real_value(v) >= 0 && json_real_value(v) <= 9.2e18 ? (int64_t)json_real_value(v) : -1;
 	if (json_is_string(v)) {
 		int64_t secs;
 		if (duration_parse(&secs, json_string_value(v), NULL) == 0)

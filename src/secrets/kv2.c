@@ -260,6 +260,13 @@ int kv2__load_config(struct kv_backend *b, const struct storage_view *v, struct 
 	return 0;
 }
 
+/* A JSON real that is a whole number within int64 (checked before the cast:
+ * converting an out-of-range double is undefined). */
+static int real_is_int64(double d)
+{
+	return d >= -9.2e18 && d <= 9.2e18 && d == (double)(int64_t)d;
+}
+
 /* A signed Go-style duration: integer seconds, or "1h", "-1s", "0s". */
 static int parse_signed_duration(const json_t *v, int64_t *out, struct verr *err)
 {
@@ -267,7 +274,7 @@ static int parse_signed_duration(const json_t *v, int64_t *out, struct verr *err
 		*out = json_integer_value(v);
 		return 0;
 	}
-	if (json_is_real(v)) {
+	if (json_is_real(v) && json_real_value(v) >= -9.2e18 && json_real_value(v) <= 9.2e18) {
 		*out = (int64_t)json_real_value(v);
 		return 0;
 	}
@@ -372,7 +379,7 @@ static int cas_check(struct logical_request *req, const struct kv_config *c,
 		int64_t x;
 		if (json_is_integer(cas))
 			x = json_integer_value(cas);
-		else if (json_is_real(cas) && json_real_value(cas) == (double)(int64_t)json_real_value(cas))
+		else if (json_is_real(cas) && real_is_int64(json_real_value(cas)))
 			x = (int64_t)json_real_value(cas);
 		else if (json_is_string(cas)) {
 			const char *s = json_string_value(cas);
@@ -764,7 +771,7 @@ static int parse_versions(struct logical_request *req, uint64_t **out, size_t *n
 		long long x;
 		if (json_is_integer(e))
 			x = json_integer_value(e);
-		else if (json_is_real(e) && json_real_value(e) == (double)(long long)json_real_value(e))
+		else if (json_is_real(e) && real_is_int64(json_real_value(e)))
 			x = (long long)json_real_value(e);
 		else if (json_is_string(e)) {
 			const char *s = json_string_value(e);

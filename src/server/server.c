@@ -17,6 +17,7 @@
 #include "http/http.h"
 #include "server/config.h"
 #include "server/registry.h"
+#include "util/duration.h"
 #include "util/hcl.h"
 #include "util/log.h"
 #include "util/secmem.h"
@@ -130,6 +131,21 @@ static void apply_logging(const struct server_config *cfg, const struct server_a
 	log_set_level(l < 0 ? LOG_INFO : (enum log_level)l);
 	const char *fmt = a->log_format ? a->log_format : cfg->log_format;
 	log_set_json(fmt && !strcmp(fmt, "json"));
+}
+
+/* Vault's listener `http_idle_timeout` (seconds or a duration string): how
+ * long a connection may sit idle or stall mid-request before it is closed
+ * (slow clients). 0 (unset or unparsable): the listener's default. */
+static unsigned listener_idle_timeout(const struct config_listener *l)
+{
+	const json_t *v = json_object_get(l->options, "http_idle_timeout");
+	int64_t secs = 0;
+	struct verr e;
+	if (json_is_integer(v))
+		secs = json_integer_value(v);
+	else if (json_is_string(v) && duration_parse(&secs, json_string_value(v), &e))
+		secs = 0;
+	return secs > 0 && secs < 86400 ? (unsigned)secs : 0;
 }
 
 static int policy_parser(json_t **out, const char *text, size_t len, struct verr *err)
@@ -251,6 +267,7 @@ int server_main(int argc, char **argv)
 			.max_request_duration = l->max_request_duration ? l->max_request_duration
 									 : cfg->default_max_request_duration,
 			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
+			.idle_timeout = listener_idle_timeout(l),
 			.thread_pool_size = (unsigned)l->thread_pool_size,
 		};
 		rc = http_listener_start(&ls[i], &o, core, &err);

@@ -4,6 +4,10 @@ harness.py - start the real `coffer` binary on loopback and talk HTTP to it.
 Used by every end-to-end test. The binary comes from $COFFER_BIN (default
 build/coffer). Each Server gets its own temp directory, free port and config
 file; stop() sends SIGTERM, kill9() simulates a crash.
+
+COFFER_VALGRIND=1 runs every server under valgrind memcheck (leak check on,
+errors make the server exit 99; see scripts/test.sh); `wrap` prefixes the
+command for one server (e.g. setpriv to drop privileges).
 """
 import json
 import os
@@ -19,6 +23,10 @@ import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("COFFER_BIN", os.path.join(ROOT, "build", "coffer"))
+VALGRIND = os.environ.get("COFFER_VALGRIND") == "1"
+VALGRIND_CMD = ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
+                "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
+                "--track-fds=no", "--num-callers=30"]
 
 
 def free_port():
@@ -46,12 +54,13 @@ class Server:
     """A coffer server process with its own directory."""
 
     def __init__(self, storage="file", extra_config="", tls=None, dev=False, env=None,
-                 log_level="info", keep_dir=None):
+                 log_level="info", keep_dir=None, wrap=None):
         self.dir = keep_dir or tempfile.mkdtemp(prefix="coffer-e2e-")
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
         self.tls = tls  # (cert, key) paths or None
         self.dev = dev
+        self.wrap = list(wrap or []) + (VALGRIND_CMD if VALGRIND else [])
         self.proc = None
         self.root_token = None
         self.keys = None
@@ -78,13 +87,14 @@ class Server:
             self.root_token = "root"
         else:
             cmd = [BIN, "server", "-config=%s" % self.config_path] + (args or [])
+        cmd = self.wrap + cmd
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT, env=self.env)
         if wait:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=15):
+    def wait_ready(self, timeout=60 if VALGRIND else 15):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -98,7 +108,7 @@ class Server:
             time.sleep(0.02)
         raise RuntimeError("server did not become ready:\n" + self.log())
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
+    def stop(self, sig=signal.SIGTERM, timeout=60 if VALGRIND else 15):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -110,6 +120,9 @@ class Server:
         if getattr(self, "logf", None):
             self.logf.close()
             self.logf = None
+        if VALGRIND and rc == 99:
+            self.proc = None  # report once
+            raise AssertionError("valgrind found errors or leaks:\n" + self.log()[-20000:])
         return rc
 
     def kill9(self):

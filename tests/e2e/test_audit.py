@@ -341,7 +341,7 @@ class TestSocketDevice(AuditTest):
         peer2 = Peer("read", port=port)
         self.addCleanup(peer2.close)
         self.assertTrue(wait_for(lambda: self.srv.get("secret/data/gone").status == 404))
-        self.assertTrue(peer2.lines)
+        self.assertTrue(wait_for(lambda: bool(peer2.lines)))
 
     def test_socket_peer_never_reads_is_bounded(self):
         peer = Peer("stuck")
