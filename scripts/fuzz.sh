@@ -40,7 +40,8 @@ for t in "${targets[@]}"; do
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:symbolize=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$exe" "$corpus" "${seeds[@]}" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
-      -max_len=16384 -print_final_stats=1 -artifact_prefix="$arts/" >"$log" 2>&1
+      -max_len=16384 -print_final_stats=1 -seed="${FUZZ_SEED:-1}" \
+      -artifact_prefix="$arts/" >"$log" 2>&1
   rc=$?
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -5,7 +5,8 @@
 # under valgrind memcheck, the same unit + e2e under ASan+UBSan, and a
 # bounded libFuzzer run of every target.
 # Knobs: COFFER_SKIP_SANITIZERS=1, COFFER_SKIP_VALGRIND=1, COFFER_SKIP_FUZZ=1,
-# FUZZ_SECONDS (per target, default 30).
+# FUZZ_SECONDS (per target, default 60), FUZZ_SEED (default 1: CI runs are
+# repeatable; 0 picks a random seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -32,7 +33,7 @@ if [ "${COFFER_SKIP_SANITIZERS:-0}" != 1 ]; then
     COFFER_BIN="$ROOT/build-asan/coffer" /usr/bin/python3 tests/e2e/run.py
 fi
 if [ "${COFFER_SKIP_FUZZ:-0}" != 1 ]; then
-  stage "fuzz: every target for ${FUZZ_SECONDS:-30} s"
-  scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+  stage "fuzz: every target for ${FUZZ_SECONDS:-60} s"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 fi
 stage "all passed"

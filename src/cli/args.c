@@ -40,6 +40,20 @@ void cli_strlist_clear(struct cli_strlist *l)
 	l->n = 0;
 }
 
+json_t *cli_strlist_object(const struct cli_strlist *l)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < l->n; i++) {
+		const char *eq = strchr(l->v[i], '=');
+		char *k = strndup(l->v[i], (size_t)(eq - l->v[i]));
+		if (!k)
+			abort();
+		json_object_set_new(o, k, json_string(eq + 1));
+		free(k);
+	}
+	return o;
+}
+
 int cli_parse_bool(const char *s)
 {
 	static const char *const t[] = {"1", "t", "T", "true", "TRUE", "True"};
@@ -119,11 +133,8 @@ void cli_init(struct cli *c, const char *prog)
 
 void cli_cleanup(struct cli *c)
 {
-	if (c->token_owned) {
-		explicit_bzero(c->token_owned, strlen(c->token_owned));
-		free(c->token_owned);
-		c->token_owned = NULL;
-	}
+	cli_free_secret(c->token_owned);
+	c->token_owned = NULL;
 }
 
 static const struct cli_flag *find_flag(const struct cli_flag *flags, const struct cli *c,
@@ -402,6 +413,30 @@ int cli_check_args(struct cli *c, int n, int min, int max)
 		return -1;
 	}
 	return 0;
+}
+
+int cli_parse_args(struct cli *c, const struct cli_flag *flags, int *argc, char ***argv, int min,
+		   int max, int *rc)
+{
+	int oi;
+	if (cli_parse_cmd(c, flags, *argc, *argv, &oi, rc))
+		return 1;
+	*argc -= oi;
+	*argv += oi;
+	if (cli_check_args(c, *argc, min, max)) {
+		*rc = CLI_ELOCAL;
+		return 1;
+	}
+	*rc = CLI_OK;
+	return 0;
+}
+
+void cli_free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
 }
 
 char *cli_prompt_secret(struct cli *c, const char *prompt)

@@ -41,6 +41,9 @@ struct cli_strlist {
 };
 void cli_strlist_add(struct cli_strlist *l, const char *s);
 void cli_strlist_clear(struct cli_strlist *l);
+/* The k=v entries of a CLI_FLAG_KV list as a JSON object of strings (a key
+ * given twice keeps the last value). */
+json_t *cli_strlist_object(const struct cli_strlist *l);
 
 /* ---- flags ---- */
 enum cli_flag_type {
@@ -153,6 +156,12 @@ void cli_api_error_text(char *buf, size_t cap, const struct cli_resp *r);
  * returns 0 and sets out->status (the caller handles "No value found"). */
 int cli_call(struct cli *c, const struct cli_req *rq, struct cli_resp *out, const char *what,
 	     int allow_404);
+/* A whole command that takes no flags or arguments and makes one request:
+ * cli_parse_args(0, 0), then cli_call(method path). Returns 0 with the 2xx
+ * response in *out (the caller frees it), or 1 with the error printed and
+ * the exit code in *rc. */
+int cli_call_noargs(struct cli *c, int argc, char **argv, const char *method, const char *path,
+		    const char *what, struct cli_resp *out, int *rc);
 
 /* ---- output ---- */
 /* The format in effect: c->format or "table"; returns NULL (and prints) if
@@ -242,9 +251,18 @@ int cli_parse_cmd(struct cli *c, const struct cli_flag *flags, int argc, char **
 /* Check positional count in [min,max] (max<0: unbounded); prints Vault's
  * "Too many arguments (expected N, got M)" / "Not enough arguments". */
 int cli_check_args(struct cli *c, int n, int min, int max);
+/* The usual start of a command: cli_parse_cmd, then drop the flags from
+ * argc/argv (both passed by address) and cli_check_args(min, max) on what
+ * is left. Returns 1 (error printed, *rc = the exit code) when the caller
+ * should return *rc; 0 with *rc = CLI_OK otherwise. */
+int cli_parse_args(struct cli *c, const struct cli_flag *flags, int *argc, char ***argv, int min,
+		   int max, int *rc);
 /* Prompt on the terminal without echo (or read a line from stdin when it is
  * not a tty). Returns malloc'd string, NULL on EOF. */
 char *cli_prompt_secret(struct cli *c, const char *prompt);
+/* Wipe and free a NUL-terminated secret (a key share, a token); NULL is a
+ * no-op. */
+void cli_free_secret(char *s);
 /* Token helper (~/.vault-token). */
 int cli_token_helper_store(const char *token, struct verr *err);
 char *cli_token_helper_get(void);

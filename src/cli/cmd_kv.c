@@ -143,30 +143,33 @@ static json_t *versions_json(const struct cli_strlist *vs)
 	return a;
 }
 
-/* Common argument handling: flags, then exactly `min..max` positionals. */
-#define KV_PARSE(min, max)                                                  \
-	do {                                                                \
-		if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))             \
-			return rc;                                          \
-		argc -= oi;                                                 \
-		argv += oi;                                                 \
-		if (cli_check_args(c, argc, min, max))                      \
-			return CLI_ELOCAL;                                  \
-	} while (0)
+#define KV_MOUNT_FLAG(var) {"mount", CLI_FLAG_STRING, &(var), "Mount path of the KV engine", NULL}
+
+/* The start of the kv commands taking one path: flags (fl includes
+ * KV_MOUNT_FLAG(*mount)), exactly one argument, then the mount and KV version
+ * serving it. Returns 1 (error printed, exit code in *rc, *k needs no free)
+ * when the command should stop. */
+static int kv_begin(struct cli *c, const struct cli_flag *fl, int argc, char **argv,
+		    const char *const *mount, struct kvpath *k, int *rc)
+{
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, rc))
+		return 1;
+	*rc = kv_resolve(c, k, *mount, argv[0]);
+	return *rc != 0;
+}
 
 int cli_cmd_kv_get(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	long version = 0;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
 		{"version", CLI_FLAG_INT, &version, "Version to read (v2)", NULL},
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		KV_MOUNT_FLAG(mount),
 		{0},
 	};
-	KV_PARSE(1, 1);
 	struct kvpath k;
-	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
+	if (kv_begin(c, fl, argc, argv, &mount, &k, &rc))
 		return rc;
 	char *full = kv_full(&k, "data");
 	char q[64] = "";
@@ -245,17 +248,18 @@ static int kv_write_output(struct cli *c, const struct kvpath *k, const char *fu
 
 static int kv_put_or_patch(struct cli *c, int argc, char **argv, int patch)
 {
-	int rc, oi;
+	int rc;
 	long cas = -1;
 	int cas_set = 0;
 	const char *mount = NULL, *method = NULL;
 	struct cli_flag fl[] = {
 		{"cas", CLI_FLAG_INT, &cas, "Check-and-set version", &cas_set},
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		KV_MOUNT_FLAG(mount),
 		{"method", CLI_FLAG_STRING, &method, "patch or rw (patch only)", NULL},
 		{0},
 	};
-	KV_PARSE(1, -1);
+	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
+		return rc;
 	if (argc < 2)
 		return cli_fail(c, CLI_ELOCAL, "Must supply data");
 	json_t *data = NULL;
@@ -331,76 +335,39 @@ static int kv_simple(struct cli *c, const char *method, const char *path, json_t
 	return rc;
 }
 
-int cli_cmd_kv_delete(struct cli *c, int argc, char **argv)
+/* kv delete, undelete and destroy (op): -versions and one path. delete
+ * without -versions, or on a v1 mount, deletes the latest data. */
+static int kv_versions_cmd(struct cli *c, int argc, char **argv, const char *op)
 {
-	int rc, oi;
+	int rc, del = strcmp(op, "delete") == 0;
 	const char *mount = NULL;
 	struct cli_strlist vs = {0};
 	struct cli_flag fl[] = {
-		{"versions", CLI_FLAG_LIST, &vs, "Versions to delete (v2)", NULL},
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		{"versions", CLI_FLAG_LIST, &vs, del ? "Versions to delete (v2)" : "Versions", NULL},
+		KV_MOUNT_FLAG(mount),
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	const char *err_what = del ? "Error deleting" : "Error writing data to";
+	const char *ok_msg = del ? "Success! Data deleted (if it existed) at: "
+				 : "Success! Data written to: ";
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		goto out_vs;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
-		goto out_vs;
-	struct kvpath k;
-	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
-		goto out_vs;
-	if (k.v2 && vs.n > 0) {
-		char *full = kv_full(&k, "delete");
-		json_t *body = json_object();
-		json_object_set_new(body, "versions", versions_json(&vs));
-		rc = kv_simple(c, "PUT", full, body, "Error deleting",
-			       "Success! Data deleted (if it existed) at: ");
-		json_decref(body);
-		free(full);
-	} else {
-		char *full = kv_full(&k, "data");
-		rc = kv_simple(c, "DELETE", full, NULL, "Error deleting",
-			       "Success! Data deleted (if it existed) at: ");
-		free(full);
-	}
-	kvpath_free(&k);
-out_vs:
-	cli_strlist_clear(&vs);
-	return rc;
-}
-
-static int kv_versions_op(struct cli *c, int argc, char **argv, const char *op)
-{
-	int rc, oi;
-	const char *mount = NULL;
-	struct cli_strlist vs = {0};
-	struct cli_flag fl[] = {
-		{"versions", CLI_FLAG_LIST, &vs, "Versions", NULL},
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
-		{0},
-	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out_vs;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
-		goto out_vs;
-	if (vs.n == 0) {
+	if (!del && vs.n == 0) {
 		rc = cli_fail(c, CLI_ELOCAL, "No versions provided, use the \"-versions\" flag to specify the version to %s.", op);
 		goto out_vs;
 	}
 	struct kvpath k;
 	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
 		goto out_vs;
-	if ((rc = kv_need_v2(c, &k, op)) == 0) {
+	if (del && !(k.v2 && vs.n > 0)) {
+		char *full = kv_full(&k, "data");
+		rc = kv_simple(c, "DELETE", full, NULL, err_what, ok_msg);
+		free(full);
+	} else if (del || (rc = kv_need_v2(c, &k, op)) == 0) {
 		char *full = kv_full(&k, op);
 		json_t *body = json_object();
 		json_object_set_new(body, "versions", versions_json(&vs));
-		rc = kv_simple(c, "PUT", full, body, "Error writing data to",
-			       "Success! Data written to: ");
+		rc = kv_simple(c, "PUT", full, body, err_what, ok_msg);
 		json_decref(body);
 		free(full);
 	}
@@ -410,25 +377,31 @@ out_vs:
 	return rc;
 }
 
+int cli_cmd_kv_delete(struct cli *c, int argc, char **argv)
+{
+	return kv_versions_cmd(c, argc, argv, "delete");
+}
+
 int cli_cmd_kv_undelete(struct cli *c, int argc, char **argv)
 {
-	return kv_versions_op(c, argc, argv, "undelete");
+	return kv_versions_cmd(c, argc, argv, "undelete");
 }
 
 int cli_cmd_kv_destroy(struct cli *c, int argc, char **argv)
 {
-	return kv_versions_op(c, argc, argv, "destroy");
+	return kv_versions_cmd(c, argc, argv, "destroy");
 }
 
 int cli_cmd_kv_list(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		KV_MOUNT_FLAG(mount),
 		{0},
 	};
-	KV_PARSE(0, 1);
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
+		return rc;
 	if (argc == 0 && !mount)
 		return cli_fail(c, CLI_ELOCAL, "Not enough arguments (expected 1, got 0)");
 	struct kvpath k;
@@ -457,15 +430,14 @@ int cli_cmd_kv_list(struct cli *c, int argc, char **argv)
 
 int cli_cmd_kv_metadata_get(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		KV_MOUNT_FLAG(mount),
 		{0},
 	};
-	KV_PARSE(1, 1);
 	struct kvpath k;
-	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
+	if (kv_begin(c, fl, argc, argv, &mount, &k, &rc))
 		return rc;
 	char *full = NULL;
 	if ((rc = kv_need_v2(c, &k, "metadata")) != 0)
@@ -522,28 +494,21 @@ out:
 
 int cli_cmd_kv_metadata_put(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL, *dva = NULL;
 	long maxv = -1;
 	int cas_req = 0, cas_set = 0, maxv_set = 0;
 	struct cli_strlist cm = {0};
 	struct cli_flag fl[] = {
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		KV_MOUNT_FLAG(mount),
 		{"max-versions", CLI_FLAG_INT, &maxv, "Versions to keep", &maxv_set},
 		{"cas-required", CLI_FLAG_BOOL, &cas_req, "Require check-and-set", &cas_set},
 		{"delete-version-after", CLI_FLAG_STRING, &dva, "Delete versions after", NULL},
 		{"custom-metadata", CLI_FLAG_KV, &cm, "k=v, repeatable", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out_cm;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
-		goto out_cm;
 	struct kvpath k;
-	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
+	if (kv_begin(c, fl, argc, argv, &mount, &k, &rc))
 		goto out_cm;
 	if ((rc = kv_need_v2(c, &k, "metadata")) == 0) {
 		json_t *body = json_object();
@@ -553,16 +518,8 @@ int cli_cmd_kv_metadata_put(struct cli *c, int argc, char **argv)
 			json_object_set_new(body, "cas_required", json_boolean(cas_req));
 		if (dva)
 			json_object_set_new(body, "delete_version_after", json_string(dva));
-		if (cm.n) {
-			json_t *o = json_object();
-			for (size_t i = 0; i < cm.n; i++) {
-				char *eq = strchr(cm.v[i], '=');
-				*eq = '\0';
-				json_object_set_new(o, cm.v[i], json_string(eq + 1));
-				*eq = '=';
-			}
-			json_object_set_new(body, "custom_metadata", o);
-		}
+		if (cm.n)
+			json_object_set_new(body, "custom_metadata", cli_strlist_object(&cm));
 		char *full = kv_full(&k, "metadata");
 		rc = kv_simple(c, "PUT", full, body, "Error writing data to",
 			       "Success! Data written to: ");
@@ -577,15 +534,14 @@ out_cm:
 
 int cli_cmd_kv_metadata_delete(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	struct cli_flag fl[] = {
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		KV_MOUNT_FLAG(mount),
 		{0},
 	};
-	KV_PARSE(1, 1);
 	struct kvpath k;
-	if ((rc = kv_resolve(c, &k, mount, argv[0])) != 0)
+	if (kv_begin(c, fl, argc, argv, &mount, &k, &rc))
 		return rc;
 	if ((rc = kv_need_v2(c, &k, "metadata")) == 0) {
 		char *full = kv_full(&k, "metadata");
@@ -599,15 +555,16 @@ int cli_cmd_kv_metadata_delete(struct cli *c, int argc, char **argv)
 
 int cli_cmd_kv_rollback(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *mount = NULL;
 	long version = 0;
 	struct cli_flag fl[] = {
-		{"mount", CLI_FLAG_STRING, &mount, "Mount path of the KV engine", NULL},
+		KV_MOUNT_FLAG(mount),
 		{"version", CLI_FLAG_INT, &version, "Version to roll back to", NULL},
 		{0},
 	};
-	KV_PARSE(1, 1);
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
+		return rc;
 	if (version <= 0)
 		return cli_fail(c, CLI_ELOCAL, "Must specify a positive -version to roll back to");
 	struct kvpath k;

@@ -116,12 +116,10 @@ static int output_seal_status(struct cli *c, json_t *st)
 
 int cli_cmd_status(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	struct cli_resp r;
 	struct cli_req rq = {.method = "GET", .path = "sys/seal-status"};
 	struct verr e = {0};
@@ -148,7 +146,7 @@ int cli_cmd_status(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, status = 0;
+	int rc, status = 0;
 	long shares = 5, threshold = 3, rshares = 5, rthreshold = 3;
 	int rs_set = 0, rt_set = 0;
 	struct cli_strlist pgp = {0};
@@ -167,10 +165,7 @@ int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 	};
 	json_t *body = NULL;
 	struct cli_resp r = {0};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc - oi, 0, 0))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		goto out;
 	if (status) {
 		struct cli_req rq = {.method = "GET", .path = "sys/init"};
@@ -251,18 +246,14 @@ out:
 
 int cli_cmd_operator_unseal(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, reset = 0, migrate = 0;
+	int rc, reset = 0, migrate = 0;
 	struct cli_flag fl[] = {
 		{"reset", CLI_FLAG_BOOL, &reset, "Discard the shares entered so far", NULL},
 		{"migrate", CLI_FLAG_BOOL, &migrate, "Seal migration", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 0, 1))
-		return CLI_ELOCAL;
 	json_t *body;
 	char *key = NULL;
 	if (reset) {
@@ -284,10 +275,7 @@ int cli_cmd_operator_unseal(struct cli *c, int argc, char **argv)
 	struct cli_resp r;
 	struct cli_req rq = {.method = "PUT", .path = "sys/unseal", .body = body};
 	rc = cli_call(c, &rq, &r, "Error unsealing", 0);
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
+	cli_free_secret(key);
 	json_decref(body);
 	if (rc)
 		return rc;
@@ -302,20 +290,71 @@ int cli_cmd_operator_unseal(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_seal(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
+	int rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "PUT", .path = "sys/seal"};
-	rc = cli_call(c, &rq, &r, "Error sealing", 0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "PUT", "sys/seal", "Error sealing", &r, &rc))
 		return rc;
 	cli_resp_free(&r);
 	fprintf(c->out, "Success! Vault is sealed.\n");
 	return CLI_OK;
+}
+
+/* rekey and generate-root: an attempt in progress collects key shares. */
+struct attempt {
+	const char *status_path; /* GET: progress and nonce */
+	const char *status_what;
+	const char *update_path; /* PUT {key, nonce} */
+	const char *prompt;      /* asking for a key share */
+	void (*print)(struct cli *c, const json_t *st); /* status as a table */
+};
+
+static int attempt_output(struct cli *c, const struct attempt *a, const json_t *st)
+{
+	if (strcmp(cli_format(c), "table") != 0)
+		return cli_output_data(c, st);
+	a->print(c, st);
+	return CLI_OK;
+}
+
+/* -status (or no key share with -non-interactive): print the progress.
+ * Otherwise post the key share (argument or prompt) with the attempt's nonce
+ * (-nonce, or the one in the status). Returns 1 with the exit code in *rc
+ * when the command is done, 0 with the update's response in *r. */
+static int attempt_update(struct cli *c, const struct attempt *a, int argc, char **argv,
+			  int status, const char *nonce, struct cli_resp *r, int *rc)
+{
+	char *key = NULL, *nonce_owned = NULL;
+	json_t *body = NULL;
+	int done = 1;
+	struct cli_req sq = {.method = "GET", .path = a->status_path};
+	if (status || argc == 0) {
+		if ((*rc = cli_call(c, &sq, r, a->status_what, 0)) != 0)
+			goto out;
+		if (status || c->non_interactive) {
+			*rc = attempt_output(c, a, r->json);
+			goto out;
+		}
+	}
+	key = argc == 1 ? strdup(argv[0]) : cli_prompt_secret(c, a->prompt);
+	if (!key) {
+		*rc = cli_fail(c, CLI_ELOCAL, "Error reading key share");
+		goto out;
+	}
+	if (!nonce) {
+		if (!r->json && (*rc = cli_call(c, &sq, r, a->status_what, 0)) != 0)
+			goto out;
+		nonce_owned = strdup(js(r->json, "nonce"));
+		nonce = nonce_owned;
+	}
+	cli_resp_free(r);
+	body = json_pack("{s:s, s:s}", "key", key, "nonce", nonce);
+	struct cli_req rq = {.method = "PUT", .path = a->update_path, .body = body};
+	done = (*rc = cli_call(c, &rq, r, "Error posting unseal key", 0)) != 0;
+out:
+	cli_free_secret(key);
+	free(nonce_owned);
+	json_decref(body);
+	return done;
 }
 
 static void print_rekey_status(struct cli *c, const json_t *st)
@@ -341,7 +380,7 @@ static void print_rekey_status(struct cli *c, const json_t *st)
 
 int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, init = 0, cancel = 0, status = 0, verify = 0;
+	int rc, init = 0, cancel = 0, status = 0, verify = 0;
 	long shares = 5, threshold = 3;
 	const char *nonce = NULL, *target = "barrier";
 	struct cli_flag fl[] = {
@@ -357,79 +396,32 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		{"verify", CLI_FLAG_BOOL, &verify, "Verification flow", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 0, 1))
-		return CLI_ELOCAL;
 	const char *base = strcmp(target, "recovery") == 0 ? "sys/rekey-recovery-key" : "sys/rekey";
-	char rp[128];
+	char rp[128], up[128];
+	snprintf(rp, sizeof(rp), "%s/init", base);
+	snprintf(up, sizeof(up), "%s/update", base);
+	const struct attempt a = {rp, "Error reading rekey status", up,
+				  "Rekey operation nonce/key (will be hidden): ", print_rekey_status};
 	struct cli_resp r = {0};
 	json_t *body = NULL;
-	char *key = NULL;
 	if (cancel) {
-		snprintf(rp, sizeof(rp), "%s/init", base);
 		struct cli_req rq = {.method = "DELETE", .path = rp};
 		if ((rc = cli_call(c, &rq, &r, "Error canceling rekey", 0)) == 0)
 			fprintf(c->out, "Success! Canceled rekeying (if it was started)\n");
 		goto out;
 	}
 	if (init) {
-		snprintf(rp, sizeof(rp), "%s/init", base);
 		body = json_pack("{s:I, s:I, s:b}", "secret_shares", (json_int_t)shares,
 				 "secret_threshold", (json_int_t)threshold, "require_verification",
 				 verify);
 		struct cli_req rq = {.method = "PUT", .path = rp, .body = body};
-		if ((rc = cli_call(c, &rq, &r, "Error initializing rekey", 0)) != 0)
-			goto out;
-		if (strcmp(cli_format(c), "table") != 0)
-			rc = cli_output_data(c, r.json);
-		else
-			print_rekey_status(c, r.json);
+		if ((rc = cli_call(c, &rq, &r, "Error initializing rekey", 0)) == 0)
+			rc = attempt_output(c, &a, r.json);
 		goto out;
 	}
-	if (status || argc == 0) {
-		snprintf(rp, sizeof(rp), "%s/init", base);
-		struct cli_req rq = {.method = "GET", .path = rp};
-		if ((rc = cli_call(c, &rq, &r, "Error reading rekey status", 0)) != 0)
-			goto out;
-		if (status || c->non_interactive) {
-			if (strcmp(cli_format(c), "table") != 0)
-				rc = cli_output_data(c, r.json);
-			else
-				print_rekey_status(c, r.json);
-			goto out;
-		}
-	}
-	/* provide a key share */
-	if (argc == 1) {
-		key = strdup(argv[0]);
-	} else {
-		key = cli_prompt_secret(c, "Rekey operation nonce/key (will be hidden): ");
-		if (!key) {
-			rc = cli_fail(c, CLI_ELOCAL, "Error reading key share");
-			goto out;
-		}
-	}
-	char *nonce_owned = NULL;
-	if (!nonce) {
-		if (!r.json) {
-			snprintf(rp, sizeof(rp), "%s/init", base);
-			struct cli_req rq = {.method = "GET", .path = rp};
-			if ((rc = cli_call(c, &rq, &r, "Error reading rekey status", 0)) != 0)
-				goto out;
-		}
-		nonce_owned = strdup(js(r.json, "nonce"));
-		nonce = nonce_owned;
-	}
-	cli_resp_free(&r);
-	snprintf(rp, sizeof(rp), "%s/update", base);
-	body = json_pack("{s:s, s:s}", "key", key, "nonce", nonce);
-	struct cli_req rq = {.method = "PUT", .path = rp, .body = body};
-	rc = cli_call(c, &rq, &r, "Error posting unseal key", 0);
-	free(nonce_owned);
-	if (rc)
+	if (attempt_update(c, &a, argc, argv, status, nonce, &r, &rc))
 		goto out;
 	if (strcmp(cli_format(c), "table") != 0) {
 		rc = cli_output_data(c, r.json);
@@ -456,10 +448,6 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		(long long)ji(r.json, "t") ? (long long)ji(r.json, "t") : threshold);
 	rc = CLI_OK;
 out:
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
 	json_decref(body);
 	cli_resp_free(&r);
 	return rc;
@@ -489,15 +477,10 @@ static int print_key_status(struct cli *c, const json_t *resp)
 
 int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
+	int rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "GET", .path = "sys/key-status"};
-	if ((rc = cli_call(c, &rq, &r, "Error reading key status", 0)) != 0)
+	if (cli_call_noargs(c, argc, argv, "GET", "sys/key-status", "Error reading key status", &r,
+			    &rc))
 		return rc;
 	rc = print_key_status(c, r.json);
 	cli_resp_free(&r);
@@ -506,15 +489,9 @@ int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_rotate(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
+	int rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "PUT", .path = "sys/rotate"};
-	if ((rc = cli_call(c, &rq, &r, "Error rotating key", 0)) != 0)
+	if (cli_call_noargs(c, argc, argv, "PUT", "sys/rotate", "Error rotating key", &r, &rc))
 		return rc;
 	cli_resp_free(&r);
 	struct cli_req sq = {.method = "GET", .path = "sys/key-status"};
@@ -570,7 +547,7 @@ static char *gen_otp(size_t len)
 
 int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, init = 0, cancel = 0, status = 0, genotp = 0, drtoken = 0;
+	int rc, init = 0, cancel = 0, status = 0, genotp = 0, drtoken = 0;
 	const char *otp = NULL, *decode = NULL, *nonce = NULL;
 	struct cli_flag fl[] = {
 		{"init", CLI_FLAG_BOOL, &init, "Start generating a root token", NULL},
@@ -583,16 +560,14 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 		{"dr-token", CLI_FLAG_BOOL, &drtoken, "DR operation token (unsupported)", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 0, 1))
-		return CLI_ELOCAL;
 	struct cli_resp r = {0};
 	json_t *body = NULL;
-	char *key = NULL, *nonce_owned = NULL;
 	const char *ap = "sys/generate-root/attempt";
+	const struct attempt a = {ap, "Error getting root generation status",
+				  "sys/generate-root/update", "Unseal Key (will be hidden): ",
+				  print_gr_status};
 	if (genotp) {
 		struct cli_req rq = {.method = "GET", .path = ap};
 		if ((rc = cli_call(c, &rq, &r, "Error getting root generation status", 0)) != 0)
@@ -654,59 +629,14 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 		struct cli_req rq = {.method = "PUT", .path = ap, .body = body};
 		if ((rc = cli_call(c, &rq, &r, "Error initializing root generation", 0)) != 0)
 			goto out;
-		if (strcmp(cli_format(c), "table") != 0)
-			rc = cli_output_data(c, r.json);
-		else
-			print_gr_status(c, r.json);
+		rc = attempt_output(c, &a, r.json);
 		if (!otp && *js(r.json, "otp") && strcmp(cli_format(c), "table") == 0)
 			fprintf(c->out, "\nOTP: %s\n", js(r.json, "otp"));
 		goto out;
 	}
-	if (status || argc == 0) {
-		struct cli_req rq = {.method = "GET", .path = ap};
-		if ((rc = cli_call(c, &rq, &r, "Error getting root generation status", 0)) != 0)
-			goto out;
-		if (status || c->non_interactive) {
-			if (strcmp(cli_format(c), "table") != 0)
-				rc = cli_output_data(c, r.json);
-			else
-				print_gr_status(c, r.json);
-			goto out;
-		}
-	}
-	if (argc == 1) {
-		key = strdup(argv[0]);
-	} else {
-		key = cli_prompt_secret(c, "Unseal Key (will be hidden): ");
-		if (!key) {
-			rc = cli_fail(c, CLI_ELOCAL, "Error reading key share");
-			goto out;
-		}
-	}
-	if (!nonce) {
-		if (!r.json) {
-			struct cli_req rq = {.method = "GET", .path = ap};
-			if ((rc = cli_call(c, &rq, &r, "Error getting root generation status", 0)) != 0)
-				goto out;
-		}
-		nonce_owned = strdup(js(r.json, "nonce"));
-		nonce = nonce_owned;
-	}
-	cli_resp_free(&r);
-	body = json_pack("{s:s, s:s}", "key", key, "nonce", nonce);
-	struct cli_req rq = {.method = "PUT", .path = "sys/generate-root/update", .body = body};
-	if ((rc = cli_call(c, &rq, &r, "Error posting unseal key", 0)) != 0)
-		goto out;
-	if (strcmp(cli_format(c), "table") != 0)
-		rc = cli_output_data(c, r.json);
-	else
-		print_gr_status(c, r.json);
+	if (attempt_update(c, &a, argc, argv, status, nonce, &r, &rc) == 0)
+		rc = attempt_output(c, &a, r.json);
 out:
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
-	free(nonce_owned);
 	json_decref(body);
 	cli_resp_free(&r);
 	return rc;
@@ -715,14 +645,10 @@ out:
 /* ---- raft snapshots ---- */
 int cli_cmd_operator_raft_save(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	/* write to a temp file, rename on success: never leave a partial snapshot */
 	size_t plen = strlen(argv[0]);
 	char *tmp = malloc(plen + 16);
@@ -757,15 +683,11 @@ int cli_cmd_operator_raft_save(struct cli *c, int argc, char **argv)
 
 int cli_cmd_operator_raft_restore(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, force = 0;
+	int rc, force = 0;
 	struct cli_flag fl[] = {{"force", CLI_FLAG_BOOL, &force, "Restore across keyrings", NULL},
 				{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *data = NULL;
 	size_t len = 0;
 	struct verr e = {0};

@@ -30,16 +30,6 @@ static int sys_simple(struct cli *c, const char *method, const char *path, json_
 	return CLI_OK;
 }
 
-static void kv_flags_into(json_t *obj, const struct cli_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		const char *eq = strchr(l->v[i], '=');
-		char *k = strndup(l->v[i], (size_t)(eq - l->v[i]));
-		json_object_set_new(obj, k, json_string(eq + 1));
-		free(k);
-	}
-}
-
 static void list_into(json_t *obj, const char *key, const struct cli_strlist *l)
 {
 	if (!l->n)
@@ -110,47 +100,46 @@ static json_t *mount_config(const struct mount_flags *m)
 	{"allowed-response-headers", CLI_FLAG_LIST, &(m).allowed_resp, "", NULL},                    \
 	{"allowed-managed-keys", CLI_FLAG_LIST, &(m).allowed_ids, "", NULL}
 
-static int mount_enable(struct cli *c, int argc, char **argv, int auth)
+/* -options k=v and -version as a mount's options object. */
+static json_t *mount_options(const struct mount_flags *m)
 {
-	int rc, oi;
-	struct mount_flags m = {0};
-	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
-	char *path = NULL;
-	json_t *body = NULL;
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
-		goto out;
-	const char *type = argv[0];
-	path = cli_sanitize_path(m.path ? m.path : type, 1);
-	body = json_object();
-	json_t *opts = json_object();
-	kv_flags_into(opts, &m.options);
-	if (m.version > 0) {
+	json_t *opts = cli_strlist_object(&m->options);
+	if (m->version > 0) {
 		char vs[24];
-		snprintf(vs, sizeof(vs), "%ld", m.version);
+		snprintf(vs, sizeof(vs), "%ld", m->version);
 		json_object_set_new(opts, "version", json_string(vs));
 	}
+	return opts;
+}
+
+/* body.options = opts (taken), left out when empty. */
+static void mount_options_set(json_t *body, json_t *opts)
+{
+	if (json_object_size(opts))
+		json_object_set_new(body, "options", opts);
+	else
+		json_decref(opts);
+}
+
+static int mount_enable(struct cli *c, const struct mount_flags *m, const char *type, int auth)
+{
+	char *path = cli_sanitize_path(m->path ? m->path : type, 1);
+	json_t *body = json_object();
+	json_t *opts = mount_options(m);
 	if (!auth && strcmp(type, "kv-v2") == 0) {
 		type = "kv";
 		json_object_set_new(opts, "version", json_string("2"));
 	}
 	json_object_set_new(body, "type", json_string(type));
-	json_object_set_new(body, "description", json_string(m.description ? m.description : ""));
-	json_object_set_new(body, "config", mount_config(&m));
-	json_object_set_new(body, "local", json_boolean(m.local));
-	json_object_set_new(body, "seal_wrap", json_boolean(m.seal_wrap));
+	json_object_set_new(body, "description", json_string(m->description ? m->description : ""));
+	json_object_set_new(body, "config", mount_config(m));
+	json_object_set_new(body, "local", json_boolean(m->local));
+	json_object_set_new(body, "seal_wrap", json_boolean(m->seal_wrap));
 	if (!auth)
-		json_object_set_new(body, "external_entropy_access", json_boolean(m.ext_entropy));
-	if (m.plugin_version)
-		json_object_set_new(body, "plugin_version", json_string(m.plugin_version));
-	if (json_object_size(opts))
-		json_object_set_new(body, "options", opts);
-	else
-		json_decref(opts);
+		json_object_set_new(body, "external_entropy_access", json_boolean(m->ext_entropy));
+	if (m->plugin_version)
+		json_object_set_new(body, "plugin_version", json_string(m->plugin_version));
+	mount_options_set(body, opts);
 	char rp[1200], what[1300], ok[1300];
 	snprintf(rp, sizeof(rp), "sys/%s/%s", auth ? "auth" : "mounts", path);
 	if (auth) {
@@ -160,90 +149,73 @@ static int mount_enable(struct cli *c, int argc, char **argv, int auth)
 		snprintf(what, sizeof(what), "Error enabling");
 		snprintf(ok, sizeof(ok), "Success! Enabled the %s secrets engine at: %%s", type);
 	}
-	rc = sys_simple(c, "POST", rp, body, what, ok, path);
-out:
+	int rc = sys_simple(c, "POST", rp, body, what, ok, path);
 	json_decref(body);
 	free(path);
+	return rc;
+}
+
+static int mount_tune(struct cli *c, const struct mount_flags *m, const char *arg, int auth)
+{
+	char *path = cli_sanitize_path(arg, 1);
+	json_t *body = mount_config(m);
+	if (m->description)
+		json_object_set_new(body, "description", json_string(m->description));
+	if (m->plugin_version)
+		json_object_set_new(body, "plugin_version", json_string(m->plugin_version));
+	mount_options_set(body, mount_options(m));
+	char rp[1200], what[1300];
+	snprintf(rp, sizeof(rp), "sys/%s/%stune", auth ? "auth" : "mounts", path);
+	snprintf(what, sizeof(what), "Error tuning %s %s", auth ? "auth method" : "secrets engine",
+		 path);
+	int rc = sys_simple(c, "POST", rp, body, what,
+			    auth ? "Success! Tuned the auth method at: %s"
+				 : "Success! Tuned the secrets engine at: %s",
+			    path);
+	json_decref(body);
+	free(path);
+	return rc;
+}
+
+/* secrets/auth enable and tune: the mount flags, then one argument (the
+ * type to enable, or the path to tune). */
+static int mount_write(struct cli *c, int argc, char **argv, int auth, int tune)
+{
+	int rc;
+	struct mount_flags m = {0};
+	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc) == 0)
+		rc = tune ? mount_tune(c, &m, argv[0], auth) : mount_enable(c, &m, argv[0], auth);
 	mount_flags_clear(&m);
 	return rc;
 }
 
 int cli_cmd_secrets_enable(struct cli *c, int argc, char **argv)
 {
-	return mount_enable(c, argc, argv, 0);
+	return mount_write(c, argc, argv, 0, 0);
 }
 
 int cli_cmd_auth_enable(struct cli *c, int argc, char **argv)
 {
-	return mount_enable(c, argc, argv, 1);
-}
-
-static int mount_tune(struct cli *c, int argc, char **argv, int auth)
-{
-	int rc, oi;
-	struct mount_flags m = {0};
-	struct cli_flag fl[] = {MOUNT_FLAGS(m), {0}};
-	char *path = NULL;
-	json_t *body = NULL;
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	argc -= oi;
-	argv += oi;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc, 1, 1))
-		goto out;
-	path = cli_sanitize_path(argv[0], 1);
-	body = mount_config(&m);
-	if (m.description)
-		json_object_set_new(body, "description", json_string(m.description));
-	if (m.plugin_version)
-		json_object_set_new(body, "plugin_version", json_string(m.plugin_version));
-	json_t *opts = json_object();
-	kv_flags_into(opts, &m.options);
-	if (m.version > 0) {
-		char vs[24];
-		snprintf(vs, sizeof(vs), "%ld", m.version);
-		json_object_set_new(opts, "version", json_string(vs));
-	}
-	if (json_object_size(opts))
-		json_object_set_new(body, "options", opts);
-	else
-		json_decref(opts);
-	char rp[1200], what[1300];
-	snprintf(rp, sizeof(rp), "sys/%s/%stune", auth ? "auth" : "mounts", path);
-	snprintf(what, sizeof(what), "Error tuning %s %s", auth ? "auth method" : "secrets engine",
-		 path);
-	rc = sys_simple(c, "POST", rp, body, what,
-			auth ? "Success! Tuned the auth method at: %s"
-			     : "Success! Tuned the secrets engine at: %s",
-			path);
-out:
-	json_decref(body);
-	free(path);
-	mount_flags_clear(&m);
-	return rc;
+	return mount_write(c, argc, argv, 1, 0);
 }
 
 int cli_cmd_secrets_tune(struct cli *c, int argc, char **argv)
 {
-	return mount_tune(c, argc, argv, 0);
+	return mount_write(c, argc, argv, 0, 1);
 }
 
 int cli_cmd_auth_tune(struct cli *c, int argc, char **argv)
 {
-	return mount_tune(c, argc, argv, 1);
+	return mount_write(c, argc, argv, 1, 1);
 }
 
 static int mount_disable(struct cli *c, int argc, char **argv, int auth)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *path = cli_sanitize_path(argv[0], 1);
 	char rp[1200], what[1300];
 	snprintf(rp, sizeof(rp), "sys/%s/%s", auth ? "auth" : "mounts", path);
@@ -292,18 +264,12 @@ static json_t *mount_map(json_t *resp)
 
 static int mount_list(struct cli *c, int argc, char **argv, int auth)
 {
-	int rc, oi;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
+	int rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "GET", .path = auth ? "sys/auth" : "sys/mounts"};
-	rc = cli_call(c, &rq, &r, auth ? "Error listing enabled authentications"
-				       : "Error listing secrets engines",
-		      0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "GET", auth ? "sys/auth" : "sys/mounts",
+			    auth ? "Error listing enabled authentications"
+				 : "Error listing secrets engines",
+			    &r, &rc))
 		return rc;
 	json_t *m = mount_map(r.json);
 	if (strcmp(cli_format(c), "table") != 0) {
@@ -378,14 +344,10 @@ int cli_cmd_auth_list(struct cli *c, int argc, char **argv)
 
 int cli_cmd_secrets_move(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 2, 2, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 2, 2))
-		return CLI_ELOCAL;
 	char *from = cli_sanitize_path(argv[0], 1), *to = cli_sanitize_path(argv[1], 1);
 	json_t *body = json_pack("{s:s, s:s}", "from", from, "to", to);
 	char what[2600];
@@ -434,14 +396,10 @@ int cli_cmd_secrets_move(struct cli *c, int argc, char **argv)
 /* ---- policy ---- */
 int cli_cmd_policy_write(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 2, 2, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 2, 2))
-		return CLI_ELOCAL;
 	char *text = NULL;
 	struct verr e = {0};
 	if (cli_read_file(&text, NULL, argv[1], stdin, &e))
@@ -463,14 +421,10 @@ int cli_cmd_policy_write(struct cli *c, int argc, char **argv)
 
 int cli_cmd_policy_read(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *name = cli_sanitize_path(argv[0], 0);
 	char rp[1200], what[1300];
 	snprintf(rp, sizeof(rp), "sys/policies/acl/%s", name);
@@ -505,16 +459,10 @@ int cli_cmd_policy_read(struct cli *c, int argc, char **argv)
 
 int cli_cmd_policy_list(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
+	int rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "LIST", .path = "sys/policies/acl"};
-	rc = cli_call(c, &rq, &r, "Error listing policies", 0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "LIST", "sys/policies/acl", "Error listing policies", &r,
+			    &rc))
 		return rc;
 	json_t *keys = json_object_get(json_object_get(r.json, "data"), "keys");
 	if (!json_is_array(keys))
@@ -532,14 +480,10 @@ int cli_cmd_policy_list(struct cli *c, int argc, char **argv)
 
 int cli_cmd_policy_delete(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *name = cli_sanitize_path(argv[0], 0);
 	char rp[1200], what[1300];
 	snprintf(rp, sizeof(rp), "sys/policies/acl/%s", name);
@@ -552,7 +496,7 @@ int cli_cmd_policy_delete(struct cli *c, int argc, char **argv)
 /* ---- audit ---- */
 int cli_cmd_audit_enable(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, local = 0;
+	int rc, local = 0;
 	const char *path = NULL, *desc = NULL;
 	struct cli_flag fl[] = {
 		{"path", CLI_FLAG_STRING, &path, "Device path", NULL},
@@ -560,12 +504,8 @@ int cli_cmd_audit_enable(struct cli *c, int argc, char **argv)
 		{"local", CLI_FLAG_BOOL, &local, "Not replicated", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, -1))
-		return CLI_ELOCAL;
 	const char *type = argv[0];
 	json_t *opts = NULL;
 	struct verr e = {0};
@@ -588,14 +528,10 @@ int cli_cmd_audit_enable(struct cli *c, int argc, char **argv)
 
 int cli_cmd_audit_disable(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	char *p = cli_sanitize_path(argv[0], 1);
 	char rp[1200];
 	snprintf(rp, sizeof(rp), "sys/audit/%s", p);
@@ -607,16 +543,9 @@ int cli_cmd_audit_disable(struct cli *c, int argc, char **argv)
 
 int cli_cmd_audit_list(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
-	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
+	int rc;
 	struct cli_resp r;
-	struct cli_req rq = {.method = "GET", .path = "sys/audit"};
-	rc = cli_call(c, &rq, &r, "Error listing audits", 0);
-	if (rc)
+	if (cli_call_noargs(c, argc, argv, "GET", "sys/audit", "Error listing audits", &r, &rc))
 		return rc;
 	json_t *m = mount_map(r.json);
 	if (strcmp(cli_format(c), "table") != 0) {
@@ -704,19 +633,15 @@ static int b64_decode(unsigned char **out, size_t *outlen, const char *s)
 
 int cli_cmd_audit_verify(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *device = NULL, *keyfile = NULL;
 	struct cli_flag fl[] = {
 		{"path", CLI_FLAG_STRING, &device, "Audit device path (fetch its chain key)", NULL},
 		{"key-file", CLI_FLAG_STRING, &keyfile, "File with the base64 chain key", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	if (!device && !keyfile)
 		return cli_fail(c, CLI_ELOCAL, "Either -path=DEVICE or -key-file=FILE is required");
 	char *keyb64 = NULL, *log = NULL;

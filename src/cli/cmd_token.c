@@ -53,7 +53,7 @@ static json_t *auth_from_lookup(const char *token, json_t *resp)
 
 int cli_cmd_login(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, no_store = 0, token_only = 0, no_print = 0;
+	int rc, no_store = 0, token_only = 0, no_print = 0;
 	const char *method = "token", *mpath = NULL;
 	struct cli_flag fl[] = {
 		{"method", CLI_FLAG_STRING, &method, "Auth method type", NULL},
@@ -63,10 +63,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 		{"no-print", CLI_FLAG_BOOL, &no_print, "Print nothing on success", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
 	if (token_only)
 		no_store = 1;
 	json_t *shown = NULL, *body = NULL;
@@ -174,10 +172,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	print_login_success(c, !no_store);
 	rc = cli_output_secret(c, shown);
 out:
-	if (secret) {
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
-	}
+	cli_free_secret(secret);
 	json_decref(shown);
 	json_decref(body);
 	cli_resp_free(&r);
@@ -204,7 +199,7 @@ static int token_request(struct cli *c, const char *method, const char *path, js
 
 int cli_cmd_token_create(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, orphan = 0, no_default = 0, renewable = 1, renew_set = 0;
+	int rc, orphan = 0, no_default = 0, renewable = 1, renew_set = 0;
 	const char *ttl = NULL, *emt = NULL, *period = NULL, *display = NULL, *role = NULL,
 		   *type = NULL, *id = NULL, *alias = NULL;
 	long uses = 0;
@@ -227,10 +222,7 @@ int cli_cmd_token_create(struct cli *c, int argc, char **argv)
 		{0},
 	};
 	json_t *body = NULL;
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
-		goto out;
-	rc = CLI_ELOCAL;
-	if (cli_check_args(c, argc - oi, 0, 0))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		goto out;
 	body = json_object();
 	if (id)
@@ -267,16 +259,8 @@ int cli_cmd_token_create(struct cli *c, int argc, char **argv)
 		json_object_set_new(body, "type", json_string(type));
 	if (alias)
 		json_object_set_new(body, "entity_alias", json_string(alias));
-	if (meta.n) {
-		json_t *m = json_object();
-		for (size_t i = 0; i < meta.n; i++) {
-			char *eq = strchr(meta.v[i], '=');
-			*eq = '\0';
-			json_object_set_new(m, meta.v[i], json_string(eq + 1));
-			*eq = '=';
-		}
-		json_object_set_new(body, "meta", m);
-	}
+	if (meta.n)
+		json_object_set_new(body, "meta", cli_strlist_object(&meta));
 	char rp[1200];
 	if (role)
 		snprintf(rp, sizeof(rp), "auth/token/create/%s", role);
@@ -292,15 +276,11 @@ out:
 
 int cli_cmd_token_lookup(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, accessor = 0;
+	int rc, accessor = 0;
 	struct cli_flag fl[] = {{"accessor", CLI_FLAG_BOOL, &accessor, "Argument is an accessor", NULL},
 				{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, accessor ? 1 : 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, accessor ? 1 : 0, 1))
-		return CLI_ELOCAL;
 	json_t *body = NULL;
 	const char *path = "auth/token/lookup-self", *method = "GET";
 	if (accessor) {
@@ -319,7 +299,7 @@ int cli_cmd_token_lookup(struct cli *c, int argc, char **argv)
 
 int cli_cmd_token_renew(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, accessor = 0;
+	int rc, accessor = 0;
 	const char *inc = NULL;
 	struct cli_flag fl[] = {
 		{"increment", CLI_FLAG_STRING, &inc, "Requested extension", NULL},
@@ -327,12 +307,8 @@ int cli_cmd_token_renew(struct cli *c, int argc, char **argv)
 		{"accessor", CLI_FLAG_BOOL, &accessor, "Argument is an accessor", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, accessor ? 1 : 0, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, accessor ? 1 : 0, 1))
-		return CLI_ELOCAL;
 	json_t *body = json_object();
 	if (inc)
 		json_object_set_new(body, "increment", json_string(inc));
@@ -351,7 +327,7 @@ int cli_cmd_token_renew(struct cli *c, int argc, char **argv)
 
 int cli_cmd_token_revoke(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, self = 0, accessor = 0;
+	int rc, self = 0, accessor = 0;
 	const char *mode = NULL;
 	struct cli_flag fl[] = {
 		{"self", CLI_FLAG_BOOL, &self, "Revoke the token in use", NULL},
@@ -359,10 +335,8 @@ int cli_cmd_token_revoke(struct cli *c, int argc, char **argv)
 		{"mode", CLI_FLAG_STRING, &mode, "orphan or path", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, -1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
 	if (self && argc > 0)
 		return cli_fail(c, CLI_ELOCAL, "Too many arguments (expected 0, got %d)", argc);
 	if (!self && cli_check_args(c, argc, 1, 1))
@@ -398,15 +372,11 @@ int cli_cmd_token_revoke(struct cli *c, int argc, char **argv)
 
 int cli_cmd_token_capabilities(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, accessor = 0;
+	int rc, accessor = 0;
 	struct cli_flag fl[] = {{"accessor", CLI_FLAG_BOOL, &accessor, "Argument is an accessor", NULL},
 				{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 2, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 2))
-		return CLI_ELOCAL;
 	const char *path = argc == 2 ? argv[1] : argv[0];
 	json_t *body = json_pack("{s:[s]}", "paths", path);
 	const char *rp = "sys/capabilities-self";
@@ -454,14 +424,10 @@ int cli_cmd_token_capabilities(struct cli *c, int argc, char **argv)
 /* ---- lease ---- */
 int cli_cmd_lease_lookup(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	json_t *body = json_pack("{s:s}", "lease_id", argv[0]);
 	rc = token_request(c, "PUT", "sys/leases/lookup", body, "Error looking up lease", NULL);
 	json_decref(body);
@@ -470,19 +436,15 @@ int cli_cmd_lease_lookup(struct cli *c, int argc, char **argv)
 
 int cli_cmd_lease_renew(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	const char *inc = NULL;
 	struct cli_flag fl[] = {
 		{"increment", CLI_FLAG_STRING, &inc, "Requested extension", NULL},
 		{"i", CLI_FLAG_STRING, &inc, "Alias of -increment", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	json_t *body = json_pack("{s:s}", "lease_id", argv[0]);
 	if (inc)
 		json_object_set_new(body, "increment", json_string(inc));
@@ -499,7 +461,7 @@ int cli_cmd_lease_renew(struct cli *c, int argc, char **argv)
 
 int cli_cmd_lease_revoke(struct cli *c, int argc, char **argv)
 {
-	int rc, oi, prefix = 0, force = 0, sync = 0;
+	int rc, prefix = 0, force = 0, sync = 0;
 	struct cli_flag fl[] = {
 		{"prefix", CLI_FLAG_BOOL, &prefix, "Revoke every lease under the prefix", NULL},
 		{"force", CLI_FLAG_BOOL, &force, "Ignore backend errors (with -prefix)", NULL},
@@ -507,12 +469,8 @@ int cli_cmd_lease_revoke(struct cli *c, int argc, char **argv)
 		{"sync", CLI_FLAG_BOOL, &sync, "Wait for revocation", NULL},
 		{0},
 	};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 1, 1, &rc))
 		return rc;
-	argc -= oi;
-	argv += oi;
-	if (cli_check_args(c, argc, 1, 1))
-		return CLI_ELOCAL;
 	if (force && !prefix)
 		return cli_fail(c, CLI_ELOCAL, "Specifying -force requires also specifying -prefix");
 	char rp[2048], ok[2200];
@@ -540,12 +498,10 @@ int cli_cmd_lease_revoke(struct cli *c, int argc, char **argv)
 
 int cli_cmd_print_token(struct cli *c, int argc, char **argv)
 {
-	int rc, oi;
+	int rc;
 	struct cli_flag fl[] = {{0}};
-	if (cli_parse_cmd(c, fl, argc, argv, &oi, &rc))
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, &rc))
 		return rc;
-	if (cli_check_args(c, argc - oi, 0, 0))
-		return CLI_ELOCAL;
 	fprintf(c->out, "%s\n", c->token ? c->token : "");
 	return CLI_OK;
 }

@@ -179,10 +179,7 @@ int cli_http(struct cli *c, const struct cli_req *rq, struct cli_resp *out, stru
 	if (out->body && out->len > 0)
 		out->json = json_loadb(out->body, out->len, 0, NULL);
 out:
-	if (body) {
-		explicit_bzero(body, strlen(body));
-		free(body);
-	}
+	cli_free_secret(body);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
 	if (rc)
@@ -238,4 +235,15 @@ int cli_call(struct cli *c, const struct cli_req *rq, struct cli_resp *out, cons
 	cli_api_error_text(buf, sizeof(buf), out);
 	cli_resp_free(out);
 	return cli_fail(c, CLI_EREMOTE, "%s: %s", what, buf);
+}
+
+int cli_call_noargs(struct cli *c, int argc, char **argv, const char *method, const char *path,
+		    const char *what, struct cli_resp *out, int *rc)
+{
+	struct cli_flag fl[] = {{0}};
+	if (cli_parse_args(c, fl, &argc, &argv, 0, 0, rc))
+		return 1;
+	struct cli_req rq = {.method = method, .path = path};
+	*rc = cli_call(c, &rq, out, what, 0);
+	return *rc != 0;
 }

@@ -63,31 +63,38 @@ static const char **sorted_keys(const json_t *obj, size_t *n)
 	return ks;
 }
 
-static void fmt_real(char *buf, size_t cap, double d)
+/* Numbers and booleans print alike in every format: append v and return 1
+ * if it is one, else return 0. */
+static int fmt_number_or_bool(struct sbuf *b, const json_t *v)
 {
-	snprintf(buf, cap, "%.15g", d);
+	char num[64];
+	switch (json_typeof(v)) {
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		snprintf(num, sizeof(num), "%.15g", json_real_value(v));
+		break;
+	case JSON_TRUE:
+		snprintf(num, sizeof(num), "true");
+		break;
+	case JSON_FALSE:
+		snprintf(num, sizeof(num), "false");
+		break;
+	default:
+		return 0;
+	}
+	sb_add(b, num);
+	return 1;
 }
 
 static void fmt_value_into(struct sbuf *b, const json_t *v)
 {
-	char num[64];
+	if (fmt_number_or_bool(b, v))
+		return;
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		sb_addn(b, json_string_value(v), json_string_length(v));
-		break;
-	case JSON_INTEGER:
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		sb_add(b, num);
-		break;
-	case JSON_REAL:
-		fmt_real(num, sizeof(num), json_real_value(v));
-		sb_add(b, num);
-		break;
-	case JSON_TRUE:
-		sb_add(b, "true");
-		break;
-	case JSON_FALSE:
-		sb_add(b, "false");
 		break;
 	case JSON_NULL:
 		sb_add(b, "<nil>");
@@ -120,6 +127,8 @@ static void fmt_value_into(struct sbuf *b, const json_t *v)
 		free(ks);
 		break;
 	}
+	default:
+		break;
 	}
 }
 
@@ -474,24 +483,11 @@ static void yaml_str(struct sbuf *b, const char *s, size_t len)
 
 static void yaml_scalar(struct sbuf *b, const json_t *v)
 {
-	char num[64];
+	if (fmt_number_or_bool(b, v))
+		return;
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		yaml_str(b, json_string_value(v), json_string_length(v));
-		break;
-	case JSON_INTEGER:
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		sb_add(b, num);
-		break;
-	case JSON_REAL:
-		fmt_real(num, sizeof(num), json_real_value(v));
-		sb_add(b, num);
-		break;
-	case JSON_TRUE:
-		sb_add(b, "true");
-		break;
-	case JSON_FALSE:
-		sb_add(b, "false");
 		break;
 	case JSON_NULL:
 		sb_add(b, "null");
@@ -501,6 +497,8 @@ static void yaml_scalar(struct sbuf *b, const json_t *v)
 		break;
 	case JSON_OBJECT:
 		sb_add(b, "{}");
+		break;
+	default:
 		break;
 	}
 }

@@ -209,26 +209,45 @@ out:
 	return rc;
 }
 
+/* Take the path's stripe lock (for writing when `write`) and load its
+ * metadata (*out NULL when the secret has none). The lock is held on return
+ * whatever the result; release it with meta_unlock. */
+static int meta_lock_load(struct logical_request *req, const char *path, bool write,
+			  pthread_rwlock_t **lk, struct kv2_meta **out, struct verr *err)
+{
+	*lk = kv__stripe(req->backend, path);
+	if (write)
+		pthread_rwlock_wrlock(*lk);
+	else
+		pthread_rwlock_rdlock(*lk);
+	return meta_load(req->storage, path, out, err);
+}
+
+static void meta_unlock(pthread_rwlock_t *lk, struct kv2_meta *m)
+{
+	pthread_rwlock_unlock(lk);
+	meta_free(m);
+}
+
+/* Delete the record of older version n (v/<path>@<n>). */
+static int ver_delete(const struct storage_view *view, const char *path, uint64_t n,
+		      struct verr *err)
+{
+	char *vk = ver_key(path, n);
+	if (!vk)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = view_delete(view, vk, err);
+	free(vk);
+	return rc;
+}
+
 static int meta_exists(struct logical_request *req, struct verr *err)
 {
 	const char *path;
 	int rc = kv__req_path(req, &path, err);
-	if (rc)
+	if (rc || !*path)
 		return rc;
-	if (!*path)
-		return 0;
-	char *key = meta_key(path);
-	if (!key)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	rc = view_get(req->storage, key, &buf, &len, err);
-	free(key);
-	if (rc)
-		return rc;
-	rc = buf != NULL;
-	free(buf);
-	return rc;
+	return kv__plain_exists(req, KV2_META_PREFIX, err);
 }
 
 /* ---- config ---- */
@@ -472,12 +491,10 @@ static int add_version(struct logical_request *req, const char *path,
 	for (size_t i = 0; i < npruned; i++) {
 		if (pruned[i] == old_cv)
 			continue; /* was inline in the old m/ record, never stored apart */
-		char *vk = ver_key(path, pruned[i]);
 		struct verr e2 = {0};
-		if (!vk || view_delete(view, vk, &e2))
+		if (ver_delete(view, path, pruned[i], &e2))
 			logical_response_warn(resp, "error occurred when cleaning up old versions, "
 					      "these will be cleaned up when the metadata is deleted");
-		free(vk);
 	}
 	resp->data = version_json(m, &m->v[m->nv - 1]);
 out:
@@ -530,7 +547,6 @@ static void strip_values(json_t *obj, int depth, int max_depth)
 static int read_version(struct logical_request *req, struct logical_response *resp,
 			bool subkeys, struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
 	int prc = kv__req_path(req, &path, err);
 	if (prc)
@@ -538,9 +554,8 @@ static int read_version(struct logical_request *req, struct logical_response *re
 	const char *body_key = subkeys ? "subkeys" : "data";
 	struct kv2_meta *m = NULL;
 	json_t *data = NULL;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_rdlock(lk);
-	int rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	int rc = meta_lock_load(req, path, false, &lk, &m, err);
 	if (rc)
 		goto out;
 	if (!m) {
@@ -569,9 +584,8 @@ static int read_version(struct logical_request *req, struct logical_response *re
 	resp->data = json_pack("{s:o,s:o}", body_key, data, "metadata", version_json(m, vr));
 	data = NULL; /* transferred */
 out:
-	pthread_rwlock_unlock(lk);
 	json_decref(data);
-	meta_free(m);
+	meta_unlock(lk, m);
 	return rc;
 }
 
@@ -590,22 +604,17 @@ static int subkeys_read(struct logical_request *req, struct logical_response *re
 static int data_write(struct logical_request *req, struct logical_response *resp,
 		      struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
-	int prc = kv__req_path(req, &path, err);
-	if (prc)
-		return prc;
-	int rc = kv__check_write_path(path, err);
+	int rc = kv__req_write_path(req, &path, err);
 	if (rc)
 		return rc;
 	json_t *data = request_json(req, "data");
 	if (!request_has(req, "data") || !json_is_object(data))
 		return verr_set(err, VERR_INVALID, "no data provided");
-	struct kv_config c = config_get(b);
+	struct kv_config c = config_get(req->backend);
 	struct kv2_meta *m = NULL;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_wrlock(lk);
-	rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	rc = meta_lock_load(req, path, true, &lk, &m, err);
 	if (rc)
 		goto out;
 	if (!m && !(m = calloc(1, sizeof(*m)))) {
@@ -622,8 +631,7 @@ static int data_write(struct logical_request *req, struct logical_response *resp
 	}
 	rc = add_version(req, path, &c, m, copy, resp, err);
 out:
-	pthread_rwlock_unlock(lk);
-	meta_free(m);
+	meta_unlock(lk, m);
 	return rc;
 }
 
@@ -651,7 +659,6 @@ static void merge_patch(json_t *target, const json_t *patch)
 static int data_patch(struct logical_request *req, struct logical_response *resp,
 		      struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
 	int prc = kv__req_path(req, &path, err);
 	if (prc)
@@ -659,12 +666,11 @@ static int data_patch(struct logical_request *req, struct logical_response *resp
 	json_t *patch = request_json(req, "data");
 	if (!request_has(req, "data") || !json_is_object(patch))
 		return verr_set(err, VERR_INVALID, "no data provided");
-	struct kv_config c = config_get(b);
+	struct kv_config c = config_get(req->backend);
 	struct kv2_meta *m = NULL;
 	json_t *base = NULL;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_wrlock(lk);
-	int rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	int rc = meta_lock_load(req, path, true, &lk, &m, err);
 	if (rc)
 		goto out;
 	if (!m) {
@@ -691,9 +697,8 @@ static int data_patch(struct logical_request *req, struct logical_response *resp
 	rc = add_version(req, path, &c, m, base, resp, err);
 	base = NULL; /* transferred */
 out:
-	pthread_rwlock_unlock(lk);
 	json_decref(base);
-	meta_free(m);
+	meta_unlock(lk, m);
 	return rc;
 }
 
@@ -701,15 +706,13 @@ out:
 static int data_delete(struct logical_request *req, struct logical_response *resp,
 		       struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
 	int prc = kv__req_path(req, &path, err);
 	if (prc)
 		return prc;
 	struct kv2_meta *m = NULL;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_wrlock(lk);
-	int rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	int rc = meta_lock_load(req, path, true, &lk, &m, err);
 	if (rc || !m)
 		goto out;
 	int64_t now = kv__now_ns();
@@ -719,8 +722,7 @@ static int data_delete(struct logical_request *req, struct logical_response *res
 	vr->dt = now;
 	rc = meta_store(req->storage, path, m, err);
 out:
-	pthread_rwlock_unlock(lk);
-	meta_free(m);
+	meta_unlock(lk, m);
 	return rc;
 }
 
@@ -806,7 +808,6 @@ enum versions_op { VOP_DELETE, VOP_UNDELETE, VOP_DESTROY };
 
 static int versions_apply(struct logical_request *req, enum versions_op op, struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
 	int prc = kv__req_path(req, &path, err);
 	if (prc)
@@ -816,13 +817,12 @@ static int versions_apply(struct logical_request *req, enum versions_op op, stru
 	int rc = parse_versions(req, &vs, &nvs, err);
 	if (rc)
 		return rc;
-	struct kv_config c = config_get(b);
+	struct kv_config c = config_get(req->backend);
 	struct kv2_meta *m = NULL;
 	uint64_t *drop = NULL;
 	size_t ndrop = 0;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_wrlock(lk);
-	rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	rc = meta_lock_load(req, path, true, &lk, &m, err);
 	if (rc || !m)
 		goto out;
 	drop = calloc(nvs, sizeof(*drop));
@@ -866,18 +866,10 @@ static int versions_apply(struct logical_request *req, enum versions_op op, stru
 	if (changed)
 		rc = meta_store(req->storage, path, m, err);
 	/* the destroyed data goes only once the metadata no longer points at it */
-	for (size_t i = 0; rc == 0 && i < ndrop; i++) {
-		char *vk = ver_key(path, drop[i]);
-		if (!vk) {
-			rc = verr_set(err, VERR_INTERNAL, "out of memory");
-			break;
-		}
-		rc = view_delete(req->storage, vk, err);
-		free(vk);
-	}
+	for (size_t i = 0; rc == 0 && i < ndrop; i++)
+		rc = ver_delete(req->storage, path, drop[i], err);
 out:
-	pthread_rwlock_unlock(lk);
-	meta_free(m);
+	meta_unlock(lk, m);
 	free(drop);
 	free(vs);
 	return rc;
@@ -977,7 +969,6 @@ static int cm_validate(const json_t *cm, struct verr *err)
 static int metadata_read(struct logical_request *req, struct logical_response *resp,
 			 struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
 	int prc = kv__req_path(req, &path, err);
 	if (prc)
@@ -985,9 +976,8 @@ static int metadata_read(struct logical_request *req, struct logical_response *r
 	if (!*path)
 		return verr_set(err, VERR_NOT_FOUND, "%s", "");
 	struct kv2_meta *m = NULL;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_rdlock(lk);
-	int rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	int rc = meta_lock_load(req, path, false, &lk, &m, err);
 	pthread_rwlock_unlock(lk);
 	if (rc)
 		return rc;
@@ -1015,12 +1005,8 @@ static int metadata_read(struct logical_request *req, struct logical_response *r
 static int metadata_update(struct logical_request *req, struct logical_response *resp,
 			   bool patch, struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
-	int prc = kv__req_path(req, &path, err);
-	if (prc)
-		return prc;
-	int rc = kv__check_write_path(path, err);
+	int rc = kv__req_write_path(req, &path, err);
 	if (rc)
 		return rc;
 	bool has_mv = request_has(req, "max_versions"), has_cr = request_has(req, "cas_required"),
@@ -1040,13 +1026,12 @@ static int metadata_update(struct logical_request *req, struct logical_response 
 			return rc;
 		}
 	}
-	struct kv_config c = config_get(b);
+	struct kv_config c = config_get(req->backend);
 	if (has_cr && c.cas_required && !request_bool(req, "cas_required"))
 		logical_response_warn(resp, "\"cas_required\" set to false, but is mandated by backend config. This value will be ignored.");
 	struct kv2_meta *m = NULL;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_wrlock(lk);
-	rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	rc = meta_lock_load(req, path, true, &lk, &m, err);
 	if (rc)
 		goto out;
 	if (!m) {
@@ -1086,9 +1071,8 @@ static int metadata_update(struct logical_request *req, struct logical_response 
 	}
 	rc = meta_store(req->storage, path, m, err);
 out:
-	pthread_rwlock_unlock(lk);
 	json_decref(cm);
-	meta_free(m);
+	meta_unlock(lk, m);
 	return rc;
 }
 
@@ -1107,7 +1091,6 @@ static int metadata_patch(struct logical_request *req, struct logical_response *
 static int metadata_delete(struct logical_request *req, struct logical_response *resp,
 			   struct verr *err)
 {
-	struct kv_backend *b = req->backend;
 	const char *path;
 	int prc = kv__req_path(req, &path, err);
 	if (prc)
@@ -1115,56 +1098,27 @@ static int metadata_delete(struct logical_request *req, struct logical_response 
 	if (!*path)
 		return 0;
 	struct kv2_meta *m = NULL;
-	pthread_rwlock_t *lk = kv__stripe(b, path);
-	pthread_rwlock_wrlock(lk);
-	int rc = meta_load(req->storage, path, &m, err);
+	pthread_rwlock_t *lk;
+	int rc = meta_lock_load(req, path, true, &lk, &m, err);
 	if (rc || !m)
 		goto out;
 	/* older versions first: until m/ is gone the secret stays consistent
 	 * enough to retry the delete */
 	for (size_t i = 0; rc == 0 && i < m->nv; i++) {
-		if (m->v[i].n == m->cv)
-			continue;
-		char *vk = ver_key(path, m->v[i].n);
-		rc = vk ? view_delete(req->storage, vk, err)
-			: verr_set(err, VERR_INTERNAL, "out of memory");
-		free(vk);
+		if (m->v[i].n != m->cv)
+			rc = ver_delete(req->storage, path, m->v[i].n, err);
 	}
-	if (rc == 0) {
-		char *mk = meta_key(path);
-		rc = mk ? view_delete(req->storage, mk, err)
-			: verr_set(err, VERR_INTERNAL, "out of memory");
-		free(mk);
-	}
+	if (rc == 0)
+		rc = kv__plain_delete(req, KV2_META_PREFIX, err);
 out:
-	pthread_rwlock_unlock(lk);
-	meta_free(m);
+	meta_unlock(lk, m);
 	return rc;
 }
 
 static int metadata_list(struct logical_request *req, struct logical_response *resp,
 			 struct verr *err)
 {
-	const char *path;
-	int prc = kv__req_path(req, &path, err);
-	if (prc)
-		return prc;
-	size_t pl = strlen(path);
-	char *dir = kv__join(path, (pl && path[pl - 1] != '/') ? "/" : "");
-	char *key = dir ? kv__join(KV2_META_PREFIX, dir) : NULL;
-	free(dir);
-	if (!key)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	char **keys = NULL;
-	size_t n = 0;
-	int rc = view_list(req->storage, key, &keys, &n, err);
-	free(key);
-	if (rc)
-		return rc;
-	rc = kv__list_response(resp, keys, n, request_str(req, "after"), request_int(req, "limit"),
-			       err);
-	physical_list_free(keys, n);
-	return rc;
+	return kv__plain_list(req, KV2_META_PREFIX, resp, err);
 }
 
 /* ---- upgrade from v1 ---- */

@@ -120,6 +120,12 @@ int kv__req_path(struct logical_request *req, const char **out, struct verr *err
 	return kv__check_path(*out, err);
 }
 
+int kv__req_write_path(struct logical_request *req, const char **out, struct verr *err)
+{
+	int rc = kv__req_path(req, out, err);
+	return rc ? rc : kv__check_write_path(*out, err);
+}
+
 int kv__plain_exists(struct logical_request *req, const char *prefix, struct verr *err)
 {
 	const char *path;
@@ -165,10 +171,7 @@ int kv__plain_read(struct logical_request *req, const char *prefix, json_t **out
 int kv__plain_write(struct logical_request *req, const char *prefix, struct verr *err)
 {
 	const char *path;
-	int prc = kv__req_path(req, &path, err);
-	if (prc)
-		return prc;
-	int rc = kv__check_write_path(path, err);
+	int rc = kv__req_write_path(req, &path, err);
 	if (rc)
 		return rc;
 	if (!json_is_object(req->data) || json_object_size(req->data) == 0)

@@ -59,6 +59,8 @@ int kv__check_write_path(const char *path, struct verr *err);
 int kv__check_path(const char *path, struct verr *err);
 /* The request's "path" capture ("" when absent), checked as above. */
 int kv__req_path(struct logical_request *req, const char **out, struct verr *err);
+/* kv__req_path, then kv__check_write_path: a path a write may name. */
+int kv__req_write_path(struct logical_request *req, const char **out, struct verr *err);
 /* Join a and b into a malloc'd string; NULL on OOM. */
 char *kv__join(const char *a, const char *b);
 

@@ -707,6 +707,49 @@ static void test_core_expiration__failing_backend_and_unmount(void **state)
 	free(a);
 }
 
+static void test_core_expiration__token_revoke_revokes_its_leases(void **state)
+{
+	struct cfx *f = *state;
+	struct logical_response resp;
+	struct verr err = {0};
+	assert_int_equal(req(f, LOP_UPDATE, "sys/policies/acl/lt",
+			     "{\"policy\":\"path \\\"lt/*\\\" { capabilities = [\\\"update\\\"] }\"}",
+			     &resp, &err), 0);
+	logical_response_reset(&resp);
+	assert_int_equal(req(f, LOP_UPDATE, "auth/token/create", "{\"policies\":[\"lt\"]}", &resp,
+			     &err), 0);
+	char *tok = strdup(json_string_value(json_object_get(resp.auth_out, "client_token")));
+	logical_response_reset(&resp);
+	/* the child token creates a lease */
+	json_t *data = json_pack("{s:s}", "ttl", "600s");
+	struct logical_request r = {.op = LOP_UPDATE, .path = "lt/creds", .data = data,
+				    .client_token = tok, .remote_addr = "127.0.0.1"};
+	memset(&resp, 0, sizeof(resp));
+	assert_int_equal(core_handle_request(f->c, &r, &resp, &err), 0);
+	json_decref(data);
+	char *lease = strdup(json_string_value(json_object_get(resp.lease_out, "lease_id")));
+	logical_response_reset(&resp);
+	int before = lt_revokes;
+	/* an unrelated lease of the root token stays */
+	char *other = issue(f, "{\"ttl\":\"600s\"}", NULL, NULL);
+	char body[256];
+	snprintf(body, sizeof(body), "{\"token\":\"%s\"}", tok);
+	assert_int_equal(req(f, LOP_UPDATE, "auth/token/revoke", body, &resp, &err), 0);
+	logical_response_reset(&resp);
+	for (int i = 0; i < 200 && lt_revokes == before; i++)
+		usleep(10000);
+	assert_int_equal(lt_revokes, before + 1);
+	snprintf(body, sizeof(body), "{\"lease_id\":\"%s\"}", lease);
+	assert_int_equal(req(f, LOP_UPDATE, "sys/leases/lookup", body, &resp, &err), VERR_INVALID);
+	logical_response_reset(&resp);
+	snprintf(body, sizeof(body), "{\"lease_id\":\"%s\"}", other);
+	assert_int_equal(req(f, LOP_UPDATE, "sys/leases/lookup", body, &resp, &err), 0);
+	logical_response_reset(&resp);
+	free(tok);
+	free(lease);
+	free(other);
+}
+
 static void test_core_expiration__token_lease_expires_and_survives_reseal(void **state)
 {
 	struct cfx *f = *state;
@@ -760,6 +803,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_expiration__secret_lease_ttls_and_cap, csetup, cteardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__secret_expires_and_prefix_revokes, csetup, cteardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__failing_backend_and_unmount, csetup, cteardown),
+		cmocka_unit_test_setup_teardown(test_core_expiration__token_revoke_revokes_its_leases, csetup, cteardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__token_lease_expires_and_survives_reseal, csetup, cteardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
