@@ -22,10 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "util/duration.h"
+#include "util/jsonw.h"
 #include "util/secmem.h"
 
 #define AUDIT_KEY_MAX 64
@@ -33,6 +36,11 @@
 struct audit_format {
 	uint8_t *key; /* secmem */
 	size_t keylen;
+	/* HMAC-SHA256 keyed with `key`, never updated: each hash works on a
+	 * copy (EVP_MAC_CTX_dup), so concurrent requests share it read-only
+	 * and skip the key schedule and the algorithm fetch that a one-shot
+	 * HMAC() pays on every string. Freed (cleansed) with the format. */
+	EVP_MAC_CTX *hmac;
 	bool log_raw, hmac_accessor, elide_list, jsonx;
 	char *prefix;
 };
@@ -103,6 +111,7 @@ void audit_format_free(struct audit_format *f)
 		return;
 	if (f->key)
 		secmem_free(f->key, AUDIT_KEY_MAX);
+	EVP_MAC_CTX_free(f->hmac);
 	free(f->prefix);
 	free(f);
 }
@@ -123,6 +132,19 @@ int audit_format_new(struct audit_format **out, const json_t *options,
 	}
 	memcpy(f->key, env->hmac_key, env->hmac_key_len);
 	f->keylen = env->hmac_key_len;
+	{
+		OSSL_PARAM params[] = {
+			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+			OSSL_PARAM_construct_end(),
+		};
+		EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		f->hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+		EVP_MAC_free(mac);
+		if (f->hmac && EVP_MAC_init(f->hmac, f->key, f->keylen, params) != 1) {
+			EVP_MAC_CTX_free(f->hmac);
+			f->hmac = NULL; /* hash_bytes falls back to one-shot HMAC() */
+		}
+	}
 	if ((rc = audit_opt_bool(&f->log_raw, options, "log_raw", false, err)) ||
 	    (rc = audit_opt_bool(&f->hmac_accessor, options, "hmac_accessor", true, err)) ||
 	    (rc = audit_opt_bool(&f->elide_list, options, "elide_list_responses", false, err)))
@@ -166,26 +188,48 @@ out:
 
 /* ---- HMAC ---- */
 
-static char *hash_bytes(const struct audit_format *f, const char *s, size_t n)
+#define HASH_PFX "hmac-sha256:"
+#define HASH_TEXT_LEN (sizeof(HASH_PFX) - 1 + 64) /* without the NUL */
+
+/* out = "hmac-sha256:<hex>" + NUL; false if OpenSSL fails. */
+static bool hash_into(const struct audit_format *f, const char *s, size_t n,
+		      char out[HASH_TEXT_LEN + 1])
 {
-	static const char pfx[] = "hmac-sha256:";
 	static const char digits[] = "0123456789abcdef";
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
-	if (!HMAC(EVP_sha256(), f->key, (int)f->keylen, (const unsigned char *)s, n, mac, &maclen))
-		return NULL;
-	char *out = malloc(sizeof(pfx) + 2 * maclen);
-	if (!out)
-		return NULL;
-	memcpy(out, pfx, sizeof(pfx) - 1);
-	char *p = out + sizeof(pfx) - 1;
+	EVP_MAC_CTX *c = f->hmac ? EVP_MAC_CTX_dup(f->hmac) : NULL;
+	if (c) {
+		size_t ml = 0;
+		int ok = EVP_MAC_update(c, (const unsigned char *)s, n) == 1 &&
+			 EVP_MAC_final(c, mac, &ml, sizeof(mac)) == 1;
+		EVP_MAC_CTX_free(c);
+		if (!ok)
+			return false;
+		maclen = (unsigned int)ml;
+	} else if (!HMAC(EVP_sha256(), f->key, (int)f->keylen, (const unsigned char *)s, n, mac,
+			 &maclen)) {
+		return false;
+	}
+	if (maclen != 32) {
+		secmem_wipe(mac, sizeof(mac));
+		return false;
+	}
+	memcpy(out, HASH_PFX, sizeof(HASH_PFX) - 1);
+	char *p = out + sizeof(HASH_PFX) - 1;
 	for (unsigned int i = 0; i < maclen; i++) {
 		*p++ = digits[mac[i] >> 4];
 		*p++ = digits[mac[i] & 15];
 	}
 	*p = '\0';
 	secmem_wipe(mac, sizeof(mac));
-	return out;
+	return true;
+}
+
+static char *hash_bytes(const struct audit_format *f, const char *s, size_t n)
+{
+	char buf[HASH_TEXT_LEN + 1];
+	return hash_into(f, s, n, buf) ? strdup(buf) : NULL;
 }
 
 char *audit_format_hash(const struct audit_format *f, const char *input)
@@ -274,6 +318,200 @@ static void elide_list(json_t *e)
 	json_t *info = json_object_get(data, "key_info");
 	if (json_is_object(info))
 		json_object_set_new(data, "key_info", json_integer((json_int_t)json_object_size(info)));
+}
+
+/* ---- JSON: one pass over the raw entry ----
+ *
+ * Writes what json_dumps(JSON_COMPACT) would write for the entry after
+ * elide_list() and hash_entry(), without copying the entry: the members
+ * that hash_entry replaces are hashed as they are written (same rules:
+ * hash_member skips empty strings, hash_tree hashes every string below
+ * data, including empty ones). A deep copy, the in-place edits and the
+ * free cost more than the rest of the formatting together. */
+
+struct emit {
+	const struct audit_format *f;
+	struct jsonw *w;
+	bool hash;  /* !log_raw */
+	bool elide; /* elide_list_responses and a list operation */
+	bool fail;  /* an HMAC failed */
+};
+
+static bool key_is(void *it, const char *name)
+{
+	size_t n = strlen(name);
+	return json_object_iter_key_len(it) == n && !memcmp(json_object_iter_key(it), name, n);
+}
+
+static void emit_hashed(struct emit *x, const json_t *s)
+{
+	char h[HASH_TEXT_LEN + 1];
+	if (!hash_into(x->f, json_string_value(s), json_string_length(s), h)) {
+		x->fail = true;
+		return;
+	}
+	jsonw_string(x->w, h, HASH_TEXT_LEN);
+}
+
+/* hash_member's rule for one member value */
+static void emit_member_hashed(struct emit *x, const json_t *v, bool want)
+{
+	if (want && x->hash && json_is_string(v) && json_string_length(v) > 0)
+		emit_hashed(x, v);
+	else
+		jsonw_value(x->w, v);
+}
+
+#define EMIT_KEY(x, it, first)                                                            	do {                                                                              		if (!(first))                                                             			jsonw_raw((x)->w, ",", 1);                                        		(first) = false;                                                          		jsonw_string((x)->w, json_object_iter_key(it), json_object_iter_key_len(it)); 		jsonw_raw((x)->w, ":", 1);                                                	} while (0)
+
+/* hash_tree: v as is, but every string inside it (not v itself) hashed */
+static void emit_tree(struct emit *x, const json_t *v, bool hash_self, int depth)
+{
+	if (x->fail || x->w->failed)
+		return;
+	if (depth > 2048) {
+		x->w->failed = true;
+		return;
+	}
+	if (json_is_string(v) && hash_self && x->hash) {
+		emit_hashed(x, v);
+	} else if (json_is_object(v)) {
+		bool first = true;
+		jsonw_raw(x->w, "{", 1);
+		for (void *it = json_object_iter((json_t *)v); it;
+		     it = json_object_iter_next((json_t *)v, it)) {
+			EMIT_KEY(x, it, first);
+			emit_tree(x, json_object_iter_value(it), true, depth + 1);
+		}
+		jsonw_raw(x->w, "}", 1);
+	} else if (json_is_array(v)) {
+		jsonw_raw(x->w, "[", 1);
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			if (i)
+				jsonw_raw(x->w, ",", 1);
+			emit_tree(x, json_array_get(v, i), true, depth + 1);
+		}
+		jsonw_raw(x->w, "]", 1);
+	} else {
+		jsonw_value(x->w, v);
+	}
+}
+
+/* response.data of a list with elide_list_responses (elide_list) */
+static void emit_elided_data(struct emit *x, const json_t *data)
+{
+	bool first = true;
+	char num[24];
+	jsonw_raw(x->w, "{", 1);
+	for (void *it = json_object_iter((json_t *)data); it;
+	     it = json_object_iter_next((json_t *)data, it)) {
+		const json_t *v = json_object_iter_value(it);
+		EMIT_KEY(x, it, first);
+		if (key_is(it, "keys") && json_is_array(v)) {
+			snprintf(num, sizeof(num), "%zu", json_array_size(v));
+			jsonw_raw(x->w, num, strlen(num));
+		} else if (key_is(it, "key_info") && json_is_object(v)) {
+			snprintf(num, sizeof(num), "%zu", json_object_size(v));
+			jsonw_raw(x->w, num, strlen(num));
+		} else {
+			emit_tree(x, v, true, 2);
+		}
+	}
+	jsonw_raw(x->w, "}", 1);
+}
+
+enum emit_part { PART_AUTH, PART_REQUEST, PART_RESPONSE, PART_RESPONSE_AUTH };
+
+/* auth, request, response (and response.auth): members by hash_entry's
+ * rules; anything that is not an object is written as is (json_object_get
+ * on it finds nothing to hash). */
+static void emit_part(struct emit *x, const json_t *v, enum emit_part part)
+{
+	if (!json_is_object(v)) {
+		jsonw_value(x->w, v);
+		return;
+	}
+	bool acc = x->f->hmac_accessor, first = true;
+	jsonw_raw(x->w, "{", 1);
+	for (void *it = json_object_iter((json_t *)v); it;
+	     it = json_object_iter_next((json_t *)v, it)) {
+		const json_t *m = json_object_iter_value(it);
+		EMIT_KEY(x, it, first);
+		switch (part) {
+		case PART_AUTH:
+		case PART_RESPONSE_AUTH:
+			emit_member_hashed(x, m, key_is(it, "client_token") ||
+						  (acc && key_is(it, "accessor")));
+			break;
+		case PART_REQUEST:
+			if (key_is(it, "data"))
+				emit_tree(x, m, false, 2);
+			else
+				emit_member_hashed(x, m, key_is(it, "client_token") ||
+							  (acc && key_is(it, "client_token_accessor")));
+			break;
+		case PART_RESPONSE:
+			if (key_is(it, "auth"))
+				emit_part(x, m, PART_RESPONSE_AUTH);
+			else if (key_is(it, "data") && x->elide && json_is_object(m))
+				emit_elided_data(x, m);
+			else if (key_is(it, "data"))
+				emit_tree(x, m, false, 2);
+			else
+				jsonw_value(x->w, m);
+			break;
+		}
+	}
+	jsonw_raw(x->w, "}", 1);
+}
+
+static void emit_entry(struct emit *x, const json_t *e)
+{
+	if (!json_is_object(e)) {
+		jsonw_value(x->w, e);
+		return;
+	}
+	bool first = true;
+	jsonw_raw(x->w, "{", 1);
+	for (void *it = json_object_iter((json_t *)e); it;
+	     it = json_object_iter_next((json_t *)e, it)) {
+		const json_t *v = json_object_iter_value(it);
+		EMIT_KEY(x, it, first);
+		if (key_is(it, "auth"))
+			emit_part(x, v, PART_AUTH);
+		else if (key_is(it, "request"))
+			emit_part(x, v, PART_REQUEST);
+		else if (key_is(it, "response"))
+			emit_part(x, v, PART_RESPONSE);
+		else
+			jsonw_value(x->w, v);
+	}
+	jsonw_raw(x->w, "}", 1);
+}
+
+static int format_json(const struct audit_format *f, const json_t *entry, char **out,
+		       size_t *len, struct verr *err)
+{
+	const char *op = json_string_value(
+		json_object_get(json_object_get(entry, "request"), "operation"));
+	struct jsonw w;
+	jsonw_init(&w, 2048);
+	struct emit x = {
+		.f = f,
+		.w = &w,
+		.hash = !f->log_raw,
+		.elide = f->elide_list && op && !strcmp(op, "list"),
+	};
+	jsonw_raw(&w, f->prefix, strlen(f->prefix));
+	emit_entry(&x, entry);
+	if (x.fail) {
+		jsonw_free(&w);
+		return verr_set(err, VERR_INTERNAL, "failed to hash an audit entry");
+	}
+	*out = jsonw_take(&w, len);
+	if (!*out)
+		return verr_set(err, VERR_INTERNAL, "failed to serialise an audit entry");
+	return 0;
 }
 
 /* ---- JSONx (IBM's XML mapping of JSON, as Vault's "jsonx" format) ---- */
@@ -410,6 +648,8 @@ static char *to_jsonx(const json_t *e)
 int audit_format_entry(const struct audit_format *f, const json_t *entry, char **out,
 		       size_t *len, struct verr *err)
 {
+	if (!f->jsonx)
+		return format_json(f, entry, out, len, err);
 	json_t *e = json_deep_copy(entry);
 	char *body = NULL;
 	int rc = 0;
@@ -421,7 +661,7 @@ int audit_format_entry(const struct audit_format *f, const json_t *entry, char *
 		rc = verr_set(err, VERR_INTERNAL, "failed to hash an audit entry");
 		goto out;
 	}
-	body = f->jsonx ? to_jsonx(e) : json_dumps(e, JSON_COMPACT);
+	body = to_jsonx(e);
 	if (!body) {
 		rc = verr_set(err, VERR_INTERNAL, "failed to serialise an audit entry");
 		goto out;

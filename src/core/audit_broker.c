@@ -23,12 +23,25 @@
  * log/reopen/tail, so those need no lock; reopen requests are queued to it
  * and handled in order with the writes.
  *
+ * Acknowledgements. Each item's `state` is also its waiter's futex word:
+ * the writer stores ITEM_DONE (release, after `result`) and wakes exactly
+ * that one waiter, with no lock held. Before, one `done` condition variable
+ * was broadcast per batch, which woke every waiting request thread (also
+ * those whose entries were still queued) and made them all queue on
+ * `d->mu`; with a file device that cost more than the write itself. An item
+ * has two references, the waiter's and the queue's (the writer's once it
+ * takes the batch); the last release frees it, so the writer may wake a
+ * waiter that frees the item at once. `d->done` is only for the SIGHUP
+ * reopen handshake.
+ *
  * Bounded waits. A logging call waits for its acknowledgement until the
- * device's timeout (socket write_timeout, 2 s otherwise). On timeout a still
- * queued item is withdrawn (never written); an item being written is marked
- * abandoned (the writer frees it). While a write has been in progress for
- * longer than the timeout the device is "stuck" and new entries fail at
- * once rather than queueing behind it.
+ * device's timeout (socket write_timeout, 2 s otherwise). On timeout, under
+ * d->mu, a still queued item is withdrawn (never written); an item being
+ * written is abandoned (the waiter drops its reference and fails, the
+ * writer frees it). The QUEUED -> WRITING change happens only under d->mu,
+ * so the two cases cannot be confused. While a write has been in progress
+ * for longer than the timeout the device is "stuck" and new entries fail
+ * at once rather than queueing behind it.
  *
  * Chain. line_i = entry JSON with `,"seq":N,"chain":"<hex>"` as the last
  * members, chain = HMAC-SHA256(chain key, chain_{i-1} || line without the
@@ -40,12 +53,15 @@
 #include "core/audit_broker.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -66,13 +82,16 @@
 
 enum item_state { ITEM_QUEUED, ITEM_WRITING, ITEM_DONE };
 
+/* One queued line. `next` is guarded by d->mu; `state` (enum item_state)
+ * changes QUEUED -> WRITING under d->mu and WRITING -> DONE on the writer
+ * with no lock (release; `result` is written before it). */
 struct audit_item {
 	struct audit_item *next;
 	char *line;
 	size_t len;
-	enum item_state state;
+	_Atomic uint32_t state; /* also the waiter's futex word */
+	_Atomic int refs;       /* the waiter's and the queue's/writer's */
 	int result;
-	bool abandoned;
 };
 
 struct audit_dev {
@@ -130,6 +149,28 @@ static struct timespec mono_deadline(int64_t ms_abs)
 {
 	struct timespec ts = {.tv_sec = ms_abs / 1000, .tv_nsec = (ms_abs % 1000) * 1000000};
 	return ts;
+}
+
+/* Sleep while *word == val, until the absolute CLOCK_MONOTONIC deadline.
+ * Returns false on timeout (spurious returns are fine: callers re-check). */
+static bool futex_wait_until(_Atomic uint32_t *word, uint32_t val, const struct timespec *abs)
+{
+	long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val,
+			 abs, NULL, FUTEX_BITSET_MATCH_ANY);
+	return !(r == -1 && errno == ETIMEDOUT);
+}
+
+static void futex_wake_one(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
+
+static void item_release(struct audit_item *it)
+{
+	if (it && atomic_fetch_sub(&it->refs, 1) == 1) {
+		free(it->line);
+		free(it);
+	}
 }
 
 static void cond_init_mono(pthread_cond_t *c)
@@ -244,23 +285,37 @@ static void dev_resume(struct audit_dev *d)
 	d->need_newline = nl;
 }
 
-static void chain_mac(char hex[65], EVP_MAC *mac, const uint8_t *key, const char *prev,
-		      const char *s, size_t n)
+/* Writer thread: the device's chain HMAC context, keyed once (the key
+ * schedule is most of an HMAC over a short line); freed, and so cleansed,
+ * when the writer exits. NULL if OpenSSL fails (chain_mac then writes
+ * zeros, as before). */
+static EVP_MAC_CTX *chain_ctx_new(const uint8_t *key)
 {
-	static const char digits[] = "0123456789abcdef";
-	unsigned char out[EVP_MAX_MD_SIZE];
-	size_t outl = 0;
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
 		OSSL_PARAM_construct_end(),
 	};
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	if (!ctx || EVP_MAC_init(ctx, key, KEY_LEN, params) != 1 ||
+	EVP_MAC_free(mac); /* the context keeps its own reference */
+	if (ctx && EVP_MAC_init(ctx, key, KEY_LEN, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+static void chain_mac(char hex[65], EVP_MAC_CTX *ctx, const char *prev, const char *s, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char out[EVP_MAX_MD_SIZE];
+	size_t outl = 0;
+	/* a NULL key restarts the MAC with the key already set */
+	if (!ctx || EVP_MAC_init(ctx, NULL, 0, NULL) != 1 ||
 	    EVP_MAC_update(ctx, (const unsigned char *)prev, strlen(prev)) != 1 ||
 	    EVP_MAC_update(ctx, (const unsigned char *)s, n) != 1 ||
 	    EVP_MAC_final(ctx, out, &outl, sizeof(out)) != 1)
 		outl = 0;
-	EVP_MAC_CTX_free(ctx);
 	for (size_t i = 0; i < 32; i++) {
 		unsigned char c = i < outl ? out[i] : 0;
 		hex[2 * i] = digits[c >> 4];
@@ -297,7 +352,7 @@ static void ob_add(struct obuf *b, const char *s, size_t n)
 }
 
 /* Writer thread: one batch -> one write. Returns 0 or VERR_*. */
-static int dev_write_batch(struct audit_dev *d, EVP_MAC *mac, struct audit_item *batch,
+static int dev_write_batch(struct audit_dev *d, EVP_MAC_CTX *mac, struct audit_item *batch,
 			   struct obuf *ob)
 {
 	void *impl = atomic_load(&d->impl);
@@ -323,7 +378,7 @@ static int dev_write_batch(struct audit_dev *d, EVP_MAC *mac, struct audit_item 
 			if (ob->oom)
 				break;
 			char hex[65];
-			chain_mac(hex, mac, d->keys + KEY_LEN, d->prev, ob->p + start, ob->len - start);
+			chain_mac(hex, mac, d->prev, ob->p + start, ob->len - start);
 			ob->len--; /* drop the '}' and append the chain member */
 			ob_add(ob, ",\"chain\":\"", 10);
 			ob_add(ob, hex, 64);
@@ -364,7 +419,7 @@ static void dev_do_reopen(struct audit_dev *d)
 static void *dev_writer(void *arg)
 {
 	struct audit_dev *d = arg;
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *mac = chain_ctx_new(d->keys + KEY_LEN);
 	struct obuf ob = {0};
 	dev_resume(d);
 	pthread_mutex_lock(&d->mu);
@@ -391,7 +446,7 @@ static void *dev_writer(void *arg)
 		struct audit_item *batch = d->head;
 		d->head = d->tail = NULL;
 		for (struct audit_item *it = batch; it; it = it->next)
-			it->state = ITEM_WRITING;
+			atomic_store_explicit(&it->state, ITEM_WRITING, memory_order_relaxed);
 		d->busy_since = mono_ms();
 		pthread_mutex_unlock(&d->mu);
 
@@ -399,24 +454,26 @@ static void *dev_writer(void *arg)
 
 		pthread_mutex_lock(&d->mu);
 		d->busy_since = 0;
+		pthread_mutex_unlock(&d->mu);
+		/* wake each waiter of this batch, and only them; no lock needed:
+		 * the batch left the queue, and a waiter that timed out has
+		 * dropped its reference (it does not read state DONE as failure) */
 		for (struct audit_item *it = batch, *n; it; it = n) {
 			n = it->next;
 			it->next = NULL;
-			it->state = ITEM_DONE;
 			it->result = rc;
-			if (it->abandoned) {
-				free(it->line);
-				free(it);
-			}
+			atomic_store_explicit(&it->state, ITEM_DONE, memory_order_release);
+			futex_wake_one(&it->state);
+			item_release(it);
 		}
-		pthread_cond_broadcast(&d->done);
+		pthread_mutex_lock(&d->mu);
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (ob.p) {
 		OPENSSL_cleanse(ob.p, ob.cap);
 		free(ob.p);
 	}
-	EVP_MAC_free(mac);
+	EVP_MAC_CTX_free(mac);
 	dev_release(d);
 	pthread_mutex_lock(&g_live_mu);
 	g_live--;
@@ -911,6 +968,8 @@ static struct audit_item *dev_enqueue(struct audit_dev *d, char *line, size_t le
 	}
 	it->line = line;
 	it->len = len;
+	atomic_init(&it->state, ITEM_QUEUED);
+	atomic_init(&it->refs, 2); /* the caller's and the queue's */
 	pthread_mutex_lock(&d->mu);
 	bool stuck = d->busy_since && mono_ms() - d->busy_since > d->timeout_ms;
 	if (d->stop || stuck) {
@@ -931,36 +990,47 @@ static struct audit_item *dev_enqueue(struct audit_dev *d, char *line, size_t le
 	return it;
 }
 
-/* Wait for the acknowledgement until deadline; 0 if written. */
+/* Wait for the acknowledgement until deadline; 0 if written. Releases the
+ * caller's reference to `it`. */
 static int dev_wait(struct audit_dev *d, struct audit_item *it, int64_t deadline)
 {
 	struct timespec ts = mono_deadline(deadline);
-	pthread_mutex_lock(&d->mu);
-	while (it->state != ITEM_DONE)
-		if (pthread_cond_timedwait(&d->done, &d->mu, &ts) == ETIMEDOUT)
+	for (;;) {
+		uint32_t s = atomic_load_explicit(&it->state, memory_order_acquire);
+		if (s == ITEM_DONE) {
+			int rc = it->result;
+			item_release(it);
+			return rc;
+		}
+		if (!futex_wait_until(&it->state, s, &ts))
 			break;
+	}
+	/* timed out: decide under d->mu, where QUEUED -> WRITING happens */
 	int rc;
-	bool timed_out = it->state != ITEM_DONE;
-	if (it->state == ITEM_DONE) {
+	bool timed_out = true;
+	pthread_mutex_lock(&d->mu);
+	uint32_t s = atomic_load_explicit(&it->state, memory_order_acquire);
+	if (s == ITEM_DONE) {
+		timed_out = false; /* finished just now */
 		rc = it->result;
-		free(it->line);
-		free(it);
-	} else if (it->state == ITEM_QUEUED) {
+		item_release(it);
+	} else if (s == ITEM_QUEUED) {
 		/* withdraw it: it will never be written */
 		struct audit_item **pp = &d->head, *prev = NULL;
 		while (*pp && *pp != it) {
 			prev = *pp;
 			pp = &(*pp)->next;
 		}
-		if (*pp)
+		if (*pp) {
 			*pp = it->next;
-		if (d->tail == it)
-			d->tail = prev;
-		free(it->line);
-		free(it);
+			if (d->tail == it)
+				d->tail = prev;
+			item_release(it); /* the queue's */
+		}
+		item_release(it); /* ours */
 		rc = VERR_INTERNAL;
 	} else {
-		it->abandoned = true; /* the writer frees it */
+		item_release(it); /* abandoned: the writer frees it */
 		rc = VERR_INTERNAL;
 	}
 	pthread_mutex_unlock(&d->mu);

@@ -89,6 +89,7 @@
 #include "physical/file_int.h"
 #include "physical/physical.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -597,6 +598,151 @@ static int index_apply(struct filestore *s, uint8_t op, const char *key, size_t 
 	s->root = iinsert(s->root, n);
 	s->nkeys++;
 	return 0;
+}
+
+/* ---- bulk load at open -------------------------------------------------------
+ *
+ * Replaying a log record by record costs two tree descents per record (find,
+ * then insert and rebalance), each a memcmp per level on keys that share a
+ * long prefix ("logical/<uuid>/..."): with 100,000 secrets that was most of
+ * the time from exec to listen. Instead replay collects the records (pointers
+ * into the mapped log), sorts them by (key, log offset), applies each key's
+ * records in log order with index_apply's accounting, and builds a perfectly
+ * balanced tree (which satisfies the AVL invariant) from the survivors in one
+ * pass. The result is the index record-by-record replay would build, up to
+ * the tree's shape. */
+
+struct rent {
+	const char *key; /* in the mapped log */
+	uint64_t off;
+	uint32_t vlen;
+	uint16_t klen;
+	uint8_t op;
+};
+
+/* key_cmp's order, then log order (offsets are unique) */
+static int rent_cmp(const struct rent *a, const struct rent *b)
+{
+	size_t m = a->klen < b->klen ? a->klen : b->klen;
+	int c = memcmp(a->key, b->key, m);
+	if (c)
+		return c;
+	if (a->klen != b->klen)
+		return a->klen < b->klen ? -1 : 1;
+	return a->off < b->off ? -1 : 1;
+}
+
+/* Bottom-up merge sort (no indirect calls; tmp holds n entries). Returns the
+ * array that holds the sorted result (v or tmp). */
+static struct rent *rent_sort(struct rent *v, struct rent *tmp, size_t n)
+{
+	/* runs of 8 by insertion sort, then merges */
+	const size_t run = 8;
+	for (size_t lo = 0; lo < n; lo += run) {
+		size_t hi = lo + run < n ? lo + run : n;
+		for (size_t i = lo + 1; i < hi; i++) {
+			struct rent x = v[i];
+			size_t j = i;
+			while (j > lo && rent_cmp(&x, &v[j - 1]) < 0) {
+				v[j] = v[j - 1];
+				j--;
+			}
+			v[j] = x;
+		}
+	}
+	struct rent *src = v, *dst = tmp;
+	for (size_t w = run; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n;
+			size_t hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			if (mid >= hi || rent_cmp(&src[mid - 1], &src[mid]) < 0) {
+				/* already in order (common: a compacted log is sorted) */
+				memcpy(dst + lo, src + lo, (hi - lo) * sizeof(*src));
+				continue;
+			}
+			while (i < mid && j < hi)
+				dst[k++] = rent_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
+		}
+		struct rent *t = src;
+		src = dst;
+		dst = t;
+	}
+	return src;
+}
+
+static struct inode *ibuild(struct inode **v, size_t n)
+{
+	if (!n)
+		return NULL;
+	size_t mid = n / 2;
+	struct inode *t = v[mid];
+	t->l = ibuild(v, mid);
+	t->r = ibuild(v + mid + 1, n - mid - 1);
+	ifix(t);
+	return t;
+}
+
+/* Build the index of an empty store from the replayed records (in log
+ * order). The accounting matches index_apply record by record. */
+static int index_bulk_load(struct filestore *s, struct rent *ents, size_t n)
+{
+	int rc = VERR_INTERNAL;
+	struct rent *tmp = malloc((n ? n : 1) * sizeof(*tmp));
+	struct inode **nodes = malloc((n ? n : 1) * sizeof(*nodes));
+	size_t nn = 0;
+	if (!tmp || !nodes)
+		goto out;
+	assert(!s->root);
+	struct rent *v = rent_sort(ents, tmp, n);
+	for (size_t i = 0; i < n;) {
+		/* one key's records, in log order */
+		size_t j = i;
+		const struct rent *cur = NULL; /* the put in effect */
+		for (; j < n && v[j].klen == v[i].klen && !memcmp(v[j].key, v[i].key, v[i].klen); j++) {
+			uint64_t size = rec_size(v[j].klen, v[j].vlen);
+			if (cur) {
+				uint64_t old = rec_size(cur->klen, cur->vlen);
+				s->live -= old;
+				s->dead += old;
+			}
+			if (v[j].op == OP_DEL) {
+				s->dead += size;
+				cur = NULL;
+			} else {
+				s->live += size;
+				cur = &v[j];
+			}
+		}
+		i = j;
+		if (!cur)
+			continue;
+		struct inode *node = malloc(sizeof(*node) + cur->klen + 1);
+		if (!node)
+			goto out;
+		node->l = node->r = NULL;
+		node->off = cur->off;
+		node->vlen = cur->vlen;
+		node->klen = cur->klen;
+		node->h = 1;
+		memcpy(node->key, cur->key, cur->klen);
+		node->key[cur->klen] = '\0';
+		nodes[nn++] = node;
+	}
+	s->root = ibuild(nodes, nn);
+	s->nkeys = nn;
+	nn = 0; /* transferred */
+	rc = 0;
+out:
+	for (size_t i = 0; i < nn; i++)
+		free(nodes[i]);
+	free(nodes);
+	free(tmp);
+	return rc;
 }
 
 /* ---- compaction ------------------------------------------------------------- */
@@ -1257,6 +1403,12 @@ static int replay(struct filestore *s, struct verr *err)
 	char corrupt_key[64];
 	uint64_t *corrupt = NULL; /* offsets of puts with a bad value checksum */
 	size_t ncorrupt = 0, corrupt_cap = 0;
+	struct rent *ents = NULL; /* the records, for index_bulk_load */
+	size_t nents = 0, ents_cap = 0;
+	/* their keys, copied side by side: the sort then reads a few MB instead
+	 * of keys scattered over the whole log between values */
+	char *keys = NULL;
+	size_t keys_len = 0, keys_cap = 0;
 	while (off < size) {
 		struct rec r;
 		if (rec_check(map + off, size - off, &r)) {
@@ -1299,12 +1451,41 @@ static int replay(struct filestore *s, struct verr *err)
 			}
 			corrupt[ncorrupt++] = off;
 		}
-		if (index_apply(s, r.op, key, r.klen, off, r.vlen)) {
-			rc = verr_set(err, VERR_INTERNAL, "out of memory");
-			goto out;
+		if (nents == ents_cap) {
+			size_t nc = ents_cap ? ents_cap * 2 : 4096;
+			struct rent *nb = realloc(ents, nc * sizeof(*nb));
+			if (!nb) {
+				rc = verr_set(err, VERR_INTERNAL, "out of memory");
+				goto out;
+			}
+			ents = nb;
+			ents_cap = nc;
 		}
+		if (keys_len + r.klen > keys_cap) {
+			size_t nc = keys_cap ? keys_cap * 2 : 256 * 1024;
+			while (nc < keys_len + r.klen)
+				nc *= 2;
+			char *nk = realloc(keys, nc);
+			if (!nk) {
+				rc = verr_set(err, VERR_INTERNAL, "out of memory");
+				goto out;
+			}
+			keys = nk;
+			keys_cap = nc;
+		}
+		memcpy(keys + keys_len, key, r.klen);
+		/* the offset now, a pointer once the copy stops moving */
+		ents[nents++] = (struct rent){(const char *)(uintptr_t)keys_len, off, r.vlen, r.klen,
+					      r.op};
+		keys_len += r.klen;
 		off += rec_size(r.klen, r.vlen);
 		s->end = off;
+	}
+	for (size_t i = 0; i < nents; i++)
+		ents[i].key = keys + (uintptr_t)ents[i].key;
+	if (index_bulk_load(s, ents, nents)) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
 	}
 	s->batch = maxb;
 	for (size_t i = 0; i < ncorrupt; i++) {
@@ -1325,6 +1506,8 @@ static int replay(struct filestore *s, struct verr *err)
 			  " reads of those keys will fail",
 			  s->log_path, s->st_corrupt, first_corrupt);
 out:
+	free(ents);
+	free(keys);
 	free(corrupt);
 	munmap(map, size);
 	return rc;

@@ -127,6 +127,140 @@ static void test_audit_format__hmac_nested_strings_and_tokens(void **state)
 	audit_format_free(f);
 }
 
+/* ---- the JSON line, byte for byte: an independent reference ----
+ * Copy the entry, edit it by the documented rules (format.c's header) and
+ * json_dumps it; the device's one-pass writer must produce the same bytes. */
+
+static void ref_hash_str(json_t *parent, const char *key, size_t idx, json_t *s)
+{
+	char h[80];
+	char *tmp = strndup(json_string_value(s), json_string_length(s));
+	/* strings with NUL: hash all bytes */
+	unsigned char mac[32];
+	unsigned int n = 0;
+	HMAC(EVP_sha256(), KEY, sizeof(KEY), (const unsigned char *)json_string_value(s),
+	     json_string_length(s), mac, &n);
+	snprintf(h, sizeof(h), "hmac-sha256:");
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(h + 12 + 2 * i, 3, "%02x", mac[i]);
+	free(tmp);
+	if (key)
+		json_object_set_new(parent, key, json_string(h));
+	else
+		json_array_set_new(parent, idx, json_string(h));
+}
+
+static void ref_tree(json_t *v)
+{
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *e;
+		json_object_foreach(v, k, e) {
+			if (json_is_string(e))
+				ref_hash_str(v, k, 0, e);
+			else
+				ref_tree(e);
+		}
+	} else if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			json_t *e = json_array_get(v, i);
+			if (json_is_string(e))
+				ref_hash_str(v, NULL, i, e);
+			else
+				ref_tree(e);
+		}
+	}
+}
+
+static void ref_member(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	if (json_is_string(v) && json_string_length(v) > 0)
+		ref_hash_str(obj, key, 0, v);
+}
+
+static char *ref_line(const json_t *entry, bool raw, bool accessor, bool elide)
+{
+	json_t *e = json_deep_copy(entry);
+	json_t *req = json_object_get(e, "request"), *resp = json_object_get(e, "response");
+	const char *op = json_string_value(json_object_get(req, "operation"));
+	json_t *data = json_object_get(resp, "data");
+	if (elide && op && !strcmp(op, "list") && json_is_object(data)) {
+		json_t *k = json_object_get(data, "keys"), *ki = json_object_get(data, "key_info");
+		if (json_is_array(k))
+			json_object_set_new(data, "keys", json_integer((json_int_t)json_array_size(k)));
+		if (json_is_object(ki))
+			json_object_set_new(data, "key_info",
+					    json_integer((json_int_t)json_object_size(ki)));
+	}
+	if (!raw) {
+		json_t *auth = json_object_get(e, "auth"), *rauth = json_object_get(resp, "auth");
+		ref_member(auth, "client_token");
+		ref_member(req, "client_token");
+		ref_member(rauth, "client_token");
+		if (accessor) {
+			ref_member(auth, "accessor");
+			ref_member(req, "client_token_accessor");
+			ref_member(rauth, "accessor");
+		}
+		ref_tree(json_object_get(req, "data"));
+		ref_tree(json_object_get(resp, "data"));
+	}
+	char *s = json_dumps(e, JSON_COMPACT);
+	json_decref(e);
+	return s;
+}
+
+static void test_audit_format__json_line_matches_reference(void **state)
+{
+	const char *entries[] = {
+		/* the sample, plus shapes the rules must not trip on */
+		NULL,
+		"{\"time\":\"t\",\"type\":\"request\",\"auth\":{\"client_token\":\"\",\"accessor\":7},"
+		"\"request\":{\"operation\":\"read\",\"client_token\":\"s.a\",\"data\":\"top-level\"},"
+		"\"response\":{\"auth\":\"not an object\",\"data\":[\"x\",[\"y\",{\"z\":\"\"}],null]},"
+		"\"error\":\"quote\\\" and \\n newline\"}",
+		"{\"auth\":null,\"request\":{\"operation\":\"list\",\"data\":null},"
+		"\"response\":{\"data\":{\"keys\":\"not an array\",\"key_info\":[1],\"x\":{\"y\":\"\\u00e9\"}},"
+		"\"auth\":{\"accessor\":\"acc\",\"client_token\":\"s.b\",\"metadata\":{\"m\":\"kept\"}}}}",
+		"{\"request\":{\"operation\":\"list\",\"client_token_accessor\":\"a\"},"
+		"\"response\":{\"data\":{\"keys\":[\"a\",\"b\"],\"key_info\":{\"a\":1}}},\"n\":1.5}",
+		"[\"not an object\"]",
+	};
+	const char *opts[] = {"{}", "{\"hmac_accessor\":false}", "{\"log_raw\":true}",
+			      "{\"elide_list_responses\":true}",
+			      "{\"log_raw\":true,\"elide_list_responses\":true}"};
+	for (size_t i = 0; i < sizeof(entries) / sizeof(*entries); i++) {
+		json_t *e = entries[i] ? json_loads(entries[i], JSON_DECODE_ANY, NULL) : sample_entry();
+		assert_non_null(e);
+		/* strings with a NUL byte (hashed whole) */
+		json_t *rq = json_object_get(e, "request");
+		if (json_is_object(rq)) {
+			json_object_set_new(rq, "nul", json_stringn("v\0w", 3));
+			if (json_is_object(json_object_get(rq, "data")))
+				json_object_set_new(json_object_get(rq, "data"), "nul",
+						    json_stringn("v\0w", 3));
+		}
+		for (size_t o = 0; o < sizeof(opts) / sizeof(*opts); o++) {
+			struct audit_format *f = fmt(opts[o]);
+			bool raw = strstr(opts[o], "log_raw") != NULL;
+			bool acc = strstr(opts[o], "hmac_accessor") == NULL;
+			bool elide = strstr(opts[o], "elide") != NULL;
+			char *want = ref_line(e, raw, acc, elide);
+			char *line = NULL;
+			size_t len = 0;
+			struct verr err = {0};
+			assert_int_equal(audit_format_entry(f, e, &line, &len, &err), 0);
+			assert_string_equal(line, want);
+			assert_int_equal(len, strlen(want));
+			free(line);
+			free(want);
+			audit_format_free(f);
+		}
+		json_decref(e);
+	}
+}
+
 static void test_audit_format__hmac_accessor_false(void **state)
 {
 	struct audit_format *f = fmt("{\"hmac_accessor\":\"false\"}");
@@ -294,6 +428,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_audit_format__hmac_nested_strings_and_tokens),
+		cmocka_unit_test(test_audit_format__json_line_matches_reference),
 		cmocka_unit_test(test_audit_format__hmac_accessor_false),
 		cmocka_unit_test(test_audit_format__log_raw),
 		cmocka_unit_test(test_audit_format__elide_list_responses),

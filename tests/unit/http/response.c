@@ -182,6 +182,21 @@ static void test_http_response__data_at_top(void **state)
 			    "\"wrap_info\":null,\"warnings\":null,\"auth\":null,\"mount_type\":\"\"}\n");
 	http__reply_free(&r);
 	logical_response_reset(&resp);
+
+	/* keys that need escaping, a real, a lease: the same bytes as jansson */
+	resp.data = json_pack("{s:f,s:s}", "k\"q", 0.1, "line", "a\nb");
+	resp.data_at_top = true;
+	resp.lease_out = json_pack("{s:s,s:i,s:b}", "lease_id", "x/1", "lease_duration", 60,
+				   "renewable", 1);
+	http__reply_from_core(&r, 0, &rq, &resp, NULL);
+	assert_string_equal(r.body,
+			    "{\"k\\\"q\":0.1,\"line\":\"a\\nb\","
+			    "\"request_id\":\"8f4c1c2e-1111-4222-8333-444455556666\","
+			    "\"lease_id\":\"x/1\",\"renewable\":true,\"lease_duration\":60,"
+			    "\"data\":{\"k\\\"q\":0.1,\"line\":\"a\\nb\"},"
+			    "\"wrap_info\":null,\"warnings\":null,\"auth\":null,\"mount_type\":\"\"}\n");
+	http__reply_free(&r);
+	logical_response_reset(&resp);
 }
 
 static void test_http_response__error_with_data(void **state)

@@ -289,6 +289,65 @@ static void test_physical_file__reopen_persists(void **state)
 	tmpdir_free(dir);
 }
 
+/* Open builds the index in bulk from the sorted log: it must equal the
+ * index the writes built one by one (same keys, values, order, and byte
+ * accounting), for keys with long shared prefixes, keys that prefix others,
+ * overwrites and deletes in any order. */
+static void test_physical_file__bulk_replay_matches_live_index(void **state)
+{
+	(void)state;
+	char *dir = tmpdir_new();
+	struct physical *p = open_dir(dir);
+	struct verr err = {0};
+	enum { NK = 700 };
+	static char vals[NK][48]; /* "" = absent */
+	char key[96];
+	unsigned seed = 42;
+	for (int op = 0; op < 5000; op++) {
+		int k = rand_r(&seed) % NK;
+		/* k/3 picks a shared-prefix family; some keys prefix others */
+		snprintf(key, sizeof(key), "logical/0b6f5a6e-2f8b-4c1e-9a7d-1f2e3d4c5b6a/%d%s", k / 3,
+			 k % 3 == 0 ? "" : k % 3 == 1 ? "/x" : "/x/y");
+		if (rand_r(&seed) % 4 == 0) {
+			assert_int_equal(physical_delete(p, key, &err), 0);
+			vals[k][0] = '\0';
+		} else {
+			snprintf(vals[k], sizeof(vals[k]), "v%d-%d", k, op);
+			sem_put(p, key, vals[k]);
+		}
+	}
+	struct physical_file_stats live = stats(p);
+	physical_close(p);
+	p = open_dir(dir);
+	struct physical_file_stats re = stats(p);
+	assert_int_equal(re.keys, live.keys);
+	assert_int_equal(re.live_bytes, live.live_bytes);
+	assert_int_equal(re.dead_bytes, live.dead_bytes);
+	assert_int_equal(re.file_bytes, live.file_bytes);
+	for (int k = 0; k < NK; k++) {
+		snprintf(key, sizeof(key), "logical/0b6f5a6e-2f8b-4c1e-9a7d-1f2e3d4c5b6a/%d%s", k / 3,
+			 k % 3 == 0 ? "" : k % 3 == 1 ? "/x" : "/x/y");
+		sem_expect(p, key, vals[k][0] ? vals[k] : NULL);
+	}
+	/* the list is sorted and complete */
+	char **keys = NULL;
+	size_t n = 0;
+	assert_int_equal(physical_list(p, "logical/0b6f5a6e-2f8b-4c1e-9a7d-1f2e3d4c5b6a/", &keys, &n,
+				       &err), 0);
+	for (size_t i = 1; i < n; i++)
+		assert_true(strcmp(keys[i - 1], keys[i]) < 0);
+	physical_list_free(keys, n);
+	/* and the index keeps working for writes after the bulk load */
+	for (int k = 0; k < NK; k += 7) {
+		snprintf(key, sizeof(key), "logical/0b6f5a6e-2f8b-4c1e-9a7d-1f2e3d4c5b6a/%d%s", k / 3,
+			 k % 3 == 0 ? "" : k % 3 == 1 ? "/x" : "/x/y");
+		assert_int_equal(physical_delete(p, key, &err), 0);
+		sem_expect(p, key, NULL);
+	}
+	physical_close(p);
+	tmpdir_free(dir);
+}
+
 static void check_churned(struct physical *p, int n, int gen)
 {
 	char key[64], val[128];
@@ -767,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_physical_file__private_dir_and_files),
 		cmocka_unit_test(test_physical_file__lock_excludes_second_open),
 		cmocka_unit_test(test_physical_file__reopen_persists),
+		cmocka_unit_test(test_physical_file__bulk_replay_matches_live_index),
 		cmocka_unit_test(test_physical_file__compaction_preserves_data),
 		cmocka_unit_test(test_physical_file__leftover_compaction_file_ignored),
 		cmocka_unit_test(test_physical_file__torn_tail_every_offset),

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""
+profile.py - repeatable per-request cost of one Coffer request, for judging a
+hot-path change on a shared, noisy machine (docs/performance.md, "Where the
+time goes"). Not part of bench/run; uses bench.py's server set-up.
+
+Two measures, each on a fresh server (file storage, the non-root bench token,
+optionally one file audit device):
+
+  callgrind  the server runs under `valgrind --tool=callgrind
+             --instr-atstart=no`; instrumentation is switched on around N
+             requests on one keep-alive connection. Prints instructions per
+             request (all server threads, so the audit writer is included).
+  cpu        `perf stat -e task-clock,context-switches` on the server during a
+             wrk run at 32 connections. Prints server CPU microseconds and
+             context switches per request (far less noisy than req/s).
+
+  python3 bench/profile.py --bin build-release/coffer callgrind [--audit] [-n 2000]
+  python3 bench/profile.py --bin build-release/coffer cpu [--audit] [--duration 5]
+
+Every process it starts is stopped by its PID (bench.stop_all).
+"""
+import argparse
+import glob
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+PATHS = {
+    "kv2": "/v1/secret/data/bench",
+    "kv1": "/v1/kv1/bench",
+    "lookup": "/v1/auth/token/lookup-self",
+    "health": "/v1/sys/health",
+}
+
+
+def prepare(srv, audit, workdir):
+    srv.init()
+    srv.unseal()
+    token, _ = bench.setup_server(srv)
+    if audit:
+        srv.api.must("PUT", "sys/audit/bench",
+                     {"type": "file",
+                      "options": {"file_path": os.path.join(workdir, "audit.log")}})
+    return token
+
+
+def requests(port, path, token, n):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for _ in range(n):
+        c.request("GET", path, headers={"X-Vault-Token": token})
+        r = c.getresponse()
+        r.read()
+        if r.status != 200:
+            raise RuntimeError("%s -> %d" % (path, r.status))
+    c.close()
+
+
+def run_callgrind(args, workdir):
+    srv = bench.Coffer(args.bin, workdir, "cg")
+    out = os.path.join(workdir, "callgrind.out")
+    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+           "--callgrind-out-file=" + out, args.bin, "server", "-config=" + srv.conf]
+    srv.proc = bench.spawn(cmd, srv.logpath)
+    bench.wait_port(srv.port, srv.proc, timeout=120)
+    token = prepare(srv, args.audit, workdir)
+    path = PATHS[args.path]
+    requests(srv.port, path, token, 200)  # warm caches and thread stacks
+    pid = str(srv.proc.pid)
+    subprocess.run(["callgrind_control", "-i", "on", pid], check=True,
+                   stdout=subprocess.DEVNULL)
+    requests(srv.port, path, token, args.n)
+    time.sleep(0.5)  # let the audit writer finish the last batch
+    subprocess.run(["callgrind_control", "-i", "off", pid], check=True,
+                   stdout=subprocess.DEVNULL)
+    srv.stop()
+    total = 0
+    for f in glob.glob(out + "*"):
+        with open(f) as fh:
+            for line in fh:
+                if line.startswith("totals:"):
+                    total += int(line.split()[1])
+                    break
+    if not total:
+        raise RuntimeError("no callgrind totals in %s" % out)
+    if args.annotate:
+        for f in glob.glob(out + "*"):
+            subprocess.run(["callgrind_annotate", "--inclusive=" + args.annotate, f])
+    print("%s %s audit=%s: %d instructions / request (%d requests)"
+          % (os.path.basename(args.bin), args.path, "file" if args.audit else "off",
+             total // args.n, args.n))
+
+
+def run_cpu(args, workdir):
+    srv = bench.Coffer(args.bin, workdir, "cpu")
+    srv.start()
+    token = prepare(srv, args.audit, workdir)
+    url = "http://127.0.0.1:%d%s" % (srv.port, PATHS[args.path])
+    statf = os.path.join(workdir, "perf-stat.txt")
+    p = subprocess.Popen(["perf", "stat", "-x,", "-e", "task-clock,context-switches",
+                          "-p", str(srv.proc.pid), "-o", statf],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bench.CHILDREN.append(p)
+    time.sleep(0.3)
+    try:
+        r = bench.run_wrk(args, url, args.connections, args.duration,
+                          headers=["X-Vault-Token: " + token])
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+        bench.CHILDREN.remove(p)
+    srv.stop()
+    vals = {}
+    with open(statf) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) > 2 and parts[0].replace(".", "").isdigit():
+                vals[parts[2]] = float(parts[0])
+    reqs = r["requests"] if isinstance(r, dict) else None
+    if not reqs:
+        raise RuntimeError("wrk gave no request count: %r" % (r,))
+    print("%s %s audit=%s c=%d: %.0f req/s, p99 %s ms, server CPU %.1f us/request, "
+          "%.2f context switches/request"
+          % (os.path.basename(args.bin), args.path, "file" if args.audit else "off",
+             args.connections, r["rps"], r.get("p99"),
+             vals.get("task-clock", 0) * 1000 / reqs,
+             vals.get("context-switches", 0) / reqs))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("mode", choices=["callgrind", "cpu"])
+    ap.add_argument("--audit", action="store_true")
+    ap.add_argument("--path", choices=sorted(PATHS), default="kv2")
+    ap.add_argument("-n", type=int, default=2000)
+    ap.add_argument("--annotate", default=None, metavar="yes|no",
+                    help="also print callgrind_annotate (inclusive yes/no)")
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    args.bin = os.path.abspath(args.bin)
+    os.makedirs(os.path.join(bench.HERE, "out"), exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="profile-", dir=os.path.join(bench.HERE, "out"))
+    try:
+        (run_callgrind if args.mode == "callgrind" else run_cpu)(args, workdir)
+    finally:
+        bench.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
