@@ -22,10 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/params.h>
 
 #include "util/duration.h"
 #include "util/jsonw.h"
@@ -36,11 +34,13 @@
 struct audit_format {
 	uint8_t *key; /* secmem */
 	size_t keylen;
-	/* HMAC-SHA256 keyed with `key`, never updated: each hash works on a
-	 * copy (EVP_MAC_CTX_dup), so concurrent requests share it read-only
-	 * and skip the key schedule and the algorithm fetch that a one-shot
-	 * HMAC() pays on every string. Freed (cleansed) with the format. */
-	EVP_MAC_CTX *hmac;
+	/* SHA-256 states after absorbing (key ^ ipad) and (key ^ opad), never
+	 * updated: each hash copies them (EVP_MD_CTX_copy_ex), so concurrent
+	 * requests share them read-only, and a string costs its own SHA-256
+	 * blocks plus one, not the HMAC context set-up that EVP_MAC_CTX_dup or
+	 * a one-shot HMAC() pays every time. Freed (cleansed) with the format.
+	 * NULL if OpenSSL failed: hash_into then falls back to HMAC(). */
+	EVP_MD_CTX *ipad, *opad;
 	bool log_raw, hmac_accessor, elide_list, jsonx;
 	char *prefix;
 };
@@ -111,9 +111,37 @@ void audit_format_free(struct audit_format *f)
 		return;
 	if (f->key)
 		secmem_free(f->key, AUDIT_KEY_MAX);
-	EVP_MAC_CTX_free(f->hmac);
+	EVP_MD_CTX_free(f->ipad);
+	EVP_MD_CTX_free(f->opad);
 	free(f->prefix);
 	free(f);
+}
+
+/* f->ipad / f->opad from f->key (RFC 2104: the key, at most one block,
+ * zero-padded to 64 bytes and XORed with 0x36 / 0x5c). On failure both
+ * stay NULL and hashing uses one-shot HMAC(). */
+static void pads_init(struct audit_format *f)
+{
+	uint8_t block[64];
+	bool ok = f->keylen <= sizeof(block);
+	f->ipad = EVP_MD_CTX_new();
+	f->opad = EVP_MD_CTX_new();
+	ok = ok && f->ipad && f->opad;
+	for (int pass = 0; ok && pass < 2; pass++) {
+		memset(block, 0, sizeof(block));
+		memcpy(block, f->key, f->keylen);
+		for (size_t i = 0; i < sizeof(block); i++)
+			block[i] ^= pass == 0 ? 0x36 : 0x5c;
+		EVP_MD_CTX *c = pass == 0 ? f->ipad : f->opad;
+		ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+		     EVP_DigestUpdate(c, block, sizeof(block)) == 1;
+	}
+	secmem_wipe(block, sizeof(block));
+	if (!ok) {
+		EVP_MD_CTX_free(f->ipad);
+		EVP_MD_CTX_free(f->opad);
+		f->ipad = f->opad = NULL;
+	}
 }
 
 int audit_format_new(struct audit_format **out, const json_t *options,
@@ -132,19 +160,7 @@ int audit_format_new(struct audit_format **out, const json_t *options,
 	}
 	memcpy(f->key, env->hmac_key, env->hmac_key_len);
 	f->keylen = env->hmac_key_len;
-	{
-		OSSL_PARAM params[] = {
-			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-			OSSL_PARAM_construct_end(),
-		};
-		EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-		f->hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
-		EVP_MAC_free(mac);
-		if (f->hmac && EVP_MAC_init(f->hmac, f->key, f->keylen, params) != 1) {
-			EVP_MAC_CTX_free(f->hmac);
-			f->hmac = NULL; /* hash_bytes falls back to one-shot HMAC() */
-		}
-	}
+	pads_init(f);
 	if ((rc = audit_opt_bool(&f->log_raw, options, "log_raw", false, err)) ||
 	    (rc = audit_opt_bool(&f->hmac_accessor, options, "hmac_accessor", true, err)) ||
 	    (rc = audit_opt_bool(&f->elide_list, options, "elide_list_responses", false, err)))
@@ -196,17 +212,20 @@ static bool hash_into(const struct audit_format *f, const char *s, size_t n,
 		      char out[HASH_TEXT_LEN + 1])
 {
 	static const char digits[] = "0123456789abcdef";
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	EVP_MAC_CTX *c = f->hmac ? EVP_MAC_CTX_dup(f->hmac) : NULL;
-	if (c) {
-		size_t ml = 0;
-		int ok = EVP_MAC_update(c, (const unsigned char *)s, n) == 1 &&
-			 EVP_MAC_final(c, mac, &ml, sizeof(mac)) == 1;
-		EVP_MAC_CTX_free(c);
+	unsigned char mac[EVP_MAX_MD_SIZE], inner[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0, ilen = 0;
+	if (f->ipad) {
+		EVP_MD_CTX *c = EVP_MD_CTX_new();
+		int ok = c && EVP_MD_CTX_copy_ex(c, f->ipad) == 1 &&
+			 EVP_DigestUpdate(c, s, n) == 1 &&
+			 EVP_DigestFinal_ex(c, inner, &ilen) == 1 &&
+			 EVP_MD_CTX_copy_ex(c, f->opad) == 1 &&
+			 EVP_DigestUpdate(c, inner, ilen) == 1 &&
+			 EVP_DigestFinal_ex(c, mac, &maclen) == 1;
+		EVP_MD_CTX_free(c);
+		secmem_wipe(inner, sizeof(inner));
 		if (!ok)
 			return false;
-		maclen = (unsigned int)ml;
 	} else if (!HMAC(EVP_sha256(), f->key, (int)f->keylen, (const unsigned char *)s, n, mac,
 			 &maclen)) {
 		return false;
@@ -335,6 +354,14 @@ struct emit {
 	bool hash;  /* !log_raw */
 	bool elide; /* elide_list_responses and a list operation */
 	bool fail;  /* an HMAC failed */
+	/* the token and its accessor appear twice in every entry (auth and
+	 * request): remember their HMACs so each is computed once */
+	struct {
+		const char *s;
+		size_t n;
+		char h[HASH_TEXT_LEN + 1];
+	} memo[2];
+	int nmemo;
 };
 
 static bool key_is(void *it, const char *name)
@@ -356,10 +383,26 @@ static void emit_hashed(struct emit *x, const json_t *s)
 /* hash_member's rule for one member value */
 static void emit_member_hashed(struct emit *x, const json_t *v, bool want)
 {
-	if (want && x->hash && json_is_string(v) && json_string_length(v) > 0)
-		emit_hashed(x, v);
-	else
+	if (!(want && x->hash && json_is_string(v) && json_string_length(v) > 0)) {
 		jsonw_value(x->w, v);
+		return;
+	}
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	for (int i = 0; i < x->nmemo; i++)
+		if (x->memo[i].n == n && !memcmp(x->memo[i].s, s, n)) {
+			jsonw_string(x->w, x->memo[i].h, HASH_TEXT_LEN);
+			return;
+		}
+	int slot = x->nmemo < 2 ? x->nmemo++ : 1;
+	if (!hash_into(x->f, s, n, x->memo[slot].h)) {
+		x->fail = true;
+		x->nmemo = slot; /* forget the slot */
+		return;
+	}
+	x->memo[slot].s = s;
+	x->memo[slot].n = n;
+	jsonw_string(x->w, x->memo[slot].h, HASH_TEXT_LEN);
 }
 
 #define EMIT_KEY(x, it, first)                                                            	do {                                                                              		if (!(first))                                                             			jsonw_raw((x)->w, ",", 1);                                        		(first) = false;                                                          		jsonw_string((x)->w, json_object_iter_key(it), json_object_iter_key_len(it)); 		jsonw_raw((x)->w, ":", 1);                                                	} while (0)

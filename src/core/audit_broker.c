@@ -81,6 +81,10 @@
 #define TAIL_BYTES 512
 
 enum item_state { ITEM_QUEUED, ITEM_WRITING, ITEM_DONE };
+/* or'ed into state by a waiter about to sleep on it: only then does the
+ * writer make the futex wake system call */
+#define ITEM_SLEEPER 4u
+#define ITEM_STATE(s) ((s) & 3u)
 
 /* One queued line. `next` is guarded by d->mu; `state` (enum item_state)
  * changes QUEUED -> WRITING under d->mu and WRITING -> DONE on the writer
@@ -446,7 +450,7 @@ static void *dev_writer(void *arg)
 		struct audit_item *batch = d->head;
 		d->head = d->tail = NULL;
 		for (struct audit_item *it = batch; it; it = it->next)
-			atomic_store_explicit(&it->state, ITEM_WRITING, memory_order_relaxed);
+			atomic_fetch_or_explicit(&it->state, ITEM_WRITING, memory_order_relaxed);
 		d->busy_since = mono_ms();
 		pthread_mutex_unlock(&d->mu);
 
@@ -462,8 +466,10 @@ static void *dev_writer(void *arg)
 			n = it->next;
 			it->next = NULL;
 			it->result = rc;
-			atomic_store_explicit(&it->state, ITEM_DONE, memory_order_release);
-			futex_wake_one(&it->state);
+			uint32_t old = atomic_exchange_explicit(&it->state, ITEM_DONE,
+								memory_order_acq_rel);
+			if (old & ITEM_SLEEPER)
+				futex_wake_one(&it->state);
 			item_release(it);
 		}
 		pthread_mutex_lock(&d->mu);
@@ -997,19 +1003,24 @@ static int dev_wait(struct audit_dev *d, struct audit_item *it, int64_t deadline
 	struct timespec ts = mono_deadline(deadline);
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&it->state, memory_order_acquire);
-		if (s == ITEM_DONE) {
+		if (ITEM_STATE(s) == ITEM_DONE) {
 			int rc = it->result;
 			item_release(it);
 			return rc;
 		}
-		if (!futex_wait_until(&it->state, s, &ts))
+		if (!(s & ITEM_SLEEPER) &&
+		    !atomic_compare_exchange_weak_explicit(&it->state, &s, s | ITEM_SLEEPER,
+							   memory_order_acq_rel,
+							   memory_order_acquire))
+			continue;
+		if (!futex_wait_until(&it->state, s | ITEM_SLEEPER, &ts))
 			break;
 	}
 	/* timed out: decide under d->mu, where QUEUED -> WRITING happens */
 	int rc;
 	bool timed_out = true;
 	pthread_mutex_lock(&d->mu);
-	uint32_t s = atomic_load_explicit(&it->state, memory_order_acquire);
+	uint32_t s = ITEM_STATE(atomic_load_explicit(&it->state, memory_order_acquire));
 	if (s == ITEM_DONE) {
 		timed_out = false; /* finished just now */
 		rc = it->result;
