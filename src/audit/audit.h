@@ -34,6 +34,39 @@ struct audit_device_env {
 	bool allow_prefixing;      /* server config allow_audit_log_prefixing */
 };
 
+/* One entry as the core describes it (docs/audit.md gives the JSON shape),
+ * so a device can write it without a JSON tree being built and freed per
+ * entry. Everything is borrowed for the call. A member is written when its
+ * pointer is non-NULL (strings must be valid UTF-8, else the member is left
+ * out, as jansson would refuse it) or its number non-zero; the core decides
+ * presence (empty strings are passed as NULL where Vault leaves them out).
+ * Written in this order: time, type, auth{client_token, [token entry:
+ * accessor, display_name, policies, token_policies (= policies), metadata,
+ * entity_id, token_type, token_ttl, token_issue_time, remaining_uses]},
+ * request{id, operation, mount_point, mount_type, mount_accessor,
+ * client_token, client_token_accessor, namespace{id:"root"}, path, data,
+ * remote_address, remote_port}, [response{mount_point, mount_type,
+ * mount_accessor, [with the backend's response: auth, secret{lease_id},
+ * data, warnings, redirect]}], error. */
+struct audit_entry {
+	const char *time, *type;
+	const char *client_token; /* auth.client_token and request.client_token */
+	bool has_token;           /* the token entry's members follow */
+	const char *accessor, *display_name, *entity_id, *token_type, *token_issue_time;
+	const json_t *policies, *metadata;
+	int64_t token_ttl, remaining_uses;
+	const char *request_id, *operation, *mount_point, *mount_type, *mount_accessor;
+	const char *client_token_accessor, *path, *remote_address;
+	const json_t *request_data;
+	int64_t remote_port;
+	bool has_response; /* a "response" member */
+	bool has_resp;     /* ... with the backend's response in it */
+	const json_t *resp_auth, *resp_data, *resp_warnings;
+	bool has_secret;   /* response.secret, with lease_id when non-NULL */
+	const char *lease_id, *redirect;
+	const char *error;
+};
+
 struct audit_device_ops {
 	const char *type; /* "file", "socket", "syslog" */
 	/* Validate the options and open the device (a file is opened, a socket
@@ -44,6 +77,10 @@ struct audit_device_ops {
 	 * newline: prefix + JSON (or XML for jsonx), sensitive strings replaced
 	 * by "hmac-sha256:<hex>". Thread-safe. *out is malloc'd. */
 	int (*format)(char **out, size_t *len, void *dev, const json_t *entry, struct verr *err);
+	/* The same line for an entry the core describes (struct audit_entry):
+	 * byte for byte what `format` writes for audit_entry_json(entry). */
+	int (*format_entry)(char **out, size_t *len, void *dev, const struct audit_entry *entry,
+			    struct verr *err);
 	/* "hmac-sha256:<hex>" of input under the device's key (malloc'd), the
 	 * value sys/audit-hash returns. Thread-safe. NULL on allocation failure. */
 	char *(*hash)(void *dev, const char *input);

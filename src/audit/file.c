@@ -211,6 +211,7 @@ const struct audit_device_ops audit_file_ops = {
 	.type = "file",
 	.new = file_new,
 	.format = audit_base_format,
+	.format_entry = audit_base_format_entry,
 	.hash = audit_base_hash,
 	.log = file_log,
 	.reopen = file_reopen,

@@ -29,11 +29,20 @@ void audit_format_free(struct audit_format *f);
 /* One line (no newline) for a raw entry; *out malloc'd. */
 int audit_format_entry(const struct audit_format *f, const json_t *entry, char **out,
 		       size_t *len, struct verr *err);
+/* The same line as audit_format_entry(f, audit_entry_json(e)), written
+ * straight from the description (JSON: no tree is built). */
+int audit_format_entry_direct(const struct audit_format *f, const struct audit_entry *e,
+			      char **out, size_t *len, struct verr *err);
+/* The raw entry as a JSON tree (new reference; NULL on allocation
+ * failure); what the direct writer must match. */
+json_t *audit_entry_json(const struct audit_entry *e);
 /* "hmac-sha256:<64 hex>" (malloc'd) or NULL on allocation failure. */
 char *audit_format_hash(const struct audit_format *f, const char *input);
 
 /* ops slots for devices that embed struct audit_base first */
 int audit_base_format(char **out, size_t *len, void *dev, const json_t *entry, struct verr *err);
+int audit_base_format_entry(char **out, size_t *len, void *dev, const struct audit_entry *entry,
+			    struct verr *err);
 char *audit_base_hash(void *dev, const char *input);
 
 /* Option helpers. Values arrive as strings; missing -> def. */

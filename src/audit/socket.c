@@ -278,6 +278,7 @@ const struct audit_device_ops audit_socket_ops = {
 	.type = "socket",
 	.new = socket_new,
 	.format = audit_base_format,
+	.format_entry = audit_base_format_entry,
 	.hash = audit_base_hash,
 	.log = socket_log,
 	.reopen = socket_reopen,

@@ -185,6 +185,7 @@ const struct audit_device_ops audit_syslog_ops = {
 	.type = "syslog",
 	.new = syslog_new,
 	.format = audit_base_format,
+	.format_entry = audit_base_format_entry,
 	.hash = audit_base_hash,
 	.log = syslog_log,
 	.reopen = syslog_reopen,

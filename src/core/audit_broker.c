@@ -1062,7 +1062,9 @@ static void dev_request_reopen(struct audit_dev *d)
 	pthread_mutex_unlock(&d->mu);
 }
 
-int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *err)
+/* Exactly one of entry (a JSON tree) and desc (the core's description). */
+static int broker_log(struct audit_broker *b, const json_t *entry,
+		      const struct audit_entry *desc, struct verr *err)
 {
 	if (!b)
 		return 0;
@@ -1108,7 +1110,11 @@ int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *e
 		char *line = NULL;
 		size_t len = 0;
 		struct verr fe = {0};
-		if (d->ops->format(&line, &len, impl, entry, &fe)) {
+		int frc = desc ? (d->ops->format_entry
+					  ? d->ops->format_entry(&line, &len, impl, desc, &fe)
+					  : verr_set(&fe, VERR_INTERNAL, "cannot format an entry"))
+			       : d->ops->format(&line, &len, impl, entry, &fe);
+		if (frc) {
 			log_warn("audit", "device %s: %s", d->path, fe.msg);
 			continue;
 		}
@@ -1128,6 +1134,17 @@ int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *e
 	if (ok == 0)
 		return verr_set(err, VERR_INTERNAL, "no audit device could record the request");
 	return 0;
+}
+
+int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *err)
+{
+	return broker_log(b, entry, NULL, err);
+}
+
+int audit_broker_log_entry(struct audit_broker *b, const struct audit_entry *entry,
+			   struct verr *err)
+{
+	return broker_log(b, NULL, entry, err);
 }
 
 void audit_broker_reopen(struct audit_broker *b)

@@ -71,6 +71,13 @@ int audit_broker_chain_key(struct audit_broker *b, const char *path, char **out,
 
 /* Record one entry on every device (see above). */
 int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *err);
+/* The same for an entry the core describes (struct audit_entry in
+ * src/audit/audit.h): devices write it without a JSON tree being built.
+ * The line is byte for byte the one audit_broker_log writes for the tree
+ * that description stands for. */
+struct audit_entry;
+int audit_broker_log_entry(struct audit_broker *b, const struct audit_entry *entry,
+			   struct verr *err);
 /* SIGHUP: every device reopens (its writer thread does it, in order with
  * the writes); returns after the reopen or the device's timeout. */
 void audit_broker_reopen(struct audit_broker *b);

@@ -6,10 +6,11 @@
  * could record is refused (coreglue_audit_request returns VERR_INTERNAL and
  * core.c does not run it).
  *
- * The raw entry holds the secrets as they are (raw token, request and
- * response data, borrowed by reference); each device HMACs them while
- * formatting (src/audit/format.c), so nothing raw reaches a log unless the
- * device has log_raw=true.
+ * The entry is a struct audit_entry (src/audit/audit.h) that borrows the
+ * request, token and response fields: no JSON tree is built per entry. It
+ * holds the secrets as they are (raw token, request and response data);
+ * each device HMACs them while writing its line (src/audit/format.c), so
+ * nothing raw reaches a log unless the device has log_raw=true.
  */
 #include "core/acl_glue.h"
 
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "core/audit_broker.h"
 #include "core/token.h"
 
@@ -73,105 +75,67 @@ static const char *time_text(char buf[40], int64_t secs, long nanos)
 	return buf;
 }
 
-static void set_str(json_t *o, const char *k, const char *v)
+/* NULL for an absent or empty string (Vault leaves those members out) */
+static const char *nz(const char *s)
 {
-	if (v && *v)
-		json_object_set_new(o, k, json_string(v));
+	return s && *s ? s : NULL;
 }
 
-static json_t *auth_json(const struct logical_request *req, const struct token_entry *te)
-{
-	json_t *a = json_object();
-	set_str(a, "client_token", req->client_token);
-	if (!te)
-		return a;
-	set_str(a, "accessor", te->accessor);
-	set_str(a, "display_name", te->display_name);
-	if (te->policies) {
-		json_object_set(a, "policies", te->policies);
-		json_object_set(a, "token_policies", te->policies);
-	}
-	if (json_object_size(te->meta))
-		json_object_set(a, "metadata", te->meta);
-	set_str(a, "entity_id", te->entity_id);
-	set_str(a, "token_type", te->type ? te->type : "service");
-	if (te->creation_ttl)
-		json_object_set_new(a, "token_ttl", json_integer(te->creation_ttl));
-	char tb[40];
-	if (te->creation_time)
-		set_str(a, "token_issue_time", time_text(tb, te->creation_time, 0));
-	if (te->num_uses > 0)
-		json_object_set_new(a, "remaining_uses", json_integer(te->num_uses));
-	return a;
-}
-
-static json_t *request_json_of(const struct logical_request *req)
-{
-	json_t *r = json_object();
-	json_object_set_new(r, "id", json_string(req->request_id ? req->request_id : ""));
-	json_object_set_new(r, "operation", json_string(logical_op_name(req->op)));
-	set_str(r, "mount_point", req->mount_path);
-	set_str(r, "mount_type", req->mount_type);
-	set_str(r, "mount_accessor", req->mount_accessor);
-	set_str(r, "client_token", req->client_token);
-	set_str(r, "client_token_accessor", req->client_token_accessor);
-	json_t *ns = json_object();
-	json_object_set_new(ns, "id", json_string("root"));
-	json_object_set_new(r, "namespace", ns);
-	json_object_set_new(r, "path", json_string(req->path ? req->path : ""));
-	if (json_is_object(req->data) && json_object_size(req->data))
-		json_object_set(r, "data", req->data);
-	set_str(r, "remote_address", req->remote_addr);
-	if (req->remote_port)
-		json_object_set_new(r, "remote_port", json_integer(req->remote_port));
-	return r;
-}
-
-static json_t *response_json_of(const struct logical_request *req,
-				const struct logical_response *resp)
-{
-	json_t *r = json_object();
-	set_str(r, "mount_point", req->mount_path);
-	set_str(r, "mount_type", req->mount_type);
-	set_str(r, "mount_accessor", req->mount_accessor);
-	if (!resp)
-		return r;
-	if (resp->auth_out)
-		json_object_set(r, "auth", resp->auth_out);
-	if (resp->lease_out) {
-		const char *lid = json_string_value(json_object_get(resp->lease_out, "lease_id"));
-		json_t *s = json_object();
-		set_str(s, "lease_id", lid);
-		json_object_set_new(r, "secret", s);
-	}
-	if (resp->data && !resp->raw)
-		json_object_set(r, "data", resp->data);
-	if (json_array_size(resp->warnings))
-		json_object_set(r, "warnings", resp->warnings);
-	if (resp->redirect)
-		json_object_set_new(r, "redirect", json_string(resp->redirect));
-	return r;
-}
-
-static json_t *entry_new(const char *type, const struct logical_request *req,
-			 const struct token_entry *te, const struct logical_response *resp,
-			 int rc, const struct verr *rerr)
+/* Describe the entry (struct audit_entry, src/audit/audit.h): the devices
+ * write it without a JSON tree being built. tbuf/ibuf hold the times. */
+static void entry_fill(struct audit_entry *e, const char *type, const struct logical_request *req,
+		       const struct token_entry *te, const struct logical_response *resp, int rc,
+		       const struct verr *rerr, char tbuf[40], char ibuf[40])
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	char tb[40];
-	const char *t = time_text(tb, (int64_t)ts.tv_sec, ts.tv_nsec ? ts.tv_nsec : 1);
-	json_t *e = json_object();
-	json_object_set_new(e, "time", json_string(t ? t : ""));
-	json_object_set_new(e, "type", json_string(type));
-	json_object_set_new(e, "auth", auth_json(req, te));
-	json_object_set_new(e, "request", request_json_of(req));
-	if (!strcmp(type, "response"))
-		json_object_set_new(e, "response", response_json_of(req, resp));
+	const char *t = time_text(tbuf, (int64_t)ts.tv_sec, ts.tv_nsec ? ts.tv_nsec : 1);
+	*e = (struct audit_entry){
+		.time = t ? t : "",
+		.type = type,
+		.client_token = nz(req->client_token),
+		.request_id = req->request_id ? req->request_id : "",
+		.operation = logical_op_name(req->op),
+		.mount_point = nz(req->mount_path),
+		.mount_type = nz(req->mount_type),
+		.mount_accessor = nz(req->mount_accessor),
+		.client_token_accessor = nz(req->client_token_accessor),
+		.path = req->path ? req->path : "",
+		.request_data = json_is_object(req->data) && json_object_size(req->data) ? req->data
+											 : NULL,
+		.remote_address = nz(req->remote_addr),
+		.remote_port = req->remote_port,
+	};
+	if (te) {
+		e->has_token = true;
+		e->accessor = nz(te->accessor);
+		e->display_name = nz(te->display_name);
+		e->policies = te->policies;
+		e->metadata = json_object_size(te->meta) ? te->meta : NULL;
+		e->entity_id = nz(te->entity_id);
+		e->token_type = nz(te->type ? te->type : "service");
+		e->token_ttl = te->creation_ttl;
+		if (te->creation_time)
+			e->token_issue_time = time_text(ibuf, te->creation_time, 0);
+		e->remaining_uses = te->num_uses > 0 ? te->num_uses : 0;
+	}
+	if (!strcmp(type, "response")) {
+		e->has_response = true;
+		if (resp) {
+			e->has_resp = true;
+			e->resp_auth = resp->auth_out;
+			if (resp->lease_out) {
+				e->has_secret = true;
+				e->lease_id = nz(json_string_value(
+					json_object_get(resp->lease_out, "lease_id")));
+			}
+			e->resp_data = resp->data && !resp->raw ? resp->data : NULL;
+			e->resp_warnings = json_array_size(resp->warnings) ? resp->warnings : NULL;
+			e->redirect = resp->redirect;
+		}
+	}
 	if (rc)
-		json_object_set_new(e, "error", json_string(rerr && rerr->msg[0] ? rerr->msg
-									 : verr_name(rc)));
-	return e;
+		e->error = rerr && rerr->msg[0] ? rerr->msg : verr_name(rc);
 }
 
 int coreglue_audit_request(struct core *c, const struct logical_request *req,
@@ -180,12 +144,10 @@ int coreglue_audit_request(struct core *c, const struct logical_request *req,
 {
 	if (!audit_broker_active(c->audit) || is_unaudited(req->path))
 		return 0;
-	json_t *e = entry_new("request", req, te, NULL, rc, rerr);
-	if (!e)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int arc = audit_broker_log(c->audit, e, err);
-	json_decref(e);
-	return arc;
+	struct audit_entry e;
+	char tbuf[40], ibuf[40];
+	entry_fill(&e, "request", req, te, NULL, rc, rerr, tbuf, ibuf);
+	return audit_broker_log_entry(c->audit, &e, err);
 }
 
 int coreglue_audit_response(struct core *c, const struct logical_request *req,
@@ -194,12 +156,10 @@ int coreglue_audit_response(struct core *c, const struct logical_request *req,
 {
 	if (!audit_broker_active(c->audit) || is_unaudited(req->path))
 		return 0;
-	json_t *e = entry_new("response", req, te, resp, rc, rerr);
-	if (!e)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int arc = audit_broker_log(c->audit, e, err);
-	json_decref(e);
-	return arc;
+	struct audit_entry e;
+	char tbuf[40], ibuf[40];
+	entry_fill(&e, "response", req, te, resp, rc, rerr, tbuf, ibuf);
+	return audit_broker_log_entry(c->audit, &e, err);
 }
 
 int coreglue_audit_open(struct core *c, struct verr *err)

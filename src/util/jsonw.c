@@ -101,6 +101,24 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 	return n;
 }
 
+bool jsonw_utf8_valid(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	for (size_t i = 0; i < n;) {
+		if (s[i] < 0x80) {
+			if (!s[i])
+				return false; /* jansson refuses embedded NULs too */
+			i++;
+			continue;
+		}
+		size_t k = utf8_seq(s + i, n - i);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
 void jsonw_string(struct jsonw *w, const char *str, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";

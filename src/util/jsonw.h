@@ -39,6 +39,9 @@ void jsonw_raw(struct jsonw *w, const char *s, size_t n);
 void jsonw_string(struct jsonw *w, const char *s, size_t n);
 /* Append v in compact form (see above). */
 void jsonw_value(struct jsonw *w, const json_t *v);
+/* true if s[0..n) is UTF-8 that jansson's json_stringn would accept (the
+ * same check jsonw_string applies) */
+bool jsonw_utf8_valid(const char *s, size_t n);
 
 /* The NUL-terminated text (malloc'd, caller frees) and its length without
  * the NUL; NULL if any append failed. The writer is then empty again. */

@@ -424,6 +424,97 @@ static void test_audit_format__file_device(void **state)
 	audit_file_ops.free(d);
 }
 
+/* The core describes entries with struct audit_entry and devices write
+ * them without a JSON tree: for every combination of present members and
+ * every option set, the line must be byte for byte what the tree path
+ * writes for audit_entry_json() of the same description. */
+static void test_audit_format__direct_matches_tree(void **state)
+{
+	(void)state;
+	const char *opts[] = {
+		"{}",
+		"{\"log_raw\":\"true\"}",
+		"{\"hmac_accessor\":\"false\"}",
+		"{\"elide_list_responses\":\"true\"}",
+		"{\"format\":\"jsonx\"}",
+		"{\"prefix\":\"@cee: \"}",
+	};
+	json_t *pol = json_loads("[\"default\",\"kv-read\"]", 0, NULL);
+	json_t *meta = json_loads("{\"user\":\"ann\",\"n\":\"1\"}", 0, NULL);
+	json_t *rdata = json_loads("{\"pw\":\"hunter2\",\"n\":{\"x\":[\"a\",1,null,true]},\"e\":\"\"}",
+				   0, NULL);
+	json_t *sdata = json_loads("{\"keys\":[\"a\",\"b\"],\"key_info\":{\"a\":{\"v\":\"1\"}},"
+				   "\"value\":\"s\\u00e9cret\\n\",\"num\":2.5}",
+				   0, NULL);
+	json_t *rauth = json_loads("{\"client_token\":\"s.new\",\"accessor\":\"acc2\","
+				   "\"policies\":[\"p\"],\"lease_duration\":60}",
+				   0, NULL);
+	json_t *warn = json_loads("[\"careful \\\"here\\\"\"]", 0, NULL);
+	assert_true(pol && meta && rdata && sdata && rauth && warn);
+	size_t checked = 0;
+	for (size_t o = 0; o < sizeof(opts) / sizeof(*opts); o++) {
+		int rc;
+		struct verr err = {0};
+		struct audit_format *f = fmt_with(opts[o], true, &rc, &err);
+		assert_int_equal(rc, 0);
+		for (unsigned m = 0; m < (1u << 12); m++) {
+			bool b[12];
+			for (int i = 0; i < 12; i++)
+				b[i] = (m >> i) & 1;
+			struct audit_entry e = {
+				.time = "2026-11-27T21:32:48.432553701Z",
+				.type = b[0] ? "response" : "request",
+				.client_token = b[1] ? "s.tok" : NULL,
+				.has_token = b[2],
+				.accessor = b[2] ? "acc1" : NULL,
+				.display_name = "token-ann",
+				.policies = b[3] ? pol : NULL,
+				.metadata = b[3] ? meta : NULL,
+				.entity_id = b[4] ? "ent-\xff" : NULL, /* not UTF-8: left out */
+				.token_type = "service",
+				.token_ttl = b[4] ? 3600 : 0,
+				.token_issue_time = "2026-11-27T21:32:47Z",
+				.remaining_uses = b[5] ? 3 : 0,
+				.request_id = "r1",
+				.operation = b[6] ? "list" : "read",
+				.mount_point = "secret/",
+				.mount_type = "kv",
+				.mount_accessor = b[7] ? "kv_1234" : NULL,
+				.client_token_accessor = b[2] ? "acc1" : NULL,
+				.path = "secret/data/x",
+				.request_data = b[8] ? rdata : NULL,
+				.remote_address = "127.0.0.1",
+				.remote_port = b[7] ? 40922 : 0,
+				.has_response = b[0],
+				.has_resp = b[0] && b[9],
+				.resp_auth = b[10] ? rauth : NULL,
+				.resp_data = b[11] ? sdata : NULL,
+				.resp_warnings = b[5] ? warn : NULL,
+				.has_secret = b[4],
+				.lease_id = b[3] ? "secret/data/x/abc" : NULL,
+				.redirect = b[6] && b[11] ? "" : NULL,
+				.error = b[9] && b[10] ? "permission denied" : NULL,
+			};
+			json_t *j = audit_entry_json(&e);
+			assert_non_null(j);
+			char *a = NULL, *t = NULL;
+			size_t al = 0, tl = 0;
+			assert_int_equal(audit_format_entry_direct(f, &e, &a, &al, &err), 0);
+			assert_int_equal(audit_format_entry(f, j, &t, &tl, &err), 0);
+			assert_int_equal(al, tl);
+			assert_string_equal(a, t);
+			free(a);
+			free(t);
+			json_decref(j);
+			checked++;
+		}
+		audit_format_free(f);
+	}
+	assert_int_equal(checked, 6 * 4096);
+	json_decref(pol), json_decref(meta), json_decref(rdata), json_decref(sdata);
+	json_decref(rauth), json_decref(warn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_audit_format__prefix_needs_config),
 		cmocka_unit_test(test_audit_format__bad_options),
 		cmocka_unit_test(test_audit_format__jsonx),
+		cmocka_unit_test(test_audit_format__direct_matches_tree),
 		cmocka_unit_test(test_audit_format__file_device),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
