@@ -209,21 +209,32 @@ out:
 #define HASH_TEXT_LEN (sizeof(HASH_PFX) - 1 + 64) /* without the NUL */
 
 /* out = "hmac-sha256:<hex>" + NUL; false if OpenSSL fails. */
-static bool hash_into(const struct audit_format *f, const char *s, size_t n,
-		      char out[HASH_TEXT_LEN + 1])
+static bool hash_into_ctx(const struct audit_format *f, EVP_MD_CTX **scratch, const char *s,
+			  size_t n, char out[HASH_TEXT_LEN + 1])
 {
 	static const char digits[] = "0123456789abcdef";
 	unsigned char mac[EVP_MAX_MD_SIZE], inner[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0, ilen = 0;
 	if (f->ipad) {
-		EVP_MD_CTX *c = EVP_MD_CTX_new();
+		/* the caller's scratch context, kept across the strings of an
+		 * entry (or one for this call); it ends holding only the
+		 * outer hash state of a finished MAC */
+		EVP_MD_CTX *own = NULL;
+		EVP_MD_CTX *c = scratch ? *scratch : NULL;
+		if (!c) {
+			c = EVP_MD_CTX_new();
+			if (scratch)
+				*scratch = c;
+			else
+				own = c;
+		}
 		int ok = c && EVP_MD_CTX_copy_ex(c, f->ipad) == 1 &&
 			 EVP_DigestUpdate(c, s, n) == 1 &&
 			 EVP_DigestFinal_ex(c, inner, &ilen) == 1 &&
 			 EVP_MD_CTX_copy_ex(c, f->opad) == 1 &&
 			 EVP_DigestUpdate(c, inner, ilen) == 1 &&
 			 EVP_DigestFinal_ex(c, mac, &maclen) == 1;
-		EVP_MD_CTX_free(c);
+		EVP_MD_CTX_free(own);
 		secmem_wipe(inner, sizeof(inner));
 		if (!ok)
 			return false;
@@ -244,6 +255,12 @@ static bool hash_into(const struct audit_format *f, const char *s, size_t n,
 	*p = '\0';
 	secmem_wipe(mac, sizeof(mac));
 	return true;
+}
+
+static bool hash_into(const struct audit_format *f, const char *s, size_t n,
+		      char out[HASH_TEXT_LEN + 1])
+{
+	return hash_into_ctx(f, NULL, s, n, out);
 }
 
 static char *hash_bytes(const struct audit_format *f, const char *s, size_t n)
@@ -355,6 +372,7 @@ struct emit {
 	bool hash;  /* !log_raw */
 	bool elide; /* elide_list_responses and a list operation */
 	bool fail;  /* an HMAC failed */
+	EVP_MD_CTX *md; /* scratch for the HMACs of this entry (freed at the end) */
 	/* the token and its accessor appear twice in every entry (auth and
 	 * request): remember their HMACs so each is computed once */
 	struct {
@@ -374,7 +392,7 @@ static bool key_is(void *it, const char *name)
 static void emit_hashed(struct emit *x, const json_t *s)
 {
 	char h[HASH_TEXT_LEN + 1];
-	if (!hash_into(x->f, json_string_value(s), json_string_length(s), h)) {
+	if (!hash_into_ctx(x->f, &x->md, json_string_value(s), json_string_length(s), h)) {
 		x->fail = true;
 		return;
 	}
@@ -402,7 +420,7 @@ static void emit_member_str(struct emit *x, const char *s, size_t n)
 			return;
 		}
 	int slot = x->nmemo < 2 ? x->nmemo++ : 1;
-	if (!hash_into(x->f, s, n, x->memo[slot].h)) {
+	if (!hash_into_ctx(x->f, &x->md, s, n, x->memo[slot].h)) {
 		x->fail = true;
 		x->nmemo = slot; /* forget the slot */
 		return;
@@ -554,6 +572,7 @@ static int format_json(const struct audit_format *f, const json_t *entry, char *
 	};
 	jsonw_raw(&w, f->prefix, strlen(f->prefix));
 	emit_entry(&x, entry);
+	EVP_MD_CTX_free(x.md);
 	if (x.fail) {
 		jsonw_free(&w);
 		return verr_set(err, VERR_INTERNAL, "failed to hash an audit entry");
@@ -796,6 +815,7 @@ int audit_format_entry_direct(const struct audit_format *f, const struct audit_e
 	};
 	jsonw_raw(&w, f->prefix, strlen(f->prefix));
 	dw_entry(&x, e);
+	EVP_MD_CTX_free(x.md);
 	if (x.fail) {
 		jsonw_free(&w);
 		return verr_set(err, VERR_INTERNAL, "failed to hash an audit entry");
