@@ -18,7 +18,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,16 +668,25 @@ json_t *audit_entry_json(const struct audit_entry *e)
 	return o;
 }
 
-/* the key of a member (plain ASCII: no escaping needed) */
+/* the key of a member (plain ASCII: no escaping needed), with the comma
+ * before it, in one piece */
 static void dw_key(struct emit *x, bool *first, const char *k)
 {
-	size_t n = strlen(k);
+	char buf[48];
+	size_t n = strlen(k), o = 0;
+	if (n > sizeof(buf) - 4) {
+		x->w->failed = true;
+		return;
+	}
 	if (!*first)
-		jsonw_raw(x->w, ",", 1);
+		buf[o++] = ',';
 	*first = false;
-	jsonw_raw(x->w, "\"", 1);
-	jsonw_raw(x->w, k, n);
-	jsonw_raw(x->w, "\":", 2);
+	buf[o++] = '"';
+	memcpy(buf + o, k, n);
+	o += n;
+	buf[o++] = '"';
+	buf[o++] = ':';
+	jsonw_raw(x->w, buf, o);
 }
 
 /* a string member: left out when NULL or not UTF-8 (jansson refuses it);
@@ -701,10 +709,15 @@ static void dw_int(struct emit *x, bool *first, const char *k, int64_t v)
 {
 	if (!v)
 		return;
-	char num[24];
-	int l = snprintf(num, sizeof(num), "%" PRId64, v);
+	char num[24], *p = num + sizeof(num);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
 	dw_key(x, first, k);
-	jsonw_raw(x->w, num, (size_t)l);
+	jsonw_raw(x->w, p, (size_t)(num + sizeof(num) - p));
 }
 
 static void dw_val(struct emit *x, bool *first, const char *k, const json_t *v)

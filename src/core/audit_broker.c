@@ -373,12 +373,19 @@ static int dev_write_batch(struct audit_dev *d, EVP_MAC_CTX *mac, struct audit_i
 	for (struct audit_item *it = batch; it; it = it->next) {
 		/* JSON entries get seq and chain; other formats (jsonx) as is */
 		if (it->len > 0 && it->line[it->len - 1] == '}') {
-			char num[40];
-			int nl = snprintf(num, sizeof(num), ",\"seq\":%llu}",
-					  (unsigned long long)(d->seq + 1));
+			/* ,"seq":N} without snprintf (one per line) */
+			char num[40], *q = num + sizeof(num);
+			uint64_t v = d->seq + 1;
+			*--q = '}';
+			do
+				*--q = (char)('0' + v % 10);
+			while (v /= 10);
+			q -= 7;
+			memcpy(q, ",\"seq\":", 7);
+			size_t nl = (size_t)(num + sizeof(num) - q);
 			size_t start = ob->len;
 			ob_add(ob, it->line, it->len - 1);
-			ob_add(ob, num, (size_t)nl);
+			ob_add(ob, q, nl);
 			if (ob->oom)
 				break;
 			char hex[65];
