@@ -119,7 +119,8 @@ static void fake_free(void *dev)
 }
 
 #define FAKE(name, newfn, tailfn)                                                                  \
-	{.type = name, .new = newfn, .format = audit_base_format, .hash = audit_base_hash,        \
+	{.type = name, .new = newfn, .format = audit_base_format,                                 \
+	 .format_entry = audit_base_format_entry, .hash = audit_base_hash,                         \
 	 .log = fake_log, .reopen = fake_reopen, .tail = tailfn, .timeout_ms = fake_timeout,       \
 	 .free = fake_free}
 static const struct audit_device_ops mem_ops = FAKE("mem", mem_new, mem_tail);
@@ -299,6 +300,40 @@ static void test_audit_broker__entries_hmacd_and_chained(void **state)
 	verify_mem(f->b, "m", 5);
 }
 
+/* The core's path: entries described by struct audit_entry are HMAC'd,
+ * chained in order with tree entries, and fail closed like them. */
+static void test_audit_broker__described_entries(void **state)
+{
+	struct fx *f = *state;
+	struct verr err = {0};
+	json_t *data = json_pack("{s:s}", "pw", "hunter2");
+	struct audit_entry e = {
+		.time = "2026-01-01T00:00:00Z",
+		.type = "request",
+		.client_token = "s.secret",
+		.has_token = true,
+		.accessor = "acc-secret",
+		.request_id = "r-desc",
+		.operation = "update",
+		.client_token_accessor = "acc-secret",
+		.path = "secret/x",
+		.request_data = data,
+	};
+	enable(f->b, "bad", "fail", "{}");
+	assert_int_equal(audit_broker_log_entry(f->b, &e, &err), VERR_INTERNAL);
+	enable(f->b, "m", "mem", "{}");
+	assert_int_equal(log_n(f->b, 0, 2), 0);
+	assert_int_equal(audit_broker_log_entry(f->b, &e, &err), 0);
+	assert_int_equal(log_n(f->b, 2, 2), 0);
+	assert_non_null(strstr(g_mem.buf, "\"id\":\"r-desc\""));
+	assert_null(strstr(g_mem.buf, "hunter2"));
+	assert_null(strstr(g_mem.buf, "s.secret"));
+	assert_null(strstr(g_mem.buf, "acc-secret"));
+	assert_non_null(strstr(g_mem.buf, ",\"seq\":3,\"chain\":\""));
+	verify_mem(f->b, "m", 5);
+	json_decref(data);
+}
+
 struct thr_arg {
 	struct audit_broker *b;
 	int base;
@@ -430,6 +465,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_broker__entries_hmacd_and_chained, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__concurrent_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_broker__described_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__persists_and_resumes_chain, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__enable_errors_and_disable, setup,
