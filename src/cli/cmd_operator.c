@@ -599,10 +599,12 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 		/* token = base64(raw, unpadded) XOR otp */
 		size_t n = strlen(decode);
 		char *pad = malloc(n + 4);
-		memcpy(pad, decode, n);
+		unsigned char *raw = malloc(n + 4);
+		if (!pad || !raw)
+			abort();
+		memcpy(pad, decode, n + 1);
 		while (n % 4)
 			pad[n++] = '=';
-		unsigned char *raw = malloc(n);
 		int l = EVP_DecodeBlock(raw, (unsigned char *)pad, (int)n);
 		size_t pads = 0;
 		for (size_t i = n; i > 0 && pad[i - 1] == '='; i--)
