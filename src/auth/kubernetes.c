@@ -171,6 +171,7 @@ static int config_from_json(struct k8s_config **out, const json_t *j, struct ver
 	const json_t *pk = json_object_get(j, "pem_keys");
 	c->pem_keys = json_is_array(pk) ? json_deep_copy(pk) : json_array();
 	size_t n = json_array_size(c->pem_keys);
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	c->keys = calloc(n ? n : 1, sizeof(*c->keys));
 	if (!c->pem_keys || !c->keys) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");

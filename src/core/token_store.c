@@ -623,6 +623,7 @@ int token_store_new(struct token_store **out, struct storage_view *view,
 	ts->view = view;
 	pthread_mutex_init(&ts->mu, NULL);
 	pthread_rwlock_init(&ts->cache_lock, NULL);
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	ts->buckets = calloc(ts->nbuckets, sizeof(*ts->buckets));
 	int rc;
 	if (!ts->buckets) {
@@ -1086,7 +1087,7 @@ static int accessor_hash(struct token_store *ts, const char *accessor, char out[
 		return 0;
 	key_of(key, sizeof(key), "accessor/", accessor, NULL);
 	int rc = view_get_json(ts->view, key, &j, err);
-	if (rc)
+	if (rc < 0)
 		return rc;
 	const char *h = jstr(j, "hash");
 	int found = hash_plausible(h);
@@ -1102,10 +1103,8 @@ int token_store_lookup_accessor(struct token_store *ts, const char *accessor,
 	char hash[TOKEN_HASH_LEN + 1];
 	*out = NULL;
 	int rc = accessor_hash(ts, accessor, hash, err);
-	if (rc < 0)
-		return rc;
-	if (rc == 0)
-		return verr_set(err, VERR_NOT_FOUND, "invalid accessor");
+	if (rc != 1) /* 1: found and hash written */
+		return rc < 0 ? rc : verr_set(err, VERR_NOT_FOUND, "invalid accessor");
 	rc = get_live(ts, hash, false, out, err);
 	if (rc)
 		return rc;
