@@ -32,7 +32,6 @@
  */
 #include "auth/kubernetes.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
@@ -42,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/cidr.h"
 #include "util/jwt.h"
 #include "util/log.h"
 #include "util/secmem.h"
@@ -171,6 +171,7 @@ static int config_from_json(struct k8s_config **out, const json_t *j, struct ver
 	const json_t *pk = json_object_get(j, "pem_keys");
 	c->pem_keys = json_is_array(pk) ? json_deep_copy(pk) : json_array();
 	size_t n = json_array_size(c->pem_keys);
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	c->keys = calloc(n ? n : 1, sizeof(*c->keys));
 	if (!c->pem_keys || !c->keys) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
@@ -301,50 +302,6 @@ static int config_read(struct logical_request *req, struct logical_response *res
 	wipe_json_str(j, "token_reviewer_jwt");
 	json_decref(j);
 	return resp->data ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
-}
-
-/* ---- CIDRs (token_bound_cidrs checked at login, as Vault does) ---- */
-
-static int cidr_parse(const char *s, unsigned char net[16], int *fam, int *bits)
-{
-	char buf[64];
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	snprintf(buf, sizeof(buf), "%s", s);
-	char *slash = strchr(buf, '/');
-	*bits = -1;
-	if (slash) {
-		*slash = '\0';
-		char *end;
-		long x = strtol(slash + 1, &end, 10);
-		if (!slash[1] || *end || x < 0 || x > 128)
-			return -1;
-		*bits = (int)x;
-	}
-	*fam = strchr(buf, ':') ? AF_INET6 : AF_INET;
-	if (inet_pton(*fam, buf, net) != 1)
-		return -1;
-	int max = *fam == AF_INET ? 32 : 128;
-	if (*bits > max)
-		return -1;
-	if (*bits < 0)
-		*bits = max;
-	return 0;
-}
-
-static bool cidr_contains(const char *cidr, const char *addr)
-{
-	unsigned char net[16], a[16];
-	int fam, bits, afam, abits;
-	if (cidr_parse(cidr, net, &fam, &bits) || !addr || cidr_parse(addr, a, &afam, &abits) ||
-	    fam != afam)
-		return false;
-	for (int i = 0; i < bits; i++) {
-		int byte = i / 8, bit = 7 - i % 8;
-		if (((net[byte] >> bit) & 1) != ((a[byte] >> bit) & 1))
-			return false;
-	}
-	return true;
 }
 
 /* ---- roles ---- */
@@ -529,9 +486,7 @@ static int role_write(struct logical_request *req, struct logical_response *resp
 	size_t i;
 	json_t *e;
 	json_array_foreach(json_object_get(role, "token_bound_cidrs"), i, e) {
-		unsigned char net[16];
-		int fam, bits;
-		if (cidr_parse(json_string_value(e), net, &fam, &bits)) {
+		if (!cidr_valid(json_string_value(e))) {
 			rc = verr_set(err, VERR_INVALID, "invalid CIDR block in token_bound_cidrs: %s",
 				      json_string_value(e));
 			goto out;
@@ -958,16 +913,9 @@ static int login(struct logical_request *req, struct logical_response *resp, str
 		goto out;
 	}
 	const json_t *cidrs = json_object_get(role, "token_bound_cidrs");
-	if (json_array_size(cidrs)) {
-		bool ok = false;
-		size_t i;
-		json_t *e;
-		json_array_foreach(cidrs, i, e)
-			ok |= cidr_contains(json_string_value(e), req->remote_addr);
-		if (!ok) {
-			rc = verr_set(err, VERR_DENIED, "permission denied");
-			goto out;
-		}
+	if (!cidr_list_allows(cidrs, req->remote_addr)) {
+		rc = verr_set(err, VERR_DENIED, "permission denied");
+		goto out;
 	}
 	rc = config_get(b, req->storage, &cfg, err);
 	if (rc)

@@ -319,9 +319,12 @@ static int attempt_output(struct cli *c, const struct attempt *a, const json_t *
 /* -status (or no key share with -non-interactive): print the progress.
  * Otherwise post the key share (argument or prompt) with the attempt's nonce
  * (-nonce, or the one in the status). Returns 1 with the exit code in *rc
- * when the command is done, 0 with the update's response in *r. */
+ * when the command is done, 0 with the update's response in *r. With st
+ * non-NULL the status is read even when -nonce is given and *st receives it
+ * (caller owns): the final answer of an attempt does not repeat its
+ * parameters (rekey: no "t"), so the caller takes them from here. */
 static int attempt_update(struct cli *c, const struct attempt *a, int argc, char **argv,
-			  int status, const char *nonce, struct cli_resp *r, int *rc)
+			  int status, const char *nonce, struct cli_resp *r, json_t **st, int *rc)
 {
 	char *key = NULL, *nonce_owned = NULL;
 	json_t *body = NULL;
@@ -340,12 +343,14 @@ static int attempt_update(struct cli *c, const struct attempt *a, int argc, char
 		*rc = cli_fail(c, CLI_ELOCAL, "Error reading key share");
 		goto out;
 	}
+	if ((!nonce || st) && !r->json && (*rc = cli_call(c, &sq, r, a->status_what, 0)) != 0)
+		goto out;
 	if (!nonce) {
-		if (!r->json && (*rc = cli_call(c, &sq, r, a->status_what, 0)) != 0)
-			goto out;
 		nonce_owned = strdup(js(r->json, "nonce"));
 		nonce = nonce_owned;
 	}
+	if (st)
+		*st = json_incref(r->json);
 	cli_resp_free(r);
 	body = json_pack("{s:s, s:s}", "key", key, "nonce", nonce);
 	struct cli_req rq = {.method = "PUT", .path = a->update_path, .body = body};
@@ -405,7 +410,7 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 	const struct attempt a = {rp, "Error reading rekey status", up,
 				  "Rekey operation nonce/key (will be hidden): ", print_rekey_status};
 	struct cli_resp r = {0};
-	json_t *body = NULL;
+	json_t *body = NULL, *st = NULL;
 	if (cancel) {
 		struct cli_req rq = {.method = "DELETE", .path = rp};
 		if ((rc = cli_call(c, &rq, &r, "Error canceling rekey", 0)) == 0)
@@ -421,7 +426,7 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 			rc = attempt_output(c, &a, r.json);
 		goto out;
 	}
-	if (attempt_update(c, &a, argc, argv, status, nonce, &r, &rc))
+	if (attempt_update(c, &a, argc, argv, status, nonce, &r, &st, &rc))
 		goto out;
 	if (strcmp(cli_format(c), "table") != 0) {
 		rc = cli_output_data(c, r.json);
@@ -439,15 +444,18 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 	json_t *k;
 	json_array_foreach(keys, i, k) fprintf(c->out, "Key %zu: %s\n", i + 1, json_string_value(k));
 	fprintf(c->out, "\nOperation nonce: %s\n\n", js(r.json, "nonce"));
+	/* The new threshold is the attempt's "t" (the final answer has none, as
+	 * in Vault); -key-threshold only matters to -init. */
+	long long t = ji(r.json, "t") ? ji(r.json, "t") : ji(st, "t") ? ji(st, "t") : threshold;
 	fprintf(c->out,
 		"Vault rekeyed with %zu key shares and a key threshold of %lld. Please securely\n"
 		"distribute the key shares printed above. When Vault is re-sealed, restarted,\n"
 		"or stopped, you must supply at least %lld of these keys to unseal it before it\n"
 		"can start servicing requests.\n",
-		json_array_size(keys), (long long)ji(r.json, "t") ? (long long)ji(r.json, "t") : threshold,
-		(long long)ji(r.json, "t") ? (long long)ji(r.json, "t") : threshold);
+		json_array_size(keys), t, t);
 	rc = CLI_OK;
 out:
+	json_decref(st);
 	json_decref(body);
 	cli_resp_free(&r);
 	return rc;
@@ -591,10 +599,12 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 		/* token = base64(raw, unpadded) XOR otp */
 		size_t n = strlen(decode);
 		char *pad = malloc(n + 4);
-		memcpy(pad, decode, n);
+		unsigned char *raw = malloc(n + 4);
+		if (!pad || !raw)
+			abort();
+		memcpy(pad, decode, n + 1);
 		while (n % 4)
 			pad[n++] = '=';
-		unsigned char *raw = malloc(n);
 		int l = EVP_DecodeBlock(raw, (unsigned char *)pad, (int)n);
 		size_t pads = 0;
 		for (size_t i = n; i > 0 && pad[i - 1] == '='; i--)
@@ -634,7 +644,7 @@ int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv)
 			fprintf(c->out, "\nOTP: %s\n", js(r.json, "otp"));
 		goto out;
 	}
-	if (attempt_update(c, &a, argc, argv, status, nonce, &r, &rc) == 0)
+	if (attempt_update(c, &a, argc, argv, status, nonce, &r, NULL, &rc) == 0)
 		rc = attempt_output(c, &a, r.json);
 out:
 	json_decref(body);

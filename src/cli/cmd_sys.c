@@ -610,6 +610,7 @@ static int b64_decode(unsigned char **out, size_t *outlen, const char *s)
 	char *pad = malloc(n + 4);
 	if (!pad)
 		abort();
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): padded below and passed with its length */
 	memcpy(pad, s, n);
 	while (n % 4)
 		pad[n++] = '=';

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,6 +180,25 @@ int cli_looks_like_duration(const char *k)
 #undef SUFFIX
 }
 
+/* A JSON number from a server as an int64 (reals truncate toward zero): 0,
+ * or -1 when it is not a number or out of range. Range first: casting an
+ * out-of-range double such as 1e300 to an integer is undefined behaviour. */
+static int num_int(const json_t *v, int64_t *out)
+{
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		if (!(d >= -9.2e18 && d <= 9.2e18))
+			return -1;
+		*out = (int64_t)d;
+		return 0;
+	}
+	return -1;
+}
+
 /* Vault's humanDurationInt: integers (or integer strings) become durations,
  * anything else prints as it is. */
 static char *fmt_maybe_duration(const char *key, const json_t *v)
@@ -186,16 +206,13 @@ static char *fmt_maybe_duration(const char *key, const json_t *v)
 	if (key && cli_looks_like_duration(key)) {
 		int64_t secs;
 		int ok = 0;
-		if (json_is_integer(v)) {
-			secs = json_integer_value(v);
-			ok = 1;
-		} else if (json_is_real(v)) {
-			secs = (int64_t)json_real_value(v);
+		if (num_int(v, &secs) == 0) {
 			ok = 1;
 		} else if (json_is_string(v) && json_string_length(v) > 0) {
 			char *end;
+			errno = 0;
 			long long x = strtoll(json_string_value(v), &end, 10);
-			if (*end == '\0') {
+			if (*end == '\0' && errno == 0) {
 				secs = x;
 				ok = 1;
 			}
@@ -331,12 +348,8 @@ static char *fmt_quoted_list(const json_t *arr)
 
 static int64_t jint(const json_t *o, const char *k)
 {
-	json_t *v = json_object_get(o, k);
-	if (json_is_integer(v))
-		return json_integer_value(v);
-	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
-	return 0;
+	int64_t x;
+	return num_int(json_object_get(o, k), &x) == 0 ? x : 0;
 }
 
 static const char *jstr(const json_t *o, const char *k)

@@ -290,6 +290,7 @@ static int keyring_encode(const struct keyring *kr, uint8_t **out, size_t *len)
 	uint8_t *buf = secmem_alloc(n), *p = buf;
 	if (!buf)
 		return -1;
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): binary keyring encoding, not a string */
 	memcpy(p, KR_MAGIC, 4);
 	p[4] = KR_FORMAT;
 	p[5] = BARRIER_KEY_LEN;

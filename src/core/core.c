@@ -289,7 +289,7 @@ static int pipeline(struct core *c, struct logical_request *req, struct logical_
 	req->backend = m ? m->inst : NULL;
 	req->core = c;
 	if (m)
-		resp->mount_type_out = strdup(m->is_auth ? m->type : m->type);
+		resp->mount_type_out = strdup(m->type);
 
 	const struct path_def *table = m && m->ops->paths ? m->ops->paths(m->inst) : NULL;
 	json_t *caps = NULL;

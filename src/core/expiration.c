@@ -135,6 +135,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	for (size_t i = 0; i < n; i++) {
+		/* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): restore() schedules only the ids parse_due wrote */
 		h ^= s[i];
 		h *= 1099511628211ULL;
 	}
@@ -234,6 +235,7 @@ static struct prefix *pfx_get(struct expiration *e, const char *s, size_t len)
 {
 	if (e->npfx >= e->nptab) {
 		size_t nn = e->nptab ? e->nptab * 2 : 64;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 		struct prefix **nt = calloc(nn, sizeof(*nt));
 		if (!nt)
 			return NULL;
@@ -334,6 +336,7 @@ static int heap_push(struct expiration *e, struct lnode *n)
 {
 	if (e->nheap == e->capheap) {
 		uint32_t nc = e->capheap ? e->capheap * 2 : 1024;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 		struct lnode **nh = realloc(e->heap, (size_t)nc * sizeof(*nh));
 		if (!nh)
 			return VERR_INTERNAL;
@@ -383,6 +386,7 @@ static struct lnode *map_find(struct expiration *e, const char *id, uint64_t h)
 static int map_grow(struct expiration *e)
 {
 	size_t nn = e->ntab ? e->ntab * 2 : 1024;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	struct lnode **nt = calloc(nn, sizeof(*nt));
 	if (!nt)
 		return VERR_INTERNAL;
@@ -457,6 +461,7 @@ static struct lnode *node_get(struct expiration *e, const char *id, uint64_t h, 
 	n->fire_ms = 0;
 	if (hex) {
 		for (size_t i = 0; i < bytes; i++)
+			/* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage,clang-analyzer-core.UndefinedBinaryOperatorResult): tail_is_hex checked every digit above */
 			n->tail[i] = (unsigned char)(hexval(tail[2 * i]) << 4 | hexval(tail[2 * i + 1]));
 	} else {
 		memcpy(n->tail, tail, tl);

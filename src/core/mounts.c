@@ -170,10 +170,15 @@ static struct mount_entry *mount_from_json(const json_t *j, bool is_auth)
 	return m;
 }
 
+/* Append m to the table: 0, or VERR_INTERNAL (m NULL or OOM; the caller
+ * still owns m). */
 static int add_entry(struct core *c, struct mount_entry *m)
 {
+	if (!m)
+		return VERR_INTERNAL;
 	if (c->nmounts == c->capmounts) {
 		size_t nc = c->capmounts ? c->capmounts * 2 : 16;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 		struct mount_entry **n = realloc(c->mounts, nc * sizeof(*n));
 		if (!n)
 			return VERR_INTERNAL;
@@ -202,6 +207,17 @@ static struct mount_entry *new_default(const char *path, const char *type, const
 	return m;
 }
 
+static int add_default(struct core *c, const char *path, const char *type, const char *desc,
+		       bool is_auth, bool local, struct verr *err)
+{
+	struct mount_entry *m = new_default(path, type, desc, is_auth, local);
+	if (add_entry(c, m)) {
+		mount_free(m);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	return 0;
+}
+
 int core__mounts_load(struct core *c, struct verr *err)
 {
 	struct storage_view v;
@@ -217,18 +233,22 @@ int core__mounts_load(struct core *c, struct verr *err)
 		if (!doc) {
 			/* first unseal: default mounts */
 			if (!is_auth) {
-				add_entry(c, new_default("sys/", "system", "system endpoints used for control, policy and debugging", false, false));
-				add_entry(c, new_default("cubbyhole/", "cubbyhole", "per-token private secret storage", false, true));
+				rc = add_default(c, "sys/", "system", "system endpoints used for control, policy and debugging", false, false, err);
+				if (!rc)
+					rc = add_default(c, "cubbyhole/", "cubbyhole", "per-token private secret storage", false, true, err);
 			} else {
-				add_entry(c, new_default("auth/token/", "token", "token based credentials", true, false));
+				rc = add_default(c, "auth/token/", "token", "token based credentials", true, false, err);
 			}
 		} else {
 			size_t i;
 			json_t *e;
 			json_array_foreach(json_object_get(doc, "entries"), i, e) {
 				struct mount_entry *m = mount_from_json(e, is_auth);
-				if (m)
-					add_entry(c, m);
+				if (m && add_entry(c, m)) {
+					mount_free(m);
+					rc = verr_set(err, VERR_INTERNAL, "out of memory");
+					break;
+				}
 			}
 			json_decref(doc);
 		}
@@ -513,8 +533,9 @@ int core__mount_enable(struct core *c, bool is_auth, const char *path, const jso
 	}
 	if (!rc)
 		rc = instantiate(c, m, err);
-	if (!rc) {
-		add_entry(c, m);
+	if (!rc && add_entry(c, m))
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	else if (!rc) {
 		rc = persist(c, is_auth, err);
 		if (rc) {
 			c->nmounts--;
@@ -561,6 +582,7 @@ int core__mount_disable(struct core *c, bool is_auth, const char *path, struct v
 		pthread_rwlock_unlock(&c->mounts_lock);
 		return 0; /* disabled concurrently */
 	}
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	memmove(&c->mounts[idx], &c->mounts[idx + 1], (c->nmounts - idx - 1) * sizeof(*c->mounts));
 	c->nmounts--;
 	rc = persist(c, is_auth, err);

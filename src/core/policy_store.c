@@ -665,6 +665,7 @@ int policy_store_acl(struct policy_store *s, const char *const *names, size_t n,
 	*out = NULL;
 	int rc = 0;
 	char **norm = calloc(n ? n : 1, sizeof(*norm));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	struct policy **pols = calloc(n ? n : 1, sizeof(*pols));
 	char *key = NULL;
 	size_t m = 0, npols = 0;

@@ -154,6 +154,7 @@ int core__decode_key(const char *s, uint8_t **out, size_t *len)
 			return -1;
 		for (size_t i = 0; i < n / 2; i++) {
 			unsigned int v;
+			/* NOLINTNEXTLINE(cert-err34-c): every character was checked with isxdigit above */
 			sscanf(s + 2 * i, "%2x", &v);
 			b[i] = (uint8_t)v;
 		}

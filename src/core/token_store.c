@@ -63,8 +63,12 @@ struct cache_node {
 struct token_store {
 	struct storage_view *view;
 	struct token_store_opts o;
-	EVP_MD_CTX *ipad; /* SHA-256 state after absorbing salt ^ ipad */
-	EVP_MD_CTX *opad; /* ... and salt ^ opad: HMAC without re-keying */
+	/* The salt in the form HMAC consumes it: salt ^ ipad then salt ^ opad,
+	 * one SHA-256 block each. It is key material (whoever holds it can
+	 * forge token hashes), so it lives in secmem and is wiped on free;
+	 * only transient digest contexts ever see it. */
+	uint8_t *pads;
+	EVP_MD *sha256; /* fetched once: no per-hash algorithm lookup */
 	pthread_mutex_t mu;
 	pthread_rwlock_t cache_lock;
 	struct cache_node **buckets;
@@ -217,30 +221,25 @@ static struct token_entry *entry_from_json(const json_t *o)
 
 /* ---- hashing and random ids ---- */
 
+#define PAD_LEN 64 /* SHA-256 block size */
+
 static int hmac_init(struct token_store *ts, const uint8_t *salt, struct verr *err)
 {
-	uint8_t block[64];
-	int ok = 1;
-	ts->ipad = EVP_MD_CTX_new();
-	ts->opad = EVP_MD_CTX_new();
-	if (!ts->ipad || !ts->opad)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	for (int pass = 0; pass < 2 && ok; pass++) {
-		uint8_t x = pass == 0 ? 0x36 : 0x5c;
-		memset(block, x, sizeof(block));
-		for (size_t i = 0; i < SALT_LEN; i++)
-			block[i] ^= salt[i];
-		EVP_MD_CTX *c = pass == 0 ? ts->ipad : ts->opad;
-		ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
-		     EVP_DigestUpdate(c, block, sizeof(block));
-	}
-	secmem_wipe(block, sizeof(block));
-	if (!ok)
+	ts->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ts->pads = secmem_alloc(2 * PAD_LEN);
+	if (!ts->sha256 || !ts->pads)
 		return verr_set(err, VERR_INTERNAL, "token hash init failed");
+	memset(ts->pads, 0x36, PAD_LEN);
+	memset(ts->pads + PAD_LEN, 0x5c, PAD_LEN);
+	for (size_t i = 0; i < SALT_LEN; i++) {
+		ts->pads[i] ^= salt[i];
+		ts->pads[PAD_LEN + i] ^= salt[i];
+	}
 	return 0;
 }
 
-/* hex HMAC-SHA256(salt, data) into out[65]. */
+/* hex HMAC-SHA256(salt, data) into out[65]. The context's digest state is
+ * cleansed by EVP_MD_CTX_free. */
 static int token_hash(const struct token_store *ts, const char *data, size_t len,
 		      char out[TOKEN_HASH_LEN + 1])
 {
@@ -248,8 +247,10 @@ static int token_hash(const struct token_store *ts, const char *data, size_t len
 	uint8_t inner[32], mac[32];
 	unsigned int ilen = 0, mlen = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int ok = c && EVP_MD_CTX_copy_ex(c, ts->ipad) && EVP_DigestUpdate(c, data, len) &&
-		 EVP_DigestFinal_ex(c, inner, &ilen) && EVP_MD_CTX_copy_ex(c, ts->opad) &&
+	int ok = c && EVP_DigestInit_ex(c, ts->sha256, NULL) &&
+		 EVP_DigestUpdate(c, ts->pads, PAD_LEN) && EVP_DigestUpdate(c, data, len) &&
+		 EVP_DigestFinal_ex(c, inner, &ilen) && EVP_DigestInit_ex(c, ts->sha256, NULL) &&
+		 EVP_DigestUpdate(c, ts->pads + PAD_LEN, PAD_LEN) &&
 		 EVP_DigestUpdate(c, inner, ilen) && EVP_DigestFinal_ex(c, mac, &mlen);
 	EVP_MD_CTX_free(c);
 	secmem_wipe(inner, sizeof(inner));
@@ -622,6 +623,7 @@ int token_store_new(struct token_store **out, struct storage_view *view,
 	ts->view = view;
 	pthread_mutex_init(&ts->mu, NULL);
 	pthread_rwlock_init(&ts->cache_lock, NULL);
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	ts->buckets = calloc(ts->nbuckets, sizeof(*ts->buckets));
 	int rc;
 	if (!ts->buckets) {
@@ -650,8 +652,8 @@ void token_store_free(struct token_store *ts)
 	if (ts->buckets)
 		token_store_cache_flush(ts);
 	free(ts->buckets);
-	EVP_MD_CTX_free(ts->ipad);
-	EVP_MD_CTX_free(ts->opad);
+	secmem_free(ts->pads, 2 * PAD_LEN);
+	EVP_MD_free(ts->sha256);
 	pthread_mutex_destroy(&ts->mu);
 	pthread_rwlock_destroy(&ts->cache_lock);
 	free(ts);
@@ -1085,7 +1087,7 @@ static int accessor_hash(struct token_store *ts, const char *accessor, char out[
 		return 0;
 	key_of(key, sizeof(key), "accessor/", accessor, NULL);
 	int rc = view_get_json(ts->view, key, &j, err);
-	if (rc)
+	if (rc < 0)
 		return rc;
 	const char *h = jstr(j, "hash");
 	int found = hash_plausible(h);
@@ -1101,10 +1103,8 @@ int token_store_lookup_accessor(struct token_store *ts, const char *accessor,
 	char hash[TOKEN_HASH_LEN + 1];
 	*out = NULL;
 	int rc = accessor_hash(ts, accessor, hash, err);
-	if (rc < 0)
-		return rc;
-	if (rc == 0)
-		return verr_set(err, VERR_NOT_FOUND, "invalid accessor");
+	if (rc != 1) /* 1: found and hash written */
+		return rc < 0 ? rc : verr_set(err, VERR_NOT_FOUND, "invalid accessor");
 	rc = get_live(ts, hash, false, out, err);
 	if (rc)
 		return rc;

@@ -415,7 +415,7 @@ static int listen_on(struct http_listener *l, const char *address, struct verr *
 	char host[256], port[16];
 	const char *colon;
 	struct addrinfo hints = {0}, *res = NULL;
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = {0};
 	socklen_t sl = sizeof(ss);
 	int fd = -1, one = 1, zero = 0, rc;
 
@@ -469,14 +469,15 @@ static int listen_on(struct http_listener *l, const char *address, struct verr *
 	}
 	if (ss.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const void *)&ss;
-		char ip[INET6_ADDRSTRLEN];
+		char ip[INET6_ADDRSTRLEN] = "";
 		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
 		l->port = ntohs(a->sin6_port);
 		snprintf(l->addr, sizeof(l->addr), "[%s]:%d", ip, l->port);
 	} else {
 		const struct sockaddr_in *a = (const void *)&ss;
-		char ip[INET_ADDRSTRLEN];
+		char ip[INET_ADDRSTRLEN] = "";
 		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		/* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): getsockname filled ss (zeroed before) */
 		l->port = ntohs(a->sin_port);
 		snprintf(l->addr, sizeof(l->addr), "%s:%d", ip, l->port);
 	}

@@ -244,8 +244,8 @@ static void set_envelope_body(struct http_reply *r, int status,
 	}
 	put_str_member(&w, "request_id", req && req->request_id ? req->request_id : "");
 	put_str_member(&w, "lease_id", lease_id ? lease_id : "");
-	jsonw_raw(&w, ren && json_is_true(ren) ? ",\"renewable\":true" : ",\"renewable\":false",
-		  ren && json_is_true(ren) ? 17 : 18);
+	jsonw_raw(&w, json_is_true(ren) ? ",\"renewable\":true" : ",\"renewable\":false",
+		  json_is_true(ren) ? 17 : 18);
 	snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 		 json_is_integer(dur) ? json_integer_value(dur) : (json_int_t)0);
 	jsonw_raw(&w, ",\"lease_duration\":", 18);

@@ -89,6 +89,7 @@ char *kv__join(const char *a, const char *b)
 	char *s = malloc(la + lb + 1);
 	if (!s)
 		return NULL;
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): the next memcpy copies b with its NUL */
 	memcpy(s, a, la);
 	memcpy(s + la, b, lb + 1);
 	return s;

@@ -519,6 +519,7 @@ static int seal_occ(void *ctx, struct src *s, const char *key, size_t idx, const
 		free(st);
 		return rc;
 	}
+	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): stanza_new sets st when it returns 0 (the analyzer does not follow the variadic cfg_err) */
 	c->seals[c->nseals++] = *st;
 	free(st);
 	return 0;
@@ -919,7 +920,8 @@ static int apply_dir(struct server_config *c, const char *dir, struct verr *err)
 		}
 		n++;
 	}
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n) /* names is NULL in a directory without config files */
+		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct stat st;
 		if (stat(names[i], &st) == 0 && S_ISDIR(st.st_mode))

@@ -252,6 +252,7 @@ int server_main(int argc, char **argv)
 		}
 	}
 
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	struct http_listener **ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct config_listener *l = &cfg->listeners[i];

@@ -18,7 +18,7 @@ int verr_vset(struct verr *e, int code, const char *fmt, va_list ap)
 	return code;
 }
 
-int verr_set(struct verr *e, int code, const char *fmt, ...)
+int (verr_set)(struct verr *e, int code, const char *fmt, ...) /* (): not the analyzer macro */
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -40,6 +40,13 @@ struct verr {
 int verr_set(struct verr *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int verr_vset(struct verr *e, int code, const char *fmt, va_list ap);
+#ifdef __clang_analyzer__
+/* Tell clang's static analyzer (clang-tidy, scan-build) what it cannot see
+ * across files: verr_set returns `code`. Without it every `return
+ * verr_set(...)` may be "0" to the analyzer, which then reports the caller's
+ * success path on error paths. Not compiled into the program. */
+#define verr_set(e, code, ...) (verr_set((e), (code), __VA_ARGS__), (code))
+#endif
 void verr_clear(struct verr *e);
 /* Human name of a code ("invalid", "denied"...), for logs. */
 const char *verr_name(int code);

@@ -6,6 +6,7 @@ tampering detection, health codes, HTTP conventions, TLS, signals.
 import base64
 import glob
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -155,6 +156,30 @@ class ServerCoreTest(unittest.TestCase):
         self.assertTrue(s.get("sys/seal-status", token="").json()["sealed"])
         s.unseal(new_keys[1:])
         self.assertFalse(s.get("sys/seal-status", token="").json()["sealed"])
+
+    def test_cli_rekey_reports_new_threshold(self):
+        # The final sys/rekey/update answer carries no "t" (as in Vault), so
+        # the CLI must take the new threshold from the attempt's status, not
+        # from its own -key-threshold default (3).
+        s = self.server().start()
+        s.init(3, 2)
+        s.unseal(s.keys[:2])
+        env = dict(os.environ, VAULT_ADDR="http://" + s.addr, HOME=s.dir)
+        env.pop("VAULT_TOKEN", None)
+
+        def cli(*args):
+            r = subprocess.run([BIN, "operator", "rekey"] + list(args), capture_output=True,
+                               text=True, env=env, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout
+
+        cli("-init", "-key-shares=5", "-key-threshold=4")
+        nonce = s.get("sys/rekey/init", token="").json()["nonce"]
+        cli("-nonce=" + nonce, s.keys[0])
+        out = cli("-nonce=" + nonce, s.keys[1])
+        self.assertIn("key threshold of 4", out)
+        self.assertIn("at least 4 of these keys", out)
+        self.assertEqual(len(re.findall(r"^Key \d+: ", out, re.M)), 5)
 
     def test_generate_root(self):
         s = self.server().start()

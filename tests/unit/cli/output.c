@@ -130,6 +130,26 @@ static void test_cli_output__lease_and_auth_rows(void **state)
 	json_decref(r);
 }
 
+/* Numbers a server sends that do not fit an int64 (or an integer string that
+ * overflows) print as they are instead of as garbage durations; before, a
+ * 1e300 lease_duration was cast to int64, which is undefined behaviour. */
+static void test_cli_output__huge_numbers_not_durations(void **state)
+{
+	struct fx *f = *state;
+	json_t *r = J("{\"lease_id\":\"\",\"lease_duration\":1e300,"
+		      "\"data\":{\"ttl\":-1e300,\"max_ttl\":\"99999999999999999999\","
+		      "\"period\":90.0},"
+		      "\"wrap_info\":{\"token\":\"w\",\"ttl\":1e19}}");
+	assert_int_equal(cli_output_secret(&f->c, r), 0);
+	const char *o = out(f);
+	assert_null(strstr(o, "refresh_interval"));
+	assert_non_null(strstr(o, "wrapping_token_ttl:              0s\n"));
+	assert_non_null(strstr(o, "\nttl                              -1e+300\n"));
+	assert_non_null(strstr(o, "\nmax_ttl                          99999999999999999999\n"));
+	assert_non_null(strstr(o, "\nperiod                           1m30s\n"));
+	json_decref(r);
+}
+
 static void test_cli_output__warnings_on_stderr(void **state)
 {
 	struct fx *f = *state;
@@ -247,6 +267,8 @@ int main(void)
 		cmocka_unit_test(test_cli_output__go_value_format),
 		cmocka_unit_test_setup_teardown(test_cli_output__secret_table_aligned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_output__lease_and_auth_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_output__huge_numbers_not_durations, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_output__warnings_on_stderr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_output__json_is_the_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_output__yaml, setup, teardown),

@@ -8,9 +8,11 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/hmac.h>
 
 #include "core/token.h"
 
@@ -222,6 +224,30 @@ static void test_core_token_store__reopen_keeps_salt(void **state)
 	assert_int_equal(token_store_new(&f->ts, &f->view, &f->opts, &err), 0);
 	assert_int_equal(lookup_rc(f, raw), 0);
 	token_free_raw(raw);
+}
+
+/* The stored id is hex HMAC-SHA256(salt, raw token) with the salt kept in
+ * storage: tokens issued before an upgrade must keep resolving. */
+static void test_core_token_store__hash_is_hmac_of_salt(void **state)
+{
+	struct fx *f = *state;
+	struct verr err = {0};
+	struct token_entry *te = NULL;
+	char *raw = issue(f, "[\"a\"]", NULL, &te);
+	uint8_t *salt = NULL, mac[32];
+	size_t slen = 0;
+	unsigned int mlen = 0;
+	char hex[65];
+	assert_int_equal(view_get(&f->view, "salt", &salt, &slen, &err), 0);
+	assert_int_equal(slen, 32);
+	assert_non_null(HMAC(EVP_sha256(), salt, (int)slen, (const uint8_t *)raw, strlen(raw), mac,
+			     &mlen));
+	for (unsigned int i = 0; i < mlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	assert_string_equal(te->hash, hex);
+	free(salt);
+	token_free_raw(raw);
+	token_entry_free(te);
 }
 
 static int64_t issue_ttl(struct fx *f, struct token_params *tp, json_t *warnings)
@@ -771,6 +797,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_token_store__never_stored_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__reopen_keeps_salt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_core_token_store__hash_is_hmac_of_salt, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__ttl_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__renew, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__num_uses, setup, teardown),

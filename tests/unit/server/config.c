@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -396,6 +397,33 @@ static char *write_file(const char *dir, const char *name, const char *text)
 	return path;
 }
 
+/* A config directory without config files adds nothing (and is no error:
+ * other -config paths may carry the settings). It used to qsort a NULL
+ * array, which UBSan reports. */
+static void test_server_config__empty_directory(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/coffer-config-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char sub[64];
+	snprintf(sub, sizeof(sub), "%s/empty", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	char *f = write_file(sub, "notes.txt", "not a config");
+	char *conf = write_file(dir, "main.conf", "storage \"inmem\" {}\n");
+	char *paths[] = {sub, conf};
+	struct server_config *c = NULL;
+	struct verr err = {0};
+	assert_int_equal(config_load(&c, paths, 2, &err), 0);
+	assert_string_equal(c->storage->type, "inmem");
+	config_free(c);
+	unlink(f);
+	unlink(conf);
+	rmdir(sub);
+	rmdir(dir);
+	free(f);
+	free(conf);
+}
+
 static void test_server_config__directory_merges(void **state)
 {
 	(void)state;
@@ -483,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_server_config__syntax_error_propagates),
 		cmocka_unit_test(test_server_config__seals),
 		cmocka_unit_test(test_server_config__json_equals_hcl),
+		cmocka_unit_test(test_server_config__empty_directory),
 		cmocka_unit_test(test_server_config__directory_merges),
 		cmocka_unit_test(test_server_config__dev),
 	};
