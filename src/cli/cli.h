@@ -313,6 +313,7 @@ int cli_cmd_policy_write(struct cli *c, int argc, char **argv);
 int cli_cmd_policy_read(struct cli *c, int argc, char **argv);
 int cli_cmd_policy_list(struct cli *c, int argc, char **argv);
 int cli_cmd_policy_delete(struct cli *c, int argc, char **argv);
+int cli_cmd_policy_fmt(struct cli *c, int argc, char **argv);
 int cli_cmd_audit_enable(struct cli *c, int argc, char **argv);
 int cli_cmd_audit_disable(struct cli *c, int argc, char **argv);
 int cli_cmd_audit_list(struct cli *c, int argc, char **argv);

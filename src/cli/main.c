@@ -181,6 +181,9 @@ const struct cli_cmd cli_cmds[] = {
 	 "Usage: coffer policy list [options]\n\n  Example:\n      $ coffer policy list\n"},
 	{"policy delete", cli_cmd_policy_delete, "Deletes a policy by name",
 	 "Usage: coffer policy delete [options] NAME\n\n  Example:\n      $ coffer policy delete my-policy\n"},
+	{"policy fmt", cli_cmd_policy_fmt, "Formats a local policy file to the canonical HCL",
+	 "Usage: coffer policy fmt [options] PATH\n\n  Rewrites the file in place.\n\n"
+	 "  Example:\n      $ coffer policy fmt my-policy.hcl\n"},
 	{"token create", cli_cmd_token_create, "Create a new token",
 	 "Usage: coffer token create [options]\n\n"
 	 "  Examples:\n      $ coffer token create -policy=my-policy -ttl=1h\n"
