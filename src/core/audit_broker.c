@@ -704,7 +704,9 @@ void audit_broker_free(struct audit_broker *b)
 	if (b->ndevs) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait_ms / 1000 + 1;
+		/* generous: under load a writer that was just released may need
+		 * a few seconds to notice the stop */
+		ts.tv_sec += wait_ms / 1000 + 5;
 		pthread_mutex_lock(&g_live_mu);
 		while (g_live > 0)
 			if (pthread_cond_timedwait(&g_live_cv, &g_live_mu, &ts) == ETIMEDOUT)

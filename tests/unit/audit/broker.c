@@ -34,11 +34,15 @@ struct mem_log {
 static struct mem_log g_mem = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 static pthread_mutex_t g_hang_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_hang_cv = PTHREAD_COND_INITIALIZER;
-static bool g_hang_release;
+/* A release bumps the generation: a writer released late (after the next
+ * test's setup) still sees its own generation is over and returns, so no
+ * thread outlives the test run. */
+static int g_hang_gen;
 
 struct fake_dev {
 	struct audit_base base;
 	int kind; /* 0 mem, 1 fail, 2 hang */
+	int gen;  /* hang: blocks until g_hang_gen moves past this */
 };
 
 static int fake_new(void **out, const json_t *options, const struct audit_device_env *env,
@@ -53,6 +57,9 @@ static int fake_new(void **out, const json_t *options, const struct audit_device
 		return rc;
 	}
 	d->kind = kind;
+	pthread_mutex_lock(&g_hang_mu);
+	d->gen = g_hang_gen;
+	pthread_mutex_unlock(&g_hang_mu);
 	*out = d;
 	return 0;
 }
@@ -76,7 +83,7 @@ static int fake_log(void *dev, const char *buf, size_t len, int64_t timeout_ms, 
 		return verr_set(err, VERR_INTERNAL, "disk on fire");
 	if (d->kind == 2) {
 		pthread_mutex_lock(&g_hang_mu);
-		while (!g_hang_release)
+		while (g_hang_gen == d->gen)
 			pthread_cond_wait(&g_hang_cv, &g_hang_mu);
 		pthread_mutex_unlock(&g_hang_mu);
 		return verr_set(err, VERR_INTERNAL, "released");
@@ -148,7 +155,6 @@ static int setup(void **state)
 	g_mem.len = 0;
 	g_mem.writes = 0;
 	pthread_mutex_unlock(&g_mem.mu);
-	g_hang_release = false;
 	*state = f;
 	return 0;
 }
@@ -156,7 +162,7 @@ static int setup(void **state)
 static void release_hang(void)
 {
 	pthread_mutex_lock(&g_hang_mu);
-	g_hang_release = true;
+	g_hang_gen++;
 	pthread_cond_broadcast(&g_hang_cv);
 	pthread_mutex_unlock(&g_hang_mu);
 }
