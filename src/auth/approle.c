@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "util/cidr.h"
+#include "util/rand.h"
 #include "util/secmem.h"
 
 #define AR_KEY_LEN 32
@@ -44,7 +45,9 @@
 #define AR_BAD_LOGIN "invalid role or secret ID"
 
 struct approle {
-	uint8_t *key;                 /* secmem, AR_KEY_LEN: immutable after init */
+	uint8_t *key;                 /* secmem, AR_KEY_LEN: immutable once serving */
+	bool key_missing;             /* a new mount: initialize makes the key */
+	const struct storage_view *view; /* the mount's (borrowed) */
 	pthread_mutex_t role_lock;    /* role writes and role_id index */
 	pthread_mutex_t stripes[AR_STRIPES]; /* secret ID entries, by H(secret) */
 };
@@ -1261,9 +1264,22 @@ static int key_load(struct approle *ar, struct storage_view *view, struct verr *
 		free(raw);
 		return rc;
 	}
-	if (RAND_bytes(ar->key, AR_KEY_LEN) != 1)
-		return verr_set(err, VERR_INTERNAL, "random generator failed");
-	return view_put(view, "hmac_key", ar->key, AR_KEY_LEN, err);
+	ar->key_missing = true; /* made by approle_initialize on the active node */
+	return 0;
+}
+
+/* Active node only: the first HMAC key of a new mount. */
+static int approle_initialize(void *inst, struct verr *err)
+{
+	struct approle *ar = inst;
+	if (!ar->key_missing)
+		return 0;
+	int rc = rand_bytes(ar->key, AR_KEY_LEN, err);
+	if (!rc)
+		rc = view_put(ar->view, "hmac_key", ar->key, AR_KEY_LEN, err);
+	if (!rc)
+		ar->key_missing = false;
+	return rc;
 }
 
 static int approle_init(void **out, const struct mount_info *mi, struct verr *err)
@@ -1277,6 +1293,7 @@ static int approle_init(void **out, const struct mount_info *mi, struct verr *er
 		pthread_mutex_init(&ar->stripes[i], NULL);
 	ar->key = secmem_alloc(AR_KEY_LEN);
 	int rc = ar->key ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
+	ar->view = mi->storage;
 	if (!rc && mi->storage)
 		rc = key_load(ar, mi->storage, err);
 	else if (!rc)
@@ -1295,9 +1312,11 @@ static const struct path_def *approle_table(void *inst)
 }
 
 const struct backend_ops approle_backend_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "approle",
 	.is_auth = true,
 	.init = approle_init,
+	.initialize = approle_initialize,
 	.cleanup = approle_cleanup,
 	.paths = approle_table,
 	.auth_renew = h_renew,

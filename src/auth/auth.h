@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 
 extern const struct backend_ops userpass_backend_ops, approle_backend_ops;
 

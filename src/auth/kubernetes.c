@@ -1141,6 +1141,7 @@ static const struct path_def *k8s_table(void *inst)
 }
 
 const struct backend_ops kubernetes_backend_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "kubernetes",
 	.is_auth = true,
 	.init = k8s_init,

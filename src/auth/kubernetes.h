@@ -11,7 +11,7 @@
 #ifndef COFFER_AUTH_KUBERNETES_H
 #define COFFER_AUTH_KUBERNETES_H
 
-#include "core/logical.h"
+#include "logical/logical.h"
 
 extern const struct backend_ops kubernetes_backend_ops;
 

@@ -655,6 +655,7 @@ static const struct path_def *userpass_table(void *inst)
 }
 
 const struct backend_ops userpass_backend_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "userpass",
 	.is_auth = true,
 	.init = userpass_init,

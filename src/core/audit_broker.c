@@ -70,7 +70,7 @@
 #include <openssl/rand.h>
 
 #include "audit/audit.h"
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "util/log.h"
 #include "util/secmem.h"
 

@@ -29,7 +29,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "physical/physical.h"
 #include "util/verr.h"
 
@@ -86,12 +86,6 @@ void audit_broker_reopen(struct audit_broker *b);
  * tail of its log. Returns true if the tail ends with a chain member. */
 bool audit_broker__parse_tail(const char *buf, size_t len, char prev[65], uint64_t *seq,
 			      bool *need_newline);
-
-/* Core glue (audit_hooks.c): open the broker at unseal, free it at seal
- * (called from glue.c's coreglue_stores_open/close). */
-struct core;
-int coreglue_audit_open(struct core *c, struct verr *err);
-void coreglue_audit_close(struct core *c);
 
 /* sys/audit endpoints (sys_audit.c), rows of sys.c's path table. */
 extern const struct field_def sys_audit_fields[];

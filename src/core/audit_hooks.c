@@ -3,8 +3,8 @@
  * entry (Vault's shape, docs/audit.md) from the request, its token and the
  * response, and hand it to the broker. With no audit device enabled every
  * request proceeds; with devices enabled a request whose entry no device
- * could record is refused (coreglue_audit_request returns VERR_INTERNAL and
- * core.c does not run it).
+ * could record is refused (audit_hooks_request returns VERR_INTERNAL and
+ * the pipeline does not run it).
  *
  * The entry is a struct audit_entry (src/audit/audit.h) that borrows the
  * request, token and response fields: no JSON tree is built per entry. It
@@ -12,7 +12,7 @@
  * each device HMACs them while writing its line (src/audit/format.c), so
  * nothing raw reaches a log unless the device has log_raw=true.
  */
-#include "core/acl_glue.h"
+#include "core/audit_hooks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,7 @@
 #include "audit/audit.h"
 #include "core/audit_broker.h"
 #include "core/token.h"
+#include "util/timefmt.h"
 
 /* Vault leaves these out of the audit log (bao/vault docs/audit "The
  * non-audited paths"): they run while sealed or are part of unsealing. */
@@ -44,35 +45,9 @@ static bool is_unaudited(const char *path)
 	return !strncmp(path, "sys/pprof", 9) && (path[9] == '\0' || path[9] == '/');
 }
 
-/* core__rfc3339's text ("...T12:34:56Z", with ".%09ld" when nanos > 0)
- * into buf[40], without snprintf and malloc: two of these per entry were
- * a noticeable part of an audited request. */
-static const char *time_text(char buf[40], int64_t secs, long nanos)
+static const char *time_text(char buf[TIMEFMT_MAX], int64_t secs, long nanos)
 {
-	time_t t = (time_t)secs;
-	struct tm tm;
-	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
-		return NULL;
-	int v[6] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
-	static const char sep[6] = {'-', '-', 'T', ':', ':', '\0'};
-	char *p = buf;
-	for (int i = 0; i < 6; i++) {
-		int width = i == 0 ? 4 : 2;
-		for (int d = width - 1; d >= 0; d--, v[i] /= 10)
-			p[d] = (char)('0' + v[i] % 10);
-		p += width;
-		if (sep[i])
-			*p++ = sep[i];
-	}
-	if (nanos > 0) {
-		*p++ = '.';
-		for (int d = 8; d >= 0; d--, nanos /= 10)
-			p[d] = (char)('0' + nanos % 10);
-		p += 9;
-	}
-	*p++ = 'Z';
-	*p = '\0';
-	return buf;
+	return timefmt_rfc3339(buf, secs, nanos, TIMEFMT_NANO9);
 }
 
 /* NULL for an absent or empty string (Vault leaves those members out) */
@@ -85,7 +60,7 @@ static const char *nz(const char *s)
  * write it without a JSON tree being built. tbuf/ibuf hold the times. */
 static void entry_fill(struct audit_entry *e, const char *type, const struct logical_request *req,
 		       const struct token_entry *te, const struct logical_response *resp, int rc,
-		       const struct verr *rerr, char tbuf[40], char ibuf[40])
+		       const struct verr *rerr, char tbuf[TIMEFMT_MAX], char ibuf[TIMEFMT_MAX])
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -138,31 +113,31 @@ static void entry_fill(struct audit_entry *e, const char *type, const struct log
 		e->error = rerr && rerr->msg[0] ? rerr->msg : verr_name(rc);
 }
 
-int coreglue_audit_request(struct core *c, const struct logical_request *req,
-			   const struct token_entry *te, int rc, const struct verr *rerr,
-			   struct verr *err)
+int audit_hooks_request(struct core *c, const struct logical_request *req,
+			const struct token_entry *te, int rc, const struct verr *rerr,
+			struct verr *err)
 {
 	if (!audit_broker_active(c->audit) || is_unaudited(req->path))
 		return 0;
 	struct audit_entry e;
-	char tbuf[40], ibuf[40];
+	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
 	entry_fill(&e, "request", req, te, NULL, rc, rerr, tbuf, ibuf);
 	return audit_broker_log_entry(c->audit, &e, err);
 }
 
-int coreglue_audit_response(struct core *c, const struct logical_request *req,
-			    const struct token_entry *te, const struct logical_response *resp,
-			    int rc, const struct verr *rerr, struct verr *err)
+int audit_hooks_response(struct core *c, const struct logical_request *req,
+			 const struct token_entry *te, const struct logical_response *resp,
+			 int rc, const struct verr *rerr, struct verr *err)
 {
 	if (!audit_broker_active(c->audit) || is_unaudited(req->path))
 		return 0;
 	struct audit_entry e;
-	char tbuf[40], ibuf[40];
+	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
 	entry_fill(&e, "response", req, te, resp, rc, rerr, tbuf, ibuf);
 	return audit_broker_log_entry(c->audit, &e, err);
 }
 
-int coreglue_audit_open(struct core *c, struct verr *err)
+int audit_hooks_open(struct core *c, struct verr *err)
 {
 	struct audit_broker_opts o = {
 		.phys = c->bphys,
@@ -172,18 +147,8 @@ int coreglue_audit_open(struct core *c, struct verr *err)
 	return audit_broker_new(&c->audit, &o, err);
 }
 
-void coreglue_audit_close(struct core *c)
+void audit_hooks_close(struct core *c)
 {
 	audit_broker_free(c->audit);
 	c->audit = NULL;
-}
-
-void coreglue_reopen_audit(struct core *c)
-{
-	/* the broker lives while unsealed: hold the state lock so a seal
-	 * cannot free it under us */
-	pthread_rwlock_rdlock(&c->state_lock);
-	if (!c->sealed && c->audit)
-		audit_broker_reopen(c->audit);
-	pthread_rwlock_unlock(&c->state_lock);
 }

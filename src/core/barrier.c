@@ -51,10 +51,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/aead.h"
 #include "util/secmem.h"
 
-#define NONCE_LEN 12
-#define TAG_LEN 16
 #define HDR_LEN 5 /* term + version */
 
 #define KR_MAGIC "CFKR"
@@ -79,174 +78,23 @@ struct barrier {
 	struct physical *under; /* borrowed */
 	pthread_rwlock_t lock;
 	bool sealed;           /* guarded by lock */
+	_Atomic bool writable; /* false: puts/deletes fail VERR_STANDBY (fencing) */
 	struct keyring kr;     /* guarded by lock */
 	_Atomic uint64_t encryptions; /* with the active term, since unseal/rotate */
 };
 
 static const char sealed_msg[] = "Vault is sealed";
-
-/* ---- AES-256-GCM ---- */
-
-static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
-static EVP_CIPHER *cipher_fetched;
-
-static void cipher_init(void)
-{
-	cipher_fetched = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-}
-
-static const EVP_CIPHER *gcm_cipher(void)
-{
-	pthread_once(&cipher_once, cipher_init);
-	return cipher_fetched ? cipher_fetched : EVP_aes_256_gcm();
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
+static const char standby_msg[] = "this node is not the active node: writes are fenced";
 
 static void put_u64(uint8_t *p, uint64_t v)
 {
-	put_u32(p, (uint32_t)(v >> 32));
-	put_u32(p + 4, (uint32_t)v);
+	aead_put_u32(p, (uint32_t)(v >> 32));
+	aead_put_u32(p + 4, (uint32_t)v);
 }
 
 static uint64_t get_u64(const uint8_t *p)
 {
-	return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
-}
-
-/* Feed AAD = header || path. */
-static int gcm_aad(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *hdr, const char *path)
-{
-	int outl;
-	size_t plen = strlen(path);
-	if (plen > INT_MAX)
-		return -1;
-	int (*upd)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int) =
-		enc ? EVP_EncryptUpdate : EVP_DecryptUpdate;
-	if (upd(ctx, NULL, &outl, hdr, HDR_LEN) != 1)
-		return -1;
-	if (plen && upd(ctx, NULL, &outl, (const uint8_t *)path, (int)plen) != 1)
-		return -1;
-	return 0;
-}
-
-/* Encrypt pt into out (len + BARRIER_OVERHEAD bytes). */
-static int gcm_seal(uint8_t *out, const uint8_t *key, uint32_t term, const char *path,
-		    const uint8_t *pt, size_t len)
-{
-	int rc = -1, outl;
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	uint8_t *nonce = out + HDR_LEN, *ct = out + HDR_LEN + NONCE_LEN;
-	if (!ctx)
-		return -1;
-	put_u32(out, term);
-	out[4] = BARRIER_VERSION;
-	if (RAND_bytes(nonce, NONCE_LEN) != 1)
-		goto out;
-	if (EVP_EncryptInit_ex(ctx, gcm_cipher(), NULL, key, nonce) != 1)
-		goto out;
-	if (gcm_aad(ctx, 1, out, path) != 0)
-		goto out;
-	for (size_t off = 0; off < len;) {
-		int chunk = len - off > (1u << 30) ? (1 << 30) : (int)(len - off);
-		if (EVP_EncryptUpdate(ctx, ct + off, &outl, pt + off, chunk) != 1)
-			goto out;
-		off += (size_t)chunk;
-	}
-	if (EVP_EncryptFinal_ex(ctx, ct + len, &outl) != 1)
-		goto out;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, ct + len) != 1)
-		goto out;
-	rc = 0;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return rc;
-}
-
-/* Decrypt ct (len >= BARRIER_OVERHEAD; header already checked by the caller)
- * into out (len - BARRIER_OVERHEAD bytes). -1 if authentication fails; out
- * then holds unauthenticated bytes the caller must wipe. */
-static int gcm_open(uint8_t *out, const uint8_t *key, const char *path, const uint8_t *ct,
-		    size_t len)
-{
-	int rc = -1, outl;
-	size_t ptlen = len - BARRIER_OVERHEAD;
-	const uint8_t *nonce = ct + HDR_LEN, *body = ct + HDR_LEN + NONCE_LEN;
-	uint8_t tag[TAG_LEN];
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	if (!ctx)
-		return -1;
-	memcpy(tag, body + ptlen, TAG_LEN);
-	if (EVP_DecryptInit_ex(ctx, gcm_cipher(), NULL, key, nonce) != 1)
-		goto out;
-	if (gcm_aad(ctx, 0, ct, path) != 0)
-		goto out;
-	for (size_t off = 0; off < ptlen;) {
-		int chunk = ptlen - off > (1u << 30) ? (1 << 30) : (int)(ptlen - off);
-		if (EVP_DecryptUpdate(ctx, out + off, &outl, body + off, chunk) != 1)
-			goto out;
-		off += (size_t)chunk;
-	}
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
-		goto out;
-	if (EVP_DecryptFinal_ex(ctx, out + ptlen, &outl) != 1)
-		goto out;
-	rc = 0;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return rc;
-}
-
-/* ---- blobs (term 0) ---- */
-
-int barrier_seal_blob(uint8_t **out, size_t *out_len, const uint8_t *key32, const char *aad,
-		      const uint8_t *pt, size_t len, struct verr *err)
-{
-	*out = NULL;
-	*out_len = 0;
-	if (len > SIZE_MAX - BARRIER_OVERHEAD)
-		return verr_set(err, VERR_TOO_LARGE, "value too large to encrypt");
-	uint8_t *ct = malloc(len + BARRIER_OVERHEAD);
-	if (!ct)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	if (gcm_seal(ct, key32, 0, aad, pt, len) != 0) {
-		free(ct);
-		return verr_set(err, VERR_INTERNAL, "encryption failed");
-	}
-	*out = ct;
-	*out_len = len + BARRIER_OVERHEAD;
-	return 0;
-}
-
-int barrier_open_blob(uint8_t **out, size_t *out_len, const uint8_t *key32, const char *aad,
-		      const uint8_t *ct, size_t len, struct verr *err)
-{
-	*out = NULL;
-	*out_len = 0;
-	if (len < BARRIER_OVERHEAD || get_u32(ct) != 0 || ct[4] != BARRIER_VERSION)
-		return verr_set(err, VERR_INTERNAL, "sealed value at %s is malformed", aad);
-	size_t ptlen = len - BARRIER_OVERHEAD;
-	uint8_t *pt = secmem_alloc(ptlen);
-	if (!pt)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	if (gcm_open(pt, key32, aad, ct, len) != 0) {
-		secmem_free(pt, ptlen);
-		return verr_set(err, VERR_INVALID, "invalid key");
-	}
-	*out = pt;
-	*out_len = ptlen;
-	return 0;
+	return (uint64_t)aead_get_u32(p) << 32 | aead_get_u32(p + 4);
 }
 
 int barrier_generate_key(uint8_t **out, struct verr *err)
@@ -295,10 +143,10 @@ static int keyring_encode(const struct keyring *kr, uint8_t **out, size_t *len)
 	p[4] = KR_FORMAT;
 	p[5] = BARRIER_KEY_LEN;
 	memcpy(p + 6, kr->root, BARRIER_KEY_LEN);
-	put_u32(p + 6 + BARRIER_KEY_LEN, (uint32_t)kr->n);
+	aead_put_u32(p + 6 + BARRIER_KEY_LEN, (uint32_t)kr->n);
 	p += KR_FIXED;
 	for (size_t i = 0; i < kr->n; i++, p += KR_TERM_LEN) {
-		put_u32(p, kr->terms[i].term);
+		aead_put_u32(p, kr->terms[i].term);
 		put_u64(p + 4, (uint64_t)kr->terms[i].install_time);
 		memcpy(p + 12, kr->terms[i].key, BARRIER_KEY_LEN);
 	}
@@ -318,7 +166,7 @@ static int keyring_decode(struct keyring *kr, const uint8_t *buf, size_t len, st
 		return verr_set(err, VERR_INTERNAL, "keyring format %u is not supported", buf[4]);
 	if (buf[5] != BARRIER_KEY_LEN)
 		return verr_set(err, VERR_INTERNAL, "keyring is corrupt: bad root key length");
-	uint32_t n = get_u32(buf + 6 + BARRIER_KEY_LEN);
+	uint32_t n = aead_get_u32(buf + 6 + BARRIER_KEY_LEN);
 	if (n == 0 || n > (len - KR_FIXED) / KR_TERM_LEN ||
 	    len != KR_FIXED + (size_t)n * KR_TERM_LEN)
 		return verr_set(err, VERR_INTERNAL, "keyring is corrupt: bad length");
@@ -330,7 +178,7 @@ static int keyring_decode(struct keyring *kr, const uint8_t *buf, size_t len, st
 	}
 	const uint8_t *p = buf + KR_FIXED;
 	for (uint32_t i = 0; i < n; i++, p += KR_TERM_LEN) {
-		uint32_t term = get_u32(p);
+		uint32_t term = aead_get_u32(p);
 		if (term == 0 || (i > 0 && term <= k.terms[i - 1].term)) {
 			rc = verr_set(err, VERR_INTERNAL, "keyring is corrupt: bad term order");
 			goto out;
@@ -368,7 +216,7 @@ static int keyring_write(struct physical *under, const struct keyring *kr, struc
 	int rc;
 	if (keyring_encode(kr, &img, &img_len) != 0)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	rc = barrier_seal_blob(&ct, &ct_len, kr->root, BARRIER_KEYRING_PATH, img, img_len, err);
+	rc = aead_blob_seal(&ct, &ct_len, kr->root, BARRIER_KEYRING_PATH, img, img_len, err);
 	if (rc == 0)
 		rc = physical_put(under, BARRIER_KEYRING_PATH, ct, ct_len, err);
 	free(ct);
@@ -388,7 +236,7 @@ static int keyring_read(struct physical *under, const uint8_t *root, struct keyr
 	if (!ct)
 		return verr_set(err, VERR_UNINIT, "Vault is not initialized");
 	/* A failed tag is reported as a wrong key ("invalid key"), no detail. */
-	rc = barrier_open_blob(&img, &img_len, root, BARRIER_KEYRING_PATH, ct, ct_len, err);
+	rc = aead_blob_open(&img, &img_len, root, BARRIER_KEYRING_PATH, ct, ct_len, err);
 	if (rc)
 		goto out;
 	rc = keyring_decode(out, img, img_len, err);
@@ -435,7 +283,7 @@ static int entry_decrypt(struct barrier *b, const char *key, const uint8_t *ct, 
 	if (ct[4] != BARRIER_VERSION)
 		return verr_set(err, VERR_INTERNAL,
 				"failed to decrypt entry at %s: unsupported version %u", key, ct[4]);
-	uint32_t term = get_u32(ct);
+	uint32_t term = aead_get_u32(ct);
 	const struct term_key *tk = keyring_find(&b->kr, term);
 	if (!tk) {
 		*newer = term > b->kr.terms[b->kr.n - 1].term;
@@ -446,7 +294,7 @@ static int entry_decrypt(struct barrier *b, const char *key, const uint8_t *ct, 
 	uint8_t *pt = malloc(ptlen ? ptlen : 1);
 	if (!pt)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	if (gcm_open(pt, tk->key, key, ct, len) != 0) {
+	if (aead_open_into(pt, tk->key, key, ct, len) != 0) {
 		OPENSSL_cleanse(pt, ptlen);
 		free(pt);
 		return verr_set(err, VERR_INTERNAL,
@@ -512,13 +360,17 @@ static int barrier_put(struct physical *p, const char *key, const uint8_t *val, 
 		rc = verr_set(err, VERR_SEALED, sealed_msg);
 		goto out;
 	}
+	if (!b->writable) {
+		rc = verr_set(err, VERR_STANDBY, standby_msg);
+		goto out;
+	}
 	ct = malloc(len + BARRIER_OVERHEAD);
 	if (!ct) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
 	}
 	const struct term_key *active = &b->kr.terms[b->kr.n - 1];
-	if (gcm_seal(ct, active->key, active->term, key, val, len) != 0) {
+	if (aead_seal_into(ct, active->key, active->term, key, val, len) != 0) {
 		rc = verr_set(err, VERR_INTERNAL, "encryption failed");
 		goto out;
 	}
@@ -539,6 +391,8 @@ static int barrier_del(struct physical *p, const char *key, struct verr *err)
 	pthread_rwlock_rdlock(&b->lock);
 	if (b->sealed)
 		rc = verr_set(err, VERR_SEALED, sealed_msg);
+	else if (!b->writable)
+		rc = verr_set(err, VERR_STANDBY, standby_msg);
 	else
 		rc = physical_delete(b->under, key, err);
 	pthread_rwlock_unlock(&b->lock);
@@ -566,47 +420,69 @@ static void barrier_close(struct physical *p)
 	barrier_free((struct barrier *)p);
 }
 
-/* HA lock: no secrets involved, so these pass through even while sealed. */
-static int barrier_lock_try(struct physical *p, const char *key, const char *value,
-			    char **holder, struct verr *err)
+/* Every value encrypted under its own key path, then one transaction
+ * below. */
+static int barrier_txn(struct physical *p, const struct physical_txn_op *ops, size_t n,
+		       struct verr *err)
 {
-	struct physical *u = ((struct barrier *)p)->under;
-	return u->ops->lock_try(u, key, value, holder, err);
-}
-
-static int barrier_lock_renew(struct physical *p, const char *key, struct verr *err)
-{
-	struct physical *u = ((struct barrier *)p)->under;
-	return u->ops->lock_renew(u, key, err);
-}
-
-static void barrier_lock_release(struct physical *p, const char *key)
-{
-	struct physical *u = ((struct barrier *)p)->under;
-	u->ops->lock_release(u, key);
+	struct barrier *b = (struct barrier *)p;
+	struct physical_txn_op *enc = calloc(n ? n : 1, sizeof(*enc));
+	if (!enc)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = 0;
+	pthread_rwlock_rdlock(&b->lock);
+	if (b->sealed)
+		rc = verr_set(err, VERR_SEALED, sealed_msg);
+	else if (!b->writable)
+		rc = verr_set(err, VERR_STANDBY, standby_msg);
+	for (size_t i = 0; i < n && !rc; i++) {
+		enc[i] = ops[i];
+		if (!ops[i].key || reserved_key(ops[i].key)) {
+			rc = verr_set(err, VERR_DENIED, "%s is reserved", ops[i].key ? ops[i].key : "");
+			break;
+		}
+		if (ops[i].kind != PHYSICAL_TXN_PUT)
+			continue;
+		if (ops[i].len > p->max_entry_size) {
+			rc = verr_set(err, VERR_TOO_LARGE, "value of %zu bytes exceeds max_entry_size %zu",
+				      ops[i].len, p->max_entry_size);
+			break;
+		}
+		uint8_t *ct = malloc(ops[i].len + BARRIER_OVERHEAD);
+		if (!ct) {
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			break;
+		}
+		const struct term_key *active = &b->kr.terms[b->kr.n - 1];
+		if (aead_seal_into(ct, active->key, active->term, ops[i].key, ops[i].val,
+				   ops[i].len) != 0) {
+			free(ct);
+			rc = verr_set(err, VERR_INTERNAL, "encryption failed");
+			break;
+		}
+		atomic_fetch_add(&b->encryptions, 1);
+		enc[i].val = ct;
+		enc[i].len = ops[i].len + BARRIER_OVERHEAD;
+	}
+	if (!rc)
+		rc = physical_txn(b->under, enc, n, err);
+	pthread_rwlock_unlock(&b->lock);
+	for (size_t i = 0; i < n; i++)
+		if (enc[i].kind == PHYSICAL_TXN_PUT && enc[i].val != ops[i].val)
+			free((void *)enc[i].val);
+	free(enc);
+	return rc;
 }
 
 static const struct physical_ops barrier_ops = {
-	.version = 1,
+	.version = PHYSICAL_OPS_VERSION,
 	.name = "barrier",
 	.get = barrier_get,
 	.put = barrier_put,
 	.del = barrier_del,
 	.list = barrier_list,
 	.close = barrier_close,
-};
-
-static const struct physical_ops barrier_ops_ha = {
-	.version = 1,
-	.name = "barrier",
-	.get = barrier_get,
-	.put = barrier_put,
-	.del = barrier_del,
-	.list = barrier_list,
-	.close = barrier_close,
-	.lock_try = barrier_lock_try,
-	.lock_renew = barrier_lock_renew,
-	.lock_release = barrier_lock_release,
+	.txn = barrier_txn,
 };
 
 /* ---- lifecycle ---- */
@@ -617,9 +493,8 @@ int barrier_new(struct barrier **out, struct physical *under, struct verr *err)
 	struct barrier *b = calloc(1, sizeof(*b));
 	if (!b)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	const struct physical_ops *uo = under->ops;
-	b->base.ops = (uo->lock_try && uo->lock_renew && uo->lock_release) ? &barrier_ops_ha
-									     : &barrier_ops;
+	b->base.ops = &barrier_ops;
+	b->writable = true;
 	b->base.max_entry_size = under->max_entry_size > BARRIER_OVERHEAD
 					 ? under->max_entry_size - BARRIER_OVERHEAD
 					 : 0;
@@ -651,6 +526,11 @@ void barrier_free(struct barrier *b)
 struct physical *barrier_physical(struct barrier *b)
 {
 	return &b->base;
+}
+
+void barrier_set_writable(struct barrier *b, bool writable)
+{
+	atomic_store(&b->writable, writable);
 }
 
 int barrier_initialized(struct barrier *b, bool *out, struct verr *err)

@@ -40,8 +40,8 @@
 
 #define BARRIER_KEYRING_PATH "core/keyring"
 #define BARRIER_KEY_LEN 32
-#define BARRIER_VERSION 0x02
-/* term(4) + version(1) + nonce(12) + tag(16) */
+#define BARRIER_VERSION 0x02 /* = AEAD_VERSION (util/aead.h) */
+/* term(4) + version(1) + nonce(12) + tag(16) = AEAD_OVERHEAD */
 #define BARRIER_OVERHEAD 33
 /* Random 96-bit nonces stay safe for about 2^32 encryptions under one key.
  * The core should rotate (barrier_rotate) once barrier_key_status reports
@@ -56,11 +56,16 @@ int barrier_new(struct barrier **out, struct physical *under, struct verr *err);
 /* Seal (wipe every key) and free. NULL is a no-op. Does not close `under`. */
 void barrier_free(struct barrier *b);
 
-/* The encrypting storage shim (borrowed; lives as long as b). The HA-lock
- * methods, when the underlying backend has them, pass straight through and
- * work while sealed. BARRIER_KEYRING_PATH cannot be read, written or deleted
- * through the shim (VERR_DENIED). */
+/* The encrypting storage shim (borrowed; lives as long as b). It has no HA
+ * lock (the core reaches that directly). Transactions pass through when the
+ * underlying backend has them. BARRIER_KEYRING_PATH cannot be read, written
+ * or deleted through the shim (VERR_DENIED). */
 struct physical *barrier_physical(struct barrier *b);
+
+/* Fencing: while not writable (a node that lost or never held the HA lock),
+ * put, delete and txn fail VERR_STANDBY and reads still work. Takes effect
+ * for every call that starts after it returns. Default: writable. */
+void barrier_set_writable(struct barrier *b, bool writable);
 
 /* *out = whether the keyring exists in the underlying storage. */
 int barrier_initialized(struct barrier *b, bool *out, struct verr *err);
@@ -109,17 +114,7 @@ int barrier_reload(struct barrier *b, struct verr *err);
 /* A secmem copy of the root key (secmem_free(*out, *len)); unsealed only. */
 int barrier_root_key(struct barrier *b, uint8_t **out, size_t *len, struct verr *err);
 
-/*
- * The same AES-256-GCM format with term 0, for what the core keeps outside
- * the barrier (the root key under the seal's KEK). key32 is 32 bytes; aad is
- * bound to the blob (e.g. its storage path). seal_blob: *out is malloc'd
- * ciphertext (free()). open_blob: *out is a secmem buffer of *out_len bytes
- * (secmem_free); a wrong key or altered blob gives VERR_INVALID "invalid key".
- */
-int barrier_seal_blob(uint8_t **out, size_t *out_len, const uint8_t *key32, const char *aad,
-		      const uint8_t *pt, size_t len, struct verr *err);
-int barrier_open_blob(uint8_t **out, size_t *out_len, const uint8_t *key32, const char *aad,
-		      const uint8_t *ct, size_t len, struct verr *err);
+/* Blobs outside the barrier (the root key under a seal) use util/aead.h. */
 
 /* Internal, for tests and fuzzing. */
 /* True when the barrier holds no key pointer at all (after seal). */

@@ -1,18 +1,48 @@
 /*
  * core.h - the core's public entry points, used by the HTTP layer and the
- * server start-up code.
+ * server start-up code (which never includes core_int.h).
  *
- * The core owns seal state, the request pipeline (token -> ACL -> audit ->
- * route -> lease -> audit), the mount tables, the token and policy stores,
- * the expiration manager and the audit broker. Thread-safety: every function
- * here may be called from any thread; seal state is behind a rwlock.
+ * The core owns the seal state (sealed -> standby -> active), the request
+ * pipeline (token -> ACL -> audit -> route -> lease -> audit), the mount
+ * tables, the token and policy stores, the expiration manager, the audit
+ * broker and the HA loop. docs/architecture.md has the layers and the state
+ * machine. Thread-safety: every function here may be called from any thread.
  */
 #ifndef COFFER_CORE_CORE_H
 #define COFFER_CORE_CORE_H
 
-#include "core/logical.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "logical/logical.h"
 
 struct core;
+struct seal;
+struct physical_ha;
+struct audit_device_ops;
+
+struct core_opts {
+	struct physical *phys;               /* owned by the core from core_new */
+	struct physical_ha *ha;              /* borrowed, NULL: no HA (one node);
+					      * must outlive the core */
+	struct seal *seal;                   /* owned from core_new; NULL: Shamir */
+	int64_t default_lease_ttl, max_lease_ttl;
+	const struct backend_ops *const *backends; /* NULL-terminated registry */
+	const struct audit_device_ops *const *audit_types; /* NULL-terminated, may be NULL */
+	const char *storage_type;
+	const char *api_addr, *cluster_addr, *cluster_name; /* copied */
+	bool allow_audit_log_prefixing;
+	int periodic_interval_ms;            /* backends' periodic hook; 0: 60 s */
+};
+
+/*
+ * A sealed core over o->phys. Checks the storage interface version and every
+ * backend table's version (VERR_INTERNAL naming the offender). On failure
+ * nothing is taken: the caller still owns o->phys and o->seal.
+ */
+int core_new(struct core **out, const struct core_opts *o, struct verr *err);
+/* Seal (wipe every key) and free; closes the storage and the seal. */
+void core_free(struct core *c);
 
 /*
  * Handle one API request. The caller (http/) fills, in *req: op (POST and
@@ -27,5 +57,17 @@ struct core;
  */
 int core_handle_request(struct core *c, struct logical_request *req,
 			struct logical_response *resp, struct verr *err);
+
+bool core_sealed(struct core *c);
+bool core_active(struct core *c);
+/* Seal now (shutdown): waits for requests in flight. */
+void core_seal(struct core *c);
+/* SIGHUP: reopen audit files (log rotation). */
+void core_reload(struct core *c);
+/* Dev mode: initialise with one share, unseal, optionally replace the root
+ * token by one with the given id, mount kv-v2 at secret/. *out_root and
+ * *out_key are malloc'd; the caller wipes and frees them. */
+int core_dev_setup(struct core *c, const char *root_token_id, char **out_root,
+		   char **out_key, struct verr *err);
 
 #endif

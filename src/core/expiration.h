@@ -38,7 +38,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "physical/physical.h"
 #include "util/verr.h"
 
@@ -155,18 +155,5 @@ int sys_leases_tidy(struct logical_request *req, struct logical_response *resp,
 int sys_leases_count(struct logical_request *req, struct logical_response *resp,
 		     struct verr *err);
 extern const struct field_def sys_leases_fields[];
-
-/* ---- the core's lease glue (lease_hooks.c), called by glue.c and seal.c ---- */
-struct core;
-struct token_entry;
-/* stores_open: create c->expire (not yet running) */
-int coreglue_leases_open(struct core *c, struct verr *err);
-/* end of post-unseal, once mounts are loaded: start the workers */
-int coreglue_leases_start(struct core *c, struct verr *err);
-/* start of pre-seal: stop the workers and free c->expire (NULL-safe) */
-void coreglue_leases_stop(struct core *c);
-/* token store callbacks: a token's expiry was set/moved; a token was revoked */
-void coreglue_lease_token_changed(struct core *c, const struct token_entry *te);
-void coreglue_lease_token_revoked(struct core *c, const struct token_entry *te);
 
 #endif

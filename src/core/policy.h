@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "util/verr.h"
 
 /* Capability bits (the bitmask in struct acl_result). */

@@ -6,20 +6,39 @@
  * routing because they work while sealed: see core.c.)
  * The backend instance is the core itself.
  */
-#include "core/core_int.h"
+#include "core/sys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/acl_glue.h"
+#include "core/access.h"
 #include "core/audit_broker.h"
 #include "core/barrier.h"
 #include "core/expiration.h"
+#include "core/leases.h"
+#include "core/policy.h"
+#include "core/router.h"
+#include "core/state.h"
+#include "core/token.h"
+#include "core/unseal.h"
+#include "util/hcl.h"
+#include "util/rand.h"
+#include "util/timefmt.h"
 
+/* The backend instance is the core (router.c: core_private). */
 static struct core *C(struct logical_request *req)
 {
-	return req->core;
+	return req->backend;
+}
+
+void sys_raw_json(struct logical_response *resp, json_t *obj)
+{
+	resp->raw_body = json_dumps(obj, JSON_COMPACT);
+	resp->raw_len = resp->raw_body ? strlen(resp->raw_body) : 0;
+	resp->raw_content_type = strdup("application/json");
+	resp->raw = true;
+	json_decref(obj);
 }
 
 static int top(struct logical_response *resp, json_t *data)
@@ -34,22 +53,24 @@ static int bare(struct logical_response *resp, json_t *data)
 {
 	if (!data)
 		return VERR_INTERNAL;
-	core__raw_json(resp, data);
+	sys_raw_json(resp, data);
 	return 0;
 }
 
 /* ---- seal, rotate, key status ---- */
 
+/* Both happen once the request has released the state lock (state.c). */
 static int h_seal(struct logical_request *req, struct logical_response *resp, struct verr *err)
 {
-	C(req)->seal_requested = true;
+	state_request_seal(C(req));
 	return 0;
 }
 
 static int h_step_down(struct logical_request *req, struct logical_response *resp,
 		       struct verr *err)
 {
-	return 0; /* a single active node has nothing to hand over */
+	state_request_step_down(C(req)); /* without HA: nothing to hand over */
+	return 0;
 }
 
 static int h_rotate(struct logical_request *req, struct logical_response *resp, struct verr *err)
@@ -67,10 +88,10 @@ static int h_key_status(struct logical_request *req, struct logical_response *re
 	int rc = barrier_key_status(C(req)->barrier, &term, &installed, &enc, err);
 	if (rc)
 		return rc;
-	char *t = core__rfc3339(installed, 0);
+	char t[TIMEFMT_MAX];
+	timefmt_rfc3339(t, installed, 0, TIMEFMT_SECONDS);
 	json_t *d = json_pack("{s:I,s:s,s:I}", "term", (json_int_t)term, "install_time", t,
 			      "encryptions", (json_int_t)enc);
-	free(t);
 	return top(resp, d);
 }
 
@@ -80,7 +101,7 @@ static int h_rekey_init(struct logical_request *req, struct logical_response *re
 			struct verr *err)
 {
 	json_t *out = NULL;
-	int rc = core__rekey(C(req), req->op, "init", req->data, &out, err);
+	int rc = unseal_rekey(C(req), req->op, "init", req->data, &out, err);
 	if (!rc && out)
 		return bare(resp, out);
 	return rc;
@@ -90,7 +111,7 @@ static int h_rekey_update(struct logical_request *req, struct logical_response *
 			  struct verr *err)
 {
 	json_t *out = NULL;
-	int rc = core__rekey(C(req), req->op, "update", req->data, &out, err);
+	int rc = unseal_rekey(C(req), req->op, "update", req->data, &out, err);
 	if (!rc && out)
 		return bare(resp, out);
 	return rc;
@@ -100,7 +121,7 @@ static int h_genroot_attempt(struct logical_request *req, struct logical_respons
 			     struct verr *err)
 {
 	json_t *out = NULL;
-	int rc = core__generate_root(C(req), req->op, "attempt", req->data, &out, err);
+	int rc = unseal_generate_root(C(req), req->op, "attempt", req->data, &out, err);
 	if (!rc && out)
 		return bare(resp, out);
 	return rc;
@@ -110,7 +131,7 @@ static int h_genroot_update(struct logical_request *req, struct logical_response
 			    struct verr *err)
 {
 	json_t *out = NULL;
-	int rc = core__generate_root(C(req), req->op, "update", req->data, &out, err);
+	int rc = unseal_generate_root(C(req), req->op, "update", req->data, &out, err);
 	if (!rc && out)
 		return bare(resp, out);
 	return rc;
@@ -121,13 +142,13 @@ static int h_genroot_update(struct logical_request *req, struct logical_response
 static int h_mounts_list(struct logical_request *req, struct logical_response *resp,
 			 struct verr *err)
 {
-	return top(resp, core__mounts_list(C(req), false));
+	return top(resp, router_list(C(req), false));
 }
 
 static int h_auth_list(struct logical_request *req, struct logical_response *resp,
 		       struct verr *err)
 {
-	return top(resp, core__mounts_list(C(req), true));
+	return top(resp, router_list(C(req), true));
 }
 
 static bool is_auth_req(struct logical_request *req)
@@ -138,31 +159,47 @@ static bool is_auth_req(struct logical_request *req)
 static int h_mount_read(struct logical_request *req, struct logical_response *resp,
 			struct verr *err)
 {
-	struct mount_entry *m = core__mount_get(C(req), is_auth_req(req), request_str(req, "path"));
+	struct mount_entry *m = router_get(C(req), is_auth_req(req), request_str(req, "path"));
 	if (!m)
 		return verr_set(err, VERR_INVALID, "no mount at \"%s\"", request_str(req, "path"));
-	json_t *d = core__mount_json(m);
-	core__mount_release(m);
+	json_t *d = router_mount_json(m);
+	router_release(m);
 	return top(resp, d);
 }
 
 static int h_mount_enable(struct logical_request *req, struct logical_response *resp,
 			  struct verr *err)
 {
-	return core__mount_enable(C(req), is_auth_req(req), request_str(req, "path"), req->data, err);
+	return router_mount(C(req), is_auth_req(req), request_str(req, "path"), req->data, err);
 }
 
+/* Revoke the mount's leases while its backend is still reachable (dynamic
+ * credentials are really removed), then remove it; a failed revocation
+ * keeps the mount, as Vault does. */
 static int h_mount_disable(struct logical_request *req, struct logical_response *resp,
 			   struct verr *err)
 {
-	return core__mount_disable(C(req), is_auth_req(req), request_str(req, "path"), err);
+	struct core *c = C(req);
+	bool is_auth = is_auth_req(req);
+	const char *path = request_str(req, "path");
+	char *full = NULL;
+	int rc = router_unmount_target(c, is_auth, path, &full, err);
+	if (rc || !full)
+		return rc;
+	if (leases_revoke_mount(c, full))
+		rc = verr_set(err, VERR_INVALID, "failed to revoke the leases of \"%s\"; the mount is kept",
+			      full);
+	else
+		rc = router_unmount(c, is_auth, path, err);
+	free(full);
+	return rc;
 }
 
 static int h_tune_read(struct logical_request *req, struct logical_response *resp,
 		       struct verr *err)
 {
 	struct core *c = C(req);
-	struct mount_entry *m = core__mount_get(c, is_auth_req(req), request_str(req, "path"));
+	struct mount_entry *m = router_get(c, is_auth_req(req), request_str(req, "path"));
 	if (!m)
 		return verr_set(err, VERR_INVALID, "cannot fetch sysview for path \"%s\"", request_str(req, "path"));
 	json_int_t dl = json_integer_value(json_object_get(m->config, "default_lease_ttl"));
@@ -181,14 +218,14 @@ static int h_tune_read(struct logical_request *req, struct logical_response *res
 			json_object_set(d, keys[i], json_object_get(m->config, keys[i]));
 	if (m->is_auth && !json_object_get(d, "token_type"))
 		json_object_set_new(d, "token_type", json_string("default-service"));
-	core__mount_release(m);
+	router_release(m);
 	return top(resp, d);
 }
 
 static int h_tune_write(struct logical_request *req, struct logical_response *resp,
 			struct verr *err)
 {
-	return core__mount_tune(C(req), is_auth_req(req), request_str(req, "path"), req->data, err);
+	return router_tune(C(req), is_auth_req(req), request_str(req, "path"), req->data, err);
 }
 
 static int h_remount(struct logical_request *req, struct logical_response *resp,
@@ -197,11 +234,13 @@ static int h_remount(struct logical_request *req, struct logical_response *resp,
 	const char *from = request_str(req, "from"), *to = request_str(req, "to");
 	if (!from || !*from || !to || !*to)
 		return verr_set(err, VERR_INVALID, "both \"from\" and \"to\" must be specified");
-	int rc = core__mount_remount(C(req), from, to, err);
+	int rc = router_remount(C(req), from, to, err);
 	if (rc)
 		return rc;
-	char id[37];
-	core__uuid(id);
+	char id[RAND_UUID_LEN + 1];
+	rc = rand_uuid(id, err);
+	if (rc)
+		return rc;
 	/* moves are synchronous here: remember the result for remount/status */
 	struct storage_view *v = &C(req)->sys_view;
 	json_t *st = json_pack("{s:s,s:{s:s,s:s,s:s}}", "migration_id", id, "migration_info",
@@ -234,8 +273,8 @@ static int h_ui_mounts(struct logical_request *req, struct logical_response *res
 {
 	if (!req->token)
 		return verr_set(err, VERR_DENIED, "permission denied");
-	return top(resp, json_pack("{s:o,s:o}", "secret", core__mounts_list(C(req), false), "auth",
-				   core__mounts_list(C(req), true)));
+	return top(resp, json_pack("{s:o,s:o}", "secret", router_list(C(req), false), "auth",
+				   router_list(C(req), true)));
 }
 
 static int h_ui_mount(struct logical_request *req, struct logical_response *resp,
@@ -244,15 +283,15 @@ static int h_ui_mount(struct logical_request *req, struct logical_response *resp
 	if (!req->token)
 		return verr_set(err, VERR_DENIED, "permission denied");
 	const char *p = request_str(req, "path");
-	int rc = core__valid_path(p, err);
+	int rc = router_valid_path(p, err);
 	if (rc)
 		return rc;
-	struct mount_entry *m = core__route(C(req), p);
+	struct mount_entry *m = router_route(C(req), p);
 	if (!m)
 		return verr_set(err, VERR_DENIED, "permission denied");
 	/* the caller must hold some capability below this mount */
 	json_t *caps = NULL;
-	rc = coreglue_capabilities(C(req), req->token, p, &caps, err);
+	rc = access_capabilities(C(req), req->token, p, &caps, err);
 	bool any = false;
 	size_t i;
 	json_t *e;
@@ -264,19 +303,19 @@ static int h_ui_mount(struct logical_request *req, struct logical_response *resp
 		/* Vault also accepts any capability anywhere under the mount */
 		char probe[600];
 		snprintf(probe, sizeof(probe), "%s", m->path);
-		rc = coreglue_capabilities(C(req), req->token, probe, &caps, err);
+		rc = access_capabilities(C(req), req->token, probe, &caps, err);
 		json_array_foreach(caps, i, e)
 			if (strcmp(json_string_value(e), "deny"))
 				any = true;
 		json_decref(caps);
 	}
 	if (rc || !any) {
-		core__mount_release(m);
+		router_release(m);
 		return rc ? rc : verr_set(err, VERR_DENIED, "permission denied");
 	}
-	json_t *d = core__mount_json(m);
+	json_t *d = router_mount_json(m);
 	json_object_set_new(d, "path", json_string(m->is_auth ? m->path + 5 : m->path));
-	core__mount_release(m);
+	router_release(m);
 	return top(resp, d);
 }
 
@@ -286,7 +325,7 @@ static int h_policy_list(struct logical_request *req, struct logical_response *r
 			 struct verr *err)
 {
 	json_t *names = NULL;
-	int rc = coreglue_policy_list(C(req), &names, err);
+	int rc = policy_store_list(C(req)->policies, &names, err);
 	if (rc)
 		return rc;
 	if (req->op == LOP_LIST)
@@ -299,7 +338,9 @@ static int h_policy_read(struct logical_request *req, struct logical_response *r
 {
 	char *text = NULL;
 	const char *name = request_str(req, "name");
-	int rc = coreglue_policy_get(C(req), name, &text, err);
+	int rc = policy_store_raw(C(req)->policies, name, &text, err);
+	if (rc == 0 && !text)
+		rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
 	if (rc)
 		return rc;
 	bool legacy = !strncmp(req->rel_path, "policy/", 7);
@@ -316,13 +357,19 @@ static int h_policy_write(struct logical_request *req, struct logical_response *
 		text = request_str(req, "rules");
 	if (!text || !*text)
 		return verr_set(err, VERR_INVALID, "'policy' parameter not supplied or empty");
-	return coreglue_policy_put(C(req), request_str(req, "name"), text, err);
+	json_t *root = NULL;
+	struct verr perr = {0};
+	if (hcl_parse_json(&root, text, strlen(text), "policy", &perr))
+		return verr_set(err, VERR_INVALID, "failed to parse policy: %s", perr.msg);
+	int rc = policy_store_put(C(req)->policies, request_str(req, "name"), text, root, err);
+	json_decref(root);
+	return rc;
 }
 
 static int h_policy_delete(struct logical_request *req, struct logical_response *resp,
 			   struct verr *err)
 {
-	return coreglue_policy_delete(C(req), request_str(req, "name"), err);
+	return policy_store_delete(C(req)->policies, request_str(req, "name"), err);
 }
 
 /* ---- capabilities ---- */
@@ -347,7 +394,7 @@ static int caps_reply(struct core *c, const struct token_entry *te, struct logic
 	json_t *first = NULL;
 	json_array_foreach(list, i, p) {
 		json_t *caps = NULL;
-		int rc = coreglue_capabilities(c, te, json_string_value(p), &caps, err);
+		int rc = access_capabilities(c, te, json_string_value(p), &caps, err);
 		if (rc) {
 			json_decref(list);
 			json_decref(d);
@@ -376,7 +423,7 @@ static int h_caps_token(struct logical_request *req, struct logical_response *re
 	struct token_entry *te = NULL;
 	if (!tok || !*tok)
 		return verr_set(err, VERR_INVALID, "missing token");
-	int rc = coreglue_token_lookup(C(req), tok, &te, NULL);
+	int rc = access_token_lookup(C(req), tok, &te, NULL);
 	if (rc) {
 		/* Vault: an invalid token has no capabilities */
 		json_t *paths = request_json(req, "paths");
@@ -391,7 +438,7 @@ static int h_caps_token(struct logical_request *req, struct logical_response *re
 		return top(resp, d);
 	}
 	rc = caps_reply(C(req), te, req, resp, err);
-	coreglue_token_free(te);
+	token_entry_free(te);
 	return rc;
 }
 
@@ -402,11 +449,11 @@ static int h_caps_accessor(struct logical_request *req, struct logical_response 
 	struct token_entry *te = NULL;
 	if (!acc || !*acc)
 		return verr_set(err, VERR_INVALID, "missing accessor");
-	int rc = coreglue_token_lookup_accessor(C(req), acc, &te, err);
+	int rc = access_token_lookup_accessor(C(req), acc, &te, err);
 	if (rc)
 		return verr_set(err, VERR_INVALID, "invalid accessor");
 	rc = caps_reply(C(req), te, req, resp, err);
-	coreglue_token_free(te);
+	token_entry_free(te);
 	return rc;
 }
 
@@ -415,10 +462,26 @@ static int h_caps_accessor(struct logical_request *req, struct logical_response 
 static int h_leader(struct logical_request *req, struct logical_response *resp,
 		    struct verr *err)
 {
-	return bare(resp, json_pack("{s:b,s:b,s:s,s:s,s:b,s:i,s:i,s:i}", "ha_enabled", 0, "is_self",
-				   0, "leader_address", "", "leader_cluster_address", "",
-				   "performance_standby", 0, "performance_standby_last_remote_wal", 0,
-				   "raft_committed_index", 0, "raft_applied_index", 0));
+	struct core *c = C(req);
+	char *addr = NULL;
+	bool self = false;
+	int rc = state_leader(c, &addr, &self, err);
+	if (rc)
+		return rc;
+	bool ha = c->o.ha != NULL;
+	json_t *o = json_pack("{s:b,s:b,s:s,s:s,s:b,s:i,s:i,s:i}", "ha_enabled", ha, "is_self",
+			      ha && self, "leader_address", ha && addr ? addr : "",
+			      "leader_cluster_address", ha && self && c->o.cluster_addr
+								? c->o.cluster_addr : "",
+			      "performance_standby", 0, "performance_standby_last_remote_wal", 0,
+			      "raft_committed_index", 0, "raft_applied_index", 0);
+	if (o && ha && self) {
+		char t[TIMEFMT_MAX];
+		timefmt_rfc3339(t, c->active_since, 0, TIMEFMT_SECONDS);
+		json_object_set_new(o, "active_time", json_string(t));
+	}
+	free(addr);
+	return bare(resp, o);
 }
 
 static int h_raft_snapshot(struct logical_request *req, struct logical_response *resp,
@@ -588,6 +651,7 @@ static const struct path_def *sys_table(void *inst)
 }
 
 const struct backend_ops sys_backend_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "system",
 	.paths = sys_table,
 };

@@ -34,7 +34,7 @@ const struct field_def sys_audit_hash_fields[] = {
 
 static int broker(struct logical_request *req, struct audit_broker **out, struct verr *err)
 {
-	struct core *c = req->core;
+	struct core *c = req->backend; /* the sys backend's instance */
 	if (!c || !c->audit)
 		return verr_set(err, VERR_INTERNAL, "the audit broker is not available");
 	*out = c->audit;

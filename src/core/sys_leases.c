@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "core/expiration.h"
+#include "util/timefmt.h"
 
 const struct field_def sys_leases_fields[] = {
 	{"lease_id", FT_STRING, NULL, "the lease id", false},
@@ -26,7 +27,8 @@ const struct field_def sys_leases_fields[] = {
 
 static struct expiration *E(struct logical_request *req, struct verr *err)
 {
-	struct expiration *e = req->core ? req->core->expire : NULL;
+	struct core *c = req->backend; /* the sys backend's instance */
+	struct expiration *e = c ? c->expire : NULL;
 	if (!e)
 		verr_set(err, VERR_SEALED, "Vault is sealed");
 	return e;
@@ -43,10 +45,10 @@ static json_t *time_json(int64_t ms)
 {
 	if (!ms)
 		return json_null();
-	char *s = core__rfc3339(ms / 1000, (long)(ms % 1000) * 1000000L);
-	json_t *j = s ? json_string(s) : json_null();
-	free(s);
-	return j;
+	char s[TIMEFMT_MAX];
+	if (!timefmt_rfc3339(s, ms / 1000, (long)(ms % 1000) * 1000000L, TIMEFMT_NANO9))
+		return json_null();
+	return json_string(s);
 }
 
 /* lease_id from the body, else from the URL (Vault: the body wins). */

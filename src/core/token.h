@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "util/verr.h"
 
 #define TOKEN_HASH_LEN 64   /* hex chars of the salted hash */
@@ -40,7 +40,6 @@
 #define TOKEN_DEFAULT_MAX_TTL (768 * 3600)
 
 struct token_store;
-struct core;
 
 struct token_entry {
 	char *hash;             /* salted hash of the token: the stable id */
@@ -251,9 +250,8 @@ json_t *token_auth_block(const struct token_entry *te, const char *raw_token,
 
 /* ---- the auth/token/ backend (token_backend.c) ---- */
 
-/* type "token", is_auth. init returns core_token_store(mi->core). */
+/* type "token", is_auth. Its instance is the token store, handed over by
+ * the router as mount_info.core_private. */
 extern const struct backend_ops token_backend_ops;
-/* Implemented by the core (core.c): the core's token store. */
-struct token_store *core_token_store(struct core *c);
 
 #endif

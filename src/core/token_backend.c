@@ -3,8 +3,8 @@
  * create-orphan, create/ROLE, lookup*, renew*, revoke*, accessors, roles,
  * tidy) as a path table over the token store (token.h).
  *
- * The backend instance is the core's token store (init returns
- * core_token_store(mi->core)), so req->backend is a `struct token_store *`.
+ * The backend instance is the core's token store (the router hands it over
+ * as mount_info.core_private), so req->backend is a `struct token_store *`.
  * The caller is req->token (its entry), req->client_token (raw) and
  * req->token_is_root / req->sudo; "sudo" below means either, as in Vault.
  * Status codes and messages follow Vault's token store handlers: bad input
@@ -924,7 +924,7 @@ static const struct path_def token_paths[] = {
 
 static int backend_init(void **out, const struct mount_info *mi, struct verr *err)
 {
-	struct token_store *ts = core_token_store(mi->core);
+	struct token_store *ts = mi->core_private;
 	if (!ts)
 		return verr_set(err, VERR_INTERNAL, "token store is not available");
 	*out = ts;
@@ -942,6 +942,7 @@ static const struct path_def *backend_paths(void *inst)
 }
 
 const struct backend_ops token_backend_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "token",
 	.is_auth = true,
 	.init = backend_init,

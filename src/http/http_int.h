@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "http/http.h"
 
 struct http_header {

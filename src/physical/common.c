@@ -52,3 +52,86 @@ fail:
 	physical_list_free(res, cnt);
 	return VERR_INTERNAL;
 }
+
+/* ---- the wrappers every caller uses (physical.h) ---- */
+
+int physical_check(const struct physical *p, struct verr *err)
+{
+	if (!p || !p->ops)
+		return verr_set(err, VERR_INTERNAL, "no storage backend");
+	if (p->ops->version != PHYSICAL_OPS_VERSION)
+		return verr_set(err, VERR_INTERNAL,
+				"storage backend %s implements interface version %d, not %d",
+				p->ops->name ? p->ops->name : "?", p->ops->version,
+				PHYSICAL_OPS_VERSION);
+	struct physical_ha *h = p->ops->ha ? p->ops->ha((struct physical *)p) : NULL;
+	if (h && (!h->ops || h->ops->version != PHYSICAL_HA_VERSION))
+		return verr_set(err, VERR_INTERNAL, "HA lock of %s implements the wrong version",
+				p->ops->name ? p->ops->name : "?");
+	return 0;
+}
+
+int physical_get(struct physical *p, const char *key, uint8_t **out, size_t *len,
+		 struct verr *err)
+{
+	return p->ops->get(p, key, out, len, err);
+}
+
+int physical_put(struct physical *p, const char *key, const uint8_t *val, size_t len,
+		 struct verr *err)
+{
+	return p->ops->put(p, key, val, len, err);
+}
+
+int physical_delete(struct physical *p, const char *key, struct verr *err)
+{
+	return p->ops->del(p, key, err);
+}
+
+int physical_list(struct physical *p, const char *prefix, char ***out, size_t *n,
+		  struct verr *err)
+{
+	return p->ops->list(p, prefix, out, n, err);
+}
+
+int physical_txn(struct physical *p, const struct physical_txn_op *ops, size_t n,
+		 struct verr *err)
+{
+	if (!p->ops->txn)
+		return verr_set(err, VERR_UNSUPPORTED, "storage backend %s has no transactions",
+				p->ops->name);
+	return p->ops->txn(p, ops, n, err);
+}
+
+struct physical_ha *physical_ha(struct physical *p)
+{
+	return p && p->ops->ha ? p->ops->ha(p) : NULL;
+}
+
+void physical_close(struct physical *p)
+{
+	if (p)
+		p->ops->close(p);
+}
+
+int physical_ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost_fn lost,
+			void *ctx, struct verr *err)
+{
+	return h->ops->acquire(h, value, lost, ctx, err);
+}
+
+int physical_ha_renew(struct physical_ha *h, struct verr *err)
+{
+	return h->ops->renew(h, err);
+}
+
+void physical_ha_release(struct physical_ha *h)
+{
+	h->ops->release(h);
+}
+
+int physical_ha_holder(struct physical_ha *h, char **value, struct verr *err)
+{
+	*value = NULL;
+	return h->ops->holder(h, value, err);
+}

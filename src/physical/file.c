@@ -1274,7 +1274,7 @@ static void file_close(struct physical *p)
 }
 
 static const struct physical_ops file_ops = {
-	.version = 1,
+	.version = PHYSICAL_OPS_VERSION,
 	.name = "file",
 	.get = file_get,
 	.put = file_put,

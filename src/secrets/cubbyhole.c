@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "secrets/kv_int.h"
+#include "util/log.h"
 
 /* The caller's prefix "<hash>/" (malloc'd), or VERR_INVALID. */
 static int token_prefix(const char *hash, char **out, struct verr *err)
@@ -113,15 +114,24 @@ int cubbyhole_destroy(struct storage_view *view, const char *token_hash, struct 
 	return rc;
 }
 
-/* Stateless: the instance only has to be non-NULL-safe. */
+/* The instance is the mount's view (borrowed: it lives as long as the
+ * mount), for the token_revoked hook; requests carry their own. */
 static int cubby_init(void **out, const struct mount_info *mi, struct verr *err)
 {
-	*out = NULL;
+	*out = mi->storage;
 	return 0;
 }
 
 static void cubby_cleanup(void *inst)
 {
+}
+
+/* A revoked token's cubbyhole goes with it (the core's token_revoked hook). */
+static void cubby_token_revoked(void *inst, const char *token_hash)
+{
+	struct verr e = {0};
+	if (inst && cubbyhole_destroy(inst, token_hash, &e))
+		log_warn("cubbyhole", "failed to destroy a revoked token's cubbyhole: %s", e.msg);
 }
 
 static const struct path_def *cubby_table(void *inst)
@@ -130,9 +140,11 @@ static const struct path_def *cubby_table(void *inst)
 }
 
 const struct backend_ops cubbyhole_backend_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "cubbyhole",
 	.init = cubby_init,
 	.cleanup = cubby_cleanup,
 	.paths = cubby_table,
+	.token_revoked = cubby_token_revoked,
 	.local_default = true,
 };

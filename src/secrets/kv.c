@@ -164,10 +164,9 @@ static int kv_init(void **out, const struct mount_info *mi, struct verr *err)
 	pthread_mutex_init(&b->cfg_lock, NULL);
 	for (int i = 0; i < KV_STRIPES; i++)
 		pthread_rwlock_init(&b->stripes[i], NULL);
+	b->view = mi->storage;
 	if (version == 2 && mi->storage) {
-		rc = kv2__upgrade(mi->storage, err);
-		if (!rc)
-			rc = kv2__load_config(b, mi->storage, err);
+		rc = kv2__load_config(b, mi->storage, err);
 		if (rc) {
 			kv_cleanup(b);
 			return rc;
@@ -177,6 +176,19 @@ static int kv_init(void **out, const struct mount_info *mi, struct verr *err)
 	return 0;
 }
 
+/* Active node only: a v1 mount tuned to v2 (or a v2 mount whose upgrade a
+ * crash interrupted) is migrated in place, then its config re-read. */
+static int kv_initialize(void *inst, struct verr *err)
+{
+	struct kv_backend *b = inst;
+	if (b->version != 2 || !b->view)
+		return 0;
+	int rc = kv2__upgrade(b->view, err);
+	if (!rc)
+		rc = kv2__load_config(b, b->view, err);
+	return rc;
+}
+
 static const struct path_def *kv_paths(void *inst)
 {
 	const struct kv_backend *b = inst;
@@ -184,8 +196,10 @@ static const struct path_def *kv_paths(void *inst)
 }
 
 const struct backend_ops kv_backend_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "kv",
 	.init = kv_init,
+	.initialize = kv_initialize,
 	.cleanup = kv_cleanup,
 	.paths = kv_paths,
 };

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 
 /* Storage prefixes inside the mount's view (docs/secrets-kv.md). */
 #define KV1_PREFIX "k/"     /* v1: k/<path> -> the secret's JSON object */
@@ -36,6 +36,7 @@ struct kv_config {
  * writers to one key can never both get the same version number). */
 struct kv_backend {
 	int version; /* 1 or 2 */
+	const struct storage_view *view; /* the mount's (borrowed) */
 	int64_t default_ttl;
 	pthread_mutex_t cfg_lock;
 	struct kv_config cfg;

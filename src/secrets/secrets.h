@@ -14,7 +14,7 @@
 #ifndef COFFER_SECRETS_SECRETS_H
 #define COFFER_SECRETS_SECRETS_H
 
-#include "core/logical.h"
+#include "logical/logical.h"
 
 extern const struct backend_ops kv_backend_ops, cubbyhole_backend_ops;
 

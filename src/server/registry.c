@@ -1,7 +1,7 @@
 /*
  * registry.c - the tables that tell the core which implementations exist:
- * storage backends, secrets engines and auth methods. Adding one means one
- * row here (DESIGN.md "Interfaces").
+ * storage backends, seals, secrets engines, auth methods and audit devices.
+ * Adding one means one row here (DESIGN.md "Interfaces").
  */
 #include "server/registry.h"
 
@@ -22,6 +22,24 @@ static const struct physical_entry physicals[] = {
 physical_new_fn registry_physical(const char *type)
 {
 	for (const struct physical_entry *e = physicals; e->name; e++)
+		if (!strcmp(e->name, type))
+			return e->fn;
+	return NULL;
+}
+
+struct seal_entry {
+	const char *name;
+	seal_new_fn fn;
+};
+
+static const struct seal_entry seals[] = {
+	{"shamir", seal_shamir_new},
+	{NULL, NULL},
+};
+
+seal_new_fn registry_seal(const char *type)
+{
+	for (const struct seal_entry *e = seals; e->name; e++)
 		if (!strcmp(e->name, type))
 			return e->fn;
 	return NULL;

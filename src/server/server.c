@@ -13,7 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core/core_int.h"
+#include "core/core.h"
 #include "http/http.h"
 #include "server/config.h"
 #include "server/registry.h"
@@ -148,9 +148,19 @@ static unsigned listener_idle_timeout(const struct config_listener *l)
 	return secs > 0 && secs < 86400 ? (unsigned)secs : 0;
 }
 
-static int policy_parser(json_t **out, const char *text, size_t len, struct verr *err)
+/* The seal of the configuration: the enabled stanza (a disabled one is the
+ * old seal of a migration), else Shamir. */
+static int make_seal(struct seal **out, const struct server_config *cfg, struct verr *err)
 {
-	return hcl_parse_json(out, text, len, "policy", err);
+	const struct config_stanza *st = NULL;
+	for (size_t i = 0; i < cfg->nseals; i++)
+		if (!cfg->seals[i].disabled)
+			st = &cfg->seals[i];
+	const char *type = st ? st->type : "shamir";
+	seal_new_fn fn = registry_seal(type);
+	if (!fn)
+		return verr_set(err, VERR_INVALID, "seal type \"%s\" is not supported", type);
+	return fn(out, st ? st->options : NULL, err);
 }
 
 int server_main(int argc, char **argv)
@@ -186,7 +196,7 @@ int server_main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < cfg->nseals; i++)
-		if (strcmp(cfg->seals[i].type, "shamir") != 0) {
+		if (!registry_seal(cfg->seals[i].type)) {
 			fprintf(stderr, "Error: seal type \"%s\" is not supported\n", cfg->seals[i].type);
 			config_free(cfg);
 			return 1;
@@ -210,15 +220,47 @@ int server_main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	struct physical *phys = NULL;
+	struct physical *phys = NULL, *ha_phys = NULL;
+	struct seal *seal = NULL;
 	rc = pnew(&phys, cfg->storage->options, &err);
 	if (rc) {
 		fprintf(stderr, "Error initializing storage of type %s: %s\n", cfg->storage->type, err.msg);
 		config_free(cfg);
 		return 1;
 	}
+	/* HA: from ha_storage when given (data and lock from different
+	 * backends), else from the storage backend itself (NULL: one node) */
+	if (cfg->ha_storage) {
+		rc = registry_physical(cfg->ha_storage->type)(&ha_phys, cfg->ha_storage->options, &err);
+		if (rc) {
+			fprintf(stderr, "Error initializing ha_storage of type %s: %s\n",
+				cfg->ha_storage->type, err.msg);
+			physical_close(phys);
+			config_free(cfg);
+			return 1;
+		}
+	}
+	struct physical_ha *ha = physical_ha(ha_phys ? ha_phys : phys);
+	if (ha_phys && !ha) {
+		fprintf(stderr, "Error: ha_storage type \"%s\" has no HA lock (set ha_enabled)\n",
+			cfg->ha_storage->type);
+		physical_close(ha_phys);
+		physical_close(phys);
+		config_free(cfg);
+		return 1;
+	}
+	rc = make_seal(&seal, cfg, &err);
+	if (rc) {
+		fprintf(stderr, "Error configuring the seal: %s\n", err.msg);
+		physical_close(ha_phys);
+		physical_close(phys);
+		config_free(cfg);
+		return 1;
+	}
 	struct core_opts co = {
 		.phys = phys,
+		.ha = ha,
+		.seal = seal,
 		.default_lease_ttl = cfg->default_lease_ttl,
 		.max_lease_ttl = cfg->max_lease_ttl,
 		.backends = registry_backends(),
@@ -228,12 +270,13 @@ int server_main(int argc, char **argv)
 		.cluster_addr = cfg->cluster_addr,
 		.cluster_name = cfg->cluster_name,
 		.allow_audit_log_prefixing = cfg->allow_audit_log_prefixing,
-		.policy_parser = policy_parser,
 	};
 	struct core *core = NULL;
 	rc = core_new(&core, &co, &err);
 	if (rc) {
 		fprintf(stderr, "Error creating core: %s\n", err.msg);
+		seal_close(seal);
+		physical_close(ha_phys);
 		physical_close(phys);
 		config_free(cfg);
 		return 1;
@@ -247,6 +290,7 @@ int server_main(int argc, char **argv)
 		if (rc) {
 			fprintf(stderr, "Error initializing dev mode: %s\n", err.msg);
 			core_free(core);
+			physical_close(ha_phys);
 			config_free(cfg);
 			return 1;
 		}
@@ -278,6 +322,7 @@ int server_main(int argc, char **argv)
 				http_listener_stop(ls[j]);
 			free(ls);
 			core_free(core);
+			physical_close(ha_phys);
 			config_free(cfg);
 			return 1;
 		}
@@ -339,8 +384,7 @@ int server_main(int argc, char **argv)
 			for (size_t i = 0; i < cfg->nlisteners; i++)
 				if (!cfg->listeners[i].tls_disable && http_listener_reload_tls(ls[i], &e2))
 					log_error("core", "TLS reload failed: %s", e2.msg);
-			extern void coreglue_reopen_audit(struct core *c);
-			coreglue_reopen_audit(core);
+			core_reload(core);
 			continue;
 		}
 		log_info("core", "shutdown signal received (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -349,8 +393,9 @@ int server_main(int argc, char **argv)
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		http_listener_stop(ls[i]);
 	free(ls);
-	core_shutdown_seal(core);
+	core_seal(core);
 	core_free(core);
+	physical_close(ha_phys);
 	config_free(cfg);
 	log_info("core", "shutdown complete");
 	return 0;

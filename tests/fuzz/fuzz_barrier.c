@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/barrier.h"
+#include "util/aead.h"
 #include "physical/physical.h"
 #include "util/secmem.h"
 
@@ -68,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2: {
 		uint8_t *out = NULL;
 		size_t out_len = 0;
-		if (barrier_open_blob(&out, &out_len, g_key, "fuzz/blob", data, size, &err) == 0)
+		if (aead_blob_open(&out, &out_len, g_key, "fuzz/blob", data, size, &err) == 0)
 			abort();
 		break;
 	}

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "util/duration.h"
 
 static const struct field_def fields[] = {

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core_int.h"
+#include "core/router.h"
 #include "util/cidr.h"
 
 /* decode one UTF-8 sequence strictly; returns its length or 0 */
@@ -83,7 +83,7 @@ static int ref_valid(const char *p)
 static void fuzz_valid_path(const char *p)
 {
 	struct verr err = {0};
-	int rc = core__valid_path(p, &err);
+	int rc = router_valid_path(p, &err);
 	if ((rc == 0) != ref_valid(p))
 		abort();
 	if (rc) {

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
-#include "core/logical.h"
+#include "logical/logical.h"
 
 struct at {
 	struct physical *phys;
@@ -38,6 +38,8 @@ static inline void at_open(struct at *t, const struct backend_ops *ops)
 				.type = ops->type, .storage = &t->view};
 	struct verr err = {0};
 	int rc = ops->init(&t->inst, &mi, &err);
+	if (rc == 0 && ops->initialize) /* what the active node does next */
+		rc = ops->initialize(t->inst, &err);
 	if (rc)
 		print_error("init: %s\n", err.msg);
 	assert_int_equal(rc, 0);
@@ -50,6 +52,8 @@ static inline void at_reinit(struct at *t)
 	struct mount_info mi = {.path = "auth/x/", .uuid = "uuid-1", .accessor = "auth_x_1",
 				.type = t->ops->type, .storage = &t->view};
 	assert_int_equal(t->ops->init(&t->inst, &mi, NULL), 0);
+	if (t->ops->initialize)
+		assert_int_equal(t->ops->initialize(t->inst, NULL), 0);
 }
 
 static inline void at_close(struct at *t)

@@ -15,6 +15,7 @@
 #include <pthread.h>
 
 #include "core/barrier.h"
+#include "util/aead.h"
 #include "physical/physical.h"
 #include "util/secmem.h"
 
@@ -456,21 +457,21 @@ static void test_core_barrier__blobs(void **state)
 	assert_int_equal(barrier_generate_key(&kek, &err), 0);
 	assert_int_equal(barrier_generate_key(&other, &err), 0);
 	const char *msg = "root key bytes";
-	assert_int_equal(barrier_seal_blob(&ct, &ct_len, kek, "core/root", (const uint8_t *)msg,
+	assert_int_equal(aead_blob_seal(&ct, &ct_len, kek, "core/root", (const uint8_t *)msg,
 					   strlen(msg), &err), 0);
 	assert_int_equal(ct_len, strlen(msg) + BARRIER_OVERHEAD);
 	assert_int_equal(term_of(ct), 0);
-	assert_int_equal(barrier_open_blob(&pt, &pt_len, kek, "core/root", ct, ct_len, &err), 0);
+	assert_int_equal(aead_blob_open(&pt, &pt_len, kek, "core/root", ct, ct_len, &err), 0);
 	assert_int_equal(pt_len, strlen(msg));
 	assert_memory_equal(pt, msg, pt_len);
 	secmem_free(pt, pt_len);
-	assert_int_equal(barrier_open_blob(&pt, &pt_len, other, "core/root", ct, ct_len, &err),
+	assert_int_equal(aead_blob_open(&pt, &pt_len, other, "core/root", ct, ct_len, &err),
 			 VERR_INVALID);
 	assert_string_equal(err.msg, "invalid key");
 	assert_null(pt);
-	assert_int_equal(barrier_open_blob(&pt, &pt_len, kek, "core/other", ct, ct_len, &err),
+	assert_int_equal(aead_blob_open(&pt, &pt_len, kek, "core/other", ct, ct_len, &err),
 			 VERR_INVALID);
-	assert_int_equal(barrier_open_blob(&pt, &pt_len, kek, "core/root", ct, 10, &err),
+	assert_int_equal(aead_blob_open(&pt, &pt_len, kek, "core/root", ct, 10, &err),
 			 VERR_INTERNAL);
 	free(ct);
 	secmem_free(kek, BARRIER_KEY_LEN);

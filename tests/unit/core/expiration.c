@@ -19,8 +19,10 @@
 
 #include "core/expiration.c"
 
-#include "core/acl_glue.h"
 #include "core/core_int.h"
+#include "core/router.h"
+#include "core/state.h"
+#include "core/unseal.h"
 #include "core/token.h"
 #include "secrets/secrets.h"
 
@@ -509,6 +511,7 @@ static int lt_init(void **out, const struct mount_info *mi, struct verr *err)
 }
 
 static const struct backend_ops lt_ops = {
+	.version = BACKEND_OPS_VERSION,
 	.type = "leasetest",
 	.init = lt_init,
 	.paths = lt_table,
@@ -535,17 +538,17 @@ static int csetup(void **state)
 	assert_int_equal(core_new(&f->c, &o, &err), 0);
 	json_t *init = json_pack("{s:i,s:i}", "secret_shares", 1, "secret_threshold", 1);
 	json_t *out = NULL;
-	assert_int_equal(core__init(f->c, init, &out, &err), 0);
+	assert_int_equal(unseal_init(f->c, init, &out, &err), 0);
 	f->key = strdup(json_string_value(json_array_get(json_object_get(out, "keys_base64"), 0)));
 	f->root = strdup(json_string_value(json_object_get(out, "root_token")));
 	json_decref(init);
 	json_decref(out);
 	json_t *u = json_pack("{s:s}", "key", f->key);
-	assert_int_equal(core__unseal_key(f->c, u, &out, &err), 0);
+	assert_int_equal(unseal_submit(f->c, u, &out, &err), 0);
 	json_decref(u);
 	json_decref(out);
 	json_t *m = json_pack("{s:s,s:{s:s}}", "type", "leasetest", "config", "max_lease_ttl", "100s");
-	assert_int_equal(core__mount_enable(f->c, false, "lt", m, &err), 0);
+	assert_int_equal(router_mount(f->c, false, "lt", m, &err), 0);
 	json_decref(m);
 	lt_revokes = 0;
 	lt_fail = 0;
@@ -766,9 +769,9 @@ static void test_core_expiration__token_lease_expires_and_survives_reseal(void *
 	assert_int_equal(json_array_size(json_object_get(resp.data, "keys")), 2);
 	logical_response_reset(&resp);
 	/* seal and unseal: the leases come back from storage */
-	assert_int_equal(core__seal_now(f->c, &err), 0);
+	state_seal(f->c);
 	json_t *u = json_pack("{s:s}", "key", f->key), *out = NULL;
-	assert_int_equal(core__unseal_key(f->c, u, &out, &err), 0);
+	assert_int_equal(unseal_submit(f->c, u, &out, &err), 0);
 	json_decref(u);
 	json_decref(out);
 	expiration_wait_restored(f->c->expire);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 
 static int h_read(struct logical_request *req, struct logical_response *resp, struct verr *err)
 {

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "core/logical.h"
+#include "logical/logical.h"
 #include "secrets/secrets.h"
 
 struct kvt {
@@ -33,6 +33,8 @@ static inline void kvt_init_inst(struct kvt *t, json_t *options)
 				.storage = &t->view};
 	struct verr err = {0};
 	int rc = t->ops->init(&t->inst, &mi, &err);
+	if (rc == 0 && t->ops->initialize) /* what the active node does next */
+		rc = t->ops->initialize(t->inst, &err);
 	if (rc)
 		print_error("init: %s\n", err.msg);
 	assert_int_equal(rc, 0);

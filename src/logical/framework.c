@@ -10,7 +10,7 @@
  * lists accept arrays or comma-separated strings, maps accept objects or
  * "k=v,k2=v2". A value of the wrong type is a 400 naming the field.
  */
-#include "core/logical.h"
+#include "logical/logical.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -436,6 +436,51 @@ int framework_fields(const struct path_def *def, json_t *data, json_t *captures,
 	return 0;
 }
 
+int framework_resolve_op(const struct path_def *def, struct logical_request *req,
+			 struct verr *err)
+{
+	if (req->op != LOP_UPDATE && req->op != LOP_CREATE)
+		return 0;
+	bool has_create = false, has_update = false;
+	for (const struct path_op *o = def->ops; o->op; o++) {
+		has_create |= o->op == LOP_CREATE;
+		has_update |= o->op == LOP_UPDATE;
+	}
+	enum logical_op op = LOP_UPDATE;
+	if (def->exists && has_create) {
+		int ex = def->exists(req, err);
+		if (ex < 0)
+			return ex;
+		op = ex ? LOP_UPDATE : LOP_CREATE;
+	}
+	if (op == LOP_UPDATE && !has_update && has_create)
+		op = LOP_CREATE;
+	req->op = op;
+	return 0;
+}
+
+int framework_call(const struct path_def *def, struct logical_request *req,
+		   struct logical_response *resp, struct verr *err)
+{
+	path_handler_fn fn = NULL;
+	for (const struct path_op *o = def->ops; o->op; o++)
+		if (o->op == req->op)
+			fn = o->fn;
+	if (!fn) {
+		if (req->op == LOP_HELP) {
+			resp->data = json_pack("{s:s}", "help", def->help ? def->help : "");
+			return resp->data ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
+		}
+		return verr_set(err, VERR_UNSUPPORTED, "unsupported operation");
+	}
+	if (req->op == LOP_CREATE || req->op == LOP_UPDATE)
+		for (const struct field_def *f = def->fields; f && f->name; f++)
+			if (f->required && !request_has(req, f->name))
+				return verr_set(err, VERR_INVALID, "missing required field \"%s\"",
+						f->name);
+	return fn(req, resp, err);
+}
+
 int framework_handle(const struct path_def *table, struct logical_request *req,
 		     struct logical_response *resp, struct verr *err)
 {
@@ -453,62 +498,13 @@ int framework_handle(const struct path_def *table, struct logical_request *req,
 		return rc;
 	json_t *saved = req->fields;
 	req->fields = fields;
-	enum logical_op op = req->op;
-	if (op == LOP_UPDATE || op == LOP_CREATE) {
-		/* Vault: POST/PUT become create when the target does not exist
-		 * and the path has an existence check. */
-		int has_create = 0, has_update = 0;
-		for (const struct path_op *o = def->ops; o->op; o++) {
-			if (o->op == LOP_CREATE)
-				has_create = 1;
-			if (o->op == LOP_UPDATE)
-				has_update = 1;
-		}
-		if (def->exists) {
-			int ex = def->exists(req, err);
-			if (ex < 0) {
-				rc = ex;
-				goto out;
-			}
-			op = ex ? LOP_UPDATE : LOP_CREATE;
-		} else {
-			op = LOP_UPDATE;
-		}
-		if (op == LOP_CREATE && !has_create && has_update)
-			op = LOP_UPDATE;
-		if (op == LOP_UPDATE && !has_update && has_create)
-			op = LOP_CREATE;
-		req->op = op;
-	}
-	path_handler_fn fn = NULL;
-	for (const struct path_op *o = def->ops; o->op; o++)
-		if (o->op == op)
-			fn = o->fn;
-	if (!fn) {
-		if (op == LOP_HELP) {
-			resp->data = json_pack("{s:s}", "help", def->help ? def->help : "");
-			rc = 0;
-			goto out;
-		}
-		rc = verr_set(err, VERR_UNSUPPORTED, "unsupported operation");
-		goto out;
-	}
-	for (const struct field_def *f = def->fields; f && f->name; f++) {
-		if (f->required && !request_has(req, f->name) &&
-		    (op == LOP_CREATE || op == LOP_UPDATE)) {
-			rc = verr_set(err, VERR_INVALID, "missing required field \"%s\"", f->name);
-			goto out;
-		}
-	}
-	rc = fn(req, resp, err);
-out:
+	rc = framework_resolve_op(def, req, err);
+	if (!rc)
+		rc = framework_call(def, req, resp, err);
 	req->fields = saved;
 	json_decref(fields);
 	return rc;
 }
-
-/* Which framework_match'd path_def serves (rel_path, op)? Used by the core
- * to know the resolved op and flags (unauthenticated/sudo) before ACL. */
 
 /* ---- accessors ---- */
 

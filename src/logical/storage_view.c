@@ -3,7 +3,7 @@
  * view is "logical/<uuid>/" over the barrier, so disabling a mount deletes
  * exactly its prefix.
  */
-#include "core/logical.h"
+#include "logical/logical.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,6 @@
 /*
- * lease_hooks.c - the core's side of the expiration manager (expiration.c):
- * creating the manager at unseal and stopping it at seal, registering a
- * lease for every secret a backend returns and for every token with a TTL,
- * and the manager's callbacks, which route a revoke or renew to the owning
- * backend (by the lease id's mount prefix) or to the token store.
+ * leases.c - the core's side of the expiration manager (leases.h over
+ * expiration.c).
  *
  * Lease ids: a secret's is "<request path>/<24 base62>"; a token's is
  * "<token creation path>/<token hash>" (e.g. "auth/token/create/3fa9..."),
@@ -13,29 +10,28 @@
  * max_lease_ttl, else the server's, with a warning when capped. A renew never
  * extends a lease past issue time + that max.
  */
-#include "core/acl_glue.h"
+#include "core/leases.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/expiration.h"
+#include "core/router.h"
 #include "core/token.h"
 #include "util/duration.h"
 #include "util/log.h"
-
-#define DEFAULT_TTL (768 * 3600)
+#include "util/rand.h"
 
 static int64_t server_default(const struct core *c)
 {
-	int64_t d = c->o.default_lease_ttl > 0 ? c->o.default_lease_ttl : DEFAULT_TTL;
-	int64_t m = c->o.max_lease_ttl > 0 ? c->o.max_lease_ttl : DEFAULT_TTL;
-	return d < m ? d : m;
+	return router_server_default_ttl(c);
 }
 
 static int64_t server_max(const struct core *c)
 {
-	return c->o.max_lease_ttl > 0 ? c->o.max_lease_ttl : DEFAULT_TTL;
+	return router_server_max_ttl(c);
 }
 
 static void cap_warning(struct logical_response *resp, json_t *warnings, int64_t ttl, int64_t max)
@@ -59,7 +55,7 @@ static void cap_warning(struct logical_response *resp, json_t *warnings, int64_t
 static int lease_request(struct core *c, const char *lease_id, const json_t *rec,
 			 struct mount_entry **out_m, struct logical_request *req)
 {
-	struct mount_entry *m = core__route(c, lease_id);
+	struct mount_entry *m = router_route(c, lease_id);
 	if (!m)
 		return -1;
 	const char *path = json_string_value(json_object_get(rec, "path"));
@@ -74,7 +70,7 @@ static int lease_request(struct core *c, const char *lease_id, const json_t *rec
 	req->mount_options = m->options;
 	req->storage = &m->view;
 	req->backend = m->inst;
-	req->core = c;
+	req->sys = &m->sys;
 	req->secret_internal = json_object_get(rec, "internal");
 	req->lease_issue_time = json_integer_value(json_object_get(rec, "issue_ms")) / 1000;
 	*out_m = m;
@@ -108,7 +104,7 @@ static int hook_revoke(void *ctx, const char *lease_id, const json_t *rec, struc
 		logical_response_reset(&resp);
 		json_decref(data);
 	}
-	core__mount_release(m);
+	router_release(m);
 	return rc;
 }
 
@@ -161,13 +157,13 @@ static int hook_renew(void *ctx, const char *lease_id, json_t *rec, int64_t incr
 out:
 	logical_response_reset(&resp);
 	json_decref(data);
-	core__mount_release(m);
+	router_release(m);
 	return rc;
 }
 
-/* ---- lifecycle (glue.c / seal.c) ---- */
+/* ---- lifecycle (state.c) ---- */
 
-int coreglue_leases_open(struct core *c, struct verr *err)
+int leases_open(struct core *c, struct verr *err)
 {
 	struct expiration_ops ops = {
 		.revoke = hook_revoke,
@@ -180,12 +176,12 @@ int coreglue_leases_open(struct core *c, struct verr *err)
 	return expiration_new(&c->expire, c->bphys, "sys/expire/", &ops, err);
 }
 
-int coreglue_leases_start(struct core *c, struct verr *err)
+int leases_start(struct core *c, struct verr *err)
 {
 	return c->expire ? expiration_start(c->expire, err) : 0;
 }
 
-void coreglue_leases_stop(struct core *c)
+void leases_stop(struct core *c)
 {
 	expiration_free(c->expire);
 	c->expire = NULL;
@@ -258,8 +254,8 @@ static void token_index_revoke(struct core *c, const char *token_hash)
 	physical_list_free(keys, n);
 }
 
-int coreglue_register_lease(struct core *c, struct mount_entry *m, struct logical_request *req,
-			    struct logical_response *resp, struct verr *err)
+int leases_register(struct core *c, struct mount_entry *m, struct logical_request *req,
+		    struct logical_response *resp, struct verr *err)
 {
 	if (!c->expire)
 		return verr_set(err, VERR_SEALED, "Vault is sealed");
@@ -280,7 +276,9 @@ int coreglue_register_lease(struct core *c, struct mount_entry *m, struct logica
 	}
 
 	char rnd[25];
-	core__rand_base62(rnd, 24);
+	int rc = rand_base62(rnd, 24, err);
+	if (rc)
+		return rc;
 	size_t pl = strlen(req->path);
 	while (pl && req->path[pl - 1] == '/')
 		pl--;
@@ -299,7 +297,6 @@ int coreglue_register_lease(struct core *c, struct mount_entry *m, struct logica
 				"max_ms", (json_int_t)now + (json_int_t)max * 1000, "ttl", (json_int_t)ttl,
 				"renewable", s->renewable, "token_hash",
 				req->client_token_hash ? req->client_token_hash : "");
-	int rc;
 	if (!rec) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
@@ -321,11 +318,11 @@ out:
 	return rc;
 }
 
-int coreglue_revoke_mount_leases(struct core *c, const char *prefix)
+int leases_revoke_mount(struct core *c, const char *prefix)
 {
 	if (!c->expire)
 		return 0;
-	/* mounts.c calls this while the mount is still routable, so each
+	/* sys.c calls this while the mount is still routable, so each
 	 * lease goes through its backend's revoke (dynamic credentials are
 	 * really removed); a failure keeps the mount, as Vault does. */
 	struct verr e = {0};
@@ -335,7 +332,7 @@ int coreglue_revoke_mount_leases(struct core *c, const char *prefix)
 	return rc;
 }
 
-/* ---- tokens (token store callbacks, via glue.c) ---- */
+/* ---- tokens (token store callbacks, via stores.c) ---- */
 
 static char *token_lease_id(const struct token_entry *te)
 {
@@ -351,7 +348,7 @@ static char *token_lease_id(const struct token_entry *te)
 }
 
 /* A token was issued or renewed: (re)schedule its lease. */
-void coreglue_lease_token_changed(struct core *c, const struct token_entry *te)
+void leases_token_changed(struct core *c, const struct token_entry *te)
 {
 	if (!c->expire || !te->expire_time)
 		return;
@@ -373,7 +370,7 @@ void coreglue_lease_token_changed(struct core *c, const struct token_entry *te)
 }
 
 /* A token was revoked (by any path): its lease goes with it. */
-void coreglue_lease_token_revoked(struct core *c, const struct token_entry *te)
+void leases_token_revoked(struct core *c, const struct token_entry *te)
 {
 	if (!c->expire)
 		return;

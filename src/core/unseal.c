@@ -1,32 +1,37 @@
 /*
- * seal.c - Shamir seal lifecycle: sys/init, sys/unseal, sys/seal,
- * sys/seal-status, sys/health, sys/rekey and sys/generate-root.
+ * unseal.c - the key-share ceremonies and the sealed-state endpoints
+ * (unseal.h): sys/init, sys/unseal, sys/seal-status, sys/health, sys/rekey
+ * and sys/generate-root.
  *
- * Key hierarchy: unseal-key shares --combine--> KEK (32 bytes) --opens-->
- * root key (stored sealed at core/shamir-root, outside the barrier) --opens-->
- * keyring (core/keyring, managed by the barrier) --> every entry.
- * With one share the share is the KEK itself, as in Vault.
+ * Key hierarchy: unseal-key shares --combine--> KEK (32 bytes) --the seal
+ * unwraps--> root key (wrapped at the seal's root path, outside the
+ * barrier) --opens--> keyring (core/keyring, managed by the barrier) -->
+ * every entry. With one share the share is the KEK itself, as in Vault.
  * Progress of unseal/rekey/generate-root is guarded by c->unseal_lock; the
- * parts collected are wiped as soon as they are combined or reset.
+ * parts collected are wiped as soon as they are combined or reset. The
+ * transition itself (the barrier opening, the active set-up) is state.c's,
+ * entered after unseal_lock is released.
  */
-#include "core/core_int.h"
+#include "core/unseal.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "core/acl_glue.h"
-#include "core/expiration.h"
 #include "core/barrier.h"
+#include "core/state.h"
+#include "core/sys.h"
+#include "core/token.h"
+#include "seal/seal.h"
 #include "util/log.h"
+#include "util/rand.h"
 #include "util/secmem.h"
 #include "util/shamir.h"
 
 #define SEAL_CONFIG_KEY "core/seal-config"
-#define SHAMIR_ROOT_KEY "core/shamir-root"
 #define KEY_LEN 32
 
 static const char *version_string(void)
@@ -59,14 +64,15 @@ static int read_seal_config(struct core *c, json_t **out, struct verr *err)
 	return 0;
 }
 
-int core__seal_status(struct core *c, json_t **out)
+static int seal_status(struct core *c, json_t **out)
 {
 	json_t *cfg = NULL;
 	struct verr e = {0};
 	read_seal_config(c, &cfg, &e);
 	pthread_mutex_lock(&c->unseal_lock);
-	json_t *o = json_pack("{s:s,s:b,s:b,s:I,s:I,s:i,s:s,s:s,s:s,s:b,s:b,s:s}", "type", "shamir",
-			      "initialized", cfg != NULL, "sealed", (int)c->sealed, "t",
+	bool sealed = state_get(c) == CORE_SEALED;
+	json_t *o = json_pack("{s:s,s:b,s:b,s:I,s:I,s:i,s:s,s:s,s:s,s:b,s:b,s:s}", "type",
+			      seal_type(c->o.seal), "initialized", cfg != NULL, "sealed", sealed, "t",
 			      (json_int_t)(cfg ? json_integer_value(json_object_get(cfg, "secret_threshold")) : 0),
 			      "n", (json_int_t)(cfg ? json_integer_value(json_object_get(cfg, "secret_shares")) : 0),
 			      "progress", c->unseal.n, "nonce", c->unseal.nonce, "version",
@@ -74,7 +80,7 @@ int core__seal_status(struct core *c, json_t **out)
 			      "recovery_seal", 0, "storage_type",
 			      c->o.storage_type ? c->o.storage_type : "inmem");
 	pthread_mutex_unlock(&c->unseal_lock);
-	if (!c->sealed && o) {
+	if (!sealed && o) {
 		json_object_set_new(o, "cluster_name", json_string(c->cluster_name));
 		json_object_set_new(o, "cluster_id", json_string(c->cluster_id));
 	}
@@ -109,37 +115,39 @@ static bool qbool(const json_t *q, const char *name)
 	return false;
 }
 
-int core__health(struct core *c, const json_t *q, struct logical_response *resp)
+static int health(struct core *c, const json_t *q, struct logical_response *resp)
 {
 	json_t *cfg = NULL;
 	struct verr e = {0};
 	read_seal_config(c, &cfg, &e);
 	bool inited = cfg != NULL;
 	json_decref(cfg);
+	enum core_state st = state_get(c);
+	bool sealed = st == CORE_SEALED, standby = st == CORE_STANDBY;
 	int code;
 	if (!inited)
 		code = qint(q, "uninitcode", 501);
-	else if (c->sealed)
+	else if (sealed)
 		code = qint(q, "sealedcode", 503);
-	else if (c->standby)
+	else if (standby)
 		code = qbool(q, "standbyok") ? qint(q, "activecode", 200) : qint(q, "standbycode", 429);
 	else
 		code = qint(q, "activecode", 200);
 	json_t *o = json_pack("{s:b,s:b,s:b,s:b,s:s,s:s,s:I,s:s}", "initialized", inited, "sealed",
-			      (int)c->sealed, "standby", c->standby, "performance_standby", 0,
+			      sealed, "standby", standby, "performance_standby", 0,
 			      "replication_performance_mode", "disabled", "replication_dr_mode",
-			      "disabled", "server_time_utc", (json_int_t)core__now(), "version",
+			      "disabled", "server_time_utc", (json_int_t)time(NULL), "version",
 			      version_string());
-	if (inited && !c->sealed) {
+	if (inited && !sealed) {
 		json_object_set_new(o, "cluster_name", json_string(c->cluster_name));
 		json_object_set_new(o, "cluster_id", json_string(c->cluster_id));
 	}
 	resp->status = code;
-	core__raw_json(resp, o);
+	sys_raw_json(resp, o);
 	return 0;
 }
 
-int core__decode_key(const char *s, uint8_t **out, size_t *len)
+static int decode_key(const char *s, uint8_t **out, size_t *len)
 {
 	size_t n = strlen(s);
 	*out = NULL;
@@ -270,10 +278,10 @@ static int store_root(struct core *c, const uint8_t *kek, const uint8_t *root, s
 {
 	uint8_t *blob = NULL;
 	size_t blen = 0;
-	int rc = barrier_seal_blob(&blob, &blen, kek, SHAMIR_ROOT_KEY, root, KEY_LEN, err);
+	int rc = seal_wrap(c->o.seal, kek, KEY_LEN, root, KEY_LEN, &blob, &blen, err);
 	if (rc)
 		return rc;
-	rc = physical_put(c->phys, SHAMIR_ROOT_KEY, blob, blen, err);
+	rc = physical_put(c->phys, seal_root_path(c->o.seal), blob, blen, err);
 	free(blob);
 	return rc;
 }
@@ -291,7 +299,7 @@ static int write_seal_config(struct core *c, int shares, int threshold, struct v
 	return rc;
 }
 
-int core__init(struct core *c, const json_t *data, json_t **out, struct verr *err)
+int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *err)
 {
 	int shares, threshold;
 	int rc = validate_shares(data, &shares, &threshold, err);
@@ -318,14 +326,7 @@ int core__init(struct core *c, const json_t *data, json_t **out, struct verr *er
 	if (!rc)
 		rc = make_shares(kek, shares, threshold, keys, keys_b64, err);
 	if (!rc)
-		rc = barrier_unseal(c->barrier, root, KEY_LEN, err);
-	if (!rc) {
-		rc = core__post_unseal(c, err);
-		if (!rc)
-			rc = coreglue_root_token(c, &root_token, err);
-		core__pre_seal(c);
-		barrier_seal(c->barrier);
-	}
+		rc = state_init_barrier(c, root, KEY_LEN, &root_token, err);
 	/* seal-config last: its presence means "initialized" */
 	if (!rc)
 		rc = write_seal_config(c, shares, threshold, err);
@@ -391,13 +392,13 @@ static int open_root(struct core *c, const uint8_t *kek, uint8_t **root, struct 
 {
 	uint8_t *blob = NULL;
 	size_t blen = 0, rlen = 0;
-	int rc = physical_get(c->phys, SHAMIR_ROOT_KEY, &blob, &blen, err);
+	int rc = physical_get(c->phys, seal_root_path(c->o.seal), &blob, &blen, err);
 	if (rc)
 		return rc;
 	if (!blob)
 		return verr_set(err, VERR_INTERNAL, "sealed root key is missing from storage");
 	struct verr e2 = {0};
-	rc = barrier_open_blob(root, &rlen, kek, SHAMIR_ROOT_KEY, blob, blen, &e2);
+	rc = seal_unwrap(c->o.seal, kek, KEY_LEN, blob, blen, root, &rlen, &e2);
 	free(blob);
 	if (rc || rlen != KEY_LEN) {
 		if (!rc)
@@ -408,12 +409,12 @@ static int open_root(struct core *c, const uint8_t *kek, uint8_t **root, struct 
 	return 0;
 }
 
-static void new_nonce(char *nonce)
+static int new_nonce(char *nonce, struct verr *err)
 {
-	core__uuid(nonce);
+	return rand_uuid(nonce, err);
 }
 
-int core__unseal_key(struct core *c, const json_t *data, json_t **out, struct verr *err)
+int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr *err)
 {
 	json_t *cfg = NULL;
 	int rc = read_seal_config(c, &cfg, err);
@@ -437,27 +438,31 @@ int core__unseal_key(struct core *c, const json_t *data, json_t **out, struct ve
 	if (do_reset) {
 		progress_reset(&c->unseal);
 		pthread_mutex_unlock(&c->unseal_lock);
-		return core__seal_status(c, out);
+		return seal_status(c, out);
 	}
-	if (!c->sealed) {
+	if (state_get(c) != CORE_SEALED) {
 		pthread_mutex_unlock(&c->unseal_lock);
-		return core__seal_status(c, out);
+		return seal_status(c, out);
 	}
 	uint8_t *kb = NULL;
 	size_t kl = 0;
-	if (core__decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
+	if (decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
 		free(kb);
 		pthread_mutex_unlock(&c->unseal_lock);
 		return verr_set(err, VERR_INVALID, "'key' must be a valid hex or base64 string");
 	}
-	if (c->unseal.n == 0)
-		new_nonce(c->unseal.nonce);
+	if (c->unseal.n == 0 && (rc = new_nonce(c->unseal.nonce, err)) != 0) {
+		secmem_wipe(kb, kl);
+		free(kb);
+		pthread_mutex_unlock(&c->unseal_lock);
+		return rc;
+	}
 	add_part(&c->unseal, kb, kl);
 	secmem_wipe(kb, kl);
 	free(kb);
 	if (c->unseal.n < threshold) {
 		pthread_mutex_unlock(&c->unseal_lock);
-		return core__seal_status(c, out);
+		return seal_status(c, out);
 	}
 	uint8_t *kek = NULL, *root = NULL;
 	rc = combine(&c->unseal, threshold, &kek, err);
@@ -471,89 +476,14 @@ int core__unseal_key(struct core *c, const json_t *data, json_t **out, struct ve
 		log_warn("core", "unseal attempt failed: the key shares did not open the root key");
 		return rc;
 	}
-	/* become unsealed: exclusive state. We are called with the state lock
-	 * held for reading; unseal is rare, so hand off via a write lock taken
-	 * after the pipeline's read lock is dropped is complex - instead the
-	 * barrier and mounts have their own locks and post-unseal runs before
-	 * `sealed` flips, so no request sees a half-built core. */
-	rc = barrier_unseal(c->barrier, root, KEY_LEN, err);
+	/* the transition: exclusive, in state.c (a parallel submission that
+	 * also completed the threshold finds the core unsealed there) */
+	bool did = false;
+	rc = state_unseal(c, root, KEY_LEN, &did, err);
 	secmem_free(root, KEY_LEN);
-	if (!rc) {
-		rc = core__post_unseal(c, err);
-		if (rc) {
-			core__pre_seal(c);
-			barrier_seal(c->barrier);
-		}
-	}
 	if (rc)
 		return rc;
-	c->sealed = false;
-	c->active_since = core__now();
-	log_info("core", "vault is unsealed");
-	return core__seal_status(c, out);
-}
-
-int core__seal_now(struct core *c, struct verr *err)
-{
-	if (c->sealed)
-		return 0;
-	c->sealed = true;
-	core__pre_seal(c);
-	barrier_seal(c->barrier);
-	pthread_mutex_lock(&c->unseal_lock);
-	progress_reset(&c->rekey.prog);
-	c->rekey.started = false;
-	progress_reset(&c->genroot.prog);
-	c->genroot.started = false;
-	pthread_mutex_unlock(&c->unseal_lock);
-	log_info("core", "vault is sealed");
-	return 0;
-}
-
-static int load_cluster_info(struct core *c, struct verr *err)
-{
-	struct storage_view v;
-	storage_view_init(&v, c->bphys, "core/");
-	json_t *ci = NULL;
-	int rc = view_get_json(&v, "cluster", &ci, err);
-	if (rc)
-		return rc;
-	if (!ci) {
-		char id[37];
-		core__uuid(id);
-		ci = json_pack("{s:s,s:s}", "id", id, "name", c->cluster_name);
-		rc = view_put_json(&v, "cluster", ci, err);
-		if (rc) {
-			json_decref(ci);
-			return rc;
-		}
-	}
-	snprintf(c->cluster_id, sizeof(c->cluster_id), "%s",
-		 json_string_value(json_object_get(ci, "id")) ?: "");
-	json_decref(ci);
-	return 0;
-}
-
-int core__post_unseal(struct core *c, struct verr *err)
-{
-	storage_view_init(&c->sys_view, c->bphys, "sys/");
-	storage_view_init(&c->token_view, c->bphys, "sys/token/");
-	storage_view_init(&c->policy_view, c->bphys, "sys/policy/");
-	int rc = load_cluster_info(c, err);
-	if (!rc)
-		rc = coreglue_stores_open(c, err);
-	if (!rc)
-		rc = core__mounts_load(c, err);
-	if (!rc) /* leases revoke through the mounts: start once they are loaded */
-		rc = coreglue_leases_start(c, err);
-	return rc;
-}
-
-void core__pre_seal(struct core *c)
-{
-	coreglue_leases_stop(c); /* before the mounts and the barrier go */
-	core__mounts_unload(c);
-	coreglue_stores_close(c);
+	return seal_status(c, out);
 }
 
 /*
@@ -578,7 +508,7 @@ static int collect_share(struct core *c, bool started, const char *what, const c
 		return verr_set(err, VERR_INVALID, "incorrect nonce");
 	uint8_t *kb = NULL;
 	size_t kl = 0;
-	if (core__decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
+	if (decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
 		free(kb);
 		return verr_set(err, VERR_INVALID, "'key' must be a valid hex or base64 string");
 	}
@@ -608,8 +538,8 @@ static json_t *rekey_status(struct core *c, int threshold, int shares)
 	(void)shares;
 }
 
-int core__rekey(struct core *c, enum logical_op op, const char *which, const json_t *data,
-		json_t **out, struct verr *err)
+int unseal_rekey(struct core *c, enum logical_op op, const char *which, const json_t *data,
+		 json_t **out, struct verr *err)
 {
 	json_t *cfg = NULL;
 	int rc = read_seal_config(c, &cfg, err);
@@ -641,8 +571,11 @@ int core__rekey(struct core *c, enum logical_op op, const char *which, const jso
 				c->rekey.new_shares = shares;
 				c->rekey.new_threshold = thr;
 				progress_reset(&c->rekey.prog);
-				new_nonce(c->rekey.nonce);
-				*out = rekey_status(c, threshold, cur_shares);
+				rc = new_nonce(c->rekey.nonce, err);
+				if (rc)
+					c->rekey.started = false;
+				else
+					*out = rekey_status(c, threshold, cur_shares);
 			}
 		}
 		pthread_mutex_unlock(&c->unseal_lock);
@@ -708,8 +641,8 @@ static char *b64_raw(const uint8_t *b, size_t n)
 	return s;
 }
 
-int core__generate_root(struct core *c, enum logical_op op, const char *which,
-			const json_t *data, json_t **out, struct verr *err)
+int unseal_generate_root(struct core *c, enum logical_op op, const char *which,
+			 const json_t *data, json_t **out, struct verr *err)
 {
 	json_t *cfg = NULL;
 	int rc = read_seal_config(c, &cfg, err);
@@ -742,13 +675,14 @@ int core__generate_root(struct core *c, enum logical_op op, const char *which,
 					snprintf(c->genroot.otp, sizeof(c->genroot.otp), "%s",
 						 json_string_value(otp));
 			} else {
-				core__rand_base62(c->genroot.otp, OTP_LEN);
+				rc = rand_base62(c->genroot.otp, OTP_LEN, err);
 				generated = true;
 			}
+			if (!rc)
+				rc = new_nonce(c->genroot.nonce, err);
 			if (!rc) {
 				c->genroot.started = true;
 				progress_reset(&c->genroot.prog);
-				new_nonce(c->genroot.nonce);
 				*out = genroot_status(c, threshold);
 				if (generated)
 					json_object_set_new(*out, "otp", json_string(c->genroot.otp));
@@ -770,7 +704,8 @@ int core__generate_root(struct core *c, enum logical_op op, const char *which,
 	rc = 0;
 	char *token = NULL;
 	if (!rc)
-		rc = coreglue_root_token(c, &token, err);
+		rc = c->tokens ? token_store_root(c->tokens, &token, err)
+			       : verr_set(err, VERR_SEALED, "Vault is sealed");
 	if (!rc) {
 		size_t tl = strlen(token);
 		if (tl != OTP_LEN) {
@@ -798,39 +733,59 @@ int core__generate_root(struct core *c, enum logical_op op, const char *which,
 	return rc;
 }
 
-/* ---- dev mode ---- */
+/* ---- the endpoints that work while sealed ---- */
 
-int core_dev_setup(struct core *c, const char *root_token_id, char **out_root,
-		   char **out_key, struct verr *err)
+static int strip_slash_eq(const char *path, const char *what)
 {
-	json_t *req = json_pack("{s:i,s:i}", "secret_shares", 1, "secret_threshold", 1);
+	size_t l = strlen(what);
+	return !strncmp(path, what, l) && (path[l] == '\0' || (path[l] == '/' && path[l + 1] == '\0'));
+}
+
+int unseal_sealed_path(struct core *c, struct logical_request *req,
+		       struct logical_response *resp, int *rc, struct verr *err)
+{
+	const char *p = req->path;
 	json_t *out = NULL;
-	int rc = core__init(c, req, &out, err);
-	json_decref(req);
-	if (rc)
-		return rc;
-	const char *key = json_string_value(json_array_get(json_object_get(out, "keys_base64"), 0));
-	*out_key = strdup(key);
-	*out_root = strdup(json_string_value(json_object_get(out, "root_token")));
-	json_t *ureq = json_pack("{s:s}", "key", key);
-	json_t *st = NULL;
-	rc = core__unseal_key(c, ureq, &st, err);
-	json_decref(ureq);
-	json_decref(st);
-	json_decref(out);
-	if (rc)
-		return rc;
-	if (root_token_id && *root_token_id) {
-		extern int coreglue_root_token_with_id(struct core *c, const char *id, struct verr *err);
-		rc = coreglue_root_token_with_id(c, root_token_id, err);
-		if (rc)
-			return rc;
-		free(*out_root);
-		*out_root = strdup(root_token_id);
+	bool write = req->op == LOP_UPDATE || req->op == LOP_CREATE;
+	if (strip_slash_eq(p, "sys/seal-status")) {
+		if (req->op != LOP_READ)
+			goto unsupported;
+		*rc = seal_status(c, &out);
+	} else if (strip_slash_eq(p, "sys/health")) {
+		if (req->op != LOP_READ)
+			goto unsupported;
+		*rc = health(c, req->data, resp);
+		return 1;
+	} else if (strip_slash_eq(p, "sys/init")) {
+		if (req->op == LOP_READ) {
+			bool inited = false;
+			*rc = barrier_initialized(c->barrier, &inited, err);
+			out = json_pack("{s:b}", "initialized", inited);
+		} else if (write) {
+			*rc = unseal_init(c, req->data, &out, err);
+		} else
+			goto unsupported;
+	} else if (strip_slash_eq(p, "sys/unseal")) {
+		if (!write)
+			goto unsupported;
+		*rc = unseal_submit(c, req->data, &out, err);
+	} else {
+		return 0;
 	}
-	json_t *mount = json_pack("{s:s,s:s}", "type", "kv", "description", "key/value secret storage");
-	json_object_set_new(mount, "options", json_pack("{s:s}", "version", "2"));
-	rc = core__mount_enable(c, false, "secret", mount, err);
-	json_decref(mount);
-	return rc;
+	if (out)
+		sys_raw_json(resp, out);
+	return 1;
+unsupported:
+	*rc = verr_set(err, VERR_UNSUPPORTED, "unsupported operation");
+	return 1;
+}
+
+void unseal_wipe(struct core *c)
+{
+	pthread_mutex_lock(&c->unseal_lock);
+	progress_reset(&c->unseal);
+	progress_reset(&c->rekey.prog);
+	progress_reset(&c->genroot.prog);
+	secmem_wipe(c->genroot.otp, sizeof(c->genroot.otp));
+	pthread_mutex_unlock(&c->unseal_lock);
 }

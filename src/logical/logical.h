@@ -1,6 +1,8 @@
 /*
- * logical.h - the contract between the core and every mounted backend
- * (secrets engines, auth methods, the sys and token backends).
+ * logical.h - the engine SDK: the contract between the core and every
+ * mounted backend (secrets engines, auth methods, the sys and token
+ * backends). Engines include this header (and system_view.h) and nothing
+ * from src/core/.
  *
  * A backend declares a NULL-terminated table of `struct path_def`: a path
  * pattern relative to its mount, a field schema, and one handler per
@@ -21,13 +23,14 @@
  * core frees it (logical_response_reset). Thread-safety: handlers run on
  * HTTP worker threads concurrently; a backend guards its own state.
  */
-#ifndef COFFER_CORE_LOGICAL_H
-#define COFFER_CORE_LOGICAL_H
+#ifndef COFFER_LOGICAL_LOGICAL_H
+#define COFFER_LOGICAL_LOGICAL_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "logical/system_view.h"
 #include "physical/physical.h"
 #include "util/verr.h"
 
@@ -95,7 +98,7 @@ struct logical_request {
 	const char *client_cert_pem;       /* TLS client certificate, if any */
 	struct storage_view *storage;      /* the mount's view */
 	void *backend;                     /* the mount's backend instance */
-	struct core *core;                 /* for sys/token backends only */
+	const struct system_view *sys;     /* what the handler may ask of the core */
 	json_t *secret_internal;           /* LOP_REVOKE/RENEW: the lease's data */
 	int64_t lease_increment;           /* LOP_RENEW */
 	int64_t lease_issue_time;          /* LOP_RENEW: unix seconds */
@@ -200,8 +203,8 @@ struct path_def {
 	bool allow_unknown_fields; /* keep unknown body keys in req->data (kv) */
 };
 
-/* A backend type (one per engine / auth method), registered in a table
- * above the core (src/server/registry.c). */
+/* What a backend instance learns about its mount at init. Every pointer is
+ * borrowed and valid until cleanup. */
 struct mount_info {
 	const char *path;      /* "secret/" */
 	const char *uuid;
@@ -210,14 +213,33 @@ struct mount_info {
 	json_t *options;       /* borrowed */
 	json_t *config;        /* borrowed: default_lease_ttl... */
 	struct storage_view *storage;
-	struct core *core;
+	const struct system_view *sys; /* never NULL when the core mounts it */
+	void *core_private;    /* the core's own backends (sys, token) only; NULL
+				* for every engine */
 };
 
+#define BACKEND_OPS_VERSION 2
+
+/*
+ * A backend type (one per engine / auth method), registered in a table
+ * above the core (src/server/registry.c). The core refuses a table whose
+ * version is not BACKEND_OPS_VERSION.
+ *
+ * Life of an instance: init (any node, reads only) -> initialize (the
+ * active node only, once it holds the write side of storage: migrations,
+ * first-time keys) -> requests, periodic, invalidate, token_revoked ->
+ * cleanup. A standby never calls initialize, so a backend must not write
+ * from init. Every hook may be NULL.
+ */
 struct backend_ops {
+	int version;           /* BACKEND_OPS_VERSION */
 	const char *type;      /* "kv", "userpass" ... */
 	bool is_auth;
-	/* Create the per-mount instance. May read storage. */
+	/* Create the per-mount instance. May read storage, never writes. */
 	int (*init)(void **out, const struct mount_info *mi, struct verr *err);
+	/* Active node only, after init: writes the instance needs before it
+	 * serves (kv v1 -> v2 upgrade, a first HMAC key). */
+	int (*initialize)(void *inst, struct verr *err);
 	void (*cleanup)(void *inst);
 	/* The path table for this instance (kv v1 and v2 differ). */
 	const struct path_def *(*paths)(void *inst);
@@ -227,6 +249,18 @@ struct backend_ops {
 	/* Auth methods: renew a token issued by this method (may be NULL:
 	 * renewal allowed within the token's limits). */
 	path_handler_fn auth_renew;
+	/* Active node only, about once a minute (CRL rebuild, tidy, root
+	 * credential rotation). Errors are logged; the next tick runs anyway. */
+	int (*periodic)(void *inst, struct verr *err);
+	/* A key of this mount's view changed behind the instance's back (a
+	 * follower applied a replicated write): drop what it cached. `key` is
+	 * relative to the view. May run on any thread, concurrently with
+	 * requests. */
+	void (*invalidate)(void *inst, const char *key);
+	/* A token was revoked: drop what belongs to it (cubbyhole: its whole
+	 * prefix). `token_hash` is the value requests carried as
+	 * client_token_hash. */
+	void (*token_revoked)(void *inst, const char *token_hash);
 	bool local_default;     /* cubbyhole */
 };
 
@@ -239,7 +273,21 @@ const struct path_def *framework_match(const struct path_def *table, const char 
  * unrecognized parameters"). */
 int framework_fields(const struct path_def *def, json_t *data, json_t *captures,
 		     json_t **out_fields, struct logical_response *resp, struct verr *err);
-/* Dispatch: find the handler for req->op on req->rel_path and call it. */
+/* Vault's create-or-update: a POST/PUT (req->op LOP_UPDATE or LOP_CREATE)
+ * becomes LOP_CREATE when def->exists says the target is absent and the
+ * path has a create handler, LOP_UPDATE otherwise (or LOP_CREATE when the
+ * path has only that). Needs req->fields. Other ops are left alone. Returns
+ * 0 or the existence check's error. */
+int framework_resolve_op(const struct path_def *def, struct logical_request *req,
+			 struct verr *err);
+/* Run def's handler for req->op: required fields checked first, help
+ * answered from def->help, VERR_UNSUPPORTED when the path lacks the op. */
+int framework_call(const struct path_def *def, struct logical_request *req,
+		   struct logical_response *resp, struct verr *err);
+/* The whole dispatch as the core runs it, minus authentication, ACL and
+ * audit: match req->rel_path, convert fields, resolve create/update, call.
+ * The core's pipeline calls the same four steps (with the ACL check between
+ * resolve and call), so engine unit tests exercise production's dispatch. */
 int framework_handle(const struct path_def *table, struct logical_request *req,
 		     struct logical_response *resp, struct verr *err);
 

@@ -1,21 +1,86 @@
 /*
- * mounts.c - the mount tables and the router.
+ * router.c - the mount tables and the router (router.h).
  *
- * Secret mounts and auth mounts live in one array (auth paths carry their
- * "auth/" prefix) guarded by c->mounts_lock; routing is a longest-prefix
- * scan (tens of mounts) under the read lock that takes a reference on the
- * entry, so a request keeps its mount alive even if it is disabled
- * meanwhile. Tables persist below the barrier at core/mounts and core/auth.
- * Default mounts: sys/ (system), cubbyhole/ (cubbyhole), auth/token/ (token).
+ * Routing is a longest-prefix scan (tens of mounts) under the table's read
+ * lock that takes a reference on the entry, so a request keeps its mount
+ * alive even if it is disabled meanwhile. Default mounts: sys/ (system),
+ * cubbyhole/ (cubbyhole), auth/token/ (token). Each entry carries the
+ * system view its backend sees (clock, TTLs, standby, random, logger).
  */
-#include "core/core_int.h"
+#include "core/router.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/sys.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/rand.h"
+
+#define DEFAULT_TTL (768 * 3600)
+
+int64_t router_server_default_ttl(const struct core *c)
+{
+	int64_t d = c->o.default_lease_ttl > 0 ? c->o.default_lease_ttl : DEFAULT_TTL;
+	int64_t m = router_server_max_ttl(c);
+	return d < m ? d : m;
+}
+
+int64_t router_server_max_ttl(const struct core *c)
+{
+	return c->o.max_lease_ttl > 0 ? c->o.max_lease_ttl : DEFAULT_TTL;
+}
+
+/* ---- the system view of a mount (logical/system_view.h) ---- */
+
+static int64_t sv_now_ms(void *ctx)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t sv_default_ttl(void *ctx)
+{
+	const struct mount_entry *m = ctx;
+	int64_t d = json_integer_value(json_object_get(m->config, "default_lease_ttl"));
+	return d > 0 ? d : router_server_default_ttl(m->core);
+}
+
+static int64_t sv_max_ttl(void *ctx)
+{
+	const struct mount_entry *m = ctx;
+	int64_t x = json_integer_value(json_object_get(m->config, "max_lease_ttl"));
+	return x > 0 ? x : router_server_max_ttl(m->core);
+}
+
+static bool sv_standby(void *ctx)
+{
+	const struct mount_entry *m = ctx;
+	return atomic_load(&m->core->state) != CORE_ACTIVE;
+}
+
+static int sv_random(void *ctx, uint8_t *buf, size_t n, struct verr *err)
+{
+	return rand_bytes(buf, n, err);
+}
+
+static void sv_log(void *ctx, enum log_level lvl, const char *msg)
+{
+	const struct mount_entry *m = ctx;
+	log_msg(lvl, m->type, "%s: %s", m->path, msg);
+}
+
+static const struct system_view_ops mount_sysview_ops = {
+	.now_ms = sv_now_ms,
+	.default_lease_ttl = sv_default_ttl,
+	.max_lease_ttl = sv_max_ttl,
+	.standby = sv_standby,
+	.random_bytes = sv_random,
+	.log = sv_log,
+};
 
 static const char *const protected_types[] = {"system", "token", "cubbyhole", "identity", NULL};
 
@@ -35,13 +100,13 @@ static void mount_free(struct mount_entry *m)
 	free(m);
 }
 
-void core__mount_release(struct mount_entry *m)
+void router_release(struct mount_entry *m)
 {
 	if (m && atomic_fetch_sub(&m->refs, 1) == 1)
 		mount_free(m);
 }
 
-const struct backend_ops *core__backend_type(struct core *c, const char *type)
+static const struct backend_ops *backend_type(struct core *c, const char *type)
 {
 	if (!strcmp(type, "system"))
 		return &sys_backend_ops;
@@ -72,7 +137,7 @@ static json_t *mount_config_json(const struct mount_entry *m)
 	return cfg;
 }
 
-json_t *core__mount_json(const struct mount_entry *m)
+json_t *router_mount_json(const struct mount_entry *m)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O?,s:b,s:b,s:b,s:s,s:s,s:s}", "type", m->type,
 			      "description", m->description ? m->description : "", "accessor",
@@ -114,7 +179,8 @@ static int persist(struct core *c, bool is_auth, struct verr *err)
 static char *accessor_for(const char *type)
 {
 	char rnd[9];
-	core__rand_base62(rnd, 8);
+	if (rand_base62(rnd, 8, NULL))
+		return NULL;
 	for (char *p = rnd; *p; p++)
 		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
 	size_t n = strlen(type) + 10;
@@ -122,6 +188,40 @@ static char *accessor_for(const char *type)
 	if (s)
 		snprintf(s, n, "%s_%s", type, rnd);
 	return s;
+}
+
+/* The core's own backends reach the core (sys) or the token store (token)
+ * through mount_info.core_private; engines get NULL there. */
+static void *core_private(struct core *c, const struct mount_entry *m)
+{
+	if (!strcmp(m->type, "system"))
+		return c;
+	if (!strcmp(m->type, "token"))
+		return c->tokens;
+	return NULL;
+}
+
+static int backend_init(struct core *c, struct mount_entry *m, void **inst, struct verr *err)
+{
+	struct mount_info mi = {.path = m->path, .uuid = m->uuid, .accessor = m->accessor,
+				.type = m->type, .options = m->options, .config = m->config,
+				.storage = &m->view, .sys = &m->sys,
+				.core_private = core_private(c, m)};
+	*inst = NULL;
+	if (m->ops->init)
+		return m->ops->init(inst, &mi, err);
+	*inst = mi.core_private;
+	return 0;
+}
+
+static int backend_initialize(struct mount_entry *m, struct verr *err)
+{
+	if (!m->ops->initialize)
+		return 0;
+	int rc = m->ops->initialize(m->inst, err);
+	if (rc)
+		log_error("core", "failed to initialize mount %s: %s", m->path, err ? err->msg : "");
+	return rc;
 }
 
 static int instantiate(struct core *c, struct mount_entry *m, struct verr *err)
@@ -132,16 +232,13 @@ static int instantiate(struct core *c, struct mount_entry *m, struct verr *err)
 	else
 		snprintf(prefix, sizeof(prefix), "%s%s/", m->is_auth ? "auth/" : "logical/", m->uuid);
 	storage_view_init(&m->view, c->bphys, prefix);
-	m->ops = core__backend_type(c, m->type);
+	m->core = c;
+	m->sys.ops = &mount_sysview_ops;
+	m->sys.ctx = m;
+	m->ops = backend_type(c, m->type);
 	if (!m->ops)
 		return verr_set(err, VERR_INVALID, "unknown backend type: \"%s\"", m->type);
-	struct mount_info mi = {.path = m->path, .uuid = m->uuid, .accessor = m->accessor,
-				.type = m->type, .options = m->options, .config = m->config,
-				.storage = &m->view, .core = c};
-	if (m->ops->init)
-		return m->ops->init(&m->inst, &mi, err);
-	m->inst = c;
-	return 0;
+	return backend_init(c, m, &m->inst, err);
 }
 
 static struct mount_entry *mount_from_json(const json_t *j, bool is_auth)
@@ -193,7 +290,8 @@ static struct mount_entry *new_default(const char *path, const char *type, const
 				       bool is_auth, bool local)
 {
 	char uuid[37];
-	core__uuid(uuid);
+	if (rand_uuid(uuid, NULL))
+		return NULL;
 	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "path", path, "type", type,
 			      "description", desc, "uuid", uuid, "accessor", "", "local", local);
 	struct mount_entry *m = mount_from_json(j, is_auth);
@@ -202,7 +300,11 @@ static struct mount_entry *new_default(const char *path, const char *type, const
 		free(m->accessor);
 		m->accessor = accessor_for(!strcmp(type, "token") ? "auth_token" :
 					   !strcmp(type, "system") ? "system" : type);
-		m->created = core__now();
+		m->created = (int64_t)time(NULL);
+		if (!m->accessor) {
+			mount_free(m);
+			m = NULL;
+		}
 	}
 	return m;
 }
@@ -218,7 +320,7 @@ static int add_default(struct core *c, const char *path, const char *type, const
 	return 0;
 }
 
-int core__mounts_load(struct core *c, struct verr *err)
+int router_load(struct core *c, struct verr *err)
 {
 	struct storage_view v;
 	storage_view_init(&v, c->bphys, "core/");
@@ -231,7 +333,9 @@ int core__mounts_load(struct core *c, struct verr *err)
 		if (rc)
 			break;
 		if (!doc) {
-			/* first unseal: default mounts */
+			/* first unseal: default mounts, persisted by the active
+			 * node's router_initialize */
+			c->mounts_fresh = true;
 			if (!is_auth) {
 				rc = add_default(c, "sys/", "system", "system endpoints used for control, policy and debugging", false, false, err);
 				if (!rc)
@@ -258,26 +362,39 @@ int core__mounts_load(struct core *c, struct verr *err)
 		if (rc)
 			log_error("core", "failed to set up mount %s: %s", c->mounts[i]->path, err ? err->msg : "");
 	}
-	if (!rc)
-		rc = persist(c, false, err);
-	if (!rc)
-		rc = persist(c, true, err);
 	pthread_rwlock_unlock(&c->mounts_lock);
 	return rc;
 }
 
-void core__mounts_unload(struct core *c)
+int router_initialize(struct core *c, struct verr *err)
+{
+	int rc = 0;
+	pthread_rwlock_wrlock(&c->mounts_lock);
+	if (c->mounts_fresh) {
+		rc = persist(c, false, err);
+		if (!rc)
+			rc = persist(c, true, err);
+		if (!rc)
+			c->mounts_fresh = false;
+	}
+	for (size_t i = 0; i < c->nmounts && !rc; i++)
+		rc = backend_initialize(c->mounts[i], err);
+	pthread_rwlock_unlock(&c->mounts_lock);
+	return rc;
+}
+
+void router_unload(struct core *c)
 {
 	pthread_rwlock_wrlock(&c->mounts_lock);
 	for (size_t i = 0; i < c->nmounts; i++)
-		core__mount_release(c->mounts[i]);
+		router_release(c->mounts[i]);
 	free(c->mounts);
 	c->mounts = NULL;
 	c->nmounts = c->capmounts = 0;
 	pthread_rwlock_unlock(&c->mounts_lock);
 }
 
-struct mount_entry *core__route(struct core *c, const char *path)
+struct mount_entry *router_route(struct core *c, const char *path)
 {
 	struct mount_entry *best = NULL;
 	size_t bestlen = 0, plen = strlen(path);
@@ -298,7 +415,7 @@ struct mount_entry *core__route(struct core *c, const char *path)
 	return best;
 }
 
-struct mount_entry *core__mount_get(struct core *c, bool is_auth, const char *path)
+struct mount_entry *router_get(struct core *c, bool is_auth, const char *path)
 {
 	char full[512];
 	size_t l = strlen(path);
@@ -315,7 +432,7 @@ struct mount_entry *core__mount_get(struct core *c, bool is_auth, const char *pa
 	return found;
 }
 
-json_t *core__mounts_list(struct core *c, bool is_auth)
+json_t *router_list(struct core *c, bool is_auth)
 {
 	json_t *o = json_object();
 	pthread_rwlock_rdlock(&c->mounts_lock);
@@ -324,7 +441,7 @@ json_t *core__mounts_list(struct core *c, bool is_auth)
 		if (m->is_auth != is_auth)
 			continue;
 		const char *key = is_auth ? m->path + 5 : m->path;
-		json_object_set_new(o, key, core__mount_json(m));
+		json_object_set_new(o, key, router_mount_json(m));
 	}
 	pthread_rwlock_unlock(&c->mounts_lock);
 	return o;
@@ -346,7 +463,7 @@ static int normalise(const char *in, char *out, size_t cap, struct verr *err)
 	memcpy(out, in, l);
 	out[l] = '/';
 	out[l + 1] = '\0';
-	int rc = core__valid_path(out, err);
+	int rc = router_valid_path(out, err);
 	if (rc)
 		return rc == VERR_NOT_FOUND ? verr_set(err, VERR_INVALID, "invalid mount path") : rc;
 	for (const char *p = out; *p; p++)
@@ -454,8 +571,8 @@ static int parse_options(const json_t *in, json_t *opts, struct verr *err)
 	return 0;
 }
 
-int core__mount_enable(struct core *c, bool is_auth, const char *path, const json_t *body,
-		       struct verr *err)
+int router_mount(struct core *c, bool is_auth, const char *path, const json_t *body,
+		 struct verr *err)
 {
 	char norm[512], full[520];
 	int rc = normalise(path, norm, sizeof(norm), err);
@@ -483,7 +600,7 @@ int core__mount_enable(struct core *c, bool is_auth, const char *path, const jso
 		rc = parse_config(c, json_object_get(body, "config"), config, err);
 	if (!rc && !strcmp(tbuf, "kv") && !json_object_get(options, "version"))
 		json_object_set_new(options, "version", json_string("1"));
-	const struct backend_ops *ops = rc ? NULL : core__backend_type(c, tbuf);
+	const struct backend_ops *ops = rc ? NULL : backend_type(c, tbuf);
 	if (!rc) {
 		if (!ops || ops->is_auth != is_auth)
 			rc = verr_set(err, VERR_INVALID, "plugin not found in the catalog: %s", tbuf);
@@ -503,8 +620,13 @@ int core__mount_enable(struct core *c, bool is_auth, const char *path, const jso
 		return rc;
 	}
 	char uuid[37];
-	core__uuid(uuid);
-	struct mount_entry *m = calloc(1, sizeof(*m));
+	rc = rand_uuid(uuid, err);
+	struct mount_entry *m = rc ? NULL : calloc(1, sizeof(*m));
+	if (!m) {
+		json_decref(options);
+		json_decref(config);
+		return rc ? rc : verr_set(err, VERR_INTERNAL, "out of memory");
+	}
 	m->path = strdup(full);
 	m->type = strdup(tbuf);
 	m->description = strdup(json_string_value(json_object_get(body, "description")) ?: "");
@@ -517,8 +639,12 @@ int core__mount_enable(struct core *c, bool is_auth, const char *path, const jso
 	m->local = json_is_true(json_object_get(body, "local"));
 	m->seal_wrap = json_is_true(json_object_get(body, "seal_wrap"));
 	m->is_auth = is_auth;
-	m->created = core__now();
+	m->created = (int64_t)time(NULL);
 	m->refs = 1;
+	if (!m->path || !m->type || !m->description || !m->uuid || !m->accessor) {
+		mount_free(m);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
 
 	pthread_rwlock_wrlock(&c->mounts_lock);
 	for (size_t i = 0; i < c->nmounts && !rc; i++) {
@@ -533,6 +659,8 @@ int core__mount_enable(struct core *c, bool is_auth, const char *path, const jso
 	}
 	if (!rc)
 		rc = instantiate(c, m, err);
+	if (!rc)
+		rc = backend_initialize(m, err);
 	if (!rc && add_entry(c, m))
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 	else if (!rc) {
@@ -550,26 +678,34 @@ int core__mount_enable(struct core *c, bool is_auth, const char *path, const jso
 	return 0;
 }
 
-int core__mount_disable(struct core *c, bool is_auth, const char *path, struct verr *err)
+int router_unmount_target(struct core *c, bool is_auth, const char *path, char **out,
+			  struct verr *err)
+{
+	char norm[512];
+	*out = NULL;
+	int rc = normalise(path, norm, sizeof(norm), err);
+	if (rc)
+		return rc;
+	struct mount_entry *probe = router_get(c, is_auth, norm);
+	if (!probe)
+		return 0;
+	for (int i = 0; protected_types[i]; i++)
+		if (!strcmp(probe->type, protected_types[i])) {
+			router_release(probe);
+			return verr_set(err, VERR_INVALID, "cannot unmount \"%s\"", norm);
+		}
+	*out = strdup(probe->path);
+	router_release(probe);
+	return *out ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
+}
+
+int router_unmount(struct core *c, bool is_auth, const char *path, struct verr *err)
 {
 	char norm[512], full[520];
 	int rc = normalise(path, norm, sizeof(norm), err);
 	if (rc)
 		return rc;
 	snprintf(full, sizeof(full), "%s%s", is_auth ? "auth/" : "", norm);
-	struct mount_entry *probe = core__mount_get(c, is_auth, norm);
-	if (!probe)
-		return 0; /* Vault: disabling a missing mount succeeds */
-	for (int i = 0; protected_types[i]; i++)
-		if (!strcmp(probe->type, protected_types[i])) {
-			core__mount_release(probe);
-			return verr_set(err, VERR_INVALID, "cannot unmount \"%s\"", norm);
-		}
-	core__mount_release(probe);
-	/* revoke its leases while the backend is still reachable */
-	extern int coreglue_revoke_mount_leases(struct core *c, const char *prefix);
-	if (coreglue_revoke_mount_leases(c, full))
-		return verr_set(err, VERR_INVALID, "failed to revoke the leases of \"%s\"; the mount is kept", norm);
 	pthread_rwlock_wrlock(&c->mounts_lock);
 	struct mount_entry *m = NULL;
 	size_t idx = 0;
@@ -590,14 +726,14 @@ int core__mount_disable(struct core *c, bool is_auth, const char *path, struct v
 	if (!rc) /* delete exactly its storage prefix */
 		rc = view_clear_prefix(&m->view, "", err);
 	log_info("core", "successful unmount: path=%s", full);
-	core__mount_release(m);
+	router_release(m);
 	return rc;
 }
 
-int core__mount_tune(struct core *c, bool is_auth, const char *path, const json_t *body,
-		     struct verr *err)
+int router_tune(struct core *c, bool is_auth, const char *path, const json_t *body,
+		struct verr *err)
 {
-	struct mount_entry *m = core__mount_get(c, is_auth, path);
+	struct mount_entry *m = router_get(c, is_auth, path);
 	if (!m)
 		return verr_set(err, VERR_INVALID, "no mount at \"%s\"", path);
 	json_t *config = json_deep_copy(m->config);
@@ -615,7 +751,7 @@ int core__mount_tune(struct core *c, bool is_auth, const char *path, const json_
 	if (rc) {
 		json_decref(config);
 		json_decref(options);
-		core__mount_release(m);
+		router_release(m);
 		return rc;
 	}
 	bool reinit = oldv && newv && strcmp(oldv, newv);
@@ -629,13 +765,13 @@ int core__mount_tune(struct core *c, bool is_auth, const char *path, const json_
 		m->description = strdup(json_string_value(json_object_get(body, "description")));
 	}
 	if (reinit && m->ops) {
-		/* kv v1 -> v2 upgrade: the engine migrates in init */
+		/* kv v1 -> v2 upgrade: the engine migrates in initialize */
 		void *old = m->inst;
-		struct mount_info mi = {.path = m->path, .uuid = m->uuid, .accessor = m->accessor,
-					.type = m->type, .options = m->options, .config = m->config,
-					.storage = &m->view, .core = c};
 		void *inst = NULL;
-		rc = m->ops->init ? m->ops->init(&inst, &mi, err) : 0;
+		rc = backend_init(c, m, &inst, err);
+		if (!rc && m->ops->initialize && (rc = m->ops->initialize(inst, err)) != 0 &&
+		    m->ops->cleanup)
+			m->ops->cleanup(inst);
 		if (!rc) {
 			m->inst = inst;
 			if (m->ops->cleanup && old)
@@ -645,11 +781,11 @@ int core__mount_tune(struct core *c, bool is_auth, const char *path, const json_
 	if (!rc)
 		rc = persist(c, is_auth, err);
 	pthread_rwlock_unlock(&c->mounts_lock);
-	core__mount_release(m);
+	router_release(m);
 	return rc;
 }
 
-int core__mount_remount(struct core *c, const char *from, const char *to, struct verr *err)
+int router_remount(struct core *c, const char *from, const char *to, struct verr *err)
 {
 	char nf[512], nt[512];
 	int rc = normalise(from, nf, sizeof(nf), err);
@@ -687,4 +823,81 @@ int core__mount_remount(struct core *c, const char *from, const char *to, struct
 	}
 	pthread_rwlock_unlock(&c->mounts_lock);
 	return rc;
+}
+
+void router_foreach(struct core *c, void (*fn)(struct mount_entry *m, void *ctx), void *ctx)
+{
+	pthread_rwlock_rdlock(&c->mounts_lock);
+	size_t n = c->nmounts;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
+	struct mount_entry **snap = n ? malloc(n * sizeof(*snap)) : NULL;
+	if (snap)
+		for (size_t i = 0; i < n; i++) {
+			snap[i] = c->mounts[i];
+			atomic_fetch_add(&snap[i]->refs, 1);
+		}
+	pthread_rwlock_unlock(&c->mounts_lock);
+	if (!snap)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		fn(snap[i], ctx);
+		router_release(snap[i]);
+	}
+	free(snap);
+}
+
+/* ---- path validation ---- */
+
+static int utf8_valid(const unsigned char *s)
+{
+	while (*s) {
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		int n;
+		unsigned int cp;
+		if ((*s & 0xe0) == 0xc0) { n = 1; cp = *s & 0x1f; }
+		else if ((*s & 0xf0) == 0xe0) { n = 2; cp = *s & 0x0f; }
+		else if ((*s & 0xf8) == 0xf0) { n = 3; cp = *s & 0x07; }
+		else return 0;
+		s++;
+		for (int i = 0; i < n; i++, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (*s & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
+int router_valid_path(const char *path, struct verr *err)
+{
+	size_t len = strlen(path);
+	if (len == 0)
+		return verr_set(err, VERR_NOT_FOUND, "%s", "");
+	if (len > 4096)
+		return verr_set(err, VERR_INVALID, "path is too long");
+	if (!utf8_valid((const unsigned char *)path))
+		return verr_set(err, VERR_INVALID, "path is not valid UTF-8");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return verr_set(err, VERR_INVALID, "path contains a control character");
+	/* segments: no empty (except a trailing slash), no "." or ".." */
+	const char *s = path;
+	while (*s) {
+		const char *e = strchr(s, '/');
+		size_t l = e ? (size_t)(e - s) : strlen(s);
+		if (l == 0)
+			return verr_set(err, VERR_INVALID, "invalid path: empty path segment");
+		if ((l == 1 && s[0] == '.') || (l == 2 && s[0] == '.' && s[1] == '.'))
+			return verr_set(err, VERR_INVALID, "invalid path: \".\" and \"..\" segments are not allowed");
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return 0;
 }

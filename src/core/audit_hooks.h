@@ -1,0 +1,26 @@
+/*
+ * audit_hooks.h - the pipeline's calls into the audit broker (audit_hooks.c)
+ * and the broker's life (opened by setup_active, closed by teardown).
+ *
+ * request: called before the handler runs (rc == 0; fail closed: non-zero
+ * means "do not run") or, for a request refused earlier, with that error.
+ * response: called after; non-zero means the response could not be
+ * recorded and the pipeline must return nothing of it.
+ */
+#ifndef COFFER_CORE_AUDIT_HOOKS_H
+#define COFFER_CORE_AUDIT_HOOKS_H
+
+#include "core/core_int.h"
+
+struct token_entry;
+
+int audit_hooks_open(struct core *c, struct verr *err);
+void audit_hooks_close(struct core *c);
+int audit_hooks_request(struct core *c, const struct logical_request *req,
+			const struct token_entry *te, int rc, const struct verr *rerr,
+			struct verr *err);
+int audit_hooks_response(struct core *c, const struct logical_request *req,
+			 const struct token_entry *te, const struct logical_response *resp,
+			 int rc, const struct verr *rerr, struct verr *err);
+
+#endif

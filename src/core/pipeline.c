@@ -1,0 +1,219 @@
+/*
+ * pipeline.c - the request pipeline (pipeline.h).
+ *
+ * For every API request on an ACTIVE core, on the HTTP worker thread:
+ *   1 route by longest mount prefix and match the backend's path table
+ *   2 convert the fields (errors reported after the ACL check, as Vault)
+ *   3 token -> entry (403), CIDR binding
+ *   4 create vs update (the path's existence check, before the ACL)
+ *   5 ACL check (403), sudo paths
+ *   6 audit the request: no device can record it -> the handler does not run
+ *   7 the handler (framework_call, the same dispatch engine tests use); a
+ *     token for a login, a lease for a secret
+ *   8 audit the response: no device can record it -> nothing of the response
+ *     leaves, and the token or lease the request created is revoked
+ */
+#include "core/pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/access.h"
+#include "core/audit_hooks.h"
+#include "core/expiration.h"
+#include "core/leases.h"
+#include "core/router.h"
+#include "core/token.h"
+#include "util/cidr.h"
+#include "util/log.h"
+
+/* Fill the request's view of its mount. */
+static void bind_mount(struct logical_request *req, struct mount_entry *m,
+		       struct logical_response *resp)
+{
+	const char *rel = m ? req->path + strlen(m->path) : req->path;
+	if (m && strlen(req->path) + 1 == strlen(m->path)) /* "secret" for mount "secret/" */
+		rel = "";
+	req->mount_path = m ? m->path : "";
+	req->rel_path = rel;
+	req->mount_type = m ? m->type : "";
+	req->mount_accessor = m ? m->accessor : "";
+	req->mount_uuid = m ? m->uuid : "";
+	req->mount_options = m ? m->options : NULL;
+	req->storage = m ? &m->view : NULL;
+	req->backend = m ? m->inst : NULL;
+	req->sys = m ? &m->sys : NULL;
+	if (m)
+		resp->mount_type_out = strdup(m->type);
+}
+
+static void set_token(struct logical_request *req, const struct token_entry *te)
+{
+	req->token = te;
+	req->client_token_hash = te->hash;
+	req->client_token_accessor = te->accessor;
+}
+
+/*
+ * The response could not be audited: nothing of it may reach the client.
+ * What the request created is undone - a token issued by a login or a
+ * token create (resp->auth_out), a lease (resp->lease_out) - so no live
+ * credential exists that nobody can see in the audit log.
+ */
+static void withhold_response(struct core *c, struct logical_response *resp)
+{
+	const char *tok = json_string_value(json_object_get(resp->auth_out, "client_token"));
+	if (tok && *tok && c->tokens) {
+		struct token_entry *te = NULL;
+		struct verr e = {0};
+		if (token_store_lookup(c->tokens, tok, &te, &e) == 0) {
+			if (token_store_revoke(c->tokens, te->hash, false, &e))
+				log_error("core", "failed to revoke the token of an unaudited response: %s",
+					  e.msg);
+			token_entry_free(te);
+		}
+	}
+	const char *lease = json_string_value(json_object_get(resp->lease_out, "lease_id"));
+	if (lease && *lease && c->expire) {
+		struct verr e = {0};
+		if (expiration_revoke(c->expire, lease, false, &e))
+			log_error("core", "failed to revoke the lease of an unaudited response: %s", e.msg);
+	}
+	logical_response_reset(resp);
+}
+
+int pipeline_run(struct core *c, struct logical_request *req, struct logical_response *resp,
+		 struct verr *err)
+{
+	int rc = 0;
+	struct mount_entry *m = router_route(c, req->path);
+	bool audited = false, audit_failed = false;
+	bind_mount(req, m, resp);
+
+	const struct path_def *table = m && m->ops->paths ? m->ops->paths(m->inst) : NULL;
+	json_t *caps = NULL;
+	const struct path_def *def = table ? framework_match(table, req->rel_path, &caps) : NULL;
+
+	/* field conversion errors are reported after the ACL check */
+	json_t *fields = NULL;
+	struct verr field_err = {0};
+	int field_rc = 0;
+	if (def)
+		field_rc = framework_fields(def, req->data, caps, &fields, resp, &field_err);
+	json_decref(caps);
+	req->fields = fields;
+
+	/* authenticate */
+	struct token_entry *te = NULL;
+	bool unauth = def && def->unauthenticated;
+	if (!unauth) {
+		if (!req->client_token || !*req->client_token) {
+			rc = verr_set(err, VERR_DENIED, "permission denied");
+			goto out;
+		}
+		rc = access_token_lookup(c, req->client_token, &te, err);
+		if (rc)
+			goto out;
+		if (!cidr_list_allows(te->bound_cidrs, req->remote_addr)) {
+			rc = verr_set(err, VERR_DENIED, "permission denied");
+			goto out;
+		}
+		set_token(req, te);
+	} else if (req->client_token && *req->client_token) {
+		/* optional token on unauthenticated paths (e.g. login with a
+		 * token present): resolve it if valid, ignore otherwise */
+		if (access_token_lookup(c, req->client_token, &te, NULL) == 0)
+			set_token(req, te);
+	}
+
+	/* create vs update: Vault runs the existence check before the ACL */
+	if (def && field_rc == 0) {
+		rc = framework_resolve_op(def, req, err);
+		if (rc)
+			goto out;
+	}
+
+	/* authorise */
+	if (!unauth) {
+		struct access_result ar = {0};
+		rc = access_acl_check(c, te, req->op, req->path, req->data, &ar, err);
+		if (rc)
+			goto out;
+		if (!ar.allowed || (def && def->sudo && !ar.sudo && !ar.is_root)) {
+			rc = verr_set(err, VERR_DENIED, "permission denied");
+			goto out;
+		}
+		req->token_is_root = ar.is_root;
+		req->sudo = ar.sudo || ar.is_root;
+	}
+
+	if (!m) {
+		rc = verr_set(err, VERR_NOT_FOUND, "no handler for route \"%s\". route entry not found.",
+			      req->path);
+		goto out;
+	}
+	if (!def) {
+		/* Vault: ErrUnsupportedPath is a 404 (405 is for a known path
+		 * without the operation); reads and lists say nothing */
+		if (req->op == LOP_LIST || req->op == LOP_READ)
+			rc = verr_set(err, VERR_NOT_FOUND, "%s", "");
+		else
+			rc = verr_set(err, VERR_NOT_FOUND, "unsupported path");
+		goto out;
+	}
+	if (field_rc) {
+		*err = field_err;
+		rc = field_rc;
+		goto out;
+	}
+
+	/* audit the request before it runs: no device can record it -> no run */
+	rc = audit_hooks_request(c, req, te, 0, NULL, err);
+	if (rc) {
+		audit_failed = true;
+		goto out;
+	}
+	audited = true;
+
+	/* token use count */
+	bool revoke_after = false;
+	if (te) {
+		rc = access_token_use(c, te, &revoke_after, err);
+		if (rc)
+			goto out;
+	}
+
+	rc = framework_call(def, req, resp, err);
+	if (rc == 0 && resp->auth)
+		rc = access_issue_login_token(c, m, req, resp, err);
+	if (rc == 0 && resp->secret)
+		rc = leases_register(c, m, req, resp, err);
+
+	if (revoke_after)
+		access_token_revoke(c, te);
+out:
+	if (!audit_failed && m) {
+		struct verr aerr = {0};
+		if (!audited)
+			audit_hooks_request(c, req, te, rc, err, &aerr);
+		int arc = audit_hooks_response(c, req, te, resp, rc, err, &aerr);
+		if (arc && rc == 0) {
+			withhold_response(c, resp);
+			rc = verr_set(err, VERR_INTERNAL,
+				      "no audit device could record the response; it was withheld");
+		} else if (arc) {
+			/* an error response that could not be recorded: the
+			 * error stands, nothing else goes out */
+			logical_response_reset(resp);
+		}
+	}
+	req->fields = NULL;
+	json_decref(fields);
+	if (te)
+		token_entry_free(te);
+	req->token = NULL;
+	if (m)
+		router_release(m);
+	return rc;
+}

@@ -1,0 +1,27 @@
+/*
+ * unseal.h - the key-share ceremonies and the sealed-state endpoints
+ * (unseal.c): sys/init, sys/unseal, sys/seal-status, sys/health (answered
+ * before routing, without the state lock: the transitions they cause take
+ * it in state.c), and sys/rekey, sys/generate-root (rows of sys.c). They
+ * talk to the seal through seal.h and to the barrier only to make keys.
+ */
+#ifndef COFFER_CORE_UNSEAL_H
+#define COFFER_CORE_UNSEAL_H
+
+#include "core/core_int.h"
+
+/* 1 if req->path is one of the sealed-state endpoints (the result in *rc,
+ * *resp), 0 otherwise. */
+int unseal_sealed_path(struct core *c, struct logical_request *req,
+		       struct logical_response *resp, int *rc, struct verr *err);
+int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *err);
+int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr *err);
+/* which: "init" or "update" (rekey), "attempt" or "update" (generate-root) */
+int unseal_rekey(struct core *c, enum logical_op op, const char *which, const json_t *data,
+		 json_t **out, struct verr *err);
+int unseal_generate_root(struct core *c, enum logical_op op, const char *which,
+			 const json_t *data, json_t **out, struct verr *err);
+/* Wipe every key share a ceremony still holds (core_free). */
+void unseal_wipe(struct core *c);
+
+#endif
