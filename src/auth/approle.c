@@ -300,7 +300,7 @@ static int h_role_write(struct logical_request *req, struct logical_response *re
 		goto out;
 	}
 	if (!want_id && !old_id) {
-		rc = auth_uuid(fresh, err);
+		rc = rand_uuid(fresh, err);
 		if (rc)
 			goto out;
 		want_id = fresh;
@@ -603,10 +603,10 @@ static int issue_secret(struct logical_request *req, struct logical_response *re
 			rc = verr_set(err, VERR_INVALID, "secret_id is too long");
 			goto out;
 		}
-	} else if ((rc = auth_uuid(secret, err))) {
+	} else if ((rc = rand_uuid(secret, err))) {
 		goto out;
 	}
-	if ((rc = auth_uuid(accessor, err)))
+	if ((rc = rand_uuid(accessor, err)))
 		goto out;
 	const char *sid = custom ? custom : secret;
 	hmac_hex(ar, name, role_h);

@@ -90,9 +90,6 @@ int auth_cidrs_check(const json_t *list, const char *field, struct verr *err);
  * case-insensitive, as in Vault). */
 void auth_lower(char *s);
 
-/* A random RFC 4122 version-4 UUID (36 chars + NUL). 0 or VERR_INTERNAL. */
-int auth_uuid(char out[37], struct verr *err);
-
 /* RFC 3339 UTC with nanoseconds ("2024-05-01T10:00:00.123456789Z"); Go's
  * zero time ("0001-01-01T00:00:00Z") when unix_secs == 0. */
 void auth_time_format(char *buf, size_t cap, int64_t unix_secs, long nsec);

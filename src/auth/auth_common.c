@@ -20,6 +20,8 @@
 #include <time.h>
 
 #include "util/cidr.h"
+#include "util/policylist.h"
+#include "util/timefmt.h"
 
 json_t *auth_token_cfg_new(void)
 {
@@ -30,53 +32,9 @@ json_t *auth_token_cfg_new(void)
 			 "token_bound_cidrs", "token_type", "default", "_legacy");
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 json_t *auth_policies_sanitize(const json_t *in)
 {
-	if (!json_is_array(in))
-		return NULL;
-	size_t n = json_array_size(in), k = 0;
-	char **names = calloc(n ? n : 1, sizeof(*names));
-	json_t *out = json_array();
-	if (!names || !out)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(in, i));
-		if (!s)
-			continue;
-		while (isspace((unsigned char)*s))
-			s++;
-		size_t l = strlen(s);
-		while (l && isspace((unsigned char)s[l - 1]))
-			l--;
-		if (!l)
-			continue;
-		char *c = strndup(s, l);
-		if (!c)
-			goto fail;
-		auth_lower(c);
-		names[k++] = c;
-	}
-	qsort(names, k, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < k; i++)
-		if (i == 0 || strcmp(names[i], names[i - 1]))
-			if (json_array_append_new(out, json_string(names[i])))
-				goto fail;
-	for (size_t i = 0; i < k; i++)
-		free(names[i]);
-	free(names);
-	return out;
-fail:
-	if (names)
-		for (size_t i = 0; i < k; i++)
-			free(names[i]);
-	free(names);
-	json_decref(out);
-	return NULL;
+	return policylist_sanitize(in, false);
 }
 
 static bool list_has(const json_t *list, const char *s)
@@ -285,33 +243,10 @@ void auth_lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-int auth_uuid(char out[37], struct verr *err)
-{
-	unsigned char b[16];
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		return verr_set(err, VERR_INTERNAL, "random generator failed");
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-		 b[15]);
-	return 0;
-}
-
 void auth_time_format(char *buf, size_t cap, int64_t unix_secs, long nsec)
 {
-	if (unix_secs == 0) {
-		snprintf(buf, cap, "0001-01-01T00:00:00Z");
-		return;
-	}
-	time_t t = (time_t)unix_secs;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	char base[32];
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (nsec > 0)
-		snprintf(buf, cap, "%s.%09ldZ", base, nsec);
-	else
-		snprintf(buf, cap, "%sZ", base);
+	char t[TIMEFMT_MAX];
+	if (unix_secs == 0 || !timefmt_rfc3339(t, unix_secs, nsec, TIMEFMT_NANO9))
+		snprintf(t, sizeof(t), "0001-01-01T00:00:00Z");
+	snprintf(buf, cap, "%s", t);
 }

@@ -86,6 +86,16 @@ struct barrier {
 static const char sealed_msg[] = "Vault is sealed";
 static const char standby_msg[] = "this node is not the active node: writes are fenced";
 
+/* A write that was under way when the node was fenced is not acknowledged:
+ * its outcome is unknown to the client, never reported as done. */
+static int fenced_after(struct barrier *b, int rc, struct verr *err)
+{
+	if (rc == 0 && !atomic_load(&b->writable))
+		return verr_set(err, VERR_STANDBY,
+				"this node lost the active role during the write; its outcome is unknown");
+	return rc;
+}
+
 static void put_u64(uint8_t *p, uint64_t v)
 {
 	aead_put_u32(p, (uint32_t)(v >> 32));
@@ -376,6 +386,7 @@ static int barrier_put(struct physical *p, const char *key, const uint8_t *val, 
 	}
 	atomic_fetch_add(&b->encryptions, 1);
 	rc = physical_put(b->under, key, ct, len + BARRIER_OVERHEAD, err);
+	rc = fenced_after(b, rc, err);
 out:
 	pthread_rwlock_unlock(&b->lock);
 	free(ct);
@@ -394,7 +405,7 @@ static int barrier_del(struct physical *p, const char *key, struct verr *err)
 	else if (!b->writable)
 		rc = verr_set(err, VERR_STANDBY, standby_msg);
 	else
-		rc = physical_delete(b->under, key, err);
+		rc = fenced_after(b, physical_delete(b->under, key, err), err);
 	pthread_rwlock_unlock(&b->lock);
 	return rc;
 }
@@ -465,7 +476,7 @@ static int barrier_txn(struct physical *p, const struct physical_txn_op *ops, si
 		enc[i].len = ops[i].len + BARRIER_OVERHEAD;
 	}
 	if (!rc)
-		rc = physical_txn(b->under, enc, n, err);
+		rc = fenced_after(b, physical_txn(b->under, enc, n, err), err);
 	pthread_rwlock_unlock(&b->lock);
 	for (size_t i = 0; i < n; i++)
 		if (enc[i].kind == PHYSICAL_TXN_PUT && enc[i].val != ops[i].val)

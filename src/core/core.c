@@ -70,6 +70,8 @@ int core_new(struct core **out, const struct core_opts *o, struct verr *err)
 	pthread_rwlock_init(&c->state_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_rwlock_init(&c->mounts_lock, NULL);
+	pthread_mutex_init(&c->init_lock, NULL);
+	pthread_mutex_init(&c->ident_mu, NULL);
 	pthread_mutex_init(&c->unseal_lock, NULL);
 	pthread_mutex_init(&c->ha_mu, NULL);
 	c->state = CORE_SEALED;
@@ -84,6 +86,8 @@ int core_new(struct core **out, const struct core_opts *o, struct verr *err)
 fail_locks:
 	pthread_rwlock_destroy(&c->state_lock);
 	pthread_rwlock_destroy(&c->mounts_lock);
+	pthread_mutex_destroy(&c->init_lock);
+	pthread_mutex_destroy(&c->ident_mu);
 	pthread_mutex_destroy(&c->unseal_lock);
 	pthread_mutex_destroy(&c->ha_mu);
 	if (own_seal)
@@ -107,6 +111,8 @@ void core_free(struct core *c)
 	seal_close(c->o.seal);
 	pthread_rwlock_destroy(&c->state_lock);
 	pthread_rwlock_destroy(&c->mounts_lock);
+	pthread_mutex_destroy(&c->init_lock);
+	pthread_mutex_destroy(&c->ident_mu);
 	pthread_mutex_destroy(&c->unseal_lock);
 	pthread_mutex_destroy(&c->ha_mu);
 	free((char *)c->o.api_addr);
@@ -128,6 +134,14 @@ bool core_active(struct core *c)
 void core_seal(struct core *c)
 {
 	state_seal(c);
+}
+
+void core_invalidate(struct core *c, const char *key)
+{
+	pthread_rwlock_rdlock(&c->state_lock);
+	if (state_get(c) == CORE_ACTIVE)
+		router_invalidate(c, key);
+	pthread_rwlock_unlock(&c->state_lock);
 }
 
 void core_reload(struct core *c)

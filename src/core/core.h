@@ -62,6 +62,10 @@ bool core_sealed(struct core *c);
 bool core_active(struct core *c);
 /* Seal now (shutdown): waits for requests in flight. */
 void core_seal(struct core *c);
+/* A storage key changed outside this node's own writes (a replicated
+ * write applied on a follower): the owning backend drops what it cached.
+ * No-op unless ACTIVE. */
+void core_invalidate(struct core *c, const char *key);
 /* SIGHUP: reopen audit files (log rotation). */
 void core_reload(struct core *c);
 /* Dev mode: initialise with one share, unseal, optionally replace the root

@@ -21,11 +21,13 @@
  *   periodic thread) and is the only state in which anything writes.
  *
  * Locks, in the order they are taken:
+ *   init_lock    mutex: one sys/init at a time (taken before state_lock).
  *   state_lock   rwlock, writer-preferring (a seal is not starved by a
  *                stream of requests). Every request holds it for reading for
  *                its whole run; transitions take it for writing. Nothing that
  *                runs under the read lock takes it again.
- *   unseal_lock  mutex: key-share progress of unseal, rekey, generate-root.
+ *   unseal_lock  mutex: key-share progress of unseal, rekey, generate-root;
+ *                never held while taking state_lock.
  *   mounts_lock  rwlock: the mount table (router.c).
  *   ha_mu        mutex: the c->ha handle (state.c starts/stops the HA loop).
  * The HA loop thread and the backend's lost-lock callback take state_lock
@@ -95,6 +97,7 @@ struct core {
 	_Atomic bool seal_requested;  /* sys/seal: performed once the request ends */
 	_Atomic bool stepdown_requested;
 	int64_t active_since;
+	pthread_mutex_t ident_mu;     /* guards cluster_id (read without state_lock) */
 	char cluster_id[40];          /* read at unseal, created by the first active */
 	char cluster_name[64];
 	pthread_mutex_t ha_mu;
@@ -102,6 +105,7 @@ struct core {
 	struct periodic *periodic;    /* ACTIVE only */
 
 	/* ---- ceremonies (unseal.c), guarded by unseal_lock ---- */
+	pthread_mutex_t init_lock;
 	pthread_mutex_t unseal_lock;
 	struct unseal_progress unseal;
 	struct rekey_state rekey;

@@ -918,36 +918,25 @@ static void idlist_free(struct idlist *l)
 	free(l->v);
 }
 
+static int collect_one(void *ctx, const char *key, struct verr *err)
+{
+	char *s = strdup(key);
+	if (!s || idlist_add(ctx, s)) {
+		free(s);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	return 0;
+}
+
 /* Every lease id under prefix (which is "" or ends in '/'). */
 static int collect(struct expiration *e, const char *prefix, struct idlist *out,
 		   struct verr *err)
 {
-	char key[KEY_MAX + 64];
-	int n = snprintf(key, sizeof(key), "%sid/%s", e->prefix, prefix);
-	if (n < 0 || (size_t)n >= sizeof(key))
+	char base[KEY_MAX + 64];
+	int n = snprintf(base, sizeof(base), "%sid/", e->prefix);
+	if (n < 0 || (size_t)n >= sizeof(base) || strlen(prefix) > KEY_MAX)
 		return verr_set(err, VERR_INVALID, "prefix is too long");
-	char **keys = NULL;
-	size_t nk = 0;
-	int rc = physical_list(e->phys, key, &keys, &nk, err);
-	for (size_t i = 0; rc == 0 && i < nk; i++) {
-		size_t need = strlen(prefix) + strlen(keys[i]) + 1;
-		char *sub = malloc(need);
-		if (!sub) {
-			rc = verr_set(err, VERR_INTERNAL, "out of memory");
-			break;
-		}
-		snprintf(sub, need, "%s%s", prefix, keys[i]);
-		size_t kl = strlen(keys[i]);
-		if (kl && keys[i][kl - 1] == '/') {
-			rc = collect(e, sub, out, err);
-			free(sub);
-		} else if (idlist_add(out, sub)) {
-			free(sub);
-			rc = verr_set(err, VERR_INTERNAL, "out of memory");
-		}
-	}
-	physical_list_free(keys, nk);
-	return rc;
+	return physical_walk(e->phys, base, prefix, collect_one, out, err);
 }
 
 int expiration_revoke_prefix(struct expiration *e, const char *prefix, bool force, bool sync,

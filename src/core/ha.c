@@ -128,8 +128,8 @@ static void *loop_main(void *arg)
 			pthread_mutex_unlock(&h->mu);
 			give_up(h, lost ? "lost" : "released by step-down");
 			pthread_mutex_lock(&h->mu);
-			if (hold > 0)
-				h->hold_until_ms = mono_ms() + hold;
+			/* a node that just lost its lock lets the others try first */
+			h->hold_until_ms = mono_ms() + (hold > 0 ? hold : 2 * retry);
 			continue;
 		}
 		pthread_mutex_unlock(&h->mu);
@@ -140,6 +140,8 @@ static void *loop_main(void *arg)
 			give_up(h, "lost");
 		}
 		pthread_mutex_lock(&h->mu);
+		if (rc)
+			h->hold_until_ms = mono_ms() + 2 * retry;
 	}
 	bool held = h->held;
 	pthread_mutex_unlock(&h->mu);

@@ -901,3 +901,25 @@ int router_valid_path(const char *path, struct verr *err)
 	}
 	return 0;
 }
+
+struct inval {
+	const char *key;
+	int hits;
+};
+
+static void invalidate_one(struct mount_entry *m, void *ctx)
+{
+	struct inval *iv = ctx;
+	size_t pl = strlen(m->view.prefix);
+	if (!m->ops || !m->ops->invalidate || !m->inst || !pl || strncmp(iv->key, m->view.prefix, pl))
+		return;
+	m->ops->invalidate(m->inst, iv->key + pl);
+	iv->hits++;
+}
+
+int router_invalidate(struct core *c, const char *key)
+{
+	struct inval iv = {.key = key};
+	router_foreach(c, invalidate_one, &iv);
+	return iv.hits;
+}

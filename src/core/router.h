@@ -78,6 +78,11 @@ int64_t router_server_default_ttl(const struct core *c);
 int64_t router_server_max_ttl(const struct core *c);
 json_t *router_list(struct core *c, bool is_auth);
 
+/* A storage key (as stored below the barrier, "logical/<uuid>/...") changed
+ * behind the backends' backs: call the owning mount's invalidate hook with
+ * the key relative to its view. Returns how many mounts were told. */
+int router_invalidate(struct core *c, const char *key);
+
 /* A request path's syntax (UTF-8, no control characters, no empty, "." or
  * ".." segments): 0, or VERR_INVALID / VERR_NOT_FOUND (empty) naming it. */
 int router_valid_path(const char *path, struct verr *err);

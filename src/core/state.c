@@ -51,6 +51,13 @@ enum core_state state_get(struct core *c)
 	return (enum core_state)atomic_load(&c->state);
 }
 
+void state_cluster_id(struct core *c, char out[40])
+{
+	pthread_mutex_lock(&c->ident_mu);
+	snprintf(out, 40, "%s", c->cluster_id);
+	pthread_mutex_unlock(&c->ident_mu);
+}
+
 /* The cluster identity: read on every unseal; created (written) only by an
  * active node that finds none. */
 static int cluster_info(struct core *c, bool create, struct verr *err)
@@ -74,8 +81,10 @@ static int cluster_info(struct core *c, bool create, struct verr *err)
 			return rc;
 		}
 	}
+	pthread_mutex_lock(&c->ident_mu);
 	snprintf(c->cluster_id, sizeof(c->cluster_id), "%s",
 		 ci ? json_string_value(json_object_get(ci, "id")) ?: "" : "");
+	pthread_mutex_unlock(&c->ident_mu);
 	json_decref(ci);
 	return 0;
 }

@@ -38,6 +38,8 @@ void state_request_step_down(struct core *c);
 void state_apply_pending(struct core *c);
 
 enum core_state state_get(struct core *c);
+/* The cluster id read at unseal ("" before), copied under its mutex. */
+void state_cluster_id(struct core *c, char out[40]);
 /* The active node's identity (api_addr) per the HA lock, and whether that
  * is this node; without HA: this node's api_addr while unsealed. */
 int state_leader(struct core *c, char **addr, bool *is_self, struct verr *err);

@@ -49,7 +49,10 @@
 
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/policylist.h"
+#include "util/rand.h"
 #include "util/secmem.h"
+#include "util/timefmt.h"
 
 #define SALT_LEN 32
 #define RAW_MAX 512
@@ -261,24 +264,6 @@ static int token_hash(const struct token_store *ts, const char *data, size_t len
 		out[2 * i + 1] = hx[mac[i] & 15];
 	}
 	out[TOKEN_HASH_LEN] = '\0';
-	return 0;
-}
-
-/* n base62 characters from RAND_bytes; rejection sampling (bytes >= 248
- * are dropped) so every character is equally likely. */
-static int random_base62(char *out, size_t n)
-{
-	uint8_t buf[64];
-	size_t got = 0;
-	while (got < n) {
-		if (RAND_bytes(buf, sizeof(buf)) != 1)
-			return -1;
-		for (size_t i = 0; i < sizeof(buf) && got < n; i++)
-			if (buf[i] < 248)
-				out[got++] = B62[buf[i] % 62];
-	}
-	secmem_wipe(buf, sizeof(buf));
-	out[n] = '\0';
 	return 0;
 }
 
@@ -661,68 +646,12 @@ void token_store_free(struct token_store *ts)
 
 /* ---- policies and TTLs ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 json_t *token_policies_sanitize(const json_t *in, bool add_default)
 {
-	size_t n = json_array_size(in), k = 0;
-	char **v = calloc(n + 2, sizeof(char *));
-	json_t *out = json_array();
-	bool has_root = false, has_default = false;
-	if (!v || !out)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(in, i));
-		if (!s)
-			continue;
-		while (*s == ' ' || *s == '\t')
-			s++;
-		size_t l = strlen(s);
-		while (l && (s[l - 1] == ' ' || s[l - 1] == '\t'))
-			l--;
-		if (!l)
-			continue;
-		char *c = strndup(s, l);
-		if (!c)
-			goto fail;
-		for (char *p = c; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
-		if (!strcmp(c, "root"))
-			has_root = true;
-		if (!strcmp(c, "default"))
-			has_default = true;
-		v[k++] = c;
-	}
-	if (has_root) {
-		json_array_append_new(out, json_string("root"));
-		goto done;
-	}
-	if (add_default && !has_default) {
-		v[k] = strdup("default");
-		if (!v[k])
-			goto fail;
-		k++;
-	}
-	qsort(v, k, sizeof(char *), cmp_str);
-	for (size_t i = 0; i < k; i++)
-		if (i == 0 || strcmp(v[i], v[i - 1]))
-			json_array_append_new(out, json_string(v[i]));
-done:
-	for (size_t i = 0; i < k; i++)
-		free(v[i]);
-	free(v);
+	json_t *empty = json_is_array(in) ? NULL : json_array();
+	json_t *out = policylist_sanitize(empty ? empty : in, add_default);
+	json_decref(empty);
 	return out;
-fail:
-	if (v)
-		for (size_t i = 0; i < k; i++)
-			free(v[i]);
-	free(v);
-	json_decref(out);
-	return NULL;
 }
 
 static json_t *policies_without(json_t *arr, const char *name)
@@ -897,7 +826,7 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 		if (raw) {
 			raw[0] = 's';
 			raw[1] = '.';
-			if (random_base62(raw + 2, TOKEN_BODY_LEN)) {
+			if (rand_base62(raw + 2, TOKEN_BODY_LEN, NULL)) {
 				rc = verr_set(err, VERR_INTERNAL, "random generator failed");
 				goto out;
 			}
@@ -927,7 +856,7 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 	for (int tries = 0;; tries++) {
 		uint8_t *x = NULL;
 		size_t xl = 0;
-		if (random_base62(acc, TOKEN_BODY_LEN)) {
+		if (rand_base62(acc, TOKEN_BODY_LEN, NULL)) {
 			rc = verr_set(err, VERR_INTERNAL, "random generator failed");
 			goto out;
 		}
@@ -1538,13 +1467,8 @@ int token_store_role_list(struct token_store *ts, json_t **out, struct verr *err
 
 static json_t *rfc3339(int64_t t)
 {
-	char buf[64];
-	struct tm tm;
-	time_t tt = (time_t)t;
-	if (!gmtime_r(&tt, &tm))
-		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
+	char buf[TIMEFMT_MAX];
+	return timefmt_rfc3339(buf, t, 0, TIMEFMT_SECONDS) ? json_string(buf) : json_null();
 }
 
 json_t *token_entry_lookup_data(const struct token_entry *te, const char *raw_id, int64_t now)

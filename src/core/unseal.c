@@ -81,8 +81,10 @@ static int seal_status(struct core *c, json_t **out)
 			      c->o.storage_type ? c->o.storage_type : "inmem");
 	pthread_mutex_unlock(&c->unseal_lock);
 	if (!sealed && o) {
+		char id[sizeof(c->cluster_id)];
+		state_cluster_id(c, id);
 		json_object_set_new(o, "cluster_name", json_string(c->cluster_name));
-		json_object_set_new(o, "cluster_id", json_string(c->cluster_id));
+		json_object_set_new(o, "cluster_id", json_string(id));
 	}
 	json_decref(cfg);
 	*out = o;
@@ -139,8 +141,10 @@ static int health(struct core *c, const json_t *q, struct logical_response *resp
 			      "disabled", "server_time_utc", (json_int_t)time(NULL), "version",
 			      version_string());
 	if (inited && !sealed) {
+		char id[sizeof(c->cluster_id)];
+		state_cluster_id(c, id);
 		json_object_set_new(o, "cluster_name", json_string(c->cluster_name));
-		json_object_set_new(o, "cluster_id", json_string(c->cluster_id));
+		json_object_set_new(o, "cluster_id", json_string(id));
 	}
 	resp->status = code;
 	sys_raw_json(resp, o);
@@ -305,12 +309,12 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 	int rc = validate_shares(data, &shares, &threshold, err);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&c->unseal_lock);
+	pthread_mutex_lock(&c->init_lock);
 	json_t *existing = NULL;
 	rc = read_seal_config(c, &existing, err);
 	if (rc || existing) {
 		json_decref(existing);
-		pthread_mutex_unlock(&c->unseal_lock);
+		pthread_mutex_unlock(&c->init_lock);
 		return rc ? rc : verr_set(err, VERR_INVALID, "Vault is already initialized");
 	}
 	uint8_t *root = NULL, *kek = NULL;
@@ -332,7 +336,7 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 		rc = write_seal_config(c, shares, threshold, err);
 	secmem_free(root, KEY_LEN);
 	secmem_free(kek, KEY_LEN);
-	pthread_mutex_unlock(&c->unseal_lock);
+	pthread_mutex_unlock(&c->init_lock);
 	if (rc) {
 		json_decref(keys);
 		json_decref(keys_b64);

@@ -66,6 +66,9 @@ int view_get_json(const struct storage_view *v, const char *key, json_t **out,
 		  struct verr *err);
 int view_put_json(const struct storage_view *v, const char *key, const json_t *val,
 		  struct verr *err);
+/* Every leaf key under prefix, relative to the view (physical_walk). */
+int view_walk(const struct storage_view *v, const char *prefix, physical_walk_fn fn, void *ctx,
+	      struct verr *err);
 /* Delete every key under prefix (recursively). */
 int view_clear_prefix(const struct storage_view *v, const char *prefix, struct verr *err);
 

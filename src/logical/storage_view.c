@@ -91,28 +91,18 @@ int view_put_json(const struct storage_view *v, const char *key, const json_t *v
 	return rc;
 }
 
+int view_walk(const struct storage_view *v, const char *prefix, physical_walk_fn fn, void *ctx,
+	      struct verr *err)
+{
+	return physical_walk(v->phys, v->prefix, prefix, fn, ctx, err);
+}
+
+static int delete_one(void *ctx, const char *key, struct verr *err)
+{
+	return view_delete(ctx, key, err);
+}
+
 int view_clear_prefix(const struct storage_view *v, const char *prefix, struct verr *err)
 {
-	char **keys = NULL;
-	size_t n = 0;
-	int rc = view_list(v, prefix, &keys, &n, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		size_t need = strlen(prefix) + strlen(keys[i]) + 1;
-		char *sub = malloc(need);
-		if (!sub) {
-			rc = verr_set(err, VERR_INTERNAL, "out of memory");
-			break;
-		}
-		snprintf(sub, need, "%s%s", prefix, keys[i]);
-		size_t kl = strlen(keys[i]);
-		if (kl && keys[i][kl - 1] == '/')
-			rc = view_clear_prefix(v, sub, err);
-		else
-			rc = view_delete(v, sub, err);
-		free(sub);
-	}
-	physical_list_free(keys, n);
-	return rc;
+	return view_walk(v, prefix, delete_one, (void *)v, err);
 }

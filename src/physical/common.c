@@ -3,6 +3,7 @@
  */
 #include "physical/physical.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,4 +135,36 @@ int physical_ha_holder(struct physical_ha *h, char **value, struct verr *err)
 {
 	*value = NULL;
 	return h->ops->holder(h, value, err);
+}
+
+int physical_walk(struct physical *p, const char *base, const char *prefix,
+		  physical_walk_fn fn, void *ctx, struct verr *err)
+{
+	size_t bl = strlen(base), pl = strlen(prefix);
+	char *full = malloc(bl + pl + 1);
+	if (!full)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	memcpy(full, base, bl);
+	memcpy(full + bl, prefix, pl + 1);
+	char **keys = NULL;
+	size_t n = 0;
+	int rc = physical_list(p, full, &keys, &n, err);
+	free(full);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t kl = strlen(keys[i]);
+		char *sub = malloc(pl + kl + 1);
+		if (!sub) {
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			break;
+		}
+		memcpy(sub, prefix, pl);
+		memcpy(sub + pl, keys[i], kl + 1);
+		if (kl && keys[i][kl - 1] == '/')
+			rc = physical_walk(p, base, sub, fn, ctx, err);
+		else
+			rc = fn(ctx, sub, err);
+		free(sub);
+	}
+	physical_list_free(keys, n);
+	return rc;
 }

@@ -178,6 +178,13 @@ void physical_fault_set(struct physical *p, const struct physical_fault_knobs *k
 void physical_fault_counts(struct physical *p, struct physical_fault_counts *out);
 
 void physical_list_free(char **keys, size_t n);
+/* Every leaf key below base + prefix (prefix is "" or ends in '/'), depth
+ * first in list order: fn gets the key relative to base (prefix included).
+ * Stops at fn's first non-zero return and returns it. fn may delete the key
+ * it is given. The one recursive walker (storage views, leases, kv). */
+typedef int (*physical_walk_fn)(void *ctx, const char *key, struct verr *err);
+int physical_walk(struct physical *p, const char *base, const char *prefix,
+		  physical_walk_fn fn, void *ctx, struct verr *err);
 /* Shared helper for list: given a sorted array of full keys and a prefix,
  * produce the direct-children list (see physical_ops.list). */
 int physical__children(char **sorted_keys, size_t nkeys, const char *prefix, char ***out,

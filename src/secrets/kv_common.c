@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/timefmt.h"
+
 pthread_rwlock_t *kv__stripe(struct kv_backend *b, const char *path)
 {
 	/* FNV-1a: cheap and spreads short similar paths well */
@@ -32,24 +34,10 @@ int64_t kv__now_ns(void)
 
 json_t *kv__time_json(int64_t ns)
 {
-	if (ns <= 0)
+	char buf[TIMEFMT_MAX];
+	if (ns <= 0 || !timefmt_rfc3339(buf, ns / 1000000000LL, (long)(ns % 1000000000LL),
+					 TIMEFMT_NANO))
 		return json_string("");
-	time_t sec = (time_t)(ns / 1000000000LL);
-	long frac = (long)(ns % 1000000000LL);
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	char buf[64];
-	size_t off = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (frac) {
-		char f[16];
-		snprintf(f, sizeof(f), "%09ld", frac);
-		size_t l = strlen(f);
-		while (l > 0 && f[l - 1] == '0')
-			f[--l] = '\0';
-		snprintf(buf + off, sizeof(buf) - off, ".%sZ", f);
-	} else {
-		snprintf(buf + off, sizeof(buf) - off, "Z");
-	}
 	return json_string(buf);
 }
 
@@ -252,24 +240,5 @@ int kv__plain_list(struct logical_request *req, const char *prefix,
 int kv__walk(const struct storage_view *v, const char *prefix, kv_walk_fn fn, void *ctx,
 	     struct verr *err)
 {
-	char **keys = NULL;
-	size_t n = 0;
-	int rc = view_list(v, prefix, &keys, &n, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		char *full = kv__join(prefix, keys[i]);
-		if (!full) {
-			rc = verr_set(err, VERR_INTERNAL, "out of memory");
-			break;
-		}
-		size_t kl = strlen(keys[i]);
-		if (kl && keys[i][kl - 1] == '/')
-			rc = kv__walk(v, full, fn, ctx, err);
-		else
-			rc = fn(ctx, full, err);
-		free(full);
-	}
-	physical_list_free(keys, n);
-	return rc;
+	return view_walk(v, prefix, fn, ctx, err);
 }

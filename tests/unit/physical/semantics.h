@@ -219,6 +219,43 @@ static void test_physical_semantics__many_keys_sorted(void **state)
 		free(want[i]);
 }
 
+/* Transactions (when the backend has them): all applied in order, later ops
+ * on a key win; a transaction that fails applies nothing. */
+static void test_physical_semantics__txn(void **state)
+{
+	struct physical *p = *state;
+	struct verr err = {0};
+	sem_put(p, "t/gone", "x");
+	sem_put(p, "t/keep", "k");
+	struct physical_txn_op ops[] = {
+		{PHYSICAL_TXN_PUT, "t/a", (const uint8_t *)"1", 1},
+		{PHYSICAL_TXN_DELETE, "t/gone", NULL, 0},
+		{PHYSICAL_TXN_PUT, "t/b/c", (const uint8_t *)"2", 1},
+		{PHYSICAL_TXN_PUT, "t/a", (const uint8_t *)"3", 1},
+	};
+	int rc = physical_txn(p, ops, 4, &err);
+	if (rc == VERR_UNSUPPORTED)
+		skip();
+	assert_int_equal(rc, 0);
+	sem_expect(p, "t/a", "3");
+	sem_expect(p, "t/gone", NULL);
+	sem_expect(p, "t/b/c", "2");
+	sem_expect(p, "t/keep", "k");
+	/* one op too large: nothing of the transaction lands */
+	size_t big = p->max_entry_size + 1;
+	uint8_t *v = calloc(1, big);
+	struct physical_txn_op bad[] = {
+		{PHYSICAL_TXN_PUT, "t/new", (const uint8_t *)"n", 1},
+		{PHYSICAL_TXN_DELETE, "t/keep", NULL, 0},
+		{PHYSICAL_TXN_PUT, "t/huge", v, big},
+	};
+	assert_int_equal(physical_txn(p, bad, 3, &err), VERR_TOO_LARGE);
+	free(v);
+	sem_expect(p, "t/new", NULL);
+	sem_expect(p, "t/keep", "k");
+	sem_expect(p, "t/huge", NULL);
+}
+
 #define SEMANTICS_TESTS(setup, teardown)                                                   \
 	cmocka_unit_test_setup_teardown(test_physical_semantics__put_get_overwrite, setup,  \
 					teardown),                                         \
@@ -232,6 +269,7 @@ static void test_physical_semantics__many_keys_sorted(void **state)
 						teardown),                                 \
 		cmocka_unit_test_setup_teardown(test_physical_semantics__max_entry_size, setup, \
 						teardown),                                 \
+		cmocka_unit_test_setup_teardown(test_physical_semantics__txn, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_physical_semantics__many_keys_sorted, \
 						setup, teardown)
 
