@@ -41,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/buf.h"
 #include "util/cidr.h"
 #include "util/jwt.h"
 #include "util/log.h"
@@ -638,27 +639,20 @@ static int role_binds(const json_t *role, const char *ns, const char *name, stru
 /* ---- TokenReview ---- */
 
 struct http_body {
-	char *data;
-	size_t len;
+	struct buf b;
 	bool overflow;
 };
 
 static size_t body_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	struct http_body *b = ud;
+	struct http_body *hb = ud;
 	size_t n = size * nmemb;
-	if (b->len + n > K8S_MAX_RESPONSE) {
-		b->overflow = true;
+	if (hb->b.len + n > K8S_MAX_RESPONSE) {
+		hb->overflow = true;
 		return 0; /* aborts the transfer */
 	}
-	char *p = realloc(b->data, b->len + n + 1);
-	if (!p)
-		return 0;
-	memcpy(p + b->len, ptr, n);
-	b->data = p;
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
+	buf_add(&hb->b, ptr, n);
+	return hb->b.failed ? 0 : n;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -807,7 +801,7 @@ static int token_review(const struct k8s_config *cfg, const char *jwt, const jso
 	long status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	json_error_t je;
-	resp = body.data ? json_loadb(body.data, body.len, 0, &je) : NULL;
+	resp = body.b.p ? json_loadb(body.b.p, body.b.len, 0, &je) : NULL;
 	if (status == 401) {
 		rc = verr_set(err, VERR_DENIED, "lookup failed: service account unauthorized; this could "
 						"mean it has been deleted or recreated with a new token");
@@ -869,7 +863,7 @@ out:
 		secmem_free(local_tok, local_tok_cap);
 	if (local_ca)
 		secmem_free(local_ca, local_ca_cap);
-	free(body.data);
+	buf_free(&body.b);
 	json_decref(resp);
 	return rc;
 }

@@ -17,6 +17,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "util/buf.h"
 #include "util/duration.h"
 
 void cli_strlist_add(struct cli_strlist *l, const char *s)
@@ -254,29 +255,19 @@ int cli_read_file(char **out, size_t *len, const char *path, FILE *in, struct ve
 	if (!f)
 		return verr_set(err, VERR_INVALID, "error opening file %s: %s", path,
 				strerror(errno));
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	if (!buf)
-		abort();
-	size_t r;
-	while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-		n += r;
-		if (cap - n - 1 == 0) {
-			cap *= 2;
-			char *nb = realloc(buf, cap);
-			if (!nb)
-				abort();
-			buf = nb;
-		}
-	}
-	int bad = ferror(f);
+	struct buf b;
+	buf_init(&b, 4096);
+	int bad = buf_read_stream(&b, f, 0);
 	if (f != in)
 		fclose(f);
 	if (bad) {
-		free(buf);
+		buf_free(&b);
 		return verr_set(err, VERR_INVALID, "error reading %s", path);
 	}
-	buf[n] = '\0';
+	size_t n = 0;
+	char *buf = buf_take(&b, &n);
+	if (!buf)
+		abort();
 	*out = buf;
 	if (len)
 		*len = n;

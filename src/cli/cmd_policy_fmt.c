@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/buf.h"
 #include "util/hcl.h"
 
 static void put_string(FILE *f, const char *s)
@@ -148,23 +149,17 @@ int cli_cmd_policy_fmt(struct cli *c, int argc, char **argv)
 	FILE *in = fopen(path, "rb");
 	if (!in)
 		return cli_fail(c, CLI_ELOCAL, "Error opening policy file: %s", strerror(errno));
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (len + 4096 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			char *nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				fclose(in);
-				return cli_fail(c, CLI_ELOCAL, "Error reading policy file: out of memory");
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, cap - len, in);
-		len += n;
-		if (n == 0)
-			break;
+	struct buf b;
+	buf_init(&b, 8192);
+	int rd = buf_read_stream(&b, in, 0);
+	size_t len = 0;
+	char *buf = rd ? NULL : buf_take(&b, &len);
+	if (!buf) {
+		bool oom = b.failed || rd == 0;
+		buf_free(&b);
+		fclose(in);
+		return cli_fail(c, CLI_ELOCAL, "Error reading policy file: %s",
+				oom ? "out of memory" : strerror(errno));
 	}
 	fclose(in);
 	json_t *doc = NULL;

@@ -16,30 +16,19 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- a tiny growable string ---- */
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
+#include "util/buf.h"
 
-static void sb_addn(struct sbuf *b, const char *s, size_t n)
+
+/* The CLI's output buffers (util/buf.h); running out of memory while
+ * formatting output is fatal for a one-shot command. */
+static void sb_addn(struct buf *b, const char *s, size_t n)
 {
-	if (b->n + n + 1 > b->cap) {
-		size_t nc = b->cap ? b->cap * 2 : 64;
-		while (nc < b->n + n + 1)
-			nc *= 2;
-		char *np = realloc(b->p, nc);
-		if (!np)
-			abort();
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
+	buf_add(b, s, n);
+	if (b->failed)
+		abort();
 }
 
-static void sb_add(struct sbuf *b, const char *s)
+static void sb_add(struct buf *b, const char *s)
 {
 	sb_addn(b, s, strlen(s));
 }
@@ -66,7 +55,7 @@ static const char **sorted_keys(const json_t *obj, size_t *n)
 
 /* Numbers and booleans print alike in every format: append v and return 1
  * if it is one, else return 0. */
-static int fmt_number_or_bool(struct sbuf *b, const json_t *v)
+static int fmt_number_or_bool(struct buf *b, const json_t *v)
 {
 	char num[64];
 	switch (json_typeof(v)) {
@@ -89,7 +78,7 @@ static int fmt_number_or_bool(struct sbuf *b, const json_t *v)
 	return 1;
 }
 
-static void fmt_value_into(struct sbuf *b, const json_t *v)
+static void fmt_value_into(struct buf *b, const json_t *v)
 {
 	if (fmt_number_or_bool(b, v))
 		return;
@@ -135,7 +124,7 @@ static void fmt_value_into(struct sbuf *b, const json_t *v)
 
 char *cli_fmt_value(const json_t *v)
 {
-	struct sbuf b = {0};
+	struct buf b = {0};
 	sb_add(&b, "");
 	if (v)
 		fmt_value_into(&b, v);
@@ -328,7 +317,7 @@ static char *strf(const char *fmt, ...)
 /* Go's %q of a []string: ["a" "b"]; null prints []. */
 static char *fmt_quoted_list(const json_t *arr)
 {
-	struct sbuf b = {0};
+	struct buf b = {0};
 	sb_add(&b, "[");
 	if (json_is_array(arr)) {
 		size_t i;
@@ -481,7 +470,7 @@ static int yaml_plain_ok(const char *s)
 	return 1;
 }
 
-static void yaml_str(struct sbuf *b, const char *s, size_t len)
+static void yaml_str(struct buf *b, const char *s, size_t len)
 {
 	if (strlen(s) == len && yaml_plain_ok(s)) {
 		sb_add(b, s);
@@ -494,7 +483,7 @@ static void yaml_str(struct sbuf *b, const char *s, size_t len)
 	json_decref(j);
 }
 
-static void yaml_scalar(struct sbuf *b, const json_t *v)
+static void yaml_scalar(struct buf *b, const json_t *v)
 {
 	if (fmt_number_or_bool(b, v))
 		return;
@@ -522,18 +511,18 @@ static int yaml_is_block(const json_t *v)
 	       (json_is_array(v) && json_array_size(v) > 0);
 }
 
-static void indent(struct sbuf *b, int n)
+static void indent(struct buf *b, int n)
 {
 	for (int i = 0; i < n; i++)
 		sb_add(b, " ");
 }
 
-static void yaml_node(struct sbuf *b, const json_t *v, int ind, int inline_first);
+static void yaml_node(struct buf *b, const json_t *v, int ind, int inline_first);
 
 /* Objects: "k: v" lines at ind; the first line is already indented when
  * inline_first (after "- "). Sequences inside a mapping sit at the key's
  * indentation, as go-yaml writes them. */
-static void yaml_node(struct sbuf *b, const json_t *v, int ind, int inline_first)
+static void yaml_node(struct buf *b, const json_t *v, int ind, int inline_first)
 {
 	if (json_is_object(v) && json_object_size(v) > 0) {
 		size_t n;
@@ -582,11 +571,11 @@ static void yaml_node(struct sbuf *b, const json_t *v, int ind, int inline_first
 
 void cli_out_yaml(FILE *f, const json_t *v)
 {
-	struct sbuf b = {0};
+	struct buf b = {0};
 	sb_add(&b, "");
 	yaml_node(&b, v, 0, 0);
 	/* Vault trims surrounding whitespace and prints one newline. */
-	size_t n = b.n;
+	size_t n = b.len;
 	while (n > 0 && b.p[n - 1] == '\n')
 		n--;
 	fwrite(b.p, 1, n, f);
@@ -693,11 +682,11 @@ int cli_output_field(struct cli *c, const json_t *val, const char *field)
 	if (is_fmt(c, "json")) {
 		s = json_dumps(val, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 	} else if (is_fmt(c, "yaml")) {
-		struct sbuf b = {0};
+		struct buf b = {0};
 		sb_add(&b, "");
 		yaml_node(&b, val, 0, 0);
-		while (b.n > 0 && b.p[b.n - 1] == '\n')
-			b.p[--b.n] = '\0';
+		while (b.len > 0 && b.p[b.len - 1] == '\n')
+			b.p[--b.len] = '\0';
 		s = b.p;
 	} else {
 		s = cli_fmt_value(val);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/buf.h"
 #include "util/duration.h"
 #include "util/hcl.h"
 
@@ -835,37 +836,21 @@ static int read_file(char **out, size_t *len, const char *path, struct verr *err
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return verr_set(err, VERR_NOT_FOUND, "%s: cannot open: %s", path, strerror(errno));
-	size_t cap = 0, n = 0;
-	char *buf = NULL;
-	int rc = 0;
-	for (;;) {
-		if (n == cap) {
-			if (cap > HCL_MAX_INPUT) {
-				rc = verr_set(err, VERR_TOO_LARGE, "%s: larger than %u bytes", path, HCL_MAX_INPUT);
-				goto out;
-			}
-			cap = cap ? cap * 2 : 8192;
-			char *p = realloc(buf, cap);
-			if (!p) {
-				rc = oom(err);
-				goto out;
-			}
-			buf = p;
-		}
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0) {
-			if (ferror(f))
-				rc = verr_set(err, VERR_NOT_FOUND, "%s: read error", path);
-			break;
-		}
-	}
-	if (!rc && n > HCL_MAX_INPUT)
-		rc = verr_set(err, VERR_TOO_LARGE, "%s: larger than %u bytes", path, HCL_MAX_INPUT);
-out:
+	struct buf b;
+	buf_init(&b, 8192);
+	int r = buf_read_stream(&b, f, HCL_MAX_INPUT);
 	fclose(f);
+	int rc = 0;
+	if (r > 0)
+		rc = verr_set(err, VERR_TOO_LARGE, "%s: larger than %u bytes", path, HCL_MAX_INPUT);
+	else if (r < 0)
+		rc = b.failed ? oom(err) : verr_set(err, VERR_NOT_FOUND, "%s: read error", path);
+	size_t n = 0;
+	char *buf = rc ? NULL : buf_take(&b, &n);
+	if (!rc && !buf)
+		rc = oom(err);
 	if (rc) {
-		free(buf);
+		buf_free(&b);
 		return rc;
 	}
 	*out = buf;

@@ -135,3 +135,20 @@ void buf_free(struct buf *b)
 	memset(b, 0, sizeof(*b));
 	b->secret = secret;
 }
+
+int buf_read_stream(struct buf *b, FILE *f, size_t max)
+{
+	size_t start = b->len;
+	for (;;) {
+		if (!buf_reserve(b, 8192))
+			return -1;
+		size_t room = b->cap - b->len - 1;
+		size_t r = fread(b->p + b->len, 1, room, f);
+		b->len += r;
+		b->p[b->len] = '\0';
+		if (max && b->len - start > max)
+			return 1;
+		if (r < room)
+			return ferror(f) ? -1 : 0;
+	}
+}

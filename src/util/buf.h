@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct buf {
 	char *p;
@@ -34,6 +35,10 @@ void buf_add(struct buf *b, const void *s, size_t n);
 void buf_str(struct buf *b, const char *s);
 void buf_char(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append everything f has left, up to max bytes (0: no limit): 0 at EOF,
+ * 1 when the stream holds more than max, -1 on a read error or when an
+ * append failed (errno tells which for a read error). The caller closes f. */
+int buf_read_stream(struct buf *b, FILE *f, size_t max);
 /* The NUL-terminated contents (malloc'd, caller frees; wipe it too if the
  * buffer was secret) and their length without the NUL; NULL if an append
  * failed. The buffer is empty again afterwards. */
