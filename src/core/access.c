@@ -167,13 +167,11 @@ int access_any_below(struct core *c, const struct token_entry *te, const char *p
 		     bool *out, struct verr *err)
 {
 	*out = false;
-	json_t *caps = NULL;
-	int rc = access_capabilities(c, te, path, &caps, err);
-	size_t i;
-	json_t *e;
-	json_array_foreach(caps, i, e)
-		if (strcmp(json_string_value(e), "deny"))
-			*out = true;
-	json_decref(caps);
-	return rc;
+	struct acl *acl = NULL;
+	int rc = token_acl(c, te, &acl, err);
+	if (rc)
+		return rc;
+	*out = acl_any_under(acl, path);
+	acl_free(acl);
+	return 0;
 }

@@ -31,8 +31,8 @@ int access_acl_check(struct core *c, const struct token_entry *te, enum logical_
 		     struct verr *err);
 int access_capabilities(struct core *c, const struct token_entry *te, const char *path,
 			json_t **out, struct verr *err);
-/* True when the token holds any capability other than deny on path or on
- * any path below it (sys/internal/ui/mounts). */
+/* *out = the token holds some capability other than deny on the mount
+ * path (ending in '/') or on any path below it (sys/internal/ui/mounts). */
 int access_any_below(struct core *c, const struct token_entry *te, const char *path,
 		     bool *out, struct verr *err);
 int access_token_use(struct core *c, const struct token_entry *te, bool *revoke_after,

@@ -1292,3 +1292,65 @@ int acl_capabilities(const struct acl *a, const char *path, json_t **out_list, s
 	*out_list = arr;
 	return 0;
 }
+
+/* Could a segment rule match some path below mount (which ends in '/')?
+ * Every segment of the mount must be matched by the rule's segment at the
+ * same place ("+" matches any; a prefix rule's last segment may end early). */
+static bool seg_could_match_below(const struct acl_entry *e, const char *mount, size_t ml)
+{
+	size_t pos = 0, i = 0;
+	while (pos < ml) {
+		const char *s = mount + pos;
+		const char *slash = memchr(s, '/', ml - pos);
+		size_t slen = slash ? (size_t)(slash - s) : ml - pos;
+		if (i == e->nsegs)
+			return false; /* the rule is shorter than the mount path */
+		const struct seg *g = &e->segs[i];
+		bool last = i + 1 == e->nsegs;
+		if (g->plus) {
+			if (!slen)
+				return false;
+		} else if (!(g->len == slen && memcmp(g->s, s, slen) == 0)) {
+			/* a prefix rule's last segment "se*" covers "secret" */
+			return e->is_prefix && last && slen >= g->len && memcmp(g->s, s, g->len) == 0;
+		}
+		if (!slash)
+			break;
+		pos += slen + 1;
+		i++;
+	}
+	return true;
+}
+
+bool acl_any_under(const struct acl *a, const char *mount)
+{
+	if (!a || !mount)
+		return false;
+	if (a->root)
+		return true;
+	size_t ml = strlen(mount);
+	for (size_t i = 0; i < a->n; i++) {
+		const struct acl_entry *e = &a->entries[i];
+		uint32_t caps = e->perm.caps;
+		if (!caps || (caps & POLICY_CAP_DENY))
+			continue;
+		bool hit;
+		switch (e->kind) {
+		case MK_EXACT:
+			hit = e->keylen >= ml ? !strncmp(e->key, mount, ml)
+					      : e->keylen + 1 == ml && !strncmp(e->key, mount, e->keylen);
+			break;
+		case MK_PREFIX:
+			/* a "secret/app/" prefix rule is below "secret/"; "sec" covers it */
+			hit = e->keylen >= ml ? !strncmp(e->key, mount, ml)
+					      : !strncmp(mount, e->key, e->keylen);
+			break;
+		default:
+			hit = seg_could_match_below(e, mount, ml);
+			break;
+		}
+		if (hit)
+			return true;
+	}
+	return false;
+}

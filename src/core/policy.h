@@ -142,6 +142,12 @@ int acl_check_wrapped(const struct acl *a, enum logical_op op, const char *path,
  */
 int acl_capabilities(const struct acl *a, const char *path, json_t **out_list, struct verr *err);
 
+/* Does any rule grant a capability (other than deny) on mount (a mount
+ * path ending in '/') or on any path below it? Vault's hasMountAccess, for
+ * sys/internal/ui/mounts: a token limited to kv/data/app/ (a prefix rule) learns
+ * that kv/ is a KV v2 mount. */
+bool acl_any_under(const struct acl *a, const char *mount);
+
 /* Names of the bits in caps, sorted, as a new JSON array ("deny" for 0). */
 json_t *policy_caps_to_json(uint32_t caps);
 

@@ -268,13 +268,41 @@ static int h_remount_status(struct logical_request *req, struct logical_response
 
 /* ---- internal UI mounts (Vault CLI kv preflight) ---- */
 
+/* The mounts a caller may learn about: with a token, those it holds some
+ * capability under (Vault's hasMountAccess); without one, those tuned
+ * listing_visibility = "unauth". */
+static bool mount_visible(struct core *c, const struct logical_request *req,
+			  const struct mount_entry *m, struct verr *err)
+{
+	if (!req->token) {
+		const char *lv = json_string_value(json_object_get(m->config, "listing_visibility"));
+		return lv && !strcmp(lv, "unauth");
+	}
+	bool any = false;
+	return access_any_below(c, req->token, m->path, &any, err) == 0 && any;
+}
+
+struct ui_list {
+	struct core *c;
+	const struct logical_request *req;
+	json_t *secret, *auth;
+};
+
+static void ui_list_one(struct mount_entry *m, void *ctx)
+{
+	struct ui_list *u = ctx;
+	if (!mount_visible(u->c, u->req, m, NULL))
+		return;
+	json_object_set_new(m->is_auth ? u->auth : u->secret, m->is_auth ? m->path + 5 : m->path,
+			    router_mount_json(m));
+}
+
 static int h_ui_mounts(struct logical_request *req, struct logical_response *resp,
 		       struct verr *err)
 {
-	if (!req->token)
-		return verr_set(err, VERR_DENIED, "permission denied");
-	return top(resp, json_pack("{s:o,s:o}", "secret", router_list(C(req), false), "auth",
-				   router_list(C(req), true)));
+	struct ui_list u = {.c = C(req), .req = req, .secret = json_object(), .auth = json_object()};
+	router_foreach(C(req), ui_list_one, &u);
+	return top(resp, json_pack("{s:o,s:o}", "secret", u.secret, "auth", u.auth));
 }
 
 static int h_ui_mount(struct logical_request *req, struct logical_response *resp,
@@ -289,29 +317,9 @@ static int h_ui_mount(struct logical_request *req, struct logical_response *resp
 	struct mount_entry *m = router_route(C(req), p);
 	if (!m)
 		return verr_set(err, VERR_DENIED, "permission denied");
-	/* the caller must hold some capability below this mount */
-	json_t *caps = NULL;
-	rc = access_capabilities(C(req), req->token, p, &caps, err);
-	bool any = false;
-	size_t i;
-	json_t *e;
-	json_array_foreach(caps, i, e)
-		if (strcmp(json_string_value(e), "deny"))
-			any = true;
-	json_decref(caps);
-	if (!rc && !any) {
-		/* Vault also accepts any capability anywhere under the mount */
-		char probe[600];
-		snprintf(probe, sizeof(probe), "%s", m->path);
-		rc = access_capabilities(C(req), req->token, probe, &caps, err);
-		json_array_foreach(caps, i, e)
-			if (strcmp(json_string_value(e), "deny"))
-				any = true;
-		json_decref(caps);
-	}
-	if (rc || !any) {
+	if (!mount_visible(C(req), req, m, err)) {
 		router_release(m);
-		return rc ? rc : verr_set(err, VERR_DENIED, "permission denied");
+		return verr_set(err, VERR_DENIED, "permission denied");
 	}
 	json_t *d = router_mount_json(m);
 	json_object_set_new(d, "path", json_string(m->is_auth ? m->path + 5 : m->path));

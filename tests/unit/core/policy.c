@@ -658,6 +658,30 @@ static void test_core_policy__check_is_fast(void **state)
 	acl_free(a);
 }
 
+/* acl_any_under: Vault's hasMountAccess for sys/internal/ui/mounts */
+static void test_core_policy__any_under_mount(void **state)
+{
+	struct acl *a = acl_of("{\"path\":{\"kv/data/myapp/*\":{\"capabilities\":[\"read\"]}}}",
+			       "{\"path\":{\"team/+/config\":{\"capabilities\":[\"read\"]}}}",
+			       "{\"path\":{\"exact/x\":{\"capabilities\":[\"list\"]},"
+			       "\"denied/*\":{\"capabilities\":[\"deny\"]}}}",
+			       "{\"path\":{\"se*\":{\"capabilities\":[\"read\"]}}}");
+	assert_true(acl_any_under(a, "kv/"));
+	assert_true(acl_any_under(a, "team/"));
+	assert_true(acl_any_under(a, "exact/"));
+	assert_true(acl_any_under(a, "secret/")); /* "se*" covers it */
+	assert_false(acl_any_under(a, "kv2/"));
+	assert_false(acl_any_under(a, "denied/"));
+	assert_false(acl_any_under(a, "other/"));
+	assert_false(acl_any_under(a, "team/a/b/c/")); /* deeper than the rule */
+	acl_free(a);
+	a = acl_of("{\"path\":{\"+/data/app\":{\"capabilities\":[\"read\"]}}}", NULL, NULL, NULL);
+	assert_true(acl_any_under(a, "anything/"));
+	assert_false(acl_any_under(a, "auth/x/")); /* "x" is not "data" */
+	assert_true(acl_any_under(a, "auth/data/"));
+	acl_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -683,6 +707,7 @@ int main(void)
 		cmocka_unit_test(test_core_policy__name_normalize),
 		cmocka_unit_test(test_core_policy__seed_guide_policy),
 		cmocka_unit_test(test_core_policy__check_is_fast),
+		cmocka_unit_test(test_core_policy__any_under_mount),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
