@@ -5,6 +5,7 @@
  * SIGINT stop accepting, finish in-flight requests, wipe keys and exit 0).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,21 @@ static void apply_logging(const struct server_config *cfg, const struct server_a
 	log_set_json(fmt && !strcmp(fmt, "json"));
 }
 
+/* Vault's pid_file: the process ID, written once the listeners are up and
+ * removed at a clean shutdown. */
+static int write_pid_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d", (int)getpid());
+	int rc = write(fd, buf, (size_t)n) == n ? 0 : -EIO;
+	if (close(fd) && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
 /* Vault's listener `http_idle_timeout` (seconds or a duration string): how
  * long a connection may sit idle or stall mid-request before it is closed
  * (slow clients). 0 (unset or unparsable): the listener's default. */
@@ -180,6 +196,11 @@ int server_main(int argc, char **argv)
 	apply_logging(cfg, &a);
 	if (a.log_level && log_level_parse(a.log_level) < 0) {
 		fprintf(stderr, "Error: unknown log level \"%s\"\n", a.log_level);
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg->log_file && (rc = log_set_file(cfg->log_file)) < 0) {
+		fprintf(stderr, "Error opening log_file %s: %s\n", cfg->log_file, strerror(-rc));
 		config_free(cfg);
 		return 1;
 	}
@@ -363,6 +384,8 @@ int server_main(int argc, char **argv)
 		free(dev_key);
 		free(dev_root);
 	}
+	if (cfg->pid_file && (rc = write_pid_file(cfg->pid_file)) < 0)
+		log_error("core", "could not write pid_file %s: %s", cfg->pid_file, strerror(-rc));
 	printf("==> Coffer server started! Log data will stream in below:\n\n");
 	fflush(stdout);
 	log_info("core", "listening; storage=%s", cfg->storage->type);
@@ -372,11 +395,19 @@ int server_main(int argc, char **argv)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			/* first, so this line already lands in a rotated file */
+			int lr = log_reopen();
 			log_info("core", "SIGHUP received: reloading");
+			if (lr < 0)
+				log_error("core", "log_file reopen failed: %s", strerror(-lr));
 			struct server_config *ncfg = NULL;
 			struct verr e2 = {0};
 			if (!a.dev && config_load(&ncfg, a.configs, a.nconfigs, &e2) == 0) {
 				apply_logging(ncfg, &a);
+				/* a new log_file path takes effect at reload */
+				if (ncfg->log_file && (!cfg->log_file || strcmp(ncfg->log_file, cfg->log_file)) &&
+				    (lr = log_set_file(ncfg->log_file)) < 0)
+					log_error("core", "log_file %s: %s", ncfg->log_file, strerror(-lr));
 				config_free(ncfg);
 			} else if (!a.dev) {
 				log_error("core", "reload failed: %s", e2.msg);
@@ -396,7 +427,10 @@ int server_main(int argc, char **argv)
 	core_seal(core);
 	core_free(core);
 	physical_close(ha_phys);
-	config_free(cfg);
+	if (cfg->pid_file)
+		unlink(cfg->pid_file);
 	log_info("core", "shutdown complete");
+	config_free(cfg);
+	log_set_file(NULL);
 	return 0;
 }
