@@ -773,6 +773,12 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 		if (!write)
 			goto unsupported;
 		*rc = unseal_submit(c, req->data, &out, err);
+	} else if (strip_slash_eq(p, "sys/leader") && state_get(c) == CORE_STANDBY) {
+		/* a standby answers for itself (the active's view would say
+		 * is_self); an active node takes the normal route */
+		if (req->op != LOP_READ)
+			goto unsupported;
+		*rc = sys_leader_status(c, &out, err);
 	} else {
 		return 0;
 	}

@@ -47,6 +47,11 @@ struct http_listener_opts {
 	 * connections). See docs/http.md for measurements. */
 	unsigned thread_pool_size;
 	bool unauthenticated_metrics_access; /* kept for the config; unused here */
+	/* The cluster port (cluster_addr): always TLS 1.3 with the cluster's
+	 * own certificate from the core (none while sealed: handshakes fail),
+	 * client certificates required and checked against it; serves the
+	 * requests standbys forward (tls_* options are ignored). */
+	bool cluster;
 };
 
 /* Bind, listen and start serving. On success *out is owned by the caller and

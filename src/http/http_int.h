@@ -91,6 +91,11 @@ struct http_tls;
 int http__tls_new(struct http_tls **out, const struct http_listener_opts *o, struct verr *err);
 void http__tls_free(struct http_tls *t);
 int http__tls_reload(struct http_tls *t, struct verr *err);
+/* The cluster listener's credentials: the core's cluster certificate
+ * (core_cluster_tls), picked up at each new connection once unsealed;
+ * client certificates required and verified against it. */
+struct core;
+int http__tls_new_cluster(struct http_tls **out, struct core *core, struct verr *err);
 /* GnuTLS priority string for the configured minimum version. */
 const char *http__tls_priorities(const struct http_tls *t);
 /* Attach the current credentials to a new session (gnutls_session_t);
@@ -99,5 +104,13 @@ void *http__tls_attach(struct http_tls *t, void *session);
 void http__tls_detach(struct http_tls *t, void *handle);
 /* The peer's leaf certificate as PEM (malloc'd), or NULL if none. */
 char *http__tls_peer_pem(void *session);
+
+/* forward.c: send a request a standby received to the active node's
+ * cluster listener (mutual TLS with the cluster certificate) and relay its
+ * answer. 0 with *out filled, or -1 with *err set (the caller then answers
+ * 307/503 itself). */
+struct core_forward;
+int http__forward(const struct http_raw_request *in, const struct core_forward *f,
+		  struct http_reply *out, struct verr *err);
 
 #endif

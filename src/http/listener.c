@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,7 @@ struct http_listener {
 	unsigned conns;
 	unsigned inflight;
 	bool stopping;
+	bool cluster; /* the cluster port: forwarded requests from standbys */
 };
 
 struct conn {
@@ -269,6 +271,36 @@ static void remote_of(struct MHD_Connection *c, char *buf, size_t cap, int *port
 	}
 }
 
+static const char *header_of(const struct header_vec *hv, const char *name)
+{
+	for (size_t i = 0; i < hv->n; i++)
+		if (!strcasecmp(hv->v[i].name, name))
+			return hv->v[i].value;
+	return NULL;
+}
+
+/* A standby's request: forward it to the active node unless the client
+ * asked for the 307 (X-Vault-No-Request-Forwarding) or no active node can
+ * be reached; true when *rep holds the active node's answer. */
+static bool forward(struct http_listener *l, const struct http_raw_request *raw,
+		    const struct header_vec *hv, struct http_reply *rep)
+{
+	const char *nf = header_of(hv, "X-Vault-No-Request-Forwarding");
+	if (nf && *nf)
+		return false;
+	struct core_forward f;
+	struct verr e = {0};
+	if (core_forward_target(l->core, &f, &e))
+		return false;
+	int rc = http__forward(raw, &f, rep, &e);
+	core_forward_free(&f);
+	if (rc) {
+		log_warn("http", "%s; answering with a redirect", e.msg);
+		return false;
+	}
+	return true;
+}
+
 static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 			      struct req *r, const char *method)
 {
@@ -310,13 +342,39 @@ static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 	raw.body_too_large = r->too_large;
 	raw.remote_addr = addr;
 	raw.client_cert_pem = pem;
+	if (l->cluster) {
+		/* only a cluster member (verified in the handshake) gets here:
+		 * the client it forwards for is the remote address */
+		const char *fwd = header_of(hv, "X-Coffer-Forwarded-For");
+		if (fwd && *fwd && strlen(fwd) < sizeof(addr))
+			snprintf(addr, sizeof(addr), "%s", fwd);
+		raw.client_cert_pem = NULL; /* the cluster's, not the client's */
+	}
 
 	if (http__build_request(&built, &rep, &raw) != 0)
 		goto send;
 	memset(&resp, 0, sizeof(resp));
 	verr_clear(&err);
 	rc = core_handle_request(l->core, &built.req, &resp, &err);
+	if (rc == VERR_STANDBY && !l->cluster && forward(l, &raw, hv, &rep)) {
+		logical_response_reset(&resp);
+		http__built_free(&built);
+		goto send;
+	}
 	http__reply_from_core(&rep, rc, &built.req, &resp, &err);
+	if (rc == VERR_STANDBY && rep.location && raw.target_len == strlen(raw.target)) {
+		/* Vault's redirect names the same request on the active node */
+		size_t ll = strlen(rep.location);
+		while (ll && rep.location[ll - 1] == '/')
+			ll--;
+		char *loc = malloc(ll + raw.target_len + 1);
+		if (loc) {
+			memcpy(loc, rep.location, ll);
+			memcpy(loc + ll, raw.target, raw.target_len + 1);
+			free(rep.location);
+			rep.location = loc;
+		}
+	}
 	logical_response_reset(&resp);
 	http__built_free(&built);
 send:
@@ -514,7 +572,12 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 
-	if (!o->tls_disable) {
+	l->cluster = o->cluster;
+	if (o->cluster) {
+		rc = http__tls_new_cluster(&l->tls, core, err);
+		if (rc)
+			goto fail;
+	} else if (!o->tls_disable) {
 		rc = http__tls_new(&l->tls, o, err);
 		if (rc)
 			goto fail;
@@ -561,7 +624,8 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 			      l->addr);
 		goto fail;
 	}
-	log_info("http", "listening on %s (%s)", l->addr, l->tls ? "tls" : "tls disabled");
+	log_info("http", "listening on %s (%s)", l->addr,
+		 l->cluster ? "cluster, mutual tls" : l->tls ? "tls" : "tls disabled");
 	*out = l;
 	return 0;
 fail:

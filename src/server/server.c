@@ -349,6 +349,35 @@ int server_main(int argc, char **argv)
 		}
 	}
 
+	/* the cluster port: standbys forward requests to the active node here
+	 * (mutual TLS with the cluster certificate, which exists once unsealed) */
+	struct http_listener *cluster_l = NULL;
+	if (ha && cfg->cluster_addr && *cfg->cluster_addr) {
+		const char *ca = cfg->cluster_addr;
+		if (!strncmp(ca, "https://", 8))
+			ca += 8;
+		else if (!strncmp(ca, "http://", 7))
+			ca += 7;
+		char caddr[300];
+		snprintf(caddr, sizeof(caddr), "%s", ca);
+		size_t cl = strlen(caddr);
+		while (cl && caddr[cl - 1] == '/')
+			caddr[--cl] = '\0';
+		struct http_listener_opts o = {.address = caddr, .cluster = true};
+		rc = http_listener_start(&cluster_l, &o, core, &err);
+		if (rc) {
+			fprintf(stderr, "Error initializing the cluster listener on %s: %s\n", caddr,
+				err.msg);
+			for (size_t j = 0; j < cfg->nlisteners; j++)
+				http_listener_stop(ls[j]);
+			free(ls);
+			core_free(core);
+			physical_close(ha_phys);
+			config_free(cfg);
+			return 1;
+		}
+	}
+
 	/* banner */
 	printf("==> Coffer server configuration:\n\n");
 	printf("%24s: %s\n", "Api Address", cfg->api_addr ? cfg->api_addr : "");
@@ -424,6 +453,7 @@ int server_main(int argc, char **argv)
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		http_listener_stop(ls[i]);
 	free(ls);
+	http_listener_stop(cluster_l);
 	core_seal(core);
 	core_free(core);
 	physical_close(ha_phys);
