@@ -266,6 +266,20 @@ out:
 	return rc;
 }
 
+int transit__versioned_input(const struct tkey *k, const char *s, const char *what, int *ver,
+			     const char **b64, const struct tkey_version **v, struct verr *err)
+{
+	int rc = transit__parse_prefixed(s, what, ver, b64, err);
+	if (rc)
+		return rc;
+	if (*ver > k->latest_version)
+		return verr_set(err, VERR_INVALID, "invalid %s: version is too new", what);
+	if (k->min_decryption_version > 0 && *ver < k->min_decryption_version)
+		return verr_set(err, VERR_INVALID, TOO_OLD);
+	*v = transit__version(k, *ver);
+	return *v ? 0 : verr_set(err, VERR_INVALID, "no such key version");
+}
+
 int transit__decrypt(uint8_t **out, size_t *out_len, int *ver_out, const struct tkey *k,
 		     const char *ct, const uint8_t *ctx, size_t ctx_len, const uint8_t *aad,
 		     size_t aad_len, struct verr *err)
@@ -276,17 +290,11 @@ int transit__decrypt(uint8_t **out, size_t *out_len, int *ver_out, const struct 
 		return verr_set(err, VERR_INVALID, "message decryption not supported for key type %s", tkey_type_name(k->type));
 	int ver;
 	const char *b64;
-	int rc = transit__parse_prefixed(ct, "ciphertext", &ver, &b64, err);
+	const struct tkey_version *v;
+	int rc = transit__versioned_input(k, ct, "ciphertext", &ver, &b64, &v, err);
 	if (rc)
 		return rc;
-	if (ver > k->latest_version)
-		return verr_set(err, VERR_INVALID, "invalid ciphertext: version is too new");
-	if (k->min_decryption_version > 0 && ver < k->min_decryption_version)
-		return verr_set(err, VERR_INVALID, TOO_OLD);
 	*ver_out = ver;
-	const struct tkey_version *v = transit__version(k, ver);
-	if (!v)
-		return verr_set(err, VERR_INVALID, "no such key version");
 	uint8_t *raw = NULL;
 	size_t raw_len = 0;
 	if (transit__b64_decode(&raw, &raw_len, b64, false, NULL))
@@ -561,16 +569,10 @@ int transit__verify(bool *valid, const struct tkey *k, const char *sig, const ui
 		return verr_set(err, VERR_INVALID, "key type %s does not support verification", tkey_type_name(k->type));
 	int ver;
 	const char *b64;
-	int rc = transit__parse_prefixed(sig, "signature", &ver, &b64, err);
+	const struct tkey_version *v;
+	int rc = transit__versioned_input(k, sig, "signature", &ver, &b64, &v, err);
 	if (rc)
 		return rc;
-	if (ver > k->latest_version)
-		return verr_set(err, VERR_INVALID, "invalid signature: version is too new");
-	if (k->min_decryption_version > 0 && ver < k->min_decryption_version)
-		return verr_set(err, VERR_INVALID, TOO_OLD);
-	const struct tkey_version *v = transit__version(k, ver);
-	if (!v)
-		return verr_set(err, VERR_INVALID, "no such key version");
 	uint8_t *raw = NULL;
 	size_t raw_len = 0;
 	char *std = o->jws ? url_to_std(b64) : NULL;

@@ -534,18 +534,12 @@ static int sign_item(void *vctx, struct logical_request *req, const json_t *item
 		rc = verr_set(err, VERR_INVALID, "failed to base64-decode context");
 	if (!rc && c->verify && c->mode == V_HMAC) {
 		const char *h = transit__item_str(req, item, "hmac");
-		int ver;
-		const char *b;
+		int ver = 0;
+		const char *b = NULL;
 		struct hmac_ctx hc = {.h = c->o.hash};
+		const struct tkey_version *hv = NULL;
 		rc = !h ? verr_set(err, VERR_INVALID, "missing hmac") :
-			  transit__parse_prefixed(h, "hmac", &ver, &b, err);
-		if (!rc && ver > c->k->latest_version)
-			rc = verr_set(err, VERR_INVALID, "invalid hmac: version is too new");
-		if (!rc && c->k->min_decryption_version > 0 && ver < c->k->min_decryption_version)
-			rc = verr_set(err, VERR_INVALID, "ciphertext or signature version is disallowed by policy (too old)");
-		const struct tkey_version *hv = rc ? NULL : transit__version(c->k, ver);
-		if (!rc && !hv)
-			rc = verr_set(err, VERR_INVALID, "no such key version");
+			  transit__versioned_input(c->k, h, "hmac", &ver, &b, &hv, err);
 		if (!rc) {
 			hc.key = c->k->type == TK_HMAC ? hv->key : hv->hmac_key;
 			hc.key_len = c->k->type == TK_HMAC ? hv->key_len : TRANSIT_HMAC_KEY_LEN;

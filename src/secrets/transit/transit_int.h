@@ -228,6 +228,12 @@ EVP_PKEY *transit__pkey(const struct tkey *k, const struct tkey_version *v);
 int transit__export_version(char **out, const struct tkey *k, const struct tkey_version *v,
 			    const char *export_type, struct verr *err);
 
+/* Parse "vault:vN:<b64>" (what: "ciphertext", "signature", "hmac") and find
+ * the version it names, with the decryption-side limits: newer than the
+ * latest, below min_decryption_version, or trimmed are 400s. */
+int transit__versioned_input(const struct tkey *k, const char *s, const char *what, int *ver,
+			     const char **b64, const struct tkey_version **v, struct verr *err);
+
 /* ---- b64.c ---- */
 
 /* Standard base64 (with padding) or URL-safe without padding (url). */
