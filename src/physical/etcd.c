@@ -280,9 +280,7 @@ static int authenticate(struct etcd *e, const char *endpoint, struct verr *err)
 
 static char *b64s(const void *p, size_t n)
 {
-	char *o = NULL;
-	b64_encode(p, n, &o, NULL);
-	return o;
+	return b64_encode(p, n, false);
 }
 
 static char *full_key64(const struct etcd *e, const char *key)
@@ -352,7 +350,8 @@ static int etcd_get(struct physical *p, const char *key, uint8_t **out, size_t *
 		/* an empty value is omitted by the gateway */
 		if (!v)
 			v = "";
-		if (b64_decode(v, strlen(v), out, len))
+		struct verr e2 = {0};
+		if (b64_decode(out, len, v, false, &e2))
 			rc = verr_set(err, VERR_INTERNAL, "etcd: value of %s is not base64", key);
 	}
 	json_decref(res);
@@ -569,7 +568,8 @@ static int etcd_list(struct physical *p, const char *prefix, char ***out, size_t
 			const char *k64 = json_string_value(json_object_get(kv, "key"));
 			uint8_t *k = NULL;
 			size_t kl = 0;
-			if (!k64 || b64_decode(k64, strlen(k64), &k, &kl) || kl <= plen ||
+			struct verr e2 = {0};
+			if (!k64 || b64_decode(&k, &kl, k64, false, &e2) || kl <= plen ||
 			    memcmp(k, full.p, plen)) {
 				free(k);
 				continue;
@@ -788,7 +788,8 @@ static int ha_holder(struct physical_ha *h, char **value, struct verr *err)
 	json_t *kv = json_array_get(json_object_get(res, "kvs"), 0);
 	const char *v = json_string_value(json_object_get(kv, "value"));
 	size_t vl = 0;
-	if (kv && b64_decode(v ? v : "", v ? strlen(v) : 0, (uint8_t **)value, &vl))
+	struct verr e2 = {0};
+	if (kv && b64_decode((uint8_t **)value, &vl, v ? v : "", false, &e2))
 		rc = verr_set(err, VERR_INTERNAL, "etcd: lock value is not base64");
 	json_decref(res);
 	return rc;

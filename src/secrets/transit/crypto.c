@@ -213,7 +213,7 @@ int transit__encrypt(char **out, const struct tkey *k, int ver, const uint8_t *c
 		EVP_PKEY_free(pk);
 		if (r)
 			return verr_set(err, VERR_INVALID, "failed to RSA encrypt the plaintext: message too long for the key");
-		char *b = transit__b64_encode(ct, n, false);
+		char *b = b64_encode(ct, n, false);
 		secmem_free(ct, n + 1);
 		*out = prefixed(ver, b);
 		free(b);
@@ -255,7 +255,7 @@ int transit__encrypt(char **out, const struct tkey *k, int ver, const uint8_t *c
 		rc = verr_set(err, VERR_INTERNAL, "encryption failed");
 		goto out;
 	}
-	char *b = transit__b64_encode(raw, raw_len, false);
+	char *b = b64_encode(raw, raw_len, false);
 	*out = prefixed(ver, b);
 	free(b);
 	if (!*out)
@@ -297,7 +297,7 @@ int transit__decrypt(uint8_t **out, size_t *out_len, int *ver_out, const struct 
 	*ver_out = ver;
 	uint8_t *raw = NULL;
 	size_t raw_len = 0;
-	if (transit__b64_decode(&raw, &raw_len, b64, false, NULL))
+	if (b64_decode(&raw, &raw_len, b64, false, NULL))
 		return verr_set(err, VERR_INVALID, "invalid ciphertext: could not decode base64");
 	if (tkey_is_rsa(k->type)) {
 		EVP_PKEY *pk = transit__pkey(k, v);
@@ -499,7 +499,7 @@ int transit__sign(char **out, char **pub_out, const struct tkey *k, int ver, con
 			uint8_t pub[32];
 			size_t pl = sizeof(pub);
 			if (EVP_PKEY_get_raw_public_key(pk, pub, &pl) == 1)
-				*pub_out = transit__b64_encode(pub, pl, false);
+				*pub_out = b64_encode(pub, pl, false);
 		}
 	} else {
 		EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(pk, NULL);
@@ -530,7 +530,7 @@ int transit__sign(char **out, char **pub_out, const struct tkey *k, int ver, con
 		sl = 2 * fb;
 	}
 	if (!rc) {
-		char *b = transit__b64_encode(sig, sl, o->jws);
+		char *b = b64_encode(sig, sl, o->jws);
 		*out = prefixed(ver, b);
 		free(b);
 		if (!*out)
@@ -576,7 +576,7 @@ int transit__verify(bool *valid, const struct tkey *k, const char *sig, const ui
 	uint8_t *raw = NULL;
 	size_t raw_len = 0;
 	char *std = o->jws ? url_to_std(b64) : NULL;
-	if (transit__b64_decode(&raw, &raw_len, std ? std : b64, false, NULL)) {
+	if (b64_decode(&raw, &raw_len, std ? std : b64, false, NULL)) {
 		free(std);
 		return verr_set(err, VERR_INVALID, "invalid base64 signature value");
 	}
@@ -666,8 +666,8 @@ int transit__export_version(char **out, const struct tkey *k, const struct tkey_
 {
 	*out = NULL;
 	if (!strcmp(export_type, "hmac-key")) {
-		*out = k->type == TK_HMAC ? transit__b64_encode(v->key, v->key_len, false)
-					  : transit__b64_encode(v->hmac_key, TRANSIT_HMAC_KEY_LEN, false);
+		*out = k->type == TK_HMAC ? b64_encode(v->key, v->key_len, false)
+					  : b64_encode(v->hmac_key, TRANSIT_HMAC_KEY_LEN, false);
 	} else if (!strcmp(export_type, "encryption-key")) {
 		if (!tkey_supports_encryption(k->type))
 			return verr_set(err, VERR_INVALID, "encryption not supported for the key");
@@ -676,12 +676,12 @@ int transit__export_version(char **out, const struct tkey *k, const struct tkey_
 			*out = pk ? pem_private(pk) : NULL;
 			EVP_PKEY_free(pk);
 		} else
-			*out = transit__b64_encode(v->key, v->key_len, false);
+			*out = b64_encode(v->key, v->key_len, false);
 	} else if (!strcmp(export_type, "signing-key")) {
 		if (!tkey_supports_signing(k->type))
 			return verr_set(err, VERR_INVALID, "signing not supported for the key");
 		if (k->type == TK_ED25519) {
-			*out = transit__b64_encode(v->key, v->key_len, false);
+			*out = b64_encode(v->key, v->key_len, false);
 		} else {
 			EVP_PKEY *pk = transit__pkey(k, v);
 			*out = pk ? pem_private(pk) : NULL;

@@ -154,7 +154,7 @@ int transit__gen_version(struct tkey_version *v, enum tkey_type type, int key_si
 			goto out;
 		}
 		v->key_len = 64;
-		v->public_key = transit__b64_encode(v->key + 32, 32, false);
+		v->public_key = b64_encode(v->key + 32, 32, false);
 		break;
 	}
 	case TK_ECDSA_P256:
@@ -289,8 +289,8 @@ json_t *transit__key_to_json(const struct tkey *k)
 		const struct tkey_version *kv = transit__version(k, v);
 		if (!kv)
 			continue;
-		char *kb = transit__b64_encode(kv->key, kv->key_len, false);
-		char *hb = transit__b64_encode(kv->hmac_key, TRANSIT_HMAC_KEY_LEN, false);
+		char *kb = b64_encode(kv->key, kv->key_len, false);
+		char *hb = b64_encode(kv->hmac_key, TRANSIT_HMAC_KEY_LEN, false);
 		json_t *e = json_pack("{s:s?,s:s?,s:I}", "key", kb, "hmac_key", hb, "time",
 				      (json_int_t)kv->created);
 		if (kb)
@@ -325,7 +325,7 @@ static int decode_into(uint8_t **out, size_t *len, const json_t *s, struct verr 
 {
 	if (!json_is_string(s))
 		return verr_set(err, VERR_INVALID, "invalid key entry: missing key material");
-	return transit__b64_decode(out, len, json_string_value(s), true, err);
+	return b64_decode(out, len, json_string_value(s), true, err);
 }
 
 int transit__key_from_json(const json_t *j, struct tkey **out, struct verr *err)

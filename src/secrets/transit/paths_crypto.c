@@ -84,7 +84,7 @@ static int item_b64(uint8_t **out, size_t *len, const struct logical_request *re
 	const char *s = transit__item_str(req, item, name);
 	if (!s || !*s)
 		return 0;
-	return transit__b64_decode(out, len, s, secure, err);
+	return b64_decode(out, len, s, secure, err);
 }
 
 /* Resolve an encryption version as Vault's EncryptWithFactory does. */
@@ -120,7 +120,7 @@ static int encrypt_item(void *vctx, struct logical_request *req, const json_t *i
 	const char *p = transit__item_str(req, item, "plaintext");
 	if (!p)
 		return verr_set(err, VERR_INVALID, "missing plaintext to encrypt");
-	int rc = transit__b64_decode(&pt, &pl, p, true, err);
+	int rc = b64_decode(&pt, &pl, p, true, err);
 	if (!rc)
 		rc = item_b64(&ctx, &cl, req, item, "context", false, err);
 	if (!rc)
@@ -137,7 +137,7 @@ static int encrypt_item(void *vctx, struct logical_request *req, const json_t *i
 		json_object_set_new(out, "key_version", json_integer(ver));
 	}
 	free(ct);
-	transit__b64_free(pt, pl, true);
+	b64_free(pt, pl, true);
 	free(ctx);
 	free(aad);
 	return rc;
@@ -239,7 +239,7 @@ static int decrypt_item(void *vctx, struct logical_request *req, const json_t *i
 	if (!rc)
 		rc = transit__decrypt(&pt, &pl, &ver, c->k, ct, ctx, cl, aad, al, err);
 	if (!rc && !c->rewrap) {
-		char *b = transit__b64_encode(pt, pl, false);
+		char *b = b64_encode(pt, pl, false);
 		if (!b)
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		else {
@@ -353,7 +353,7 @@ int transit__datakey_path(struct logical_request *req, struct logical_response *
 	if (!rc) {
 		resp->data = json_pack("{s:s,s:i}", "ciphertext", ct, "key_version", ver);
 		if (with_plain && resp->data) {
-			char *b = transit__b64_encode(dk, n, false);
+			char *b = b64_encode(dk, n, false);
 			json_object_set_new(resp->data, "plaintext", json_string(b ? b : ""));
 			if (b)
 				secmem_wipe(b, strlen(b));
@@ -388,15 +388,15 @@ static int hmac_item(void *vctx, struct logical_request *req, const json_t *item
 	uint8_t *raw = NULL;
 	size_t rl = 0;
 	struct verr e = {0};
-	if (transit__b64_decode(&raw, &rl, in, true, &e))
+	if (b64_decode(&raw, &rl, in, true, &e))
 		return verr_set(err, VERR_INVALID, "unable to decode input as base64: %s", e.msg);
 	uint8_t mac[EVP_MAX_MD_SIZE];
 	unsigned ml = 0;
 	int rc = transit__hmac(c->h, c->key, c->key_len, raw, rl, mac, &ml);
-	transit__b64_free(raw, rl, true);
+	b64_free(raw, rl, true);
 	if (rc)
 		return verr_set(err, VERR_INTERNAL, "HMAC failed");
-	char *b = transit__b64_encode(mac, ml, false);
+	char *b = b64_encode(mac, ml, false);
 	char *s = NULL;
 	if (!b || asprintf(&s, "vault:v%d:%s", c->ver, b) < 0)
 		s = NULL;
@@ -527,7 +527,7 @@ static int sign_item(void *vctx, struct logical_request *req, const json_t *item
 	uint8_t *raw = NULL, *ctx = NULL;
 	size_t rl = 0, cl = 0;
 	struct verr e = {0};
-	if (transit__b64_decode(&raw, &rl, in, true, &e))
+	if (b64_decode(&raw, &rl, in, true, &e))
 		return verr_set(err, VERR_INVALID, "unable to decode input as base64: %s", e.msg);
 	int rc = 0;
 	if (item_b64(&ctx, &cl, req, item, "context", false, NULL))
@@ -546,7 +546,7 @@ static int sign_item(void *vctx, struct logical_request *req, const json_t *item
 		}
 		uint8_t *given = NULL;
 		size_t gl = 0;
-		if (!rc && transit__b64_decode(&given, &gl, b, false, NULL))
+		if (!rc && b64_decode(&given, &gl, b, false, NULL))
 			rc = verr_set(err, VERR_INVALID, "invalid base64 hmac value");
 		uint8_t mac[EVP_MAX_MD_SIZE];
 		unsigned ml = 0;
@@ -580,7 +580,7 @@ static int sign_item(void *vctx, struct logical_request *req, const json_t *item
 		free(sig);
 		free(pub);
 	}
-	transit__b64_free(raw, rl, true);
+	b64_free(raw, rl, true);
 	free(ctx);
 	return rc;
 }
@@ -672,7 +672,7 @@ int transit__hash_path(struct logical_request *req, struct logical_response *res
 	uint8_t *raw = NULL;
 	size_t rl = 0;
 	struct verr e = {0};
-	if (transit__b64_decode(&raw, &rl, in, false, &e))
+	if (b64_decode(&raw, &rl, in, false, &e))
 		return verr_set(err, VERR_INVALID, "unable to decode input as base64: %s", e.msg);
 	uint8_t d[EVP_MAX_MD_SIZE];
 	unsigned dl = 0;
@@ -680,7 +680,7 @@ int transit__hash_path(struct logical_request *req, struct logical_response *res
 	free(raw);
 	if (rc)
 		return verr_set(err, VERR_INTERNAL, "hashing failed");
-	char *s = !strcmp(fmt, "hex") ? transit__hex(d, dl) : transit__b64_encode(d, dl, false);
+	char *s = !strcmp(fmt, "hex") ? hex_encode(d, dl) : b64_encode(d, dl, false);
 	resp->data = s ? json_pack("{s:s}", "sum", s) : NULL;
 	free(s);
 	return resp->data ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
@@ -731,7 +731,7 @@ int transit__random_path(struct logical_request *req, struct logical_response *r
 	rc = sysview_random(req->sys, buf, (size_t)n, err);
 	char *s = NULL;
 	if (!rc) {
-		s = !strcmp(fmt, "hex") ? transit__hex(buf, (size_t)n) : transit__b64_encode(buf, (size_t)n, false);
+		s = !strcmp(fmt, "hex") ? hex_encode(buf, (size_t)n) : b64_encode(buf, (size_t)n, false);
 		resp->data = s ? json_pack("{s:s}", "random_bytes", s) : NULL;
 		if (!resp->data)
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");

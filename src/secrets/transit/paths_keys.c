@@ -80,7 +80,7 @@ static json_t *key_format(const struct tkey *k, const uint8_t *ctx, size_t ctx_l
 					pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
 				secmem_wipe(seed, sizeof(seed));
 				if (pk && EVP_PKEY_get_raw_public_key(pk, raw, &rl) == 1)
-					dpub = transit__b64_encode(raw, rl, false);
+					dpub = b64_encode(raw, rl, false);
 				EVP_PKEY_free(pk);
 				if (dpub)
 					pub = dpub;
@@ -104,7 +104,7 @@ static int opt_b64(uint8_t **out, size_t *len, const char *s, const char *what, 
 	*len = 0;
 	if (!s || !*s)
 		return 0;
-	if (transit__b64_decode(out, len, s, false, NULL))
+	if (b64_decode(out, len, s, false, NULL))
 		return verr_set(err, VERR_INVALID, "failed to base64-decode %s", what);
 	return 0;
 }
@@ -471,7 +471,7 @@ int transit__backup(struct logical_request *req, struct logical_response *resp,
 		k->backup_version = ov;
 		goto out;
 	}
-	char *b = transit__b64_encode((const uint8_t *)s, strlen(s), false);
+	char *b = b64_encode((const uint8_t *)s, strlen(s), false);
 	resp->data = b ? json_pack("{s:s}", "backup", b) : NULL;
 	if (b)
 		secmem_wipe(b, strlen(b));
@@ -495,11 +495,11 @@ int transit__restore(struct logical_request *req, struct logical_response *resp,
 		return verr_set(err, VERR_INVALID, "'backup' must be supplied");
 	uint8_t *raw = NULL;
 	size_t len = 0;
-	if (transit__b64_decode(&raw, &len, b, true, NULL))
+	if (b64_decode(&raw, &len, b, true, NULL))
 		return verr_set(err, VERR_INVALID, "failed to restore the policy: backup is not valid base64");
 	json_error_t je;
 	json_t *j = json_loadb((const char *)raw, len, 0, &je);
-	transit__b64_free(raw, len, true);
+	b64_free(raw, len, true);
 	json_t *pol = json_object_get(j, "policy");
 	struct tkey *k = NULL;
 	int rc = 0;

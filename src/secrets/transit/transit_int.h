@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "logical/logical.h"
+#include "util/b64.h"
 
 enum tkey_type {
 	TK_AES128_GCM96 = 0,
@@ -233,18 +234,6 @@ int transit__export_version(char **out, const struct tkey *k, const struct tkey_
  * latest, below min_decryption_version, or trimmed are 400s. */
 int transit__versioned_input(const struct tkey *k, const char *s, const char *what, int *ver,
 			     const char **b64, const struct tkey_version **v, struct verr *err);
-
-/* ---- b64.c ---- */
-
-/* Standard base64 (with padding) or URL-safe without padding (url). */
-char *transit__b64_encode(const uint8_t *in, size_t len, bool url);
-/* Strict standard base64 with padding (Go's StdEncoding). *out: malloc'd
- * (or secmem when secure) with len+1 capacity, NUL-terminated. On error:
- * VERR_INVALID "illegal base64 data at input byte N". */
-int transit__b64_decode(uint8_t **out, size_t *out_len, const char *in, bool secure,
-			struct verr *err);
-void transit__b64_free(uint8_t *p, size_t len, bool secure);
-char *transit__hex(const uint8_t *in, size_t len);
 
 /* ---- handlers (paths_keys.c, paths_crypto.c, paths_misc.c) ---- */
 #define TRANSIT_HANDLER(fn)                                                                \
