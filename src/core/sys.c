@@ -119,6 +119,27 @@ static int h_rekey_update(struct logical_request *req, struct logical_response *
 	return rc;
 }
 
+/* sys/rekey-recovery-key/init and /update: the same ceremony over the recovery keys */
+static int h_rekey_recovery_init(struct logical_request *req, struct logical_response *resp,
+				 struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = unseal_rekey(C(req), req->op, "recovery-init", req->data, &out, err);
+	if (!rc && out)
+		return bare(resp, out);
+	return rc;
+}
+
+static int h_rekey_recovery_update(struct logical_request *req, struct logical_response *resp,
+				   struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = unseal_rekey(C(req), req->op, "recovery-update", req->data, &out, err);
+	if (!rc && out)
+		return bare(resp, out);
+	return rc;
+}
+
 static int h_genroot_attempt(struct logical_request *req, struct logical_response *resp,
 			     struct verr *err)
 {
@@ -602,6 +623,11 @@ static const struct path_def sys_paths[] = {
 	 .ops = {{LOP_READ, h_rekey_init}, {LOP_UPDATE, h_rekey_init}, {LOP_DELETE, h_rekey_init}}},
 	{.pattern = "rekey/update", .fields = f_any, .unauthenticated = true,
 	 .ops = {{LOP_UPDATE, h_rekey_update}}},
+	{.pattern = "rekey-recovery-key/init", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_READ, h_rekey_recovery_init}, {LOP_UPDATE, h_rekey_recovery_init},
+		 {LOP_DELETE, h_rekey_recovery_init}}},
+	{.pattern = "rekey-recovery-key/update", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, h_rekey_recovery_update}}},
 	{.pattern = "generate-root/attempt", .fields = f_any, .unauthenticated = true,
 	 .ops = {{LOP_READ, h_genroot_attempt}, {LOP_UPDATE, h_genroot_attempt},
 		 {LOP_DELETE, h_genroot_attempt}}},

@@ -35,6 +35,7 @@ struct seal_entry {
 
 static const struct seal_entry seals[] = {
 	{"shamir", seal_shamir_new},
+	{"awskms", seal_awskms_new},
 	{NULL, NULL},
 };
 

@@ -17,6 +17,7 @@
 #include "core/core.h"
 #include "http/http.h"
 #include "server/config.h"
+#include "seal/seal.h"
 #include "server/registry.h"
 #include "util/duration.h"
 #include "util/hcl.h"
@@ -165,18 +166,36 @@ static unsigned listener_idle_timeout(const struct config_listener *l)
 }
 
 /* The seal of the configuration: the enabled stanza (a disabled one is the
- * old seal of a migration), else Shamir. */
-static int make_seal(struct seal **out, const struct server_config *cfg, struct verr *err)
+ * old seal of a migration), else Shamir; *old: the disabled stanza's seal
+ * (NULL: none). */
+static const struct config_stanza *seal_stanza(const struct server_config *cfg, bool disabled)
 {
-	const struct config_stanza *st = NULL;
 	for (size_t i = 0; i < cfg->nseals; i++)
-		if (!cfg->seals[i].disabled)
-			st = &cfg->seals[i];
+		if (cfg->seals[i].disabled == disabled)
+			return &cfg->seals[i];
+	return NULL;
+}
+
+static int make_seal(struct seal **out, struct seal **old, const struct server_config *cfg,
+		     struct verr *err)
+{
+	*old = NULL;
+	const struct config_stanza *st = seal_stanza(cfg, false), *ost = seal_stanza(cfg, true);
 	const char *type = st ? st->type : "shamir";
 	seal_new_fn fn = registry_seal(type);
 	if (!fn)
 		return verr_set(err, VERR_INVALID, "seal type \"%s\" is not supported", type);
-	return fn(out, st ? st->options : NULL, err);
+	int rc = fn(out, st ? st->options : NULL, err);
+	if (rc || !ost)
+		return rc;
+	if (!strcmp(ost->type, type))
+		return verr_set(err, VERR_INVALID, "a seal migration needs two different seal types (both are \"%s\")", type);
+	rc = registry_seal(ost->type)(old, ost->options, err);
+	if (rc) {
+		seal_close(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int server_main(int argc, char **argv)
@@ -242,7 +261,8 @@ int server_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	struct physical *phys = NULL, *ha_phys = NULL;
-	struct seal *seal = NULL;
+	struct seal *seal = NULL, *old_seal = NULL;
+	struct core_autounseal *autounseal = NULL;
 	rc = pnew(&phys, cfg->storage->options, &err);
 	if (rc) {
 		fprintf(stderr, "Error initializing storage of type %s: %s\n", cfg->storage->type, err.msg);
@@ -270,7 +290,7 @@ int server_main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
-	rc = make_seal(&seal, cfg, &err);
+	rc = make_seal(&seal, &old_seal, cfg, &err);
 	if (rc) {
 		fprintf(stderr, "Error configuring the seal: %s\n", err.msg);
 		physical_close(ha_phys);
@@ -282,6 +302,7 @@ int server_main(int argc, char **argv)
 		.phys = phys,
 		.ha = ha,
 		.seal = seal,
+		.old_seal = old_seal,
 		.default_lease_ttl = cfg->default_lease_ttl,
 		.max_lease_ttl = cfg->max_lease_ttl,
 		.backends = registry_backends(),
@@ -297,6 +318,7 @@ int server_main(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "Error creating core: %s\n", err.msg);
 		seal_close(seal);
+		seal_close(old_seal);
 		physical_close(ha_phys);
 		physical_close(phys);
 		config_free(cfg);
@@ -316,6 +338,11 @@ int server_main(int argc, char **argv)
 			return 1;
 		}
 	}
+
+	/* auto seals unseal now, in the background, retrying while the key
+	 * service is down; the listeners already answer seal-status meanwhile */
+	if (!a.dev && (rc = core_autounseal_start(&autounseal, core, &err)) != 0)
+		log_error("core", "auto-unseal: %s", err.msg);
 
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	struct http_listener **ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
@@ -342,7 +369,9 @@ int server_main(int argc, char **argv)
 			for (size_t j = 0; j < i; j++)
 				http_listener_stop(ls[j]);
 			free(ls);
+			core_autounseal_stop(autounseal);
 			core_free(core);
+			seal_close(old_seal);
 			physical_close(ha_phys);
 			config_free(cfg);
 			return 1;
@@ -371,7 +400,9 @@ int server_main(int argc, char **argv)
 			for (size_t j = 0; j < cfg->nlisteners; j++)
 				http_listener_stop(ls[j]);
 			free(ls);
+			core_autounseal_stop(autounseal);
 			core_free(core);
+			seal_close(old_seal);
 			physical_close(ha_phys);
 			config_free(cfg);
 			return 1;
@@ -433,6 +464,11 @@ int server_main(int argc, char **argv)
 			struct verr e2 = {0};
 			if (!a.dev && config_load(&ncfg, a.configs, a.nconfigs, &e2) == 0) {
 				apply_logging(ncfg, &a);
+				/* the seal re-reads its token or credentials */
+				const struct config_stanza *sst = seal_stanza(ncfg, false);
+				if (sst && !strcmp(sst->type, seal_type(seal)) &&
+				    seal_reload(seal, sst->options, &e2))
+					log_error("core", "seal reload failed: %s", e2.msg);
 				/* a new log_file path takes effect at reload */
 				if (ncfg->log_file && (!cfg->log_file || strcmp(ncfg->log_file, cfg->log_file)) &&
 				    (lr = log_set_file(ncfg->log_file)) < 0)
@@ -454,8 +490,10 @@ int server_main(int argc, char **argv)
 		http_listener_stop(ls[i]);
 	free(ls);
 	http_listener_stop(cluster_l);
+	core_autounseal_stop(autounseal);
 	core_seal(core);
 	core_free(core);
+	seal_close(old_seal);
 	physical_close(ha_phys);
 	if (cfg->pid_file)
 		unlink(cfg->pid_file);
