@@ -22,7 +22,6 @@ struct seal_http_opts {
 	const char *ca_file;     /* PEM bundle, NULL: the system's */
 	const char *client_cert; /* PEM files for mutual TLS, NULL: none */
 	const char *client_key;
-	const char *server_name; /* TLS SNI/host check override, NULL: from the URL */
 	bool insecure;           /* skip peer verification (tls_skip_verify) */
 	long timeout_ms;         /* 0: 10 s */
 };

@@ -36,6 +36,7 @@ struct seal_entry {
 static const struct seal_entry seals[] = {
 	{"shamir", seal_shamir_new},
 	{"awskms", seal_awskms_new},
+	{"transit", seal_transit_new},
 	{NULL, NULL},
 };
 
