@@ -37,6 +37,7 @@ static const struct seal_entry seals[] = {
 	{"shamir", seal_shamir_new},
 	{"awskms", seal_awskms_new},
 	{"transit", seal_transit_new},
+	{"pkcs11", seal_pkcs11_new},
 	{NULL, NULL},
 };
 
