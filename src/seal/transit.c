@@ -324,7 +324,9 @@ static void *renew_main(void *arg)
 				need_lookup = false;
 			}
 		} else {
-			rc = call(t, "POST", "auth/token/renew-self", json_object(), &resp, &e);
+			json_t *empty = json_object();
+			rc = call(t, "POST", "auth/token/renew-self", empty, &resp, &e);
+			json_decref(empty);
 			json_int_t nttl = json_integer_value(
 				json_object_get(json_object_get(resp, "auth"), "lease_duration"));
 			if (rc) {
