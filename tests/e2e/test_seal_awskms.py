@@ -100,6 +100,9 @@ class AwsKmsSeal(unittest.TestCase):
         print("\n[bench] awskms restart to unsealed-and-serving (process start to first 200 KV read): %.1f ms" % dt)
         self.assertEqual(n.get("kv/data/app").json()["data"]["data"]["pw"], "hunter2")
         self.assertIn("auto-unseal with the awskms seal succeeded", n.log())
+        m = __import__("re").search(r"succeeded \(1 attempt, (\d+) ms\)", n.log())
+        self.assertIsNotNone(m, n.log())
+        print("[bench] awskms auto-unseal inside the server (KMS Decrypt + barrier open + set-up): %s ms" % m.group(1))
         self.assertTrue(any(c[0] == "Decrypt" and c[2] == "ok" for c in self.kms.calls))
 
     def test_kms_down_at_start_then_back(self):
