@@ -79,6 +79,13 @@ const char *http_listener_address(const struct http_listener *l);
 /* The bound port. */
 int http_listener_port(const struct http_listener *l);
 
+/* A standby's heartbeat to the active node's cluster port (for
+ * sys/ha-status), every 2 s while this node is a standby. `core` is
+ * borrowed and must outlive it; stop before freeing the core. */
+struct http_echo;
+int http_cluster_echo_start(struct http_echo **out, struct core *core, struct verr *err);
+void http_cluster_echo_stop(struct http_echo *e);
+
 /* The one map from a VERR_* code to an HTTP status (400, 403, 404, 405, 413,
  * 429, 500, 503, 412...). VERR_STANDBY maps to 503 here; the listener turns
  * it into a 307 when the core supplies a redirect. Unknown codes: 500. */

@@ -59,6 +59,7 @@
 #define THREAD_STACK (2u * 1024 * 1024)
 #define STOP_GRACE_MS 10000
 #define MAX_HEADERS 1024
+#define CLUSTER_ECHO "/v1/sys/internal/cluster/echo"
 
 struct http_listener {
 	struct MHD_Daemon *d;
@@ -351,6 +352,19 @@ static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 		raw.client_cert_pem = NULL; /* the cluster's, not the client's */
 	}
 
+	if (l->cluster && !strcmp(method, "POST") && raw.target_len == strlen(CLUSTER_ECHO) &&
+	    !memcmp(raw.target, CLUSTER_ECHO, raw.target_len)) {
+		/* a standby's heartbeat (sys/ha-status), cluster members only */
+		verr_clear(&err);
+		rc = core_ha_echo(l->core, raw.body ? raw.body : "", raw.body_len, &err);
+		if (rc) {
+			http__reply_error(&rep, http_status_for_verr(rc), err.msg);
+		} else {
+			memset(&rep, 0, sizeof(rep));
+			rep.status = 204;
+		}
+		goto send;
+	}
 	if (http__build_request(&built, &rep, &raw) != 0)
 		goto send;
 	memset(&resp, 0, sizeof(resp));

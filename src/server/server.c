@@ -352,6 +352,7 @@ int server_main(int argc, char **argv)
 	/* the cluster port: standbys forward requests to the active node here
 	 * (mutual TLS with the cluster certificate, which exists once unsealed) */
 	struct http_listener *cluster_l = NULL;
+	struct http_echo *echo = NULL;
 	if (ha && cfg->cluster_addr && *cfg->cluster_addr) {
 		const char *ca = cfg->cluster_addr;
 		if (!strncmp(ca, "https://", 8))
@@ -365,9 +366,12 @@ int server_main(int argc, char **argv)
 			caddr[--cl] = '\0';
 		struct http_listener_opts o = {.address = caddr, .cluster = true};
 		rc = http_listener_start(&cluster_l, &o, core, &err);
+		if (!rc)
+			rc = http_cluster_echo_start(&echo, core, &err);
 		if (rc) {
 			fprintf(stderr, "Error initializing the cluster listener on %s: %s\n", caddr,
 				err.msg);
+			http_listener_stop(cluster_l);
 			for (size_t j = 0; j < cfg->nlisteners; j++)
 				http_listener_stop(ls[j]);
 			free(ls);
@@ -453,6 +457,7 @@ int server_main(int argc, char **argv)
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		http_listener_stop(ls[i]);
 	free(ls);
+	http_cluster_echo_stop(echo);
 	http_listener_stop(cluster_l);
 	core_seal(core);
 	core_free(core);

@@ -132,6 +132,33 @@ class HAEtcd(unittest.TestCase):
         got = c.secrets.kv.v2.read_secret_version(path="hv", mount_point="secret")
         self.assertEqual(got["data"]["data"]["k"], "v")
 
+    def test_ha_status_and_cli_status(self):
+        a, b = self.a, self.b
+
+        def nodes():
+            r = b.get("sys/ha-status")  # forwarded to the active
+            return r.json()["nodes"] if r.status == 200 and len(r.json()["nodes"]) == 2 else None
+        got = wait_until(nodes, timeout=10)
+        self.assertTrue(got, "the standby never appeared in sys/ha-status")
+        by_api = {n["api_address"]: n for n in got}
+        self.assertTrue(by_api["http://" + a.addr]["active_node"])
+        self.assertIsNone(by_api["http://" + a.addr]["last_echo"])
+        sb = by_api["http://" + b.addr]
+        self.assertFalse(sb["active_node"])
+        self.assertTrue(sb["last_echo"])
+        self.assertEqual(sb["cluster_address"], "https://127.0.0.1:%d" % b.cluster_port)
+        # hvac's sys.read_ha_status (if this hvac has it) sees the same
+        r = a.get("sys/ha-status", token="")
+        self.assertIn(r.status, (400, 403))  # needs a token
+        # the CLI's status on the standby names the active node
+        import subprocess
+        from harness import BIN
+        out = subprocess.run([BIN, "status"], capture_output=True, text=True,
+                             env=dict(os.environ, VAULT_ADDR="http://" + b.addr))
+        self.assertIn("HA Enabled", out.stdout)
+        self.assertRegex(out.stdout, r"HA Mode\s+standby")
+        self.assertRegex(out.stdout, r"Active Node Address\s+http://%s" % a.addr)
+
     def test_cluster_port_requires_the_cluster_certificate(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
