@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/rand.h"
 
 /* ---- state ---- */
@@ -969,16 +970,19 @@ static json_t *issuer_json(struct pki_state *s, struct pki_issuer *i)
 		json_object_set(o, uk[k], json_object_get(s->urls, uk[k]));
 	if (i->usage && json_is_array(i->usage)) {
 		/* Vault prints usage as one comma-joined string */
-		char buf[256] = "";
+		struct buf ub;
+		buf_init(&ub, 128);
 		size_t idx;
 		json_t *v;
 		json_array_foreach(i->usage, idx, v)
 		{
 			if (idx)
-				strncat(buf, ",", sizeof(buf) - strlen(buf) - 1);
-			strncat(buf, json_string_value(v), sizeof(buf) - strlen(buf) - 1);
+				buf_char(&ub, ',');
+			buf_str(&ub, json_string_value(v));
 		}
-		json_object_set_new(o, "usage", json_string(buf));
+		char *buf = buf_take(&ub, NULL);
+		json_object_set_new(o, "usage", json_string(buf ? buf : ""));
+		free(buf);
 	}
 	return o;
 }
