@@ -105,9 +105,10 @@ class PkiGuideTest(PkiBase):
 
     def test_bad_input_messages(self):
         self.ok("secrets", "enable", "pki")
-        self.ok("write", "pki/root/generate/internal", "common_name=example.com", "key_type=ec")
+        self.ok("write", "pki/root/generate/internal", "common_name=example.com", "key_type=ec",
+                "ttl=100h")
         self.ok("write", "pki/roles/web", "allowed_domains=example.com", "allow_subdomains=true",
-                "key_type=ec")
+                "key_type=ec", "ttl=1h")
         r = self.s.post("pki/issue/web", {"common_name": "www.evil.org"})
         self.assertEqual(r.status, 400)
         self.assertEqual(r.json()["errors"], ["common name www.evil.org not allowed by this role"])
@@ -132,7 +133,7 @@ class PkiGuideTest(PkiBase):
         self.assertEqual(r.status, 400)
         r = self.s.post("pki/issue/web", {"common_name": "a.example.com", "format": "xml"})
         self.assertEqual(r.status, 400)
-        # a TTL past the CA's notAfter (the CA lives 768h here)
+        # a TTL past the CA's notAfter (the CA lives 100h; the mount max is 768h)
         r = self.s.post("pki/issue/web", {"common_name": "a.example.com", "ttl": "9000h"})
         self.assertEqual(r.status, 400)
         self.assertIn("beyond the expiration of the CA certificate", r.json()["errors"][0])
