@@ -374,8 +374,10 @@ int http__scan(struct http_scan *s, const char *buf, size_t n, size_t *req_off, 
 
 /* ---- the descriptor table and the interposed receive calls ---- */
 
+/* guard_cap is published (release) after guard_tab is set, so a reader that
+ * sees a non-zero capacity (acquire) sees the table. */
 static _Atomic(struct http_guard *) *guard_tab;
-static size_t guard_cap;
+static atomic_size_t guard_cap;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static atomic_uint guard_overflow;
 
@@ -390,7 +392,7 @@ static void guard_setup(void)
 	    rl.rlim_cur > 1024)
 		cap = rl.rlim_cur < (1u << 20) ? (size_t)rl.rlim_cur : (1u << 20);
 	guard_tab = calloc(cap, sizeof(*guard_tab));
-	guard_cap = guard_tab ? cap : 0;
+	atomic_store_explicit(&guard_cap, guard_tab ? cap : 0, memory_order_release);
 	real_tls_recv = (tls_recv_fn)dlsym(RTLD_NEXT, "gnutls_record_recv");
 }
 
@@ -409,10 +411,10 @@ void http__guard_attach(struct http_guard *g, int fd, void *tls_session)
 	g->tls_session = tls_session;
 	g->dead = false;
 	g->attached = false;
-	if (fd < 0 || (size_t)fd >= guard_cap) {
+	if (fd < 0 || (size_t)fd >= atomic_load(&guard_cap)) {
 		if (atomic_fetch_add(&guard_overflow, 1) == 0)
 			log_warn("http", "descriptor %d is past the framing guard's table (%zu); such connections are not pre-parsed",
-				 fd, guard_cap);
+				 fd, atomic_load(&guard_cap));
 		return;
 	}
 	atomic_store_explicit(&guard_tab[fd], g, memory_order_release);
@@ -429,7 +431,7 @@ void http__guard_detach(struct http_guard *g)
 
 static struct http_guard *guard_lookup(int fd)
 {
-	if (!guard_tab || fd < 0 || (size_t)fd >= guard_cap)
+	if (fd < 0 || (size_t)fd >= atomic_load_explicit(&guard_cap, memory_order_acquire))
 		return NULL;
 	return atomic_load_explicit(&guard_tab[fd], memory_order_acquire);
 }

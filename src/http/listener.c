@@ -295,8 +295,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 {
 	struct http_listener *l = cls;
 	unsigned char key[16];
-	bool refuse = false, warn = false;
-	uint64_t evicted = 0, refused = 0;
+	bool refuse = false, pressure = false, warn = false;
+	uint64_t evicted = 0, refused = 0, reaped = 0;
 	int64_t now = now_ms();
 
 	pthread_mutex_lock(&l->mu);
@@ -309,20 +309,21 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 		if (victim) {
 			evict(l, victim);
 			l->evicted_total++;
+			pressure = true;
 		}
 	}
-	if ((refuse || l->evicted_total) && now - l->last_warn_ms > 10000 &&
-	    (l->evicted_total || l->refused_total)) {
-		warn = true;
+	if ((refuse || pressure) && now - l->last_warn_ms > 10000) {
+		warn = true; /* at most one line per 10 s, whatever the attack rate */
 		l->last_warn_ms = now;
 		evicted = l->evicted_total;
 		refused = l->refused_total;
+		reaped = l->reaped_total;
 	}
 	pthread_mutex_unlock(&l->mu);
 	if (warn)
-		log_warn("http", "connection pressure on %s: %llu connections refused (per-address limit %u), %llu slow connections closed to make room (limit %u)",
+		log_warn("http", "connection pressure on %s (totals): %llu connections refused (per-address limit %u), %llu unfinished connections closed to make room (limit %u), %llu closed at their header/body deadline",
 			 l->addr, (unsigned long long)refused, l->per_ip,
-			 (unsigned long long)evicted, l->conn_limit);
+			 (unsigned long long)evicted, l->conn_limit, (unsigned long long)reaped);
 	return refuse ? MHD_NO : MHD_YES;
 }
 
@@ -436,7 +437,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 		pthread_mutex_lock(&l->mu);
 		l->conns++;
 		if (cc) {
-			cc->over_limit = l->conns > l->conn_limit;
+			/* evicted ones are on their way out: do not count them */
+			cc->over_limit = l->conns - l->evicting > l->conn_limit;
 			if (cc->has_ip)
 				ip_inc(&l->ips, cc->ip);
 			if (cc->fd >= 0)

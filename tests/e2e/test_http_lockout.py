@@ -192,7 +192,7 @@ class HeaderDeadline(unittest.TestCase):
             s.close()
             self.assertIsNotNone(end, "a trickling header was never cut off")
             self.assertGreater(end, 1.5)
-            self.assertLess(end, 4.0)
+            self.assertLess(end, 5.0)  # 2 s + the reaper tick, on loaded cores
             self.assertFalse(got.startswith(b"HTTP/1.1 2"), got[:100])
             # a normal request on a new connection is fine
             self.assertEqual(srv.get("sys/health").status, 501)  # not initialised

@@ -549,7 +549,7 @@ static void test_http_listener__header_deadline_ignores_trickle(void **state)
 	}
 	assert_true(closed);
 	assert_true(now_s() - t0 > 0.8);
-	assert_true(now_s() - t0 < 2.5);
+	assert_true(now_s() - t0 < 4.0); /* generous: shared, loaded CI cores */
 	close(fd);
 	http_listener_stop(l2);
 }
