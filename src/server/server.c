@@ -149,21 +149,6 @@ static int write_pid_file(const char *path)
 	return rc;
 }
 
-/* Vault's listener `http_idle_timeout` (seconds or a duration string): how
- * long a connection may sit idle or stall mid-request before it is closed
- * (slow clients). 0 (unset or unparsable): the listener's default. */
-static unsigned listener_idle_timeout(const struct config_listener *l)
-{
-	const json_t *v = json_object_get(l->options, "http_idle_timeout");
-	int64_t secs = 0;
-	struct verr e;
-	if (json_is_integer(v))
-		secs = json_integer_value(v);
-	else if (json_is_string(v) && duration_parse(&secs, json_string_value(v), &e))
-		secs = 0;
-	return secs > 0 && secs < 86400 ? (unsigned)secs : 0;
-}
-
 /* The seal of the configuration: the enabled stanza (a disabled one is the
  * old seal of a migration), else Shamir. */
 static int make_seal(struct seal **out, const struct server_config *cfg, struct verr *err)
@@ -333,7 +318,11 @@ int server_main(int argc, char **argv)
 			.max_request_duration = l->max_request_duration ? l->max_request_duration
 									 : cfg->default_max_request_duration,
 			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
-			.idle_timeout = listener_idle_timeout(l),
+			.idle_timeout = (unsigned)l->http_idle_timeout,
+			.read_header_timeout = (unsigned)l->http_read_header_timeout,
+			.read_timeout = (unsigned)l->http_read_timeout,
+			.connection_limit = (unsigned)l->max_connections,
+			.connection_limit_per_ip = (unsigned)l->max_connections_per_ip,
 			.thread_pool_size = (unsigned)l->thread_pool_size,
 		};
 		rc = http_listener_start(&ls[i], &o, core, &err);
