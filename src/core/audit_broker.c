@@ -13,32 +13,56 @@
  * reading only to copy the array and take references. `b->admin`
  * serialises enable/disable (and their storage writes). Each device has
  * `d->mu`, held only to queue, dequeue and acknowledge: formatting and HMAC
- * run on the request threads with no lock, and the write itself runs on the
- * writer thread with no lock. Lock order: admin -> lock -> d->mu.
+ * run on the request threads with no lock, and the write itself runs in
+ * the writer role with no lock. Lock order: admin -> lock -> d->mu.
  *
- * Writer thread. Takes the whole queue as one batch (concurrent requests
- * share one write), appends `"seq":N` and `"chain":"<hex>"` to each JSON
- * line, writes the batch with ops->log, and acknowledges every item. It is
- * the only thread that touches the chain state (prev, seq) and calls
- * log/reopen/tail, so those need no lock; reopen requests are queued to it
- * and handled in order with the writes.
+ * The writer role. One thread at a time holds a device's writer role
+ * (d->writing, under d->mu); only the holder touches the chain state (prev,
+ * seq, the failure record), the batch buffer and the MAC context, and calls
+ * log/kept/reopen/tail. The holder takes the whole queue as one batch,
+ * appends `"seq":N` and `"chain":"<hex>"` to each JSON line, writes the
+ * batch with one ops->log, and acknowledges every item.
+ *
+ * Group commit. For a device whose writes_inline says so (a file), a
+ * request thread that queues its line while nobody holds the role takes it
+ * and writes the queue itself: an uncontended entry costs no hand-off and
+ * no sleep. Lines queued while the holder writes form the next batch; when
+ * the holder is done it passes the role to the first of them (state LEAD,
+ * set under d->mu) and wakes that waiter only, which then writes its batch
+ * and passes the role on. So each waiter is woken once (LEAD or DONE), one
+ * write and one hand-off serve a whole batch, and the response of a request
+ * is still released only after its entries are written. Other devices
+ * (socket, syslog, stdout: a peer or a pipe may stall without bound) are
+ * written by the device's writer thread, as are reopen requests (a holder
+ * seeing one hands the role to the writer thread), and whatever is queued
+ * when the role is released with nobody to pass it to. Before this, every
+ * entry went to the writer thread and back: two sleeps and two wake-ups
+ * per audited request, about 40 % of the server's CPU in context switches.
  *
  * Acknowledgements. Each item's `state` is also its waiter's futex word:
- * the writer stores ITEM_DONE (release, after `result`) and wakes exactly
- * that one waiter, with no lock held. Before, one `done` condition variable
- * was broadcast per batch, which woke every waiting request thread (also
- * those whose entries were still queued) and made them all queue on
- * `d->mu`; with a file device that cost more than the write itself. An item
- * has two references, the waiter's and the queue's (the writer's once it
- * takes the batch); the last release frees it, so the writer may wake a
- * waiter that frees the item at once. `d->done` is only for the SIGHUP
- * reopen handshake.
+ * the holder stores ITEM_DONE (release, after `result`) and wakes exactly
+ * that one waiter, with no lock held, and only if it is asleep (ITEM_SLEEPER).
+ * An item has two references, the waiter's and the queue's (the holder's
+ * once it takes the batch); the last release frees it. `d->done` is only for
+ * the SIGHUP reopen handshake.
+ *
+ * Failed writes. If a batch fails, prev and seq roll back to the last line
+ * that stays in the log. A file device truncates what a failed write
+ * appended (disk full mid-line), so the log ends with a complete line; if
+ * bytes stay behind (ops->kept), the next write first terminates the torn
+ * line. Either way the next batch starts with an entry of type
+ * AUDIT_FAILURE_TYPE, chained like any other, that records the failed
+ * writes and, for bytes left behind, the torn lines' count, length and
+ * SHA-256, so `coffer audit verify` can tell a torn write recorded by the
+ * server from tampering.
  *
  * Bounded waits. A logging call waits for its acknowledgement until the
  * device's timeout (socket write_timeout, 2 s otherwise). On timeout, under
  * d->mu, a still queued item is withdrawn (never written); an item being
  * written is abandoned (the waiter drops its reference and fails, the
- * writer frees it). The QUEUED -> WRITING change happens only under d->mu,
+ * writer frees it); an item given the role (LEAD) writes. A request thread
+ * that holds the role of a file device whose disk stops answering waits in
+ * write() for the disk; every other request is bounded as above. The QUEUED -> WRITING change happens only under d->mu,
  * so the two cases cannot be confused. While a write has been in progress
  * for longer than the timeout the device is "stuck" and new entries fail
  * at once rather than queueing behind it.
@@ -1208,17 +1232,17 @@ static void dev_lead(struct audit_dev *d)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* Spin this many rounds on the item's state before sleeping on it: the
- * role holder on the other core usually finishes within a few
- * microseconds, less than a sleep and wake-up cost. */
-#define WAIT_SPINS 0
+/* A waiter sleeps on its item at once: on this kind of shared 2-vCPU VM,
+ * spinning (pause) or yielding before the sleep cost more CPU per request
+ * than the sleep and wake-up it sometimes saved (measured with
+ * bench/audit.py and perf stat; docs/performance.md). */
 
 /* Wait for the acknowledgement until deadline; 0 if written. Releases the
  * caller's reference to `it`. */
 static int dev_wait(struct audit_dev *d, struct audit_item *it, int64_t deadline)
 {
 	struct timespec ts = mono_deadline(deadline);
-	for (int spin = 0;; spin++) {
+	for (;;) {
 		uint32_t s = atomic_load_explicit(&it->state, memory_order_acquire);
 		if (ITEM_STATE(s) == ITEM_DONE) {
 			int rc = it->result;
@@ -1227,10 +1251,6 @@ static int dev_wait(struct audit_dev *d, struct audit_item *it, int64_t deadline
 		}
 		if (ITEM_STATE(s) == ITEM_LEAD) {
 			dev_lead(d); /* our line is first in the queue: DONE after */
-			continue;
-		}
-		if (spin < WAIT_SPINS) {
-			__builtin_ia32_pause();
 			continue;
 		}
 		if (!(s & ITEM_SLEEPER) &&
