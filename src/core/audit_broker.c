@@ -96,6 +96,7 @@
 #include "audit/audit.h"
 #include "logical/logical.h"
 #include "util/log.h"
+#include "util/rand.h"
 #include "util/secmem.h"
 #include "util/timefmt.h"
 
@@ -1069,17 +1070,9 @@ int audit_broker_enable(struct audit_broker *b, const char *path, const char *ty
 		rc = verr_set(err, VERR_INTERNAL, "cannot create audit device keys");
 		goto unlock;
 	}
-	char uuid[37];
-	{
-		uint8_t r[16];
-		RAND_bytes(r, sizeof(r));
-		r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
-		r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-		snprintf(uuid, sizeof(uuid),
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-			 r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-			 r[13], r[14], r[15]);
-	}
+	char uuid[RAND_UUID_LEN + 1];
+	if ((rc = rand_uuid(uuid, err)))
+		goto unlock;
 	if ((rc = dev_create(&d, b, np, type, description, opts, local, uuid, keys, true, err)))
 		goto unlock;
 	char kk[128];
