@@ -30,10 +30,16 @@ from harness import Server, free_port
 LOCK_TTL = 3  # short for the test; Vault's default is 15s
 
 
-def node(etcd_url, path="/coffer/"):
+def node(etcd_url, path="/coffer/", split=False):
     cport = free_port()
-    storage = ('storage "etcd" {\n  address = "%s"\n  path = "%s"\n  ha_enabled = "true"\n'
-               '  lock_timeout = "%ds"\n}' % (etcd_url, path, LOCK_TTL))
+    if split:
+        # data and lock from different backends (Vault's ha_storage)
+        storage = ('storage "etcd" {\n  address = "%s"\n  path = "%sdata/"\n}\n'
+                   'ha_storage "etcd" {\n  address = "%s"\n  path = "%sha/"\n  ha_enabled = "true"\n'
+                   '  lock_timeout = "%ds"\n}' % (etcd_url, path, etcd_url, path, LOCK_TTL))
+    else:
+        storage = ('storage "etcd" {\n  address = "%s"\n  path = "%s"\n  ha_enabled = "true"\n'
+                   '  lock_timeout = "%ds"\n}' % (etcd_url, path, LOCK_TTL))
     s = Server(storage=storage)
     with open(s.config_path, "a") as f:
         f.write('api_addr = "http://%s"\ncluster_addr = "https://127.0.0.1:%d"\n' % (s.addr, cport))
@@ -60,10 +66,12 @@ def leader(s):
 
 
 class HAEtcd(unittest.TestCase):
+    split = False
+
     def setUp(self):
         self.etcd = Etcd().start()
         self.addCleanup(self.etcd.stop)
-        self.a, self.b = node(self.etcd.url), node(self.etcd.url)
+        self.a, self.b = node(self.etcd.url, split=self.split), node(self.etcd.url, split=self.split)
         for s in (self.a, self.b):
             self.addCleanup(s.cleanup)
             s.start()
@@ -231,6 +239,30 @@ class HAEtcd(unittest.TestCase):
         self.assertTrue(wait_until(lambda: (leader(a) or {}).get("is_self"), timeout=LOCK_TTL * 5),
                         "step-down did not hand over")
         self.assertEqual(a.get(acked[-1]).status, 200)
+
+
+class HAStorageSplit(HAEtcd):
+    """The same cluster with data in one backend and the lock in another
+    (`storage` + `ha_storage`): forwarding and failover behave the same."""
+    split = True
+    # the same in both layouts: run once, in HAEtcd
+    test_ha_status_and_cli_status = None
+    test_cluster_port_requires_the_cluster_certificate = None
+
+    def test_lock_and_data_live_apart(self):
+        import urllib.request
+        import base64
+        def keys(prefix):
+            end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            body = json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
+                               "range_end": base64.b64encode(end.encode()).decode(),
+                               "keys_only": True}).encode()
+            with urllib.request.urlopen(urllib.request.Request(self.etcd.url + "/v3/kv/range", data=body)) as r:
+                return [base64.b64decode(k["key"]).decode() for k in json.loads(r.read()).get("kvs", [])]
+        self.assertEqual(keys("/coffer/ha/"), ["/coffer/ha/core/lock"])
+        data = keys("/coffer/data/")
+        self.assertIn("/coffer/data/core/seal-config", data)
+        self.assertNotIn("/coffer/data/core/lock", data)
 
 
 if __name__ == "__main__":
