@@ -25,10 +25,13 @@
 #include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/core_int.h"
 #include "core/state.h"
 #include "util/log.h"
+#include "util/timefmt.h"
 #include "util/secmem.h"
 
 #define TLS_KEY "cluster/tls"
@@ -304,4 +307,113 @@ int core_forward_target(struct core *c, struct core_forward *f, struct verr *err
 		}
 	}
 	return 0;
+}
+
+/* ---- heartbeats for sys/ha-status ---- */
+
+#define ECHO_FORGET_MS 30000 /* a standby silent this long is left out */
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_t *self_node(struct core *c)
+{
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1))
+		host[0] = '\0';
+	return json_pack("{s:s,s:s,s:s,s:s,s:s}", "node_id", c->node_id, "hostname", host,
+			 "api_address", c->o.api_addr ? c->o.api_addr : "", "cluster_address",
+			 c->o.cluster_addr ? c->o.cluster_addr : "", "version", COFFER_VERSION);
+}
+
+char *core_ha_echo_body(struct core *c)
+{
+	json_t *j = self_node(c);
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return s;
+}
+
+int core_ha_echo(struct core *c, const char *body, size_t len, struct verr *err)
+{
+	if (state_get(c) != CORE_ACTIVE)
+		return verr_set(err, VERR_STANDBY, "not the active node");
+	json_t *j = json_loadb(body, len, 0, NULL);
+	const char *id = json_string_value(json_object_get(j, "node_id"));
+	if (!json_is_object(j) || !id || !*id || strlen(id) > 64) {
+		json_decref(j);
+		return verr_set(err, VERR_INVALID, "malformed echo");
+	}
+	json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:I}", "hostname",
+			      json_string_value(json_object_get(j, "hostname")) ?: "", "api_address",
+			      json_string_value(json_object_get(j, "api_address")) ?: "",
+			      "cluster_address",
+			      json_string_value(json_object_get(j, "cluster_address")) ?: "", "version",
+			      json_string_value(json_object_get(j, "version")) ?: "", "last_echo_ms",
+			      (json_int_t)wall_ms());
+	pthread_mutex_lock(&c->echo_mu);
+	if (!c->echoes)
+		c->echoes = json_object();
+	if (n && c->echoes && json_object_size(c->echoes) < 64)
+		json_object_set_new(c->echoes, id, n);
+	else if (n && c->echoes && json_object_get(c->echoes, id))
+		json_object_set_new(c->echoes, id, n);
+	else
+		json_decref(n);
+	pthread_mutex_unlock(&c->echo_mu);
+	json_decref(j);
+	return 0;
+}
+
+int cluster_ha_status(struct core *c, json_t **out, struct verr *err)
+{
+	*out = NULL;
+	json_t *nodes = json_array(), *me = self_node(c);
+	if (!nodes || !me) {
+		json_decref(nodes);
+		json_decref(me);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	json_object_del(me, "node_id");
+	json_object_set_new(me, "active_node", json_true());
+	json_object_set_new(me, "last_echo", json_null());
+	json_object_set_new(me, "upgrade_version", json_string(""));
+	json_object_set_new(me, "redundancy_zone", json_string(""));
+	json_array_append_new(nodes, me);
+	int64_t now = wall_ms();
+	pthread_mutex_lock(&c->echo_mu);
+	const char *id;
+	json_t *n, *tmp;
+	json_object_foreach_safe(c->echoes, tmp, id, n) {
+		int64_t last = json_integer_value(json_object_get(n, "last_echo_ms"));
+		if (now - last > ECHO_FORGET_MS || !strcmp(id, c->node_id)) {
+			json_object_del(c->echoes, id);
+			continue;
+		}
+		char t[TIMEFMT_MAX];
+		timefmt_rfc3339(t, last / 1000, (int)(last % 1000) * 1000000, TIMEFMT_NANO);
+		json_t *e = json_pack("{s:O,s:O,s:O,s:b,s:s,s:O,s:s,s:s}", "hostname",
+				      json_object_get(n, "hostname"), "api_address",
+				      json_object_get(n, "api_address"), "cluster_address",
+				      json_object_get(n, "cluster_address"), "active_node", 0,
+				      "last_echo", t, "version", json_object_get(n, "version"),
+				      "upgrade_version", "", "redundancy_zone", "");
+		if (e)
+			json_array_append_new(nodes, e);
+	}
+	pthread_mutex_unlock(&c->echo_mu);
+	*out = json_pack("{s:o}", "nodes", nodes);
+	return *out ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
+}
+
+void cluster_echoes_clear(struct core *c)
+{
+	pthread_mutex_lock(&c->echo_mu);
+	json_decref(c->echoes);
+	c->echoes = NULL;
+	pthread_mutex_unlock(&c->echo_mu);
 }

@@ -6,6 +6,7 @@
 #ifndef COFFER_CORE_CLUSTER_H
 #define COFFER_CORE_CLUSTER_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "core/core.h"
@@ -21,5 +22,11 @@ char *cluster_advertisement(struct core *c);
 /* Its two addresses ("" when absent); a value that is not JSON is taken as
  * a bare API address. 0, or -1 when out of memory. */
 int cluster_parse_advertisement(const char *value, char **api_addr, char **cluster_addr);
+
+/* sys/ha-status's body: this (active) node and every standby that echoed
+ * in the last 30 s. */
+int cluster_ha_status(struct core *c, json_t **out, struct verr *err);
+/* Forget the standbys' echoes (this node stops being active). */
+void cluster_echoes_clear(struct core *c);
 
 #endif

@@ -77,6 +77,7 @@ int core_new(struct core **out, const struct core_opts *o, struct verr *err)
 	pthread_mutex_init(&c->unseal_lock, NULL);
 	pthread_mutex_init(&c->ha_mu, NULL);
 	pthread_mutex_init(&c->cluster_mu, NULL);
+	pthread_mutex_init(&c->echo_mu, NULL);
 	c->state = CORE_SEALED;
 	if (rand_uuid(c->node_id, err)) {
 		rc = err->code;
@@ -98,6 +99,7 @@ fail_locks:
 	pthread_mutex_destroy(&c->unseal_lock);
 	pthread_mutex_destroy(&c->ha_mu);
 	pthread_mutex_destroy(&c->cluster_mu);
+	pthread_mutex_destroy(&c->echo_mu);
 	if (own_seal)
 		seal_close(c->o.seal);
 fail:
@@ -124,7 +126,9 @@ void core_free(struct core *c)
 	pthread_mutex_destroy(&c->unseal_lock);
 	pthread_mutex_destroy(&c->ha_mu);
 	cluster_tls_clear(c);
+	cluster_echoes_clear(c);
 	pthread_mutex_destroy(&c->cluster_mu);
+	pthread_mutex_destroy(&c->echo_mu);
 	free((char *)c->o.api_addr);
 	free((char *)c->o.cluster_addr);
 	free((char *)c->o.storage_type);

@@ -107,6 +107,13 @@ struct core_autounseal;
 int core_autounseal_start(struct core_autounseal **out, struct core *c, struct verr *err);
 void core_autounseal_stop(struct core_autounseal *a);
 
+/* HA heartbeats: a standby sends core_ha_echo_body() (malloc'd JSON) to
+ * the active node's cluster port every few seconds; the active records it
+ * with core_ha_echo for sys/ha-status. VERR_STANDBY when not active,
+ * VERR_INVALID for a malformed body. */
+char *core_ha_echo_body(struct core *c);
+int core_ha_echo(struct core *c, const char *body, size_t len, struct verr *err);
+
 /* Dev mode: initialise with one share, unseal, optionally replace the root
  * token by one with the given id, mount kv-v2 at secret/. *out_root and
  * *out_key are malloc'd; the caller wipes and frees them. */

@@ -107,6 +107,8 @@ struct core {
 	char *cluster_cert, *cluster_key; /* PEM; the key in secmem */
 	size_t cluster_key_len;
 	uint64_t cluster_gen;
+	pthread_mutex_t echo_mu;      /* guards echoes */
+	json_t *echoes;               /* node_id -> standby heartbeat (ACTIVE) */
 	struct periodic *periodic;    /* ACTIVE only */
 
 	/* ---- ceremonies (unseal.c), guarded by unseal_lock ---- */

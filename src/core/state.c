@@ -93,6 +93,7 @@ static int cluster_info(struct core *c, bool create, struct verr *err)
 
 static void teardown_active(struct core *c)
 {
+	cluster_echoes_clear(c);
 	periodic_stop(c);
 	leases_stop(c); /* first: its workers use the mounts and the token store */
 	router_unload(c);

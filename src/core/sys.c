@@ -532,6 +532,14 @@ static int h_leader(struct logical_request *req, struct logical_response *resp,
 	return bare(resp, o);
 }
 
+static int h_ha_status(struct logical_request *req, struct logical_response *resp,
+		       struct verr *err)
+{
+	json_t *o = NULL;
+	int rc = cluster_ha_status(C(req), &o, err);
+	return rc ? rc : top(resp, o);
+}
+
 static int h_raft_snapshot(struct logical_request *req, struct logical_response *resp,
 			   struct verr *err)
 {
@@ -666,6 +674,7 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "capabilities", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_token}}},
 	{.pattern = "capabilities-accessor", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_accessor}}},
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
+	{.pattern = "ha-status", .ops = {{LOP_READ, h_ha_status}}},
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
 	{.pattern = "storage/raft/snapshot", .ops = {{LOP_READ, h_raft_snapshot}, {LOP_UPDATE, h_raft_snapshot}}},
 	{.pattern = "storage/raft/snapshot-force", .ops = {{LOP_UPDATE, h_raft_snapshot}}},

@@ -148,11 +148,14 @@ static int stored_seal(struct core *c, const struct sealcfg *sc, struct seal **o
 			sc->type);
 }
 
-static int seal_status(struct core *c, json_t **out)
+static int seal_status(struct core *c, json_t **out, struct verr *err)
 {
 	struct sealcfg sc;
-	struct verr e = {0};
-	load_cfg(c, &sc, &e);
+	*out = NULL;
+	/* storage unreachable: say so (5xx), never "not initialized" */
+	int rc = load_cfg(c, &sc, err);
+	if (rc)
+		return rc;
 	bool auto_seal = seal_recovery_keys(c->o.seal);
 	pthread_mutex_lock(&c->unseal_lock);
 	bool sealed = state_get(c) == CORE_SEALED;
@@ -206,7 +209,13 @@ static int health(struct core *c, const json_t *q, struct logical_response *resp
 {
 	json_t *cfg = NULL;
 	struct verr e = {0};
-	read_seal_config(c, &cfg, &e);
+	if (read_seal_config(c, &cfg, &e)) {
+		/* Vault answers 500 when it cannot tell: a load balancer must not
+		 * take "uninitialised" for the truth */
+		sys_raw_json(resp, json_pack("{s:[s]}", "errors", e.msg));
+		resp->status = 500;
+		return 0;
+	}
 	bool inited = cfg != NULL;
 	json_decref(cfg);
 	enum core_state st = state_get(c);
@@ -717,11 +726,11 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	if (do_reset) {
 		progress_reset(&c->unseal);
 		pthread_mutex_unlock(&c->unseal_lock);
-		return seal_status(c, out);
+		return seal_status(c, out, err);
 	}
 	if (state_get(c) != CORE_SEALED) {
 		pthread_mutex_unlock(&c->unseal_lock);
-		return seal_status(c, out);
+		return seal_status(c, out, err);
 	}
 	uint8_t *kb = NULL;
 	size_t kl = 0;
@@ -741,7 +750,7 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	free(kb);
 	if (c->unseal.n < threshold) {
 		pthread_mutex_unlock(&c->unseal_lock);
-		return seal_status(c, out);
+		return seal_status(c, out, err);
 	}
 	uint8_t *kek = NULL, *root = NULL;
 	rc = combine(&c->unseal, threshold, &kek, err);
@@ -766,7 +775,7 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	secmem_free(root, KEY_LEN);
 	if (rc)
 		return rc;
-	return seal_status(c, out);
+	return seal_status(c, out, err);
 }
 
 int unseal_auto(struct core *c, struct verr *err)
@@ -1067,7 +1076,7 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 	if (strip_slash_eq(p, "sys/seal-status")) {
 		if (req->op != LOP_READ)
 			goto unsupported;
-		*rc = seal_status(c, &out);
+		*rc = seal_status(c, &out, err);
 	} else if (strip_slash_eq(p, "sys/health")) {
 		if (req->op != LOP_READ)
 			goto unsupported;

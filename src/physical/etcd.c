@@ -631,7 +631,8 @@ static int etcd_list(struct physical *p, const char *prefix, char ***out, size_t
 		physical_list_free(items, ni);
 		return rc;
 	}
-	qsort(items, ni, sizeof(*items), cmp_str);
+	if (ni)
+		qsort(items, ni, sizeof(*items), cmp_str);
 	*out = items;
 	*n = ni;
 	return 0;

@@ -53,6 +53,7 @@ static const struct backend_ops *const backends[] = {
 	&kv_backend_ops,
 	&cubbyhole_backend_ops,
 	&transit_backend_ops,
+	&pki_backend_ops,
 	&token_backend_ops,
 	&userpass_backend_ops,
 	&approle_backend_ops,

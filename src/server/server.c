@@ -150,21 +150,6 @@ static int write_pid_file(const char *path)
 	return rc;
 }
 
-/* Vault's listener `http_idle_timeout` (seconds or a duration string): how
- * long a connection may sit idle or stall mid-request before it is closed
- * (slow clients). 0 (unset or unparsable): the listener's default. */
-static unsigned listener_idle_timeout(const struct config_listener *l)
-{
-	const json_t *v = json_object_get(l->options, "http_idle_timeout");
-	int64_t secs = 0;
-	struct verr e;
-	if (json_is_integer(v))
-		secs = json_integer_value(v);
-	else if (json_is_string(v) && duration_parse(&secs, json_string_value(v), &e))
-		secs = 0;
-	return secs > 0 && secs < 86400 ? (unsigned)secs : 0;
-}
-
 /* The seal of the configuration: the enabled stanza (a disabled one is the
  * old seal of a migration), else Shamir; *old: the disabled stanza's seal
  * (NULL: none). */
@@ -360,7 +345,11 @@ int server_main(int argc, char **argv)
 			.max_request_duration = l->max_request_duration ? l->max_request_duration
 									 : cfg->default_max_request_duration,
 			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
-			.idle_timeout = listener_idle_timeout(l),
+			.idle_timeout = (unsigned)l->http_idle_timeout,
+			.read_header_timeout = (unsigned)l->http_read_header_timeout,
+			.read_timeout = (unsigned)l->http_read_timeout,
+			.connection_limit = (unsigned)l->max_connections,
+			.connection_limit_per_ip = (unsigned)l->max_connections_per_ip,
 			.thread_pool_size = (unsigned)l->thread_pool_size,
 		};
 		rc = http_listener_start(&ls[i], &o, core, &err);
@@ -381,6 +370,7 @@ int server_main(int argc, char **argv)
 	/* the cluster port: standbys forward requests to the active node here
 	 * (mutual TLS with the cluster certificate, which exists once unsealed) */
 	struct http_listener *cluster_l = NULL;
+	struct http_echo *echo = NULL;
 	if (ha && cfg->cluster_addr && *cfg->cluster_addr) {
 		const char *ca = cfg->cluster_addr;
 		if (!strncmp(ca, "https://", 8))
@@ -394,9 +384,12 @@ int server_main(int argc, char **argv)
 			caddr[--cl] = '\0';
 		struct http_listener_opts o = {.address = caddr, .cluster = true};
 		rc = http_listener_start(&cluster_l, &o, core, &err);
+		if (!rc)
+			rc = http_cluster_echo_start(&echo, core, &err);
 		if (rc) {
 			fprintf(stderr, "Error initializing the cluster listener on %s: %s\n", caddr,
 				err.msg);
+			http_listener_stop(cluster_l);
 			for (size_t j = 0; j < cfg->nlisteners; j++)
 				http_listener_stop(ls[j]);
 			free(ls);
@@ -489,6 +482,7 @@ int server_main(int argc, char **argv)
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		http_listener_stop(ls[i]);
 	free(ls);
+	http_cluster_echo_stop(echo);
 	http_listener_stop(cluster_l);
 	core_autounseal_stop(autounseal);
 	core_seal(core);

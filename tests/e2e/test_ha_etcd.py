@@ -30,10 +30,16 @@ from harness import Server, free_port
 LOCK_TTL = 3  # short for the test; Vault's default is 15s
 
 
-def node(etcd_url, path="/coffer/"):
+def node(etcd_url, path="/coffer/", split=False):
     cport = free_port()
-    storage = ('storage "etcd" {\n  address = "%s"\n  path = "%s"\n  ha_enabled = "true"\n'
-               '  lock_timeout = "%ds"\n}' % (etcd_url, path, LOCK_TTL))
+    if split:
+        # data and lock from different backends (Vault's ha_storage)
+        storage = ('storage "etcd" {\n  address = "%s"\n  path = "%sdata/"\n}\n'
+                   'ha_storage "etcd" {\n  address = "%s"\n  path = "%sha/"\n  ha_enabled = "true"\n'
+                   '  lock_timeout = "%ds"\n}' % (etcd_url, path, etcd_url, path, LOCK_TTL))
+    else:
+        storage = ('storage "etcd" {\n  address = "%s"\n  path = "%s"\n  ha_enabled = "true"\n'
+                   '  lock_timeout = "%ds"\n}' % (etcd_url, path, LOCK_TTL))
     s = Server(storage=storage)
     with open(s.config_path, "a") as f:
         f.write('api_addr = "http://%s"\ncluster_addr = "https://127.0.0.1:%d"\n' % (s.addr, cport))
@@ -60,10 +66,12 @@ def leader(s):
 
 
 class HAEtcd(unittest.TestCase):
+    split = False
+
     def setUp(self):
         self.etcd = Etcd().start()
         self.addCleanup(self.etcd.stop)
-        self.a, self.b = node(self.etcd.url), node(self.etcd.url)
+        self.a, self.b = node(self.etcd.url, split=self.split), node(self.etcd.url, split=self.split)
         for s in (self.a, self.b):
             self.addCleanup(s.cleanup)
             s.start()
@@ -131,6 +139,33 @@ class HAEtcd(unittest.TestCase):
         c.secrets.kv.v2.create_or_update_secret(path="hv", secret={"k": "v"}, mount_point="secret")
         got = c.secrets.kv.v2.read_secret_version(path="hv", mount_point="secret")
         self.assertEqual(got["data"]["data"]["k"], "v")
+
+    def test_ha_status_and_cli_status(self):
+        a, b = self.a, self.b
+
+        def nodes():
+            r = b.get("sys/ha-status")  # forwarded to the active
+            return r.json()["nodes"] if r.status == 200 and len(r.json()["nodes"]) == 2 else None
+        got = wait_until(nodes, timeout=10)
+        self.assertTrue(got, "the standby never appeared in sys/ha-status")
+        by_api = {n["api_address"]: n for n in got}
+        self.assertTrue(by_api["http://" + a.addr]["active_node"])
+        self.assertIsNone(by_api["http://" + a.addr]["last_echo"])
+        sb = by_api["http://" + b.addr]
+        self.assertFalse(sb["active_node"])
+        self.assertTrue(sb["last_echo"])
+        self.assertEqual(sb["cluster_address"], "https://127.0.0.1:%d" % b.cluster_port)
+        # hvac's sys.read_ha_status (if this hvac has it) sees the same
+        r = a.get("sys/ha-status", token="")
+        self.assertIn(r.status, (400, 403))  # needs a token
+        # the CLI's status on the standby names the active node
+        import subprocess
+        from harness import BIN
+        out = subprocess.run([BIN, "status"], capture_output=True, text=True,
+                             env=dict(os.environ, VAULT_ADDR="http://" + b.addr))
+        self.assertIn("HA Enabled", out.stdout)
+        self.assertRegex(out.stdout, r"HA Mode\s+standby")
+        self.assertRegex(out.stdout, r"Active Node Address\s+http://%s" % a.addr)
 
     def test_cluster_port_requires_the_cluster_certificate(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -204,6 +239,30 @@ class HAEtcd(unittest.TestCase):
         self.assertTrue(wait_until(lambda: (leader(a) or {}).get("is_self"), timeout=LOCK_TTL * 5),
                         "step-down did not hand over")
         self.assertEqual(a.get(acked[-1]).status, 200)
+
+
+class HAStorageSplit(HAEtcd):
+    """The same cluster with data in one backend and the lock in another
+    (`storage` + `ha_storage`): forwarding and failover behave the same."""
+    split = True
+    # the same in both layouts: run once, in HAEtcd
+    test_ha_status_and_cli_status = None
+    test_cluster_port_requires_the_cluster_certificate = None
+
+    def test_lock_and_data_live_apart(self):
+        import urllib.request
+        import base64
+        def keys(prefix):
+            end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            body = json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
+                               "range_end": base64.b64encode(end.encode()).decode(),
+                               "keys_only": True}).encode()
+            with urllib.request.urlopen(urllib.request.Request(self.etcd.url + "/v3/kv/range", data=body)) as r:
+                return [base64.b64decode(k["key"]).decode() for k in json.loads(r.read()).get("kvs", [])]
+        self.assertEqual(keys("/coffer/ha/"), ["/coffer/ha/core/lock"])
+        data = keys("/coffer/data/")
+        self.assertIn("/coffer/data/core/seal-config", data)
+        self.assertNotIn("/coffer/data/core/lock", data)
 
 
 if __name__ == "__main__":
