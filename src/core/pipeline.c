@@ -133,6 +133,8 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 			goto out;
 		}
 		rc = access_token_lookup(c, req->client_token, &te, err);
+		if (rc && wrap_path) /* used up since the check: still Vault's 400 */
+			rc = verr_set(err, VERR_INVALID, WRAPPING_INVALID_MSG);
 		if (rc)
 			goto out;
 		if (!cidr_list_allows(te->bound_cidrs, req->remote_addr)) {
@@ -202,6 +204,8 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	bool revoke_after = false;
 	if (te) {
 		rc = access_token_use(c, te, &revoke_after, err);
+		if (rc && wrap_path)
+			rc = verr_set(err, VERR_INVALID, WRAPPING_INVALID_MSG);
 		if (rc)
 			goto out;
 	}
