@@ -72,6 +72,8 @@ struct token_entry {
 
 /* A raw token of the batch form ("b." + sealed entry): never stored. */
 bool token_is_batch(const char *raw);
+/* The entry is of a batch token (te->type "batch"). */
+bool token_entry_is_batch(const struct token_entry *te);
 
 /* Release a reference (NULL is a no-op). */
 void token_entry_free(struct token_entry *te);

@@ -127,7 +127,7 @@ static int create_common(struct logical_request *req, struct logical_response *r
 		rc = verr_set(err, VERR_INVALID, "parent token lookup failed: no parent found");
 		goto out;
 	}
-	if (parent->type && !strcmp(parent->type, "batch")) {
+	if (token_entry_is_batch(parent)) {
 		rc = verr_set(err, VERR_INVALID, "batch tokens cannot create more tokens");
 		goto out;
 	}
@@ -552,7 +552,7 @@ static int renew_raw(struct logical_request *req, struct logical_response *resp,
 		return verr_set(err, VERR_INVALID, "token not found");
 	if (rc)
 		return verr_set(err, rc, "error looking up token to renew");
-	if (!strcmp(te->type, "batch")) {
+	if (token_entry_is_batch(te)) {
 		token_entry_free(te);
 		return verr_set(err, VERR_INVALID, "batch tokens cannot be renewed");
 	}
@@ -602,7 +602,7 @@ static int h_revoke(struct logical_request *req, struct logical_response *resp, 
 		return 0; /* unknown token: nothing to revoke (204, as Vault) */
 	if (rc)
 		return verr_set(err, rc, "error looking up token to revoke");
-	if (!strcmp(te->type, "batch")) {
+	if (token_entry_is_batch(te)) {
 		token_entry_free(te);
 		return verr_set(err, VERR_INVALID, "batch tokens cannot be revoked");
 	}
@@ -616,7 +616,7 @@ static int h_revoke_self(struct logical_request *req, struct logical_response *r
 {
 	if (!req->token)
 		return verr_set(err, VERR_INVALID, "missing token ID");
-	if (!strcmp(req->token->type, "batch"))
+	if (token_entry_is_batch(req->token))
 		return verr_set(err, VERR_INVALID, "batch tokens cannot be revoked");
 	return token_store_revoke(store(req), req->token->hash, false, err);
 }
@@ -652,7 +652,7 @@ static int h_revoke_orphan(struct logical_request *req, struct logical_response 
 		return verr_set(err, VERR_INVALID, "token to revoke not found");
 	if (rc)
 		return verr_set(err, rc, "error when looking up token to revoke");
-	if (!strcmp(te->type, "batch")) {
+	if (token_entry_is_batch(te)) {
 		token_entry_free(te);
 		return verr_set(err, VERR_INVALID, "batch tokens cannot be revoked");
 	}

@@ -643,6 +643,11 @@ bool token_is_batch(const char *raw)
 	return raw && !strncmp(raw, BATCH_PREFIX, 2);
 }
 
+bool token_entry_is_batch(const struct token_entry *te)
+{
+	return te && te->type && !strcmp(te->type, "batch");
+}
+
 /* te as a batch token: "b." + base64url(seal(entry JSON)). */
 static int batch_seal(struct token_store *ts, const struct token_entry *te, char **out,
 		      struct verr *err)
@@ -1025,7 +1030,9 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 		return verr_set(err, VERR_INVALID, "ttl, explicit_max_ttl and period must be positive");
 	if (p->type && *p->type && strcmp(p->type, "service") && strcmp(p->type, "batch"))
 		return verr_set(err, VERR_INVALID, "invalid 'token_type' value");
-	bool batch = !root && p->type && !strcmp(p->type, "batch");
+	bool batch = p->type && !strcmp(p->type, "batch");
+	if (root)
+		batch = false;
 	if (batch) {
 		const char *bad = p->explicit_max_ttl ? "explicit_max_ttl"
 				  : p->num_uses	       ? "num_uses"

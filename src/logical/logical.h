@@ -98,7 +98,8 @@ struct logical_request {
 	const char *remote_addr;
 	int remote_port;
 	const char *request_id;
-	const char *client_cert_pem;       /* TLS client certificate, if any */
+	const char *client_cert_pem;       /* TLS client certificate (PEM), then the
+					    * intermediates it came with; or NULL */
 	struct storage_view *storage;      /* the mount's view */
 	void *backend;                     /* the mount's backend instance */
 	const struct system_view *sys;     /* what the handler may ask of the core */
