@@ -21,6 +21,7 @@
 	"  -tls-skip-verify        Do not verify the server certificate (VAULT_SKIP_VERIFY)\n" \
 	"  -namespace=<string>     Namespace, sent as X-Vault-Namespace (VAULT_NAMESPACE)\n" \
 	"  -non-interactive        Never prompt\n"                                         \
+	"  -wrap-ttl=<duration>    Wrap the response in a single-use token (VAULT_WRAP_TTL)\n" \
 	"\nOutput Options:\n"                                                           \
 	"  -format=<string>        table (default), json or yaml (VAULT_FORMAT)\n"          \
 	"  -field=<string>         Print only this field, raw\n"
@@ -113,6 +114,12 @@ const struct cli_cmd cli_cmds[] = {
 	 "Usage: coffer patch [options] PATH [DATA K=V...]\n\n"
 	 "  Sends a JSON merge patch (PATCH, application/merge-patch+json).\n\n"
 	 "  Example:\n      $ coffer patch pki/roles/example allow_localhost=false\n"},
+	{"unwrap", cli_cmd_unwrap, "Unwrap a wrapped secret",
+	 "Usage: coffer unwrap [options] [TOKEN]\n\n"
+	 "  Unwraps a response-wrapping token (once: it is then revoked). Without\n"
+	 "  TOKEN the client's own token (VAULT_TOKEN) is the wrapping token.\n\n"
+	 "  Examples:\n      $ coffer unwrap s.XXXX\n"
+	 "      $ VAULT_TOKEN=s.XXXX coffer unwrap\n"},
 	{"path-help", cli_cmd_path_help, "Retrieve API help for paths",
 	 "Usage: coffer path-help [options] PATH\n\n  Example:\n      $ coffer path-help secret/\n"},
 	{"kv get", cli_cmd_kv_get, "Retrieves data from the KV store",

@@ -24,6 +24,7 @@
 #include "core/state.h"
 #include "core/token.h"
 #include "core/unseal.h"
+#include "core/wrapping.h"
 #include "util/hcl.h"
 #include "util/rand.h"
 #include "util/timefmt.h"
@@ -673,6 +674,14 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "capabilities-self", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_self}}},
 	{.pattern = "capabilities", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_token}}},
 	{.pattern = "capabilities-accessor", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_accessor}}},
+	{.pattern = "wrapping/wrap", .allow_unknown_fields = true,
+	 .ops = {{LOP_UPDATE, sys_wrapping_wrap}}},
+	{.pattern = "wrapping/unwrap", .fields = sys_wrapping_fields,
+	 .ops = {{LOP_UPDATE, sys_wrapping_unwrap}}},
+	{.pattern = "wrapping/lookup", .fields = sys_wrapping_fields, .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, sys_wrapping_lookup}, {LOP_READ, sys_wrapping_lookup}}},
+	{.pattern = "wrapping/rewrap", .fields = sys_wrapping_fields,
+	 .ops = {{LOP_UPDATE, sys_wrapping_rewrap}}},
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
 	{.pattern = "ha-status", .ops = {{LOP_READ, h_ha_status}}},
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},

@@ -58,6 +58,7 @@ static const struct backend_ops *const backends[] = {
 	&userpass_backend_ops,
 	&approle_backend_ops,
 	&kubernetes_backend_ops,
+	&cert_backend_ops,
 	NULL,
 };
 
