@@ -554,7 +554,9 @@ static int txn_get(struct consul *c, const char *fk, uint8_t **out, size_t *len,
 	if (rc)
 		return rc;
 	json_t *kv = json_object_get(json_array_get(json_object_get(res, "Results"), 0), "KV");
-	if (json_is_object(kv) && json_object_get(kv, "Key")) {
+	/* get-or-empty answers a missing key with an entry that has no
+	 * indexes; a stored key always has CreateIndex > 0 */
+	if (json_is_object(kv) && json_integer_value(json_object_get(kv, "CreateIndex")) > 0) {
 		const char *v = json_string_value(json_object_get(kv, "Value"));
 		struct verr e2 = {0};
 		if (b64_decode(out, len, v ? v : "", false, &e2))
