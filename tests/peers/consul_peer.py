@@ -667,11 +667,19 @@ class Handler(BaseHTTPRequestHandler):
         self.text(404, "")
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a client killed with -9 resets its connections: not an error here
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class ConsulPeer:
     def __init__(self, port=0, token=None, session_ttl_min=10.0, host="127.0.0.1"):
         self.state = State(session_ttl_min)
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = Server((host, port), Handler)
         self.httpd.state = self.state
         self.httpd.token = token
         self.port = self.httpd.server_address[1]
