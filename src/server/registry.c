@@ -11,11 +11,13 @@
 #include "auth/auth.h"
 #include "auth/kubernetes.h"
 #include "core/token.h"
+#include "physical/raft.h"
 #include "secrets/secrets.h"
 
 static const struct physical_entry physicals[] = {
 	{"inmem", physical_inmem_new},
 	{"file", physical_file_new},
+	{"raft", physical_raft_new},
 	{NULL, NULL},
 };
 
