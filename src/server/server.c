@@ -222,6 +222,11 @@ int server_main(int argc, char **argv)
 
 	struct physical *phys = NULL, *ha_phys = NULL;
 	struct seal *seal = NULL;
+	/* raft listens on the top-level cluster_addr (Vault's contract) */
+	if (!strcmp(cfg->storage->type, "raft") && cfg->cluster_addr &&
+	    !json_object_get(cfg->storage->options, "cluster_addr"))
+		json_object_set_new(cfg->storage->options, "cluster_addr",
+				    json_string(cfg->cluster_addr));
 	rc = pnew(&phys, cfg->storage->options, &err);
 	if (rc) {
 		fprintf(stderr, "Error initializing storage of type %s: %s\n", cfg->storage->type, err.msg);
