@@ -12,13 +12,14 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import time
 import unittest
 
 import hvac
 
-from harness import Server, free_port
+from harness import BIN, Server, free_port
 
 
 def raft_server(node_id, data_root, extra=""):
@@ -36,6 +37,12 @@ def raft_server(node_id, data_root, extra=""):
     with open(s.config_path, "w") as f:
         f.write(cfg)
     return s
+
+
+def cli(node, token, *args, stdin=None):
+    env = dict(os.environ, VAULT_ADDR="http://" + node.addr, VAULT_TOKEN=token or "")
+    p = subprocess.run([BIN] + list(args), env=env, capture_output=True, timeout=60, input=stdin)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 def wait(pred, timeout=15, what="condition"):
@@ -125,6 +132,13 @@ class RaftCluster(unittest.TestCase):
         for s in c["servers"]:
             self.assertEqual(s["protocol_version"], "3")
             self.assertTrue(s["address"].startswith("127.0.0.1:"))
+        # the CLI's view
+        rc, out, err = cli(self.nodes[0], self.token, "operator", "raft", "list-peers")
+        self.assertEqual(rc, 0, err)
+        lines = out.strip().splitlines()
+        self.assertEqual(lines[0].split(), ["Node", "Address", "State", "Voter"])
+        self.assertEqual(sorted(l.split()[0] for l in lines[2:]), ["node1", "node2", "node3"])
+        self.assertEqual(sum(1 for l in lines[2:] if l.split()[2] == "leader"), 1)
 
     def test_2_write_replicates_and_survives_leader_kill(self):
         act = self.active()
@@ -169,6 +183,20 @@ class RaftCluster(unittest.TestCase):
             meta = json.loads(t.extractfile("meta.json").read())
         self.assertEqual(names, ["meta.json", "state.bin", "SHA256SUMS", "SHA256SUMS.sealed"])
         self.assertGreater(meta["keys"], 5)
+        # the CLI saves the same, and inspects it offline
+        path = os.path.join(self.root, "backup.snap")
+        rc, out, err = cli(act, self.token, "operator", "raft", "snapshot", "save", path)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = cli(act, "", "operator", "raft", "snapshot", "inspect", "-format=json", path)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["Keys"], meta["keys"])
+        with open(path, "rb") as f:
+            good = f.read()
+        with open(path, "wb") as f:
+            f.write(good[:-100])
+        rc, out, err = cli(act, "", "operator", "raft", "snapshot", "inspect", path)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("truncated", err)
         # change things after the backup
         client.secrets.kv.v2.create_or_update_secret(path="snap/keep", secret={"v": "after"})
         client.secrets.kv.v2.create_or_update_secret(path="snap/new", secret={"v": "x"})
