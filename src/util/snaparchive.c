@@ -135,17 +135,19 @@ static int gunzip(uint8_t **out, size_t *out_len, const uint8_t *in, size_t len,
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	size_t cap = len * 4 + 4096, n = 0;
 	uint8_t *b = malloc(cap);
+	if (!b) {
+		inflateEnd(&z);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
 	int rc = Z_OK;
+	bool oom = false;
 	z.next_in = (Bytef *)in;
 	z.avail_in = (uInt)len;
-	while (b && rc == Z_OK) {
+	while (rc == Z_OK) {
 		if (n == cap) {
-			if (cap >= MAX_INFLATED)
-				break;
-			uint8_t *nb = realloc(b, cap * 2);
+			uint8_t *nb = cap >= MAX_INFLATED ? NULL : realloc(b, cap * 2);
 			if (!nb) {
-				free(b);
-				b = NULL;
+				oom = true;
 				break;
 			}
 			b = nb;
@@ -163,8 +165,10 @@ static int gunzip(uint8_t **out, size_t *out_len, const uint8_t *in, size_t len,
 	}
 	bool trailing = z.avail_in != 0;
 	inflateEnd(&z);
-	if (!b)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
+	if (oom) {
+		free(b);
+		return verr_set(err, VERR_INVALID, "the snapshot is too large to inflate");
+	}
 	if (rc != Z_STREAM_END) {
 		free(b);
 		return verr_set(err, VERR_INVALID,
