@@ -58,6 +58,8 @@
 #include "util/secmem.h"
 #include "util/snaparchive.h"
 
+#include <stdatomic.h>
+
 #define CHALLENGE_LEN 32
 #define CHALLENGE_TTL 600
 #define MAX_PENDING 16
@@ -70,6 +72,11 @@ const struct field_def sys_raft_fields[] = {
 	{"dr_operation_token", FT_STRING, NULL, "", false},
 	{0},
 };
+
+/* background threads (the joiner's answer, retry_join) stop when the server
+ * does: sys_raft_stop sets `stopping` and waits for `live` to drain */
+static atomic_bool stopping;
+static atomic_int live;
 
 static struct core *C(struct logical_request *req)
 {
@@ -408,12 +415,9 @@ static void joiner_free(struct joiner *j)
 static void *joiner_main(void *arg)
 {
 	struct joiner *j = arg;
-	for (int waited = 0; waited < 24 * 3600 * 10; waited++) {
-		if (state_get(j->c) != CORE_SEALED)
-			break;
+	while (!atomic_load(&stopping) && state_get(j->c) == CORE_SEALED)
 		usleep(100000);
-	}
-	for (int attempt = 0; attempt < 100; attempt++) {
+	for (int attempt = 0; attempt < 100 && !atomic_load(&stopping); attempt++) {
 		struct verr err = {0};
 		uint8_t *key = NULL, *pt = NULL;
 		size_t pl = 0;
@@ -446,9 +450,11 @@ static void *joiner_main(void *arg)
 		log_warn("raft", "answering the join challenge: %s", err.msg);
 		if (rc == VERR_DENIED)
 			break;
-		sleep(3);
+		for (int i = 0; i < 30 && !atomic_load(&stopping); i++)
+			usleep(100000);
 	}
 	joiner_free(j);
+	atomic_fetch_sub(&live, 1);
 	return NULL;
 }
 
@@ -515,7 +521,9 @@ int sys_raft_join(struct core *c, const json_t *data, json_t **out, struct verr 
 		return rc;
 	}
 	pthread_t th;
+	atomic_fetch_add(&live, 1);
 	if (pthread_create(&th, NULL, joiner_main, j)) {
+		atomic_fetch_sub(&live, 1);
 		joiner_free(j);
 		return verr_set(err, VERR_INTERNAL, "cannot start the join thread");
 	}
@@ -524,6 +532,139 @@ int sys_raft_join(struct core *c, const json_t *data, json_t **out, struct verr 
 		 leader);
 	*out = json_pack("{s:b}", "joined", 1);
 	return *out ? 0 : VERR_INTERNAL;
+}
+
+/* ---- retry_join ---------------------------------------------------------------- */
+
+struct retry_join {
+	struct core *c;
+	json_t *targets; /* array of {leader_api_addr, leader_ca_cert} */
+};
+
+static void *retry_join_main(void *arg)
+{
+	struct retry_join *rj = arg;
+	struct physical_raft_status st;
+	for (unsigned round = 0; !atomic_load(&stopping); round++) {
+		if (physical_raft_status(rj->c->phys, &st, NULL) || !st.pristine)
+			break; /* joined (or bootstrapped by an init) */
+		size_t i;
+		json_t *t;
+		bool done = false;
+		json_array_foreach(rj->targets, i, t) {
+			struct verr err = {0};
+			json_t *out = NULL;
+			if (!sys_raft_join(rj->c, t, &out, &err)) {
+				json_decref(out);
+				done = true;
+				break;
+			}
+			if (round % 15 == 0)
+				log_warn("raft", "retry_join %s: %s",
+					 json_string_value(json_object_get(t, "leader_api_addr")),
+					 err.msg);
+		}
+		if (done)
+			break;
+		for (int k = 0; k < 20 && !atomic_load(&stopping); k++)
+			usleep(100000);
+	}
+	json_decref(rj->targets);
+	free(rj);
+	atomic_fetch_sub(&live, 1);
+	return NULL;
+}
+
+/* a file's contents (NUL-terminated) or NULL */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *b = NULL;
+	size_t n = 0, cap = 0;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			char *nb = cap > (1u << 20) ? NULL : realloc(b, cap);
+			if (!nb) {
+				free(b);
+				fclose(f);
+				return NULL;
+			}
+			b = nb;
+		}
+		size_t r = fread(b + n, 1, 4096, f);
+		n += r;
+		if (r < 4096)
+			break;
+	}
+	fclose(f);
+	b[n] = 0;
+	return b;
+}
+
+int sys_raft_retry_join_start(struct core *c, const json_t *storage_opts, struct verr *err)
+{
+	json_t *rj = json_object_get(storage_opts, "retry_join");
+	if (!rj || !physical_is_raft(c->phys))
+		return 0;
+	json_t *list = json_is_array(rj) ? json_copy(rj) : json_pack("[O]", rj);
+	json_t *targets = json_array();
+	size_t i;
+	json_t *t;
+	json_array_foreach(list, i, t) {
+		const char *la = json_string_value(json_object_get(t, "leader_api_addr"));
+		if (!la) {
+			json_decref(list);
+			json_decref(targets);
+			return verr_set(err, VERR_INVALID,
+					"storage \"raft\": retry_join needs leader_api_addr "
+					"(auto_join is not supported)");
+		}
+		json_t *o = json_pack("{s:s}", "leader_api_addr", la);
+		const char *caf = json_string_value(json_object_get(t, "leader_ca_cert_file"));
+		if (caf) {
+			char *pem = slurp(caf);
+			if (!pem) {
+				json_decref(o);
+				json_decref(list);
+				json_decref(targets);
+				return verr_set(err, VERR_INVALID,
+						"storage \"raft\": cannot read leader_ca_cert_file %s",
+						caf);
+			}
+			json_object_set_new(o, "leader_ca_cert", json_string(pem));
+			free(pem);
+		}
+		json_array_append_new(targets, o);
+	}
+	json_decref(list);
+	struct retry_join *r = calloc(1, sizeof(*r));
+	if (!r) {
+		json_decref(targets);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	r->c = c;
+	r->targets = targets;
+	pthread_t th;
+	atomic_fetch_add(&live, 1);
+	if (pthread_create(&th, NULL, retry_join_main, r)) {
+		atomic_fetch_sub(&live, 1);
+		json_decref(targets);
+		free(r);
+		return verr_set(err, VERR_INTERNAL, "cannot start the retry_join thread");
+	}
+	pthread_detach(th);
+	return 0;
+}
+
+void sys_raft_stop(void)
+{
+	atomic_store(&stopping, true);
+	/* each thread notices within 100 ms, or after its current HTTP call */
+	for (int i = 0; i < 400 && atomic_load(&live) > 0; i++)
+		usleep(100000);
 }
 
 int sys_raft_join_unsealed(struct logical_request *req, struct logical_response *resp,

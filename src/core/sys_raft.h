@@ -30,4 +30,12 @@ int sys_raft_join_unsealed(struct logical_request *req, struct logical_response 
  * bare JSON answer. */
 int sys_raft_join(struct core *c, const json_t *data, json_t **out, struct verr *err);
 
+/* Server start: with storage "raft" and retry_join stanzas, a new node keeps
+ * trying to join the listed leaders (every 2 s) until it is a member.
+ * VERR_INVALID for a stanza without leader_api_addr or an unreadable
+ * leader_ca_cert_file. */
+int sys_raft_retry_join_start(struct core *c, const json_t *storage_opts, struct verr *err);
+/* Server stop, before core_free: ends the background join threads. */
+void sys_raft_stop(void);
+
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/sys_raft.h"
 #include "http/http.h"
 #include "server/config.h"
 #include "server/registry.h"
@@ -368,6 +369,16 @@ int server_main(int argc, char **argv)
 		free(dev_key);
 		free(dev_root);
 	}
+	if (!a.dev && sys_raft_retry_join_start(core, cfg->storage->options, &err)) {
+		fprintf(stderr, "Error: %s\n", err.msg);
+		for (size_t i = 0; i < cfg->nlisteners; i++)
+			http_listener_stop(ls[i]);
+		free(ls);
+		core_free(core);
+		physical_close(ha_phys);
+		config_free(cfg);
+		return 1;
+	}
 	printf("==> Coffer server started! Log data will stream in below:\n\n");
 	fflush(stdout);
 	log_info("core", "listening; storage=%s", cfg->storage->type);
@@ -398,6 +409,7 @@ int server_main(int argc, char **argv)
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		http_listener_stop(ls[i]);
 	free(ls);
+	sys_raft_stop(); /* join threads end before the core goes */
 	core_seal(core);
 	core_free(core);
 	physical_close(ha_phys);

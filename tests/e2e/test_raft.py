@@ -22,7 +22,7 @@ import hvac
 from harness import BIN, Server, free_port
 
 
-def raft_server(node_id, data_root, extra=""):
+def raft_server(node_id, data_root, extra="", storage_extra=""):
     s = Server(storage="inmem")
     cport = free_port()
     s.cluster_addr = "https://127.0.0.1:%d" % cport
@@ -32,7 +32,7 @@ def raft_server(node_id, data_root, extra=""):
         cfg = f.read()
     cfg = cfg.replace('storage "inmem" {}\n',
                       'storage "raft" {\n  path = "%s"\n  node_id = "%s"\n'
-                      '  performance_multiplier = 1\n}\n' % (s.data, node_id))
+                      '  performance_multiplier = 1\n%s}\n' % (s.data, node_id, storage_extra))
     cfg += 'api_addr = "http://%s"\ncluster_addr = "%s"\n' % (s.addr, s.cluster_addr) + extra
     with open(s.config_path, "w") as f:
         f.write(cfg)
@@ -270,6 +270,24 @@ class RaftCluster(unittest.TestCase):
         ids = [s["node_id"] for s in self.config(act)["servers"]]
         self.assertNotIn(victim.node_id, ids)
         self.assertEqual(len(ids), 2)
+
+    def test_6_retry_join_at_start(self):
+        act = wait(self.active, what="active")
+        n4 = raft_server("node4", self.root, storage_extra=(
+            '  retry_join {\n    leader_api_addr = "http://127.0.0.1:%d"\n  }\n'
+            '  retry_join {\n    leader_api_addr = "http://%s"\n  }\n' % (free_port(), act.addr)))
+        n4.start()
+        try:
+            # no join call: the node joins by itself, then takes the keys
+            wait(lambda: n4.get("sys/seal-status").json()["initialized"], timeout=30,
+                 what="node4 joined by retry_join")
+            for k in self.keys[:2]:
+                n4.put("sys/unseal", {"key": k})
+            wait(lambda: any(s["node_id"] == "node4" and s["voter"]
+                             for s in self.config(act)["servers"]),
+                 timeout=20, what="node4 a voter")
+        finally:
+            n4.cleanup()
 
 
 if __name__ == "__main__":
