@@ -286,18 +286,26 @@ int sys_raft_answer(struct logical_request *req, struct logical_response *resp,
 		if (strcmp(pd->id, id) || time(NULL) - pd->at > CHALLENGE_TTL)
 			continue;
 		ok = al == CHALLENGE_LEN && !CRYPTO_memcmp(a, pd->challenge, CHALLENGE_LEN);
-		if (ok) {
+		if (ok)
 			snprintf(addr, sizeof(addr), "%s", pd->addr);
-			OPENSSL_cleanse(pd, sizeof(*pd));
-		}
 	}
+	pthread_mutex_unlock(&pending_mu);
+	if (!ok) {
+		OPENSSL_cleanse(a, al);
+		free(a);
+		return verr_set(err, VERR_DENIED, "the challenge answer is wrong or expired");
+	}
+	bool nv = req->fields && json_is_true(json_object_get(req->fields, "non_voter"));
+	int rc = nv ? 0 : physical_raft_add_peer(p, id, addr, true, err);
+	/* used up once the promotion happened (a failed one may be retried) */
+	pthread_mutex_lock(&pending_mu);
+	for (int i = 0; i < MAX_PENDING && !rc; i++)
+		if (!strcmp(pendings[i].id, id) &&
+		    !CRYPTO_memcmp(a, pendings[i].challenge, CHALLENGE_LEN))
+			OPENSSL_cleanse(&pendings[i], sizeof(pendings[i]));
 	pthread_mutex_unlock(&pending_mu);
 	OPENSSL_cleanse(a, al);
 	free(a);
-	if (!ok)
-		return verr_set(err, VERR_DENIED, "the challenge answer is wrong or expired");
-	bool nv = req->fields && json_is_true(json_object_get(req->fields, "non_voter"));
-	int rc = nv ? 0 : physical_raft_add_peer(p, id, addr, true, err);
 	if (rc)
 		return rc;
 	log_info("raft", "node %s answered the challenge%s", id, nv ? "" : ": now a voter");

@@ -235,6 +235,7 @@ static void rstore_close(struct physical *p)
 	free(s->holder_value);
 	pthread_rwlock_destroy(&s->fsm_lock);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->change_mu);
 	pthread_cond_destroy(&s->done_cv);
 	pthread_cond_destroy(&s->state_cv);
 	free(s->dir);
@@ -394,6 +395,7 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 	s->ha.s = s;
 	pthread_rwlock_init(&s->fsm_lock, NULL);
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->change_mu, NULL);
 	pthread_cond_init(&s->done_cv, NULL);
 	pthread_cond_init(&s->state_cv, NULL);
 	s->threshold = (unsigned)threshold;
@@ -581,6 +583,7 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 	if (!hp)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	double end = rstore__now() + 15;
+	pthread_mutex_lock(&s->change_mu);
 	for (int role = RAFT_STANDBY;;) {
 		struct rop *op = rstore__op_new(ROP_ADD);
 		if (op) {
@@ -602,6 +605,7 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 		}
 		role = RAFT_VOTER;
 	}
+	pthread_mutex_unlock(&s->change_mu);
 	free(hp);
 	return rc;
 }
@@ -613,10 +617,24 @@ int physical_raft_remove_peer(struct physical *p, const char *node_id, struct ve
 		return VERR_INVALID;
 	if (!node_id || !*node_id)
 		return verr_set(err, VERR_INVALID, "missing server_id");
-	struct rop *op = rstore__op_new(ROP_REMOVE);
-	if (op)
-		op->id = id_for(node_id);
-	return simple_op(s, op, err);
+	pthread_mutex_lock(&s->change_mu);
+	int rc;
+	for (double end = rstore__now() + 10;;) {
+		struct rop *op = rstore__op_new(ROP_REMOVE);
+		if (op)
+			op->id = id_for(node_id);
+		struct verr e2 = {0};
+		rc = simple_op(s, op, &e2);
+		if (rc != VERR_UNAVAILABLE || rstore__now() >= end) {
+			if (rc && err)
+				*err = e2;
+			break;
+		}
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_unlock(&s->change_mu);
+	return rc;
 }
 
 int physical_raft_join_start(struct physical *p, struct verr *err)

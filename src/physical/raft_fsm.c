@@ -215,8 +215,20 @@ static void set_name(struct rstore *s, raft_id id, char *name)
 	s->names[s->nnames++] = (struct rname){id, name};
 }
 
+bool rstore__has_name(struct rstore *s, raft_id id)
+{
+	bool r = false;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->nnames; i++)
+		r |= s->names[i].id == id;
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
 char *rstore__name_of(struct rstore *s, raft_id id)
 {
+	if (id == s->id) /* ours is known before its record commits */
+		return strdup(s->node_id);
 	char *r = NULL;
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->nnames; i++)

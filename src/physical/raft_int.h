@@ -126,6 +126,9 @@ struct rstore {
 	bool started; /* raft_start done (loop thread) */
 	struct rop *parked, *parked_tail; /* writes waiting for a leader */
 
+	/* raft allows one membership change at a time: add/remove hold this */
+	pthread_mutex_t change_mu;
+
 	/* shared, guarded by mu */
 	pthread_mutex_t mu;
 	pthread_cond_t done_cv;  /* an op completed */
@@ -168,5 +171,7 @@ int rstore__encode_u64s(uint8_t **out, size_t *len, uint8_t type, uint64_t a, ui
 int rstore__fsm_apply_entry(struct rstore *s, const uint8_t *buf, size_t len);
 /* the name of member id (malloc'd) or NULL; takes mu */
 char *rstore__name_of(struct rstore *s, raft_id id);
+/* whether the replicated table names id (takes mu) */
+bool rstore__has_name(struct rstore *s, raft_id id);
 
 #endif

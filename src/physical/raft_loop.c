@@ -95,6 +95,7 @@ static int map_status(int status)
 	case RAFT_NOCONNECTION:
 	case RAFT_BUSY:
 	case RAFT_CANCELED:
+	case RAFT_CANTCHANGE: /* another change is in flight: retry */
 		return VERR_UNAVAILABLE;
 	case RAFT_NOTFOUND:
 	case RAFT_BADID:
@@ -102,7 +103,6 @@ static int map_status(int status)
 	case RAFT_DUPLICATEID:
 	case RAFT_DUPLICATEADDRESS:
 	case RAFT_BADROLE:
-	case RAFT_CANTCHANGE:
 		return VERR_INVALID;
 	default:
 		return VERR_INTERNAL;
@@ -560,10 +560,8 @@ static void watch_cb(uv_check_t *h)
 	if (became_leader) {
 		log_info("raft", "this node (%s) is now the raft leader (term %llu)", s->node_id,
 			 s->raft.current_term);
-		char *name = rstore__name_of(s, s->id);
-		if (!name)
+		if (!rstore__has_name(s, s->id))
 			record_name(s);
-		free(name);
 	}
 	/* parked writes: retry once leader, fail when expired */
 	if (s->parked) {
