@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "physical/inmem_int.h"
 #include "util/log.h"
 
 /* ---- encoding ---------------------------------------------------------------- */
@@ -385,24 +386,18 @@ static void sb_u64(struct sbuf *sb, uint64_t v)
 }
 
 struct dump_ctx {
-	struct physical *store;
 	physical_raft_write_fn fn;
 	void *fctx;
 	uint64_t n;
 };
 
-static int dump_one(void *ctx, const char *key, struct verr *err)
+static int dump_one(void *ctx, const char *key, const uint8_t *val, size_t vl)
 {
 	struct dump_ctx *d = ctx;
-	uint8_t *val = NULL;
-	size_t vl = 0;
-	int rc = physical_get(d->store, key, &val, &vl, err);
-	if (rc || !val)
-		return rc;
 	uint8_t hdr[4];
 	size_t kl = strlen(key);
 	put_u32(hdr, (uint32_t)kl);
-	rc = d->fn(d->fctx, hdr, 4);
+	int rc = d->fn(d->fctx, hdr, 4);
 	if (!rc)
 		rc = d->fn(d->fctx, key, kl);
 	put_u32(hdr, (uint32_t)vl);
@@ -410,24 +405,23 @@ static int dump_one(void *ctx, const char *key, struct verr *err)
 		rc = d->fn(d->fctx, hdr, 4);
 	if (!rc && vl)
 		rc = d->fn(d->fctx, val, vl);
-	free(val);
-	if (rc)
-		return verr_set(err, rc < 0 ? rc : VERR_INTERNAL, "writing the snapshot failed");
-	d->n++;
-	return 0;
+	if (!rc)
+		d->n++;
+	return rc;
 }
 
-/* Stream every record of store to fn (the physical_raft_dump format). */
+/* Stream every record of store, in key order, to fn (the physical_raft_dump
+ * format): one pass over the tree, no per-key lookups. */
 int rstore__dump_store(struct physical *store, physical_raft_write_fn fn, void *ctx,
 		       uint64_t *n, struct verr *err);
 int rstore__dump_store(struct physical *store, physical_raft_write_fn fn, void *ctx,
 		       uint64_t *n, struct verr *err)
 {
-	struct dump_ctx d = {store, fn, ctx, 0};
-	int rc = physical_walk(store, "", "", dump_one, &d, err);
+	struct dump_ctx d = {fn, ctx, 0};
+	int rc = physical_inmem__foreach(store, dump_one, &d);
 	if (n)
 		*n = d.n;
-	return rc;
+	return rc ? verr_set(err, rc < 0 ? rc : VERR_INTERNAL, "writing the state failed") : 0;
 }
 
 static int sb_write(void *ctx, const void *buf, size_t len)

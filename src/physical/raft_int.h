@@ -160,6 +160,10 @@ struct rop *rstore__op_new(enum rop_kind kind);
 void rstore__op_free(struct rop *op);
 double rstore__now(void);
 
+/* raft_transport.c: raft's TCP transport with TCP_NODELAY */
+int rstore__transport_init(struct raft_uv_transport *t, uv_loop_t *loop);
+void rstore__transport_fini(struct raft_uv_transport *t);
+
 /* raft_fsm.c */
 void rstore__fsm_init(struct rstore *s);
 /* Encode a transaction record (malloc'd into *out). */

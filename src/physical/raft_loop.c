@@ -590,7 +590,7 @@ static void on_raft_closed(struct raft *r)
 {
 	struct rstore *s = r->data;
 	raft_uv_close(&s->io);
-	raft_uv_tcp_close(&s->transport);
+	rstore__transport_fini(&s->transport);
 	uv_close((uv_handle_t *)&s->wake, NULL);
 	uv_close((uv_handle_t *)&s->watch, NULL);
 }
@@ -665,7 +665,7 @@ int rstore__loop_start(struct rstore *s, struct verr *err)
 	uv_check_init(&s->loop, &s->watch);
 	s->watch.data = s;
 	uv_check_start(&s->watch, watch_cb);
-	rv = raft_uv_tcp_init(&s->transport, &s->loop);
+	rv = rstore__transport_init(&s->transport, &s->loop);
 	if (rv) {
 		verr_set(err, VERR_INTERNAL, "raft transport: %s", raft_strerror(rv));
 		goto fail_loop;
@@ -674,7 +674,7 @@ int rstore__loop_start(struct rstore *s, struct verr *err)
 	if (rv) {
 		verr_set(err, VERR_INTERNAL, "raft storage in %s: %s", s->raft_dir,
 			 s->io.errmsg[0] ? s->io.errmsg : raft_strerror(rv));
-		raft_uv_tcp_close(&s->transport);
+		rstore__transport_fini(&s->transport);
 		goto fail_loop;
 	}
 	raft_uv_set_connect_retry_delay(&s->io, 50);
@@ -683,7 +683,7 @@ int rstore__loop_start(struct rstore *s, struct verr *err)
 	if (rv) {
 		verr_set(err, VERR_INTERNAL, "raft init: %s", raft_errmsg(&s->raft));
 		raft_uv_close(&s->io);
-		raft_uv_tcp_close(&s->transport);
+		rstore__transport_fini(&s->transport);
 		goto fail_loop;
 	}
 	s->raft.data = s;
