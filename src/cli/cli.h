@@ -285,6 +285,7 @@ int cli_cmd_operator_raft_join(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_raft_list_peers(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_raft_remove_peer(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_raft_inspect(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_autopilot_state(struct cli *c, int argc, char **argv);
 
 int cli_cmd_read(struct cli *c, int argc, char **argv);
 int cli_cmd_write(struct cli *c, int argc, char **argv);

@@ -139,3 +139,48 @@ int cli_cmd_operator_raft_inspect(struct cli *c, int argc, char **argv)
 	json_decref(out);
 	return rc;
 }
+
+int cli_cmd_operator_raft_autopilot_state(struct cli *c, int argc, char **argv)
+{
+	int rc;
+	struct cli_resp r;
+	if (cli_call_noargs(c, argc, argv, "GET", "sys/storage/raft/autopilot/state",
+			    "Error checking autopilot state", &r, &rc))
+		return rc;
+	json_t *d = json_object_get(r.json, "data");
+	if (strcmp(cli_format(c), "table") != 0) {
+		rc = cli_output_data(c, d);
+		cli_resp_free(&r);
+		return rc;
+	}
+	fprintf(c->out, "Healthy:                      %s\n",
+		json_is_true(json_object_get(d, "healthy")) ? "true" : "false");
+	fprintf(c->out, "Failure Tolerance:            %lld\n",
+		(long long)json_integer_value(json_object_get(d, "failure_tolerance")));
+	fprintf(c->out, "Leader:                       %s\n",
+		json_string_value(json_object_get(d, "leader")) ?: "");
+	fprintf(c->out, "Voters:\n");
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(d, "voters"), i, v)
+		fprintf(c->out, "   %s\n", json_string_value(v));
+	fprintf(c->out, "Servers:\n");
+	const char *k;
+	json_object_foreach(json_object_get(d, "servers"), k, v) {
+		fprintf(c->out, "   %s\n", k);
+		fprintf(c->out, "      Address:        %s\n",
+			json_string_value(json_object_get(v, "address")) ?: "");
+		fprintf(c->out, "      Status:         %s\n",
+			json_string_value(json_object_get(v, "status")) ?: "");
+		fprintf(c->out, "      Node Status:    %s\n",
+			json_string_value(json_object_get(v, "node_status")) ?: "");
+		fprintf(c->out, "      Healthy:        %s\n",
+			json_is_true(json_object_get(v, "healthy")) ? "true" : "false");
+		fprintf(c->out, "      Last Contact:   %s\n",
+			json_string_value(json_object_get(v, "last_contact")) ?: "");
+		fprintf(c->out, "      Last Index:     %lld\n",
+			(long long)json_integer_value(json_object_get(v, "last_index")));
+	}
+	cli_resp_free(&r);
+	return 0;
+}

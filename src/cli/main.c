@@ -89,6 +89,11 @@ const struct cli_cmd cli_cmds[] = {
 	 "Removes a node from the Raft cluster",
 	 "Usage: coffer operator raft remove-peer SERVER_ID\n\n"
 	 "  Example:\n      $ coffer operator raft remove-peer node3\n"},
+	{"operator raft autopilot state", cli_cmd_operator_raft_autopilot_state,
+	 "Displays the state of the raft cluster under autopilot",
+	 "Usage: coffer operator raft autopilot state\n\n"
+	 "  Health, failure tolerance and per-server replication state\n"
+	 "  (GET sys/storage/raft/autopilot/state).\n"},
 	{"operator raft snapshot inspect", cli_cmd_operator_raft_inspect,
 	 "Inspects a snapshot file offline",
 	 "Usage: coffer operator raft snapshot inspect FILE\n\n"

@@ -188,6 +188,149 @@ int sys_raft_remove_peer(struct logical_request *req, struct logical_response *r
 	return rc;
 }
 
+/* ---- autopilot ------------------------------------------------------------------- */
+
+const struct field_def sys_raft_autopilot_fields[] = {
+	{"cleanup_dead_servers", FT_BOOL, NULL, "remove dead servers (stored; not acted on)", false},
+	{"last_contact_threshold", FT_DURATION, NULL, "a server not heard from this long is unhealthy", false},
+	{"dead_server_last_contact_threshold", FT_DURATION, NULL, "", false},
+	{"max_trailing_logs", FT_INT, NULL, "a server this far behind is unhealthy", false},
+	{"min_quorum", FT_INT, NULL, "", false},
+	{"server_stabilization_time", FT_DURATION, NULL, "", false},
+	{"disable_upgrade_migration", FT_BOOL, NULL, "", false},
+	{0},
+};
+
+#define AUTOPILOT_KEY "core/raft/autopilot"
+
+/* the stored configuration over Vault's defaults (caller owns) */
+static json_t *autopilot_config(struct core *c)
+{
+	json_t *cfg = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:b}", "cleanup_dead_servers", 0,
+				"last_contact_threshold", (json_int_t)10,
+				"dead_server_last_contact_threshold", (json_int_t)86400,
+				"max_trailing_logs", (json_int_t)1000, "min_quorum", (json_int_t)0,
+				"server_stabilization_time", (json_int_t)10,
+				"disable_upgrade_migration", 0);
+	uint8_t *v = NULL;
+	size_t vl = 0;
+	if (cfg && !physical_get(c->bphys, AUTOPILOT_KEY, &v, &vl, NULL) && v) {
+		json_t *stored = json_loadb((const char *)v, vl, 0, NULL);
+		if (json_is_object(stored))
+			json_object_update(cfg, stored);
+		json_decref(stored);
+	}
+	free(v);
+	return cfg;
+}
+
+static json_t *with_duration_strings(json_t *cfg)
+{
+	static const char *const durs[] = {"last_contact_threshold",
+					   "dead_server_last_contact_threshold",
+					   "server_stabilization_time"};
+	for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
+		char b[32];
+		snprintf(b, sizeof(b), "%llds",
+			 (long long)json_integer_value(json_object_get(cfg, durs[i])));
+		json_object_set_new(cfg, durs[i], json_string(b));
+	}
+	return cfg;
+}
+
+int sys_raft_autopilot_config(struct logical_request *req, struct logical_response *resp,
+			      struct verr *err)
+{
+	struct core *c = C(req);
+	if (!raft_of(c, err))
+		return VERR_INVALID;
+	json_t *cfg = autopilot_config(c);
+	if (!cfg)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	if (req->op == LOP_READ) {
+		resp->data = with_duration_strings(cfg);
+		return 0;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(req->fields, k, v) {
+		if (json_object_get(cfg, k) && !json_is_null(v))
+			json_object_set(cfg, k, v);
+	}
+	if (json_integer_value(json_object_get(cfg, "last_contact_threshold")) <= 0 ||
+	    json_integer_value(json_object_get(cfg, "max_trailing_logs")) < 0) {
+		json_decref(cfg);
+		return verr_set(err, VERR_INVALID,
+				"last_contact_threshold must be positive and max_trailing_logs >= 0");
+	}
+	char *text = json_dumps(cfg, JSON_COMPACT);
+	json_decref(cfg);
+	if (!text)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = physical_put(c->bphys, AUTOPILOT_KEY, (const uint8_t *)text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+int sys_raft_autopilot_state(struct logical_request *req, struct logical_response *resp,
+			     struct verr *err)
+{
+	struct core *c = C(req);
+	struct physical *p = raft_of(c, err);
+	if (!p)
+		return VERR_INVALID;
+	json_t *st = NULL;
+	int rc = physical_raft_autopilot_state(p, &st, err);
+	if (rc)
+		return rc;
+	json_t *cfg = autopilot_config(c);
+	json_int_t thr_ms = json_integer_value(json_object_get(cfg, "last_contact_threshold")) * 1000;
+	json_int_t max_lag = json_integer_value(json_object_get(cfg, "max_trailing_logs"));
+	json_decref(cfg);
+	json_int_t commit = json_integer_value(json_object_get(st, "commit_index"));
+	json_t *servers = json_object(), *voters = json_array();
+	const char *leader = "";
+	int nvoters = 0, healthy_voters = 0;
+	bool all_healthy = true;
+	size_t i;
+	json_t *sv;
+	json_array_foreach(json_object_get(st, "servers"), i, sv) {
+		const char *id = json_string_value(json_object_get(sv, "node_id"));
+		bool is_leader = json_is_true(json_object_get(sv, "leader"));
+		bool voter = json_is_true(json_object_get(sv, "voter"));
+		json_int_t ago = json_integer_value(json_object_get(sv, "last_contact_ms"));
+		json_int_t idx = json_integer_value(json_object_get(sv, "last_index"));
+		bool healthy = ago < thr_ms && idx + max_lag >= commit;
+		if (is_leader)
+			leader = id;
+		if (voter) {
+			nvoters++;
+			healthy_voters += healthy;
+			json_array_append_new(voters, json_string(id));
+		}
+		all_healthy &= healthy;
+		char lc[32];
+		snprintf(lc, sizeof(lc), "%.3fs", (double)ago / 1000.0);
+		json_object_set_new(
+			servers, id,
+			json_pack("{s:s, s:s, s:O, s:s, s:s, s:O, s:I, s:b, s:s, s:s, s:s}", "id", id,
+				  "name", id, "address", json_object_get(sv, "address"), "node_status",
+				  healthy ? "alive" : "failed", "last_contact", lc, "last_term",
+				  json_object_get(sv, "last_term"), "last_index", idx, "healthy",
+				  healthy, "status", is_leader ? "leader" : voter ? "voter" : "non-voter",
+				  "node_type", voter ? "voter" : "read-replica", "version",
+				  COFFER_VERSION));
+	}
+	int quorum = nvoters / 2 + 1;
+	int tolerance = healthy_voters - quorum > 0 ? healthy_voters - quorum : 0;
+	resp->data = json_pack("{s:b, s:i, s:i, s:s, s:o, s:o}", "healthy", all_healthy,
+			       "failure_tolerance", tolerance, "optimistic_failure_tolerance",
+			       nvoters - quorum, "leader", leader, "voters", voters, "servers",
+			       servers);
+	json_decref(st);
+	return resp->data ? 0 : VERR_INTERNAL;
+}
+
 /* ---- the join handshake: leader side ----------------------------------------- */
 
 struct pending {

@@ -15,6 +15,11 @@ int sys_raft_configuration(struct logical_request *req, struct logical_response 
 			   struct verr *err);
 int sys_raft_remove_peer(struct logical_request *req, struct logical_response *resp,
 			 struct verr *err);
+extern const struct field_def sys_raft_autopilot_fields[];
+int sys_raft_autopilot_state(struct logical_request *req, struct logical_response *resp,
+			     struct verr *err);
+int sys_raft_autopilot_config(struct logical_request *req, struct logical_response *resp,
+			      struct verr *err);
 int sys_raft_challenge(struct logical_request *req, struct logical_response *resp,
 		       struct verr *err);
 int sys_raft_answer(struct logical_request *req, struct logical_response *resp,

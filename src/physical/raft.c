@@ -554,6 +554,24 @@ int physical_raft_configuration(struct physical *p, json_t **out, struct verr *e
 	return rc;
 }
 
+int physical_raft_autopilot_state(struct physical *p, json_t **out, struct verr *err)
+{
+	*out = NULL;
+	struct rstore *s = as_raft(p, err);
+	if (!s)
+		return VERR_INVALID;
+	struct rop *op = rstore__op_new(ROP_STATE);
+	if (!op)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = rstore__submit(s, op, err);
+	if (!rc) {
+		*out = op->out;
+		op->out = NULL; /* transferred */
+	}
+	rstore__op_free(op);
+	return rc;
+}
+
 int physical_raft_add_peer(struct physical *p, const char *node_id, const char *addr, bool voter,
 			   struct verr *err)
 {

@@ -41,6 +41,11 @@ int physical_raft_status(struct physical *p, struct physical_raft_status *out, s
 /* The configuration in Vault's shape: {"index": N, "servers": [{node_id,
  * address, leader, voter, protocol_version}]} (caller owns *out). */
 int physical_raft_configuration(struct physical *p, json_t **out, struct verr *err);
+/* Leader: every member's replication state, for autopilot: {commit_index,
+ * last_index, servers: [{node_id, address, leader, voter, last_index,
+ * last_contact_ms, last_term}]} (caller owns *out). VERR_STANDBY on a
+ * follower. */
+int physical_raft_autopilot_state(struct physical *p, json_t **out, struct verr *err);
 /* Leader: add node_id at addr (host:port) as voter or non-voter; returns
  * once the change is committed. Joining twice with the same id and address
  * succeeds. */

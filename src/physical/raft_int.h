@@ -59,6 +59,7 @@ enum rop_kind {
 	ROP_TRANSFER,  /* give leadership away (detached) */
 	ROP_CONFIG,    /* out: the configuration as Vault's JSON */
 	ROP_SNAPSHOT,  /* force a raft snapshot (log compaction) now */
+	ROP_STATE,     /* out: per-server health (leader only), autopilot */
 };
 
 struct rstore;
@@ -125,6 +126,10 @@ struct rstore {
 	struct raft_fsm fsm;
 	bool started; /* raft_start done (loop thread) */
 	struct rop *parked, *parked_tail; /* writes waiting for a leader */
+	struct {
+		raft_id id;
+		double seen; /* monotonic seconds of the last message from it */
+	} contacts[64]; /* leader: follower liveness for autopilot (loop only) */
 
 	/* raft allows one membership change at a time: add/remove hold this */
 	pthread_mutex_t change_mu;

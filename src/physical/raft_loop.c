@@ -316,6 +316,63 @@ static json_t *config_json(struct rstore *s)
 	return json_pack("{s:o, s:I}", "servers", servers, "index", (json_int_t)idx);
 }
 
+static double *contact_slot(struct rstore *s, raft_id id)
+{
+	int free_i = -1;
+	for (int i = 0; i < 64; i++) {
+		if (s->contacts[i].id == id)
+			return &s->contacts[i].seen;
+		if (!s->contacts[i].id && free_i < 0)
+			free_i = i;
+	}
+	if (free_i < 0)
+		free_i = (int)(id % 64);
+	s->contacts[free_i].id = id;
+	s->contacts[free_i].seen = 0;
+	return &s->contacts[free_i].seen;
+}
+
+/* leader: remember when each follower was last heard from */
+static void note_contacts(struct rstore *s)
+{
+	if (raft_state(&s->raft) != RAFT_LEADER || !s->raft.leader_state.progress)
+		return;
+	double now = rstore__now();
+	for (unsigned i = 0; i < s->raft.configuration.n; i++) {
+		const struct raft_server *sv = &s->raft.configuration.servers[i];
+		double *seen = contact_slot(s, sv->id);
+		if (sv->id == s->id || s->raft.leader_state.progress[i].recent_recv || *seen == 0)
+			*seen = now;
+	}
+}
+
+static json_t *state_json(struct rstore *s)
+{
+	note_contacts(s);
+	json_t *servers = json_array();
+	double now = rstore__now();
+	raft_index last = raft_last_index(&s->raft);
+	for (unsigned i = 0; i < s->raft.configuration.n; i++) {
+		const struct raft_server *sv = &s->raft.configuration.servers[i];
+		char *name = rstore__name_of(s, sv->id);
+		char hex[32];
+		snprintf(hex, sizeof(hex), "%016llx", sv->id);
+		bool self = sv->id == s->id;
+		raft_index idx = self ? last : s->raft.leader_state.progress[i].match_index;
+		double ago = now - *contact_slot(s, sv->id);
+		json_array_append_new(
+			servers,
+			json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:I}", "node_id", name ? name : hex,
+				  "address", sv->address, "leader", self, "voter",
+				  sv->role == RAFT_VOTER, "last_index", (json_int_t)idx,
+				  "last_contact_ms", (json_int_t)(self ? 0 : ago * 1000),
+				  "last_term", (json_int_t)s->raft.current_term));
+		free(name);
+	}
+	return json_pack("{s:o, s:I, s:I}", "servers", servers, "commit_index",
+			 (json_int_t)s->raft.commit_index, "last_index", (json_int_t)last);
+}
+
 /* Run one non-write op on the loop. */
 static void run_op(struct rstore *s, struct rop *op)
 {
@@ -422,6 +479,14 @@ static void run_op(struct rstore *s, struct rop *op)
 		op->out = config_json(s);
 		complete(s, op, op->out ? 0 : VERR_INTERNAL, "out of memory");
 		return;
+	case ROP_STATE:
+		if (!leader) {
+			fail_not_leader(s, op);
+			return;
+		}
+		op->out = state_json(s);
+		complete(s, op, op->out ? 0 : VERR_INTERNAL, "out of memory");
+		return;
 	}
 }
 
@@ -523,6 +588,7 @@ static void watch_cb(uv_check_t *h)
 	const char *laddr = NULL;
 	raft_leader(&s->raft, &lid, &laddr);
 	bool lone = sole_voter(s), member = find_server(s, s->id) != NULL;
+	note_contacts(s);
 	physical_ha_lost_fn lost = NULL;
 	void *lost_ctx = NULL;
 	bool became_leader = false;

@@ -296,6 +296,35 @@ class RaftCluster(unittest.TestCase):
         finally:
             n4.cleanup()
 
+    def test_7_autopilot(self):
+        act = wait(self.active, what="active")
+        r = act.get("sys/storage/raft/autopilot/configuration", token=self.token)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["data"]["last_contact_threshold"], "10s")
+        r = act.post("sys/storage/raft/autopilot/configuration",
+                     {"last_contact_threshold": "1s", "max_trailing_logs": 500}, token=self.token)
+        self.assertEqual(r.status, 204, r.body)
+        cfg = act.get("sys/storage/raft/autopilot/configuration", token=self.token).json()["data"]
+        self.assertEqual((cfg["last_contact_threshold"], cfg["max_trailing_logs"]), ("1s", 500))
+        r = act.post("sys/storage/raft/autopilot/configuration",
+                     {"last_contact_threshold": "0s"}, token=self.token)
+        self.assertEqual(r.status, 400)
+        # node4 (test 6) is a voter that is gone: autopilot reports it
+        def state():
+            return act.get("sys/storage/raft/autopilot/state", token=self.token).json()["data"]
+        st = wait(lambda: (lambda s: s if not s["servers"]["node4"]["healthy"] else None)(state()),
+                  what="node4 unhealthy")
+        self.assertFalse(st["healthy"])
+        self.assertEqual(st["servers"][st["leader"]]["status"], "leader")
+        self.assertTrue(st["servers"][st["leader"]]["healthy"])
+        self.assertEqual(st["servers"]["node4"]["node_status"], "failed")
+        alive = [s for s in st["servers"].values() if s["healthy"] and s["status"] != "non-voter"]
+        self.assertEqual(st["failure_tolerance"], max(0, len(alive) - (len(st["voters"]) // 2 + 1)))
+        rc, out, err = cli(act, self.token, "operator", "raft", "autopilot", "state")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Healthy:                      false", out)
+        self.assertIn("node4", out)
+
 
 if __name__ == "__main__":
     unittest.main()
