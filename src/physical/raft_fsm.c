@@ -23,6 +23,8 @@
 #include "physical/inmem_int.h"
 #include "util/log.h"
 
+const int rstore__refused = 1;
+
 /* ---- encoding ---------------------------------------------------------------- */
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -300,6 +302,42 @@ static int apply_record(struct rstore *s, const uint8_t *b, size_t len)
 	}
 }
 
+/* Whether a record is well-formed (decodes), without applying it. */
+static bool record_ok(const uint8_t *b, size_t len)
+{
+	if (len < 1)
+		return false;
+	struct physical_txn_op *ops = NULL;
+	size_t n = 0;
+	char **keys = NULL;
+	size_t body = 0;
+	switch (b[0]) {
+	case RREC_TXN:
+		body = 1;
+		break;
+	case RREC_STAGE_TXN:
+		if (len < 9)
+			return false;
+		body = 9;
+		break;
+	case RREC_HOLDER:
+	case RREC_NAME:
+		return len >= 13 && len - 13 == get_u32(b + 9);
+	case RREC_STAGE_BEGIN:
+	case RREC_STAGE_COMMIT:
+		return len == 17;
+	default:
+		return false;
+	}
+	if (decode_txn(b + body, len - body, &ops, &n, &keys))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	free(ops);
+	return true;
+}
+
 int rstore__fsm_apply_entry(struct rstore *s, const uint8_t *buf, size_t len)
 {
 	if (len < 5 || buf[0] != RREC_BATCH)
@@ -314,6 +352,14 @@ int rstore__fsm_apply_entry(struct rstore *s, const uint8_t *buf, size_t len)
 	}
 	if (len - o >= 8) /* at most 7 bytes of padding (raft_loop.c) */
 		return RAFT_MALFORMED;
+	/* and every record, so a malformed entry applies nothing at all */
+	o = 5;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t l = get_u32(buf + o);
+		if (!record_ok(buf + o + 4, l))
+			return RAFT_MALFORMED;
+		o += 4 + l;
+	}
 	o = 5;
 	int rc = 0;
 	pthread_rwlock_wrlock(&s->fsm_lock);
@@ -333,13 +379,22 @@ int rstore__fsm_apply_entry(struct rstore *s, const uint8_t *buf, size_t len)
 	return rc;
 }
 
+/* A malformed entry (only a bug could write one) is skipped the same way on
+ * every node, so the log never wedges on it, and its writers are told it
+ * failed (RSTORE_REFUSED as the apply result). */
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
 	struct rstore *s = fsm->data;
 	*result = NULL;
 	int rc = rstore__fsm_apply_entry(s, buf->base, buf->len);
+	if (rc == RAFT_MALFORMED) {
+		log_error("raft", "skipping a malformed log entry of %zu bytes", buf->len);
+		*result = RSTORE_REFUSED;
+		return 0;
+	}
 	if (rc)
-		log_error("raft", "state machine refused log entry: %s", raft_strerror(rc));
+		log_error("raft", "state machine failed to apply a log entry: %s",
+			  raft_strerror(rc));
 	return rc;
 }
 

@@ -170,6 +170,9 @@ int rstore__transport_init(struct raft_uv_transport *t, uv_loop_t *loop);
 void rstore__transport_fini(struct raft_uv_transport *t);
 
 /* raft_fsm.c */
+/* the apply result of an entry the state machine skipped as malformed */
+#define RSTORE_REFUSED ((void *)&rstore__refused)
+extern const int rstore__refused;
 void rstore__fsm_init(struct rstore *s);
 /* Encode a transaction record (malloc'd into *out). */
 int rstore__encode_txn(uint8_t **out, size_t *len, const struct physical_txn_op *ops, size_t n,

@@ -128,10 +128,12 @@ struct batch {
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
-	(void)result;
 	struct batch *b = req->data;
 	for (size_t i = 0; i < b->n; i++) {
-		if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
+		if (!status && result == RSTORE_REFUSED)
+			complete(b->s, b->ops[i], VERR_INTERNAL,
+				 "the state machine refused the write (malformed log entry)");
+		else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
 			complete(b->s, b->ops[i], VERR_STANDBY,
 				 "raft leadership was lost before the write committed");
 		else
