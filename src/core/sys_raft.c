@@ -635,10 +635,8 @@ int sys_raft_join(struct core *c, const json_t *data, json_t **out, struct verr 
 		return verr_set(err, VERR_INVALID,
 				"this node already holds data (initialized or part of a raft "
 				"cluster); only a new node can join");
-	if (!c->o.cluster_addr)
-		return verr_set(err, VERR_INVALID, "joining needs cluster_addr in the configuration");
-	json_t *body = json_pack("{s:s, s:s}", "server_id", st.node_id, "cluster_addr",
-				 c->o.cluster_addr);
+	/* the leader adds us at our raft address */
+	json_t *body = json_pack("{s:s, s:s}", "server_id", st.node_id, "cluster_addr", st.addr);
 	json_t *ans = NULL;
 	const char *ca_pem = json_is_string(ca) && *json_string_value(ca) ? json_string_value(ca)
 									   : NULL;

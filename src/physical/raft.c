@@ -298,6 +298,26 @@ static char *cluster_hostport(const char *ca)
 	return strndup(p, n);
 }
 
+/* host:(port+1) of a cluster_addr; the string as is when it has no port
+ * (the caller reports that) */
+static char *next_port(const char *ca)
+{
+	char *hp = cluster_hostport(ca);
+	char *colon = hp ? strrchr(hp, ':') : NULL;
+	if (!colon)
+		return hp;
+	char *end = NULL;
+	long port = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || *end || port < 1 || port > 65534)
+		return hp;
+	size_t n = (size_t)(colon - hp) + 8;
+	char *r = malloc(n);
+	if (r)
+		snprintf(r, n, "%.*s:%ld", (int)(colon - hp), hp, port + 1);
+	free(hp);
+	return r;
+}
+
 static char *path_join(const char *a, const char *b)
 {
 	size_t n = strlen(a) + strlen(b) + 2;
@@ -408,8 +428,11 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 	s->ha.base.retry_interval_ms = (int)s->heartbeat_ms;
 	s->dir = strdup(path);
 	s->raft_dir = path_join(path, "raft");
+	/* raft's own port: raft_addr, else cluster_addr's port + 1 (the
+	 * cluster port itself carries request forwarding, docs/ha.md) */
+	const char *ra = opt_str(conf, "raft_addr");
 	const char *ca = opt_str(conf, "cluster_addr");
-	s->addr = cluster_hostport(ca ? ca : "127.0.0.1:8201");
+	s->addr = ra ? cluster_hostport(ra) : next_port(ca ? ca : "127.0.0.1:8201");
 	struct verr e = {0};
 	json_t *kvconf = json_pack("{s:I}", "max_entry_size", (json_int_t)1 << 40);
 	rc = physical_inmem_new(&s->kv, kvconf, &e);
@@ -418,7 +441,7 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 		rc = verr_set(&e, VERR_INTERNAL, "out of memory");
 	if (!rc && !strchr(s->addr, ':'))
 		rc = verr_set(&e, VERR_INVALID,
-			      "storage \"raft\": cluster_addr \"%s\" has no port (host:port)",
+			      "storage \"raft\": cluster_addr/raft_addr \"%s\" has no port (host:port)",
 			      s->addr);
 	if (!rc && mkdir(s->raft_dir, 0700) && errno != EEXIST)
 		rc = verr_set(&e, VERR_INVALID, "storage \"raft\": cannot create %s: %s",
@@ -505,6 +528,7 @@ int physical_raft_status(struct physical *p, struct physical_raft_status *out, s
 		return VERR_INVALID;
 	memset(out, 0, sizeof(*out));
 	snprintf(out->node_id, sizeof(out->node_id), "%s", s->node_id);
+	snprintf(out->addr, sizeof(out->addr), "%s", s->addr);
 	pthread_mutex_lock(&s->mu);
 	raft_id lid = s->leader_id;
 	out->is_leader = s->state == RAFT_LEADER;

@@ -20,15 +20,18 @@
 #include "physical/physical.h"
 
 /* conf: path (required), node_id, performance_multiplier, trailing_logs,
- * snapshot_threshold, max_entry_size, cluster_addr (host:port or a URL; the
- * server passes the top-level cluster_addr here), retry_join (read by the
- * core, ignored here). */
+ * snapshot_threshold, max_entry_size, raft_addr (host:port raft listens on
+ * and advertises; default: cluster_addr's port + 1, since the cluster port
+ * itself serves request forwarding), cluster_addr (host:port or a URL; the
+ * server passes the top-level one here), retry_join (read by the core,
+ * ignored here). */
 int physical_raft_new(struct physical **out, const json_t *conf, struct verr *err);
 
 bool physical_is_raft(const struct physical *p);
 
 struct physical_raft_status {
 	char node_id[128];
+	char addr[256];      /* this node's raft address (host:port) */
 	char leader_id[128]; /* "" when no leader is known */
 	char leader_addr[256];
 	bool is_leader;

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -34,6 +35,9 @@ def raft_server(node_id, data_root, extra="", storage_extra=""):
                       'storage "raft" {\n  path = "%s"\n  node_id = "%s"\n'
                       '  snapshot_threshold = 64\n  trailing_logs = 32\n%s}\n'
                       % (s.data, node_id, storage_extra))
+    s.raft_port = free_port()
+    cfg = cfg.replace('  node_id = "%s"\n' % node_id,
+                      '  node_id = "%s"\n  raft_addr = "127.0.0.1:%d"\n' % (node_id, s.raft_port))
     cfg += 'api_addr = "http://%s"\ncluster_addr = "%s"\n' % (s.addr, s.cluster_addr) + extra
     with open(s.config_path, "w") as f:
         f.write(cfg)
@@ -324,6 +328,53 @@ class RaftCluster(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("Healthy:                      false", out)
         self.assertIn("node4", out)
+
+    def test_2b_frozen_leader_steps_down(self):
+        """SIGSTOP the active node (a partition of everything it serves):
+        the others elect a leader and take writes; once it runs again it
+        finds a higher term, steps down and catches up."""
+        act = wait(self.active, what="active")
+        client = hvac.Client(url="http://" + act.addr, token=self.token)
+        client.secrets.kv.v2.create_or_update_secret(path="part/before", secret={"v": "1"})
+        act.proc.send_signal(signal.SIGSTOP)
+        try:
+            def other_active():
+                a = self.active_except(act)
+                return a if a else None
+            new = wait(other_active, timeout=30, what="an active node besides the frozen one")
+            c2 = hvac.Client(url="http://" + new.addr, token=self.token)
+            wait(lambda: c2.secrets.kv.v2.create_or_update_secret(path="part/during",
+                                                                   secret={"v": "2"}),
+                 what="a write during the partition")
+        finally:
+            act.proc.send_signal(signal.SIGCONT)
+        # the old leader steps down (one leader in the configuration) ...
+        def settled():
+            if act.get("sys/leader").status != 307:
+                return None
+            c = self.config(self.active())
+            return c if sum(1 for s in c["servers"] if s["leader"]) == 1 else None
+        cfg = wait(settled, timeout=30, what="the old leader a standby")
+        leader = [s for s in cfg["servers"] if s["leader"]][0]
+        self.assertNotEqual(leader["node_id"], act.node_id)
+        # ... and every write is there
+        a = wait(self.active, what="active")
+        c3 = hvac.Client(url="http://" + a.addr, token=self.token)
+        for path, v in (("part/before", "1"), ("part/during", "2")):
+            self.assertEqual(c3.secrets.kv.v2.read_secret_version(path=path)["data"]["data"],
+                             {"v": v})
+
+    def active_except(self, skip):
+        for n in self.nodes:
+            if n is skip or n.proc is None or n.proc.poll() is not None:
+                continue
+            try:
+                r = n.get("sys/leader")
+                if r.status == 200 and r.json().get("is_self"):
+                    return n
+            except OSError:
+                pass
+        return None
 
 
 if __name__ == "__main__":

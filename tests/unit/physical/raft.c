@@ -74,7 +74,7 @@ static struct physical *open_node(struct node *n, const char *extra_k, long extr
 {
 	struct verr err = {0};
 	json_t *conf = json_pack("{s:s, s:s, s:s, s:i}", "path", n->dir, "node_id", n->name,
-				 "cluster_addr", n->addr, "performance_multiplier", 1);
+				 "raft_addr", n->addr, "performance_multiplier", 1);
 	if (extra_k)
 		json_object_set_new(conf, extra_k, json_integer(extra_v));
 	struct physical *p = NULL;
@@ -226,7 +226,7 @@ static void test_physical_raft__compaction_keeps_everything(void **state)
 	snprintf(n.addr, sizeof(n.addr), "127.0.0.1:%d", free_port());
 	struct verr err = {0};
 	json_t *conf = json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", n.dir, "node_id", n.name,
-				 "cluster_addr", n.addr, "snapshot_threshold", 32, "trailing_logs",
+				 "raft_addr", n.addr, "snapshot_threshold", 32, "trailing_logs",
 				 8);
 	assert_int_equal(physical_raft_new(&n.p, conf, &err), 0);
 	char key[64], val[64];
@@ -280,6 +280,15 @@ static void test_physical_raft__bad_config(void **state)
 	conf = json_pack("{s:s, s:s}", "path", dir, "cluster_addr", "https://127.0.0.1");
 	assert_int_equal(physical_raft_new(&p, conf, &err), VERR_INVALID);
 	assert_non_null(strstr(err.msg, "port"));
+	json_decref(conf);
+	/* raft's port defaults to the cluster port + 1 */
+	conf = json_pack("{s:s, s:s, s:s}", "path", dir, "node_id", "p1", "cluster_addr",
+			 "https://127.0.0.1:18431");
+	assert_int_equal(physical_raft_new(&p, conf, &err), 0);
+	struct physical_raft_status st;
+	assert_int_equal(physical_raft_status(p, &st, &err), 0);
+	assert_string_equal(st.addr, "127.0.0.1:18432");
+	physical_close(p);
 	json_decref(conf);
 	tmpdir_free(dir);
 }

@@ -111,7 +111,7 @@ static char cluster_addr[64];
 static json_t *raft_conf(const char *dir)
 {
 	return json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", dir, "node_id", "crash",
-			 "cluster_addr", cluster_addr, "snapshot_threshold", 256, "trailing_logs",
+			 "raft_addr", cluster_addr, "snapshot_threshold", 256, "trailing_logs",
 			 64);
 }
 
