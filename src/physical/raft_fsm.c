@@ -235,8 +235,10 @@ char *rstore__name_of(struct rstore *s, raft_id id)
 	char *r = NULL;
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->nnames; i++)
-		if (s->names[i].id == id)
+		if (s->names[i].id == id) {
 			r = strdup(s->names[i].name);
+			break;
+		}
 	pthread_mutex_unlock(&s->mu);
 	return r;
 }

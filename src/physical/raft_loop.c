@@ -160,7 +160,7 @@ static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
 	size_t padded = (len + 7) & ~(size_t)7;
 	struct batch *b = calloc(1, sizeof(*b));
 	uint8_t *buf = raft_malloc(padded);
-	struct rop **v = malloc(n * sizeof(*v));
+	struct rop **v = malloc(n * sizeof(struct rop *));
 	if (!b || !buf || !v) {
 		free(b);
 		raft_free(buf);
@@ -530,14 +530,14 @@ static void run_writes(struct rstore *s, struct rop **w, size_t n)
 static void dispatch(struct rstore *s, struct rop *list)
 {
 	size_t cap = 64, n = 0;
-	struct rop **w = malloc(cap * sizeof(*w));
+	struct rop **w = malloc(cap * sizeof(struct rop *));
 	while (list) {
 		struct rop *op = list;
 		list = op->next;
 		op->next = NULL;
 		if (op->kind == ROP_APPLY) {
 			if (n == cap || !w) {
-				struct rop **nw = w ? realloc(w, cap * 2 * sizeof(*w)) : NULL;
+				struct rop **nw = w ? realloc(w, cap * 2 * sizeof(struct rop *)) : NULL;
 				if (!nw) {
 					complete(s, op, VERR_INTERNAL, "out of memory");
 					continue;
