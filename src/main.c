@@ -7,8 +7,12 @@ int cli_main(int argc, char **argv);
 
 #include <string.h>
 
+#include "util/scrub.h"
+
 int main(int argc, char **argv)
 {
+	/* referenced so the scrubbing free/realloc (util/scrub.c) is linked in */
+	(void)scrub_active();
 	if (argc >= 2 && strcmp(argv[1], "server") == 0)
 		return server_main(argc - 1, argv + 1);
 	return cli_main(argc, argv);

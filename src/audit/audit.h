@@ -10,10 +10,14 @@
  * value a string, as Vault's API sends them) and its HMAC key (kept below the
  * barrier by the broker); the device keeps its own copy of the key in secmem.
  * For every entry the broker calls `format` on the request thread, with no
- * lock held (formatting and HMAC run concurrently), then hands the line to
- * the device's writer thread, which appends the tamper-evidence chain and
- * calls `log`. `log`, `reopen` and `tail` are only ever called from that one
- * writer thread, so a device needs no lock of its own.
+ * lock held (formatting and HMAC run concurrently), then queues the line;
+ * the holder of the device's writer role appends the tamper-evidence chain
+ * to every queued line and calls `log` once for the batch. The role is held
+ * by one thread at a time: the device's writer thread, or, for a device
+ * whose `writes_inline` says so, a request thread (group commit: it writes
+ * the lines queued so far, its own among them, and passes the role on).
+ * `log`, `kept`, `reopen` and `tail` are only ever called by the role
+ * holder, so a device needs no lock of its own.
  *
  * Errors: 0 or a negative VERR_*; option errors are VERR_INVALID (400).
  */
@@ -67,6 +71,11 @@ struct audit_entry {
 	const char *error;
 };
 
+/* The "type" of the entry a device's chain carries after failed writes
+ * (docs/audit.md, "Failed writes"): {time, type, failed_writes, error,
+ * [torn{lines, bytes, sha256}]}. `coffer audit verify` knows it by name. */
+#define AUDIT_FAILURE_TYPE "audit_write_failed"
+
 struct audit_device_ops {
 	const char *type; /* "file", "socket", "syslog" */
 	/* Validate the options and open the device (a file is opened, a socket
@@ -85,13 +94,25 @@ struct audit_device_ops {
 	 * value sys/audit-hash returns. Thread-safe. NULL on allocation failure. */
 	char *(*hash)(void *dev, const char *input);
 	/* Write buf (whole lines, each ending in '\n') within timeout_ms.
-	 * Writer thread only. */
+	 * Writer role only. A failed write should leave nothing behind (a file
+	 * truncates back to where the write started); what it cannot take back
+	 * it reports through `kept`. */
 	int (*log)(void *dev, const char *buf, size_t len, int64_t timeout_ms, struct verr *err);
-	/* Close and reopen (SIGHUP, log rotation). Writer thread only. */
+	/* Optional (NULL: 0): after a failed `log`, how many leading bytes of
+	 * that buf remain in the log (0: none reached it, or they were rolled
+	 * back). The broker then terminates the torn line and records the
+	 * failure in the chain (docs/audit.md, "Failed writes"). Writer role. */
+	size_t (*kept)(void *dev);
+	/* Optional (NULL: false): true if `log` may run on a request thread
+	 * (group commit without a hand-off to the writer thread). Asked each
+	 * time the device is opened. A device whose writes may block without
+	 * bound on something outside the host (a pipe, a peer) says false. */
+	bool (*writes_inline)(void *dev);
+	/* Close and reopen (SIGHUP, log rotation). Writer role only. */
 	int (*reopen)(void *dev, struct verr *err);
 	/* Optional (NULL: the log cannot be read back): copy the last bytes of
 	 * the existing log (at most cap) into buf and return how many. The
-	 * broker resumes the chain from them. Writer thread only. */
+	 * broker resumes the chain from them. Writer role only. */
 	size_t (*tail)(void *dev, char *buf, size_t cap);
 	/* The bound on one write, milliseconds (socket: write_timeout). */
 	int64_t (*timeout_ms)(void *dev);

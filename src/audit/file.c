@@ -9,10 +9,20 @@
  * SIGHUP (log rotation). The mode is applied to regular files only, so a
  * device path such as /dev/full keeps its permissions.
  *
- * A write that cannot complete (a stuck disk) blocks only the broker's
- * writer thread for this device; the broker stops waiting after the
- * device's timeout (2 s) and counts the write as failed. If a write fails
- * the file is closed and opened again before the next one.
+ * Writes to a file path (and discard) run inline on the request thread
+ * that holds the broker's writer role for the device (group commit, see
+ * src/core/audit_broker.c); stdout goes through the writer thread, since a
+ * pipe can stall without bound. A write that cannot complete (a stuck disk)
+ * blocks only the thread writing; every other request stops waiting after
+ * the device's timeout (2 s) and counts the write as failed.
+ *
+ * A failed or short write (disk full mid-line, EFBIG, EIO) is rolled back:
+ * the file is truncated to the size it had before the write, so the log
+ * still ends with a complete, chained line. If the truncation fails (not a
+ * regular file, or ftruncate refused), `kept` reports the bytes left
+ * behind and the broker terminates the torn line and records it in the
+ * chain. If a write fails the file is closed and opened again before the
+ * next one.
  */
 #include "audit/format.h"
 
@@ -32,6 +42,7 @@ struct file_dev {
 	char *path;
 	mode_t mode;            /* 0: leave the mode alone */
 	int fd;                 /* -1: closed (reopened on the next write) */
+	size_t kept;            /* bytes the last failed write left behind */
 };
 
 static int file_open(struct file_dev *d, struct verr *err)
@@ -149,6 +160,21 @@ out:
 	return 0;
 }
 
+/* Take back the `written` bytes a failed write appended: the file is
+ * O_APPEND and this device its only writer, so they are its last bytes.
+ * Returns how many remain (0 when rolled back). */
+static size_t file_rollback(struct file_dev *d, size_t written)
+{
+	struct stat st;
+	if (written == 0 || d->kind != FILE_PATH)
+		return written;
+	if (fstat(d->fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)written)
+		return written;
+	if (ftruncate(d->fd, st.st_size - (off_t)written) != 0)
+		return written;
+	return 0;
+}
+
 static int file_log(void *dev, const char *buf, size_t len, int64_t timeout_ms, struct verr *err)
 {
 	struct file_dev *d = dev;
@@ -160,12 +186,14 @@ static int file_log(void *dev, const char *buf, size_t len, int64_t timeout_ms, 
 			return rc;
 	}
 	size_t off = 0;
+	d->kept = 0;
 	while (off < len) {
 		ssize_t n = write(d->fd, buf + off, len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			int e = n < 0 ? errno : EIO;
+			d->kept = file_rollback(d, off);
 			/* start the next write on a fresh descriptor */
 			file_close(d);
 			return verr_set(err, VERR_INTERNAL, "audit log write failed: %s", strerror(e));
@@ -173,6 +201,16 @@ static int file_log(void *dev, const char *buf, size_t len, int64_t timeout_ms, 
 		off += (size_t)n;
 	}
 	return 0;
+}
+
+static size_t file_kept(void *dev)
+{
+	return ((struct file_dev *)dev)->kept;
+}
+
+static bool file_writes_inline(void *dev)
+{
+	return ((struct file_dev *)dev)->kind != FILE_STDOUT;
 }
 
 static int file_reopen(void *dev, struct verr *err)
@@ -214,6 +252,8 @@ const struct audit_device_ops audit_file_ops = {
 	.format_entry = audit_base_format_entry,
 	.hash = audit_base_hash,
 	.log = file_log,
+	.kept = file_kept,
+	.writes_inline = file_writes_inline,
 	.reopen = file_reopen,
 	.tail = file_tail,
 	.timeout_ms = file_timeout_ms,

@@ -19,6 +19,15 @@
  *   altered    neither: its bytes changed, or (for logs without "seq") the
  *              line(s) just before it were removed (the two cannot be told
  *              apart without the lost line; the message says so).
+ *
+ * Not tampering: lines torn by a failed write (disk full mid-line) that the
+ * server could not take back. The server terminates them and chains an
+ * "audit_write_failed" entry right after them whose torn{lines, bytes,
+ * sha256} describe exactly those bytes (docs/audit.md, "Failed writes"):
+ * when the entry verifies and the torn bytes match, the lines are counted
+ * as torn and the chain goes on from the entry. Failure entries for writes
+ * that were rolled back are ordinary chained lines; both are counted and
+ * named in the verdict.
  */
 #include "cli/cli.h"
 
@@ -32,7 +41,11 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
+#include <jansson.h>
+
 static const char CHAIN_TAG[] = ",\"chain\":\"";
+/* the server's AUDIT_FAILURE_TYPE (src/audit/audit.h) */
+static const char FAILURE_TAG[] = "\"type\":\"audit_write_failed\"";
 
 void cli_chain_mac(char hex[65], const unsigned char *key, size_t keylen, const char *prev_hex,
 		   const char *stripped, size_t stripped_len)
@@ -127,6 +140,46 @@ static int verifies(const unsigned char *key, size_t keylen, const char *prev, c
 	return CRYPTO_memcmp(hex, l->chain, 64) == 0;
 }
 
+/* The failure entry's JSON (after any prefix), or NULL if l is none. */
+static json_t *failure_entry(const struct line *l)
+{
+	if (!l->ok || !memmem(l->stripped, l->slen, FAILURE_TAG, sizeof(FAILURE_TAG) - 1))
+		return NULL;
+	const char *o = memchr(l->stripped, '{', l->slen);
+	json_t *e = o ? json_loadb(o, l->slen - (size_t)(o - l->stripped), 0, NULL) : NULL;
+	const char *type = json_string_value(json_object_get(e, "type"));
+	if (e && (!type || strcmp(type, "audit_write_failed") != 0)) {
+		json_decref(e);
+		e = NULL;
+	}
+	return e;
+}
+
+/* Lines i..j-1 are exactly the torn bytes failure entry j describes. */
+static bool torn_matches(const struct line *ls, size_t i, size_t j, const json_t *fe)
+{
+	const json_t *t = json_object_get(fe, "torn");
+	const char *want = json_string_value(json_object_get(t, "sha256"));
+	json_int_t lines = json_integer_value(json_object_get(t, "lines"));
+	json_int_t bytes = json_integer_value(json_object_get(t, "bytes"));
+	const char *from = ls[i].p, *to = ls[j].p - 1; /* up to the '\n' before j */
+	if (!want || strlen(want) != 64 || lines != (json_int_t)(j - i) || to < from ||
+	    bytes != (json_int_t)(to - from))
+		return false;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdl = 0;
+	if (EVP_Digest(from, (size_t)(to - from), md, &mdl, EVP_sha256(), NULL) != 1 || mdl != 32)
+		return false;
+	char hex[65];
+	for (int k = 0; k < 32; k++)
+		snprintf(hex + 2 * k, 3, "%02x", md[k]);
+	return CRYPTO_memcmp(hex, want, 64) == 0;
+}
+
+/* Lines the server tore and recorded may stand between two chained lines;
+ * longer runs are not looked for. */
+#define TORN_MAX_LINES 64
+
 void cli_chain_verify(struct cli_chain_result *out, const unsigned char *key, size_t keylen,
 		      const char *buf, size_t len)
 {
@@ -154,12 +207,39 @@ void cli_chain_verify(struct cli_chain_result *out, const unsigned char *key, si
 	}
 	const char *prev = "";
 	long long prev_seq = -1; /* seq of the last verified line */
+	size_t first_failure = 0, first_torn = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct line *l = &ls[i];
 		if (verifies(key, keylen, prev, l)) {
+			json_t *fe = failure_entry(l);
+			if (fe && !first_failure)
+				first_failure = i + 1;
+			out->failures += fe != NULL;
+			json_decref(fe);
 			prev = l->chain;
 			prev_seq = l->seq;
 			continue;
+		}
+		/* torn by a failed write, and recorded as such right after? */
+		size_t te = i + 1;
+		while (te < n && te - i <= TORN_MAX_LINES && !verifies(key, keylen, prev, &ls[te]))
+			te++;
+		if (te < n && te - i <= TORN_MAX_LINES) {
+			json_t *fe = failure_entry(&ls[te]);
+			bool torn = fe && torn_matches(ls, i, te, fe);
+			json_decref(fe);
+			if (torn) {
+				if (!first_torn)
+					first_torn = i + 1;
+				if (!first_failure)
+					first_failure = te + 1;
+				out->torn += te - i;
+				out->failures++;
+				prev = ls[te].chain;
+				prev_seq = ls[te].seq;
+				i = te;
+				continue;
+			}
 		}
 		out->line = i + 1;
 		out->entries = i;
@@ -226,7 +306,17 @@ void cli_chain_verify(struct cli_chain_result *out, const unsigned char *key, si
 	}
 	out->problem = CLI_CHAIN_OK;
 	out->entries = n;
-	snprintf(out->reason, sizeof(out->reason), "ok, %zu entries", n);
+	if (out->torn)
+		snprintf(out->reason, sizeof(out->reason),
+			 "ok, %zu entries; %zu torn by a failed write (from line %zu), recorded by "
+			 "the server (line %zu): not tampering", n, out->torn, first_torn,
+			 first_failure);
+	else if (out->failures)
+		snprintf(out->reason, sizeof(out->reason),
+			 "ok, %zu entries; %zu failed write(s) rolled back and recorded (line %zu)", n,
+			 out->failures, first_failure);
+	else
+		snprintf(out->reason, sizeof(out->reason), "ok, %zu entries", n);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(ls[i].stripped);

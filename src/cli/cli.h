@@ -219,6 +219,8 @@ struct cli_chain_result {
 	enum cli_chain_problem problem;
 	size_t entries; /* lines checked (all, when ok) */
 	size_t line;    /* 1-based first bad line */
+	size_t failures; /* failure entries the server recorded (verified) */
+	size_t torn;     /* torn lines they account for (not tampering) */
 	char reason[160];
 };
 /* Verify a tamper-evident audit log held in buf (see docs/cli.md, "audit

@@ -14,12 +14,14 @@
 #include "core/access.h"
 #include "core/audit_broker.h"
 #include "core/barrier.h"
+#include "core/cluster.h"
 #include "core/pipeline.h"
 #include "core/router.h"
 #include "core/state.h"
 #include "core/unseal.h"
 #include "seal/seal.h"
 #include "util/log.h"
+#include "util/rand.h"
 #include "util/secmem.h"
 
 static int check_tables(const struct core_opts *o, struct verr *err)
@@ -74,7 +76,13 @@ int core_new(struct core **out, const struct core_opts *o, struct verr *err)
 	pthread_mutex_init(&c->ident_mu, NULL);
 	pthread_mutex_init(&c->unseal_lock, NULL);
 	pthread_mutex_init(&c->ha_mu, NULL);
+	pthread_mutex_init(&c->cluster_mu, NULL);
+	pthread_mutex_init(&c->echo_mu, NULL);
 	c->state = CORE_SEALED;
+	if (rand_uuid(c->node_id, err)) {
+		rc = err->code;
+		goto fail_locks;
+	}
 	snprintf(c->cluster_name, sizeof(c->cluster_name), "%s",
 		 o->cluster_name && *o->cluster_name ? o->cluster_name : "coffer-cluster");
 	rc = barrier_new(&c->barrier, c->phys, err);
@@ -90,6 +98,8 @@ fail_locks:
 	pthread_mutex_destroy(&c->ident_mu);
 	pthread_mutex_destroy(&c->unseal_lock);
 	pthread_mutex_destroy(&c->ha_mu);
+	pthread_mutex_destroy(&c->cluster_mu);
+	pthread_mutex_destroy(&c->echo_mu);
 	if (own_seal)
 		seal_close(c->o.seal);
 fail:
@@ -115,6 +125,10 @@ void core_free(struct core *c)
 	pthread_mutex_destroy(&c->ident_mu);
 	pthread_mutex_destroy(&c->unseal_lock);
 	pthread_mutex_destroy(&c->ha_mu);
+	cluster_tls_clear(c);
+	cluster_echoes_clear(c);
+	pthread_mutex_destroy(&c->cluster_mu);
+	pthread_mutex_destroy(&c->echo_mu);
 	free((char *)c->o.api_addr);
 	free((char *)c->o.cluster_addr);
 	free((char *)c->o.storage_type);

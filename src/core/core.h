@@ -68,6 +68,34 @@ void core_seal(struct core *c);
 void core_invalidate(struct core *c, const char *key);
 /* SIGHUP: reopen audit files (log rotation). */
 void core_reload(struct core *c);
+/*
+ * Request forwarding (HA). On a standby that knows the active node:
+ * *f = the active's cluster and API addresses and this cluster's TLS
+ * certificate and key (PEM; the key in locked memory), what a forwarded
+ * request is sent with and the active's cluster listener checks. Otherwise
+ * VERR_NOT_FOUND (not a standby, no active known, no cluster address or no
+ * cluster certificate yet). Free with core_forward_free.
+ */
+struct core_forward {
+	char *cluster_addr, *api_addr;
+	char *cert_pem, *key_pem;
+	size_t key_len;
+};
+int core_forward_target(struct core *c, struct core_forward *f, struct verr *err);
+void core_forward_free(struct core_forward *f);
+/* The cluster certificate and key (PEM) for the cluster listener, while
+ * unsealed; -1 otherwise. *gen changes whenever the material does. The key
+ * is in locked memory: free it with secmem_free(key, key_len + 1). */
+int core_cluster_tls(struct core *c, char **cert_pem, char **key_pem, size_t *key_len,
+		     uint64_t *gen);
+
+/* HA heartbeats: a standby sends core_ha_echo_body() (malloc'd JSON) to
+ * the active node's cluster port every few seconds; the active records it
+ * with core_ha_echo for sys/ha-status. VERR_STANDBY when not active,
+ * VERR_INVALID for a malformed body. */
+char *core_ha_echo_body(struct core *c);
+int core_ha_echo(struct core *c, const char *body, size_t len, struct verr *err);
+
 /* Dev mode: initialise with one share, unseal, optionally replace the root
  * token by one with the given id, mount kv-v2 at secret/. *out_root and
  * *out_key are malloc'd; the caller wipes and frees them. */

@@ -102,6 +102,13 @@ struct core {
 	char cluster_name[64];
 	pthread_mutex_t ha_mu;
 	struct ha_loop *ha;           /* guarded by ha_mu; set under the write lock */
+	char node_id[40];             /* this process, in the HA advertisement */
+	pthread_mutex_t cluster_mu;   /* guards the cluster TLS material (cluster.c) */
+	char *cluster_cert, *cluster_key; /* PEM; the key in secmem */
+	size_t cluster_key_len;
+	uint64_t cluster_gen;
+	pthread_mutex_t echo_mu;      /* guards echoes */
+	json_t *echoes;               /* node_id -> standby heartbeat (ACTIVE) */
 	struct periodic *periodic;    /* ACTIVE only */
 
 	/* ---- ceremonies (unseal.c), guarded by unseal_lock ---- */

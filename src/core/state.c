@@ -27,6 +27,8 @@
  */
 #include "core/state.h"
 
+#include "core/cluster.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,7 @@ static int cluster_info(struct core *c, bool create, struct verr *err)
 
 static void teardown_active(struct core *c)
 {
+	cluster_echoes_clear(c);
 	periodic_stop(c);
 	leases_stop(c); /* first: its workers use the mounts and the token store */
 	router_unload(c);
@@ -106,6 +109,8 @@ static int setup_active(struct core *c, struct verr *err)
 	int rc = barrier_reload(c->barrier, err);
 	if (!rc)
 		rc = cluster_info(c, true, err);
+	if (!rc && c->o.ha)
+		rc = cluster_tls_load(c, true, err);
 	storage_view_init(&c->sys_view, c->bphys, "sys/");
 	storage_view_init(&c->token_view, c->bphys, "sys/token/");
 	storage_view_init(&c->policy_view, c->bphys, "sys/policy/");
@@ -180,11 +185,17 @@ int state_unseal(struct core *c, const uint8_t *root, size_t len, bool *did, str
 		rc = cluster_info(c, false, err);
 	if (!rc && c->o.ha) {
 		barrier_set_writable(c->barrier, false);
+		struct verr te = {0};
+		if (cluster_tls_load(c, false, &te)) /* read-only; may not exist yet */
+			log_warn("core", "cluster certificate not loaded yet: %s", te.msg);
 		struct ha_callbacks cb = {.became_active = ha_became_active, .fence = ha_fence,
 					  .lost = ha_lost, .ctx = c};
+		char *adv = cluster_advertisement(c);
 		pthread_mutex_lock(&c->ha_mu);
-		rc = ha_loop_start(&c->ha, c->o.ha, c->o.api_addr, &cb, err);
+		rc = adv ? ha_loop_start(&c->ha, c->o.ha, adv, &cb, err)
+			 : verr_set(err, VERR_INTERNAL, "out of memory");
 		pthread_mutex_unlock(&c->ha_mu);
+		free(adv);
 		if (!rc)
 			atomic_store(&c->state, CORE_STANDBY);
 	} else if (!rc) {
@@ -227,6 +238,7 @@ void state_seal(struct core *c)
 		if (st == CORE_ACTIVE)
 			teardown_active(c);
 		barrier_seal(c->barrier);
+		cluster_tls_clear(c);
 		atomic_store(&c->state, CORE_SEALED);
 		pthread_mutex_lock(&c->unseal_lock);
 		/* ceremonies in progress need the unsealed core: start over */
@@ -304,20 +316,49 @@ void state_apply_pending(struct core *c)
 	}
 }
 
-int state_leader(struct core *c, char **addr, bool *is_self, struct verr *err)
+int state_leader_value(struct core *c, char **value, bool *is_self, struct verr *err)
 {
-	*addr = NULL;
+	*value = NULL;
 	*is_self = false;
 	pthread_mutex_lock(&c->ha_mu);
 	int rc = 0;
 	if (c->ha) {
-		rc = ha_loop_leader(c->ha, addr, is_self, err);
+		rc = ha_loop_leader(c->ha, value, is_self, err);
 	} else if (state_get(c) == CORE_ACTIVE) {
 		*is_self = true;
-		*addr = strdup(c->o.api_addr ? c->o.api_addr : "");
-		if (!*addr)
+		*value = cluster_advertisement(c);
+		if (!*value)
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");
 	}
 	pthread_mutex_unlock(&c->ha_mu);
+	return rc;
+}
+
+int state_leader(struct core *c, char **addr, bool *is_self, struct verr *err)
+{
+	char *value = NULL, *cluster = NULL;
+	*addr = NULL;
+	int rc = state_leader_value(c, &value, is_self, err);
+	if (rc || !value)
+		return rc;
+	if (cluster_parse_advertisement(value, addr, &cluster))
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	free(value);
+	free(cluster);
+	return rc;
+}
+
+int state_leader_cluster(struct core *c, char **cluster_addr, struct verr *err)
+{
+	char *value = NULL, *api = NULL;
+	bool self = false;
+	*cluster_addr = NULL;
+	int rc = state_leader_value(c, &value, &self, err);
+	if (rc || !value)
+		return rc;
+	if (cluster_parse_advertisement(value, &api, cluster_addr))
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	free(value);
+	free(api);
 	return rc;
 }

@@ -43,5 +43,9 @@ void state_cluster_id(struct core *c, char out[40]);
 /* The active node's identity (api_addr) per the HA lock, and whether that
  * is this node; without HA: this node's api_addr while unsealed. */
 int state_leader(struct core *c, char **addr, bool *is_self, struct verr *err);
+/* The HA lock's raw value (the active's advertisement, cluster.c). */
+int state_leader_value(struct core *c, char **value, bool *is_self, struct verr *err);
+/* The active node's cluster address ("" when it advertises none). */
+int state_leader_cluster(struct core *c, char **cluster_addr, struct verr *err);
 
 #endif

@@ -8,6 +8,8 @@
  */
 #include "core/sys.h"
 
+#include "core/cluster.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,20 +470,23 @@ static int h_caps_accessor(struct logical_request *req, struct logical_response 
 
 /* ---- misc ---- */
 
-static int h_leader(struct logical_request *req, struct logical_response *resp,
-		    struct verr *err)
+int sys_leader_status(struct core *c, json_t **out, struct verr *err)
 {
-	struct core *c = C(req);
-	char *addr = NULL;
+	char *value = NULL, *addr = NULL, *cluster = NULL;
 	bool self = false;
-	int rc = state_leader(c, &addr, &self, err);
+	*out = NULL;
+	int rc = state_leader_value(c, &value, &self, err);
 	if (rc)
 		return rc;
+	if (value && cluster_parse_advertisement(value, &addr, &cluster)) {
+		free(value);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	free(value);
 	bool ha = c->o.ha != NULL;
 	json_t *o = json_pack("{s:b,s:b,s:s,s:s,s:b,s:i,s:i,s:i}", "ha_enabled", ha, "is_self",
 			      ha && self, "leader_address", ha && addr ? addr : "",
-			      "leader_cluster_address", ha && self && c->o.cluster_addr
-								? c->o.cluster_addr : "",
+			      "leader_cluster_address", ha && cluster ? cluster : "",
 			      "performance_standby", 0, "performance_standby_last_remote_wal", 0,
 			      "raft_committed_index", 0, "raft_applied_index", 0);
 	if (o && ha && self) {
@@ -490,7 +495,29 @@ static int h_leader(struct logical_request *req, struct logical_response *resp,
 		json_object_set_new(o, "active_time", json_string(t));
 	}
 	free(addr);
+	free(cluster);
+	if (!o)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	*out = o;
+	return 0;
+}
+
+static int h_leader(struct logical_request *req, struct logical_response *resp,
+		    struct verr *err)
+{
+	json_t *o = NULL;
+	int rc = sys_leader_status(C(req), &o, err);
+	if (rc)
+		return rc;
 	return bare(resp, o);
+}
+
+static int h_ha_status(struct logical_request *req, struct logical_response *resp,
+		       struct verr *err)
+{
+	json_t *o = NULL;
+	int rc = cluster_ha_status(C(req), &o, err);
+	return rc ? rc : top(resp, o);
 }
 
 static int h_version_history(struct logical_request *req, struct logical_response *resp,
@@ -616,6 +643,7 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "capabilities", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_token}}},
 	{.pattern = "capabilities-accessor", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_accessor}}},
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
+	{.pattern = "ha-status", .ops = {{LOP_READ, h_ha_status}}},
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
 	/* integrated raft storage (sys_raft.c) */
 	{.pattern = "storage/raft/snapshot", .sudo = true,

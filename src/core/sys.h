@@ -15,5 +15,8 @@ extern const struct backend_ops sys_backend_ops;
 /* Vault answers some sys endpoints with a bare JSON object, no envelope:
  * resp becomes that object (taken). */
 void sys_raw_json(struct logical_response *resp, json_t *obj);
+/* sys/leader's body (Vault's shape), as this node sees it. */
+struct core;
+int sys_leader_status(struct core *c, json_t **out, struct verr *err);
 
 #endif

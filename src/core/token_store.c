@@ -8,7 +8,12 @@
  *   salt                         32 random bytes, created once
  *   id/<hash>                    the token entry (JSON), hash = hex
  *                                HMAC-SHA256(salt, raw token)
- *   accessor/<accessor>          {"hash": "<hash>"}
+ *   accessor/<ahash>             {"hash": "<hash>", "accessor": "<accessor>"},
+ *                                ahash = hex HMAC-SHA256(salt,
+ *                                "accessor:" + accessor): a copy of the
+ *                                storage lists no accessor (Vault salts
+ *                                them too); keys of the older clear form
+ *                                are rewritten at open
  *   parent/<parent>/<child>      "1": the children index used by revoke
  *   revoke/<hash>                {"orphan": bool}: a revocation in progress
  *   roles/<name>                 token role (JSON)
@@ -279,6 +284,16 @@ static bool raw_plausible(const char *raw)
 	return true;
 }
 
+static bool accessor_plausible(const char *a)
+{
+	if (!a || !*a || strlen(a) > 128)
+		return false;
+	for (; *a; a++)
+		if (!strchr(B62, *a))
+			return false;
+	return true;
+}
+
 static bool hash_plausible(const char *h)
 {
 	if (!h)
@@ -429,6 +444,17 @@ static int key_of(char *buf, size_t cap, const char *a, const char *b, const cha
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+/* The storage key of an accessor's index entry: "accessor/" + the salted
+ * hash of "accessor:" + accessor (domain-separated from token hashes). */
+static int accessor_key(const struct token_store *ts, const char *acc, char *buf, size_t cap)
+{
+	char in[160], h[TOKEN_HASH_LEN + 1];
+	int n = snprintf(in, sizeof(in), "accessor:%s", acc);
+	if (n < 0 || (size_t)n >= sizeof(in) || token_hash(ts, in, (size_t)n, h))
+		return -1;
+	return key_of(buf, cap, "accessor/", h, NULL);
+}
+
 /* Load the stored entry for hash (any state). *out NULL when absent. */
 static int entry_load(struct token_store *ts, const char *hash, struct token_entry **out,
 		      struct verr *err)
@@ -562,6 +588,42 @@ static int load_salt(struct token_store *ts, struct verr *err)
 	return rc;
 }
 
+/* Rewrite accessor index entries of the older form (the accessor in clear
+ * in the key) under their hashed key. Idempotent: a crash between the put
+ * and the delete leaves both, and the next open finishes the job. */
+static int migrate_accessors(struct token_store *ts, struct verr *err)
+{
+	char **keys = NULL;
+	size_t n = 0, moved = 0;
+	int rc = view_list(ts->view, "accessor/", &keys, &n, err);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char old[256], neu[256];
+		json_t *j = NULL;
+		if (hash_plausible(keys[i]) || !accessor_plausible(keys[i]) ||
+		    key_of(old, sizeof(old), "accessor/", keys[i], NULL))
+			continue;
+		if ((rc = view_get_json(ts->view, old, &j, err)))
+			break;
+		const char *h = jstr(j, "hash");
+		if (hash_plausible(h)) {
+			json_t *nj = json_pack("{s:s, s:s}", "hash", h, "accessor", keys[i]);
+			if (!nj || accessor_key(ts, keys[i], neu, sizeof(neu)))
+				rc = verr_set(err, VERR_INTERNAL, "accessor migration failed");
+			else
+				rc = view_put_json(ts->view, neu, nj, err);
+			json_decref(nj);
+		}
+		json_decref(j);
+		if (rc == 0)
+			rc = view_delete(ts->view, old, err);
+		moved++;
+	}
+	physical_list_free(keys, n);
+	if (rc == 0 && moved)
+		log_info("token", "moved %zu token accessor index entries to hashed keys", moved);
+	return rc;
+}
+
 static int resume_revocations(struct token_store *ts, struct verr *err)
 {
 	char **keys = NULL;
@@ -619,7 +681,9 @@ int token_store_new(struct token_store **out, struct storage_view *view,
 	if (rc)
 		goto out;
 	pthread_mutex_lock(&ts->mu);
-	rc = resume_revocations(ts, err);
+	rc = migrate_accessors(ts, err);
+	if (rc == 0)
+		rc = resume_revocations(ts, err);
 	pthread_mutex_unlock(&ts->mu);
 out:
 	if (rc) {
@@ -860,7 +924,10 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 			rc = verr_set(err, VERR_INTERNAL, "random generator failed");
 			goto out;
 		}
-		key_of(key, sizeof(key), "accessor/", acc, NULL);
+		if (accessor_key(ts, acc, key, sizeof(key))) {
+			rc = verr_set(err, VERR_INTERNAL, "token hash failed");
+			goto out;
+		}
 		rc = view_get(ts->view, key, &x, &xl, err);
 		free(x);
 		if (rc)
@@ -918,8 +985,12 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 		if (rc)
 			goto out;
 	}
-	json_t *aj = json_pack("{s:s}", "hash", te->hash);
-	key_of(key, sizeof(key), "accessor/", te->accessor, NULL);
+	json_t *aj = json_pack("{s:s, s:s}", "hash", te->hash, "accessor", te->accessor);
+	if (accessor_key(ts, te->accessor, key, sizeof(key))) {
+		json_decref(aj);
+		rc = verr_set(err, VERR_INTERNAL, "token hash failed");
+		goto out;
+	}
 	rc = aj ? view_put_json(ts->view, key, aj, err) : verr_set(err, VERR_INTERNAL, "out of memory");
 	json_decref(aj);
 	if (rc)
@@ -996,16 +1067,6 @@ int token_store_lookup_hash(struct token_store *ts, const char *hash, struct tok
 	return 0;
 }
 
-static bool accessor_plausible(const char *a)
-{
-	if (!a || !*a || strlen(a) > 128)
-		return false;
-	for (; *a; a++)
-		if (!strchr(B62, *a))
-			return false;
-	return true;
-}
-
 /* hash for accessor into out; 1 found, 0 absent, <0 error. */
 static int accessor_hash(struct token_store *ts, const char *accessor, char out[TOKEN_HASH_LEN + 1],
 			 struct verr *err)
@@ -1014,12 +1075,14 @@ static int accessor_hash(struct token_store *ts, const char *accessor, char out[
 	json_t *j = NULL;
 	if (!accessor_plausible(accessor))
 		return 0;
-	key_of(key, sizeof(key), "accessor/", accessor, NULL);
+	if (accessor_key(ts, accessor, key, sizeof(key)))
+		return verr_set(err, VERR_INTERNAL, "token hash failed");
 	int rc = view_get_json(ts->view, key, &j, err);
 	if (rc < 0)
 		return rc;
 	const char *h = jstr(j, "hash");
-	int found = hash_plausible(h);
+	const char *a = jstr(j, "accessor");
+	int found = hash_plausible(h) && a && !strcmp(a, accessor);
 	if (found)
 		memcpy(out, h, TOKEN_HASH_LEN + 1);
 	json_decref(j);
@@ -1160,8 +1223,9 @@ static int destroy_one(struct token_store *ts, const char *hash, struct verr *er
 		if (ts->o.on_revoke)
 			ts->o.on_revoke(ts->o.revoke_ctx, te);
 		if (te->accessor[0]) {
-			key_of(key, sizeof(key), "accessor/", te->accessor, NULL);
-			rc = view_delete(ts->view, key, err);
+			rc = accessor_key(ts, te->accessor, key, sizeof(key))
+				     ? verr_set(err, VERR_INTERNAL, "token hash failed")
+				     : view_delete(ts->view, key, err);
 		}
 		if (rc == 0 && te->parent_hash[0]) {
 			snprintf(key, sizeof(key), "parent/%s/%s", te->parent_hash, hash);
@@ -1282,6 +1346,11 @@ int token_store_revoke(struct token_store *ts, const char *hash, bool orphan_chi
 
 /* ---- accessors, tidy ---- */
 
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int token_store_list_accessors(struct token_store *ts, json_t **out, struct verr *err)
 {
 	char **keys = NULL;
@@ -1290,11 +1359,32 @@ int token_store_list_accessors(struct token_store *ts, json_t **out, struct verr
 	int rc = view_list(ts->view, "accessor/", &keys, &n, err);
 	if (rc)
 		return rc;
-	json_t *arr = json_array();
-	for (size_t i = 0; arr && i < n; i++)
-		if (accessor_plausible(keys[i]))
-			json_array_append_new(arr, json_string(keys[i]));
+	/* the keys are hashes: read each accessor, then sort by accessor */
+	char **accs = calloc(n ? n : 1, sizeof(*accs));
+	size_t na = 0;
+	for (size_t i = 0; rc == 0 && accs && i < n; i++) {
+		char key[256];
+		json_t *j = NULL;
+		if (!hash_plausible(keys[i]) || key_of(key, sizeof(key), "accessor/", keys[i], NULL))
+			continue;
+		rc = view_get_json(ts->view, key, &j, err);
+		const char *a = jstr(j, "accessor");
+		if (rc == 0 && accessor_plausible(a) && (accs[na] = strdup(a)))
+			na++;
+		json_decref(j);
+	}
 	physical_list_free(keys, n);
+	json_t *arr = rc == 0 && accs ? json_array() : NULL;
+	if (arr) {
+		qsort(accs, na, sizeof(*accs), str_cmp);
+		for (size_t i = 0; i < na; i++)
+			json_array_append_new(arr, json_string(accs[i]));
+	}
+	for (size_t i = 0; accs && i < na; i++)
+		free(accs[i]);
+	free(accs);
+	if (rc)
+		return rc;
 	if (!arr)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	*out = arr;
@@ -1313,17 +1403,19 @@ int token_store_tidy(struct token_store *ts, json_t **out_stats, struct verr *er
 	/* 1. accessors whose token is gone */
 	int rc = view_list(ts->view, "accessor/", &keys, &n, err);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		char h[TOKEN_HASH_LEN + 1];
 		struct token_entry *te = NULL;
-		int f = accessor_hash(ts, keys[i], h, err);
-		if (f < 0) {
-			rc = f;
+		json_t *j = NULL;
+		if (key_of(key, sizeof(key), "accessor/", keys[i], NULL))
+			continue;
+		if ((rc = view_get_json(ts->view, key, &j, err)))
+			break;
+		const char *h = jstr(j, "hash");
+		if (hash_plausible(h) && (rc = entry_load(ts, h, &te, err))) {
+			json_decref(j);
 			break;
 		}
-		if (f == 1 && (rc = entry_load(ts, h, &te, err)))
-			break;
+		json_decref(j);
 		if (!te) {
-			key_of(key, sizeof(key), "accessor/", keys[i], NULL);
 			rc = view_delete(ts->view, key, err);
 			dangling_acc++;
 		}

@@ -65,11 +65,14 @@ static int read_seal_config(struct core *c, json_t **out, struct verr *err)
 	return 0;
 }
 
-static int seal_status(struct core *c, json_t **out)
+static int seal_status(struct core *c, json_t **out, struct verr *err)
 {
 	json_t *cfg = NULL;
-	struct verr e = {0};
-	read_seal_config(c, &cfg, &e);
+	*out = NULL;
+	/* storage unreachable: say so (5xx), never "not initialized" */
+	int rc = read_seal_config(c, &cfg, err);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&c->unseal_lock);
 	bool sealed = state_get(c) == CORE_SEALED;
 	json_t *o = json_pack("{s:s,s:b,s:b,s:I,s:I,s:i,s:s,s:s,s:s,s:b,s:b,s:s}", "type",
@@ -122,7 +125,13 @@ static int health(struct core *c, const json_t *q, struct logical_response *resp
 {
 	json_t *cfg = NULL;
 	struct verr e = {0};
-	read_seal_config(c, &cfg, &e);
+	if (read_seal_config(c, &cfg, &e)) {
+		/* Vault answers 500 when it cannot tell: a load balancer must not
+		 * take "uninitialised" for the truth */
+		sys_raw_json(resp, json_pack("{s:[s]}", "errors", e.msg));
+		resp->status = 500;
+		return 0;
+	}
 	bool inited = cfg != NULL;
 	json_decref(cfg);
 	enum core_state st = state_get(c);
@@ -443,11 +452,11 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	if (do_reset) {
 		progress_reset(&c->unseal);
 		pthread_mutex_unlock(&c->unseal_lock);
-		return seal_status(c, out);
+		return seal_status(c, out, err);
 	}
 	if (state_get(c) != CORE_SEALED) {
 		pthread_mutex_unlock(&c->unseal_lock);
-		return seal_status(c, out);
+		return seal_status(c, out, err);
 	}
 	uint8_t *kb = NULL;
 	size_t kl = 0;
@@ -467,7 +476,7 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	free(kb);
 	if (c->unseal.n < threshold) {
 		pthread_mutex_unlock(&c->unseal_lock);
-		return seal_status(c, out);
+		return seal_status(c, out, err);
 	}
 	uint8_t *kek = NULL, *root = NULL;
 	rc = combine(&c->unseal, threshold, &kek, err);
@@ -488,7 +497,7 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	secmem_free(root, KEY_LEN);
 	if (rc)
 		return rc;
-	return seal_status(c, out);
+	return seal_status(c, out, err);
 }
 
 /*
@@ -755,7 +764,7 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 	if (strip_slash_eq(p, "sys/seal-status")) {
 		if (req->op != LOP_READ)
 			goto unsupported;
-		*rc = seal_status(c, &out);
+		*rc = seal_status(c, &out, err);
 	} else if (strip_slash_eq(p, "sys/health")) {
 		if (req->op != LOP_READ)
 			goto unsupported;
@@ -778,6 +787,12 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 		if (!write)
 			goto unsupported;
 		*rc = sys_raft_join(c, req->data, &out, err); /* sys_raft.c */
+	} else if (strip_slash_eq(p, "sys/leader") && state_get(c) == CORE_STANDBY) {
+		/* a standby answers for itself (the active's view would say
+		 * is_self); an active node takes the normal route */
+		if (req->op != LOP_READ)
+			goto unsupported;
+		*rc = sys_leader_status(c, &out, err);
 	} else {
 		return 0;
 	}

@@ -40,13 +40,29 @@ struct http_listener_opts {
 	int64_t max_request_size;     /* body bytes; <= 0: 32 MiB */
 	int64_t max_request_duration; /* seconds to receive a request; <= 0: 90 */
 	unsigned connection_limit;    /* open connections; 0: 4096 */
+	/* Open connections from one client address (IPv4 address, IPv6 /64);
+	 * past it new connections from that address are closed at accept.
+	 * 0: 256. */
+	unsigned connection_limit_per_ip;
 	unsigned idle_timeout;        /* seconds a connection may sit idle; 0: 30 */
+	/* Seconds from accept (or from the end of the previous request plus
+	 * idle_timeout) to the end of the request header, however slowly the
+	 * bytes trickle in (Vault's http_read_header_timeout). 0: 10. */
+	unsigned read_header_timeout;
+	/* Seconds from the end of the header to the end of the body (Vault's
+	 * http_read_timeout). 0: 30. */
+	unsigned read_timeout;
 	/* 0 (default): one thread per connection, so a slow core call blocks only
 	 * its own connection. n > 0: epoll with n worker threads (faster for
 	 * in-memory work, but a blocking handler stalls its worker's other
 	 * connections). See docs/http.md for measurements. */
 	unsigned thread_pool_size;
 	bool unauthenticated_metrics_access; /* kept for the config; unused here */
+	/* The cluster port (cluster_addr): always TLS 1.3 with the cluster's
+	 * own certificate from the core (none while sealed: handshakes fail),
+	 * client certificates required and checked against it; serves the
+	 * requests standbys forward (tls_* options are ignored). */
+	bool cluster;
 };
 
 /* Bind, listen and start serving. On success *out is owned by the caller and
@@ -73,6 +89,13 @@ void http_listener_stop(struct http_listener *l);
 const char *http_listener_address(const struct http_listener *l);
 /* The bound port. */
 int http_listener_port(const struct http_listener *l);
+
+/* A standby's heartbeat to the active node's cluster port (for
+ * sys/ha-status), every 2 s while this node is a standby. `core` is
+ * borrowed and must outlive it; stop before freeing the core. */
+struct http_echo;
+int http_cluster_echo_start(struct http_echo **out, struct core *core, struct verr *err);
+void http_cluster_echo_stop(struct http_echo *e);
 
 /* The one map from a VERR_* code to an HTTP status (400, 403, 404, 405, 413,
  * 429, 500, 503, 412...). VERR_STANDBY maps to 503 here; the listener turns

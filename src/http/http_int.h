@@ -5,7 +5,9 @@
  * request.c   raw HTTP request -> struct logical_request (pure, fuzzed)
  * response.c  core result -> status + headers + body (pure)
  * tls.c       GnuTLS credentials: load, swap on reload, peer cert as PEM
- * listener.c  libmicrohttpd glue: threads, limits, body cap, graceful stop
+ * guard.c     strict framing: a streaming pre-parser on every byte MHD reads
+ * listener.c  libmicrohttpd glue: threads, limits, body cap, graceful stop,
+ *             per-address limits, header deadlines, eviction
  */
 #ifndef COFFER_HTTP_HTTP_INT_H
 #define COFFER_HTTP_HTTP_INT_H
@@ -86,11 +88,55 @@ int http__uuid4(char out[37]);
  * The result may contain NUL bytes (callers check *n against strlen). */
 char *http__unescape(const char *s, size_t len, bool plus_as_space, size_t *n);
 
+/* guard.c: the framing scanner. Fed every byte of a connection in order, it
+ * follows request boundaries (request line, headers, Content-Length or
+ * chunked body) and rejects: a Content-Length that is not 1-19 digits, two
+ * different Content-Lengths, Content-Length with Transfer-Encoding, a
+ * Transfer-Encoding other than "chunked" (501), a NUL or other control
+ * character in a header name or value, obsolete line folding, more than
+ * HTTP_MAX_QUERY_ARGS query arguments. Pure (no I/O), fuzzable. */
+#define HTTP_MAX_QUERY_ARGS 256
+struct http_scan {
+	uint64_t cl, left;          /* Content-Length; body/chunk bytes left */
+	uint32_t nargs;             /* query arguments so far */
+	uint8_t st, hdr, nlen, vlen;
+	char name[18];              /* lower-cased header name prefix */
+	char val[24];               /* Content-Length / Transfer-Encoding value */
+	bool vlong, vstarted, in_query, have_cl, have_te, chunked, failed;
+	bool nchunkdigits;
+};
+void http__scan_init(struct http_scan *s);
+/* Feed n bytes. 0: nothing wrong so far. Otherwise the HTTP status to answer
+ * (400, 501), *why the message, *req_off where the offending request starts
+ * in buf (0 if it started in an earlier buffer); the scanner then stops. */
+int http__scan(struct http_scan *s, const char *buf, size_t n, size_t *req_off, const char **why);
+
+/* One guarded connection (embedded in the listener's connection context).
+ * Only the thread serving the connection touches it after attach. */
+struct http_guard {
+	struct http_scan scan;
+	int fd;
+	void *tls_session;          /* gnutls_session_t, NULL for plain HTTP */
+	bool dead, attached;
+};
+/* Route reads of fd through the scanner (call before MHD reads from it).
+ * detach must run before the descriptor is closed. */
+void http__guard_attach(struct http_guard *g, int fd, void *tls_session);
+void http__guard_detach(struct http_guard *g);
+/* Whether this process's recv() is the guard's (it is unless the binary was
+ * linked so that libmicrohttpd binds libc's directly). */
+bool http__guard_active(void);
+
 /* tls.c: reference-counted server credentials. */
 struct http_tls;
 int http__tls_new(struct http_tls **out, const struct http_listener_opts *o, struct verr *err);
 void http__tls_free(struct http_tls *t);
 int http__tls_reload(struct http_tls *t, struct verr *err);
+/* The cluster listener's credentials: the core's cluster certificate
+ * (core_cluster_tls), picked up at each new connection once unsealed;
+ * client certificates required and verified against it. */
+struct core;
+int http__tls_new_cluster(struct http_tls **out, struct core *core, struct verr *err);
 /* GnuTLS priority string for the configured minimum version. */
 const char *http__tls_priorities(const struct http_tls *t);
 /* Attach the current credentials to a new session (gnutls_session_t);
@@ -99,5 +145,13 @@ void *http__tls_attach(struct http_tls *t, void *session);
 void http__tls_detach(struct http_tls *t, void *handle);
 /* The peer's leaf certificate as PEM (malloc'd), or NULL if none. */
 char *http__tls_peer_pem(void *session);
+
+/* forward.c: send a request a standby received to the active node's
+ * cluster listener (mutual TLS with the cluster certificate) and relay its
+ * answer. 0 with *out filled, or -1 with *err set (the caller then answers
+ * 307/503 itself). */
+struct core_forward;
+int http__forward(const struct http_raw_request *in, const struct core_forward *f,
+		  struct http_reply *out, struct verr *err);
 
 #endif

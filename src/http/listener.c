@@ -20,10 +20,35 @@
  *   must arrive within max_request_duration; idle connections are closed
  *   after idle_timeout. Over connection_limit we answer 503 and close (MHD's
  *   own hard limit, a little higher, would just drop the socket).
+ * Framing: every byte MHD reads first passes guard.c's scanner, which
+ *   answers malformed framing itself (400/501) before MHD's parser acts.
+ * Slow clients (issue: 4,200 sockets trickling a header byte every 20 s
+ *   kept everyone out, because MHD's idle timer restarts on every byte):
+ *   - per-address limit, checked in the accept-policy callback (before MHD
+ *     creates the connection): the count per IPv4 address / IPv6 /64 lives
+ *     in an open-addressing table sized for MHD's hard limit;
+ *   - deadlines independent of trickled bytes: each connection sits on one
+ *     of three lists, ordered by the time it joined (so each list is also
+ *     ordered by deadline): HEADER (accepted, header not complete: deadline
+ *     read_header_timeout), IDLE (kept alive after a request: idle_timeout
+ *     + read_header_timeout, MHD's own idle timer closes the truly idle
+ *     ones first), BODY (header done, body arriving: read_timeout). A
+ *     reaper thread shuts down the sockets past their deadline; MHD then
+ *     sees end-of-stream and closes the connection itself;
+ *   - a reserve: when the open count reaches connection_limit minus the
+ *     reserve, each new accept first evicts the oldest connection that has
+ *     not finished its header (else the oldest idle one), so an attack
+ *     that fills the table cannot keep a legitimate client out.
+ *   The sockets are only ever shut down (never closed) by us, under l->mu,
+ *   and a connection leaves the lists in MHD's "closed" notification, which
+ *   MHD sends before it closes the descriptor.
+ *   Per request this costs no extra lock: leaving HEADER is folded into the
+ *   in-flight count's lock in on_access, joining IDLE into on_completed's.
  * Stop: stop accepting (MHD_quiesce_daemon), refuse new requests on open
  *   connections with 503, wait up to 10 s for requests in flight, then
  *   MHD_stop_daemon closes everything and joins the threads.
- * Guarded by l->mu: conns, inflight, stopping.
+ * Guarded by l->mu: conns, inflight, stopping, evicting, the lists, the
+ * address table, every struct conn's list fields.
  */
 #include "http/http_int.h"
 
@@ -38,9 +63,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/rand.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -53,11 +82,36 @@
 #define DEFAULT_MAX_DURATION 90
 #define DEFAULT_CONN_LIMIT 4096u
 #define DEFAULT_IDLE 30u
+#define DEFAULT_PER_IP 256u
+#define DEFAULT_HEADER_TIMEOUT 10u
+#define DEFAULT_READ_TIMEOUT 30u
+#define REAPER_TICK_MS 100
 #define CONN_MEMORY (64u * 1024)      /* request line + headers + read buffer */
 #define HARD_LIMIT_MARGIN 64u         /* MHD drops sockets past limit+margin */
 #define THREAD_STACK (2u * 1024 * 1024)
 #define STOP_GRACE_MS 10000
 #define MAX_HEADERS 1024
+#define CLUSTER_ECHO "/v1/sys/internal/cluster/echo"
+
+enum { L_NONE, L_HEADER, L_IDLE, L_BODY, NLISTS };
+
+struct conn;
+struct conn_list {
+	struct conn *head, *tail;
+};
+
+/* Open connections per client address: linear probing, backward-shift
+ * deletion; a slot is free when its count is 0. Sized at twice MHD's hard
+ * connection limit, so it never fills. */
+struct ip_slot {
+	unsigned char key[16];
+	uint32_t count;
+};
+struct ip_table {
+	struct ip_slot *slots;
+	size_t mask;
+	uint64_t seed[2];
+};
 
 struct http_listener {
 	struct MHD_Daemon *d;
@@ -69,16 +123,37 @@ struct http_listener {
 	int64_t max_body;
 	int64_t max_ms;
 	unsigned conn_limit;
+	unsigned per_ip;
+	unsigned reserve;             /* evict when conns reach limit - reserve */
+	int64_t deadline_ms[NLISTS];  /* per list: time allowed on it */
+	bool guard;                   /* guard.c's recv is in effect */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned conns;
 	unsigned inflight;
+	unsigned evicting;            /* shut down by us, not yet closed */
 	bool stopping;
+	bool cluster; /* the cluster port: forwarded requests from standbys */
+	struct conn_list lists[NLISTS];
+	struct ip_table ips;
+	uint64_t evicted_total, reaped_total, refused_total;
+	int64_t last_warn_ms;
+	pthread_t reaper;
+	pthread_cond_t reaper_cv;     /* CLOCK_MONOTONIC */
+	bool reaper_started, reaper_stop;
 };
 
 struct conn {
+	struct http_guard guard;
 	void *tls_handle;
+	struct conn *prev, *next;     /* on lists[list] */
+	int64_t since_ms;             /* when it joined that list */
+	int fd;
+	uint8_t list;
 	bool over_limit;
+	bool evicted;                 /* we shut its socket down */
+	bool has_ip;
+	unsigned char ip[16];
 };
 
 struct req {
@@ -89,7 +164,7 @@ struct req {
 	size_t body_len, body_cap;
 	uint64_t received;
 	int64_t start_ms;
-	bool started, counted, too_large;
+	bool started, counted, too_large, in_body;
 };
 
 static int64_t now_ms(void)
@@ -97,6 +172,189 @@ static int64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the connection lists ---- */
+
+static void list_unlink(struct http_listener *l, struct conn *cc)
+{
+	struct conn_list *q;
+	if (cc->list == L_NONE)
+		return;
+	q = &l->lists[cc->list];
+	if (cc->prev)
+		cc->prev->next = cc->next;
+	else
+		q->head = cc->next;
+	if (cc->next)
+		cc->next->prev = cc->prev;
+	else
+		q->tail = cc->prev;
+	cc->prev = cc->next = NULL;
+	cc->list = L_NONE;
+}
+
+static void list_push(struct http_listener *l, struct conn *cc, uint8_t which, int64_t now)
+{
+	struct conn_list *q = &l->lists[which];
+	list_unlink(l, cc);
+	if (cc->evicted)
+		return;
+	cc->list = which;
+	cc->since_ms = now;
+	cc->prev = q->tail;
+	cc->next = NULL;
+	if (q->tail)
+		q->tail->next = cc;
+	else
+		q->head = cc;
+	q->tail = cc;
+}
+
+/* Shut the socket down; MHD notices end-of-stream and closes it. */
+static void evict(struct http_listener *l, struct conn *cc)
+{
+	list_unlink(l, cc);
+	cc->evicted = true;
+	l->evicting++;
+	shutdown(cc->fd, SHUT_RDWR);
+}
+
+/* ---- open connections per client address ---- */
+
+/* IPv4 (or IPv4-mapped) address, or the /64 of an IPv6 address. */
+static bool ip_key(const struct sockaddr *sa, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)sa;
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &a->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		memcpy(key, &a->sin6_addr, 16);
+		if (!IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+			memset(key + 8, 0, 8);
+		return true;
+	}
+	return false;
+}
+
+static size_t ip_home(const struct ip_table *t, const unsigned char key[16])
+{
+	uint64_t a, b, h;
+	memcpy(&a, key, 8);
+	memcpy(&b, key + 8, 8);
+	h = (a ^ t->seed[0]) * 0x9e3779b97f4a7c15ULL;
+	h ^= (b ^ t->seed[1]) + (h >> 29);
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return (size_t)h & t->mask;
+}
+
+/* The slot holding key, or the free slot where it would go. */
+static size_t ip_find(const struct ip_table *t, const unsigned char key[16])
+{
+	size_t i = ip_home(t, key);
+	while (t->slots[i].count && memcmp(t->slots[i].key, key, 16) != 0)
+		i = (i + 1) & t->mask;
+	return i;
+}
+
+static void ip_inc(struct ip_table *t, const unsigned char key[16])
+{
+	size_t i = ip_find(t, key);
+	if (!t->slots[i].count)
+		memcpy(t->slots[i].key, key, 16);
+	t->slots[i].count++;
+}
+
+static void ip_dec(struct ip_table *t, const unsigned char key[16])
+{
+	size_t i = ip_find(t, key), j = i;
+	if (!t->slots[i].count || --t->slots[i].count)
+		return;
+	for (;;) { /* backward shift: keep every probe chain unbroken */
+		size_t k;
+		j = (j + 1) & t->mask;
+		if (!t->slots[j].count)
+			break;
+		k = ip_home(t, t->slots[j].key);
+		if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+			t->slots[i] = t->slots[j];
+			t->slots[j].count = 0;
+			i = j;
+		}
+	}
+}
+
+/* Accept policy: runs on the accepting thread before MHD sets up the
+ * connection; refusing closes the socket at once. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct http_listener *l = cls;
+	unsigned char key[16];
+	bool refuse = false, pressure = false, warn = false;
+	uint64_t evicted = 0, refused = 0, reaped = 0;
+	int64_t now = now_ms();
+
+	pthread_mutex_lock(&l->mu);
+	if (ip_key(addr, key) && l->ips.slots[ip_find(&l->ips, key)].count >= l->per_ip) {
+		refuse = true;
+		l->refused_total++;
+	} else if (l->conns - l->evicting + l->reserve >= l->conn_limit) {
+		struct conn *victim = l->lists[L_HEADER].head ? l->lists[L_HEADER].head
+							       : l->lists[L_IDLE].head;
+		if (victim) {
+			evict(l, victim);
+			l->evicted_total++;
+			pressure = true;
+		}
+	}
+	if ((refuse || pressure) && now - l->last_warn_ms > 10000) {
+		warn = true; /* at most one line per 10 s, whatever the attack rate */
+		l->last_warn_ms = now;
+		evicted = l->evicted_total;
+		refused = l->refused_total;
+		reaped = l->reaped_total;
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (warn)
+		log_warn("http", "connection pressure on %s (totals): %llu connections refused (per-address limit %u), %llu unfinished connections closed to make room (limit %u), %llu closed at their header/body deadline",
+			 l->addr, (unsigned long long)refused, l->per_ip,
+			 (unsigned long long)evicted, l->conn_limit, (unsigned long long)reaped);
+	return refuse ? MHD_NO : MHD_YES;
+}
+
+/* Closes connections past their list's deadline (see DESIGN). */
+static void *reaper_main(void *arg)
+{
+	struct http_listener *l = arg;
+	pthread_mutex_lock(&l->mu);
+	while (!l->reaper_stop) {
+		int64_t now = now_ms();
+		struct timespec ts;
+		for (int q = L_HEADER; q < NLISTS; q++) {
+			struct conn *cc;
+			while ((cc = l->lists[q].head) && now - cc->since_ms >= l->deadline_ms[q]) {
+				evict(l, cc);
+				l->reaped_total++;
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += REAPER_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&l->reaper_cv, &l->mu, &ts);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -136,14 +394,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct http_listener *l = cls;
 	struct req *r = *con_cls;
+	const union MHD_ConnectionInfo *si =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *cc = si ? si->socket_context : NULL;
+
+	pthread_mutex_lock(&l->mu);
+	if (r && r->counted && --l->inflight == 0)
+		pthread_cond_broadcast(&l->cv);
+	/* kept alive: the next request's header is on the clock again */
+	if (cc && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		list_push(l, cc, L_IDLE, now_ms());
+	pthread_mutex_unlock(&l->mu);
 	if (!r)
 		return;
-	if (r->counted) {
-		pthread_mutex_lock(&l->mu);
-		if (--l->inflight == 0)
-			pthread_cond_broadcast(&l->cv);
-		pthread_mutex_unlock(&l->mu);
-	}
 	free(r->target);
 	free(r->body);
 	free(r);
@@ -157,27 +420,50 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 	struct conn *cc = *socket_context;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		const union MHD_ConnectionInfo *fd, *tls;
+		const union MHD_ConnectionInfo *fd, *tls = NULL, *ca;
 		int one = 1;
 		cc = calloc(1, sizeof(*cc));
 		fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (fd)
 			setsockopt(fd->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (l->tls)
+			tls = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		if (cc) {
+			cc->fd = fd ? fd->connect_fd : -1;
+			ca = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+			cc->has_ip = ca && ip_key(ca->client_addr, cc->ip);
+			/* before this connection's thread reads anything */
+			if (l->guard && cc->fd >= 0)
+				http__guard_attach(&cc->guard, cc->fd,
+						   tls ? tls->tls_session : NULL);
+		}
 		pthread_mutex_lock(&l->mu);
 		l->conns++;
-		if (cc)
-			cc->over_limit = l->conns > l->conn_limit;
-		pthread_mutex_unlock(&l->mu);
-		if (cc && l->tls) {
-			tls = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-			if (tls && tls->tls_session)
-				cc->tls_handle = http__tls_attach(l->tls, tls->tls_session);
+		if (cc) {
+			/* evicted ones are on their way out: do not count them */
+			cc->over_limit = l->conns - l->evicting > l->conn_limit;
+			if (cc->has_ip)
+				ip_inc(&l->ips, cc->ip);
+			if (cc->fd >= 0)
+				list_push(l, cc, L_HEADER, now_ms());
 		}
+		pthread_mutex_unlock(&l->mu);
+		if (cc && tls && tls->tls_session)
+			cc->tls_handle = http__tls_attach(l->tls, tls->tls_session);
 		*socket_context = cc;
 		return;
 	}
+	if (cc)
+		http__guard_detach(&cc->guard); /* before MHD closes the fd */
 	pthread_mutex_lock(&l->mu);
 	l->conns--;
+	if (cc) {
+		list_unlink(l, cc);
+		if (cc->has_ip)
+			ip_dec(&l->ips, cc->ip);
+		if (cc->evicted)
+			l->evicting--;
+	}
 	pthread_mutex_unlock(&l->mu);
 	if (cc) {
 		if (l->tls)
@@ -269,6 +555,36 @@ static void remote_of(struct MHD_Connection *c, char *buf, size_t cap, int *port
 	}
 }
 
+static const char *header_of(const struct header_vec *hv, const char *name)
+{
+	for (size_t i = 0; i < hv->n; i++)
+		if (!strcasecmp(hv->v[i].name, name))
+			return hv->v[i].value;
+	return NULL;
+}
+
+/* A standby's request: forward it to the active node unless the client
+ * asked for the 307 (X-Vault-No-Request-Forwarding) or no active node can
+ * be reached; true when *rep holds the active node's answer. */
+static bool forward(struct http_listener *l, const struct http_raw_request *raw,
+		    const struct header_vec *hv, struct http_reply *rep)
+{
+	const char *nf = header_of(hv, "X-Vault-No-Request-Forwarding");
+	if (nf && *nf)
+		return false;
+	struct core_forward f;
+	struct verr e = {0};
+	if (core_forward_target(l->core, &f, &e))
+		return false;
+	int rc = http__forward(raw, &f, rep, &e);
+	core_forward_free(&f);
+	if (rc) {
+		log_warn("http", "%s; answering with a redirect", e.msg);
+		return false;
+	}
+	return true;
+}
+
 static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 			      struct req *r, const char *method)
 {
@@ -310,13 +626,52 @@ static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 	raw.body_too_large = r->too_large;
 	raw.remote_addr = addr;
 	raw.client_cert_pem = pem;
+	if (l->cluster) {
+		/* only a cluster member (verified in the handshake) gets here:
+		 * the client it forwards for is the remote address */
+		const char *fwd = header_of(hv, "X-Coffer-Forwarded-For");
+		if (fwd && *fwd && strlen(fwd) < sizeof(addr))
+			snprintf(addr, sizeof(addr), "%s", fwd);
+		raw.client_cert_pem = NULL; /* the cluster's, not the client's */
+	}
 
+	if (l->cluster && !strcmp(method, "POST") && raw.target_len == strlen(CLUSTER_ECHO) &&
+	    !memcmp(raw.target, CLUSTER_ECHO, raw.target_len)) {
+		/* a standby's heartbeat (sys/ha-status), cluster members only */
+		verr_clear(&err);
+		rc = core_ha_echo(l->core, raw.body ? raw.body : "", raw.body_len, &err);
+		if (rc) {
+			http__reply_error(&rep, http_status_for_verr(rc), err.msg);
+		} else {
+			memset(&rep, 0, sizeof(rep));
+			rep.status = 204;
+		}
+		goto send;
+	}
 	if (http__build_request(&built, &rep, &raw) != 0)
 		goto send;
 	memset(&resp, 0, sizeof(resp));
 	verr_clear(&err);
 	rc = core_handle_request(l->core, &built.req, &resp, &err);
+	if (rc == VERR_STANDBY && !l->cluster && forward(l, &raw, hv, &rep)) {
+		logical_response_reset(&resp);
+		http__built_free(&built);
+		goto send;
+	}
 	http__reply_from_core(&rep, rc, &built.req, &resp, &err);
+	if (rc == VERR_STANDBY && rep.location && raw.target_len == strlen(raw.target)) {
+		/* Vault's redirect names the same request on the active node */
+		size_t ll = strlen(rep.location);
+		while (ll && rep.location[ll - 1] == '/')
+			ll--;
+		char *loc = malloc(ll + raw.target_len + 1);
+		if (loc) {
+			memcpy(loc, rep.location, ll);
+			memcpy(loc + ll, raw.target, raw.target_len + 1);
+			free(rep.location);
+			rep.location = loc;
+		}
+	}
 	logical_response_reset(&resp);
 	http__built_free(&built);
 send:
@@ -324,6 +679,43 @@ send:
 	if (hv->v != hv->small)
 		free(hv->v);
 	return send_reply(c, &rep);
+}
+
+struct cl_seen {
+	const char *first;
+	bool conflict;
+};
+
+static enum MHD_Result cl_dup(void *cls, enum MHD_ValueKind kind, const char *key,
+			     const char *value)
+{
+	struct cl_seen *seen = cls;
+	if (!key || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	if (!seen->first)
+		seen->first = value ? value : "";
+	else if (strcmp(seen->first, value ? value : "") != 0)
+		seen->conflict = true;
+	return MHD_YES;
+}
+
+/* Only when guard.c's recv is not in effect (see http__guard_active): the
+ * framing rules MHD's API lets us see at all. A malformed Content-Length
+ * and control bytes in header values cannot be caught here (MHD answers
+ * the first itself and truncates the second at a NUL). */
+static const char *framing_error(struct MHD_Connection *c, const char *cl, const char *te)
+{
+	struct cl_seen seen = {0};
+	if (te && strcasecmp(te, "chunked") != 0)
+		return "unsupported transfer encoding (only chunked is accepted)";
+	if (cl && te)
+		return "Content-Length and Transfer-Encoding must not both be set";
+	if (cl) {
+		MHD_get_connection_values(c, MHD_HEADER_KIND, cl_dup, &seen);
+		if (seen.conflict)
+			return "conflicting Content-Length headers";
+	}
+	return NULL;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -339,30 +731,42 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 	if (!r->started) {
 		const union MHD_ConnectionInfo *si =
 			MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-		const struct conn *cc = si ? si->socket_context : NULL;
-		const char *cl;
+		struct conn *cc = si ? si->socket_context : NULL;
+		const char *cl, *te;
+		const char *bad = NULL;
 		bool stopping;
 
 		r->started = true;
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		r->in_body = te || (cl && strcmp(cl, "0") != 0);
 		pthread_mutex_lock(&l->mu);
 		stopping = l->stopping;
 		if (!stopping) {
 			l->inflight++;
 			r->counted = true;
 		}
+		if (cc) { /* the header is complete: off its deadline */
+			if (r->in_body)
+				list_push(l, cc, L_BODY, now_ms());
+			else
+				list_unlink(l, cc);
+		}
 		pthread_mutex_unlock(&l->mu);
 		if (stopping)
 			return send_error(c, 503, "server is shutting down", true);
 		if (cc && cc->over_limit)
 			return send_error(c, 503, "too many open connections", true);
+		if (!l->guard && (bad = framing_error(c, cl, te)) != NULL)
+			return send_error(c, strncmp(bad, "unsupported", 11) ? 400 : 501, bad, true);
 		/* The target MHD gave the URI callback ends one space before the
 		 * version; if strlen() stops earlier, it held a raw NUL byte. */
 		if (version && (uintptr_t)version > (uintptr_t)r->target_ptr &&
 		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 != r->target_len &&
 		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 < 1024 * 1024)
 			return send_error(c, 400, "request path contains a NUL byte", true);
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
 			char *end;
 			errno = 0;
@@ -405,6 +809,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		memcpy(r->body + r->body_len, upload_data, n);
 		r->body_len += n;
 		return MHD_YES;
+	}
+	if (r->in_body) { /* the body is complete: off its deadline */
+		const union MHD_ConnectionInfo *si =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		struct conn *cc = si ? si->socket_context : NULL;
+		r->in_body = false;
+		if (cc) {
+			pthread_mutex_lock(&l->mu);
+			list_unlink(l, cc);
+			pthread_mutex_unlock(&l->mu);
+		}
 	}
 	return handle(l, c, r, method);
 }
@@ -511,10 +926,49 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 	l->max_ms = (o->max_request_duration > 0 ? o->max_request_duration : DEFAULT_MAX_DURATION) *
 		    1000;
 	l->conn_limit = o->connection_limit ? o->connection_limit : DEFAULT_CONN_LIMIT;
+	l->per_ip = o->connection_limit_per_ip ? o->connection_limit_per_ip : DEFAULT_PER_IP;
+	l->reserve = l->conn_limit / 16 + 1;
+	if (l->reserve >= l->conn_limit)
+		l->reserve = l->conn_limit - 1;
+	{
+		int64_t idle = o->idle_timeout ? o->idle_timeout : DEFAULT_IDLE;
+		int64_t hdr = o->read_header_timeout ? o->read_header_timeout
+						     : DEFAULT_HEADER_TIMEOUT;
+		l->deadline_ms[L_HEADER] = hdr * 1000;
+		l->deadline_ms[L_IDLE] = (idle + hdr) * 1000;
+		l->deadline_ms[L_BODY] =
+			(int64_t)(o->read_timeout ? o->read_timeout : DEFAULT_READ_TIMEOUT) * 1000;
+	}
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&l->reaper_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	{
+		size_t cap = 64;
+		while (cap < 2 * ((size_t)l->conn_limit + HARD_LIMIT_MARGIN))
+			cap *= 2;
+		l->ips.slots = calloc(cap, sizeof(*l->ips.slots));
+		l->ips.mask = cap - 1;
+		if (!l->ips.slots || RAND_bytes((unsigned char *)l->ips.seed, sizeof(l->ips.seed)) != 1) {
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			goto fail;
+		}
+	}
+	l->guard = http__guard_active();
+	if (!l->guard)
+		log_warn("http", "strict request framing is off: libmicrohttpd does not read through this binary's recv()");
 
-	if (!o->tls_disable) {
+	l->cluster = o->cluster;
+	if (o->cluster) {
+		rc = http__tls_new_cluster(&l->tls, core, err);
+		if (rc)
+			goto fail;
+	} else if (!o->tls_disable) {
 		rc = http__tls_new(&l->tls, o, err);
 		if (rc)
 			goto fail;
@@ -554,14 +1008,22 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
-	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, opts,
+	l->d = MHD_start_daemon(flags, 0, on_accept, l, on_access, l, MHD_OPTION_ARRAY, opts,
 				MHD_OPTION_END);
 	if (!l->d) {
 		rc = verr_set(err, VERR_UNAVAILABLE, "cannot start the HTTP listener on %s",
 			      l->addr);
 		goto fail;
 	}
-	log_info("http", "listening on %s (%s)", l->addr, l->tls ? "tls" : "tls disabled");
+	if (pthread_create(&l->reaper, NULL, reaper_main, l) != 0) {
+		MHD_stop_daemon(l->d);
+		l->lfd = -1; /* closed by MHD */
+		rc = verr_set(err, VERR_INTERNAL, "cannot start the connection reaper thread");
+		goto fail;
+	}
+	l->reaper_started = true;
+	log_info("http", "listening on %s (%s)", l->addr,
+		 l->cluster ? "cluster, mutual tls" : l->tls ? "tls" : "tls disabled");
 	*out = l;
 	return 0;
 fail:
@@ -570,6 +1032,8 @@ fail:
 	http__tls_free(l->tls);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
+	pthread_cond_destroy(&l->reaper_cv);
+	free(l->ips.slots);
 	free(l);
 	return rc;
 }
@@ -607,12 +1071,18 @@ void http_listener_stop(struct http_listener *l)
 			break;
 	if (l->inflight)
 		log_warn("http", "stopping with %u requests still in flight", l->inflight);
+	l->reaper_stop = true;
+	pthread_cond_signal(&l->reaper_cv);
 	pthread_mutex_unlock(&l->mu);
+	if (l->reaper_started)
+		pthread_join(l->reaper, NULL);
 
 	MHD_stop_daemon(l->d);
 	http__tls_free(l->tls);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
+	pthread_cond_destroy(&l->reaper_cv);
+	free(l->ips.slots);
 	free(l);
 }
 

@@ -26,6 +26,9 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "core/core.h"
+#include "util/secmem.h"
+
 struct cred {
 	gnutls_certificate_credentials_t x509;
 	unsigned refs; /* connections + 1 while current; guarded by http_tls.mu */
@@ -34,6 +37,8 @@ struct cred {
 struct http_tls {
 	pthread_mutex_t mu;
 	struct cred *cur;
+	struct core *cluster_core; /* cluster mode: credentials from the core */
+	uint64_t cluster_gen;      /* of cur, in cluster mode */
 	char *cert_file, *key_file, *ca_file;
 	bool require_client_cert;
 	const char *priorities;
@@ -94,6 +99,34 @@ static int cred_load(struct cred **out, const struct http_tls *t, struct verr *e
 	return 0;
 }
 
+/* Cluster mode: the cluster certificate is the server's certificate, the
+ * only trusted CA, and required of every client. */
+static int cred_load_cluster(struct cred **out, struct http_tls *t, uint64_t *gen)
+{
+	char *cert = NULL, *key = NULL;
+	size_t kl = 0;
+	*out = NULL;
+	if (core_cluster_tls(t->cluster_core, &cert, &key, &kl, gen))
+		return -1;
+	struct cred *c = calloc(1, sizeof(*c));
+	gnutls_datum_t cd = {(unsigned char *)cert, (unsigned)strlen(cert)};
+	gnutls_datum_t kd = {(unsigned char *)key, (unsigned)kl};
+	int rc = -1;
+	if (c && gnutls_certificate_allocate_credentials(&c->x509) >= 0 &&
+	    gnutls_certificate_set_x509_key_mem2(c->x509, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0) >= 0 &&
+	    gnutls_certificate_set_x509_trust_mem(c->x509, &cd, GNUTLS_X509_FMT_PEM) > 0) {
+		gnutls_certificate_set_verify_function(c->x509, verify_client);
+		c->refs = 1;
+		*out = c;
+		rc = 0;
+	}
+	free(cert);
+	secmem_free(key, kl + 1);
+	if (rc)
+		cred_free(c);
+	return rc;
+}
+
 void http__tls_free(struct http_tls *t)
 {
 	if (!t)
@@ -149,8 +182,24 @@ int http__tls_new(struct http_tls **out, const struct http_listener_opts *o, str
 	return 0;
 }
 
+int http__tls_new_cluster(struct http_tls **out, struct core *core, struct verr *err)
+{
+	struct http_tls *t = calloc(1, sizeof(*t));
+	*out = NULL;
+	if (!t)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	pthread_mutex_init(&t->mu, NULL);
+	t->priorities = "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.3";
+	t->require_client_cert = true;
+	t->cluster_core = core;
+	*out = t;
+	return 0;
+}
+
 int http__tls_reload(struct http_tls *t, struct verr *err)
 {
+	if (t->cluster_core)
+		return 0; /* follows the core's material by itself */
 	struct cred *c, *old;
 	int rc = cred_load(&c, t, err);
 	if (rc)
@@ -173,8 +222,41 @@ void *http__tls_attach(struct http_tls *t, void *session)
 {
 	gnutls_session_t s = session;
 	struct cred *c;
+	if (t->cluster_core) {
+		/* pick up the cluster certificate once the core has it (unseal),
+		 * and again whenever it changes */
+		uint64_t gen = 0;
+		struct cred *fresh = NULL;
+		pthread_mutex_lock(&t->mu);
+		bool stale = !t->cur;
+		pthread_mutex_unlock(&t->mu);
+		char *cp = NULL, *kp = NULL;
+		size_t kl = 0;
+		if (core_cluster_tls(t->cluster_core, &cp, &kp, &kl, &gen) == 0) {
+			free(cp);
+			secmem_free(kp, kl + 1);
+			pthread_mutex_lock(&t->mu);
+			stale = stale || gen != t->cluster_gen;
+			pthread_mutex_unlock(&t->mu);
+		} else {
+			return NULL; /* sealed: no credentials, the handshake fails */
+		}
+		if (stale && cred_load_cluster(&fresh, t, &gen) == 0) {
+			pthread_mutex_lock(&t->mu);
+			struct cred *old = t->cur;
+			t->cur = fresh;
+			t->cluster_gen = gen;
+			if (old && --old->refs == 0)
+				cred_free(old);
+			pthread_mutex_unlock(&t->mu);
+		}
+	}
 	pthread_mutex_lock(&t->mu);
 	c = t->cur;
+	if (!c) {
+		pthread_mutex_unlock(&t->mu);
+		return NULL;
+	}
 	c->refs++;
 	pthread_mutex_unlock(&t->mu);
 	if (gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->x509) < 0) {

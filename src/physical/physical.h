@@ -121,6 +121,8 @@ typedef int (*physical_new_fn)(struct physical **out, const json_t *conf, struct
  * HA lock shared by every core opened on this instance, for tests). */
 int physical_inmem_new(struct physical **out, const json_t *conf, struct verr *err);
 int physical_file_new(struct physical **out, const json_t *conf, struct verr *err);
+/* etcd v3 over its JSON gateway, with a lease-based HA lock (etcd.c). */
+int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *err);
 /* inmem HA for tests: a handle per node over one inmem instance (free it
  * before closing the store); break = the holder's session is gone (its lost
  * callback runs). */

@@ -8,6 +8,10 @@
  *               upgrades its data in place (see docs/secrets-kv.md).
  *   cubbyhole - per-token private KV storage keyed by the caller's
  *               req->client_token_hash.
+ *   transit   - encryption as a service: named keys, encrypt/decrypt,
+ *               sign/verify, HMAC (src/secrets/transit/, docs/secrets-transit.md).
+ *   pki       - X.509 certificate authority (src/secrets/pki/, see
+ *               docs/secrets-pki.md).
  *
  * Thread-safety: handlers may run concurrently on any number of threads.
  */
@@ -17,6 +21,7 @@
 #include "logical/logical.h"
 
 extern const struct backend_ops kv_backend_ops, cubbyhole_backend_ops;
+extern const struct backend_ops transit_backend_ops, pki_backend_ops;
 
 /* Remove every cubbyhole entry of one token. `view` is the cubbyhole mount's
  * storage view, `token_hash` the same value the core puts in

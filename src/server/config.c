@@ -281,6 +281,11 @@ static const struct key_def listener_keys[] = {
 	{"max_request_size", K_INT, F(config_listener, max_request_size)},
 	{"max_request_duration", K_DUR, F(config_listener, max_request_duration)},
 	{"thread_pool_size", K_INT, F(config_listener, thread_pool_size)},
+	{"http_read_header_timeout", K_DUR, F(config_listener, http_read_header_timeout)},
+	{"http_read_timeout", K_DUR, F(config_listener, http_read_timeout)},
+	{"http_idle_timeout", K_DUR, F(config_listener, http_idle_timeout)},
+	{"max_connections", K_INT, F(config_listener, max_connections)},
+	{"max_connections_per_ip", K_INT, F(config_listener, max_connections_per_ip)},
 	{"telemetry", K_SPECIAL, 0},
 	/* accepted for compatibility; kept in options */
 	{"tls_prefer_server_cipher_suites", K_ANY, 0},
@@ -293,10 +298,7 @@ static const struct key_def listener_keys[] = {
 	{"x_forwarded_for_reject_not_present", K_ANY, 0},
 	{"x_forwarded_for_client_cert_header", K_ANY, 0},
 	{"x_forwarded_for_client_cert_header_decoders", K_ANY, 0},
-	{"http_read_timeout", K_ANY, 0},
-	{"http_read_header_timeout", K_ANY, 0},
 	{"http_write_timeout", K_ANY, 0},
-	{"http_idle_timeout", K_ANY, 0},
 	{"profiling", K_ANY, 0},
 	{"inflight_requests_logging", K_ANY, 0},
 	{"custom_response_headers", K_ANY, 0},
@@ -618,6 +620,26 @@ static int listener_occ(void *ctx, struct src *s, const char *key, size_t idx, c
 			"must not be empty");
 	if (l->max_request_size < 0)
 		l->max_request_size = -1;
+	{
+		static const struct {
+			const char *key;
+			size_t off;
+			int64_t max;
+		} lim[] = {
+			{"http_read_header_timeout", offsetof(struct config_listener, http_read_header_timeout), 86400},
+			{"http_read_timeout", offsetof(struct config_listener, http_read_timeout), 86400},
+			{"http_idle_timeout", offsetof(struct config_listener, http_idle_timeout), 86400},
+			{"max_connections", offsetof(struct config_listener, max_connections), 1000000},
+			{"max_connections_per_ip", offsetof(struct config_listener, max_connections_per_ip), 1000000},
+		};
+		for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+			int64_t val = *(const int64_t *)(const void *)((const char *)l + lim[i].off);
+			if (val < 0 || val > lim[i].max)
+				return cfg_err(err, s, hcl_doc_block_line(s->doc, key, idx, lim[i].key), stanza,
+					lim[i].key, "must be between 0 (the default) and %lld",
+					(long long)lim[i].max);
+		}
+	}
 	if (l->thread_pool_size < 0 || l->thread_pool_size > 1024)
 		return cfg_err(err, s, hcl_doc_block_line(s->doc, key, idx, "thread_pool_size"), stanza,
 			"thread_pool_size", "must be between 0 (a thread per connection) and 1024");

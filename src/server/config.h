@@ -73,6 +73,10 @@ struct config_listener {
 	/* 0: a thread per connection; n: epoll with n worker threads
 	 * (docs/http.md "Threading model") */
 	int64_t thread_pool_size;
+	/* Slow-client limits (docs/http.md "Limits"); 0 = the listener's
+	 * default. Durations in seconds. */
+	int64_t http_read_header_timeout, http_read_timeout, http_idle_timeout;
+	int64_t max_connections, max_connections_per_ip;
 	bool unauthenticated_metrics_access; /* telemetry { } inside the listener */
 	json_t *options; /* every key as written (owned), incl. ones kept only for compatibility */
 	char *file;

@@ -17,6 +17,7 @@
 static const struct physical_entry physicals[] = {
 	{"inmem", physical_inmem_new},
 	{"file", physical_file_new},
+	{"etcd", physical_etcd_new},
 	{"raft", physical_raft_new},
 	{NULL, NULL},
 };
@@ -50,6 +51,8 @@ seal_new_fn registry_seal(const char *type)
 static const struct backend_ops *const backends[] = {
 	&kv_backend_ops,
 	&cubbyhole_backend_ops,
+	&transit_backend_ops,
+	&pki_backend_ops,
 	&token_backend_ops,
 	&userpass_backend_ops,
 	&approle_backend_ops,

@@ -5,6 +5,7 @@
  * SIGINT stop accepting, finish in-flight requests, wipe keys and exit 0).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,19 +135,19 @@ static void apply_logging(const struct server_config *cfg, const struct server_a
 	log_set_json(fmt && !strcmp(fmt, "json"));
 }
 
-/* Vault's listener `http_idle_timeout` (seconds or a duration string): how
- * long a connection may sit idle or stall mid-request before it is closed
- * (slow clients). 0 (unset or unparsable): the listener's default. */
-static unsigned listener_idle_timeout(const struct config_listener *l)
+/* Vault's pid_file: the process ID, written once the listeners are up and
+ * removed at a clean shutdown. */
+static int write_pid_file(const char *path)
 {
-	const json_t *v = json_object_get(l->options, "http_idle_timeout");
-	int64_t secs = 0;
-	struct verr e;
-	if (json_is_integer(v))
-		secs = json_integer_value(v);
-	else if (json_is_string(v) && duration_parse(&secs, json_string_value(v), &e))
-		secs = 0;
-	return secs > 0 && secs < 86400 ? (unsigned)secs : 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d", (int)getpid());
+	int rc = write(fd, buf, (size_t)n) == n ? 0 : -EIO;
+	if (close(fd) && rc == 0)
+		rc = -errno;
+	return rc;
 }
 
 /* The seal of the configuration: the enabled stanza (a disabled one is the
@@ -181,6 +182,11 @@ int server_main(int argc, char **argv)
 	apply_logging(cfg, &a);
 	if (a.log_level && log_level_parse(a.log_level) < 0) {
 		fprintf(stderr, "Error: unknown log level \"%s\"\n", a.log_level);
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg->log_file && (rc = log_set_file(cfg->log_file)) < 0) {
+		fprintf(stderr, "Error opening log_file %s: %s\n", cfg->log_file, strerror(-rc));
 		config_free(cfg);
 		return 1;
 	}
@@ -318,13 +324,50 @@ int server_main(int argc, char **argv)
 			.max_request_duration = l->max_request_duration ? l->max_request_duration
 									 : cfg->default_max_request_duration,
 			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
-			.idle_timeout = listener_idle_timeout(l),
+			.idle_timeout = (unsigned)l->http_idle_timeout,
+			.read_header_timeout = (unsigned)l->http_read_header_timeout,
+			.read_timeout = (unsigned)l->http_read_timeout,
+			.connection_limit = (unsigned)l->max_connections,
+			.connection_limit_per_ip = (unsigned)l->max_connections_per_ip,
 			.thread_pool_size = (unsigned)l->thread_pool_size,
 		};
 		rc = http_listener_start(&ls[i], &o, core, &err);
 		if (rc) {
 			fprintf(stderr, "Error initializing listener of type tcp: %s\n", err.msg);
 			for (size_t j = 0; j < i; j++)
+				http_listener_stop(ls[j]);
+			free(ls);
+			core_free(core);
+			physical_close(ha_phys);
+			config_free(cfg);
+			return 1;
+		}
+	}
+
+	/* the cluster port: standbys forward requests to the active node here
+	 * (mutual TLS with the cluster certificate, which exists once unsealed) */
+	struct http_listener *cluster_l = NULL;
+	struct http_echo *echo = NULL;
+	if (ha && cfg->cluster_addr && *cfg->cluster_addr) {
+		const char *ca = cfg->cluster_addr;
+		if (!strncmp(ca, "https://", 8))
+			ca += 8;
+		else if (!strncmp(ca, "http://", 7))
+			ca += 7;
+		char caddr[300];
+		snprintf(caddr, sizeof(caddr), "%s", ca);
+		size_t cl = strlen(caddr);
+		while (cl && caddr[cl - 1] == '/')
+			caddr[--cl] = '\0';
+		struct http_listener_opts o = {.address = caddr, .cluster = true};
+		rc = http_listener_start(&cluster_l, &o, core, &err);
+		if (!rc)
+			rc = http_cluster_echo_start(&echo, core, &err);
+		if (rc) {
+			fprintf(stderr, "Error initializing the cluster listener on %s: %s\n", caddr,
+				err.msg);
+			http_listener_stop(cluster_l);
+			for (size_t j = 0; j < cfg->nlisteners; j++)
 				http_listener_stop(ls[j]);
 			free(ls);
 			core_free(core);
@@ -369,8 +412,12 @@ int server_main(int argc, char **argv)
 		free(dev_key);
 		free(dev_root);
 	}
+	if (cfg->pid_file && (rc = write_pid_file(cfg->pid_file)) < 0)
+		log_error("core", "could not write pid_file %s: %s", cfg->pid_file, strerror(-rc));
 	if (!a.dev && sys_raft_retry_join_start(core, cfg->storage->options, &err)) {
 		fprintf(stderr, "Error: %s\n", err.msg);
+		http_cluster_echo_stop(echo);
+		http_listener_stop(cluster_l);
 		for (size_t i = 0; i < cfg->nlisteners; i++)
 			http_listener_stop(ls[i]);
 		free(ls);
@@ -388,11 +435,19 @@ int server_main(int argc, char **argv)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			/* first, so this line already lands in a rotated file */
+			int lr = log_reopen();
 			log_info("core", "SIGHUP received: reloading");
+			if (lr < 0)
+				log_error("core", "log_file reopen failed: %s", strerror(-lr));
 			struct server_config *ncfg = NULL;
 			struct verr e2 = {0};
 			if (!a.dev && config_load(&ncfg, a.configs, a.nconfigs, &e2) == 0) {
 				apply_logging(ncfg, &a);
+				/* a new log_file path takes effect at reload */
+				if (ncfg->log_file && (!cfg->log_file || strcmp(ncfg->log_file, cfg->log_file)) &&
+				    (lr = log_set_file(ncfg->log_file)) < 0)
+					log_error("core", "log_file %s: %s", ncfg->log_file, strerror(-lr));
 				config_free(ncfg);
 			} else if (!a.dev) {
 				log_error("core", "reload failed: %s", e2.msg);
@@ -409,11 +464,16 @@ int server_main(int argc, char **argv)
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		http_listener_stop(ls[i]);
 	free(ls);
+	http_cluster_echo_stop(echo);
+	http_listener_stop(cluster_l);
 	sys_raft_stop(); /* join threads end before the core goes */
 	core_seal(core);
 	core_free(core);
 	physical_close(ha_phys);
-	config_free(cfg);
+	if (cfg->pid_file)
+		unlink(cfg->pid_file);
 	log_info("core", "shutdown complete");
+	config_free(cfg);
+	log_set_file(NULL);
 	return 0;
 }

@@ -14,6 +14,13 @@ int log_level_parse(const char *s);
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 void log_set_json(int json);
+/* Also append every line to `path` (Vault's log_file; a path ending in '/'
+ * or naming a directory gets "coffer.log" inside it), created 0600.
+ * NULL stops writing to a file. Returns 0 or -errno; on error the previous
+ * file (if any) stays in use. log_reopen() reopens the same path (SIGHUP,
+ * after an external logrotate moved the file). */
+int log_set_file(const char *path);
+int log_reopen(void);
 void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -68,8 +68,11 @@ class Server:
         self.log_path = os.path.join(self.dir, "server.log")
         self.config_path = os.path.join(self.dir, "coffer.hcl")
         if not dev:
-            storage_block = ('storage "file" {\n  path = "%s"\n}\n' % os.path.join(self.dir, "data")
-                             if storage == "file" else 'storage "inmem" {}\n')
+            if storage.startswith("storage "):  # a whole stanza, as given
+                storage_block = storage + "\n"
+            else:
+                storage_block = ('storage "file" {\n  path = "%s"\n}\n' % os.path.join(self.dir, "data")
+                                 if storage == "file" else 'storage "inmem" {}\n')
             if tls:
                 listener = ('listener "tcp" {\n  address = "%s"\n  tls_cert_file = "%s"\n'
                             '  tls_key_file = "%s"\n}\n' % (self.addr, tls[0], tls[1]))

@@ -163,6 +163,51 @@ CATALOGUE = [
      Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"), 400, ""),
     ("content_length_garbage", None, None,
      Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"), 400, ""),
+    # ---- strict framing (issue 12 item 5): exactly one answer, at once ----
+    ("content_length_minus_one", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"),
+     400, "invalid Content-Length header", {"one_answer": True}),
+    ("content_length_abc", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}"),
+     400, "invalid Content-Length header", {"one_answer": True}),
+    ("content_length_exponent", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1e20\r\n\r\n"),
+     400, "invalid Content-Length header", {"one_answer": True}),
+    ("content_length_too_many_digits", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+     400, "invalid Content-Length header", {"one_answer": True}),
+    ("query_thousand_parameters", None, None,
+     Raw(b"GET /v1/sys/health?" + b"&".join(b"p%d=v" % i for i in range(1000)) + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+     400, "too many query parameters", {"one_answer": True}),
+    ("transfer_encoding_identity", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n{}"),
+     501, "unsupported transfer encoding", {"one_answer": True}),
+    ("transfer_encoding_gzip", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+     501, "unsupported transfer encoding", {"one_answer": True}),
+    ("content_length_conflicting_duplicate", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nX-Vault-Token: " + T.encode()
+         + b"\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}"),
+     400, "conflicting Content-Length headers", {"one_answer": True}),
+    ("content_length_with_transfer_encoding", None, None,
+     Raw(b"PUT /v1/secret/data/k HTTP/1.1\r\nHost: x\r\nX-Vault-Token: " + T.encode()
+         + b"\r\nContent-Length: 30\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+     400, "must not both be set", {"one_answer": True}),
+    ("token_with_nul", None, None,
+     Raw(b"GET /v1/auth/token/lookup-self HTTP/1.1\r\nHost: x\r\nX-Vault-Token: " + T.encode()
+         + b"\x00junk\r\n\r\n"),
+     400, "NUL byte in a header value", {"one_answer": True}),
+    ("token_with_control_char", None, None,
+     Raw(b"GET /v1/auth/token/lookup-self HTTP/1.1\r\nHost: x\r\nX-Vault-Token: " + T.encode()
+         + b"\x1b[0m\r\n\r\n"),
+     400, "control character in a header value", {"one_answer": True}),
+    ("header_name_with_nul", None, None,
+     Raw(b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-\x00A: b\r\n\r\n"),
+     400, "control character in a header name", {"one_answer": True}),
+    ("header_obsolete_folding", None, None,
+     Raw(b"GET /v1/auth/token/lookup-self HTTP/1.1\r\nHost: x\r\nX-Vault-Token: " + T.encode()
+         + b"\r\n junk\r\n\r\n"),
+     400, "folding", {"one_answer": True}),
     # ---- headers and request line ----
     ("ten_thousand_headers", None, None,
      Raw(b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n" + big_headers(10000) + b"\r\n"), 431, "Request too big"),
@@ -258,6 +303,33 @@ UNSEAL_CATALOGUE = [
 ]
 
 
+def send_raw_all(port, data, timeout=5):
+    """Send bytes; read everything until the server closes (or timeout).
+    Returns (bytes, closed_by_server, seconds)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out, closed, t0 = b"", False, time.time()
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        while True:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                closed = True
+                break
+            except socket.timeout:
+                break
+            if not b:
+                closed = True
+                break
+            out += b
+    finally:
+        s.close()
+    return out, closed, time.time() - t0
+
+
 def send_raw(port, data, timeout=20):
     """Send bytes on a fresh socket; return (status or None, body bytes)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -336,6 +408,17 @@ class BadInputCatalogue(unittest.TestCase):
     def run_row(self, srv, row):
         name, method, path, body, status, text = row[:6]
         opts = row[6] if len(row) > 6 else {}
+        if isinstance(body, Raw) and opts.get("one_answer"):
+            data = body.data.replace(T.encode(), (srv.root_token or "").encode())
+            out, closed, secs = send_raw_all(srv.port, data)
+            self.assertTrue(out.startswith(b"HTTP/1.1 %d " % status), "%s: %r" % (name, out[:300]))
+            self.assertEqual(out.count(b"HTTP/1."), 1, "%s: more than one status line: %r" % (name, out[:600]))
+            head, _, rest = out.partition(b"\r\n\r\n")
+            cl = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
+            self.assertTrue(cl and int(cl[0].split(b":")[1]) == len(rest), "%s: body length: %r" % (name, out))
+            self.assertIn(text, json.loads(rest)["errors"][0], name)
+            self.assertTrue(closed and secs < 2, "%s: not closed at once (%.1fs)" % (name, secs))
+            return
         if isinstance(body, Raw):
             data = body.data.replace(T.encode(), (srv.root_token or "").encode())
             got, raw_body = send_raw(srv.port, data)

@@ -4,7 +4,11 @@
  * failing, one of two failing, a hanging device bounded by its timeout),
  * the tamper-evidence chain and seq (checked with the CLI's verifier, also
  * under concurrent logging), persistence of the table and keys, chain
- * resumption from the log's tail, and disable.
+ * resumption from the log's tail, and disable; group commit on request
+ * threads ("memi": N concurrent entries, fewer writes, each released only
+ * once its line is in the log); failed writes ("tear": a write that leaves
+ * part of a line behind, or none) recorded in the chain so the verifier
+ * tells them from tampering.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -39,9 +44,15 @@ static pthread_cond_t g_hang_cv = PTHREAD_COND_INITIALIZER;
  * thread outlives the test run. */
 static int g_hang_gen;
 
+/* "tear": the next write fails after copying g_tear_keep bytes of it to
+ * g_mem (-1: it succeeds); "memi": writes take g_slow_us. */
+static long g_tear_keep = -1;
+static size_t g_kept;
+static int g_slow_us;
+
 struct fake_dev {
 	struct audit_base base;
-	int kind; /* 0 mem, 1 fail, 2 hang */
+	int kind; /* 0 mem, 1 fail, 2 hang, 3 tear (0 otherwise), 4 memi (0, inline) */
 	int gen;  /* hang: blocks until g_hang_gen moves past this */
 };
 
@@ -76,9 +87,46 @@ static int hang_new(void **o, const json_t *op, const struct audit_device_env *e
 	return fake_new(o, op, e, 2, err);
 }
 
+static void mem_append(const char *buf, size_t len)
+{
+	g_mem.buf = realloc(g_mem.buf, g_mem.len + len + 1);
+	memcpy(g_mem.buf + g_mem.len, buf, len);
+	g_mem.len += len;
+	g_mem.buf[g_mem.len] = '\0';
+}
+
+static int tear_log(void *dev, const char *buf, size_t len, int64_t timeout_ms, struct verr *err)
+{
+	pthread_mutex_lock(&g_mem.mu);
+	long keep = g_tear_keep;
+	g_tear_keep = -1;
+	if (keep >= 0) {
+		g_kept = (size_t)keep < len ? (size_t)keep : len;
+		mem_append(buf, g_kept);
+		pthread_mutex_unlock(&g_mem.mu);
+		return verr_set(err, VERR_INTERNAL, "No space left on device");
+	}
+	mem_append(buf, len);
+	g_mem.writes++;
+	pthread_mutex_unlock(&g_mem.mu);
+	return 0;
+}
+
+static size_t tear_kept(void *dev)
+{
+	return g_kept;
+}
+
+static bool memi_inline(void *dev)
+{
+	return true;
+}
+
 static int fake_log(void *dev, const char *buf, size_t len, int64_t timeout_ms, struct verr *err)
 {
 	struct fake_dev *d = dev;
+	if (g_slow_us)
+		usleep((useconds_t)g_slow_us);
 	if (d->kind == 1)
 		return verr_set(err, VERR_INTERNAL, "disk on fire");
 	if (d->kind == 2) {
@@ -133,7 +181,18 @@ static void fake_free(void *dev)
 static const struct audit_device_ops mem_ops = FAKE("mem", mem_new, mem_tail);
 static const struct audit_device_ops fail_ops = FAKE("fail", fail_new, NULL);
 static const struct audit_device_ops hang_ops = FAKE("hang", hang_new, NULL);
-static const struct audit_device_ops *const types[] = {&mem_ops, &fail_ops, &hang_ops, NULL};
+static const struct audit_device_ops tear_ops = {
+	.type = "tear", .new = mem_new, .format = audit_base_format,
+	.format_entry = audit_base_format_entry, .hash = audit_base_hash, .log = tear_log,
+	.kept = tear_kept, .reopen = fake_reopen, .tail = mem_tail, .timeout_ms = fake_timeout,
+	.free = fake_free};
+static const struct audit_device_ops memi_ops = {
+	.type = "memi", .new = mem_new, .format = audit_base_format,
+	.format_entry = audit_base_format_entry, .hash = audit_base_hash, .log = fake_log,
+	.reopen = fake_reopen, .tail = mem_tail, .timeout_ms = fake_timeout,
+	.writes_inline = memi_inline, .free = fake_free};
+static const struct audit_device_ops *const types[] = {&mem_ops,  &fail_ops, &hang_ops,
+						       &tear_ops, &memi_ops, NULL};
 
 /* ---- fixture ---- */
 
@@ -154,6 +213,9 @@ static int setup(void **state)
 	g_mem.buf = NULL;
 	g_mem.len = 0;
 	g_mem.writes = 0;
+	g_tear_keep = -1;
+	g_kept = 0;
+	g_slow_us = 0;
 	pthread_mutex_unlock(&g_mem.mu);
 	*state = f;
 	return 0;
@@ -224,14 +286,19 @@ static void chain_key(struct audit_broker *b, const char *path, unsigned char ke
 	free(k);
 }
 
-static void verify_mem(struct audit_broker *b, const char *path, size_t want_entries)
+static void verify_mem_r(struct cli_chain_result *r, struct audit_broker *b, const char *path)
 {
 	unsigned char key[32];
 	chain_key(b, path, key);
-	struct cli_chain_result r;
 	pthread_mutex_lock(&g_mem.mu);
-	cli_chain_verify(&r, key, sizeof(key), g_mem.buf, g_mem.len ? g_mem.len - 1 : 0);
+	cli_chain_verify(r, key, sizeof(key), g_mem.buf, g_mem.len ? g_mem.len - 1 : 0);
 	pthread_mutex_unlock(&g_mem.mu);
+}
+
+static void verify_mem(struct audit_broker *b, const char *path, size_t want_entries)
+{
+	struct cli_chain_result r;
+	verify_mem_r(&r, b, path);
 	if (r.problem != CLI_CHAIN_OK)
 		fail_msg("line %zu: %s", r.line, r.reason);
 	assert_int_equal(r.entries, want_entries);
@@ -439,6 +506,149 @@ static void test_audit_broker__enable_errors_and_disable(void **state)
 	json_decref(o);
 }
 
+/* Group commit: 16 threads log at once on a device written inline by the
+ * request threads, each write taking 2 ms. They share writes (fewer than
+ * 16), and each call returns only once its own line is in the log. */
+struct gc_arg {
+	struct audit_broker *b;
+	int id;
+	pthread_barrier_t *start;
+	int rc;
+	bool seen; /* its line was in the log when the call returned */
+};
+
+static void *gc_logger(void *p)
+{
+	struct gc_arg *a = p;
+	char id[32];
+	snprintf(id, sizeof(id), "\"n\":%d,", 5000 + a->id);
+	json_t *e = entry(5000 + a->id);
+	struct verr err = {0};
+	pthread_barrier_wait(a->start);
+	a->rc = audit_broker_log(a->b, e, &err);
+	pthread_mutex_lock(&g_mem.mu);
+	a->seen = g_mem.buf && strstr(g_mem.buf, id) != NULL;
+	pthread_mutex_unlock(&g_mem.mu);
+	json_decref(e);
+	return NULL;
+}
+
+static void test_audit_broker__group_commit(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 16 };
+	enable(f->b, "gc", "memi", "{}");
+	assert_int_equal(log_n(f->b, 0, 1), 0); /* uncontended: written inline */
+	assert_int_equal(g_mem.writes, 1);
+	g_slow_us = 2000;
+	pthread_barrier_t start;
+	pthread_barrier_init(&start, NULL, N);
+	pthread_t th[N];
+	struct gc_arg args[N];
+	for (int i = 0; i < N; i++) {
+		args[i] = (struct gc_arg){.b = f->b, .id = i, .start = &start};
+		pthread_create(&th[i], NULL, gc_logger, &args[i]);
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&start);
+	g_slow_us = 0;
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(args[i].rc, 0);
+		assert_true(args[i].seen);
+	}
+	int writes = g_mem.writes - 1;
+	print_message("group commit: %d entries in %d writes\n", N, writes);
+	assert_true(writes >= 1 && writes < N);
+	verify_mem(f->b, "gc", N + 1);
+	/* the role is free again: a lone entry is still written at once */
+	assert_int_equal(log_n(f->b, 100, 1), 0);
+	assert_int_equal(g_mem.writes, writes + 2);
+}
+
+/* Disk full mid-line: the write fails after part of a line reached the
+ * log. The entry fails (closed), later entries are written, and the chain
+ * verifies, naming the torn line as a recorded failed write. */
+static void test_audit_broker__torn_write_recorded(void **state)
+{
+	struct fx *f = *state;
+	enable(f->b, "t", "tear", "{}");
+	assert_int_equal(log_n(f->b, 0, 2), 0);
+	g_tear_keep = 37; /* part of the third line reaches the log */
+	assert_int_equal(log_n(f->b, 2, 1), VERR_INTERNAL);
+	assert_int_equal(log_n(f->b, 3, 2), 0);
+	struct cli_chain_result r;
+	verify_mem_r(&r, f->b, "t");
+	if (r.problem != CLI_CHAIN_OK)
+		fail_msg("line %zu: %s", r.line, r.reason);
+	/* 2 entries, the torn line, the failure entry, 2 entries */
+	assert_int_equal(r.entries, 6);
+	assert_int_equal(r.torn, 1);
+	assert_int_equal(r.failures, 1);
+	assert_non_null(strstr(r.reason, "torn by a failed write"));
+	assert_non_null(strstr(g_mem.buf, "\"type\":\"audit_write_failed\",\"failed_writes\":1,"
+					   "\"error\":\"No space left on device\",\"torn\":{\"lines\":1,"
+					   "\"bytes\":37,"));
+	/* seq goes on without a gap: 1, 2, failure entry 3, then 4 and 5 */
+	assert_non_null(strstr(g_mem.buf, ",\"seq\":5,\"chain\""));
+	assert_null(strstr(g_mem.buf, ",\"seq\":6,\"chain\""));
+
+	/* an edit inside the torn bytes is tampering again */
+	pthread_mutex_lock(&g_mem.mu);
+	char *torn = strstr(g_mem.buf, "}\n") + 2;
+	torn = strstr(torn, "}\n") + 2;
+	torn[10] ^= 1;
+	pthread_mutex_unlock(&g_mem.mu);
+	verify_mem_r(&r, f->b, "t");
+	assert_int_not_equal(r.problem, CLI_CHAIN_OK);
+	assert_int_equal(r.line, 3);
+}
+
+/* Two failed writes in a row, the second tearing the terminated first one
+ * further, then a write that tears the failure entry itself: one failure
+ * entry accounts for every torn line. */
+static void test_audit_broker__torn_twice(void **state)
+{
+	struct fx *f = *state;
+	enable(f->b, "t", "tear", "{}");
+	assert_int_equal(log_n(f->b, 0, 1), 0);
+	g_tear_keep = 20;
+	assert_int_equal(log_n(f->b, 1, 1), VERR_INTERNAL);
+	g_tear_keep = 0; /* nothing reaches the log */
+	assert_int_equal(log_n(f->b, 2, 1), VERR_INTERNAL);
+	g_tear_keep = 30; /* "\n" + the start of the failure entry */
+	assert_int_equal(log_n(f->b, 3, 1), VERR_INTERNAL);
+	assert_int_equal(log_n(f->b, 4, 2), 0);
+	struct cli_chain_result r;
+	verify_mem_r(&r, f->b, "t");
+	if (r.problem != CLI_CHAIN_OK)
+		fail_msg("line %zu: %s", r.line, r.reason);
+	assert_int_equal(r.torn, 2);
+	assert_int_equal(r.failures, 1);
+	assert_non_null(strstr(g_mem.buf, "\"failed_writes\":3,"));
+}
+
+/* A failed write that left nothing behind (a file truncated back): the
+ * chain goes on and the next entry records the failure. */
+static void test_audit_broker__rolled_back_write_recorded(void **state)
+{
+	struct fx *f = *state;
+	enable(f->b, "t", "tear", "{}");
+	assert_int_equal(log_n(f->b, 0, 2), 0);
+	g_tear_keep = 0;
+	assert_int_equal(log_n(f->b, 2, 1), VERR_INTERNAL);
+	assert_int_equal(log_n(f->b, 3, 1), 0);
+	struct cli_chain_result r;
+	verify_mem_r(&r, f->b, "t");
+	if (r.problem != CLI_CHAIN_OK)
+		fail_msg("line %zu: %s", r.line, r.reason);
+	assert_int_equal(r.entries, 4);
+	assert_int_equal(r.torn, 0);
+	assert_int_equal(r.failures, 1);
+	assert_non_null(strstr(r.reason, "rolled back"));
+	assert_null(strstr(g_mem.buf, "\"torn\""));
+}
+
 static void test_audit_broker__parse_tail(void **state)
 {
 	char prev[65];
@@ -475,6 +685,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_broker__persists_and_resumes_chain, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__enable_errors_and_disable, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_audit_broker__group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_broker__torn_write_recorded, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_audit_broker__torn_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_broker__rolled_back_write_recorded, setup,
 						teardown),
 		cmocka_unit_test(test_audit_broker__parse_tail),
 	};

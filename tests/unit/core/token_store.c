@@ -600,6 +600,71 @@ static void test_core_token_store__accessors_list(void **state)
 	token_entry_free(b);
 }
 
+/* Does `needle` occur in any storage KEY under prefix (the barrier
+ * encrypts values, not keys)? */
+static int key_contains(struct physical *p, const char *prefix, const char *needle)
+{
+	char **keys = NULL;
+	size_t n = 0;
+	struct verr err = {0};
+	int found = 0;
+	assert_int_equal(physical_list(p, prefix, &keys, &n, &err), 0);
+	for (size_t i = 0; i < n && !found; i++) {
+		char full[8192];
+		snprintf(full, sizeof(full), "%s%s", prefix, keys[i]);
+		size_t l = strlen(keys[i]);
+		found = strstr(full, needle) || (l && keys[i][l - 1] == '/' && key_contains(p, full, needle));
+	}
+	physical_list_free(keys, n);
+	return found;
+}
+
+/* Accessors never appear in storage keys; a store written by an older
+ * version (accessor/<accessor> in clear) is rewritten at open and its
+ * tokens stay reachable by accessor. */
+static void test_core_token_store__accessor_keys_hashed(void **state)
+{
+	struct fx *f = *state;
+	struct verr err = {0};
+	struct token_entry *a = NULL, *got = NULL;
+	char *ra = issue(f, "[]", NULL, &a);
+	assert_false(key_contains(f->phys, "", a->accessor));
+	assert_int_equal(count_keys(f, "accessor/"), 1);
+
+	/* forge the legacy layout: move the index entry to the clear key */
+	char **keys = NULL, key[256];
+	size_t n = 0;
+	assert_int_equal(view_list(&f->view, "accessor/", &keys, &n, &err), 0);
+	assert_int_equal(n, 1);
+	snprintf(key, sizeof(key), "accessor/%s", keys[0]);
+	assert_int_equal(view_delete(&f->view, key, &err), 0);
+	physical_list_free(keys, n);
+	json_t *legacy = json_pack("{s:s}", "hash", a->hash);
+	snprintf(key, sizeof(key), "accessor/%s", a->accessor);
+	assert_int_equal(view_put_json(&f->view, key, legacy, &err), 0);
+	json_decref(legacy);
+	assert_true(key_contains(f->phys, "", a->accessor));
+	assert_int_equal(token_store_lookup_accessor(f->ts, a->accessor, &got, &err), VERR_NOT_FOUND);
+
+	token_store_free(f->ts);
+	assert_int_equal(token_store_new(&f->ts, &f->view, &f->opts, &err), 0);
+	assert_false(key_contains(f->phys, "", a->accessor));
+	assert_int_equal(count_keys(f, "accessor/"), 1);
+	assert_int_equal(token_store_lookup_accessor(f->ts, a->accessor, &got, &err), 0);
+	assert_string_equal(got->hash, a->hash);
+	token_entry_free(got);
+	json_t *list = NULL;
+	assert_int_equal(token_store_list_accessors(f->ts, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 1);
+	assert_string_equal(json_string_value(json_array_get(list, 0)), a->accessor);
+	json_decref(list);
+	/* revoke removes the hashed index entry */
+	assert_int_equal(token_store_revoke(f->ts, a->hash, false, &err), 0);
+	assert_int_equal(count_keys(f, "accessor/"), 0);
+	token_free_raw(ra);
+	token_entry_free(a);
+}
+
 static void test_core_token_store__shapes(void **state)
 {
 	struct fx *f = *state;
@@ -810,6 +875,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_token_store__parent_gone_child_denied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__resume_interrupted_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__accessors_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_core_token_store__accessor_keys_hashed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__shapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__roles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_token_store__custom_id, setup, teardown),

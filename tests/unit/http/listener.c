@@ -302,7 +302,8 @@ static void test_http_listener__slow_client_does_not_block(void **state)
 	struct http_resp r;
 	double t0;
 	assert_true(slow >= 0);
-	assert_int_equal(send_all(slow, "GET /v1/secret/slow HTTP/1.1\r\nHost: x\r\nX-Va", 44), 0);
+	const char *half = "GET /v1/secret/slow HTTP/1.1\r\nHost: x\r\nX-Va";
+	assert_int_equal(send_all(slow, half, strlen(half)), 0);
 	t0 = now_s();
 	still_serves();
 	assert_true(now_s() - t0 < 1.0);
@@ -379,8 +380,39 @@ static void test_http_listener__graceful_stop(void **state)
 	assert_true(connect_to(port2) < 0);
 }
 
+static const char G31[] = "GET /v1/x HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/* A connection from a chosen loopback source address (127.0.0.x). */
+static int connect_from(int port, const char *src)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in b = {.sin_family = AF_INET};
+	struct timeval tv = {.tv_sec = 10};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	inet_pton(AF_INET, src, &b.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&b, sizeof(b)) ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Whether the server closed fd (end-of-stream or reset, nothing sent). */
+static bool closed_by_server(int fd)
+{
+	char b[256];
+	ssize_t n = recv(fd, b, sizeof(b), 0);
+	return n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 static void test_http_listener__over_connection_limit_503(void **state)
 {
+	/* both slots busy in the core: nothing to evict, so the third gets 503 */
+	static const char get[] = "GET /v1/secret/x HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct http_listener *l2;
 	struct http_listener_opts o = {.address = "127.0.0.1:0", .tls_disable = true,
 				       .connection_limit = 2};
@@ -390,20 +422,204 @@ static void test_http_listener__over_connection_limit_503(void **state)
 
 	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
 	port = http_listener_port(l2);
+	fake.sleep_ms = 1000;
 	a = connect_to(port);
+	assert_int_equal(send_all(a, get, strlen(get)), 0);
+	usleep(100 * 1000);
 	b = connect_to(port);
+	assert_int_equal(send_all(b, get, strlen(get)), 0);
 	usleep(200 * 1000);
-	assert_int_equal(http_dos(port, "GET /v1/secret/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
+	assert_int_equal(http_dos(port, get, &r), 0);
 	assert_int_equal(r.status, 503);
 	assert_string_equal(r.body, "{\"errors\":[\"too many open connections\"]}\n");
+	http_resp_free(&r);
+	fake.sleep_ms = 0;
+	assert_int_equal(read_resp(a, &r, false), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	assert_int_equal(read_resp(b, &r, false), 0);
+	assert_int_equal(r.status, 200);
 	http_resp_free(&r);
 	close(a);
 	close(b);
 	usleep(200 * 1000);
-	assert_int_equal(http_dos(port, "GET /v1/secret/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
+	assert_int_equal(http_dos(port, get, &r), 0);
 	assert_int_equal(r.status, 200);
 	http_resp_free(&r);
 	http_listener_stop(l2);
+}
+
+static void test_http_listener__evicts_oldest_slow_header(void **state)
+{
+	/* the table is full of connections that never finish their header: a
+	 * new client is served, and the oldest of them is closed to make room */
+	struct http_listener *l2;
+	struct http_listener_opts o = {.address = "127.0.0.1:0", .tls_disable = true,
+				       .connection_limit = 3};
+	struct verr e;
+	struct http_resp r;
+	int slow[3], port;
+
+	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	port = http_listener_port(l2);
+	for (int i = 0; i < 3; i++) {
+		slow[i] = connect_to(port);
+		assert_true(slow[i] >= 0);
+		assert_int_equal(send_all(slow[i], "GET /v1/x HTTP/1.1\r\nX-A: ", 25), 0);
+		usleep(50 * 1000);
+	}
+	assert_int_equal(http_dos(port, "GET /v1/secret/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	assert_true(closed_by_server(slow[0]));
+	for (int i = 0; i < 3; i++)
+		close(slow[i]);
+	http_listener_stop(l2);
+}
+
+static void test_http_listener__per_address_limit(void **state)
+{
+	struct http_listener *l2;
+	struct http_listener_opts o = {.address = "127.0.0.1:0", .tls_disable = true,
+				       .connection_limit_per_ip = 2};
+	struct verr e;
+	struct http_resp r;
+	int a, b, c, d, port;
+
+	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	port = http_listener_port(l2);
+	a = connect_from(port, "127.0.0.2");
+	b = connect_from(port, "127.0.0.2");
+	c = connect_from(port, "127.0.0.2"); /* the third from the address */
+	assert_true(a >= 0 && b >= 0 && c >= 0);
+	assert_true(closed_by_server(c));
+	/* another address is not affected */
+	d = connect_from(port, "127.0.0.3");
+	assert_true(d >= 0);
+	assert_int_equal(send_all(d, G31, strlen(G31)), 0);
+	assert_int_equal(read_resp(d, &r, false), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	/* a slot freed by the address is usable again */
+	close(a);
+	usleep(200 * 1000);
+	close(c);
+	c = connect_from(port, "127.0.0.2");
+	assert_int_equal(send_all(c, G31, strlen(G31)), 0);
+	assert_int_equal(read_resp(c, &r, false), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	close(b);
+	close(c);
+	close(d);
+	http_listener_stop(l2);
+}
+
+static void test_http_listener__header_deadline_ignores_trickle(void **state)
+{
+	/* one header byte every 300 ms keeps MHD's idle timer (30 s) happy; the
+	 * header deadline (1 s) closes the connection anyway */
+	struct http_listener *l2;
+	struct http_listener_opts o = {.address = "127.0.0.1:0", .tls_disable = true,
+				       .idle_timeout = 30, .read_header_timeout = 1};
+	struct verr e;
+	double t0;
+	int fd, port;
+	bool closed = false;
+
+	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	port = http_listener_port(l2);
+	fd = connect_to(port);
+	t0 = now_s();
+	assert_int_equal(send_all(fd, "GET /v1/x HTTP/1.1\r\nX-A: ", 25), 0);
+	while (now_s() - t0 < 5) {
+		if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) {
+			closed = true;
+			break;
+		}
+		struct timeval tv = {.tv_usec = 300 * 1000};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		char b[64];
+		ssize_t n = recv(fd, b, sizeof(b), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+			closed = true;
+			break;
+		}
+		assert_true(n < 0); /* never an answer */
+	}
+	assert_true(closed);
+	assert_true(now_s() - t0 > 0.8);
+	assert_true(now_s() - t0 < 4.0); /* generous: shared, loaded CI cores */
+	close(fd);
+	http_listener_stop(l2);
+}
+
+static void test_http_listener__strict_framing_on_the_wire(void **state)
+{
+	static const struct {
+		const char *req;
+		int status;
+		const char *msg;
+	} cases[] = {
+		{"PUT /v1/k HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400,
+		 "invalid Content-Length header"},
+		{"PUT /v1/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1e20\r\n\r\n", 400,
+		 "invalid Content-Length header"},
+		{"PUT /v1/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501,
+		 "unsupported transfer encoding"},
+		{"PUT /v1/k HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400,
+		 "conflicting Content-Length headers"},
+		{"PUT /v1/k HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "0\r\n\r\n",
+		 400, "must not both be set"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_resp r;
+		int fd = connect_to(PORT), extra;
+		char rest[512];
+		assert_int_equal(send_all(fd, cases[i].req, strlen(cases[i].req)), 0);
+		assert_int_equal(read_resp(fd, &r, false), 0);
+		assert_int_equal(r.status, cases[i].status);
+		assert_non_null(strstr(r.body, cases[i].msg));
+		/* exactly one answer, then the connection is closed */
+		extra = (int)recv(fd, rest, sizeof(rest), 0);
+		assert_true(extra <= 0);
+		http_resp_free(&r);
+		close(fd);
+	}
+	/* a NUL inside the token never authenticates as its prefix */
+	{
+		static const char req[] = "GET /v1/x HTTP/1.1\r\nX-Vault-Token: root\0junk\r\n\r\n";
+		struct http_resp r;
+		int before = fake.calls;
+		int fd = connect_to(PORT);
+		assert_int_equal(send_all(fd, req, sizeof(req) - 1), 0);
+		assert_int_equal(read_resp(fd, &r, false), 0);
+		assert_int_equal(r.status, 400);
+		assert_int_equal(fake.calls, before); /* the core never saw it */
+		http_resp_free(&r);
+		close(fd);
+	}
+	still_serves();
+}
+
+static void test_http_listener__pipelined_good_then_bad(void **state)
+{
+	/* one read holding a good request and a bad one: a single 400, then the
+	 * connection closes (the core sees neither) */
+	static const char req[] = "GET /v1/a HTTP/1.1\r\nHost: x\r\n\r\n"
+				  "PUT /v1/b HTTP/1.1\r\nContent-Length: abc\r\n\r\n";
+	struct http_resp r;
+	int before = fake.calls;
+	int fd = connect_to(PORT);
+	assert_int_equal(send_all(fd, req, sizeof(req) - 1), 0);
+	assert_int_equal(read_resp(fd, &r, false), 0);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(r.body, "invalid Content-Length header"));
+	http_resp_free(&r);
+	assert_true(closed_by_server(fd));
+	assert_int_equal(fake.calls, before);
+	close(fd);
 }
 
 static void test_http_listener__bad_address(void **state)
@@ -443,6 +659,11 @@ int main(void)
 		cmocka_unit_test_setup(test_http_listener__keep_alive, per_test),
 		cmocka_unit_test_setup(test_http_listener__graceful_stop, per_test),
 		cmocka_unit_test_setup(test_http_listener__over_connection_limit_503, per_test),
+		cmocka_unit_test_setup(test_http_listener__evicts_oldest_slow_header, per_test),
+		cmocka_unit_test_setup(test_http_listener__per_address_limit, per_test),
+		cmocka_unit_test_setup(test_http_listener__header_deadline_ignores_trickle, per_test),
+		cmocka_unit_test_setup(test_http_listener__strict_framing_on_the_wire, per_test),
+		cmocka_unit_test_setup(test_http_listener__pipelined_good_then_bad, per_test),
 		cmocka_unit_test_setup(test_http_listener__bad_address, per_test),
 	};
 	if (getenv("HTTP_TEST_FILTER"))

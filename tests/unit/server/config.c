@@ -217,6 +217,29 @@ static void test_server_config__thread_pool_size(void **state)
 		 " thread_pool_size = -1\n}", "t.hcl", "t.hcl:4", "thread_pool_size", NULL);
 }
 
+static void test_server_config__slow_client_limits(void **state)
+{
+	(void)state;
+	struct server_config *c = load_ok(
+		"storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n"
+		"listener \"tcp\" {\n tls_disable = true\n http_read_header_timeout = \"2s\"\n"
+		" http_read_timeout = \"1m\"\n http_idle_timeout = 45\n max_connections = 200\n"
+		" max_connections_per_ip = 16\n}", "t.hcl");
+	assert_int_equal(c->listeners[0].http_read_header_timeout, 0); /* listener default */
+	assert_int_equal(c->listeners[0].max_connections_per_ip, 0);
+	assert_int_equal(c->listeners[1].http_read_header_timeout, 2);
+	assert_int_equal(c->listeners[1].http_read_timeout, 60);
+	assert_int_equal(c->listeners[1].http_idle_timeout, 45);
+	assert_int_equal(c->listeners[1].max_connections, 200);
+	assert_int_equal(c->listeners[1].max_connections_per_ip, 16);
+	config_free(c);
+	load_err("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n"
+		 " max_connections_per_ip = -3\n}", "t.hcl", "t.hcl:4", "max_connections_per_ip", NULL);
+	load_err("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n"
+		 " http_read_header_timeout = \"soon\"\n}", "t.hcl", "t.hcl:4", "http_read_header_timeout",
+		 NULL);
+}
+
 /* ---- errors: each names file, line, stanza and key ---- */
 
 static void test_server_config__unknown_top_level_key(void **state)
@@ -501,6 +524,7 @@ int main(void)
 		cmocka_unit_test(test_server_config__tls_disable_forms),
 		cmocka_unit_test(test_server_config__max_request_size_zero_is_default),
 		cmocka_unit_test(test_server_config__thread_pool_size),
+		cmocka_unit_test(test_server_config__slow_client_limits),
 		cmocka_unit_test(test_server_config__unknown_top_level_key),
 		cmocka_unit_test(test_server_config__unknown_listener_key),
 		cmocka_unit_test(test_server_config__wrong_types),

@@ -1,0 +1,301 @@
+/*
+ * Unit tests for storage "etcd" (src/physical/etcd.c) against a real etcd
+ * (Debian's etcd-server, started by this test on free loopback ports in a
+ * temporary directory, stopped by PID at the end): the shared storage
+ * semantics, list paging over a folder with thousands of descendants, the
+ * HA lock (one holder, holder value, release hands over, the lease expires
+ * when the holder stops renewing) and fencing (a holder whose lock key is
+ * deleted behind its back acknowledges no further write and is told it lost
+ * the lock), and configuration errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "physical/semantics.h"
+#include "util/log.h"
+
+static pid_t g_etcd = -1;
+static char g_dir[256];
+static char g_url[64];
+static int g_seq;
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+	close(s);
+	return ntohs(a.sin_port);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static json_t *conf_for(const char *path, bool ha, const char *lock_timeout)
+{
+	json_t *c = json_pack("{s:s,s:s,s:s}", "address", g_url, "path", path, "ha_enabled",
+			      ha ? "true" : "false");
+	if (lock_timeout)
+		json_object_set_new(c, "lock_timeout", json_string(lock_timeout));
+	return c;
+}
+
+static struct physical *open_path(const char *path, bool ha, const char *lock_timeout)
+{
+	struct physical *p = NULL;
+	struct verr err = {0};
+	json_t *c = conf_for(path, ha, lock_timeout);
+	int rc = physical_etcd_new(&p, c, &err);
+	json_decref(c);
+	if (rc)
+		fail_msg("etcd open: %s", err.msg);
+	return p;
+}
+
+static int start_etcd(void **state)
+{
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/coffer-etcd-XXXXXX");
+	assert_non_null(mkdtemp(g_dir));
+	int cport = free_port(), pport = free_port();
+	snprintf(g_url, sizeof(g_url), "http://127.0.0.1:%d", cport);
+	char data[300], peer[64], init[128], logp[300];
+	snprintf(data, sizeof(data), "%s/data", g_dir);
+	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
+	snprintf(init, sizeof(init), "t=%s", peer);
+	snprintf(logp, sizeof(logp), "%s/etcd.log", g_dir);
+	g_etcd = fork();
+	assert_true(g_etcd >= 0);
+	if (g_etcd == 0) {
+		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execlp("etcd", "etcd", "--name", "t", "--data-dir", data, "--listen-client-urls",
+		       g_url, "--advertise-client-urls", g_url, "--listen-peer-urls", peer,
+		       "--initial-advertise-peer-urls", peer, "--initial-cluster", init,
+		       "--log-level", "error", "--logger", "zap", (char *)NULL);
+		_exit(127);
+	}
+	/* ready when a read answers */
+	for (int i = 0; i < 200; i++) {
+		struct physical *p = NULL;
+		struct verr err = {0};
+		json_t *c = conf_for("/probe/", false, NULL);
+		int rc = physical_etcd_new(&p, c, &err);
+		json_decref(c);
+		if (rc == 0) {
+			uint8_t *v = NULL;
+			size_t l = 0;
+			rc = physical_get(p, "x", &v, &l, &err);
+			physical_close(p);
+			if (rc == 0)
+				return 0;
+		}
+		sleep_ms(50);
+	}
+	fail_msg("etcd did not start (see %s)", logp);
+	return -1;
+}
+
+static int stop_etcd(void **state)
+{
+	(void)state;
+	if (g_etcd > 0) {
+		kill(g_etcd, SIGTERM);
+		waitpid(g_etcd, NULL, 0);
+	}
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", g_dir);
+	return 0;
+}
+
+/* every semantics test on a fresh, empty prefix */
+static int sem_setup(void **state)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/sem%d/", ++g_seq);
+	*state = open_path(path, false, NULL);
+	return 0;
+}
+
+static int sem_teardown(void **state)
+{
+	physical_close(*state);
+	return 0;
+}
+
+static void test_physical_etcd__list_pages_skip_folders(void **state)
+{
+	(void)state;
+	struct physical *p = open_path("/paging/", false, NULL);
+	char key[64];
+	/* 2,500 keys under one folder, then leaves around it: the listing
+	 * crosses pages and must name the folder once */
+	for (int i = 0; i < 2500; i++) {
+		snprintf(key, sizeof(key), "d/deep/%05d", i);
+		sem_put(p, key, "v");
+	}
+	for (int i = 0; i < 1200; i++) {
+		snprintf(key, sizeof(key), "d/leaf%05d", i);
+		sem_put(p, key, "v");
+	}
+	sem_put(p, "d/a", "v");
+	sem_put(p, "d/deep0", "v"); /* sorts right after the folder's subtree */
+	char **keys = NULL;
+	size_t n = 0;
+	struct verr err = {0};
+	assert_int_equal(physical_list(p, "d/", &keys, &n, &err), 0);
+	assert_int_equal(n, 1200 + 3);
+	assert_string_equal(keys[0], "a");
+	assert_string_equal(keys[1], "deep/");
+	assert_string_equal(keys[2], "deep0");
+	assert_string_equal(keys[3], "leaf00000");
+	assert_string_equal(keys[n - 1], "leaf01199");
+	physical_list_free(keys, n);
+	assert_int_equal(physical_list(p, "d/deep/", &keys, &n, &err), 0);
+	assert_int_equal(n, 2500);
+	physical_list_free(keys, n);
+	physical_close(p);
+}
+
+static atomic_int g_lost;
+static void on_lost(void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&g_lost, 1);
+}
+
+static void test_physical_etcd__ha_lock_one_holder_and_handover(void **state)
+{
+	(void)state;
+	struct physical *a = open_path("/ha1/", true, "2s"), *b = open_path("/ha1/", true, "2s");
+	struct physical_ha *ha = physical_ha(a), *hb = physical_ha(b);
+	assert_non_null(ha);
+	assert_non_null(hb);
+	struct verr err = {0};
+	atomic_store(&g_lost, 0);
+	assert_int_equal(physical_ha_acquire(ha, "{\"node\":\"a\"}", on_lost, NULL, &err), 1);
+	assert_int_equal(physical_ha_acquire(hb, "{\"node\":\"b\"}", on_lost, NULL, &err), 0);
+	char *v = NULL;
+	assert_int_equal(physical_ha_holder(hb, &v, &err), 0);
+	assert_string_equal(v, "{\"node\":\"a\"}");
+	free(v);
+	assert_int_equal(physical_ha_renew(ha, &err), 0);
+	/* the holder's writes are guarded and succeed */
+	sem_put(a, "data/x", "1");
+	/* release hands over at once (the lease is revoked) */
+	physical_ha_release(ha);
+	assert_int_equal(physical_ha_acquire(hb, "{\"node\":\"b\"}", on_lost, NULL, &err), 1);
+	assert_int_equal(physical_ha_holder(ha, &v, &err), 0);
+	assert_string_equal(v, "{\"node\":\"b\"}");
+	free(v);
+	/* b stops renewing (a paused process): its lease runs out and a takes
+	 * over within the TTL */
+	int got = 0;
+	for (int i = 0; i < 40 && got != 1; i++) {
+		sleep_ms(100);
+		got = physical_ha_acquire(ha, "{\"node\":\"a\"}", on_lost, NULL, &err);
+	}
+	assert_int_equal(got, 1);
+	/* b, back from its pause, finds out at its next renewal and its write
+	 * is refused by the guard */
+	assert_int_not_equal(physical_ha_renew(hb, &err), 0);
+	assert_true(atomic_load(&g_lost) >= 1);
+	assert_int_equal(atomic_load(&g_lost), 1);
+	physical_ha_release(ha);
+	physical_close(a);
+	physical_close(b);
+}
+
+static void test_physical_etcd__fencing_after_lock_key_deleted(void **state)
+{
+	(void)state;
+	struct physical *a = open_path("/ha2/", true, "5s");
+	struct physical *other = open_path("/ha2/", false, NULL);
+	struct physical_ha *ha = physical_ha(a);
+	struct verr err = {0};
+	atomic_store(&g_lost, 0);
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	sem_put(a, "k", "before");
+	/* an operator (or a split brain) removes the lock key */
+	assert_int_equal(physical_delete(other, "core/lock", &err), 0);
+	int rc = physical_put(a, "k", (const uint8_t *)"after", 5, &err);
+	assert_int_equal(rc, VERR_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "no longer holds the HA lock"));
+	assert_int_equal(atomic_load(&g_lost), 1);
+	sem_expect(other, "k", "before");
+	/* delete and txn are guarded the same way once re-acquired */
+	physical_ha_release(ha);
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	assert_int_equal(physical_delete(other, "core/lock", &err), 0);
+	assert_int_equal(physical_delete(a, "k", &err), VERR_UNAVAILABLE);
+	sem_expect(other, "k", "before");
+	physical_ha_release(ha);
+	physical_close(a);
+	physical_close(other);
+}
+
+static void test_physical_etcd__config_errors(void **state)
+{
+	(void)state;
+	struct physical *p = NULL;
+	struct verr err = {0};
+	json_t *c = json_pack("{s:s}", "etcd_api", "v2");
+	assert_int_equal(physical_etcd_new(&p, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "only v3"));
+	json_decref(c);
+	c = json_pack("{s:s}", "address", "127.0.0.1:2379");
+	assert_int_equal(physical_etcd_new(&p, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "http://"));
+	json_decref(c);
+	c = json_pack("{s:s,s:s}", "address", g_url, "ha_enabled", "maybe");
+	assert_int_equal(physical_etcd_new(&p, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "ha_enabled"));
+	json_decref(c);
+	c = json_pack("{s:s,s:s}", "address", g_url, "lock_timeout", "soon");
+	assert_int_equal(physical_etcd_new(&p, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "lock_timeout"));
+	json_decref(c);
+	c = json_pack("{s:s,s:s}", "address", g_url, "username", "u");
+	assert_int_equal(physical_etcd_new(&p, c, &err), VERR_INVALID);
+	json_decref(c);
+	assert_null(p);
+	/* an unreachable etcd: opening works (it may come up later), requests
+	 * fail with 5xx-class errors naming the endpoint */
+	c = json_pack("{s:s,s:s}", "address", "http://127.0.0.1:1", "request_timeout", "1s");
+	assert_int_equal(physical_etcd_new(&p, c, &err), 0);
+	json_decref(c);
+	uint8_t *v = NULL;
+	size_t l = 0;
+	assert_int_equal(physical_get(p, "x", &v, &l, &err), VERR_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+	physical_close(p);
+}
+
+int main(void)
+{
+	log_set_level(LOG_OFF);
+	const struct CMUnitTest tests[] = {
+		SEMANTICS_TESTS(sem_setup, sem_teardown),
+		cmocka_unit_test(test_physical_etcd__list_pages_skip_folders),
+		cmocka_unit_test(test_physical_etcd__ha_lock_one_holder_and_handover),
+		cmocka_unit_test(test_physical_etcd__fencing_after_lock_key_deleted),
+		cmocka_unit_test(test_physical_etcd__config_errors),
+	};
+	return cmocka_run_group_tests(tests, start_etcd, stop_etcd);
+}

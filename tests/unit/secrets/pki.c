@@ -1,0 +1,387 @@
+/*
+ * Unit tests for the PKI engine (src/secrets/pki/): the role's name rules
+ * (subdomains, globs, bare domains, localhost, wildcards, IP and URI SANs),
+ * TTL capping to max_ttl and to the CA's notAfter, key types and sizes, and
+ * the engine through its path table: root generation, issue, sign with a
+ * CSR, revoke and the CRL, as the core dispatches them.
+ */
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "secrets/kv_helpers.h"
+#include "secrets/pki/pki_int.h"
+
+static json_t *role(const char *json)
+{
+	json_error_t e;
+	json_t *o = json_loads(json, 0, &e);
+	assert_non_null(o);
+	return o;
+}
+
+static void test_secrets_pki__names_subdomains(void **state)
+{
+	json_t *o = role("{\"allowed_domains\":[\"myapp.example.com\"],\"allow_subdomains\":true,"
+			 "\"enforce_hostnames\":true,\"allow_wildcard_certificates\":true}");
+	struct pki_role r;
+	pki__role_from_json(&r, o);
+	assert_true(pki__role_name_allowed(&r, "api.myapp.example.com"));
+	assert_true(pki__role_name_allowed(&r, "a.b.myapp.example.com"));
+	assert_true(pki__role_name_allowed(&r, "API.MyApp.Example.com")); /* case-insensitive */
+	assert_true(pki__role_name_allowed(&r, "*.myapp.example.com"));
+	/* the bare domain needs allow_bare_domains */
+	assert_false(pki__role_name_allowed(&r, "myapp.example.com"));
+	/* a suffix that is not at a label boundary */
+	assert_false(pki__role_name_allowed(&r, "evilmyapp.example.com"));
+	assert_false(pki__role_name_allowed(&r, "api.example.com"));
+	assert_false(pki__role_name_allowed(&r, "myapp.example.com.evil.org"));
+	/* not a hostname */
+	assert_false(pki__role_name_allowed(&r, "bad_name.myapp.example.com"));
+	assert_false(pki__role_name_allowed(&r, "-x.myapp.example.com"));
+	/* no wildcards when the role forbids them */
+	json_object_set_new(o, "allow_wildcard_certificates", json_false());
+	pki__role_from_json(&r, o);
+	assert_false(pki__role_name_allowed(&r, "*.myapp.example.com"));
+	json_decref(o);
+}
+
+static void test_secrets_pki__names_bare_glob_localhost_any(void **state)
+{
+	json_t *o = role("{\"allowed_domains\":[\"example.com\",\"*.svc.cluster.local\"],"
+			 "\"allow_bare_domains\":true,\"enforce_hostnames\":true}");
+	struct pki_role r;
+	pki__role_from_json(&r, o);
+	assert_true(pki__role_name_allowed(&r, "example.com"));
+	assert_false(pki__role_name_allowed(&r, "www.example.com")); /* no subdomains */
+	/* a glob needs allow_glob_domains */
+	assert_false(pki__role_name_allowed(&r, "db.ns.svc.cluster.local"));
+	json_object_set_new(o, "allow_glob_domains", json_true());
+	pki__role_from_json(&r, o);
+	assert_true(pki__role_name_allowed(&r, "db.ns.svc.cluster.local"));
+	assert_true(pki__role_name_allowed(&r, "x.svc.cluster.local"));
+	assert_false(pki__role_name_allowed(&r, "svc.cluster.local.evil"));
+	/* localhost */
+	assert_false(pki__role_name_allowed(&r, "localhost"));
+	json_object_set_new(o, "allow_localhost", json_true());
+	pki__role_from_json(&r, o);
+	assert_true(pki__role_name_allowed(&r, "localhost"));
+	/* email SANs are checked by their domain */
+	assert_true(pki__role_name_allowed(&r, "ops@example.com"));
+	assert_false(pki__role_name_allowed(&r, "ops@other.org"));
+	/* allow_any_name, but hostnames still enforced */
+	json_object_set_new(o, "allow_any_name", json_true());
+	pki__role_from_json(&r, o);
+	assert_true(pki__role_name_allowed(&r, "anything.org"));
+	assert_false(pki__role_name_allowed(&r, "not a host"));
+	json_object_set_new(o, "enforce_hostnames", json_false());
+	pki__role_from_json(&r, o);
+	assert_true(pki__role_name_allowed(&r, "not a host"));
+	json_decref(o);
+
+	assert_true(pki__glob("spiffe://example.com/*", "spiffe://example.com/w/1"));
+	assert_false(pki__glob("spiffe://example.com/*", "spiffe://evil.com/w"));
+	assert_true(pki__glob("a*b*c", "aXXbYYc"));
+	assert_false(pki__glob("a*b*c", "aXXbYY"));
+}
+
+static void test_secrets_pki__ttl_capping(void **state)
+{
+	struct pki_role r = {.max_ttl = 72 * 3600};
+	struct pki_issuer iss = {.not_after = 1000000 + 100 * 3600, .leaf = PKI_LEAF_ERR};
+	struct logical_response resp = {0};
+	struct verr err = {0};
+	int64_t na = 0;
+	int64_t now = 1000000;
+	/* requested 10 days, role max 72h: capped with a warning */
+	assert_int_equal(pki__role_not_after(&r, 240 * 3600, "", now, 768 * 3600, 768 * 3600, &iss,
+					     &na, &resp, &err),
+			 0);
+	assert_int_equal(na, now + 72 * 3600);
+	assert_non_null(resp.warnings);
+	logical_response_reset(&resp);
+	/* no ttl: the mount default, capped to the role max */
+	assert_int_equal(pki__role_not_after(&r, 0, "", now, 768 * 3600, 768 * 3600, &iss, &na,
+					     NULL, &err),
+			 0);
+	assert_int_equal(na, now + 72 * 3600);
+	/* role ttl wins over the mount default */
+	r.ttl = 3600;
+	assert_int_equal(pki__role_not_after(&r, 0, "", now, 768 * 3600, 768 * 3600, &iss, &na,
+					     NULL, &err),
+			 0);
+	assert_int_equal(na, now + 3600);
+	/* without a role max, the mount max caps */
+	r.max_ttl = 0;
+	r.ttl = 0;
+	assert_int_equal(pki__role_not_after(&r, 200 * 3600, "", now, 3600, 90 * 3600, NULL, &na,
+					     NULL, &err),
+			 0);
+	assert_int_equal(na, now + 90 * 3600);
+	/* beyond the CA's notAfter: "err" refuses with Vault's message */
+	r.max_ttl = 0;
+	assert_int_equal(pki__role_not_after(&r, 200 * 3600, "", now, 3600, 1000 * 3600, &iss, &na,
+					     NULL, &err),
+			 VERR_INVALID);
+	assert_non_null(strstr(err.msg, "beyond the expiration of the CA certificate"));
+	/* "truncate" caps at the CA's notAfter */
+	iss.leaf = PKI_LEAF_TRUNCATE;
+	assert_int_equal(pki__role_not_after(&r, 200 * 3600, "", now, 3600, 1000 * 3600, &iss, &na,
+					     NULL, &err),
+			 0);
+	assert_int_equal(na, iss.not_after);
+	/* "permit" lets it through */
+	iss.leaf = PKI_LEAF_PERMIT;
+	assert_int_equal(pki__role_not_after(&r, 200 * 3600, "", now, 3600, 1000 * 3600, &iss, &na,
+					     NULL, &err),
+			 0);
+	assert_int_equal(na, now + 200 * 3600);
+	/* not_after as an RFC 3339 time */
+	assert_int_equal(pki__role_not_after(&r, 0, "1970-01-13T00:00:00Z", now, 3600, 1000 * 3600,
+					     NULL, &na, NULL, &err),
+			 0);
+	assert_int_equal(na, 12 * 86400);
+	assert_int_equal(pki__role_not_after(&r, 0, "tomorrow", now, 3600, 1000 * 3600, NULL, &na,
+					     NULL, &err),
+			 VERR_INVALID);
+}
+
+static void test_secrets_pki__key_types(void **state)
+{
+	struct verr err = {0};
+	int bits = 0;
+	assert_int_equal(pki__key_type_parse("rsa"), PKI_KEY_RSA);
+	assert_int_equal(pki__key_type_parse("ec"), PKI_KEY_EC);
+	assert_int_equal(pki__key_type_parse("ed25519"), PKI_KEY_ED25519);
+	assert_int_equal(pki__key_type_parse("any"), PKI_KEY_ANY);
+	assert_int_equal(pki__key_type_parse("dsa"), 0);
+	assert_int_equal(pki__key_bits_check(PKI_KEY_RSA, &bits, &err), 0);
+	assert_int_equal(bits, 2048);
+	bits = 0;
+	assert_int_equal(pki__key_bits_check(PKI_KEY_EC, &bits, &err), 0);
+	assert_int_equal(bits, 256);
+	bits = 1024;
+	assert_int_equal(pki__key_bits_check(PKI_KEY_RSA, &bits, &err), VERR_INVALID);
+	bits = 512;
+	assert_int_equal(pki__key_bits_check(PKI_KEY_EC, &bits, &err), VERR_INVALID);
+	const struct {
+		enum pki_key_type t;
+		int bits;
+	} gen[] = {{PKI_KEY_EC, 256}, {PKI_KEY_EC, 384}, {PKI_KEY_EC, 521}, {PKI_KEY_ED25519, 0},
+		   {PKI_KEY_RSA, 2048}};
+	for (size_t i = 0; i < sizeof(gen) / sizeof(gen[0]); i++) {
+		EVP_PKEY *k = NULL;
+		assert_int_equal(pki__keygen(&k, gen[i].t, gen[i].bits, &err), 0);
+		enum pki_key_type t;
+		int b;
+		pki__key_info(k, &t, &b);
+		assert_int_equal(t, gen[i].t);
+		if (gen[i].bits)
+			assert_int_equal(b, gen[i].bits);
+		/* the encodings Vault returns */
+		char *pem = pki__key_to_pem(k, "der");
+		assert_non_null(pem);
+		assert_non_null(strstr(pem, gen[i].t == PKI_KEY_RSA  ? "BEGIN RSA PRIVATE KEY"
+					    : gen[i].t == PKI_KEY_EC ? "BEGIN EC PRIVATE KEY"
+								     : "BEGIN PRIVATE KEY"));
+		EVP_PKEY *back = pki__key_from_pem(pem, strlen(pem));
+		assert_int_equal(EVP_PKEY_eq(back, k), 1);
+		EVP_PKEY_free(back);
+		pki__free_secret_str(pem);
+		pem = pki__key_to_pem(k, "pkcs8");
+		assert_non_null(strstr(pem, "BEGIN PRIVATE KEY"));
+		pki__free_secret_str(pem);
+		EVP_PKEY_free(k);
+	}
+}
+
+static void test_secrets_pki__serials(void **state)
+{
+	char out[80];
+	struct verr err = {0};
+	assert_int_equal(pki__serial_normalise("39:DD:2e", out, sizeof(out), &err), 0);
+	assert_string_equal(out, "39-dd-2e");
+	assert_int_equal(pki__serial_normalise("39-dd-2e", out, sizeof(out), &err), 0);
+	assert_string_equal(out, "39-dd-2e");
+	assert_int_equal(pki__serial_normalise("../etc", out, sizeof(out), &err), VERR_INVALID);
+	assert_int_equal(pki__serial_normalise("3:dd", out, sizeof(out), &err), VERR_INVALID);
+	ASN1_INTEGER *a = NULL, *b = NULL;
+	assert_int_equal(pki__serial_random(&a, &err), 0);
+	assert_int_equal(pki__serial_random(&b, &err), 0);
+	assert_int_not_equal(ASN1_INTEGER_cmp(a, b), 0);
+	assert_true(ASN1_STRING_length(a) >= 8); /* >= 64 bits */
+	ASN1_INTEGER_free(a);
+	ASN1_INTEGER_free(b);
+}
+
+/* ---- through the path table ---- */
+
+static X509 *pem_cert(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	assert_non_null(x);
+	return x;
+}
+
+static void test_secrets_pki__issue_sign_revoke(void **state)
+{
+	struct kvt t;
+	kvt_open(&t, &pki_backend_ops, NULL);
+	/* no CA yet */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
+				json_pack("{s:s,s:b,s:s,s:s}", "allowed_domains", "example.com",
+					  "allow_subdomains", 1, "max_ttl", "72h", "key_type", "ec")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web", json_pack("{s:s}", "common_name", "a.example.com")),
+			 VERR_INVALID);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
+				json_pack("{s:s,s:s,s:s}", "common_name", "Example Root", "ttl",
+					  "8760h", "key_type", "ec")),
+			 0);
+	assert_null(kvt_get(&t, "private_key")); /* internal: never returned */
+	X509 *ca = pem_cert(kvt_str(&t, "certificate"));
+	/* issue: a leaf signed by the root, with the key, 72h at most */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+				json_pack("{s:s,s:s}", "common_name", "api.example.com", "ttl", "1000h")),
+			 0);
+	assert_non_null(t.resp.warnings); /* capped to max_ttl */
+	X509 *leaf = pem_cert(kvt_str(&t, "certificate"));
+	assert_int_equal(X509_verify(leaf, X509_get0_pubkey(ca)), 1);
+	assert_string_equal(kvt_str(&t, "private_key_type"), "ec");
+	assert_non_null(strstr(kvt_str(&t, "private_key"), "EC PRIVATE KEY"));
+	int64_t exp = kvt_int(&t, "expiration");
+	int64_t nb = pki__asn1_time_unix(X509_get0_notBefore(leaf));
+	assert_true(exp - nb <= 72 * 3600 + 30 && exp - nb >= 72 * 3600);
+	char serial[80];
+	snprintf(serial, sizeof(serial), "%s", kvt_str(&t, "serial_number"));
+	assert_non_null(strchr(serial, ':'));
+	/* names outside the role: Vault's message */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web", json_pack("{s:s}", "common_name", "evil.org")),
+			 VERR_INVALID);
+	assert_string_equal(t.err.msg, "common name evil.org not allowed by this role");
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/nope", json_pack("{s:s}", "common_name", "a.example.com")),
+			 VERR_INVALID);
+	assert_string_equal(t.err.msg, "unknown role: nope");
+	/* sign a CSR: an RSA CSR is refused by an EC role */
+	EVP_PKEY *rsa = NULL;
+	struct verr err = {0};
+	assert_int_equal(pki__keygen(&rsa, PKI_KEY_RSA, 2048, &err), 0);
+	json_t *dns = json_array();
+	struct pki_subject subj = {.cn = "svc.example.com", .dns = dns};
+	X509_REQ *csr = NULL;
+	assert_int_equal(pki__csr_build(&csr, &subj, rsa, false, &err), 0);
+	BIO *bio = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509_REQ(bio, csr);
+	char *cp = NULL;
+	long cl = BIO_get_mem_data(bio, &cp);
+	char *csr_pem = strndup(cp, (size_t)cl);
+	BIO_free(bio);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "sign/web", json_pack("{s:s}", "csr", csr_pem)),
+			 VERR_INVALID);
+	assert_string_equal(t.err.msg, "role requires keys of type ec");
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/any",
+				json_pack("{s:s,s:b,s:s,s:s}", "allowed_domains", "example.com",
+					  "allow_subdomains", 1, "key_type", "any", "ttl", "1h")),
+			 0);
+	int src = kvt_do(&t, LOP_UPDATE, "sign/any", json_pack("{s:s}", "csr", csr_pem));
+	if (src)
+		print_error("sign: %s\n", t.err.msg);
+	assert_int_equal(src, 0);
+	X509 *signed_leaf = pem_cert(kvt_str(&t, "certificate"));
+	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(signed_leaf), X509_REQ_get_subject_name(csr)), 0);
+	assert_null(kvt_get(&t, "private_key"));
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "sign/any", json_pack("{s:s}", "csr", "garbage")),
+			 VERR_INVALID);
+	assert_non_null(strstr(t.err.msg, "certificate request could not be parsed"));
+	/* revoke -> in the CRL */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "revoke", json_pack("{s:s}", "serial_number", serial)), 0);
+	int64_t rt = kvt_int(&t, "revocation_time");
+	assert_true(rt > 0);
+	assert_int_equal(kvt_do(&t, LOP_READ, "crl", NULL), 0);
+	assert_true(t.resp.raw);
+	const unsigned char *p = (const unsigned char *)t.resp.raw_body;
+	X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)t.resp.raw_len);
+	assert_non_null(crl);
+	assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(ca)), 1);
+	X509_REVOKED *rev = NULL;
+	assert_int_equal(X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(leaf)), 1);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+	X509_CRL_free(crl);
+	/* revoking again keeps the first time; unknown serials are a 400 */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "revoke", json_pack("{s:s}", "serial_number", serial)), 0);
+	assert_int_equal(kvt_int(&t, "revocation_time"), rt);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "revoke", json_pack("{s:s}", "serial_number", "01:02")),
+			 VERR_INVALID);
+	/* a restarted instance reads the CA and the CRL back from storage */
+	kvt_reinit(&t, NULL);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web", json_pack("{s:s}", "common_name", "b.example.com")), 0);
+	assert_int_equal(kvt_do(&t, LOP_READ, "crl", NULL), 0);
+	p = (const unsigned char *)t.resp.raw_body;
+	crl = d2i_X509_CRL(NULL, &p, (long)t.resp.raw_len);
+	assert_non_null(crl);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+	X509_CRL_free(crl);
+	free(csr_pem);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(rsa);
+	json_decref(dns);
+	X509_free(signed_leaf);
+	X509_free(leaf);
+	X509_free(ca);
+	kvt_close(&t);
+}
+
+/* A hand-written CRL with many entries parses with OpenSSL and stays sorted. */
+static void test_secrets_pki__crl_encode_many(void **state)
+{
+	struct verr err = {0};
+	EVP_PKEY *k = NULL;
+	assert_int_equal(pki__keygen(&k, PKI_KEY_EC, 256, &err), 0);
+	X509_NAME *n = X509_NAME_new();
+	X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_ASC, (const unsigned char *)"CA", -1, -1, 0);
+	struct pki_issuer iss = {.pkey = k, .md = pki__md_for(k, 0)};
+	iss.name_der_len = i2d_X509_NAME(n, &iss.name_der);
+	size_t cnt = 5000;
+	struct pki_revoked *v = calloc(cnt, sizeof(*v));
+	for (size_t i = 0; i < cnt; i++) {
+		v[i].len = 20;
+		for (int j = 0; j < 20; j++)
+			v[i].serial[j] = (uint8_t)((i * 2654435761u) >> (j % 4 * 8)) ^ (uint8_t)j;
+		v[i].serial[0] |= 0x80; /* high bit: the encoder must pad */
+		v[i].time = 1700000000 + (int64_t)i;
+	}
+	pki__crl_sort(v, cnt);
+	uint8_t *der = NULL;
+	size_t len = 0;
+	assert_int_equal(pki__crl_encode(&iss, v, cnt, 7, 1700000000, 1700003600, &der, &len, &err), 0);
+	const unsigned char *p = der;
+	X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+	assert_non_null(crl);
+	assert_int_equal(X509_CRL_verify(crl, k), 1);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), (int)cnt);
+	ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	assert_int_equal(ASN1_INTEGER_get(num), 7);
+	ASN1_INTEGER_free(num);
+	X509_CRL_free(crl);
+	free(der);
+	free(v);
+	OPENSSL_free(iss.name_der);
+	X509_NAME_free(n);
+	EVP_PKEY_free(k);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_secrets_pki__names_subdomains),
+		cmocka_unit_test(test_secrets_pki__names_bare_glob_localhost_any),
+		cmocka_unit_test(test_secrets_pki__ttl_capping),
+		cmocka_unit_test(test_secrets_pki__key_types),
+		cmocka_unit_test(test_secrets_pki__serials),
+		cmocka_unit_test(test_secrets_pki__issue_sign_revoke),
+		cmocka_unit_test(test_secrets_pki__crl_encode_many),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
