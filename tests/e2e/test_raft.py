@@ -385,6 +385,16 @@ class RaftCluster(unittest.TestCase):
             self.assertEqual(c3.secrets.kv.v2.read_secret_version(path=path)["data"]["data"],
                              {"v": v})
 
+    def test_2c_step_down_moves_raft_leadership(self):
+        act = wait(self.active, what="active")
+        r = act.put("sys/step-down", {}, token=self.token)
+        self.assertEqual(r.status, 204, r.body)
+        new = wait(lambda: self.active_except(act), timeout=20, what="another active node")
+        cfg = wait(lambda: (lambda c: c if [s["node_id"] for s in c["servers"]
+                                             if s["leader"]] == [new.node_id] else None)(
+            self.config(new)), what="raft leadership on the new active node")
+        self.assertEqual(len(cfg["servers"]), 3)
+
     def active_except(self, skip):
         for n in self.nodes:
             if n is skip or n.proc is None or n.proc.poll() is not None:
