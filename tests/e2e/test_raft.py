@@ -395,6 +395,28 @@ class RaftCluster(unittest.TestCase):
             self.config(new)), what="raft leadership on the new active node")
         self.assertEqual(len(cfg["servers"]), 3)
 
+    def test_9_whole_cluster_restart(self):
+        """Every node stops (SIGTERM) and starts again: raft state and the
+        data come back from disk, a leader is elected, unseal works."""
+        act = wait(self.active, what="active")
+        client = hvac.Client(url="http://" + act.addr, token=self.token)
+        client.secrets.kv.v2.create_or_update_secret(path="restart/k", secret={"v": "kept"})
+        members = {s["node_id"] for s in self.config(act)["servers"]}
+        live = [n for n in self.nodes if n.node_id in members and n.proc.poll() is None]
+        for n in live:
+            n.stop()
+        for n in live:
+            n.start()
+        for n in live:
+            wait(lambda n=n: n.get("sys/seal-status").json()["initialized"], timeout=30,
+                 what=n.node_id + " sees its data after restart")
+            for k in self.keys[:2]:
+                n.put("sys/unseal", {"key": k})
+        a = wait(self.active, timeout=30, what="an active node after the restart")
+        got = wait(lambda: hvac.Client(url="http://" + a.addr, token=self.token)
+                   .secrets.kv.v2.read_secret_version(path="restart/k"), what="the secret")
+        self.assertEqual(got["data"]["data"], {"v": "kept"})
+
     def active_except(self, skip):
         for n in self.nodes:
             if n is skip or n.proc is None or n.proc.poll() is not None:
