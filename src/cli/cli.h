@@ -284,6 +284,12 @@ int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_raft_save(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_raft_restore(struct cli *c, int argc, char **argv);
+/* cmd_raft.c */
+int cli_cmd_operator_raft_join(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_list_peers(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_remove_peer(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_inspect(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_autopilot_state(struct cli *c, int argc, char **argv);
 
 int cli_cmd_read(struct cli *c, int argc, char **argv);
 int cli_cmd_write(struct cli *c, int argc, char **argv);

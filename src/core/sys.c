@@ -22,6 +22,7 @@
 #include "core/policy.h"
 #include "core/router.h"
 #include "core/state.h"
+#include "core/sys_raft.h"
 #include "core/token.h"
 #include "core/unseal.h"
 #include "core/wrapping.h"
@@ -541,12 +542,6 @@ static int h_ha_status(struct logical_request *req, struct logical_response *res
 	return rc ? rc : top(resp, o);
 }
 
-static int h_raft_snapshot(struct logical_request *req, struct logical_response *resp,
-			   struct verr *err)
-{
-	return verr_set(err, VERR_INVALID, "raft storage is not in use: snapshots need storage \"raft\"");
-}
-
 static int h_version_history(struct logical_request *req, struct logical_response *resp,
 			     struct verr *err)
 {
@@ -685,8 +680,23 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
 	{.pattern = "ha-status", .ops = {{LOP_READ, h_ha_status}}},
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
-	{.pattern = "storage/raft/snapshot", .ops = {{LOP_READ, h_raft_snapshot}, {LOP_UPDATE, h_raft_snapshot}}},
-	{.pattern = "storage/raft/snapshot-force", .ops = {{LOP_UPDATE, h_raft_snapshot}}},
+	/* integrated raft storage (sys_raft.c) */
+	{.pattern = "storage/raft/snapshot", .sudo = true,
+	 .ops = {{LOP_READ, sys_raft_snapshot}, {LOP_UPDATE, sys_raft_snapshot}}},
+	{.pattern = "storage/raft/snapshot-force", .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_raft_snapshot_force}}},
+	{.pattern = "storage/raft/configuration", .ops = {{LOP_READ, sys_raft_configuration}}},
+	{.pattern = "storage/raft/remove-peer", .fields = sys_raft_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_raft_remove_peer}}},
+	{.pattern = "storage/raft/autopilot/state", .ops = {{LOP_READ, sys_raft_autopilot_state}}},
+	{.pattern = "storage/raft/autopilot/configuration", .fields = sys_raft_autopilot_fields,
+	 .ops = {{LOP_READ, sys_raft_autopilot_config}, {LOP_UPDATE, sys_raft_autopilot_config}}},
+	{.pattern = "storage/raft/join", .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, sys_raft_join_unsealed}}},
+	{.pattern = "storage/raft/bootstrap/challenge", .fields = sys_raft_fields,
+	 .unauthenticated = true, .ops = {{LOP_UPDATE, sys_raft_challenge}}},
+	{.pattern = "storage/raft/bootstrap/answer", .fields = sys_raft_fields,
+	 .unauthenticated = true, .ops = {{LOP_UPDATE, sys_raft_answer}}},
 	/* leases (sys_leases.c); the un-prefixed forms are Vault's legacy paths */
 	{.pattern = "leases/lookup", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_lookup}}},
 	{.pattern = "leases/lookup/{prefix**}", .fields = sys_leases_fields, .sudo = true,

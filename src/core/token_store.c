@@ -723,6 +723,15 @@ static struct token_entry *batch_open(struct token_store *ts, const char *raw)
 	free(std);
 	if (rc)
 		return NULL;
+	/* one spelling per token: base64 that differs only in the unused low
+	 * bits of the last character decodes to the same bytes; refuse it */
+	char *canon = b64_encode(ct, ctlen, true);
+	bool same = canon && !strcmp(canon, raw + 2);
+	free(canon);
+	if (!same) {
+		b64_free(ct, ctlen, false);
+		return NULL;
+	}
 	rc = aead_blob_open(&pt, &ptlen, ts->batch_key, BATCH_AAD, ct, ctlen, NULL);
 	b64_free(ct, ctlen, false);
 	if (rc)

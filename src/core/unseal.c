@@ -43,6 +43,7 @@
 #include "core/barrier.h"
 #include "core/state.h"
 #include "core/sys.h"
+#include "core/sys_raft.h"
 #include "core/token.h"
 #include "seal/seal.h"
 #include "util/aead.h"
@@ -1095,6 +1096,10 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 		if (!write)
 			goto unsupported;
 		*rc = unseal_submit(c, req->data, &out, err);
+	} else if (strip_slash_eq(p, "sys/storage/raft/join") && state_get(c) == CORE_SEALED) {
+		if (!write)
+			goto unsupported;
+		*rc = sys_raft_join(c, req->data, &out, err); /* sys_raft.c */
 	} else if (strip_slash_eq(p, "sys/leader") && state_get(c) == CORE_STANDBY) {
 		/* a standby answers for itself (the active's view would say
 		 * is_self); an active node takes the normal route */

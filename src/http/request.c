@@ -560,7 +560,14 @@ int http__build_request(struct http_built *out, struct http_reply *reply,
 	} else if (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0) {
 		op = LOP_UPDATE;
 		json_decref(data);
-		if (body_data(&data, reply, in))
+		data = NULL;
+		/* a snapshot restore uploads a gzipped tar, not JSON */
+		if (!strcmp(decoded, "/v1/sys/storage/raft/snapshot") ||
+		    !strcmp(decoded, "/v1/sys/storage/raft/snapshot-force")) {
+			data = json_object();
+			out->req.raw_body = (const uint8_t *)in->body;
+			out->req.raw_body_len = in->body ? in->body_len : 0;
+		} else if (body_data(&data, reply, in))
 			goto out;
 	} else if (strcmp(m, "PATCH") == 0) {
 		char mt[128];

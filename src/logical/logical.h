@@ -85,6 +85,10 @@ struct logical_request {
 	const char *mount_uuid;
 	json_t *mount_options;  /* borrowed: the mount's options object */
 	json_t *data;           /* borrowed: request body (object) or query args */
+	/* borrowed: the body as sent, for the endpoints that take a binary
+	 * upload (sys/storage/raft/snapshot); data is then {} */
+	const uint8_t *raw_body;
+	size_t raw_body_len;
 	json_t *fields;         /* borrowed: data converted per the path's schema,
 				 * plus captures; read with request_*() */
 	const char *client_token;          /* raw token (never log it) */

@@ -11,6 +11,7 @@
 #include "auth/auth.h"
 #include "auth/kubernetes.h"
 #include "core/token.h"
+#include "physical/raft.h"
 #include "secrets/secrets.h"
 
 static const struct physical_entry physicals[] = {
@@ -18,6 +19,7 @@ static const struct physical_entry physicals[] = {
 	{"file", physical_file_new},
 	{"etcd", physical_etcd_new},
 	{"consul", physical_consul_new},
+	{"raft", physical_raft_new},
 	{NULL, NULL},
 };
 

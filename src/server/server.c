@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/sys_raft.h"
 #include "http/http.h"
 #include "server/config.h"
 #include "seal/seal.h"
@@ -248,6 +249,11 @@ int server_main(int argc, char **argv)
 	struct physical *phys = NULL, *ha_phys = NULL;
 	struct seal *seal = NULL, *old_seal = NULL;
 	struct core_autounseal *autounseal = NULL;
+	/* raft listens on the top-level cluster_addr (Vault's contract) */
+	if (!strcmp(cfg->storage->type, "raft") && cfg->cluster_addr &&
+	    !json_object_get(cfg->storage->options, "cluster_addr"))
+		json_object_set_new(cfg->storage->options, "cluster_addr",
+				    json_string(cfg->cluster_addr));
 	rc = pnew(&phys, cfg->storage->options, &err);
 	if (rc) {
 		fprintf(stderr, "Error initializing storage of type %s: %s\n", cfg->storage->type, err.msg);
@@ -439,6 +445,18 @@ int server_main(int argc, char **argv)
 	}
 	if (cfg->pid_file && (rc = write_pid_file(cfg->pid_file)) < 0)
 		log_error("core", "could not write pid_file %s: %s", cfg->pid_file, strerror(-rc));
+	if (!a.dev && sys_raft_retry_join_start(core, cfg->storage->options, &err)) {
+		fprintf(stderr, "Error: %s\n", err.msg);
+		http_cluster_echo_stop(echo);
+		http_listener_stop(cluster_l);
+		for (size_t i = 0; i < cfg->nlisteners; i++)
+			http_listener_stop(ls[i]);
+		free(ls);
+		core_free(core);
+		physical_close(ha_phys);
+		config_free(cfg);
+		return 1;
+	}
 	printf("==> Coffer server started! Log data will stream in below:\n\n");
 	fflush(stdout);
 	log_info("core", "listening; storage=%s", cfg->storage->type);
@@ -485,6 +503,7 @@ int server_main(int argc, char **argv)
 	http_cluster_echo_stop(echo);
 	http_listener_stop(cluster_l);
 	core_autounseal_stop(autounseal);
+	sys_raft_stop(); /* join threads end before the core goes */
 	core_seal(core);
 	core_free(core);
 	seal_close(old_seal);
