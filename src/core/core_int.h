@@ -108,6 +108,7 @@ struct core {
 	size_t cluster_key_len;
 	uint64_t cluster_gen;
 	struct periodic *periodic;    /* ACTIVE only */
+	int telemetry_id;             /* the metrics collector (telemetry.c) */
 
 	/* ---- ceremonies (unseal.c), guarded by unseal_lock ---- */
 	pthread_mutex_t init_lock;

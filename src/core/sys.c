@@ -22,6 +22,7 @@
 #include "core/policy.h"
 #include "core/router.h"
 #include "core/state.h"
+#include "core/telemetry.h"
 #include "core/token.h"
 #include "core/unseal.h"
 #include "util/hcl.h"
@@ -640,6 +641,7 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "capabilities", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_token}}},
 	{.pattern = "capabilities-accessor", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_accessor}}},
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
+	{.pattern = "metrics", .fields = telemetry_metrics_fields, .ops = {{LOP_READ, telemetry_sys_metrics}}},
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
 	{.pattern = "storage/raft/snapshot", .ops = {{LOP_READ, h_raft_snapshot}, {LOP_UPDATE, h_raft_snapshot}}},
 	{.pattern = "storage/raft/snapshot-force", .ops = {{LOP_UPDATE, h_raft_snapshot}}},

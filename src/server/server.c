@@ -21,6 +21,7 @@
 #include "util/duration.h"
 #include "util/hcl.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/secmem.h"
 
 #define MAX_CONFIGS 64
@@ -134,6 +135,18 @@ static void apply_logging(const struct server_config *cfg, const struct server_a
 	log_set_json(fmt && !strcmp(fmt, "json"));
 }
 
+/* telemetry { }: what sys/metrics renders (the registry counts regardless) */
+static void apply_telemetry(const struct server_config *cfg)
+{
+	struct metrics_config mc = {
+		.prometheus_retention_s = cfg->telemetry.prometheus_retention_time,
+		.disable_hostname = cfg->telemetry.disable_hostname,
+		.enable_hostname_label = cfg->telemetry.enable_hostname_label,
+		.prefix = cfg->telemetry.metrics_prefix,
+	};
+	metrics_configure(&mc);
+}
+
 /* Vault's pid_file: the process ID, written once the listeners are up and
  * removed at a clean shutdown. */
 static int write_pid_file(const char *path)
@@ -194,6 +207,7 @@ int server_main(int argc, char **argv)
 		return 1;
 	}
 	apply_logging(cfg, &a);
+	apply_telemetry(cfg);
 	if (a.log_level && log_level_parse(a.log_level) < 0) {
 		fprintf(stderr, "Error: unknown log level \"%s\"\n", a.log_level);
 		config_free(cfg);
@@ -433,6 +447,7 @@ int server_main(int argc, char **argv)
 			struct verr e2 = {0};
 			if (!a.dev && config_load(&ncfg, a.configs, a.nconfigs, &e2) == 0) {
 				apply_logging(ncfg, &a);
+				apply_telemetry(ncfg);
 				/* a new log_file path takes effect at reload */
 				if (ncfg->log_file && (!cfg->log_file || strcmp(ncfg->log_file, cfg->log_file)) &&
 				    (lr = log_set_file(ncfg->log_file)) < 0)
