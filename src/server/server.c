@@ -133,6 +133,9 @@ static void apply_logging(const struct server_config *cfg, const struct server_a
 	log_set_level(l < 0 ? LOG_INFO : (enum log_level)l);
 	const char *fmt = a->log_format ? a->log_format : cfg->log_format;
 	log_set_json(fmt && !strcmp(fmt, "json"));
+	/* Vault rotates log_file every 24h unless log_rotate_duration says otherwise */
+	log_set_rotation(cfg->log_rotate_bytes, cfg->log_rotate_max_files,
+			 cfg->log_rotate_duration ? cfg->log_rotate_duration : 24 * 3600);
 }
 
 /* telemetry { }: what sys/metrics renders (the registry counts regardless) */
