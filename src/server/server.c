@@ -150,6 +150,25 @@ static void apply_telemetry(const struct server_config *cfg)
 	metrics_configure(&mc);
 }
 
+/* VAULT_API_ADDR / VAULT_CLUSTER_ADDR override api_addr / cluster_addr, as
+ * in Vault: one ConfigMap serves every pod of a StatefulSet, each pod
+ * setting its own addresses in its environment (deploy/kubernetes). */
+static int apply_addr_env(struct server_config *cfg)
+{
+	const char *api = getenv("VAULT_API_ADDR"), *cl = getenv("VAULT_CLUSTER_ADDR");
+	if (api && *api) {
+		free(cfg->api_addr);
+		if (!(cfg->api_addr = strdup(api)))
+			return -1;
+	}
+	if (cl && *cl) {
+		free(cfg->cluster_addr);
+		if (!(cfg->cluster_addr = strdup(cl)))
+			return -1;
+	}
+	return 0;
+}
+
 /* Vault's pid_file: the process ID, written once the listeners are up and
  * removed at a clean shutdown. */
 static int write_pid_file(const char *path)
@@ -211,6 +230,11 @@ int server_main(int argc, char **argv)
 	}
 	apply_logging(cfg, &a);
 	apply_telemetry(cfg);
+	if (apply_addr_env(cfg)) {
+		fprintf(stderr, "Error: out of memory\n");
+		config_free(cfg);
+		return 1;
+	}
 	if (a.log_level && log_level_parse(a.log_level) < 0) {
 		fprintf(stderr, "Error: unknown log level \"%s\"\n", a.log_level);
 		config_free(cfg);
