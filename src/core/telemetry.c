@@ -42,10 +42,8 @@ void telemetry_route(enum logical_op op, const char *mount_path, uint64_t t0)
 	size_t ol = strlen(opn), ml = strlen(mount_path);
 	if (12 + ol + 1 + ml + 1 > sizeof(name))
 		return;
-	memcpy(name, "vault.route.", 12);
-	memcpy(name + 12, opn, ol);
-	name[12 + ol] = '.';
-	char *p = name + 13 + ol;
+	char *p = stpcpy(stpcpy(name, "vault.route."), opn);
+	*p++ = '.';
 	for (size_t i = 0; i < ml; i++)
 		p[i] = mount_path[i] == '/' ? '-' : mount_path[i];
 	p[ml] = '\0';

@@ -88,11 +88,12 @@ int http__metrics(struct core *core, bool unauthenticated, const struct http_bui
 	if (b->req.op != LOP_READ || !p || (strcmp(p, "sys/metrics") && strcmp(p, "sys/metrics/")))
 		return 0;
 	if (!unauthenticated) {
-		if (core_sealed(core) || core_active(core))
-			return 0; /* sealed: 503; active: the pipeline */
+		/* only a standby that knows the active gets past the forward
+		 * target; the active (the pipeline), a sealed node (503) and a
+		 * standby without an active (307/503) carry on as usual */
 		int ok = standby_authorize(core, raw, rep);
 		if (ok < 0)
-			return 0; /* no active to ask: the usual standby answer */
+			return 0;
 		if (ok == 0)
 			return 1;
 	}

@@ -135,6 +135,8 @@ static void prune_archives(const char *dir, const char *stem, const char *ext)
 	char **arch = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *e;
+	/* readdir_r is deprecated; this DIR is local to the call */
+	// cppcheck-suppress readdirCalled
 	while ((e = readdir(d))) {
 		if (!is_archive(e->d_name, stem, ext))
 			continue;
@@ -151,7 +153,8 @@ static void prune_archives(const char *dir, const char *stem, const char *ext)
 		n++;
 	}
 	closedir(d);
-	qsort(arch, n, sizeof(*arch), cmp_str);
+	if (n)
+		qsort(arch, n, sizeof(*arch), cmp_str);
 	size_t keep = g_rot_max_files < 0 ? 0 : (size_t)g_rot_max_files;
 	for (size_t i = 0; i < n; i++) {
 		if (i + keep < n) {

@@ -228,7 +228,7 @@ static struct family *family_new(const char *name, enum metric_kind kind)
 {
 	if (nfams == capfams) {
 		size_t nc = capfams ? capfams * 2 : 64;
-		struct family **nf = realloc(fams, nc * sizeof(*nf));
+		struct family **nf = realloc(fams, nc * sizeof(struct family *));
 		if (!nf)
 			return NULL;
 		fams = nf;
@@ -255,7 +255,7 @@ static struct family *family_new(const char *name, enum metric_kind kind)
 			break;
 		at--;
 	}
-	memmove(fams + at + 1, fams + at, (nfams - at) * sizeof(*fams));
+	memmove(fams + at + 1, fams + at, (nfams - at) * sizeof(struct family *));
 	fams[at] = f;
 	nfams++;
 	return f;
@@ -863,6 +863,8 @@ static void runtime_collect(void)
 	if (d) {
 		long n = 0;
 		struct dirent *e;
+		/* readdir_r is deprecated; this DIR is local to the call */
+		// cppcheck-suppress readdirCalled
 		while ((e = readdir(d)))
 			if (e->d_name[0] != '.')
 				n++;
