@@ -23,8 +23,10 @@ each is checked the way its tool would (no cluster, no image builder here):
     entrypoint, apt lists removed) and its runtime packages cover every
     shared library `readelf -d` lists for the built binary.
   * Prometheus rules: promtool check rules + promtool test rules.
-  * coffer-backup.sh (shellcheck-clean) end to end with a stand-in coffer
-    command (raft snapshots are not on main yet): a verified snapshot is
+  * coffer-backup.sh (shellcheck-clean) end to end against a real
+    single-node raft server when the binary has raft storage (skipped
+    otherwise; raft is not on main yet), and with a stand-in coffer
+    command for the failure cases: a verified snapshot is
     kept with its checksum, snapshots past 7 days are rotated, the newest
     MIN_KEEP always stay; a failed save or a snapshot failing `inspect`
     rotates nothing and leaves no partial file; a second run while one
@@ -551,6 +553,43 @@ class Backup(unittest.TestCase):
         self.assertIn("another backup is running", p.stderr.decode())
         first.communicate(timeout=30)
         self.assertEqual(first.returncode, 0)
+
+    def test_against_a_raft_node(self):
+        # the real commands against a real single-node raft server, once the
+        # binary has raft storage (skipped on a build without it)
+        from harness import Server, free_port, BIN
+        cport = free_port()
+        s = Server(storage='storage "raft" {\n  path = "%s"\n  node_id = "n1"\n}' %
+                   os.path.join(self.tmp, "raft"))
+        os.makedirs(os.path.join(self.tmp, "raft"))
+        with open(s.config_path, "a") as f:
+            f.write('api_addr = "http://%s"\ncluster_addr = "https://127.0.0.1:%d"\n' % (s.addr, cport))
+        self.addCleanup(s.cleanup)
+        try:
+            s.start()
+        except RuntimeError as e:
+            if "not supported" in str(e):
+                self.skipTest("this build has no raft storage")
+            raise
+        s.init_unseal()
+        deadline = time.time() + 20
+        while time.time() < deadline and s.put("sys/mounts/kv", {"type": "kv"}).status not in (200, 204):
+            time.sleep(0.2)
+        self.assertIn(s.put("kv/a", {"v": "1"}).status, (200, 204))
+        env = dict(os.environ, COFFER=BIN, COFFER_BACKUP_DIR=self.dir, VAULT_ADDR="http://" + s.addr,
+                   VAULT_TOKEN=s.root_token)
+        p = subprocess.run(["bash", self.script], env=env, capture_output=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        snaps = self.snaps()
+        self.assertEqual(len(snaps), 1)
+        p = subprocess.run([BIN, "operator", "raft", "snapshot", "inspect", os.path.join(self.dir, snaps[0])],
+                           env=env, capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        # a second run a second later keeps both (nothing is old)
+        time.sleep(1.1)
+        self.assertEqual(subprocess.run(["bash", self.script], env=env, capture_output=True,
+                                        timeout=120).returncode, 0)
+        self.assertEqual(len(self.snaps()), 2)
 
     @unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze not installed")
     def test_systemd_units_verify(self):
