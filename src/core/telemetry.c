@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "core/core_int.h"
@@ -111,6 +112,26 @@ int telemetry_timed(int rc, const char *name, uint64_t t0)
 	return rc;
 }
 
+/* vault.token.count: one storage list of the accessor index, at most once
+ * per usage_gauge_period (10 min), the first time at the first scrape.
+ * Active node, state lock held for reading. */
+static void token_count(struct core *c)
+{
+	static int64_t last; /* collectors run one at a time (render mutex) */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (last && ts.tv_sec - last < metrics_usage_gauge_period())
+		return;
+	char **keys = NULL;
+	size_t n = 0;
+	struct verr e = {0};
+	if (view_list(&c->token_view, "accessor/", &keys, &n, &e) == 0) {
+		metrics_gauge("vault.token.count", NULL, (double)n);
+		last = ts.tv_sec ? ts.tv_sec : 1;
+	}
+	physical_list_free(keys, n);
+}
+
 static void collect(void *ctx)
 {
 	struct core *c = ctx;
@@ -133,6 +154,7 @@ static void collect(void *ctx)
 		for (size_t i = 0; i < c->nmounts; i++)
 			c->mounts[i]->is_auth ? nauth++ : nlog++;
 		pthread_rwlock_unlock(&c->mounts_lock);
+		token_count(c);
 		const char *lt[] = {"type", "logical", "local", "false", NULL};
 		const char *at[] = {"type", "auth", "local", "false", NULL};
 		metrics_gauge("vault.core.mount_table.num_entries", lt, (double)nlog);

@@ -146,6 +146,7 @@ static void apply_telemetry(const struct server_config *cfg)
 		.disable_hostname = cfg->telemetry.disable_hostname,
 		.enable_hostname_label = cfg->telemetry.enable_hostname_label,
 		.prefix = cfg->telemetry.metrics_prefix,
+		.usage_gauge_period_s = cfg->telemetry.usage_gauge_period,
 	};
 	metrics_configure(&mc);
 }

@@ -107,6 +107,7 @@ static int next_collector_id = 1;
 static struct {
 	int64_t retention_s;
 	bool disable_hostname, hostname_label;
+	int64_t usage_period_s;
 	char prefix[64];
 	char host[256];
 } cfg = {.retention_s = 0, .disable_hostname = false, .prefix = "vault"};
@@ -497,11 +498,18 @@ void metrics_configure(const struct metrics_config *c)
 	cfg.retention_s = c->prometheus_retention_s;
 	cfg.disable_hostname = c->disable_hostname;
 	cfg.hostname_label = c->enable_hostname_label;
+	cfg.usage_period_s = c->usage_gauge_period_s;
 	copy_name_part(cfg.prefix, sizeof(cfg.prefix), c->prefix && *c->prefix ? c->prefix : "vault");
 	if (gethostname(cfg.host, sizeof(cfg.host)) != 0)
 		copy_name_part(cfg.host, sizeof(cfg.host), "localhost");
 	cfg.host[sizeof(cfg.host) - 1] = '\0';
 	pthread_mutex_unlock(&render_mu);
+}
+
+int64_t metrics_usage_gauge_period(void)
+{
+	/* read by collectors, which run under render_mu */
+	return cfg.usage_period_s > 0 ? cfg.usage_period_s : 600;
 }
 
 int metrics_format_parse(const char *format, const char *accept)

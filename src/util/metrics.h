@@ -94,8 +94,11 @@ struct metrics_config {
 	bool disable_hostname;          /* false: gauges get the host name in their key (Vault) */
 	bool enable_hostname_label;     /* a host="..." label on every series */
 	const char *prefix;             /* NULL or "": "vault" */
+	int64_t usage_gauge_period_s;   /* how often costly gauges are recomputed; 0: 10 min */
 };
 void metrics_configure(const struct metrics_config *cfg);
+/* usage_gauge_period in seconds (collectors of costly gauges) */
+int64_t metrics_usage_gauge_period(void);
 
 enum metrics_format {
 	METRICS_JSON = 1,     /* Vault's in-memory sink: {Timestamp,Gauges,Counters,Samples} */

@@ -40,9 +40,11 @@ from harness import Server, free_port
 TELEMETRY = 'telemetry {\n  prometheus_retention_time = "30s"\n  disable_hostname = true\n}\n'
 PROMTOOL = shutil.which("promtool")
 # lints promtool applies to any exporter; Vault's own names trigger these
-# (its counters have no _total, its latencies are in ms): not format errors
+# (its counters have no _total, its latencies are in ms, its gauge is
+# vault_token_count): not format errors
 VAULT_NAMING_LINTS = ("counter metrics should have \"_total\" suffix",
-                      "non-base units", "use base unit")
+                      "non-base units", "use base unit",
+                      "non-histogram and non-summary metrics should not have \"_count\" suffix")
 
 
 def families(text):
@@ -124,6 +126,7 @@ class Telemetry(unittest.TestCase):
         self.assertEqual(sample(fams, "vault_core_active"), 1)
         # the alice login's token expires: the one lease (the root token does not)
         self.assertEqual(sample(fams, "vault_expire_num_leases"), 1)
+        self.assertEqual(sample(fams, "vault_token_count"), 2)  # root + alice's
         self.assertGreater(sample(fams, "vault_runtime_rss_bytes"), 1 << 20)
         self.assertGreater(sample(fams, "vault_runtime_threads"), 1)
         self.assertGreater(sample(fams, "vault_runtime_open_fds"), 3)
