@@ -21,6 +21,7 @@
 
 #include "audit/audit.h"
 #include "core/audit_broker.h"
+#include "core/telemetry.h"
 #include "core/token.h"
 #include "util/timefmt.h"
 
@@ -122,8 +123,9 @@ int audit_hooks_request(struct core *c, const struct logical_request *req,
 		return 0;
 	struct audit_entry e;
 	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
+	uint64_t t0 = metrics_now();
 	entry_fill(&e, "request", req, te, NULL, rc, rerr, tbuf, ibuf);
-	return audit_broker_log_entry(c->audit, &e, err);
+	return telemetry_audit(true, t0, audit_broker_log_entry(c->audit, &e, err));
 }
 
 int audit_hooks_response(struct core *c, const struct logical_request *req,
@@ -134,6 +136,7 @@ int audit_hooks_response(struct core *c, const struct logical_request *req,
 		return 0;
 	struct audit_entry e;
 	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
+	uint64_t t0 = metrics_now();
 	entry_fill(&e, "response", req, te, resp, rc, rerr, tbuf, ibuf);
 	/* an unwrap is logged with the response it hands out (Vault: the
 	 * decoded body, its secrets HMAC'd like any other response) */
@@ -154,7 +157,7 @@ int audit_hooks_response(struct core *c, const struct logical_request *req,
 			}
 		}
 	}
-	int arc = audit_broker_log_entry(c->audit, &e, err);
+	int arc = telemetry_audit(false, t0, audit_broker_log_entry(c->audit, &e, err));
 	json_decref(inner);
 	return arc;
 }

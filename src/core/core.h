@@ -114,6 +114,17 @@ void core_autounseal_stop(struct core_autounseal *a);
 char *core_ha_echo_body(struct core *c);
 int core_ha_echo(struct core *c, const char *body, size_t len, struct verr *err);
 
+/*
+ * GET sys/metrics without the pipeline (a listener with telemetry {
+ * unauthenticated_metrics_access = true }, and a standby answering for
+ * itself): this node's metrics in `format` ("prometheus", "json", NULL:
+ * json) and the Accept header's choice of OpenMetrics. *body and
+ * *content_type are malloc'd. VERR_INVALID for an unknown format or
+ * "prometheus is not enabled" (prometheus_retention_time = 0).
+ */
+int core_metrics(struct core *c, const char *format, const char *accept, char **body,
+		 size_t *len, char **content_type, struct verr *err);
+
 /* Dev mode: initialise with one share, unseal, optionally replace the root
  * token by one with the given id, mount kv-v2 at secret/. *out_root and
  * *out_key are malloc'd; the caller wipes and frees them. */

@@ -29,6 +29,7 @@
 #include "core/expiration.h"
 #include "core/leases.h"
 #include "core/router.h"
+#include "core/telemetry.h"
 #include "core/token.h"
 #include "core/wrapping.h"
 #include "util/cidr.h"
@@ -210,7 +211,9 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 			goto out;
 	}
 
+	uint64_t t_route = metrics_now();
 	rc = framework_call(def, req, resp, err);
+	telemetry_route(req->op, m->path, t_route);
 	if (rc == 0 && resp->auth)
 		rc = access_issue_login_token(c, m, req, resp, err);
 	if (rc == 0 && resp->secret)
@@ -246,6 +249,8 @@ out:
 	}
 	json_decref(inner_auth);
 	json_decref(inner_lease);
+	if (m && m->is_auth && unauth)
+		telemetry_login(m->path, rc == 0);
 	req->fields = NULL;
 	json_decref(fields);
 	if (te)

@@ -23,6 +23,7 @@
 #include "core/router.h"
 #include "core/state.h"
 #include "core/sys_raft.h"
+#include "core/telemetry.h"
 #include "core/token.h"
 #include "core/unseal.h"
 #include "core/wrapping.h"
@@ -679,6 +680,7 @@ static const struct path_def sys_paths[] = {
 	 .ops = {{LOP_UPDATE, sys_wrapping_rewrap}}},
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
 	{.pattern = "ha-status", .ops = {{LOP_READ, h_ha_status}}},
+	{.pattern = "metrics", .fields = telemetry_metrics_fields, .ops = {{LOP_READ, telemetry_sys_metrics}}},
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
 	/* integrated raft storage (sys_raft.c) */
 	{.pattern = "storage/raft/snapshot", .sudo = true,

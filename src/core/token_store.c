@@ -54,6 +54,7 @@
  *     cached over a concurrent revoke.
  */
 #include "core/token.h"
+#include "core/telemetry.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -1298,6 +1299,8 @@ int token_store_issue(struct token_store *ts, const struct token_params *p, char
 	pthread_mutex_lock(&ts->mu);
 	int rc = issue_locked(ts, p, false, out_token, out_entry, err);
 	pthread_mutex_unlock(&ts->mu);
+	if (rc == 0)
+		telemetry_token_created(p->path, p->type, out_entry && *out_entry ? (*out_entry)->ttl : p->ttl);
 	return rc;
 }
 

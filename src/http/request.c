@@ -388,7 +388,8 @@ static json_t *vault_headers(const struct http_raw_request *in)
 		const char *name = in->headers[i].name;
 		char lower[128];
 		size_t n;
-		if (!name || strncasecmp(name, "x-vault-", 8) != 0)
+		/* Accept: sys/metrics picks OpenMetrics by it */
+		if (!name || (strncasecmp(name, "x-vault-", 8) != 0 && strcasecmp(name, "accept") != 0))
 			continue;
 		n = strlen(name);
 		if (n >= sizeof(lower))

@@ -23,6 +23,7 @@
 #include "util/duration.h"
 #include "util/hcl.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/secmem.h"
 
 #define MAX_CONFIGS 64
@@ -134,6 +135,41 @@ static void apply_logging(const struct server_config *cfg, const struct server_a
 	log_set_level(l < 0 ? LOG_INFO : (enum log_level)l);
 	const char *fmt = a->log_format ? a->log_format : cfg->log_format;
 	log_set_json(fmt && !strcmp(fmt, "json"));
+	/* Vault rotates log_file every 24h unless log_rotate_duration says otherwise */
+	log_set_rotation(cfg->log_rotate_bytes, cfg->log_rotate_max_files,
+			 cfg->log_rotate_duration ? cfg->log_rotate_duration : 24 * 3600);
+}
+
+/* telemetry { }: what sys/metrics renders (the registry counts regardless) */
+static void apply_telemetry(const struct server_config *cfg)
+{
+	struct metrics_config mc = {
+		.prometheus_retention_s = cfg->telemetry.prometheus_retention_time,
+		.disable_hostname = cfg->telemetry.disable_hostname,
+		.enable_hostname_label = cfg->telemetry.enable_hostname_label,
+		.prefix = cfg->telemetry.metrics_prefix,
+		.usage_gauge_period_s = cfg->telemetry.usage_gauge_period,
+	};
+	metrics_configure(&mc);
+}
+
+/* VAULT_API_ADDR / VAULT_CLUSTER_ADDR override api_addr / cluster_addr, as
+ * in Vault: one ConfigMap serves every pod of a StatefulSet, each pod
+ * setting its own addresses in its environment (deploy/kubernetes). */
+static int apply_addr_env(struct server_config *cfg)
+{
+	const char *api = getenv("VAULT_API_ADDR"), *cl = getenv("VAULT_CLUSTER_ADDR");
+	if (api && *api) {
+		free(cfg->api_addr);
+		if (!(cfg->api_addr = strdup(api)))
+			return -1;
+	}
+	if (cl && *cl) {
+		free(cfg->cluster_addr);
+		if (!(cfg->cluster_addr = strdup(cl)))
+			return -1;
+	}
+	return 0;
 }
 
 /* Vault's pid_file: the process ID, written once the listeners are up and
@@ -199,6 +235,12 @@ int server_main(int argc, char **argv)
 		return 1;
 	}
 	apply_logging(cfg, &a);
+	apply_telemetry(cfg);
+	if (apply_addr_env(cfg)) {
+		fprintf(stderr, "Error: out of memory\n");
+		config_free(cfg);
+		return 1;
+	}
 	if (a.log_level && log_level_parse(a.log_level) < 0) {
 		fprintf(stderr, "Error: unknown log level \"%s\"\n", a.log_level);
 		config_free(cfg);
@@ -480,6 +522,7 @@ int server_main(int argc, char **argv)
 				if (sst && !strcmp(sst->type, seal_type(seal)) &&
 				    seal_reload(seal, sst->options, &e2))
 					log_error("core", "seal reload failed: %s", e2.msg);
+				apply_telemetry(ncfg);
 				/* a new log_file path takes effect at reload */
 				if (ncfg->log_file && (!cfg->log_file || strcmp(ncfg->log_file, cfg->log_file)) &&
 				    (lr = log_set_file(ncfg->log_file)) < 0)
