@@ -13,7 +13,8 @@ optionally one file audit device):
              request (all server threads, so the audit writer is included).
   cpu        `perf stat -e task-clock,context-switches` on the server during a
              wrk run at 32 connections. Prints server CPU microseconds and
-             context switches per request (far less noisy than req/s).
+             context switches per request (far less noisy than req/s);
+             transit paths POST their body through bench/post.lua.
   serial     the server runs natively; `perf stat -e task-clock,raw_syscalls:
              sys_enter` counts around N requests on one keep-alive connection
              (any --path, POSTs too). Prints server CPU microseconds and
@@ -195,9 +196,15 @@ def run_cpu(args, workdir):
     srv = bench.Coffer(args.bin, workdir, "cpu")
     srv.start()
     token = prepare(srv, args.audit, workdir)
-    if args.path.startswith("transit-"):
-        raise RuntimeError("cpu mode runs GETs only; use bench.py --transit-only")
     url = "http://127.0.0.1:%d%s" % (srv.port, PATHS[args.path])
+    body = transit_body(srv, args.path, workdir)
+    kw = {"headers": ["X-Vault-Token: " + token]}
+    if body is not None:  # POST the body with bench/post.lua
+        bodyf = os.path.join(workdir, "body.json")
+        with open(bodyf, "wb") as f:
+            f.write(body)
+        kw = {"script": os.path.join(bench.HERE, "post.lua"),
+              "script_args": [PATHS[args.path], token, bodyf]}
     statf = os.path.join(workdir, "perf-stat.txt")
     p = subprocess.Popen(["perf", "stat", "-x,", "-e", "task-clock,context-switches",
                           "-p", str(srv.proc.pid), "-o", statf],
@@ -205,8 +212,7 @@ def run_cpu(args, workdir):
     bench.CHILDREN.append(p)
     time.sleep(0.3)
     try:
-        r = bench.run_wrk(args, url, args.connections, args.duration,
-                          headers=["X-Vault-Token: " + token])
+        r = bench.run_wrk(args, url, args.connections, args.duration, **kw)
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(10)
