@@ -27,6 +27,7 @@
 #include "core/token.h"
 #include "core/unseal.h"
 #include "core/wrapping.h"
+#include "physical/raft.h"
 #include "util/hcl.h"
 #include "util/rand.h"
 #include "util/timefmt.h"
@@ -516,6 +517,12 @@ int sys_leader_status(struct core *c, json_t **out, struct verr *err)
 		char t[TIMEFMT_MAX];
 		timefmt_rfc3339(t, c->active_since, 0, TIMEFMT_SECONDS);
 		json_object_set_new(o, "active_time", json_string(t));
+	}
+	struct physical_raft_status rs;
+	struct verr re = {0};
+	if (o && physical_is_raft(c->phys) && physical_raft_status(c->phys, &rs, &re) == 0) {
+		json_object_set_new(o, "raft_committed_index", json_integer((json_int_t)rs.commit_index));
+		json_object_set_new(o, "raft_applied_index", json_integer((json_int_t)rs.applied_index));
 	}
 	free(addr);
 	free(cluster);

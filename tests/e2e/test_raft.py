@@ -127,6 +127,15 @@ class RaftCluster(unittest.TestCase):
                 pass
         return None
 
+    def test_1_leader_reports_raft_indexes(self):
+        # every node answers sys/leader itself, with its own raft indexes
+        for n in self.nodes:
+            j = n.get("sys/leader").json()
+            self.assertTrue(j["ha_enabled"])
+            self.assertGreater(j["raft_committed_index"], 0, n.node_id)
+            self.assertGreater(j["raft_applied_index"], 0, n.node_id)
+            self.assertLessEqual(j["raft_applied_index"], j["raft_committed_index"] + 1)
+
     def test_1_configuration_shape(self):
         c = self.config(self.nodes[0])
         self.assertGreater(c["index"], 0)
