@@ -123,6 +123,9 @@ int physical_inmem_new(struct physical **out, const json_t *conf, struct verr *e
 int physical_file_new(struct physical **out, const json_t *conf, struct verr *err);
 /* etcd v3 over its JSON gateway, with a lease-based HA lock (etcd.c). */
 int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *err);
+/* PostgreSQL over libpq (Vault's schema), HA on a session advisory lock
+ * with fenced writes (postgresql.c). */
+int physical_postgresql_new(struct physical **out, const json_t *conf, struct verr *err);
 /* inmem HA for tests: a handle per node over one inmem instance (free it
  * before closing the store); break = the holder's session is gone (its lost
  * callback runs). */

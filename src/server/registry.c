@@ -17,6 +17,7 @@ static const struct physical_entry physicals[] = {
 	{"inmem", physical_inmem_new},
 	{"file", physical_file_new},
 	{"etcd", physical_etcd_new},
+	{"postgresql", physical_postgresql_new},
 	{NULL, NULL},
 };
 
