@@ -171,12 +171,19 @@ static int pq_err(struct verr *err, PGconn *c, const PGresult *r, const char *wh
 		code = VERR_INVALID; /* a key that is not valid UTF-8 */
 	else if (st && !strcmp(st, "54000"))
 		code = VERR_TOO_LARGE; /* e.g. an index row over btree's limit */
-	/* libpq's connection messages end in a newline; verr_set folds it */
+	/* libpq's connection messages span lines with tabs: one line, single
+	 * spaces */
 	char one[300];
-	snprintf(one, sizeof(one), "%s", msg);
-	size_t l = strlen(one);
-	while (l && (one[l - 1] == '\n' || one[l - 1] == ' '))
-		one[--l] = '\0';
+	size_t l = 0;
+	for (const char *m = msg; *m && l + 1 < sizeof(one); m++) {
+		char ch = (*m == '\n' || *m == '\t' || *m == '\r') ? ' ' : *m;
+		if (ch == ' ' && (l == 0 || one[l - 1] == ' '))
+			continue;
+		one[l++] = ch;
+	}
+	while (l && one[l - 1] == ' ')
+		l--;
+	one[l] = '\0';
 	return verr_set(err, code, "postgresql: %s: %s", what, one);
 }
 
