@@ -18,6 +18,8 @@ test_storage_postgresql.py - storage "postgresql" against a real PostgreSQL 15
     acknowledged write on the new active is measured (target <= 1 s) and no
     acknowledged write is lost; the lock row deleted behind the active's
     back makes it step down.
+  * `ha_storage "postgresql"` with the data in etcd: the lock lives in
+    PostgreSQL, the data in etcd, and failover works the same.
 """
 import http.client
 import os
@@ -205,9 +207,15 @@ class PostgresStorage(unittest.TestCase):
         self.assertNotIn("Not-The-Pass-1", msg + w.log())
 
 
-def ha_node(pg):
+def ha_node(pg, etcd=None):
     cport = free_port()
-    s = Server(storage=stanza(pg.url, ha=True))
+    if etcd:
+        storage = ('storage "etcd" {\n  address = "%s"\n  path = "/split/"\n}\n'
+                   'ha_storage "postgresql" {\n  connection_url = "%s"\n  ha_enabled = "true"\n}'
+                   % (etcd.url, pg.url))
+    else:
+        storage = stanza(pg.url, ha=True)
+    s = Server(storage=storage)
     with open(s.config_path, "a") as f:
         f.write('api_addr = "http://%s"\ncluster_addr = "https://127.0.0.1:%d"\n' % (s.addr, cport))
     return s
@@ -222,10 +230,17 @@ def leader(s):
 
 
 class HAPostgres(unittest.TestCase):
+    etcd = None
+    split = False
+
     def setUp(self):
         self.pg = Pg().start()
         self.addCleanup(self.pg.cleanup)
-        self.a, self.b = ha_node(self.pg), ha_node(self.pg)
+        if self.split:
+            from etcd_service import Etcd
+            self.etcd = Etcd().start()
+            self.addCleanup(self.etcd.stop)
+        self.a, self.b = ha_node(self.pg, self.etcd), ha_node(self.pg, self.etcd)
         for s in (self.a, self.b):
             self.addCleanup(s.cleanup)
             s.start()
@@ -298,6 +313,25 @@ class HAPostgres(unittest.TestCase):
         self.assertNotEqual(self.pg.sql("SELECT ha_identity FROM vault_ha_locks"), old)
         self.assertTrue(wait_until(lambda: a.put("kv/after", {"v": "1"}).status in (200, 204), timeout=10))
         self.assertEqual(b.get("kv/after").json()["data"]["v"], "1")
+
+
+class HAStoragePostgresLockEtcdData(HAPostgres):
+    """storage "etcd" for the data, ha_storage "postgresql" for the lock."""
+    split = True
+    test_lock_row_deleted_makes_the_active_step_down = None
+
+    def test_lock_and_data_live_apart(self):
+        self.assertIn(self.a.post("sys/mounts/kv", {"type": "kv"}).status, (200, 204))
+        self.assertEqual(self.b.put("kv/x", {"v": "1"}).status, 204)
+        self.assertEqual(self.pg.sql("SELECT count(*) FROM vault_kv_store"), "0")
+        self.assertIn(self.a.addr, self.pg.sql("SELECT ha_value FROM vault_ha_locks"))
+        import base64, json, urllib.request
+        body = json.dumps({"key": base64.b64encode(b"/split/core/lock").decode()}).encode()
+        with urllib.request.urlopen(urllib.request.Request(self.etcd.url + "/v3/kv/range", data=body)) as r:
+            self.assertNotIn("kvs", json.loads(r.read()))
+        body = json.dumps({"key": base64.b64encode(b"/split/core/seal-config").decode()}).encode()
+        with urllib.request.urlopen(urllib.request.Request(self.etcd.url + "/v3/kv/range", data=body)) as r:
+            self.assertIn("kvs", json.loads(r.read()))
 
 
 if __name__ == "__main__":

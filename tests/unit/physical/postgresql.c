@@ -543,6 +543,16 @@ static void test_physical_postgresql__config_and_connection_errors(void **state)
 	assert_non_null(strstr(err.msg, "password authentication failed"));
 	assert_null(strstr(err.msg, "Wrong-Secret-77"));
 	physical_close(p);
+	/* TLS required, server without TLS: refused, naming SSL */
+	snprintf(bad, sizeof(bad), "%s", g_dsn);
+	char *mode = strstr(bad, "sslmode=disable");
+	assert_non_null(mode);
+	snprintf(mode, sizeof(bad) - (size_t)(mode - bad), "sslmode=require");
+	p = open_conf(json_pack("{s:s}", "connection_url", bad));
+	assert_int_equal(physical_get(p, "x", &v, &l, &err), VERR_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "SSL"));
+	assert_null(strstr(err.msg, "vault-pass-42"));
+	physical_close(p);
 	/* nothing listening */
 	p = open_conf(json_pack("{s:s}", "connection_url",
 				"postgres://vault:Wrong-Secret-77@127.0.0.1:1/app?connect_timeout=2"));
