@@ -202,10 +202,20 @@ static PGconn *connect_to(struct pg *p, bool for_lock, struct verr *err)
 	/* keywords before dbname are defaults the connection string may
 	 * override; the ones after it are ours (the lock connection's
 	 * keepalives) */
-	const char *kw[12], *val[12];
+	const char *kw[16], *val[16];
 	int n = 0;
 	kw[n] = "connect_timeout", val[n++] = "5";
 	kw[n] = "application_name", val[n++] = for_lock ? "coffer-ha" : "coffer";
+	if (!for_lock) {
+		/* a server that vanished without a reset fails the request in
+		 * seconds, not after the kernel's ~15 minutes of retransmits;
+		 * a slow but live server is never cut off (keepalives are
+		 * answered, and tcp_user_timeout only counts unacked data) */
+		kw[n] = "keepalives_idle", val[n++] = "5";
+		kw[n] = "keepalives_interval", val[n++] = "2";
+		kw[n] = "keepalives_count", val[n++] = "3";
+		kw[n] = "tcp_user_timeout", val[n++] = "15000";
+	}
 	kw[n] = "dbname", val[n++] = p->conninfo;
 	if (for_lock) {
 		kw[n] = "keepalives", val[n++] = "1";
