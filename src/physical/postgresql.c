@@ -781,8 +781,8 @@ static int pg_txn(struct physical *ph, const struct physical_txn_op *ops, size_t
 	if (!rc && !fenced) {
 		/* COMMIT of an aborted transaction answers ROLLBACK: check */
 		PGresult *r = PQexec(c, "COMMIT");
-		const char *tag = r ? PQcmdStatus(r) : NULL;
-		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK || !tag || strcmp(tag, "COMMIT"))
+		const char *cmd = r ? PQcmdStatus(r) : NULL;
+		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK || !cmd || strcmp(cmd, "COMMIT"))
 			rc = r && PQresultStatus(r) == PGRES_COMMAND_OK
 				     ? verr_set(err, VERR_INTERNAL,
 						"postgresql: transaction was rolled back")
