@@ -13,16 +13,32 @@ optionally one file audit device):
              request (all server threads, so the audit writer is included).
   cpu        `perf stat -e task-clock,context-switches` on the server during a
              wrk run at 32 connections. Prints server CPU microseconds and
-             context switches per request (far less noisy than req/s).
+             context switches per request (far less noisy than req/s);
+             transit paths POST their body through bench/post.lua.
+  serial     the server runs natively; `perf stat -e task-clock,raw_syscalls:
+             sys_enter` counts around N requests on one keep-alive connection
+             (any --path, POSTs too). Prints server CPU microseconds and
+             system calls per request: what callgrind cannot see (mmap,
+             mlock, munmap of per-request locked buffers cost no user-space
+             instructions but do cost kernel time).
 
   python3 bench/profile.py --bin build-release/coffer callgrind [--audit] [-n 2000]
   python3 bench/profile.py --bin build-release/coffer cpu [--audit] [--duration 5]
+  python3 bench/profile.py --bin build-release/coffer callgrind --path transit-encrypt
+  python3 bench/profile.py --bin build-release/coffer serial --path transit-encrypt
+
+--path picks the request: the GETs (kv2, kv1, lookup, health) or a transit
+POST with the bodies bench/run uses (transit-encrypt / -decrypt: 1 KiB,
+aes256-gcm96; transit-sign / -verify: ecdsa-p256, sha2-256, 32-byte input;
+transit-batch-encrypt / -decrypt: 1,000 items of 128 B in one request).
 
 Every process it starts is stopped by its PID (bench.stop_all).
 """
 import argparse
+import base64
 import glob
 import http.client
+import json
 import os
 import re
 import shutil
@@ -40,7 +56,33 @@ PATHS = {
     "kv1": "/v1/kv1/bench",
     "lookup": "/v1/auth/token/lookup-self",
     "health": "/v1/sys/health",
+    "transit-encrypt": "/v1/transit/encrypt/bench",
+    "transit-decrypt": "/v1/transit/decrypt/bench",
+    "transit-sign": "/v1/transit/sign/bench-p256",
+    "transit-verify": "/v1/transit/verify/bench-p256",
+    "transit-batch-encrypt": "/v1/transit/encrypt/bench",
+    "transit-batch-decrypt": "/v1/transit/decrypt/bench",
 }
+
+
+def transit_body(srv, name, workdir):
+    """The JSON body (bytes) of a transit --path, made on the prepared
+    server; None for the GET paths."""
+    if not name.startswith("transit-"):
+        return None
+    files = bench.setup_transit(srv, workdir)
+    if not files:
+        raise RuntimeError("the server has no transit engine")
+    op = name.split("-")[-1]
+    if "batch" not in name:
+        with open(files[op], "rb") as f:
+            return f.read()
+    items = [{"plaintext": base64.b64encode(os.urandom(128)).decode()} for _ in range(1000)]
+    if op == "encrypt":
+        return json.dumps({"batch_input": items}).encode()
+    j = srv.api.must("POST", "transit/encrypt/bench", {"batch_input": items})
+    cts = [{"ciphertext": r["ciphertext"]} for r in j["data"]["batch_results"]]
+    return json.dumps({"batch_input": cts}).encode()
 
 
 def prepare(srv, audit, workdir):
@@ -54,10 +96,14 @@ def prepare(srv, audit, workdir):
     return token
 
 
-def requests(port, path, token, n):
+def requests(port, path, token, n, body=None):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for _ in range(n):
-        c.request("GET", path, headers={"X-Vault-Token": token})
+        if body is None:
+            c.request("GET", path, headers={"X-Vault-Token": token})
+        else:
+            c.request("POST", path, body=body,
+                      headers={"X-Vault-Token": token, "Content-Type": "application/json"})
         r = c.getresponse()
         r.read()
         if r.status != 200:
@@ -74,11 +120,12 @@ def run_callgrind(args, workdir):
     bench.wait_port(srv.port, srv.proc, timeout=120)
     token = prepare(srv, args.audit, workdir)
     path = PATHS[args.path]
-    requests(srv.port, path, token, 200)  # warm caches and thread stacks
+    body = transit_body(srv, args.path, workdir)
+    requests(srv.port, path, token, min(200, args.n), body)  # warm caches and thread stacks
     pid = str(srv.proc.pid)
     subprocess.run(["callgrind_control", "-i", "on", pid], check=True,
                    stdout=subprocess.DEVNULL)
-    requests(srv.port, path, token, args.n)
+    requests(srv.port, path, token, args.n, body)
     time.sleep(0.5)  # let the audit writer finish the last batch
     subprocess.run(["callgrind_control", "-i", "off", pid], check=True,
                    stdout=subprocess.DEVNULL)
@@ -95,9 +142,54 @@ def run_callgrind(args, workdir):
     if args.annotate:
         for f in glob.glob(out + "*"):
             subprocess.run(["callgrind_annotate", "--inclusive=" + args.annotate, f])
+    if args.keep_out:
+        for f in glob.glob(out + "*"):
+            shutil.copy(f, args.keep_out + f[len(out):])
     print("%s %s audit=%s: %d instructions / request (%d requests)"
           % (os.path.basename(args.bin), args.path, "file" if args.audit else "off",
              total // args.n, args.n))
+
+
+def run_serial(args, workdir):
+    srv = bench.Coffer(args.bin, workdir, "serial")
+    srv.start()
+    token = prepare(srv, args.audit, workdir)
+    path = PATHS[args.path]
+    body = transit_body(srv, args.path, workdir)
+    requests(srv.port, path, token, min(200, args.n), body)  # warm up
+    statf = os.path.join(workdir, "perf-stat.txt")
+    if args.strace:  # which calls: a summary table instead of the counts
+        cmd = ["strace", "-f", "-c", "-o", statf, "-p", str(srv.proc.pid)]
+    else:
+        cmd = ["perf", "stat", "-x,", "-e", "task-clock,raw_syscalls:sys_enter",
+               "-p", str(srv.proc.pid), "-o", statf]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bench.CHILDREN.append(p)
+    time.sleep(0.3)
+    t0 = time.time()
+    try:
+        requests(srv.port, path, token, args.n, body)
+    finally:
+        wall = time.time() - t0
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+        bench.CHILDREN.remove(p)
+    srv.stop()
+    if args.strace:
+        with open(statf) as f:
+            sys.stdout.write(f.read())
+        return
+    vals = {}
+    with open(statf) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) > 2 and parts[0].replace(".", "").isdigit():
+                vals[parts[2]] = float(parts[0])
+    print("%s %s audit=%s serial: server CPU %.1f us/request, %.1f system calls/request, "
+          "client wall %.1f us/request (%d requests)"
+          % (os.path.basename(args.bin), args.path, "file" if args.audit else "off",
+             vals.get("task-clock", 0) * 1000 / args.n,
+             vals.get("raw_syscalls:sys_enter", 0) / args.n, wall * 1e6 / args.n, args.n))
 
 
 def run_cpu(args, workdir):
@@ -105,6 +197,14 @@ def run_cpu(args, workdir):
     srv.start()
     token = prepare(srv, args.audit, workdir)
     url = "http://127.0.0.1:%d%s" % (srv.port, PATHS[args.path])
+    body = transit_body(srv, args.path, workdir)
+    kw = {"headers": ["X-Vault-Token: " + token]}
+    if body is not None:  # POST the body with bench/post.lua
+        bodyf = os.path.join(workdir, "body.json")
+        with open(bodyf, "wb") as f:
+            f.write(body)
+        kw = {"script": os.path.join(bench.HERE, "post.lua"),
+              "script_args": [PATHS[args.path], token, bodyf]}
     statf = os.path.join(workdir, "perf-stat.txt")
     p = subprocess.Popen(["perf", "stat", "-x,", "-e", "task-clock,context-switches",
                           "-p", str(srv.proc.pid), "-o", statf],
@@ -112,8 +212,7 @@ def run_cpu(args, workdir):
     bench.CHILDREN.append(p)
     time.sleep(0.3)
     try:
-        r = bench.run_wrk(args, url, args.connections, args.duration,
-                          headers=["X-Vault-Token: " + token])
+        r = bench.run_wrk(args, url, args.connections, args.duration, **kw)
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(10)
@@ -139,12 +238,16 @@ def run_cpu(args, workdir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
-    ap.add_argument("mode", choices=["callgrind", "cpu"])
+    ap.add_argument("mode", choices=["callgrind", "cpu", "serial"])
     ap.add_argument("--audit", action="store_true")
     ap.add_argument("--path", choices=sorted(PATHS), default="kv2")
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--annotate", default=None, metavar="yes|no",
                     help="also print callgrind_annotate (inclusive yes/no)")
+    ap.add_argument("--strace", action="store_true",
+                    help="serial: strace -c the server instead of perf stat")
+    ap.add_argument("--keep-out", default=None, metavar="FILE",
+                    help="copy the callgrind output to FILE (for callgrind_annotate later)")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
@@ -153,7 +256,7 @@ def main():
     os.makedirs(os.path.join(bench.HERE, "out"), exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="profile-", dir=os.path.join(bench.HERE, "out"))
     try:
-        (run_callgrind if args.mode == "callgrind" else run_cpu)(args, workdir)
+        {"callgrind": run_callgrind, "cpu": run_cpu, "serial": run_serial}[args.mode](args, workdir)
     finally:
         bench.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -51,7 +51,7 @@ struct audit_device_env {
  * client_token, client_token_accessor, namespace{id:"root"}, path, data,
  * remote_address, remote_port}, [response{mount_point, mount_type,
  * mount_accessor, [with the backend's response: auth, secret{lease_id},
- * data, warnings, redirect]}], error. */
+ * data, warnings, redirect, wrap_info]}], error. */
 struct audit_entry {
 	const char *time, *type;
 	const char *client_token; /* auth.client_token and request.client_token */
@@ -66,6 +66,9 @@ struct audit_entry {
 	bool has_response; /* a "response" member */
 	bool has_resp;     /* ... with the backend's response in it */
 	const json_t *resp_auth, *resp_data, *resp_warnings;
+	const json_t *resp_wrap_info; /* response.wrap_info: token hashed, and
+				       * accessor, wrapped_accessor when
+				       * hmac_accessor */
 	bool has_secret;   /* response.secret, with lease_id when non-NULL */
 	const char *lease_id, *redirect;
 	const char *error;

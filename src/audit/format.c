@@ -9,6 +9,8 @@
  *   auth.client_token, request.client_token, response.auth.client_token;
  *   auth.accessor, request.client_token_accessor, response.auth.accessor
  *     (only when hmac_accessor, the default);
+ *   response.wrap_info.token, and its accessor and wrapped_accessor (only
+ *     when hmac_accessor);
  *   every string anywhere below request.data and response.data (keys stay).
  * Non-string values pass through (as in Vault: send secrets as strings).
  * With elide_list_responses, a list response's data.keys (array) and
@@ -330,12 +332,14 @@ static int hash_entry(const struct audit_format *f, json_t *e)
 	json_t *req = json_object_get(e, "request");
 	json_t *resp = json_object_get(e, "response");
 	json_t *rauth = json_object_get(resp, "auth");
+	json_t *wrap = json_object_get(resp, "wrap_info");
 	if (hash_member(f, auth, "client_token") || hash_member(f, req, "client_token") ||
-	    hash_member(f, rauth, "client_token"))
+	    hash_member(f, rauth, "client_token") || hash_member(f, wrap, "token"))
 		return -1;
 	if (f->hmac_accessor &&
 	    (hash_member(f, auth, "accessor") || hash_member(f, req, "client_token_accessor") ||
-	     hash_member(f, rauth, "accessor")))
+	     hash_member(f, rauth, "accessor") || hash_member(f, wrap, "accessor") ||
+	     hash_member(f, wrap, "wrapped_accessor")))
 		return -1;
 	if (hash_tree(f, json_object_get(req, "data")) || hash_tree(f, json_object_get(resp, "data")))
 		return -1;
@@ -487,7 +491,7 @@ static void emit_elided_data(struct emit *x, const json_t *data)
 	jsonw_raw(x->w, "}", 1);
 }
 
-enum emit_part { PART_AUTH, PART_REQUEST, PART_RESPONSE, PART_RESPONSE_AUTH };
+enum emit_part { PART_AUTH, PART_REQUEST, PART_RESPONSE, PART_RESPONSE_AUTH, PART_WRAP_INFO };
 
 /* auth, request, response (and response.auth): members by hash_entry's
  * rules; anything that is not an object is written as is (json_object_get
@@ -517,9 +521,16 @@ static void emit_part(struct emit *x, const json_t *v, enum emit_part part)
 				emit_member_hashed(x, m, key_is(it, "client_token") ||
 							  (acc && key_is(it, "client_token_accessor")));
 			break;
+		case PART_WRAP_INFO:
+			emit_member_hashed(x, m, key_is(it, "token") ||
+						  (acc && (key_is(it, "accessor") ||
+							   key_is(it, "wrapped_accessor"))));
+			break;
 		case PART_RESPONSE:
 			if (key_is(it, "auth"))
 				emit_part(x, m, PART_RESPONSE_AUTH);
+			else if (key_is(it, "wrap_info"))
+				emit_part(x, m, PART_WRAP_INFO);
 			else if (key_is(it, "data") && x->elide && json_is_object(m))
 				emit_elided_data(x, m);
 			else if (key_is(it, "data"))
@@ -661,6 +672,7 @@ json_t *audit_entry_json(const struct audit_entry *e)
 			ej_val(resp, "data", e->resp_data);
 			ej_val(resp, "warnings", e->resp_warnings);
 			ej_str(resp, "redirect", e->redirect);
+			ej_val(resp, "wrap_info", e->resp_wrap_info);
 		}
 		json_object_set_new(o, "response", resp);
 	}
@@ -799,6 +811,10 @@ static void dw_entry(struct emit *x, const struct audit_entry *e)
 			}
 			dw_val(x, &f2, "warnings", e->resp_warnings);
 			dw_str(x, &f2, "redirect", e->redirect, false);
+			if (e->resp_wrap_info) {
+				dw_key(x, &f2, "wrap_info");
+				emit_part(x, e->resp_wrap_info, PART_WRAP_INFO);
+			}
 		}
 		jsonw_raw(x->w, "}", 1);
 	}

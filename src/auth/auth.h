@@ -4,6 +4,7 @@
  *
  *   userpass - users with scrypt-hashed passwords; login/NAME.
  *   approle  - roles with role IDs and HMAC-stored secret IDs; login.
+ *   cert     - TLS client certificates chained to trusted CAs; login.
  *
  * Both are `struct backend_ops` with .is_auth = true, mounted at
  * auth/<path>/ by `POST sys/auth/<path> {"type":"userpass"|"approle"}`. A
@@ -27,6 +28,8 @@
 #include "logical/logical.h"
 
 extern const struct backend_ops userpass_backend_ops, approle_backend_ops;
+/* cert.c: TLS client certificates (certs/NAME, crls/NAME, config, login). */
+extern const struct backend_ops cert_backend_ops;
 
 /* ---- the token_* fields every auth method's config carries ---- */
 

@@ -6,7 +6,8 @@
  * A token config is a JSON object stored inside the user/role entry:
  *   token_policies [..]  token_ttl  token_max_ttl  token_explicit_max_ttl
  *   token_period  token_num_uses  token_no_default_policy
- *   token_bound_cidrs [..]  token_type "default"|"service"
+ *   token_bound_cidrs [..]  token_type "default"|"service"|"batch"|
+ *                           "default-service"|"default-batch"
  *   _legacy [..]   deprecated names the last write used ("policies", "ttl")
  * so reads can echo those names back as Vault does.
  */
@@ -169,10 +170,8 @@ int auth_token_cfg_update(json_t *cfg, const struct logical_request *req, unsign
 		const char *t = request_str(req, "token_type");
 		if (!t || !*t)
 			t = "default";
-		if (!strcmp(t, "batch") || !strcmp(t, "default-batch"))
-			return verr_set(err, VERR_INVALID,
-					"'token_type' \"batch\" is not supported: use \"service\" or \"default\"");
-		if (strcmp(t, "default") && strcmp(t, "service"))
+		if (strcmp(t, "default") && strcmp(t, "service") && strcmp(t, "batch") &&
+		    strcmp(t, "default-service") && strcmp(t, "default-batch"))
 			return verr_set(err, VERR_INVALID, "invalid 'token_type' value \"%.32s\"", t);
 		json_object_set_new(cfg, "token_type", json_string(t));
 	}
@@ -229,10 +228,14 @@ int auth_token_cfg_fill(struct logical_auth *a, const json_t *cfg, struct verr *
 	if (json_array_size(bc))
 		a->bound_cidrs = json_deep_copy(bc);
 	const char *t = json_string_value(json_object_get(cfg, "token_type"));
-	if (t && !strcmp(t, "service"))
-		a->token_type = strdup("service");
+	if (t && (!strcmp(t, "service") || !strcmp(t, "batch")))
+		a->token_type = strdup(t);
+	else if (t && !strcmp(t, "default-batch"))
+		a->token_type = strdup("batch");
+	if (a->token_type && !strcmp(a->token_type, "batch"))
+		a->renewable = false; /* batch tokens never renew */
 	if (!a->policies || (json_array_size(bc) && !a->bound_cidrs) ||
-	    (t && !strcmp(t, "service") && !a->token_type))
+	    (t && (!strcmp(t, "service") || !strcmp(t, "batch")) && !a->token_type))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	return 0;
 }

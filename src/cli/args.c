@@ -102,6 +102,7 @@ void cli_init(struct cli *c, const char *prog)
 	c->tls_server_name = env("VAULT_TLS_SERVER_NAME");
 	c->namespace_ = env("VAULT_NAMESPACE");
 	c->format = env("VAULT_FORMAT");
+	c->wrap_ttl = env("VAULT_WRAP_TTL");
 	if (env("VAULT_SKIP_VERIFY")) {
 		/* Vault: any value that is not a parseable "false" skips. */
 		c->skip_verify = cli_parse_bool(env("VAULT_SKIP_VERIFY")) != 0;
@@ -128,6 +129,8 @@ void cli_init(struct cli *c, const char *prog)
 	add_common(c, "ns", CLI_FLAG_STRING, &c->namespace_, "Alias of -namespace");
 	add_common(c, "format", CLI_FLAG_STRING, &c->format, "table, json or yaml");
 	add_common(c, "field", CLI_FLAG_STRING, &c->field, "Print only this field");
+	add_common(c, "wrap-ttl", CLI_FLAG_STRING, &c->wrap_ttl,
+		   "Wrap the response in a single-use token with this TTL");
 	add_common(c, "non-interactive", CLI_FLAG_BOOL, &c->non_interactive, "Never prompt");
 	add_common(c, "detailed", CLI_FLAG_BOOL, &c->detailed, "More columns in lists");
 }

@@ -76,6 +76,7 @@ struct cli {
 	const char *namespace_;
 	const char *format; /* table|json|yaml|yml */
 	const char *field;
+	const char *wrap_ttl; /* -wrap-ttl / VAULT_WRAP_TTL: X-Vault-Wrap-TTL */
 	int skip_verify;
 	int non_interactive;
 	int detailed;
@@ -140,6 +141,7 @@ struct cli_req {
 	FILE *sink;             /* if set, a 2xx body is streamed here */
 	const char *token;      /* overrides c->token; "" sends none */
 	int no_token;
+	int no_wrap;            /* never send X-Vault-Wrap-TTL (kv's preflight) */
 };
 
 /* Perform a request. Returns 0 when a response arrived (any status: look at
@@ -282,6 +284,12 @@ int cli_cmd_operator_key_status(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_generate_root(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_raft_save(struct cli *c, int argc, char **argv);
 int cli_cmd_operator_raft_restore(struct cli *c, int argc, char **argv);
+/* cmd_raft.c */
+int cli_cmd_operator_raft_join(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_list_peers(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_remove_peer(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_inspect(struct cli *c, int argc, char **argv);
+int cli_cmd_operator_raft_autopilot_state(struct cli *c, int argc, char **argv);
 
 int cli_cmd_read(struct cli *c, int argc, char **argv);
 int cli_cmd_write(struct cli *c, int argc, char **argv);
@@ -324,6 +332,8 @@ int cli_cmd_audit_verify(struct cli *c, int argc, char **argv);
 int cli_cmd_login(struct cli *c, int argc, char **argv);
 int cli_cmd_token_create(struct cli *c, int argc, char **argv);
 int cli_cmd_token_lookup(struct cli *c, int argc, char **argv);
+/* cmd_wrapping.c */
+int cli_cmd_unwrap(struct cli *c, int argc, char **argv);
 int cli_cmd_token_renew(struct cli *c, int argc, char **argv);
 int cli_cmd_token_revoke(struct cli *c, int argc, char **argv);
 int cli_cmd_token_capabilities(struct cli *c, int argc, char **argv);

@@ -31,7 +31,7 @@ static int kv_resolve(struct cli *c, struct kvpath *k, const char *mount_flag, c
 	char path[2048];
 	snprintf(path, sizeof(path), "sys/internal/ui/mounts/%s", probe);
 	struct cli_resp r;
-	struct cli_req rq = {.method = "GET", .path = path};
+	struct cli_req rq = {.method = "GET", .path = path, .no_wrap = 1};
 	struct verr e = {0};
 	int rc = 0;
 	if (cli_http(c, &rq, &r, &e) != 0) {

@@ -140,6 +140,12 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 		rc = cli_call(c, &rq, &r, "Error authenticating", 0);
 		if (rc)
 			goto out;
+		/* -wrap-ttl: the token is inside the wrapping token; print that,
+		 * store nothing (Vault's login) */
+		if (json_is_object(json_object_get(r.json, "wrap_info"))) {
+			rc = cli_output_secret(c, r.json);
+			goto out;
+		}
 		newtok = json_string_value(json_object_get(json_object_get(r.json, "auth"), "client_token"));
 		if (!newtok) {
 			rc = cli_fail(c, CLI_EREMOTE, "Error authenticating: no auth information returned");
@@ -188,8 +194,10 @@ static int token_request(struct cli *c, const char *method, const char *path, js
 	int rc = cli_call(c, &rq, &r, what, 0);
 	if (rc)
 		return rc;
-	if (r.json && (json_is_object(json_object_get(r.json, "data")) ||
-		       json_is_object(json_object_get(r.json, "auth"))) && !okmsg)
+	if (r.json && json_is_object(json_object_get(r.json, "wrap_info")))
+		rc = cli_output_secret(c, r.json); /* -wrap-ttl */
+	else if (r.json && (json_is_object(json_object_get(r.json, "data")) ||
+			    json_is_object(json_object_get(r.json, "auth"))) && !okmsg)
 		rc = cli_output_secret(c, r.json);
 	else if (okmsg)
 		fprintf(c->out, "%s\n", okmsg);

@@ -134,6 +134,18 @@ int cli_http(struct cli *c, const struct cli_req *rq, struct cli_resp *out, stru
 		snprintf(hb, sizeof(hb), "X-Vault-Namespace: %s", c->namespace_);
 		hdrs = curl_slist_append(hdrs, hb);
 	}
+	/* Vault's DefaultWrappingLookupFunc: -wrap-ttl on every request, and
+	 * 5m for sys/wrapping/wrap when none was given */
+	{
+		const char *wt = c->wrap_ttl && *c->wrap_ttl ? c->wrap_ttl : NULL;
+		if (!wt && !strcmp(path, "sys/wrapping/wrap") &&
+		    (!strcmp(method, "PUT") || !strcmp(method, "POST")))
+			wt = "5m";
+		if (wt && !rq->no_wrap) {
+			snprintf(hb, sizeof(hb), "X-Vault-Wrap-TTL: %s", wt);
+			hdrs = curl_slist_append(hdrs, hb);
+		}
+	}
 	hdrs = curl_slist_append(hdrs, "Expect:");
 
 	if (rq->body || rq->raw) {

@@ -21,6 +21,7 @@
 	"  -tls-skip-verify        Do not verify the server certificate (VAULT_SKIP_VERIFY)\n" \
 	"  -namespace=<string>     Namespace, sent as X-Vault-Namespace (VAULT_NAMESPACE)\n" \
 	"  -non-interactive        Never prompt\n"                                         \
+	"  -wrap-ttl=<duration>    Wrap the response in a single-use token (VAULT_WRAP_TTL)\n" \
 	"\nOutput Options:\n"                                                           \
 	"  -format=<string>        table (default), json or yaml (VAULT_FORMAT)\n"          \
 	"  -field=<string>         Print only this field, raw\n"
@@ -74,6 +75,30 @@ const struct cli_cmd cli_cmds[] = {
 	 "      $ coffer operator generate-root -decode=ENCODED -otp=OTP\n\n"
 	 "Command Options:\n  -init -otp=<string> -generate-otp -decode=<string> -cancel -status\n"
 	 "  -nonce=<string>\n"},
+	{"operator raft join", cli_cmd_operator_raft_join, "Joins a node to the Raft cluster",
+	 "Usage: coffer operator raft join [options] LEADER_API_ADDR\n\n"
+	 "  Asks this (new, sealed) node to join the cluster led by LEADER_API_ADDR;\n"
+	 "  then unseal it with the cluster's keys.\n\n"
+	 "  Example:\n      $ coffer operator raft join https://node1:8200\n\n"
+	 "Command Options:\n  -leader-ca-cert=<string>  The leader's CA (PEM or @file)\n"
+	 "  -non-voter  Join as a non-voter\n  -retry  Retry while the leader is unreachable\n"},
+	{"operator raft list-peers", cli_cmd_operator_raft_list_peers,
+	 "Returns the Raft peer set",
+	 "Usage: coffer operator raft list-peers\n\n"
+	 "  Lists the members of the raft cluster (GET sys/storage/raft/configuration).\n"},
+	{"operator raft remove-peer", cli_cmd_operator_raft_remove_peer,
+	 "Removes a node from the Raft cluster",
+	 "Usage: coffer operator raft remove-peer SERVER_ID\n\n"
+	 "  Example:\n      $ coffer operator raft remove-peer node3\n"},
+	{"operator raft autopilot state", cli_cmd_operator_raft_autopilot_state,
+	 "Displays the state of the raft cluster under autopilot",
+	 "Usage: coffer operator raft autopilot state\n\n"
+	 "  Health, failure tolerance and per-server replication state\n"
+	 "  (GET sys/storage/raft/autopilot/state).\n"},
+	{"operator raft snapshot inspect", cli_cmd_operator_raft_inspect,
+	 "Inspects a snapshot file offline",
+	 "Usage: coffer operator raft snapshot inspect FILE\n\n"
+	 "  Checks the archive and its checksums and prints meta.json; needs no server.\n"},
 	{"operator raft snapshot save", cli_cmd_operator_raft_save, "Saves a snapshot of integrated storage",
 	 "Usage: coffer operator raft snapshot save FILE\n\n"
 	 "  Streams GET /v1/sys/storage/raft/snapshot into FILE.\n\n"
@@ -113,6 +138,12 @@ const struct cli_cmd cli_cmds[] = {
 	 "Usage: coffer patch [options] PATH [DATA K=V...]\n\n"
 	 "  Sends a JSON merge patch (PATCH, application/merge-patch+json).\n\n"
 	 "  Example:\n      $ coffer patch pki/roles/example allow_localhost=false\n"},
+	{"unwrap", cli_cmd_unwrap, "Unwrap a wrapped secret",
+	 "Usage: coffer unwrap [options] [TOKEN]\n\n"
+	 "  Unwraps a response-wrapping token (once: it is then revoked). Without\n"
+	 "  TOKEN the client's own token (VAULT_TOKEN) is the wrapping token.\n\n"
+	 "  Examples:\n      $ coffer unwrap s.XXXX\n"
+	 "      $ VAULT_TOKEN=s.XXXX coffer unwrap\n"},
 	{"path-help", cli_cmd_path_help, "Retrieve API help for paths",
 	 "Usage: coffer path-help [options] PATH\n\n  Example:\n      $ coffer path-help secret/\n"},
 	{"kv get", cli_cmd_kv_get, "Retrieves data from the KV store",

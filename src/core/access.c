@@ -70,15 +70,15 @@ static int token_acl(struct core *c, const struct token_entry *te, struct acl **
 }
 
 int access_acl_check(struct core *c, const struct token_entry *te, enum logical_op op,
-		     const char *path, const json_t *data, struct access_result *out,
-		     struct verr *err)
+		     const char *path, const json_t *data, int64_t wrap_ttl,
+		     struct access_result *out, struct verr *err)
 {
 	struct acl *acl = NULL;
 	int rc = token_acl(c, te, &acl, err);
 	if (rc)
 		return rc;
 	struct acl_result r = {0};
-	rc = acl_check(acl, op, path, data, &r);
+	rc = acl_check_wrapped(acl, op, path, data, wrap_ttl, &r);
 	acl_free(acl);
 	if (rc)
 		return verr_set(err, VERR_INTERNAL, "policy check failed");

@@ -26,9 +26,11 @@ int access_token_lookup(struct core *c, const char *raw, struct token_entry **ou
 			struct verr *err);
 int access_token_lookup_accessor(struct core *c, const char *accessor,
 				 struct token_entry **out, struct verr *err);
+/* wrap_ttl: the request's X-Vault-Wrap-TTL in seconds (0: not wrapped),
+ * checked against min_wrapping_ttl / max_wrapping_ttl rules. */
 int access_acl_check(struct core *c, const struct token_entry *te, enum logical_op op,
-		     const char *path, const json_t *data, struct access_result *out,
-		     struct verr *err);
+		     const char *path, const json_t *data, int64_t wrap_ttl,
+		     struct access_result *out, struct verr *err);
 int access_capabilities(struct core *c, const struct token_entry *te, const char *path,
 			json_t **out, struct verr *err);
 /* *out = the token holds some capability other than deny on the mount

@@ -988,7 +988,7 @@ static struct audit_dev *find_ref(struct audit_broker *b, const char *path, stru
 		atomic_fetch_add(&d->refs, 1);
 	pthread_rwlock_unlock(&b->lock);
 	if (!d)
-		verr_set(err, VERR_INVALID, "unknown audit device \"%s\"", np);
+		verr_set(err, VERR_INVALID, "unknown audit backend \"%s\"", np); /* Vault's words */
 	free(np);
 	return d;
 }

@@ -21,6 +21,7 @@
 
 #include "audit/audit.h"
 #include "core/audit_broker.h"
+#include "core/telemetry.h"
 #include "core/token.h"
 #include "util/timefmt.h"
 
@@ -107,6 +108,7 @@ static void entry_fill(struct audit_entry *e, const char *type, const struct log
 			e->resp_data = resp->data && !resp->raw ? resp->data : NULL;
 			e->resp_warnings = json_array_size(resp->warnings) ? resp->warnings : NULL;
 			e->redirect = resp->redirect;
+			e->resp_wrap_info = resp->wrap_info_out;
 		}
 	}
 	if (rc)
@@ -121,8 +123,9 @@ int audit_hooks_request(struct core *c, const struct logical_request *req,
 		return 0;
 	struct audit_entry e;
 	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
+	uint64_t t0 = metrics_now();
 	entry_fill(&e, "request", req, te, NULL, rc, rerr, tbuf, ibuf);
-	return audit_broker_log_entry(c->audit, &e, err);
+	return telemetry_audit(true, t0, audit_broker_log_entry(c->audit, &e, err));
 }
 
 int audit_hooks_response(struct core *c, const struct logical_request *req,
@@ -133,8 +136,30 @@ int audit_hooks_response(struct core *c, const struct logical_request *req,
 		return 0;
 	struct audit_entry e;
 	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
+	uint64_t t0 = metrics_now();
 	entry_fill(&e, "response", req, te, resp, rc, rerr, tbuf, ibuf);
-	return audit_broker_log_entry(c->audit, &e, err);
+	/* an unwrap is logged with the response it hands out (Vault: the
+	 * decoded body, its secrets HMAC'd like any other response) */
+	json_t *inner = NULL;
+	if (rc == 0 && resp && resp->raw && resp->raw_len && !strcmp(req->path, "sys/wrapping/unwrap")) {
+		inner = json_loadb(resp->raw_body, resp->raw_len, 0, NULL);
+		if (json_is_object(inner)) {
+			json_t *d = json_object_get(inner, "data");
+			json_t *a = json_object_get(inner, "auth");
+			json_t *w = json_object_get(inner, "warnings");
+			e.resp_data = json_is_object(d) ? d : NULL;
+			e.resp_auth = json_is_object(a) ? a : NULL;
+			e.resp_warnings = json_array_size(w) ? w : NULL;
+			const char *lid = json_string_value(json_object_get(inner, "lease_id"));
+			if (lid && *lid) {
+				e.has_secret = true;
+				e.lease_id = lid;
+			}
+		}
+	}
+	int arc = telemetry_audit(false, t0, audit_broker_log_entry(c->audit, &e, err));
+	json_decref(inner);
+	return arc;
 }
 
 int audit_hooks_open(struct core *c, struct verr *err)

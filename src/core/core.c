@@ -18,6 +18,7 @@
 #include "core/pipeline.h"
 #include "core/router.h"
 #include "core/state.h"
+#include "core/telemetry.h"
 #include "core/unseal.h"
 #include "seal/seal.h"
 #include "util/log.h"
@@ -89,6 +90,7 @@ int core_new(struct core **out, const struct core_opts *o, struct verr *err)
 	if (rc)
 		goto fail_locks;
 	c->bphys = barrier_physical(c->barrier);
+	c->telemetry_id = telemetry_start(c);
 	*out = c;
 	return 0;
 fail_locks:
@@ -114,6 +116,7 @@ void core_free(struct core *c)
 {
 	if (!c)
 		return;
+	telemetry_stop(c->telemetry_id);
 	state_seal(c);
 	barrier_free(c->barrier);
 	physical_close(c->phys);
@@ -185,8 +188,8 @@ static int standby_answer(struct core *c, struct logical_response *resp, struct 
 	return verr_set(err, VERR_STANDBY, "Vault is in standby mode and no active node is known");
 }
 
-int core_handle_request(struct core *c, struct logical_request *req,
-			struct logical_response *resp, struct verr *err)
+static int handle_request(struct core *c, struct logical_request *req,
+			  struct logical_response *resp, struct verr *err)
 {
 	int rc = router_valid_path(req->path, err);
 	if (rc)
@@ -214,6 +217,15 @@ int core_handle_request(struct core *c, struct logical_request *req,
 	if (rc)
 		log_debug("core", "request %s %s failed: %s", logical_op_name(req->op), req->path,
 			  verr_name(rc));
+	return rc;
+}
+
+int core_handle_request(struct core *c, struct logical_request *req,
+			struct logical_response *resp, struct verr *err)
+{
+	uint64_t t0 = metrics_now();
+	int rc = handle_request(c, req, resp, err);
+	telemetry_request(req, t0);
 	return rc;
 }
 

@@ -26,6 +26,10 @@ struct core_opts {
 	struct physical_ha *ha;              /* borrowed, NULL: no HA (one node);
 					      * must outlive the core */
 	struct seal *seal;                   /* owned from core_new; NULL: Shamir */
+	struct seal *old_seal;               /* borrowed, NULL: none; the disabled
+					      * stanza of a seal migration (the seal
+					      * the stored root key is still under);
+					      * must outlive the core */
 	int64_t default_lease_ttl, max_lease_ttl;
 	const struct backend_ops *const *backends; /* NULL-terminated registry */
 	const struct audit_device_ops *const *audit_types; /* NULL-terminated, may be NULL */
@@ -89,12 +93,37 @@ void core_forward_free(struct core_forward *f);
 int core_cluster_tls(struct core *c, char **cert_pem, char **key_pem, size_t *key_len,
 		     uint64_t *gen);
 
+/*
+ * Auto seals (awskms, transit, pkcs11): unseal with no key typed, at start
+ * and on standbys too. A background thread tries at once, then retries
+ * with backoff (100 ms doubling to 10 s) while the key service is
+ * unreachable or the root key cannot be opened, logging why; the sealed
+ * endpoints (seal-status, health) answer meanwhile. It waits while the
+ * storage is uninitialised (another node may initialise it), does nothing
+ * for a Shamir seal or a pending seal migration, and ends once unsealed.
+ * core_autounseal_stop (NULL-safe) joins it; call it before core_free.
+ */
+struct core_autounseal;
+int core_autounseal_start(struct core_autounseal **out, struct core *c, struct verr *err);
+void core_autounseal_stop(struct core_autounseal *a);
+
 /* HA heartbeats: a standby sends core_ha_echo_body() (malloc'd JSON) to
  * the active node's cluster port every few seconds; the active records it
  * with core_ha_echo for sys/ha-status. VERR_STANDBY when not active,
  * VERR_INVALID for a malformed body. */
 char *core_ha_echo_body(struct core *c);
 int core_ha_echo(struct core *c, const char *body, size_t len, struct verr *err);
+
+/*
+ * GET sys/metrics without the pipeline (a listener with telemetry {
+ * unauthenticated_metrics_access = true }, and a standby answering for
+ * itself): this node's metrics in `format` ("prometheus", "json", NULL:
+ * json) and the Accept header's choice of OpenMetrics. *body and
+ * *content_type are malloc'd. VERR_INVALID for an unknown format or
+ * "prometheus is not enabled" (prometheus_retention_time = 0).
+ */
+int core_metrics(struct core *c, const char *format, const char *accept, char **body,
+		 size_t *len, char **content_type, struct verr *err);
 
 /* Dev mode: initialise with one share, unseal, optionally replace the root
  * token by one with the given id, mount kv-v2 at secret/. *out_root and

@@ -110,6 +110,7 @@ struct core {
 	pthread_mutex_t echo_mu;      /* guards echoes */
 	json_t *echoes;               /* node_id -> standby heartbeat (ACTIVE) */
 	struct periodic *periodic;    /* ACTIVE only */
+	int telemetry_id;             /* the metrics collector (telemetry.c) */
 
 	/* ---- ceremonies (unseal.c), guarded by unseal_lock ---- */
 	pthread_mutex_t init_lock;

@@ -48,6 +48,7 @@
  *     applies the flags when it finishes.
  */
 #include "core/expiration.h"
+#include "core/telemetry.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -691,8 +692,8 @@ static int rec_remove(struct expiration *e, const char *id, const json_t *rec, s
 
 /* ---- public: store, look up, renew ---- */
 
-int expiration_put(struct expiration *e, const char *lease_id, const json_t *record,
-		   bool may_exist, struct verr *err)
+static int put_impl(struct expiration *e, const char *lease_id, const json_t *record,
+		    bool may_exist, struct verr *err)
 {
 	if (!lease_id || !*lease_id || !json_is_object(record) ||
 	    !json_is_integer(json_object_get(record, "expire_ms")))
@@ -752,8 +753,8 @@ int expiration_list(struct expiration *e, const char *prefix, json_t **out, stru
 	return 0;
 }
 
-int expiration_renew(struct expiration *e, const char *lease_id, int64_t increment_s,
-		     json_t **out, json_t *warnings, struct verr *err)
+static int renew_impl(struct expiration *e, const char *lease_id, int64_t increment_s,
+		      json_t **out, json_t *warnings, struct verr *err)
 {
 	if (out)
 		*out = NULL;
@@ -854,8 +855,8 @@ static int revoke_one(struct expiration *e, const char *id, bool force, bool exp
 	return rc;
 }
 
-int expiration_revoke(struct expiration *e, const char *lease_id, bool force,
-		      struct verr *err)
+static int revoke_impl(struct expiration *e, const char *lease_id, bool force,
+		       struct verr *err)
 {
 	int64_t later = 0;
 	bool did = false;
@@ -939,8 +940,8 @@ static int collect(struct expiration *e, const char *prefix, struct idlist *out,
 	return physical_walk(e->phys, base, prefix, collect_one, out, err);
 }
 
-int expiration_revoke_prefix(struct expiration *e, const char *prefix, bool force, bool sync,
-			     struct verr *err)
+static int revoke_prefix_impl(struct expiration *e, const char *prefix, bool force, bool sync,
+			      struct verr *err)
 {
 	size_t pl = strlen(prefix);
 	char *p = NULL;
@@ -1329,4 +1330,36 @@ void expiration_wait_restored(struct expiration *e)
 	while (e->restoring && e->started && !e->stop)
 		pthread_cond_wait(&e->restored_cv, &e->mu);
 	pthread_mutex_unlock(&e->mu);
+}
+
+/* ---- the timed entry points (vault.expire.*, core/telemetry.h) ---- */
+
+int expiration_put(struct expiration *e, const char *lease_id, const json_t *record,
+		   bool may_exist, struct verr *err)
+{
+	uint64_t t0 = metrics_now();
+	return telemetry_timed(put_impl(e, lease_id, record, may_exist, err), "vault.expire.register", t0);
+}
+
+int expiration_renew(struct expiration *e, const char *lease_id, int64_t increment_s,
+		     json_t **out, json_t *warnings, struct verr *err)
+{
+	uint64_t t0 = metrics_now();
+	return telemetry_timed(renew_impl(e, lease_id, increment_s, out, warnings, err),
+			       "vault.expire.renew", t0);
+}
+
+int expiration_revoke(struct expiration *e, const char *lease_id, bool force,
+		      struct verr *err)
+{
+	uint64_t t0 = metrics_now();
+	return telemetry_timed(revoke_impl(e, lease_id, force, err), "vault.expire.revoke", t0);
+}
+
+int expiration_revoke_prefix(struct expiration *e, const char *prefix, bool force, bool sync,
+			     struct verr *err)
+{
+	uint64_t t0 = metrics_now();
+	return telemetry_timed(revoke_prefix_impl(e, prefix, force, sync, err),
+			       "vault.expire.revoke-prefix", t0);
 }

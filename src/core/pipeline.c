@@ -10,8 +10,13 @@
  *   6 audit the request: no device can record it -> the handler does not run
  *   7 the handler (framework_call, the same dispatch engine tests use); a
  *     token for a login, a lease for a secret
- *   8 audit the response: no device can record it -> nothing of the response
+ *   8 response wrapping (X-Vault-Wrap-TTL, or a handler asking for it): the
+ *     response goes into a single-use token's cubbyhole (wrapping.c)
+ *   9 audit the response: no device can record it -> nothing of the response
  *     leaves, and the token or lease the request created is revoked
+ * sys/wrapping/{lookup,unwrap,rewrap} check their wrapping token before
+ * step 3 (Vault's wrappingVerificationFunc: a used or unknown one is a 400,
+ * not a 403).
  */
 #include "core/pipeline.h"
 
@@ -24,7 +29,9 @@
 #include "core/expiration.h"
 #include "core/leases.h"
 #include "core/router.h"
+#include "core/telemetry.h"
 #include "core/token.h"
+#include "core/wrapping.h"
 #include "util/cidr.h"
 #include "util/log.h"
 
@@ -61,9 +68,14 @@ static void set_token(struct logical_request *req, const struct token_entry *te)
  * token create (resp->auth_out), a lease (resp->lease_out) - so no live
  * credential exists that nobody can see in the audit log.
  */
-static void withhold_response(struct core *c, struct logical_response *resp)
+static void withhold_response(struct core *c, struct logical_response *resp,
+			      json_t *inner_auth, json_t *inner_lease)
 {
-	const char *tok = json_string_value(json_object_get(resp->auth_out, "client_token"));
+	if (resp->wrap_info_out)
+		wrapping_discard(c, resp);
+	json_t *auth = resp->auth_out ? resp->auth_out : inner_auth;
+	json_t *lease_out = resp->lease_out ? resp->lease_out : inner_lease;
+	const char *tok = json_string_value(json_object_get(auth, "client_token"));
 	if (tok && *tok && c->tokens) {
 		struct token_entry *te = NULL;
 		struct verr e = {0};
@@ -74,7 +86,7 @@ static void withhold_response(struct core *c, struct logical_response *resp)
 			token_entry_free(te);
 		}
 	}
-	const char *lease = json_string_value(json_object_get(resp->lease_out, "lease_id"));
+	const char *lease = json_string_value(json_object_get(lease_out, "lease_id"));
 	if (lease && *lease && c->expire) {
 		struct verr e = {0};
 		if (expiration_revoke(c->expire, lease, false, &e))
@@ -89,6 +101,7 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	int rc = 0;
 	struct mount_entry *m = router_route(c, req->path);
 	bool audited = false, audit_failed = false;
+	json_t *inner_auth = NULL, *inner_lease = NULL; /* of a wrapped response */
 	bind_mount(req, m, resp);
 
 	const struct path_def *table = m && m->ops->paths ? m->ops->paths(m->inst) : NULL;
@@ -104,8 +117,16 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	json_decref(caps);
 	req->fields = fields;
 
-	/* authenticate */
+	/* the wrapping token of lookup/unwrap/rewrap, before authentication */
 	struct token_entry *te = NULL;
+	bool wrap_path = m && def && wrapping_checked_path(req->path);
+	if (wrap_path && field_rc == 0) {
+		rc = wrapping_validate(c, req, err);
+		if (rc)
+			goto out;
+	}
+
+	/* authenticate */
 	bool unauth = def && def->unauthenticated;
 	if (!unauth) {
 		if (!req->client_token || !*req->client_token) {
@@ -113,6 +134,8 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 			goto out;
 		}
 		rc = access_token_lookup(c, req->client_token, &te, err);
+		if (rc && wrap_path) /* used up since the check: still Vault's 400 */
+			rc = verr_set(err, VERR_INVALID, WRAPPING_INVALID_MSG);
 		if (rc)
 			goto out;
 		if (!cidr_list_allows(te->bound_cidrs, req->remote_addr)) {
@@ -120,7 +143,8 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 			goto out;
 		}
 		set_token(req, te);
-	} else if (req->client_token && *req->client_token) {
+	} else if (req->client_token && *req->client_token &&
+		   strcmp(req->path, "sys/wrapping/lookup") != 0) {
 		/* optional token on unauthenticated paths (e.g. login with a
 		 * token present): resolve it if valid, ignore otherwise */
 		if (access_token_lookup(c, req->client_token, &te, NULL) == 0)
@@ -137,7 +161,8 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	/* authorise */
 	if (!unauth) {
 		struct access_result ar = {0};
-		rc = access_acl_check(c, te, req->op, req->path, req->data, &ar, err);
+		rc = access_acl_check(c, te, req->op, req->path, req->data, req->wrap_ttl, &ar,
+				      err);
 		if (rc)
 			goto out;
 		if (!ar.allowed || (def && def->sudo && !ar.sudo && !ar.is_root)) {
@@ -180,15 +205,29 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	bool revoke_after = false;
 	if (te) {
 		rc = access_token_use(c, te, &revoke_after, err);
+		if (rc && wrap_path)
+			rc = verr_set(err, VERR_INVALID, WRAPPING_INVALID_MSG);
 		if (rc)
 			goto out;
 	}
 
+	uint64_t t_route = metrics_now();
 	rc = framework_call(def, req, resp, err);
+	telemetry_route(req->op, m->path, t_route);
 	if (rc == 0 && resp->auth)
 		rc = access_issue_login_token(c, m, req, resp, err);
 	if (rc == 0 && resp->secret)
 		rc = leases_register(c, m, req, resp, err);
+	int64_t wrap_ttl = rc == 0 ? wrapping_ttl(req, resp) : 0;
+	if (wrap_ttl > 0 && (resp->data || resp->auth_out || resp->lease_out || resp->raw)) {
+		inner_auth = json_incref(resp->auth_out);
+		inner_lease = json_incref(resp->lease_out);
+		rc = wrapping_wrap(c, req, resp, wrap_ttl, err);
+		if (rc) /* what would have been wrapped never leaves unwrapped */
+			withhold_response(c, resp, NULL, NULL);
+	} else if (rc == 0 && resp->wrap_ttl > 0) {
+		logical_response_reset(resp); /* a rewrap with nothing: nothing out */
+	}
 
 	if (revoke_after)
 		access_token_revoke(c, te);
@@ -199,7 +238,7 @@ out:
 			audit_hooks_request(c, req, te, rc, err, &aerr);
 		int arc = audit_hooks_response(c, req, te, resp, rc, err, &aerr);
 		if (arc && rc == 0) {
-			withhold_response(c, resp);
+			withhold_response(c, resp, inner_auth, inner_lease);
 			rc = verr_set(err, VERR_INTERNAL,
 				      "no audit device could record the response; it was withheld");
 		} else if (arc) {
@@ -208,6 +247,10 @@ out:
 			logical_response_reset(resp);
 		}
 	}
+	json_decref(inner_auth);
+	json_decref(inner_lease);
+	if (m && m->is_auth && unauth)
+		telemetry_login(m->path, rc == 0);
 	req->fields = NULL;
 	json_decref(fields);
 	if (te)

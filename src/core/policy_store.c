@@ -27,6 +27,7 @@
  * Storage reads and ACL compilation happen without `lock` held.
  */
 #include "core/policy.h"
+#include "core/telemetry.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -433,8 +434,8 @@ out:
 	return rc;
 }
 
-int policy_store_get(struct policy_store *s, const char *name, struct policy **out,
-		     struct verr *err)
+static int get_policy(struct policy_store *s, const char *name, struct policy **out,
+		      struct verr *err)
 {
 	char n[POLICY_NAME_MAX];
 	*out = NULL;
@@ -450,6 +451,13 @@ int policy_store_get(struct policy_store *s, const char *name, struct policy **o
 		return 0;
 	}
 	return load(s, n, out, NULL, NULL, err);
+}
+
+int policy_store_get(struct policy_store *s, const char *name, struct policy **out,
+		     struct verr *err)
+{
+	uint64_t t0 = metrics_now();
+	return telemetry_timed(get_policy(s, name, out, err), "vault.policy.get_policy", t0);
 }
 
 int policy_store_raw(struct policy_store *s, const char *name, char **out_text,

@@ -516,7 +516,8 @@ static int parse_config(struct core *c, const json_t *in, json_t *cfg, struct ve
 	if (eff_m && eff_d > eff_m)
 		return verr_set(err, VERR_INVALID, "default_lease_ttl cannot be greater than max_lease_ttl");
 	/* Vault lets a mount's max exceed the system max (tuneMountTTLs checks
-	 * only default <= max): the PKI guide tunes pki/ to 87600h */
+	 * only default <= max; the PKI guide tunes pki/ to 87600h): leases and
+	 * tokens stay capped by the server's (token store, leases) */
 	const char *keys[] = {"audit_non_hmac_request_keys", "audit_non_hmac_response_keys",
 			      "passthrough_request_headers", "allowed_response_headers", NULL};
 	for (int i = 0; keys[i]; i++) {

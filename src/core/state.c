@@ -43,6 +43,7 @@
 #include "core/stores.h"
 #include "core/token.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/rand.h"
 #include "util/secmem.h"
 
@@ -161,11 +162,13 @@ static void ha_fence(void *ctx)
 static void ha_lost(void *ctx)
 {
 	struct core *c = ctx;
+	uint64_t t0 = metrics_now();
 	pthread_rwlock_wrlock(&c->state_lock);
 	if (state_get(c) == CORE_ACTIVE) {
 		teardown_active(c);
 		atomic_store(&c->state, CORE_STANDBY);
 		log_info("core", "this node is now a standby");
+		METRICS_SINCE("vault.core.leadership_lost", t0);
 	}
 	pthread_rwlock_unlock(&c->state_lock);
 }
@@ -175,6 +178,7 @@ static void ha_lost(void *ctx)
 int state_unseal(struct core *c, const uint8_t *root, size_t len, bool *did, struct verr *err)
 {
 	*did = false;
+	uint64_t t0 = metrics_now();
 	pthread_rwlock_wrlock(&c->state_lock);
 	if (state_get(c) != CORE_SEALED) {
 		pthread_rwlock_unlock(&c->state_lock);
@@ -209,6 +213,7 @@ int state_unseal(struct core *c, const uint8_t *root, size_t len, bool *did, str
 		barrier_seal(c->barrier);
 	else {
 		*did = true;
+		METRICS_SINCE("vault.core.unseal", t0);
 		log_info("core", "vault is unsealed");
 	}
 	pthread_rwlock_unlock(&c->state_lock);
@@ -234,6 +239,7 @@ void state_seal(struct core *c)
 		break;
 	}
 	enum core_state st = state_get(c);
+	uint64_t t0 = metrics_now();
 	if (st != CORE_SEALED) {
 		if (st == CORE_ACTIVE)
 			teardown_active(c);
@@ -252,6 +258,7 @@ void state_seal(struct core *c)
 		c->genroot.started = false;
 		secmem_wipe(c->genroot.otp, sizeof(c->genroot.otp));
 		pthread_mutex_unlock(&c->unseal_lock);
+		METRICS_SINCE("vault.core.seal-internal", t0);
 		log_info("core", "vault is sealed");
 	}
 	pthread_rwlock_unlock(&c->state_lock);

@@ -22,8 +22,11 @@
 #include "core/policy.h"
 #include "core/router.h"
 #include "core/state.h"
+#include "core/sys_raft.h"
+#include "core/telemetry.h"
 #include "core/token.h"
 #include "core/unseal.h"
+#include "core/wrapping.h"
 #include "util/hcl.h"
 #include "util/rand.h"
 #include "util/timefmt.h"
@@ -114,6 +117,27 @@ static int h_rekey_update(struct logical_request *req, struct logical_response *
 {
 	json_t *out = NULL;
 	int rc = unseal_rekey(C(req), req->op, "update", req->data, &out, err);
+	if (!rc && out)
+		return bare(resp, out);
+	return rc;
+}
+
+/* sys/rekey-recovery-key/init and /update: the same ceremony over the recovery keys */
+static int h_rekey_recovery_init(struct logical_request *req, struct logical_response *resp,
+				 struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = unseal_rekey(C(req), req->op, "recovery-init", req->data, &out, err);
+	if (!rc && out)
+		return bare(resp, out);
+	return rc;
+}
+
+static int h_rekey_recovery_update(struct logical_request *req, struct logical_response *resp,
+				   struct verr *err)
+{
+	json_t *out = NULL;
+	int rc = unseal_rekey(C(req), req->op, "recovery-update", req->data, &out, err);
 	if (!rc && out)
 		return bare(resp, out);
 	return rc;
@@ -519,12 +543,6 @@ static int h_ha_status(struct logical_request *req, struct logical_response *res
 	return rc ? rc : top(resp, o);
 }
 
-static int h_raft_snapshot(struct logical_request *req, struct logical_response *resp,
-			   struct verr *err)
-{
-	return verr_set(err, VERR_INVALID, "raft storage is not in use: snapshots need storage \"raft\"");
-}
-
 static int h_version_history(struct logical_request *req, struct logical_response *resp,
 			     struct verr *err)
 {
@@ -610,6 +628,11 @@ static const struct path_def sys_paths[] = {
 	 .ops = {{LOP_READ, h_rekey_init}, {LOP_UPDATE, h_rekey_init}, {LOP_DELETE, h_rekey_init}}},
 	{.pattern = "rekey/update", .fields = f_any, .unauthenticated = true,
 	 .ops = {{LOP_UPDATE, h_rekey_update}}},
+	{.pattern = "rekey-recovery-key/init", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_READ, h_rekey_recovery_init}, {LOP_UPDATE, h_rekey_recovery_init},
+		 {LOP_DELETE, h_rekey_recovery_init}}},
+	{.pattern = "rekey-recovery-key/update", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, h_rekey_recovery_update}}},
 	{.pattern = "generate-root/attempt", .fields = f_any, .unauthenticated = true,
 	 .ops = {{LOP_READ, h_genroot_attempt}, {LOP_UPDATE, h_genroot_attempt},
 		 {LOP_DELETE, h_genroot_attempt}}},
@@ -647,11 +670,35 @@ static const struct path_def sys_paths[] = {
 	{.pattern = "capabilities-self", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_self}}},
 	{.pattern = "capabilities", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_token}}},
 	{.pattern = "capabilities-accessor", .fields = f_caps, .ops = {{LOP_UPDATE, h_caps_accessor}}},
+	{.pattern = "wrapping/wrap", .allow_unknown_fields = true,
+	 .ops = {{LOP_UPDATE, sys_wrapping_wrap}}},
+	{.pattern = "wrapping/unwrap", .fields = sys_wrapping_fields,
+	 .ops = {{LOP_UPDATE, sys_wrapping_unwrap}}},
+	{.pattern = "wrapping/lookup", .fields = sys_wrapping_fields, .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, sys_wrapping_lookup}, {LOP_READ, sys_wrapping_lookup}}},
+	{.pattern = "wrapping/rewrap", .fields = sys_wrapping_fields,
+	 .ops = {{LOP_UPDATE, sys_wrapping_rewrap}}},
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
 	{.pattern = "ha-status", .ops = {{LOP_READ, h_ha_status}}},
+	{.pattern = "metrics", .fields = telemetry_metrics_fields, .ops = {{LOP_READ, telemetry_sys_metrics}}},
 	{.pattern = "version-history/?", .ops = {{LOP_LIST, h_version_history}}},
-	{.pattern = "storage/raft/snapshot", .ops = {{LOP_READ, h_raft_snapshot}, {LOP_UPDATE, h_raft_snapshot}}},
-	{.pattern = "storage/raft/snapshot-force", .ops = {{LOP_UPDATE, h_raft_snapshot}}},
+	/* integrated raft storage (sys_raft.c) */
+	{.pattern = "storage/raft/snapshot", .sudo = true,
+	 .ops = {{LOP_READ, sys_raft_snapshot}, {LOP_UPDATE, sys_raft_snapshot}}},
+	{.pattern = "storage/raft/snapshot-force", .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_raft_snapshot_force}}},
+	{.pattern = "storage/raft/configuration", .ops = {{LOP_READ, sys_raft_configuration}}},
+	{.pattern = "storage/raft/remove-peer", .fields = sys_raft_fields, .sudo = true,
+	 .ops = {{LOP_UPDATE, sys_raft_remove_peer}}},
+	{.pattern = "storage/raft/autopilot/state", .ops = {{LOP_READ, sys_raft_autopilot_state}}},
+	{.pattern = "storage/raft/autopilot/configuration", .fields = sys_raft_autopilot_fields,
+	 .ops = {{LOP_READ, sys_raft_autopilot_config}, {LOP_UPDATE, sys_raft_autopilot_config}}},
+	{.pattern = "storage/raft/join", .unauthenticated = true,
+	 .ops = {{LOP_UPDATE, sys_raft_join_unsealed}}},
+	{.pattern = "storage/raft/bootstrap/challenge", .fields = sys_raft_fields,
+	 .unauthenticated = true, .ops = {{LOP_UPDATE, sys_raft_challenge}}},
+	{.pattern = "storage/raft/bootstrap/answer", .fields = sys_raft_fields,
+	 .unauthenticated = true, .ops = {{LOP_UPDATE, sys_raft_answer}}},
 	/* leases (sys_leases.c); the un-prefixed forms are Vault's legacy paths */
 	{.pattern = "leases/lookup", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_lookup}}},
 	{.pattern = "leases/lookup/{prefix**}", .fields = sys_leases_fields, .sudo = true,

@@ -2,7 +2,9 @@
  * token.h - the token store: issue, look up, use, renew and revoke service
  * tokens, plus token roles; and the `auth/token/` backend built on it.
  *
- * Tokens are `s.` followed by 24 base62 characters. They are never stored:
+ * Service tokens are `s.` followed by 24 base62 characters; batch tokens
+ * `b.` + a sealed entry (docs/tokens.md), never stored, with no hash or
+ * accessor (both "" in their entry). They are never stored:
  * only HMAC-SHA256(salt, token) in hex (64 chars), the token's "hash", which
  * is the stable, non-secret id the core, audit and cubbyhole use. The salt is
  * 32 random bytes created once and kept in the store's view (which lies below
@@ -68,6 +70,11 @@ struct token_entry {
 	int refs;               /* private: reference count */
 };
 
+/* A raw token of the batch form ("b." + sealed entry): never stored. */
+bool token_is_batch(const char *raw);
+/* The entry is of a batch token (te->type "batch"). */
+bool token_entry_is_batch(const struct token_entry *te);
+
 /* Release a reference (NULL is a no-op). */
 void token_entry_free(struct token_entry *te);
 /* Take another reference. */
@@ -132,7 +139,7 @@ struct token_params {
 	const json_t *internal;     /* copied; NULL ok */
 	const char *role;           /* NULL ok */
 	const char *entity_id;      /* NULL ok */
-	const char *type;           /* NULL or "service" */
+	const char *type;           /* NULL, "service" or "batch" */
 	const char *id;             /* custom token id; NULL => random s.<24> */
 	bool deny_non_expiring;     /* the creator expires: refuse a TTL-less token */
 	json_t *warnings;           /* optional: TTL-capping warnings appended */

@@ -127,6 +127,10 @@ static int create_common(struct logical_request *req, struct logical_response *r
 		rc = verr_set(err, VERR_INVALID, "parent token lookup failed: no parent found");
 		goto out;
 	}
+	if (token_entry_is_batch(parent)) {
+		rc = verr_set(err, VERR_INVALID, "batch tokens cannot create more tokens");
+		goto out;
+	}
 	if (parent->num_uses > 0) {
 		rc = verr_set(err, VERR_INVALID, "restricted use token cannot generate child tokens");
 		goto out;
@@ -173,11 +177,20 @@ static int create_common(struct logical_request *req, struct logical_response *r
 		else if (rt && !strcmp(rt, "default-batch") && !*type)
 			type = "batch";
 	}
-	if (!strcmp(type, "batch")) {
-		rc = verr_set(err, VERR_INVALID, "batch tokens are not supported by this server");
-		goto out;
+	bool batch = !strcmp(type, "batch");
+	if (batch) {
+		/* Vault: no explicit max, uses or period; never renewable */
+		const char *bad = request_duration(req, "explicit_max_ttl") ? "explicit_max_ttl"
+				  : request_int(req, "num_uses")	     ? "num_uses"
+				  : request_duration(req, "period")	     ? "period"
+									     : NULL;
+		if (bad) {
+			rc = verr_set(err, VERR_INVALID, "batch tokens cannot have \"%s\" set", bad);
+			goto out;
+		}
+		renewable = false;
 	}
-	if (*type && strcmp(type, "service")) {
+	if (*type && strcmp(type, "service") && !batch) {
 		rc = verr_set(err, VERR_INVALID, "invalid 'token_type' value");
 		goto out;
 	}
@@ -227,8 +240,8 @@ static int create_common(struct logical_request *req, struct logical_response *r
 			rc = verr_set(err, VERR_INVALID, "root or sudo privileges required to specify token id");
 			goto out;
 		}
-		if (!strncmp(id, "s.", 2)) {
-			rc = verr_set(err, VERR_INVALID, "custom token ID cannot have the 's.' prefix");
+		if (!strncmp(id, "s.", 2) || !strncmp(id, "b.", 2)) {
+			rc = verr_set(err, VERR_INVALID, "custom token ID cannot have the '%.2s' prefix", id);
 			goto out;
 		}
 	}
@@ -389,7 +402,7 @@ static int create_common(struct logical_request *req, struct logical_response *r
 		.bound_cidrs = cidrs,
 		.role = role ? role_name : NULL,
 		.entity_id = orphan ? NULL : parent->entity_id,
-		.type = "service",
+		.type = batch ? "batch" : "service",
 		.id = *id ? id : NULL,
 		.deny_non_expiring = parent->ttl != 0,
 		.warnings = warnings,
@@ -539,6 +552,10 @@ static int renew_raw(struct logical_request *req, struct logical_response *resp,
 		return verr_set(err, VERR_INVALID, "token not found");
 	if (rc)
 		return verr_set(err, rc, "error looking up token to renew");
+	if (token_entry_is_batch(te)) {
+		token_entry_free(te);
+		return verr_set(err, VERR_INVALID, "batch tokens cannot be renewed");
+	}
 	rc = renew_entry(req, resp, te->hash, raw, err);
 	token_entry_free(te);
 	return rc;
@@ -585,6 +602,10 @@ static int h_revoke(struct logical_request *req, struct logical_response *resp, 
 		return 0; /* unknown token: nothing to revoke (204, as Vault) */
 	if (rc)
 		return verr_set(err, rc, "error looking up token to revoke");
+	if (token_entry_is_batch(te)) {
+		token_entry_free(te);
+		return verr_set(err, VERR_INVALID, "batch tokens cannot be revoked");
+	}
 	rc = token_store_revoke(store(req), te->hash, false, err);
 	token_entry_free(te);
 	return rc;
@@ -595,6 +616,8 @@ static int h_revoke_self(struct logical_request *req, struct logical_response *r
 {
 	if (!req->token)
 		return verr_set(err, VERR_INVALID, "missing token ID");
+	if (token_entry_is_batch(req->token))
+		return verr_set(err, VERR_INVALID, "batch tokens cannot be revoked");
 	return token_store_revoke(store(req), req->token->hash, false, err);
 }
 
@@ -629,6 +652,10 @@ static int h_revoke_orphan(struct logical_request *req, struct logical_response 
 		return verr_set(err, VERR_INVALID, "token to revoke not found");
 	if (rc)
 		return verr_set(err, rc, "error when looking up token to revoke");
+	if (token_entry_is_batch(te)) {
+		token_entry_free(te);
+		return verr_set(err, VERR_INVALID, "batch tokens cannot be revoked");
+	}
 	rc = token_store_revoke(store(req), te->hash, true, err);
 	token_entry_free(te);
 	return rc;
@@ -798,6 +825,20 @@ static int h_role_write(struct logical_request *req, struct logical_response *re
 			goto out;
 		}
 		json_object_set_new(r, "token_type", json_string(t));
+	}
+	/* Vault's checks on a role that always issues batch tokens */
+	if (!strcmp(json_string_value(json_object_get(r, "token_type")) ?: "", "batch")) {
+		const char *why = !json_is_true(json_object_get(r, "orphan")) ? "non-orphan tokens"
+				  : json_integer_value(json_object_get(r, "token_period")) ? "periodic tokens"
+				  : !json_is_false(json_object_get(r, "renewable")) ? "renewable tokens"
+				  : json_integer_value(json_object_get(r, "token_explicit_max_ttl"))
+					  ? "tokens with an explicit max TTL"
+					  : NULL;
+		if (why) {
+			rc = verr_set(err, VERR_INVALID,
+				      "'token_type' cannot be 'batch' when role is set to generate %s", why);
+			goto out;
+		}
 	}
 	rc = token_store_role_put(ts, name, r, err);
 out:

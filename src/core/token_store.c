@@ -17,6 +17,18 @@
  *   parent/<parent>/<child>      "1": the children index used by revoke
  *   revoke/<hash>                {"orphan": bool}: a revocation in progress
  *   roles/<name>                 token role (JSON)
+ *   batch-key                    32 random bytes, created once: the
+ *                                AES-256-GCM key of batch tokens
+ *
+ * Batch tokens (type "batch", Vault's) are never stored: the token is
+ * "b." + base64url(AES-256-GCM(batch-key, entry JSON)), the entry holding
+ * policies, meta, display name, path, creation time, TTL, role, entity,
+ * CIDRs and the parent's hash. A lookup decrypts it (a forged or altered
+ * token fails authentication: 403), refuses it once creation_time + ttl
+ * has passed, and refuses it when its parent (if any) is no longer live,
+ * so a non-orphan batch token stops working with its parent. They have no
+ * hash (cubbyhole refuses them), no accessor, cannot be renewed, revoked,
+ * periodic, limited-use or root.
  *
  * Invariants
  *   - The raw token never reaches storage, logs or error messages; it is
@@ -42,6 +54,7 @@
  *     cached over a concurrent revoke.
  */
 #include "core/token.h"
+#include "core/telemetry.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -52,6 +65,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/aead.h"
+#include "util/b64.h"
 #include "util/duration.h"
 #include "util/log.h"
 #include "util/policylist.h"
@@ -82,6 +97,7 @@ struct token_store {
 	struct cache_node **buckets;
 	size_t nbuckets, count, cap, cursor;
 	uint64_t gen;
+	uint8_t *batch_key; /* secmem, AEAD_KEY_LEN: batch tokens' key */
 };
 
 static const char B62[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -588,6 +604,203 @@ static int load_salt(struct token_store *ts, struct verr *err)
 	return rc;
 }
 
+/* The batch-token key: loaded, or created the first time, into secmem. */
+static int load_batch_key(struct token_store *ts, struct verr *err)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = view_get(ts->view, "batch-key", &buf, &len, err);
+	if (rc)
+		return rc;
+	if (buf && len != AEAD_KEY_LEN) {
+		secmem_wipe(buf, len);
+		free(buf);
+		return verr_set(err, VERR_INTERNAL, "token store batch key is corrupt");
+	}
+	ts->batch_key = secmem_alloc(AEAD_KEY_LEN);
+	if (!ts->batch_key) {
+		if (buf)
+			secmem_wipe(buf, len);
+		free(buf);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	if (buf) {
+		memcpy(ts->batch_key, buf, AEAD_KEY_LEN);
+		secmem_wipe(buf, len);
+		free(buf);
+		return 0;
+	}
+	if (RAND_bytes(ts->batch_key, AEAD_KEY_LEN) != 1)
+		return verr_set(err, VERR_INTERNAL, "random generator failed");
+	return view_put(ts->view, "batch-key", ts->batch_key, AEAD_KEY_LEN, err);
+}
+
+#define BATCH_PREFIX "b."
+#define BATCH_AAD "token/batch"
+#define BATCH_RAW_MAX 16384
+
+bool token_is_batch(const char *raw)
+{
+	return raw && !strncmp(raw, BATCH_PREFIX, 2);
+}
+
+bool token_entry_is_batch(const struct token_entry *te)
+{
+	return te && te->type && !strcmp(te->type, "batch");
+}
+
+/* te as a batch token: "b." + base64url(seal(entry JSON)). */
+static int batch_seal(struct token_store *ts, const struct token_entry *te, char **out,
+		      struct verr *err)
+{
+	*out = NULL;
+	json_t *o = json_pack("{s:i, s:s, s:O, s:O, s:s, s:s, s:I, s:I, s:s, s:s}", "v", 1,
+			      "parent", te->parent_hash, "policies", te->policies, "meta", te->meta,
+			      "display_name", te->display_name, "path", te->path, "creation_time",
+			      (json_int_t)te->creation_time, "ttl", (json_int_t)te->ttl, "role",
+			      te->role, "entity_id", te->entity_id);
+	if (o && te->bound_cidrs)
+		json_object_set(o, "bound_cidrs", te->bound_cidrs);
+	if (o && te->internal)
+		json_object_set(o, "internal", te->internal);
+	char *pt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!pt)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	uint8_t *ct = NULL;
+	size_t ctlen = 0;
+	size_t ptlen = strlen(pt);
+	int rc = aead_blob_seal(&ct, &ctlen, ts->batch_key, BATCH_AAD, (const uint8_t *)pt, ptlen,
+				err);
+	secmem_wipe(pt, ptlen);
+	free(pt);
+	if (rc)
+		return rc;
+	char *b = b64_encode(ct, ctlen, true);
+	free(ct);
+	size_t n = b ? strlen(b) : 0;
+	char *raw = b ? malloc(n + 3) : NULL;
+	if (raw) {
+		memcpy(raw, BATCH_PREFIX, 2);
+		memcpy(raw + 2, b, n + 1);
+	}
+	free(b);
+	if (!raw)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	if (n + 2 > BATCH_RAW_MAX) {
+		token_free_raw(raw);
+		return verr_set(err, VERR_INVALID, "the token's policies and metadata are too large for a batch token");
+	}
+	*out = raw;
+	return 0;
+}
+
+/* The entry inside a presented batch token, or NULL when it does not
+ * decrypt (forged, altered, from another store) or is malformed. */
+static struct token_entry *batch_open(struct token_store *ts, const char *raw)
+{
+	size_t n = strlen(raw + 2);
+	if (n == 0 || n + 2 > BATCH_RAW_MAX)
+		return NULL;
+	/* base64url without padding -> standard with padding for b64_decode */
+	char *std = malloc(n + 4);
+	if (!std)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		char ch = raw[2 + i];
+		if (ch == '+' || ch == '/' || ch == '=') {
+			free(std);
+			return NULL;
+		}
+		std[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+	}
+	size_t m = n;
+	while (m % 4)
+		std[m++] = '=';
+	std[m] = '\0';
+	uint8_t *ct = NULL, *pt = NULL;
+	size_t ctlen = 0, ptlen = 0;
+	int rc = b64_decode(&ct, &ctlen, std, false, NULL);
+	free(std);
+	if (rc)
+		return NULL;
+	/* one spelling per token: base64 that differs only in the unused low
+	 * bits of the last character decodes to the same bytes; refuse it */
+	char *canon = b64_encode(ct, ctlen, true);
+	bool same = canon && !strcmp(canon, raw + 2);
+	free(canon);
+	if (!same) {
+		b64_free(ct, ctlen, false);
+		return NULL;
+	}
+	rc = aead_blob_open(&pt, &ptlen, ts->batch_key, BATCH_AAD, ct, ctlen, NULL);
+	b64_free(ct, ctlen, false);
+	if (rc)
+		return NULL;
+	json_t *o = json_loadb((const char *)pt, ptlen, 0, NULL);
+	secmem_free(pt, ptlen);
+	if (!json_is_object(o) || jint(o, "v") != 1 || !json_is_array(json_object_get(o, "policies"))) {
+		json_decref(o);
+		return NULL;
+	}
+	struct token_entry *te = entry_new();
+	if (!te) {
+		json_decref(o);
+		return NULL;
+	}
+	te->hash = strdup("");
+	te->accessor = strdup("");
+	te->parent_hash = xstrdup(jstr(o, "parent"));
+	te->policies = json_deep_copy(json_object_get(o, "policies"));
+	json_t *meta = json_object_get(o, "meta");
+	te->meta = json_is_object(meta) ? json_deep_copy(meta) : json_object();
+	te->display_name = xstrdup(jstr(o, "display_name"));
+	te->path = xstrdup(jstr(o, "path"));
+	te->creation_time = jint(o, "creation_time");
+	te->creation_ttl = te->ttl = jint(o, "ttl");
+	te->expire_time = te->ttl ? te->creation_time + te->ttl : 0;
+	te->orphan = !*jstr(o, "parent");
+	te->type = strdup("batch");
+	te->entity_id = xstrdup(jstr(o, "entity_id"));
+	te->role = xstrdup(jstr(o, "role"));
+	json_t *bc = json_object_get(o, "bound_cidrs");
+	te->bound_cidrs = json_is_array(bc) ? json_deep_copy(bc) : NULL;
+	json_t *in = json_object_get(o, "internal");
+	te->internal = in && !json_is_null(in) ? json_deep_copy(in) : NULL;
+	json_decref(o);
+	if (!te->hash || !te->accessor || !te->parent_hash || !te->policies || !te->meta ||
+	    !te->display_name || !te->path || !te->type || !te->entity_id || !te->role) {
+		entry_destroy(te);
+		return NULL;
+	}
+	return te;
+}
+
+/* A presented batch token: valid until creation_time + ttl, and only while
+ * its parent (if any) lives. VERR_DENIED otherwise. */
+static int batch_lookup(struct token_store *ts, const char *raw, struct token_entry **out,
+			struct verr *err)
+{
+	struct token_entry *te = batch_open(ts, raw);
+	if (!te)
+		return verr_set(err, VERR_DENIED, "permission denied");
+	if (!te->expire_time || token_store_now(ts) >= te->expire_time) {
+		token_entry_free(te);
+		return verr_set(err, VERR_DENIED, "permission denied");
+	}
+	if (te->parent_hash[0]) {
+		struct token_entry *p = NULL;
+		int rc = get_live(ts, te->parent_hash, false, &p, err);
+		if (rc || !p) {
+			token_entry_free(te);
+			return rc ? rc : verr_set(err, VERR_DENIED, "permission denied");
+		}
+		token_entry_free(p);
+	}
+	*out = te;
+	return 0;
+}
+
 /* Rewrite accessor index entries of the older form (the accessor in clear
  * in the key) under their hashed key. Idempotent: a crash between the put
  * and the delete leaves both, and the next open finishes the job. */
@@ -678,6 +891,8 @@ int token_store_new(struct token_store **out, struct storage_view *view,
 		goto out;
 	}
 	rc = load_salt(ts, err);
+	if (rc == 0)
+		rc = load_batch_key(ts, err);
 	if (rc)
 		goto out;
 	pthread_mutex_lock(&ts->mu);
@@ -702,6 +917,7 @@ void token_store_free(struct token_store *ts)
 		token_store_cache_flush(ts);
 	free(ts->buckets);
 	secmem_free(ts->pads, 2 * PAD_LEN);
+	secmem_free(ts->batch_key, AEAD_KEY_LEN);
 	EVP_MD_free(ts->sha256);
 	pthread_mutex_destroy(&ts->mu);
 	pthread_rwlock_destroy(&ts->cache_lock);
@@ -822,8 +1038,20 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 		return verr_set(err, VERR_INVALID, "number of uses cannot be negative");
 	if (p->ttl < 0 || p->explicit_max_ttl < 0 || p->period < 0)
 		return verr_set(err, VERR_INVALID, "ttl, explicit_max_ttl and period must be positive");
-	if (p->type && *p->type && strcmp(p->type, "service"))
+	if (p->type && *p->type && strcmp(p->type, "service") && strcmp(p->type, "batch"))
 		return verr_set(err, VERR_INVALID, "invalid 'token_type' value");
+	bool batch = p->type && !strcmp(p->type, "batch");
+	if (root)
+		batch = false;
+	if (batch) {
+		const char *bad = p->explicit_max_ttl ? "explicit_max_ttl"
+				  : p->num_uses	       ? "num_uses"
+				  : p->period	       ? "period"
+				  : p->id && *p->id    ? "id"
+						       : NULL;
+		if (bad)
+			return verr_set(err, VERR_INVALID, "batch tokens cannot have \"%s\" set", bad);
+	}
 
 	te = entry_new();
 	if (!te)
@@ -859,6 +1087,11 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 		}
 	}
 	bool is_root = policies_have(te->policies, "root");
+	if (batch && is_root) {
+		/* a batch token cannot be revoked: never a root one */
+		rc = verr_set(err, VERR_INVALID, "batch tokens cannot be root tokens");
+		goto out;
+	}
 
 	/* TTL: Vault computes one for periodic tokens, tokens with a TTL and
 	 * every non-root token; a root token without either never expires
@@ -878,9 +1111,54 @@ static int issue_locked(struct token_store *ts, const struct token_params *p, bo
 		goto out;
 	}
 
+	if (batch) {
+		if (p->parent) {
+			struct token_entry *live = NULL;
+			rc = get_live(ts, p->parent->hash, true, &live, err);
+			if (rc)
+				goto out;
+			if (!live) {
+				rc = verr_set(err, VERR_INVALID, "parent token not found");
+				goto out;
+			}
+			token_entry_free(live);
+		}
+		te->hash = strdup("");
+		te->accessor = strdup("");
+		te->parent_hash = strdup(p->parent ? p->parent->hash : "");
+		te->display_name = strdup(p->display_name ? p->display_name : "token");
+		te->path = strdup(p->path ? p->path : "auth/token/create");
+		te->type = strdup("batch");
+		te->entity_id = xstrdup(p->entity_id);
+		te->role = xstrdup(p->role);
+		if (!te->hash || !te->accessor || !te->parent_hash || !te->display_name ||
+		    !te->path || !te->type || !te->entity_id || !te->role) {
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		te->creation_time = now;
+		te->creation_ttl = te->ttl = ttl;
+		te->expire_time = now + ttl;
+		te->orphan = p->parent == NULL;
+		if (p->bound_cidrs && json_array_size(p->bound_cidrs))
+			te->bound_cidrs = json_deep_copy(p->bound_cidrs);
+		if (p->internal)
+			te->internal = json_deep_copy(p->internal);
+		rc = batch_seal(ts, te, &raw, err);
+		if (rc)
+			goto out;
+		*out_token = raw;
+		raw = NULL; /* transferred */
+		if (out_entry) {
+			*out_entry = te;
+			te = NULL; /* transferred */
+		}
+		goto out;
+	}
+
 	/* the raw token and its hash */
 	if (p->id && *p->id) {
-		if (!raw_plausible(p->id) || strchr(p->id, '.')) {
+		if (!raw_plausible(p->id) || strchr(p->id, '.') || token_is_batch(p->id)) {
 			rc = verr_set(err, VERR_INVALID, "custom token ID must be printable ASCII without '.' or spaces");
 			goto out;
 		}
@@ -1021,6 +1299,8 @@ int token_store_issue(struct token_store *ts, const struct token_params *p, char
 	pthread_mutex_lock(&ts->mu);
 	int rc = issue_locked(ts, p, false, out_token, out_entry, err);
 	pthread_mutex_unlock(&ts->mu);
+	if (rc == 0)
+		telemetry_token_created(p->path, p->type, out_entry && *out_entry ? (*out_entry)->ttl : p->ttl);
 	return rc;
 }
 
@@ -1041,6 +1321,8 @@ int token_store_lookup(struct token_store *ts, const char *raw, struct token_ent
 {
 	char hash[TOKEN_HASH_LEN + 1];
 	*out = NULL;
+	if (token_is_batch(raw))
+		return batch_lookup(ts, raw, out, err);
 	if (!raw_plausible(raw))
 		return verr_set(err, VERR_DENIED, "permission denied");
 	if (token_hash(ts, raw, strlen(raw), hash))

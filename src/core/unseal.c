@@ -11,6 +11,25 @@
  * parts collected are wiped as soon as they are combined or reset. The
  * transition itself (the barrier opening, the active set-up) is state.c's,
  * entered after unseal_lock is released.
+ *
+ * Auto seals (awskms, transit, pkcs11): the seal unwraps the root key by
+ * itself. The key shares are then recovery keys: they combine into a
+ * 32-byte recovery key that opens nothing; it is kept at core/recovery-key
+ * (outside the barrier) encrypted under the root key, so it is verified by
+ * opening that blob once the root key is known, in constant time. Recovery
+ * keys authorise generate-root, rekey-recovery-key, an unseal after a
+ * manual seal, and a seal migration.
+ *
+ * Seal-config (core/seal-config, plain JSON) names the seal type the root
+ * key is stored under: {"type","secret_shares","secret_threshold"} for
+ * shamir, {"type","recovery_shares","recovery_threshold"} for an auto seal.
+ * When it differs from the configured seal, a migration is pending: the
+ * unseal (with migrate=true) uses the stored type's seal (the configured
+ * `disabled` stanza, or Shamir), re-wraps the root key under the new seal
+ * and writes seal-config last (the commit point, so an interrupted
+ * migration is simply done again). Shamir -> auto: the unseal keys become
+ * the recovery keys; auto -> Shamir: the recovery keys become the unseal
+ * keys; auto -> auto: the recovery keys stay.
  */
 #include "core/unseal.h"
 
@@ -24,15 +43,28 @@
 #include "core/barrier.h"
 #include "core/state.h"
 #include "core/sys.h"
+#include "core/sys_raft.h"
 #include "core/token.h"
 #include "seal/seal.h"
+#include "util/aead.h"
 #include "util/log.h"
 #include "util/rand.h"
 #include "util/secmem.h"
 #include "util/shamir.h"
 
 #define SEAL_CONFIG_KEY "core/seal-config"
+#define RECOVERY_KEY_PATH "core/recovery-key"
 #define KEY_LEN 32
+
+/* The stored seal configuration, parsed. */
+struct sealcfg {
+	bool inited;
+	char type[32];
+	bool recovery;    /* stored under an auto seal: shares are recovery keys */
+	int shares, threshold; /* of the key shares an operator types */
+};
+
+static int load_cfg(struct core *c, struct sealcfg *o, struct verr *err);
 
 static const char *version_string(void)
 {
@@ -64,24 +96,79 @@ static int read_seal_config(struct core *c, json_t **out, struct verr *err)
 	return 0;
 }
 
-static int seal_status(struct core *c, json_t **out, struct verr *err)
+static bool migration_pending(struct core *c, const struct sealcfg *sc)
+{
+	return sc->inited && strcmp(sc->type, seal_type(c->o.seal)) != 0;
+}
+
+static int load_cfg(struct core *c, struct sealcfg *o, struct verr *err)
 {
 	json_t *cfg = NULL;
+	memset(o, 0, sizeof(*o));
+	int rc = read_seal_config(c, &cfg, err);
+	if (rc || !cfg)
+		return rc;
+	o->inited = true;
+	const char *t = json_string_value(json_object_get(cfg, "type"));
+	snprintf(o->type, sizeof(o->type), "%s", t ? t : "shamir");
+	o->recovery = json_object_get(cfg, "recovery_shares") != NULL;
+	o->shares = (int)json_integer_value(
+		json_object_get(cfg, o->recovery ? "recovery_shares" : "secret_shares"));
+	o->threshold = (int)json_integer_value(
+		json_object_get(cfg, o->recovery ? "recovery_threshold" : "secret_threshold"));
+	json_decref(cfg);
+	return 0;
+}
+
+/*
+ * The seal the stored root key is under (per seal-config's type): the
+ * configured seal, the migration's old (disabled) seal, or a Shamir seal
+ * made for the occasion (*tmp, closed by the caller with seal_close).
+ */
+static int stored_seal(struct core *c, const struct sealcfg *sc, struct seal **out,
+		       struct seal **tmp, struct verr *err)
+{
+	*tmp = NULL;
+	*out = NULL;
+	if (!strcmp(sc->type, seal_type(c->o.seal))) {
+		*out = c->o.seal;
+		return 0;
+	}
+	if (c->o.old_seal && !strcmp(sc->type, seal_type(c->o.old_seal))) {
+		*out = c->o.old_seal;
+		return 0;
+	}
+	if (!strcmp(sc->type, "shamir")) {
+		int rc = seal_shamir_new(tmp, NULL, err);
+		*out = *tmp;
+		return rc;
+	}
+	return verr_set(err, VERR_INVALID,
+			"the root key is stored under a %s seal, which is not configured: add its seal "
+			"stanza (with disabled = \"true\" to migrate away from it)",
+			sc->type);
+}
+
+static int seal_status(struct core *c, json_t **out, struct verr *err)
+{
+	struct sealcfg sc;
 	*out = NULL;
 	/* storage unreachable: say so (5xx), never "not initialized" */
-	int rc = read_seal_config(c, &cfg, err);
+	int rc = load_cfg(c, &sc, err);
 	if (rc)
 		return rc;
+	bool auto_seal = seal_recovery_keys(c->o.seal);
 	pthread_mutex_lock(&c->unseal_lock);
 	bool sealed = state_get(c) == CORE_SEALED;
 	json_t *o = json_pack("{s:s,s:b,s:b,s:I,s:I,s:i,s:s,s:s,s:s,s:b,s:b,s:s}", "type",
-			      seal_type(c->o.seal), "initialized", cfg != NULL, "sealed", sealed, "t",
-			      (json_int_t)(cfg ? json_integer_value(json_object_get(cfg, "secret_threshold")) : 0),
-			      "n", (json_int_t)(cfg ? json_integer_value(json_object_get(cfg, "secret_shares")) : 0),
-			      "progress", c->unseal.n, "nonce", c->unseal.nonce, "version",
-			      version_string(), "build_date", "2026-11-27T00:00:00Z", "migration", 0,
-			      "recovery_seal", 0, "storage_type",
+			      seal_type(c->o.seal), "initialized", sc.inited, "sealed", sealed, "t",
+			      (json_int_t)sc.threshold, "n", (json_int_t)sc.shares, "progress",
+			      c->unseal.n, "nonce", c->unseal.nonce, "version", version_string(),
+			      "build_date", "2026-11-27T00:00:00Z", "migration",
+			      migration_pending(c, &sc), "recovery_seal", auto_seal, "storage_type",
 			      c->o.storage_type ? c->o.storage_type : "inmem");
+	if (o && auto_seal)
+		json_object_set_new(o, "recovery_seal_type", json_string("shamir"));
 	pthread_mutex_unlock(&c->unseal_lock);
 	if (!sealed && o) {
 		char id[sizeof(c->cluster_id)];
@@ -89,7 +176,6 @@ static int seal_status(struct core *c, json_t **out, struct verr *err)
 		json_object_set_new(o, "cluster_name", json_string(c->cluster_name));
 		json_object_set_new(o, "cluster_id", json_string(id));
 	}
-	json_decref(cfg);
 	*out = o;
 	return o ? 0 : VERR_INTERNAL;
 }
@@ -287,22 +373,93 @@ static int validate_shares(const json_t *data, int *shares, int *threshold, stru
 	return 0;
 }
 
-static int store_root(struct core *c, const uint8_t *kek, const uint8_t *root, struct verr *err)
+/* recovery_shares/recovery_threshold of an auto seal's sys/init; 0/0 (as
+ * OpenBao allows) makes no recovery keys */
+static int validate_recovery(const json_t *data, int *shares, int *threshold, struct verr *err)
+{
+	json_t *s = json_object_get(data, "recovery_shares");
+	json_t *t = json_object_get(data, "recovery_threshold");
+	if (json_array_size(json_object_get(data, "recovery_pgp_keys")) > 0)
+		return verr_set(err, VERR_INVALID, "recovery_pgp_keys are not supported by this server");
+	if (!s || !t)
+		return verr_set(err, VERR_INVALID, "recovery_shares and recovery_threshold are required with the auto seal");
+	if (!json_is_integer(s) || !json_is_integer(t))
+		return verr_set(err, VERR_INVALID, "recovery_shares and recovery_threshold must be integers");
+	json_int_t sv = json_integer_value(s), tv = json_integer_value(t);
+	if (sv == 0 && tv == 0) {
+		*shares = *threshold = 0;
+		return 0;
+	}
+	if (sv < 1 || sv > 255)
+		return verr_set(err, VERR_INVALID, "invalid recovery configuration: recovery_shares must be between 1 and 255");
+	if (tv < 1 || tv > sv)
+		return verr_set(err, VERR_INVALID, "invalid recovery configuration: recovery_threshold must be between 1 and recovery_shares");
+	if (sv > 1 && tv == 1)
+		return verr_set(err, VERR_INVALID, "invalid recovery configuration: recovery_threshold must be greater than one for multiple shares");
+	*shares = (int)sv;
+	*threshold = (int)tv;
+	return 0;
+}
+
+/* The root key wrapped by seal `s` (kek for Shamir, NULL for an auto seal),
+ * at that seal's path. */
+static int store_root_with(struct core *c, struct seal *s, const uint8_t *kek, const uint8_t *root,
+			   struct verr *err)
 {
 	uint8_t *blob = NULL;
 	size_t blen = 0;
-	int rc = seal_wrap(c->o.seal, kek, KEY_LEN, root, KEY_LEN, &blob, &blen, err);
+	int rc = seal_wrap(s, kek, kek ? KEY_LEN : 0, root, KEY_LEN, &blob, &blen, err);
 	if (rc)
 		return rc;
-	rc = physical_put(c->phys, seal_root_path(c->o.seal), blob, blen, err);
+	rc = physical_put(c->phys, seal_root_path(s), blob, blen, err);
 	free(blob);
 	return rc;
 }
 
-static int write_seal_config(struct core *c, int shares, int threshold, struct verr *err)
+static int store_root(struct core *c, const uint8_t *kek, const uint8_t *root, struct verr *err)
 {
-	json_t *cfg = json_pack("{s:s,s:i,s:i}", "type", "shamir", "secret_shares", shares,
-				"secret_threshold", threshold);
+	return store_root_with(c, c->o.seal, kek, root, err);
+}
+
+/* The recovery key, encrypted under the root key, outside the barrier. */
+static int store_recovery(struct core *c, const uint8_t *root, const uint8_t *rkey, struct verr *err)
+{
+	uint8_t *blob = NULL;
+	size_t blen = 0;
+	int rc = aead_blob_seal(&blob, &blen, root, RECOVERY_KEY_PATH, rkey, KEY_LEN, err);
+	if (!rc)
+		rc = physical_put(c->phys, RECOVERY_KEY_PATH, blob, blen, err);
+	free(blob);
+	return rc;
+}
+
+/* 0 when rkey is the recovery key (root opens the stored one and they are
+ * equal, compared in constant time); VERR_INVALID otherwise. */
+static int verify_recovery(struct core *c, const uint8_t *root, const uint8_t *rkey, struct verr *err)
+{
+	uint8_t *blob = NULL, *want = NULL;
+	size_t blen = 0, wl = 0;
+	int rc = physical_get(c->phys, RECOVERY_KEY_PATH, &blob, &blen, err);
+	if (rc)
+		return rc;
+	if (!blob)
+		return verr_set(err, VERR_INVALID, "this server has no recovery keys (initialized with recovery_shares = 0)");
+	struct verr e2 = {0};
+	rc = aead_blob_open(&want, &wl, root, RECOVERY_KEY_PATH, blob, blen, &e2);
+	free(blob);
+	if (rc)
+		return verr_set(err, VERR_INTERNAL, "the stored recovery key does not open: %s", e2.msg);
+	bool ok = wl == KEY_LEN && secmem_eq(want, rkey, KEY_LEN);
+	secmem_free(want, wl);
+	return ok ? 0 : verr_set(err, VERR_INVALID, "invalid recovery key");
+}
+
+static int write_cfg(struct core *c, const char *type, bool recovery, int shares, int threshold,
+		     struct verr *err)
+{
+	json_t *cfg = json_pack("{s:s,s:i,s:i}", "type", type,
+				recovery ? "recovery_shares" : "secret_shares", shares,
+				recovery ? "recovery_threshold" : "secret_threshold", threshold);
 	char *s = json_dumps(cfg, JSON_COMPACT);
 	json_decref(cfg);
 	if (!s)
@@ -314,10 +471,14 @@ static int write_seal_config(struct core *c, int shares, int threshold, struct v
 
 int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *err)
 {
-	int shares, threshold;
-	int rc = validate_shares(data, &shares, &threshold, err);
+	int shares = 0, threshold = 0;
+	bool auto_seal = seal_recovery_keys(c->o.seal);
+	int rc = auto_seal ? validate_recovery(data, &shares, &threshold, err)
+			   : validate_shares(data, &shares, &threshold, err);
 	if (rc)
 		return rc;
+	if (auto_seal && json_array_size(json_object_get(data, "pgp_keys")) > 0)
+		return verr_set(err, VERR_INVALID, "pgp_keys are not supported by this server");
 	pthread_mutex_lock(&c->init_lock);
 	json_t *existing = NULL;
 	rc = read_seal_config(c, &existing, err);
@@ -328,35 +489,59 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 	}
 	uint8_t *root = NULL, *kek = NULL;
 	json_t *keys = json_array(), *keys_b64 = json_array();
+	json_t *rkeys = json_array(), *rkeys_b64 = json_array();
 	char *root_token = NULL;
 	rc = barrier_generate_key(&root, err);
-	if (!rc)
-		rc = barrier_generate_key(&kek, err);
+	if (!rc && (!auto_seal || shares > 0))
+		rc = barrier_generate_key(&kek, err); /* the KEK, or the recovery key */
 	if (!rc)
 		rc = barrier_initialize(c->barrier, root, KEY_LEN, err);
 	if (!rc)
-		rc = store_root(c, kek, root, err);
-	if (!rc)
-		rc = make_shares(kek, shares, threshold, keys, keys_b64, err);
+		rc = store_root(c, auto_seal ? NULL : kek, root, err);
+	if (!rc && auto_seal && kek)
+		rc = store_recovery(c, root, kek, err);
+	if (!rc && kek)
+		rc = make_shares(kek, shares, threshold, auto_seal ? rkeys : keys,
+				 auto_seal ? rkeys_b64 : keys_b64, err);
 	if (!rc)
 		rc = state_init_barrier(c, root, KEY_LEN, &root_token, err);
 	/* seal-config last: its presence means "initialized" */
 	if (!rc)
-		rc = write_seal_config(c, shares, threshold, err);
-	secmem_free(root, KEY_LEN);
+		rc = write_cfg(c, seal_type(c->o.seal), auto_seal, shares, threshold, err);
 	secmem_free(kek, KEY_LEN);
 	pthread_mutex_unlock(&c->init_lock);
+	/* an auto seal unseals at once, as Vault does */
+	if (!rc && auto_seal) {
+		bool did = false;
+		struct verr e2 = {0};
+		if (state_unseal(c, root, KEY_LEN, &did, &e2))
+			log_warn("core", "initialized, but the unseal that follows failed: %s", e2.msg);
+	}
+	secmem_free(root, KEY_LEN);
 	if (rc) {
 		json_decref(keys);
 		json_decref(keys_b64);
+		json_decref(rkeys);
+		json_decref(rkeys_b64);
 		free(root_token);
 		return rc;
 	}
 	*out = json_pack("{s:o,s:o,s:s}", "keys", keys, "keys_base64", keys_b64, "root_token",
 			 root_token);
+	if (auto_seal) {
+		json_object_set_new(*out, "recovery_keys", rkeys);
+		json_object_set_new(*out, "recovery_keys_base64", rkeys_b64);
+	} else {
+		json_decref(rkeys);
+		json_decref(rkeys_b64);
+	}
 	secmem_wipe(root_token, strlen(root_token));
 	free(root_token);
-	log_info("core", "security barrier initialized (shares=%d threshold=%d)", shares, threshold);
+	if (auto_seal)
+		log_info("core", "security barrier initialized (%s seal, recovery shares=%d threshold=%d)",
+			 seal_type(c->o.seal), shares, threshold);
+	else
+		log_info("core", "security barrier initialized (shares=%d threshold=%d)", shares, threshold);
 	return 0;
 }
 
@@ -401,25 +586,104 @@ static int combine(struct unseal_progress *p, int threshold, uint8_t **kek, stru
 	return 0;
 }
 
-static int open_root(struct core *c, const uint8_t *kek, uint8_t **root, struct verr *err)
+/* The root key as seal `s` unwraps it (kek: Shamir's combined key, or NULL). */
+static int unwrap_root(struct core *c, struct seal *s, const uint8_t *kek, uint8_t **root,
+		       struct verr *err)
 {
 	uint8_t *blob = NULL;
 	size_t blen = 0, rlen = 0;
-	int rc = physical_get(c->phys, seal_root_path(c->o.seal), &blob, &blen, err);
+	*root = NULL;
+	int rc = physical_get(c->phys, seal_root_path(s), &blob, &blen, err);
 	if (rc)
 		return rc;
 	if (!blob)
-		return verr_set(err, VERR_INTERNAL, "sealed root key is missing from storage");
+		return verr_set(err, VERR_INTERNAL, "sealed root key is missing from storage (%s)",
+				seal_root_path(s));
 	struct verr e2 = {0};
-	rc = seal_unwrap(c->o.seal, kek, KEY_LEN, blob, blen, root, &rlen, &e2);
+	rc = seal_unwrap(s, kek, kek ? KEY_LEN : 0, blob, blen, root, &rlen, &e2);
 	free(blob);
-	if (rc || rlen != KEY_LEN) {
-		if (!rc)
-			secmem_free(*root, rlen);
+	if (!rc && rlen != KEY_LEN) {
+		secmem_free(*root, rlen);
+		rc = verr_set(&e2, VERR_INVALID, "invalid key: wrong length");
+	}
+	if (rc) {
 		*root = NULL;
-		return verr_set(err, VERR_INVALID, "unseal failed, invalid key");
+		if (seal_needs_kek(s))
+			return verr_set(err, VERR_INVALID, "unseal failed, invalid key");
+		/* an auto seal's own reason: key service down, access denied,
+		 * the wrapped root key altered */
+		return verr_set(err, rc, "%s", e2.msg);
 	}
 	return 0;
+}
+
+/*
+ * The root key from a combined key-share secret: under Shamir the secret
+ * is the KEK that opens it; under an auto seal the seal unwraps it (or,
+ * unsealed, the barrier has it) and the secret must be the recovery key.
+ */
+static int open_root_sc(struct core *c, const struct sealcfg *sc, const uint8_t *key,
+			uint8_t **root, struct verr *err)
+{
+	*root = NULL;
+	if (sc->recovery && state_get(c) != CORE_SEALED) {
+		size_t rl = 0;
+		int rc = barrier_root_key(c->barrier, root, &rl, err);
+		if (!rc && rl != KEY_LEN) {
+			secmem_free(*root, rl);
+			*root = NULL;
+			rc = verr_set(err, VERR_INTERNAL, "root key has the wrong length");
+		}
+		if (!rc && (rc = verify_recovery(c, *root, key, err)) != 0) {
+			secmem_free(*root, KEY_LEN);
+			*root = NULL;
+		}
+		if (rc != VERR_SEALED)
+			return rc;
+		verr_clear(err); /* sealed meanwhile: through the seal */
+	}
+	struct seal *s = NULL, *tmp = NULL;
+	int rc = stored_seal(c, sc, &s, &tmp, err);
+	if (!rc)
+		rc = unwrap_root(c, s, sc->recovery ? NULL : key, root, err);
+	if (!rc && sc->recovery && (rc = verify_recovery(c, *root, key, err)) != 0) {
+		secmem_free(*root, KEY_LEN);
+		*root = NULL;
+	}
+	seal_close(tmp);
+	return rc;
+}
+
+/* Re-wrap the root key under the configured seal (seal migration); the
+ * combined key becomes the new Shamir KEK or the recovery key. */
+static int migrate(struct core *c, const struct sealcfg *sc, const uint8_t *root,
+		   const uint8_t *key, struct verr *err)
+{
+	struct seal *to = c->o.seal, *from = NULL, *tmp = NULL;
+	int rc = stored_seal(c, sc, &from, &tmp, err);
+	if (rc)
+		return rc;
+	bool to_auto = seal_recovery_keys(to);
+	log_info("core", "seal migration from %s to %s: starting", sc->type, seal_type(to));
+	rc = store_root_with(c, to, to_auto ? NULL : key, root, err);
+	if (!rc && to_auto && !sc->recovery)
+		rc = store_recovery(c, root, key, err); /* unseal keys -> recovery keys */
+	if (!rc) /* the commit point */
+		rc = write_cfg(c, seal_type(to), to_auto, sc->shares, sc->threshold, err);
+	if (!rc) {
+		struct verr e2 = {0};
+		if (strcmp(seal_root_path(from), seal_root_path(to)) &&
+		    physical_delete(c->phys, seal_root_path(from), &e2))
+			log_warn("core", "seal migration: the old wrapped root key stays: %s", e2.msg);
+		if (!to_auto && physical_delete(c->phys, RECOVERY_KEY_PATH, &e2))
+			log_warn("core", "seal migration: the old recovery key stays: %s", e2.msg);
+		log_info("core", "seal migration from %s to %s complete", sc->type, seal_type(to));
+	} else {
+		log_error("core", "seal migration from %s to %s failed (retry the unseal with migrate): %s",
+			  sc->type, seal_type(to), err ? err->msg : "");
+	}
+	seal_close(tmp);
+	return rc;
 }
 
 static int new_nonce(char *nonce, struct verr *err)
@@ -427,25 +691,37 @@ static int new_nonce(char *nonce, struct verr *err)
 	return rand_uuid(nonce, err);
 }
 
+static bool jbool(const json_t *v)
+{
+	return json_is_true(v) || (json_is_string(v) && !strcmp(json_string_value(v), "true"));
+}
+
 int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr *err)
 {
-	json_t *cfg = NULL;
-	int rc = read_seal_config(c, &cfg, err);
+	struct sealcfg sc;
+	int rc = load_cfg(c, &sc, err);
 	if (rc)
 		return rc;
-	if (!cfg)
+	if (!sc.inited)
 		return verr_set(err, VERR_INVALID, "Vault is not initialized");
-	int threshold = (int)json_integer_value(json_object_get(cfg, "secret_threshold"));
-	json_decref(cfg);
+	int threshold = sc.threshold;
 
-	json_t *reset = json_object_get(data, "reset");
-	bool do_reset = json_is_true(reset) ||
-			(json_is_string(reset) && !strcmp(json_string_value(reset), "true"));
+	bool do_reset = jbool(json_object_get(data, "reset"));
+	bool do_migrate = jbool(json_object_get(data, "migrate"));
 	json_t *key = json_object_get(data, "key");
 	if (!do_reset && !key)
 		return verr_set(err, VERR_INVALID, "'key' must be specified in request body as JSON, or 'reset' set to true");
 	if (key && !json_is_string(key))
 		return verr_set(err, VERR_INVALID, "'key' must be a string");
+	bool pending = migration_pending(c, &sc);
+	if (!do_reset && state_get(c) == CORE_SEALED) {
+		if (pending && !do_migrate)
+			return verr_set(err, VERR_INVALID, "a seal migration from %s to %s is pending: submit the keys with migrate=true", sc.type, seal_type(c->o.seal));
+		if (!pending && do_migrate)
+			return verr_set(err, VERR_INVALID, "'migrate' parameter set true in JSON body when not in seal migration mode");
+		if (sc.recovery && threshold == 0)
+			return verr_set(err, VERR_INVALID, "this server has no recovery keys: restart it to auto-unseal");
+	}
 
 	pthread_mutex_lock(&c->unseal_lock);
 	if (do_reset) {
@@ -480,13 +756,17 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	uint8_t *kek = NULL, *root = NULL;
 	rc = combine(&c->unseal, threshold, &kek, err);
 	progress_reset(&c->unseal);
-	if (!rc) {
-		rc = open_root(c, kek, &root, err);
-		secmem_free(kek, KEY_LEN);
+	if (!rc)
+		rc = open_root_sc(c, &sc, kek, &root, err);
+	if (!rc && pending && (rc = migrate(c, &sc, root, kek, err)) != 0) {
+		secmem_free(root, KEY_LEN);
+		root = NULL;
 	}
+	secmem_free(kek, KEY_LEN);
 	pthread_mutex_unlock(&c->unseal_lock);
 	if (rc) {
-		log_warn("core", "unseal attempt failed: the key shares did not open the root key");
+		if (rc == VERR_INVALID)
+			log_warn("core", "unseal attempt failed: the key shares did not open the root key");
 		return rc;
 	}
 	/* the transition: exclusive, in state.c (a parallel submission that
@@ -499,15 +779,41 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 	return seal_status(c, out, err);
 }
 
+int unseal_auto(struct core *c, struct verr *err)
+{
+	if (!seal_recovery_keys(c->o.seal))
+		return verr_set(err, VERR_INVALID, "the %s seal needs key shares", seal_type(c->o.seal));
+	if (state_get(c) != CORE_SEALED)
+		return 0;
+	struct sealcfg sc;
+	int rc = load_cfg(c, &sc, err);
+	if (rc)
+		return rc;
+	if (!sc.inited)
+		return verr_set(err, VERR_UNINIT, "Vault is not initialized");
+	if (migration_pending(c, &sc))
+		return verr_set(err, VERR_PRECONDITION,
+				"a seal migration from %s to %s is pending: unseal with migrate=true and the %s keys",
+				sc.type, seal_type(c->o.seal), sc.recovery ? "recovery" : "unseal");
+	uint8_t *root = NULL;
+	rc = unwrap_root(c, c->o.seal, NULL, &root, err);
+	if (rc)
+		return rc;
+	bool did = false;
+	rc = state_unseal(c, root, KEY_LEN, &did, err);
+	secmem_free(root, KEY_LEN);
+	return rc;
+}
+
 /*
  * One key share for an operation in progress (rekey or generate-root):
  * checks the nonce, records the share, and once `threshold` shares are in,
- * combines them and opens the root key. Returns <0 on error, 0 when more
- * shares are needed, 1 with *root (secmem, KEY_LEN) when complete. Called
- * with c->unseal_lock held.
+ * combines them and opens the root key (recovery keys: verifies them).
+ * Returns <0 on error, 0 when more shares are needed, 1 with *root (secmem,
+ * KEY_LEN) when complete. Called with c->unseal_lock held.
  */
-static int collect_share(struct core *c, bool started, const char *what, const char *nonce_want,
-			 struct unseal_progress *prog, const json_t *data, int threshold,
+static int collect_share(struct core *c, const struct sealcfg *sc, bool started, const char *what,
+			 const char *nonce_want, struct unseal_progress *prog, const json_t *data,
 			 uint8_t **root, struct verr *err)
 {
 	json_t *key = json_object_get(data, "key");
@@ -519,6 +825,8 @@ static int collect_share(struct core *c, bool started, const char *what, const c
 		return verr_set(err, VERR_INVALID, "'key' must be specified in request body as JSON");
 	if (!json_is_string(nonce) || strcmp(json_string_value(nonce), nonce_want))
 		return verr_set(err, VERR_INVALID, "incorrect nonce");
+	if (sc->threshold < 1)
+		return verr_set(err, VERR_INVALID, "this server has no recovery keys");
 	uint8_t *kb = NULL;
 	size_t kl = 0;
 	if (decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
@@ -528,13 +836,13 @@ static int collect_share(struct core *c, bool started, const char *what, const c
 	add_part(prog, kb, kl);
 	secmem_wipe(kb, kl);
 	free(kb);
-	if (prog->n < threshold)
+	if (prog->n < sc->threshold)
 		return 0;
 	uint8_t *kek = NULL;
-	int rc = combine(prog, threshold, &kek, err);
+	int rc = combine(prog, sc->threshold, &kek, err);
 	progress_reset(prog);
 	if (!rc)
-		rc = open_root(c, kek, root, err);
+		rc = open_root_sc(c, sc, kek, root, err);
 	secmem_free(kek, KEY_LEN);
 	return rc ? rc : 1;
 }
@@ -554,15 +862,21 @@ static json_t *rekey_status(struct core *c, int threshold, int shares)
 int unseal_rekey(struct core *c, enum logical_op op, const char *which, const json_t *data,
 		 json_t **out, struct verr *err)
 {
-	json_t *cfg = NULL;
-	int rc = read_seal_config(c, &cfg, err);
+	struct sealcfg sc;
+	int rc = load_cfg(c, &sc, err);
 	if (rc)
 		return rc;
-	if (!cfg)
+	if (!sc.inited)
 		return verr_set(err, VERR_INVALID, "Vault is not initialized");
-	int threshold = (int)json_integer_value(json_object_get(cfg, "secret_threshold"));
-	int cur_shares = (int)json_integer_value(json_object_get(cfg, "secret_shares"));
-	json_decref(cfg);
+	/* "recovery-init"/"recovery-update": sys/rekey-recovery-key */
+	bool recovery = !strncmp(which, "recovery-", 9);
+	if (recovery)
+		which += 9;
+	if (recovery && !sc.recovery)
+		return verr_set(err, VERR_INVALID, "the %s seal has no recovery keys: rekey the unseal keys at sys/rekey", sc.type);
+	if (!recovery && sc.recovery)
+		return verr_set(err, VERR_INVALID, "the %s seal unseals by itself and has no unseal keys: rekey the recovery keys at sys/rekey-recovery-key", sc.type);
+	int threshold = sc.threshold, cur_shares = sc.shares;
 	pthread_mutex_lock(&c->unseal_lock);
 	if (!strcmp(which, "init")) {
 		if (op == LOP_READ) {
@@ -596,8 +910,8 @@ int unseal_rekey(struct core *c, enum logical_op op, const char *which, const js
 	}
 	/* update */
 	uint8_t *root = NULL, *newkek = NULL;
-	rc = collect_share(c, c->rekey.started, "rekey", c->rekey.nonce, &c->rekey.prog, data,
-			   threshold, &root, err);
+	rc = collect_share(c, &sc, c->rekey.started, "rekey", c->rekey.nonce, &c->rekey.prog, data,
+			   &root, err);
 	if (rc <= 0) {
 		if (rc == 0)
 			*out = rekey_status(c, threshold, cur_shares);
@@ -611,9 +925,9 @@ int unseal_rekey(struct core *c, enum logical_op op, const char *which, const js
 	if (!rc)
 		rc = make_shares(newkek, c->rekey.new_shares, c->rekey.new_threshold, keys, keys_b64, err);
 	if (!rc)
-		rc = store_root(c, newkek, root, err);
+		rc = recovery ? store_recovery(c, root, newkek, err) : store_root(c, newkek, root, err);
 	if (!rc)
-		rc = write_seal_config(c, c->rekey.new_shares, c->rekey.new_threshold, err);
+		rc = write_cfg(c, sc.type, recovery, c->rekey.new_shares, c->rekey.new_threshold, err);
 	secmem_free(root, KEY_LEN);
 	secmem_free(newkek, KEY_LEN);
 	if (!rc) {
@@ -657,14 +971,13 @@ static char *b64_raw(const uint8_t *b, size_t n)
 int unseal_generate_root(struct core *c, enum logical_op op, const char *which,
 			 const json_t *data, json_t **out, struct verr *err)
 {
-	json_t *cfg = NULL;
-	int rc = read_seal_config(c, &cfg, err);
+	struct sealcfg sc;
+	int rc = load_cfg(c, &sc, err);
 	if (rc)
 		return rc;
-	if (!cfg)
+	if (!sc.inited)
 		return verr_set(err, VERR_INVALID, "Vault is not initialized");
-	int threshold = (int)json_integer_value(json_object_get(cfg, "secret_threshold"));
-	json_decref(cfg);
+	int threshold = sc.threshold;
 	pthread_mutex_lock(&c->unseal_lock);
 	if (!strcmp(which, "attempt")) {
 		if (op == LOP_READ) {
@@ -705,8 +1018,8 @@ int unseal_generate_root(struct core *c, enum logical_op op, const char *which,
 		return rc;
 	}
 	uint8_t *root = NULL;
-	rc = collect_share(c, c->genroot.started, "root generation", c->genroot.nonce,
-			   &c->genroot.prog, data, threshold, &root, err);
+	rc = collect_share(c, &sc, c->genroot.started, "root generation", c->genroot.nonce,
+			   &c->genroot.prog, data, &root, err);
 	if (rc <= 0) {
 		if (rc == 0)
 			*out = genroot_status(c, threshold);
@@ -735,7 +1048,8 @@ int unseal_generate_root(struct core *c, enum logical_op op, const char *which,
 					 "encoded_root_token", enc, "pgp_fingerprint", "", "otp_length",
 					 OTP_LEN);
 			free(enc);
-			log_info("core", "root token generated with a threshold of unseal keys");
+			log_info("core", "root token generated with a threshold of %s keys",
+				 sc.recovery ? "recovery" : "unseal");
 		}
 		secmem_wipe(token, tl);
 		free(token);
@@ -782,6 +1096,10 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 		if (!write)
 			goto unsupported;
 		*rc = unseal_submit(c, req->data, &out, err);
+	} else if (strip_slash_eq(p, "sys/storage/raft/join") && state_get(c) == CORE_SEALED) {
+		if (!write)
+			goto unsupported;
+		*rc = sys_raft_join(c, req->data, &out, err); /* sys_raft.c */
 	} else if (strip_slash_eq(p, "sys/leader") && state_get(c) == CORE_STANDBY) {
 		/* a standby answers for itself (the active's view would say
 		 * is_self); an active node takes the normal route */

@@ -16,7 +16,13 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 		       struct logical_response *resp, int *rc, struct verr *err);
 int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *err);
 int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr *err);
-/* which: "init" or "update" (rekey), "attempt" or "update" (generate-root) */
+/* An auto seal's unseal with no key typed (autounseal.c): 0 when unsealed
+ * (or already), VERR_UNINIT before sys/init, VERR_PRECONDITION while a seal
+ * migration waits for its keys, else the seal's error (VERR_UNAVAILABLE:
+ * key service down; VERR_INVALID/DENIED: wrong key, altered blob, access). */
+int unseal_auto(struct core *c, struct verr *err);
+/* which: "init" or "update" (rekey; "recovery-init", "recovery-update" for
+ * sys/rekey-recovery-key), "attempt" or "update" (generate-root) */
 int unseal_rekey(struct core *c, enum logical_op op, const char *which, const json_t *data,
 		 json_t **out, struct verr *err);
 int unseal_generate_root(struct core *c, enum logical_op op, const char *which,

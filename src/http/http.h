@@ -57,7 +57,7 @@ struct http_listener_opts {
 	 * in-memory work, but a blocking handler stalls its worker's other
 	 * connections). See docs/http.md for measurements. */
 	unsigned thread_pool_size;
-	bool unauthenticated_metrics_access; /* kept for the config; unused here */
+	bool unauthenticated_metrics_access; /* GET sys/metrics without a token (http/metrics.c) */
 	/* The cluster port (cluster_addr): always TLS 1.3 with the cluster's
 	 * own certificate from the core (none while sealed: handshakes fail),
 	 * client certificates required and checked against it; serves the

@@ -154,4 +154,10 @@ struct core_forward;
 int http__forward(const struct http_raw_request *in, const struct core_forward *f,
 		  struct http_reply *out, struct verr *err);
 
+/* metrics.c: GET sys/metrics answered by this node outside the pipeline
+ * (unauthenticated_metrics_access, or a standby with a token the active
+ * node confirms). 1 when *rep holds the answer, 0 to carry on. */
+int http__metrics(struct core *core, bool unauthenticated, const struct http_built *b,
+		  const struct http_raw_request *raw, struct http_reply *rep);
+
 #endif

@@ -77,6 +77,7 @@
 
 #include "core/core.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #define DEFAULT_MAX_BODY (32LL * 1024 * 1024)
 #define DEFAULT_MAX_DURATION 90
@@ -141,6 +142,7 @@ struct http_listener {
 	pthread_t reaper;
 	pthread_cond_t reaper_cv;     /* CLOCK_MONOTONIC */
 	bool reaper_started, reaper_stop;
+	bool unauth_metrics; /* telemetry { unauthenticated_metrics_access } */
 };
 
 struct conn {
@@ -576,7 +578,11 @@ static bool forward(struct http_listener *l, const struct http_raw_request *raw,
 	struct verr e = {0};
 	if (core_forward_target(l->core, &f, &e))
 		return false;
+	uint64_t t0 = metrics_now();
 	int rc = http__forward(raw, &f, rep, &e);
+	METRICS_SINCE("vault.ha.rpc.client.forward", t0);
+	if (rc)
+		METRICS_INC("vault.ha.rpc.client.forward.errors");
 	core_forward_free(&f);
 	if (rc) {
 		log_warn("http", "%s; answering with a redirect", e.msg);
@@ -650,6 +656,10 @@ static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 	}
 	if (http__build_request(&built, &rep, &raw) != 0)
 		goto send;
+	if (!l->cluster && http__metrics(l->core, l->unauth_metrics, &built, &raw, &rep)) {
+		http__built_free(&built);
+		goto send;
+	}
 	memset(&resp, 0, sizeof(resp));
 	verr_clear(&err);
 	rc = core_handle_request(l->core, &built.req, &resp, &err);
@@ -964,6 +974,7 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 		log_warn("http", "strict request framing is off: libmicrohttpd does not read through this binary's recv()");
 
 	l->cluster = o->cluster;
+	l->unauth_metrics = o->unauthenticated_metrics_access;
 	if (o->cluster) {
 		rc = http__tls_new_cluster(&l->tls, core, err);
 		if (rc)

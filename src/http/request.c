@@ -24,6 +24,8 @@
 
 #include <openssl/rand.h>
 
+#include "util/duration.h"
+
 void http__built_free(struct http_built *b)
 {
 	if (!b)
@@ -386,7 +388,8 @@ static json_t *vault_headers(const struct http_raw_request *in)
 		const char *name = in->headers[i].name;
 		char lower[128];
 		size_t n;
-		if (!name || strncasecmp(name, "x-vault-", 8) != 0)
+		/* Accept: sys/metrics picks OpenMetrics by it */
+		if (!name || (strncasecmp(name, "x-vault-", 8) != 0 && strcasecmp(name, "accept") != 0))
 			continue;
 		n = strlen(name);
 		if (n >= sizeof(lower))
@@ -558,7 +561,14 @@ int http__build_request(struct http_built *out, struct http_reply *reply,
 	} else if (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0) {
 		op = LOP_UPDATE;
 		json_decref(data);
-		if (body_data(&data, reply, in))
+		data = NULL;
+		/* a snapshot restore uploads a gzipped tar, not JSON */
+		if (!strcmp(decoded, "/v1/sys/storage/raft/snapshot") ||
+		    !strcmp(decoded, "/v1/sys/storage/raft/snapshot-force")) {
+			data = json_object();
+			out->req.raw_body = (const uint8_t *)in->body;
+			out->req.raw_body_len = in->body ? in->body_len : 0;
+		} else if (body_data(&data, reply, in))
 			goto out;
 	} else if (strcmp(m, "PATCH") == 0) {
 		char mt[128];
@@ -587,14 +597,23 @@ int http__build_request(struct http_built *out, struct http_reply *reply,
 		ret = oom(reply);
 		goto out;
 	}
-	/* Response wrapping is not implemented: answering a wrap request with
-	 * the secret in the clear would hand it to whoever was meant to get
-	 * only a single-use wrapping token, so refuse instead. */
+	/* X-Vault-Wrap-TTL: the core wraps the response in a single-use
+	 * token (Vault's requestWrapInfo: seconds or a duration, not
+	 * negative; a bad value is a 400, never an unwrapped answer). */
 	{
 		const char *wrap = header_get(in, "X-Vault-Wrap-TTL");
 		if (wrap && *wrap) {
-			http__reply_error(reply, 400, "response wrapping (X-Vault-Wrap-TTL) is not supported by this server");
-			goto out;
+			struct verr werr = {0};
+			char msg[VERR_MSG_MAX + 40];
+			if (wrap[0] == '-') {
+				http__reply_error(reply, 400, "requested wrap ttl cannot be negative");
+				goto out;
+			}
+			if (duration_parse(&out->req.wrap_ttl, wrap, &werr)) {
+				snprintf(msg, sizeof(msg), "invalid X-Vault-Wrap-TTL: %s", werr.msg);
+				http__reply_error(reply, 400, msg);
+				goto out;
+			}
 		}
 	}
 

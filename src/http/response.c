@@ -142,7 +142,7 @@ void http__reply_error(struct http_reply *r, int status, const char *msg)
 static bool has_content(const struct logical_response *resp)
 {
 	/* data {} is content (a KV entry may be empty); NULL is not */
-	return resp->data || resp->auth_out || resp->lease_out ||
+	return resp->data || resp->auth_out || resp->lease_out || resp->wrap_info_out ||
 	       (resp->warnings && json_array_size(resp->warnings));
 }
 
@@ -186,7 +186,7 @@ static json_t *envelope(const struct logical_request *req, const struct logical_
 	json_object_set_new(e, "lease_duration",
 			    json_integer(json_is_integer(dur) ? json_integer_value(dur) : 0));
 	json_object_set(e, "data", resp->data ? resp->data : json_null());
-	json_object_set_new(e, "wrap_info", json_null());
+	json_object_set(e, "wrap_info", resp->wrap_info_out ? resp->wrap_info_out : json_null());
 	json_object_set(e, "warnings", resp->warnings ? resp->warnings : json_null());
 	json_object_set(e, "auth", resp->auth_out ? resp->auth_out : json_null());
 	json_object_set_new(e, "mount_type",
@@ -242,7 +242,10 @@ static void set_envelope_body(struct http_reply *r, int status,
 			jsonw_value(&w, v);
 		}
 	}
-	put_str_member(&w, "request_id", req && req->request_id ? req->request_id : "");
+	/* a wrapped response is the wrap_info alone (Vault's respondLogical):
+	 * the request id went into the wrapped body */
+	put_str_member(&w, "request_id",
+		       req && req->request_id && !resp->wrap_info_out ? req->request_id : "");
 	put_str_member(&w, "lease_id", lease_id ? lease_id : "");
 	jsonw_raw(&w, json_is_true(ren) ? ",\"renewable\":true" : ",\"renewable\":false",
 		  json_is_true(ren) ? 17 : 18);
@@ -251,7 +254,7 @@ static void set_envelope_body(struct http_reply *r, int status,
 	jsonw_raw(&w, ",\"lease_duration\":", 18);
 	jsonw_raw(&w, num, strlen(num));
 	put_member(&w, "data", resp->data);
-	jsonw_raw(&w, ",\"wrap_info\":null", 17);
+	put_member(&w, "wrap_info", resp->wrap_info_out);
 	put_member(&w, "warnings", resp->warnings);
 	put_member(&w, "auth", resp->auth_out);
 	put_str_member(&w, "mount_type", resp->mount_type_out ? resp->mount_type_out : "");

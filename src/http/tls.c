@@ -13,7 +13,8 @@
  * Client certificates: always requested (GNUTLS_CERT_REQUEST), required when
  * tls_require_client_cert; verified during the handshake only when
  * tls_client_ca_file is set (like Go's VerifyClientCertIfGiven). The leaf
- * is handed to the core as PEM.
+ * and the intermediates the client sent are handed to the core as PEM,
+ * leaf first.
  *
  * Thread-safety: attach/detach/reload may run concurrently (t->mu).
  */
@@ -285,21 +286,30 @@ char *http__tls_peer_pem(void *session)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *peers;
-	gnutls_datum_t pem = {NULL, 0};
-	char *out;
+	char *out = NULL;
+	size_t len = 0;
 
 	if (!session)
 		return NULL;
 	peers = gnutls_certificate_get_peers(session, &n);
 	if (!peers || n == 0)
 		return NULL;
-	if (gnutls_pem_base64_encode2("CERTIFICATE", &peers[0], &pem) < 0)
-		return NULL;
-	out = malloc(pem.size + 1);
-	if (out) {
-		memcpy(out, pem.data, pem.size);
-		out[pem.size] = '\0';
+	/* the leaf first, then the intermediates the client sent (the cert
+	 * auth method builds the chain to its trusted CAs from them) */
+	for (unsigned i = 0; i < n && i < 8; i++) {
+		gnutls_datum_t pem = {NULL, 0};
+		if (gnutls_pem_base64_encode2("CERTIFICATE", &peers[i], &pem) < 0)
+			break;
+		char *grown = realloc(out, len + pem.size + 1);
+		if (!grown) {
+			gnutls_free(pem.data);
+			break;
+		}
+		out = grown;
+		memcpy(out + len, pem.data, pem.size);
+		len += pem.size;
+		out[len] = '\0';
+		gnutls_free(pem.data);
 	}
-	gnutls_free(pem.data);
 	return out;
 }

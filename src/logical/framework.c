@@ -584,6 +584,8 @@ void logical_response_reset(struct logical_response *r)
 	free(r->raw_content_type);
 	free(r->redirect);
 	free(r->mount_type_out);
+	free(r->wrap_creation_path);
+	json_decref(r->wrap_info_out);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -85,6 +85,10 @@ struct logical_request {
 	const char *mount_uuid;
 	json_t *mount_options;  /* borrowed: the mount's options object */
 	json_t *data;           /* borrowed: request body (object) or query args */
+	/* borrowed: the body as sent, for the endpoints that take a binary
+	 * upload (sys/storage/raft/snapshot); data is then {} */
+	const uint8_t *raw_body;
+	size_t raw_body_len;
 	json_t *fields;         /* borrowed: data converted per the path's schema,
 				 * plus captures; read with request_*() */
 	const char *client_token;          /* raw token (never log it) */
@@ -98,7 +102,8 @@ struct logical_request {
 	const char *remote_addr;
 	int remote_port;
 	const char *request_id;
-	const char *client_cert_pem;       /* TLS client certificate, if any */
+	const char *client_cert_pem;       /* TLS client certificate (PEM), then the
+					    * intermediates it came with; or NULL */
 	struct storage_view *storage;      /* the mount's view */
 	void *backend;                     /* the mount's backend instance */
 	const struct system_view *sys;     /* what the handler may ask of the core */
@@ -106,6 +111,8 @@ struct logical_request {
 	int64_t lease_increment;           /* LOP_RENEW */
 	int64_t lease_issue_time;          /* LOP_RENEW: unix seconds */
 	json_t *headers;                   /* borrowed: selected request headers */
+	int64_t wrap_ttl;                  /* X-Vault-Wrap-TTL, seconds (0: none);
+					    * set by http/, the core wraps */
 };
 
 /* Field accessors (read req->fields). Strings are borrowed. */
@@ -155,6 +162,15 @@ struct logical_response {
 	char *redirect;        /* Location for 307 */
 	json_t *lease_out;     /* core: {lease_id, lease_duration, renewable} */
 	char *mount_type_out;
+	/* Response wrapping. A handler may ask for its response to be wrapped
+	 * (wrap_ttl > 0; the request's X-Vault-Wrap-TTL wins when shorter),
+	 * with a creation path other than the request's (malloc'd or NULL).
+	 * wrap_info_out is the core's: {token, accessor, ttl, creation_time,
+	 * creation_path, wrapped_accessor}, set when the response was wrapped
+	 * (everything else of the response is then gone). */
+	int64_t wrap_ttl;
+	char *wrap_creation_path;
+	json_t *wrap_info_out;
 };
 void logical_response_reset(struct logical_response *r);
 /* Append a warning (printf style). */

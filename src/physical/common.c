@@ -3,9 +3,13 @@
  */
 #include "physical/physical.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/metrics.h"
 
 void physical_list_free(char **keys, size_t n)
 {
@@ -56,6 +60,66 @@ fail:
 
 /* ---- the wrappers every caller uses (physical.h) ---- */
 
+/*
+ * Storage latency under Vault's names: vault.barrier.get for the barrier's
+ * shim, vault.<backend>.get (vault.postgres.*, vault.raft-storage.*, ...)
+ * for the backend below it. The series of each ops table are looked up
+ * once and kept here: readers scan without a lock (entries are published
+ * by the release store of pm_n), additions take pm_mu.
+ */
+struct phys_metrics {
+	const struct physical_ops *ops;
+	struct metric *get, *put, *del, *list;
+};
+#define PM_MAX 16
+static struct phys_metrics pm_tab[PM_MAX];
+static _Atomic size_t pm_n;
+static pthread_mutex_t pm_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *metric_prefix(const char *name)
+{
+	if (!name)
+		return "physical";
+	if (!strcmp(name, "postgresql"))
+		return "postgres";
+	if (!strcmp(name, "raft"))
+		return "raft-storage";
+	return name;
+}
+
+static const struct phys_metrics *pm_of(const struct physical *p)
+{
+	size_t n = atomic_load_explicit(&pm_n, memory_order_acquire);
+	for (size_t i = 0; i < n; i++)
+		if (pm_tab[i].ops == p->ops)
+			return &pm_tab[i];
+	static const struct phys_metrics none;
+	const struct phys_metrics *res = &none;
+	pthread_mutex_lock(&pm_mu);
+	n = atomic_load_explicit(&pm_n, memory_order_relaxed);
+	for (size_t i = 0; i < n; i++)
+		if (pm_tab[i].ops == p->ops)
+			res = &pm_tab[i];
+	if (res == &none && n < PM_MAX) {
+		char k[96];
+		const char *b = metric_prefix(p->ops->name);
+		struct phys_metrics *e = &pm_tab[n];
+		e->ops = p->ops;
+		snprintf(k, sizeof(k), "vault.%s.get", b);
+		e->get = metrics_get(METRIC_HISTOGRAM, k, NULL);
+		snprintf(k, sizeof(k), "vault.%s.put", b);
+		e->put = metrics_get(METRIC_HISTOGRAM, k, NULL);
+		snprintf(k, sizeof(k), "vault.%s.delete", b);
+		e->del = metrics_get(METRIC_HISTOGRAM, k, NULL);
+		snprintf(k, sizeof(k), "vault.%s.list", b);
+		e->list = metrics_get(METRIC_HISTOGRAM, k, NULL);
+		atomic_store_explicit(&pm_n, n + 1, memory_order_release);
+		res = e;
+	}
+	pthread_mutex_unlock(&pm_mu);
+	return res;
+}
+
 int physical_check(const struct physical *p, struct verr *err)
 {
 	if (!p || !p->ops)
@@ -75,24 +139,36 @@ int physical_check(const struct physical *p, struct verr *err)
 int physical_get(struct physical *p, const char *key, uint8_t **out, size_t *len,
 		 struct verr *err)
 {
-	return p->ops->get(p, key, out, len, err);
+	uint64_t t0 = metrics_now();
+	int rc = p->ops->get(p, key, out, len, err);
+	metrics_observe(pm_of(p)->get, metrics_now() - t0);
+	return rc;
 }
 
 int physical_put(struct physical *p, const char *key, const uint8_t *val, size_t len,
 		 struct verr *err)
 {
-	return p->ops->put(p, key, val, len, err);
+	uint64_t t0 = metrics_now();
+	int rc = p->ops->put(p, key, val, len, err);
+	metrics_observe(pm_of(p)->put, metrics_now() - t0);
+	return rc;
 }
 
 int physical_delete(struct physical *p, const char *key, struct verr *err)
 {
-	return p->ops->del(p, key, err);
+	uint64_t t0 = metrics_now();
+	int rc = p->ops->del(p, key, err);
+	metrics_observe(pm_of(p)->del, metrics_now() - t0);
+	return rc;
 }
 
 int physical_list(struct physical *p, const char *prefix, char ***out, size_t *n,
 		  struct verr *err)
 {
-	return p->ops->list(p, prefix, out, n, err);
+	uint64_t t0 = metrics_now();
+	int rc = p->ops->list(p, prefix, out, n, err);
+	metrics_observe(pm_of(p)->list, metrics_now() - t0);
+	return rc;
 }
 
 int physical_txn(struct physical *p, const struct physical_txn_op *ops, size_t n,

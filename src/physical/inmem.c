@@ -13,10 +13,13 @@
  */
 #include "physical/physical.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "physical/inmem_int.h"
 
 struct inmem_entry {
 	char *key;
@@ -421,4 +424,32 @@ int physical_inmem_new(struct physical **out, const json_t *conf, struct verr *e
 	}
 	*out = &m->base;
 	return 0;
+}
+
+/* ---- inmem_int.h: ordered iteration (raft's state machine snapshots) ---- */
+
+struct foreach_ctx {
+	physical_inmem_foreach_fn fn;
+	void *ctx;
+	int rc;
+};
+
+static void foreach_fn(const void *nodep, VISIT which, void *closure)
+{
+	struct foreach_ctx *f = closure;
+	if ((which != postorder && which != leaf) || f->rc)
+		return;
+	const struct inmem_entry *e = *(struct inmem_entry *const *)nodep;
+	f->rc = f->fn(f->ctx, e->key, e->val, e->len);
+}
+
+int physical_inmem__foreach(struct physical *p, physical_inmem_foreach_fn fn, void *ctx)
+{
+	struct inmem *m = (struct inmem *)p;
+	assert(p->ops == &inmem_ops);
+	struct foreach_ctx f = {fn, ctx, 0};
+	pthread_rwlock_rdlock(&m->lock);
+	twalk_r(m->root, foreach_fn, &f);
+	pthread_rwlock_unlock(&m->lock);
+	return f.rc;
 }

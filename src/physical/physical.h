@@ -123,6 +123,9 @@ int physical_inmem_new(struct physical **out, const json_t *conf, struct verr *e
 int physical_file_new(struct physical **out, const json_t *conf, struct verr *err);
 /* etcd v3 over its JSON gateway, with a lease-based HA lock (etcd.c). */
 int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *err);
+/* Consul's KV, txn and session API, with a session-based HA lock and service
+ * registration (consul.c). */
+int physical_consul_new(struct physical **out, const json_t *conf, struct verr *err);
 /* PostgreSQL over libpq (Vault's schema), HA on a session advisory lock
  * with fenced writes (postgresql.c). */
 int physical_postgresql_new(struct physical **out, const json_t *conf, struct verr *err);

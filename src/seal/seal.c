@@ -52,3 +52,8 @@ void seal_close(struct seal *s)
 	if (s)
 		s->ops->close(s);
 }
+
+int seal_reload(struct seal *s, const json_t *conf, struct verr *err)
+{
+	return s && s->ops->reload ? s->ops->reload(s, conf, err) : 0;
+}

@@ -47,6 +47,9 @@ struct seal_ops {
 	int (*unwrap)(struct seal *s, const uint8_t *kek, size_t kek_len, const uint8_t *blob,
 		      size_t blob_len, uint8_t **root, size_t *root_len, struct verr *err);
 	void (*close)(struct seal *s);
+	/* Optional (NULL: nothing to reload): SIGHUP with the stanza as it
+	 * now reads (transit re-reads its token, awskms its credentials). */
+	int (*reload)(struct seal *s, const json_t *conf, struct verr *err);
 };
 
 struct seal {
@@ -58,6 +61,9 @@ struct seal {
 typedef int (*seal_new_fn)(struct seal **out, const json_t *conf, struct verr *err);
 
 int seal_shamir_new(struct seal **out, const json_t *conf, struct verr *err);
+int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err);
+int seal_transit_new(struct seal **out, const json_t *conf, struct verr *err);
+int seal_pkcs11_new(struct seal **out, const json_t *conf, struct verr *err);
 
 int seal_wrap(struct seal *s, const uint8_t *kek, size_t kek_len, const uint8_t *root,
 	      size_t root_len, uint8_t **out, size_t *out_len, struct verr *err);
@@ -68,5 +74,7 @@ bool seal_recovery_keys(const struct seal *s);
 bool seal_needs_kek(const struct seal *s);
 const char *seal_root_path(const struct seal *s);
 void seal_close(struct seal *s);
+/* SIGHUP: 0 when the seal has nothing to reload. */
+int seal_reload(struct seal *s, const json_t *conf, struct verr *err);
 
 #endif

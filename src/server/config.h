@@ -107,6 +107,9 @@ struct server_config {
 	char *log_level;  /* NULL if unset ("info") */
 	char *log_format; /* NULL if unset; "standard" or "json" */
 	char *log_file, *pid_file, *plugin_directory, *license_path; /* NULL if unset */
+	/* log_file rotation (util/log.h): bytes (0: no size limit), archives
+	 * kept (0: all, -1: none), seconds (0 when unset: Vault's 24h) */
+	int64_t log_rotate_bytes, log_rotate_max_files, log_rotate_duration;
 
 	bool disable_mlock;
 	bool ui;

@@ -11,12 +11,15 @@
 #include "auth/auth.h"
 #include "auth/kubernetes.h"
 #include "core/token.h"
+#include "physical/raft.h"
 #include "secrets/secrets.h"
 
 static const struct physical_entry physicals[] = {
 	{"inmem", physical_inmem_new},
 	{"file", physical_file_new},
 	{"etcd", physical_etcd_new},
+	{"consul", physical_consul_new},
+	{"raft", physical_raft_new},
 	{"postgresql", physical_postgresql_new},
 	{NULL, NULL},
 };
@@ -36,6 +39,9 @@ struct seal_entry {
 
 static const struct seal_entry seals[] = {
 	{"shamir", seal_shamir_new},
+	{"awskms", seal_awskms_new},
+	{"transit", seal_transit_new},
+	{"pkcs11", seal_pkcs11_new},
 	{NULL, NULL},
 };
 
@@ -56,6 +62,7 @@ static const struct backend_ops *const backends[] = {
 	&userpass_backend_ops,
 	&approle_backend_ops,
 	&kubernetes_backend_ops,
+	&cert_backend_ops,
 	NULL,
 };
 

@@ -15,12 +15,15 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/sys_raft.h"
 #include "http/http.h"
 #include "server/config.h"
+#include "seal/seal.h"
 #include "server/registry.h"
 #include "util/duration.h"
 #include "util/hcl.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/secmem.h"
 
 #define MAX_CONFIGS 64
@@ -132,6 +135,41 @@ static void apply_logging(const struct server_config *cfg, const struct server_a
 	log_set_level(l < 0 ? LOG_INFO : (enum log_level)l);
 	const char *fmt = a->log_format ? a->log_format : cfg->log_format;
 	log_set_json(fmt && !strcmp(fmt, "json"));
+	/* Vault rotates log_file every 24h unless log_rotate_duration says otherwise */
+	log_set_rotation(cfg->log_rotate_bytes, cfg->log_rotate_max_files,
+			 cfg->log_rotate_duration ? cfg->log_rotate_duration : 24 * 3600);
+}
+
+/* telemetry { }: what sys/metrics renders (the registry counts regardless) */
+static void apply_telemetry(const struct server_config *cfg)
+{
+	struct metrics_config mc = {
+		.prometheus_retention_s = cfg->telemetry.prometheus_retention_time,
+		.disable_hostname = cfg->telemetry.disable_hostname,
+		.enable_hostname_label = cfg->telemetry.enable_hostname_label,
+		.prefix = cfg->telemetry.metrics_prefix,
+		.usage_gauge_period_s = cfg->telemetry.usage_gauge_period,
+	};
+	metrics_configure(&mc);
+}
+
+/* VAULT_API_ADDR / VAULT_CLUSTER_ADDR override api_addr / cluster_addr, as
+ * in Vault: one ConfigMap serves every pod of a StatefulSet, each pod
+ * setting its own addresses in its environment (deploy/kubernetes). */
+static int apply_addr_env(struct server_config *cfg)
+{
+	const char *api = getenv("VAULT_API_ADDR"), *cl = getenv("VAULT_CLUSTER_ADDR");
+	if (api && *api) {
+		free(cfg->api_addr);
+		if (!(cfg->api_addr = strdup(api)))
+			return -1;
+	}
+	if (cl && *cl) {
+		free(cfg->cluster_addr);
+		if (!(cfg->cluster_addr = strdup(cl)))
+			return -1;
+	}
+	return 0;
 }
 
 /* Vault's pid_file: the process ID, written once the listeners are up and
@@ -150,18 +188,36 @@ static int write_pid_file(const char *path)
 }
 
 /* The seal of the configuration: the enabled stanza (a disabled one is the
- * old seal of a migration), else Shamir. */
-static int make_seal(struct seal **out, const struct server_config *cfg, struct verr *err)
+ * old seal of a migration), else Shamir; *old: the disabled stanza's seal
+ * (NULL: none). */
+static const struct config_stanza *seal_stanza(const struct server_config *cfg, bool disabled)
 {
-	const struct config_stanza *st = NULL;
 	for (size_t i = 0; i < cfg->nseals; i++)
-		if (!cfg->seals[i].disabled)
-			st = &cfg->seals[i];
+		if (cfg->seals[i].disabled == disabled)
+			return &cfg->seals[i];
+	return NULL;
+}
+
+static int make_seal(struct seal **out, struct seal **old, const struct server_config *cfg,
+		     struct verr *err)
+{
+	*old = NULL;
+	const struct config_stanza *st = seal_stanza(cfg, false), *ost = seal_stanza(cfg, true);
 	const char *type = st ? st->type : "shamir";
 	seal_new_fn fn = registry_seal(type);
 	if (!fn)
 		return verr_set(err, VERR_INVALID, "seal type \"%s\" is not supported", type);
-	return fn(out, st ? st->options : NULL, err);
+	int rc = fn(out, st ? st->options : NULL, err);
+	if (rc || !ost)
+		return rc;
+	if (!strcmp(ost->type, type))
+		return verr_set(err, VERR_INVALID, "a seal migration needs two different seal types (both are \"%s\")", type);
+	rc = registry_seal(ost->type)(old, ost->options, err);
+	if (rc) {
+		seal_close(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int server_main(int argc, char **argv)
@@ -179,6 +235,12 @@ int server_main(int argc, char **argv)
 		return 1;
 	}
 	apply_logging(cfg, &a);
+	apply_telemetry(cfg);
+	if (apply_addr_env(cfg)) {
+		fprintf(stderr, "Error: out of memory\n");
+		config_free(cfg);
+		return 1;
+	}
 	if (a.log_level && log_level_parse(a.log_level) < 0) {
 		fprintf(stderr, "Error: unknown log level \"%s\"\n", a.log_level);
 		config_free(cfg);
@@ -227,7 +289,13 @@ int server_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	struct physical *phys = NULL, *ha_phys = NULL;
-	struct seal *seal = NULL;
+	struct seal *seal = NULL, *old_seal = NULL;
+	struct core_autounseal *autounseal = NULL;
+	/* raft listens on the top-level cluster_addr (Vault's contract) */
+	if (!strcmp(cfg->storage->type, "raft") && cfg->cluster_addr &&
+	    !json_object_get(cfg->storage->options, "cluster_addr"))
+		json_object_set_new(cfg->storage->options, "cluster_addr",
+				    json_string(cfg->cluster_addr));
 	rc = pnew(&phys, cfg->storage->options, &err);
 	if (rc) {
 		fprintf(stderr, "Error initializing storage of type %s: %s\n", cfg->storage->type, err.msg);
@@ -255,7 +323,7 @@ int server_main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
-	rc = make_seal(&seal, cfg, &err);
+	rc = make_seal(&seal, &old_seal, cfg, &err);
 	if (rc) {
 		fprintf(stderr, "Error configuring the seal: %s\n", err.msg);
 		physical_close(ha_phys);
@@ -267,6 +335,7 @@ int server_main(int argc, char **argv)
 		.phys = phys,
 		.ha = ha,
 		.seal = seal,
+		.old_seal = old_seal,
 		.default_lease_ttl = cfg->default_lease_ttl,
 		.max_lease_ttl = cfg->max_lease_ttl,
 		.backends = registry_backends(),
@@ -282,6 +351,7 @@ int server_main(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "Error creating core: %s\n", err.msg);
 		seal_close(seal);
+		seal_close(old_seal);
 		physical_close(ha_phys);
 		physical_close(phys);
 		config_free(cfg);
@@ -301,6 +371,11 @@ int server_main(int argc, char **argv)
 			return 1;
 		}
 	}
+
+	/* auto seals unseal now, in the background, retrying while the key
+	 * service is down; the listeners already answer seal-status meanwhile */
+	if (!a.dev && (rc = core_autounseal_start(&autounseal, core, &err)) != 0)
+		log_error("core", "auto-unseal: %s", err.msg);
 
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof(pointer) is meant */
 	struct http_listener **ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
@@ -331,7 +406,9 @@ int server_main(int argc, char **argv)
 			for (size_t j = 0; j < i; j++)
 				http_listener_stop(ls[j]);
 			free(ls);
+			core_autounseal_stop(autounseal);
 			core_free(core);
+			seal_close(old_seal);
 			physical_close(ha_phys);
 			config_free(cfg);
 			return 1;
@@ -364,7 +441,9 @@ int server_main(int argc, char **argv)
 			for (size_t j = 0; j < cfg->nlisteners; j++)
 				http_listener_stop(ls[j]);
 			free(ls);
+			core_autounseal_stop(autounseal);
 			core_free(core);
+			seal_close(old_seal);
 			physical_close(ha_phys);
 			config_free(cfg);
 			return 1;
@@ -408,6 +487,18 @@ int server_main(int argc, char **argv)
 	}
 	if (cfg->pid_file && (rc = write_pid_file(cfg->pid_file)) < 0)
 		log_error("core", "could not write pid_file %s: %s", cfg->pid_file, strerror(-rc));
+	if (!a.dev && sys_raft_retry_join_start(core, cfg->storage->options, &err)) {
+		fprintf(stderr, "Error: %s\n", err.msg);
+		http_cluster_echo_stop(echo);
+		http_listener_stop(cluster_l);
+		for (size_t i = 0; i < cfg->nlisteners; i++)
+			http_listener_stop(ls[i]);
+		free(ls);
+		core_free(core);
+		physical_close(ha_phys);
+		config_free(cfg);
+		return 1;
+	}
 	printf("==> Coffer server started! Log data will stream in below:\n\n");
 	fflush(stdout);
 	log_info("core", "listening; storage=%s", cfg->storage->type);
@@ -426,6 +517,12 @@ int server_main(int argc, char **argv)
 			struct verr e2 = {0};
 			if (!a.dev && config_load(&ncfg, a.configs, a.nconfigs, &e2) == 0) {
 				apply_logging(ncfg, &a);
+				/* the seal re-reads its token or credentials */
+				const struct config_stanza *sst = seal_stanza(ncfg, false);
+				if (sst && !strcmp(sst->type, seal_type(seal)) &&
+				    seal_reload(seal, sst->options, &e2))
+					log_error("core", "seal reload failed: %s", e2.msg);
+				apply_telemetry(ncfg);
 				/* a new log_file path takes effect at reload */
 				if (ncfg->log_file && (!cfg->log_file || strcmp(ncfg->log_file, cfg->log_file)) &&
 				    (lr = log_set_file(ncfg->log_file)) < 0)
@@ -448,8 +545,11 @@ int server_main(int argc, char **argv)
 	free(ls);
 	http_cluster_echo_stop(echo);
 	http_listener_stop(cluster_l);
+	core_autounseal_stop(autounseal);
+	sys_raft_stop(); /* join threads end before the core goes */
 	core_seal(core);
 	core_free(core);
+	seal_close(old_seal);
 	physical_close(ha_phys);
 	if (cfg->pid_file)
 		unlink(cfg->pid_file);

@@ -16,13 +16,17 @@
 static const char std_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char url_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-char *b64_encode(const uint8_t *in, size_t len, bool url)
+size_t b64_encoded_len(size_t len, bool url)
+{
+	size_t n = len / 3 * 4;
+	if (len % 3)
+		n += url ? len % 3 + 1 : 4;
+	return n;
+}
+
+size_t b64_encode_to(char *out, const uint8_t *in, size_t len, bool url)
 {
 	const char *a = url ? url_alpha : std_alpha;
-	size_t n = (len + 2) / 3 * 4;
-	char *out = malloc(n + 1);
-	if (!out)
-		return NULL;
 	char *o = out;
 	size_t i = 0;
 	for (; i + 3 <= len; i += 3) {
@@ -46,8 +50,37 @@ char *b64_encode(const uint8_t *in, size_t len, bool url)
 			*o++ = '=';
 	}
 	*o = '\0';
+	return (size_t)(o - out);
+}
+
+char *b64_encode(const uint8_t *in, size_t len, bool url)
+{
+	char *out = malloc(b64_encoded_len(len, url) + 1);
+	if (out)
+		b64_encode_to(out, in, len, url);
 	return out;
 }
+
+/* The value of each standard-alphabet symbol; 255 for everything else
+ * (padding, CR/LF and invalid bytes: the careful loop handles those). */
+static const uint8_t dtab[256] = {
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255, 255,  63,
+	 52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255, 255, 255, 255, 255,
+	255,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
+	 15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255, 255,
+	255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
+	 41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+};
 
 static int dval(unsigned char c)
 {
@@ -74,22 +107,34 @@ void b64_free(uint8_t *p, size_t len, bool secure)
 		free(p);
 }
 
-int b64_decode(uint8_t **out, size_t *out_len, const char *in, bool secure,
-			struct verr *err)
+size_t b64_decoded_max(size_t inlen)
 {
-	size_t inlen = strlen(in);
-	size_t cap = inlen / 4 * 3 + 3;
-	uint8_t *buf = secure ? secmem_alloc(cap + 1) : malloc(cap + 1);
-	*out = NULL;
-	*out_len = 0;
-	if (!buf)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
+	return inlen / 4 * 3 + 3;
+}
+
+int b64_decode_to(uint8_t *buf, size_t *out_len, const char *in, size_t inlen, struct verr *err)
+{
 	size_t o = 0;
 	uint32_t acc = 0;
 	int nq = 0;   /* symbols in the current quantum */
 	int pad = 0;  /* '=' seen */
-	size_t i;
-	for (i = 0; i < inlen; i++) {
+	size_t i = 0;
+	*out_len = 0;
+	/* fast path: whole quanta of four alphabet symbols; anything else
+	 * (padding, CR/LF, an invalid byte) goes to the careful loop below,
+	 * which starts at a quantum boundary with nothing pending */
+	for (; i + 4 <= inlen; i += 4) {
+		uint32_t a = dtab[(unsigned char)in[i]], b = dtab[(unsigned char)in[i + 1]],
+			 c = dtab[(unsigned char)in[i + 2]], d = dtab[(unsigned char)in[i + 3]];
+		if ((a | b | c | d) & 0x80)
+			break;
+		uint32_t v = a << 18 | b << 12 | c << 6 | d;
+		buf[o] = (uint8_t)(v >> 16);
+		buf[o + 1] = (uint8_t)(v >> 8);
+		buf[o + 2] = (uint8_t)v;
+		o += 3;
+	}
+	for (; i < inlen; i++) {
 		unsigned char c = (unsigned char)in[i];
 		if (c == '\r' || c == '\n')
 			continue;
@@ -132,14 +177,31 @@ int b64_decode(uint8_t **out, size_t *out_len, const char *in, bool secure,
 	}
 	i = inlen;
 bad:
-	secmem_wipe(buf, cap + 1);
-	b64_free(buf, cap, secure);
+	secmem_wipe(buf, o);
 	return verr_set(err, VERR_INVALID, "illegal base64 data at input byte %zu",
 			i >= inlen && inlen >= 4 ? inlen - (inlen % 4 ? inlen % 4 : 4) : i);
 done:
 	buf[o] = '\0';
-	*out = buf;
 	*out_len = o;
+	return 0;
+}
+
+int b64_decode(uint8_t **out, size_t *out_len, const char *in, bool secure,
+			struct verr *err)
+{
+	size_t inlen = strlen(in);
+	size_t cap = b64_decoded_max(inlen);
+	uint8_t *buf = secure ? secmem_alloc(cap + 1) : malloc(cap + 1);
+	*out = NULL;
+	*out_len = 0;
+	if (!buf)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = b64_decode_to(buf, out_len, in, inlen, err);
+	if (rc) {
+		b64_free(buf, cap, secure);
+		return rc;
+	}
+	*out = buf;
 	/* secmem_free takes the size it was given: the caller passes *out_len,
 	 * the header in front of the block records the real size */
 	return 0;

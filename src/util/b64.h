@@ -24,6 +24,16 @@ char *b64_encode(const uint8_t *in, size_t len, bool url);
  * byte N". */
 int b64_decode(uint8_t **out, size_t *out_len, const char *in, bool secure, struct verr *err);
 void b64_free(uint8_t *p, size_t len, bool secure);
+/* The same decoding into a caller's buffer of at least
+ * b64_decoded_max(inlen) + 1 bytes (in need not be NUL-terminated; the
+ * output is). On error the bytes written are wiped. For hot paths that
+ * keep a buffer (the transit engine's per-thread locked scratch). */
+size_t b64_decoded_max(size_t inlen);
+int b64_decode_to(uint8_t *buf, size_t *out_len, const char *in, size_t inlen, struct verr *err);
+/* Encoding into a caller's buffer of b64_encoded_len(len, url) + 1 bytes;
+ * returns the characters written (NUL not counted). */
+size_t b64_encoded_len(size_t len, bool url);
+size_t b64_encode_to(char *out, const uint8_t *in, size_t len, bool url);
 /* Lower-case hex, malloc'd. */
 char *hex_encode(const uint8_t *in, size_t len);
 

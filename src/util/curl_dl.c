@@ -28,6 +28,7 @@ static struct {
 	CURLcode (*easy_perform)(CURL *);
 	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
 	void (*easy_cleanup)(CURL *);
+	void (*easy_reset)(CURL *);
 	const char *(*easy_strerror)(CURLcode);
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
 	void (*slist_free_all)(struct curl_slist *);
@@ -59,6 +60,7 @@ static void load(void)
 	SYM(easy_perform, "curl_easy_perform");
 	SYM(easy_getinfo, "curl_easy_getinfo");
 	SYM(easy_cleanup, "curl_easy_cleanup");
+	SYM(easy_reset, "curl_easy_reset");
 	SYM(easy_strerror, "curl_easy_strerror");
 	SYM(slist_append, "curl_slist_append");
 	SYM(slist_free_all, "curl_slist_free_all");
@@ -135,6 +137,12 @@ void curl_easy_cleanup(CURL *h)
 {
 	if (loaded)
 		fn.easy_cleanup(h);
+}
+
+void curl_easy_reset(CURL *h)
+{
+	if (loaded)
+		fn.easy_reset(h);
 }
 
 const char *curl_easy_strerror(CURLcode code)

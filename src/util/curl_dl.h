@@ -7,7 +7,7 @@
  * nghttp2, brotli, ...: about 1.7 MiB of RSS) and resolves its relocations
  * at every start. So Coffer does not link libcurl: util/curl_dl.c defines
  * the libcurl entry points Coffer uses (curl_global_init/cleanup,
- * curl_easy_init/setopt/perform/getinfo/cleanup/strerror,
+ * curl_easy_init/setopt/perform/getinfo/cleanup/reset/strerror,
  * curl_slist_append/free_all) with libcurl's own signatures, as forwarders
  * to libcurl.so.4 opened with dlopen on the first call. Callers include
  * <curl/curl.h> and call libcurl as usual; nothing else changes.

@@ -7,6 +7,8 @@
 #ifndef COFFER_UTIL_LOG_H
 #define COFFER_UTIL_LOG_H
 
+#include <stdint.h>
+
 enum log_level { LOG_TRACE = 0, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
 
 /* Parse "trace|debug|info|warn|warning|err|error"; -1 if unknown. */
@@ -21,6 +23,15 @@ void log_set_json(int json);
  * after an external logrotate moved the file). */
 int log_set_file(const char *path);
 int log_reopen(void);
+/*
+ * Vault's log_rotate_*: before a line would take the file past `bytes`
+ * (0: no limit), or once the file is `duration_s` old (0: never), the file
+ * is renamed to <name>-<unix nanoseconds><.ext> beside it and a new one is
+ * opened at the path. Then archives beyond `max_files` are deleted, oldest
+ * first (0: keep all; -1: delete every archive). Takes effect for the
+ * next line; may be called at any time (SIGHUP).
+ */
+void log_set_rotation(int64_t bytes, int64_t max_files, int64_t duration_s);
 void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

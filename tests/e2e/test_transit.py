@@ -214,6 +214,61 @@ class TransitTest(unittest.TestCase):
                             ["dgst", "-sha512", "-verify", "{pub}", "-signature", "{sig}", "{dat}"],
                             signature_algorithm="pkcs1v15")
 
+    @unittest.skipIf(AESGCM is None, "python3-cryptography is not installed")
+    def test_concurrent_first_use_of_cached_keys(self):
+        """Eight connections at once on a version nobody has used yet: the
+        signing key is parsed and cached under that race, the per-thread
+        scratch and nonce pools serve every connection, and every answer is
+        right (signatures checked with the exported public key, ciphertexts
+        opened with the exported AES key)."""
+        import threading
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+        self.assertIn(self.post("transit/keys/race-ec", {"type": "ecdsa-p256"}).status, (200, 204))
+        self.assertIn(self.post("transit/keys/race-ec/rotate", {}).status, (200, 204))
+        self.assertIn(self.post("transit/keys/race-aes", {"exportable": True}).status, (200, 204))
+        results, errors = [], []
+
+        def worker(n):
+            try:
+                for i in range(10):
+                    msg = ("worker %d message %d" % (n, i)).encode()
+                    r = self.post("transit/sign/race-ec", {"input": b64(msg)})
+                    self.assertEqual(r.status, 200, r)
+                    sig = r.json()["data"]["signature"]
+                    pt = os.urandom(1024 + n * 997 + i)  # sizes around and past 1 KiB
+                    r = self.post("transit/encrypt/race-aes", {"plaintext": b64(pt)})
+                    self.assertEqual(r.status, 200, r)
+                    ct = r.json()["data"]["ciphertext"]
+                    r = self.post("transit/decrypt/race-aes", {"ciphertext": ct})
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(unb64(r.json()["data"]["plaintext"]), pt)
+                    results.append((msg, sig, pt, ct))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(results), 80)
+        pub = load_pem_public_key(self.t.read_key("race-ec")["data"]["keys"]["2"]["public_key"].encode())
+        key = unb64(self.t.export_key("race-aes", "encryption-key")["data"]["keys"]["1"])
+        nonces = set()
+        for msg, sig, pt, ct in results:
+            self.assertTrue(sig.startswith("vault:v2:"), sig)
+            try:
+                pub.verify(unb64(sig.split(":", 2)[2]), msg, ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                self.fail("signature of %r does not verify" % msg)
+            raw = unb64(ct.split(":", 2)[2])
+            nonces.add(raw[:12])
+            self.assertEqual(AESGCM(key).decrypt(raw[:12], raw[12:], None), pt)
+        self.assertEqual(len(nonces), 80)  # every nonce fresh
+
     # -- raw HTTP: Vault's messages and batch status codes --
 
     def test_bad_input_messages(self):

@@ -102,11 +102,25 @@ int transit__parse_prefixed(const char *s, const char *what, int *ver, const cha
 	return 0;
 }
 
-static char *prefixed(int ver, const char *b64)
+char *transit__prefixed_b64(int ver, const uint8_t *in, size_t in_len, bool url, size_t *len)
 {
-	char *out = NULL;
-	if (!b64 || asprintf(&out, "vault:v%d:%s", ver, b64) < 0)
-		out = NULL;
+	char pre[24] = "vault:v", digits[12];
+	size_t nd = 0, pl = 7;
+	unsigned u = ver > 0 ? (unsigned)ver : 0;
+	do {
+		digits[nd++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (nd)
+		pre[pl++] = digits[--nd];
+	pre[pl++] = ':';
+	char *out = malloc(pl + b64_encoded_len(in_len, url) + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, pre, pl);
+	size_t n = pl + b64_encode_to(out + pl, in, in_len, url);
+	if (len)
+		*len = n;
 	return out;
 }
 
@@ -129,35 +143,76 @@ static int sym_key(const uint8_t **key, uint8_t *buf, size_t n, const struct tke
 	return rc;
 }
 
-static int aead_seal(uint8_t *out, const EVP_CIPHER *c, const uint8_t *key,
+/* A context keyed for (key, direction) with the nonce set. With a
+ * transit_aead whose context is already keyed for this version (v, only
+ * when the key is not derived) only the nonce is set. NULL on failure; the
+ * context is a's, or a one-shot one (*own) the caller frees. */
+static EVP_CIPHER_CTX *aead_ctx(struct transit_aead *a, bool enc, const EVP_CIPHER *c,
+				const uint8_t *key, const struct tkey_version *v,
+				const uint8_t *nonce, bool *own)
+{
+	*own = !a;
+	EVP_CIPHER_CTX *cx = a ? a->cx : NULL;
+	if (!cx) {
+		cx = EVP_CIPHER_CTX_new();
+		if (!cx)
+			return NULL;
+		if (a)
+			a->cx = cx;
+	} else if (a->v && a->v == v && a->enc == enc) {
+		return EVP_CipherInit_ex2(cx, NULL, NULL, nonce, enc, NULL) == 1 ? cx : NULL;
+	}
+	if (a)
+		a->v = NULL;
+	if (EVP_CipherInit_ex2(cx, c, key, nonce, enc, NULL) != 1) {
+		if (*own)
+			EVP_CIPHER_CTX_free(cx);
+		return NULL;
+	}
+	if (a) {
+		a->v = v;
+		a->enc = enc;
+	}
+	return cx;
+}
+
+static int aead_seal(uint8_t *out, struct transit_aead *a, const EVP_CIPHER *c,
+		     const uint8_t *key, const struct tkey_version *v,
 		     const uint8_t nonce[TRANSIT_NONCE_LEN], const uint8_t *aad, size_t aad_len,
 		     const uint8_t *pt, size_t len)
 {
-	EVP_CIPHER_CTX *cx = EVP_CIPHER_CTX_new();
+	bool own;
+	EVP_CIPHER_CTX *cx = aead_ctx(a, true, c, key, v, nonce, &own);
 	int ok = 0, n = 0, f = 0;
-	if (cx && EVP_EncryptInit_ex2(cx, c, key, nonce, NULL) == 1 &&
-	    (!aad_len || EVP_EncryptUpdate(cx, NULL, &n, aad, (int)aad_len) == 1) &&
+	if (cx && (!aad_len || EVP_EncryptUpdate(cx, NULL, &n, aad, (int)aad_len) == 1) &&
 	    EVP_EncryptUpdate(cx, out, &n, pt, (int)len) == 1 &&
 	    EVP_EncryptFinal_ex(cx, out + n, &f) == 1 &&
 	    EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_AEAD_GET_TAG, TRANSIT_TAG_LEN, out + len) == 1)
 		ok = 1;
-	EVP_CIPHER_CTX_free(cx);
+	if (own)
+		EVP_CIPHER_CTX_free(cx);
+	else if (!ok && a)
+		a->v = NULL; /* re-key next time */
 	return ok ? 0 : -1;
 }
 
-static int aead_open(uint8_t *out, const EVP_CIPHER *c, const uint8_t *key, const uint8_t *nonce,
+static int aead_open(uint8_t *out, struct transit_aead *a, const EVP_CIPHER *c,
+		     const uint8_t *key, const struct tkey_version *v, const uint8_t *nonce,
 		     const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t len,
 		     const uint8_t *tag)
 {
-	EVP_CIPHER_CTX *cx = EVP_CIPHER_CTX_new();
+	bool own;
+	EVP_CIPHER_CTX *cx = aead_ctx(a, false, c, key, v, nonce, &own);
 	int ok = 0, n = 0, f = 0;
-	if (cx && EVP_DecryptInit_ex2(cx, c, key, nonce, NULL) == 1 &&
-	    (!aad_len || EVP_DecryptUpdate(cx, NULL, &n, aad, (int)aad_len) == 1) &&
+	if (cx && (!aad_len || EVP_DecryptUpdate(cx, NULL, &n, aad, (int)aad_len) == 1) &&
 	    EVP_DecryptUpdate(cx, out, &n, ct, (int)len) == 1 &&
 	    EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_AEAD_SET_TAG, TRANSIT_TAG_LEN, (void *)tag) == 1 &&
 	    EVP_DecryptFinal_ex(cx, out + n, &f) == 1)
 		ok = 1;
-	EVP_CIPHER_CTX_free(cx);
+	if (own)
+		EVP_CIPHER_CTX_free(cx);
+	else if (!ok && a)
+		a->v = NULL; /* a failed tag check: start from a clean context */
 	return ok ? 0 : -1;
 }
 
@@ -169,8 +224,28 @@ EVP_PKEY *transit__pkey(const struct tkey *k, const struct tkey_version *v)
 	return d2i_AutoPrivateKey(NULL, &p, (long)v->key_len);
 }
 
-static int rsa_oaep(bool enc, uint8_t **out, size_t *out_len, EVP_PKEY *pk, const uint8_t *in,
-		    size_t len)
+EVP_PKEY *transit__pkey_get(const struct tkey *k, const struct tkey_version *v)
+{
+	/* the cache slot is the one member a reader may set, once */
+	struct tkey_version *mv = (struct tkey_version *)v;
+	EVP_PKEY *pk = __atomic_load_n(&mv->pkey, __ATOMIC_ACQUIRE);
+	if (pk)
+		return pk;
+	pk = transit__pkey(k, v);
+	if (!pk)
+		return NULL;
+	EVP_PKEY *cur = NULL;
+	if (!__atomic_compare_exchange_n(&mv->pkey, &cur, pk, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		EVP_PKEY_free(pk); /* another thread published first */
+		pk = cur;
+	}
+	return pk;
+}
+
+/* RSA-OAEP (SHA-256) of in into the scratch s (the caller puts it back). */
+static int rsa_oaep(bool enc, struct tscratch *s, uint8_t **out, size_t *out_len, EVP_PKEY *pk,
+		    const uint8_t *in, size_t len)
 {
 	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(pk, NULL);
 	int rc = -1;
@@ -182,41 +257,42 @@ static int rsa_oaep(bool enc, uint8_t **out, size_t *out_len, EVP_PKEY *pk, cons
 	    EVP_PKEY_CTX_set_rsa_mgf1_md(pc, EVP_sha256()) != 1 ||
 	    (enc ? EVP_PKEY_encrypt(pc, NULL, &n, in, len) : EVP_PKEY_decrypt(pc, NULL, &n, in, len)) != 1)
 		goto out;
-	*out = secmem_alloc(n + 1);
+	*out = transit__scratch_get(s, n + 1);
 	if (!*out)
 		goto out;
 	if ((enc ? EVP_PKEY_encrypt(pc, *out, &n, in, len) : EVP_PKEY_decrypt(pc, *out, &n, in, len)) != 1) {
-		secmem_free(*out, n + 1);
+		transit__scratch_put(s);
 		*out = NULL;
 		goto out;
 	}
+	(*out)[n] = 0;
 	*out_len = n;
 	rc = 0;
 out:
 	EVP_PKEY_CTX_free(pc);
+	ERR_clear_error();
 	return rc;
 }
 
-int transit__encrypt(char **out, const struct tkey *k, int ver, const uint8_t *ctx,
-		     size_t ctx_len, const uint8_t *pt, size_t pt_len, const uint8_t *aad,
-		     size_t aad_len, bool nonce_given, struct verr *err)
+int transit__encrypt(char **out, size_t *out_len, const struct tkey *k, int ver,
+		     const uint8_t *ctx, size_t ctx_len, const uint8_t *pt, size_t pt_len,
+		     const uint8_t *aad, size_t aad_len, bool nonce_given, struct transit_aead *a,
+		     struct verr *err)
 {
 	*out = NULL;
 	const struct tkey_version *v = transit__version(k, ver);
 	if (!v)
 		return verr_set(err, VERR_INVALID, "no such key version");
 	if (tkey_is_rsa(k->type)) {
-		EVP_PKEY *pk = transit__pkey(k, v);
+		EVP_PKEY *pk = transit__pkey_get(k, v);
+		struct tscratch s = {0};
 		uint8_t *ct = NULL;
 		size_t n = 0;
-		int r = pk ? rsa_oaep(true, &ct, &n, pk, pt, pt_len) : -1;
-		EVP_PKEY_free(pk);
+		int r = pk ? rsa_oaep(true, &s, &ct, &n, pk, pt, pt_len) : -1;
 		if (r)
 			return verr_set(err, VERR_INVALID, "failed to RSA encrypt the plaintext: message too long for the key");
-		char *b = b64_encode(ct, n, false);
-		secmem_free(ct, n + 1);
-		*out = prefixed(ver, b);
-		free(b);
+		*out = transit__prefixed_b64(ver, ct, n, false, out_len);
+		transit__scratch_put(&s);
 		return *out ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
 	}
 	const EVP_CIPHER *c = cipher_of(k->type);
@@ -247,17 +323,17 @@ int transit__encrypt(char **out, const struct tkey *k, int ver, const uint8_t *c
 			goto out;
 		}
 		memcpy(raw, mac, TRANSIT_NONCE_LEN);
-	} else if (RAND_bytes(raw, TRANSIT_NONCE_LEN) != 1) {
+	} else if (transit__nonce(raw)) {
 		rc = verr_set(err, VERR_INTERNAL, "random generator failed");
 		goto out;
 	}
-	if (aead_seal(raw + TRANSIT_NONCE_LEN, c, key, raw, aad, aad_len, pt, pt_len)) {
+	/* the batch context keeps the schedule only of a version's own key */
+	if (aead_seal(raw + TRANSIT_NONCE_LEN, a, c, key, k->derived ? NULL : v, raw, aad, aad_len,
+		      pt, pt_len)) {
 		rc = verr_set(err, VERR_INTERNAL, "encryption failed");
 		goto out;
 	}
-	char *b = b64_encode(raw, raw_len, false);
-	*out = prefixed(ver, b);
-	free(b);
+	*out = transit__prefixed_b64(ver, raw, raw_len, false, out_len);
 	if (!*out)
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 out:
@@ -280,9 +356,9 @@ int transit__versioned_input(const struct tkey *k, const char *s, const char *wh
 	return *v ? 0 : verr_set(err, VERR_INVALID, "no such key version");
 }
 
-int transit__decrypt(uint8_t **out, size_t *out_len, int *ver_out, const struct tkey *k,
-		     const char *ct, const uint8_t *ctx, size_t ctx_len, const uint8_t *aad,
-		     size_t aad_len, struct verr *err)
+int transit__decrypt(struct tscratch *s, uint8_t **out, size_t *out_len, int *ver_out,
+		     const struct tkey *k, const char *ct, const uint8_t *ctx, size_t ctx_len,
+		     const uint8_t *aad, size_t aad_len, struct transit_aead *a, struct verr *err)
 {
 	*out = NULL;
 	*out_len = 0;
@@ -300,9 +376,8 @@ int transit__decrypt(uint8_t **out, size_t *out_len, int *ver_out, const struct 
 	if (b64_decode(&raw, &raw_len, b64, false, NULL))
 		return verr_set(err, VERR_INVALID, "invalid ciphertext: could not decode base64");
 	if (tkey_is_rsa(k->type)) {
-		EVP_PKEY *pk = transit__pkey(k, v);
-		int r = pk ? rsa_oaep(false, out, out_len, pk, raw, raw_len) : -1;
-		EVP_PKEY_free(pk);
+		EVP_PKEY *pk = transit__pkey_get(k, v);
+		int r = pk ? rsa_oaep(false, s, out, out_len, pk, raw, raw_len) : -1;
 		free(raw);
 		return r ? verr_set(err, VERR_INVALID, "crypto/rsa: decryption error") : 0;
 	}
@@ -322,18 +397,19 @@ int transit__decrypt(uint8_t **out, size_t *out_len, int *ver_out, const struct 
 		goto out;
 	}
 	size_t n = raw_len - TRANSIT_NONCE_LEN - TRANSIT_TAG_LEN;
-	*out = secmem_alloc(n + 1);
+	*out = transit__scratch_get(s, n + 1);
 	if (!*out) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (aead_open(*out, c, key, raw, aad, aad_len, raw + TRANSIT_NONCE_LEN, n,
-		      raw + TRANSIT_NONCE_LEN + n)) {
-		secmem_free(*out, n + 1);
+	if (aead_open(*out, a, c, key, k->derived ? NULL : v, raw, aad, aad_len,
+		      raw + TRANSIT_NONCE_LEN, n, raw + TRANSIT_NONCE_LEN + n)) {
+		transit__scratch_put(s);
 		*out = NULL;
 		rc = verr_set(err, VERR_INVALID, "cipher: message authentication failed");
 		goto out;
 	}
+	(*out)[n] = 0;
 	*out_len = n;
 out:
 	free(raw);
@@ -401,13 +477,15 @@ static size_t ec_field_bytes(enum tkey_type t)
 	return t == TK_ECDSA_P256 ? 32 : t == TK_ECDSA_P384 ? 48 : 66;
 }
 
-/* The ed25519 key to use: the stored one, or (derived keys) one made from
- * the first 32 HKDF bytes of (stored private key, context), as Vault does. */
-static EVP_PKEY *ed25519_key(const struct tkey *k, const struct tkey_version *v,
-			     const uint8_t *ctx, size_t ctx_len, struct verr *err)
+/* The key to sign or verify with: the version's cached one (borrowed), or
+ * for derived ed25519 keys one made from the first 32 HKDF bytes of
+ * (stored private key, context), as Vault does (*own: the caller frees). */
+static EVP_PKEY *sign_key(const struct tkey *k, const struct tkey_version *v,
+			  const uint8_t *ctx, size_t ctx_len, bool *own, struct verr *err)
 {
-	if (!k->derived)
-		return transit__pkey(k, v);
+	*own = false;
+	if (k->type != TK_ED25519 || !k->derived)
+		return transit__pkey_get(k, v);
 	if (!ctx_len) {
 		verr_set(err, VERR_INVALID, NO_CONTEXT);
 		return NULL;
@@ -417,6 +495,7 @@ static EVP_PKEY *ed25519_key(const struct tkey *k, const struct tkey_version *v,
 		return NULL;
 	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof(seed));
 	secmem_wipe(seed, sizeof(seed));
+	*own = pk != NULL;
 	return pk;
 }
 
@@ -482,7 +561,8 @@ int transit__sign(char **out, char **pub_out, const struct tkey *k, int ver, con
 	size_t msg_len;
 	if (sign_message(dg, &dl, &msg, &msg_len, k, input, in_len, o))
 		return verr_set(err, VERR_INTERNAL, "unsupported hash algorithm");
-	EVP_PKEY *pk = k->type == TK_ED25519 ? ed25519_key(k, v, ctx, ctx_len, err) : transit__pkey(k, v);
+	bool own;
+	EVP_PKEY *pk = sign_key(k, v, ctx, ctx_len, &own, err);
 	if (!pk)
 		return err && err->code ? err->code : verr_set(err, VERR_INTERNAL, "failed to load the key");
 	uint8_t *sig = NULL;
@@ -511,7 +591,8 @@ int transit__sign(char **out, char **pub_out, const struct tkey *k, int ver, con
 				      tkey_is_rsa(k->type) ? "the input does not fit the key and hash (check salt_length, prehashed and hash_algorithm)" : "invalid input");
 		EVP_PKEY_CTX_free(pc);
 	}
-	EVP_PKEY_free(pk);
+	if (own)
+		EVP_PKEY_free(pk);
 	if (!rc && tkey_is_ecdsa(k->type) && o->jws) {
 		/* DER -> fixed-width r|s */
 		const unsigned char *p = sig;
@@ -530,9 +611,7 @@ int transit__sign(char **out, char **pub_out, const struct tkey *k, int ver, con
 		sl = 2 * fb;
 	}
 	if (!rc) {
-		char *b = b64_encode(sig, sl, o->jws);
-		*out = prefixed(ver, b);
-		free(b);
+		*out = transit__prefixed_b64(ver, sig, sl, o->jws, NULL);
 		if (!*out)
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");
 	}
@@ -586,6 +665,7 @@ int transit__verify(bool *valid, const struct tkey *k, const char *sig, const ui
 	const uint8_t *msg;
 	size_t msg_len;
 	EVP_PKEY *pk = NULL;
+	bool own = false;
 	if (sign_message(dg, &dl, &msg, &msg_len, k, input, in_len, o)) {
 		rc = verr_set(err, VERR_INTERNAL, "unsupported hash algorithm");
 		goto out;
@@ -621,7 +701,7 @@ int transit__verify(bool *valid, const struct tkey *k, const char *sig, const ui
 			goto out;
 		}
 	}
-	pk = k->type == TK_ED25519 ? ed25519_key(k, v, ctx, ctx_len, err) : transit__pkey(k, v);
+	pk = sign_key(k, v, ctx, ctx_len, &own, err);
 	if (!pk) {
 		rc = err && err->code ? err->code : verr_set(err, VERR_INTERNAL, "failed to load the key");
 		goto out;
@@ -640,7 +720,8 @@ int transit__verify(bool *valid, const struct tkey *k, const char *sig, const ui
 	}
 	ERR_clear_error();
 out:
-	EVP_PKEY_free(pk);
+	if (own)
+		EVP_PKEY_free(pk);
 	free(raw);
 	return rc;
 }

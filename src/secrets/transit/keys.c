@@ -69,6 +69,7 @@ void transit__version_clear(struct tkey_version *v)
 	secmem_free(v->key, v->key_len);
 	secmem_free(v->hmac_key, TRANSIT_HMAC_KEY_LEN);
 	free(v->public_key);
+	EVP_PKEY_free(v->pkey); /* OpenSSL clears the private BIGNUMs */
 	memset(v, 0, sizeof(*v));
 }
 

@@ -87,6 +87,13 @@ static int item_b64(uint8_t **out, size_t *len, const struct logical_request *re
 	return b64_decode(out, len, s, secure, err);
 }
 
+/* A JSON string of our own ASCII output (base64, "vault:vN:..."): jansson
+ * need not check it for UTF-8 (about 16 instructions a byte). */
+static json_t *ascii(const char *s, size_t n)
+{
+	return json_stringn_nocheck(s, n);
+}
+
 /* Resolve an encryption version as Vault's EncryptWithFactory does. */
 static int enc_version(const struct tkey *k, int64_t ver, int *out, struct verr *err)
 {
@@ -106,6 +113,7 @@ static int enc_version(const struct tkey *k, int64_t ver, int *out, struct verr 
 
 struct enc_ctx {
 	struct tkey *k;
+	struct transit_aead aead; /* kept across the items */
 };
 
 static int encrypt_item(void *vctx, struct logical_request *req, const json_t *item, json_t *out,
@@ -113,14 +121,15 @@ static int encrypt_item(void *vctx, struct logical_request *req, const json_t *i
 {
 	struct enc_ctx *c = vctx;
 	uint8_t *pt = NULL, *ctx = NULL, *aad = NULL;
-	size_t pl = 0, cl = 0, al = 0;
+	size_t pl = 0, cl = 0, al = 0, ctl = 0;
 	char *ct = NULL;
 	int ver = 0;
 	int64_t rv = 0;
+	struct tscratch sp = {0};
 	const char *p = transit__item_str(req, item, "plaintext");
 	if (!p)
 		return verr_set(err, VERR_INVALID, "missing plaintext to encrypt");
-	int rc = b64_decode(&pt, &pl, p, true, err);
+	int rc = transit__b64_scratch(&sp, &pt, &pl, p, err);
 	if (!rc)
 		rc = item_b64(&ctx, &cl, req, item, "context", false, err);
 	if (!rc)
@@ -131,13 +140,14 @@ static int encrypt_item(void *vctx, struct logical_request *req, const json_t *i
 		rc = enc_version(c->k, rv, &ver, err);
 	const char *nonce = transit__item_str(req, item, "nonce");
 	if (!rc)
-		rc = transit__encrypt(&ct, c->k, ver, ctx, cl, pt, pl, aad, al, nonce && *nonce, err);
+		rc = transit__encrypt(&ct, &ctl, c->k, ver, ctx, cl, pt, pl, aad, al, nonce && *nonce,
+				      &c->aead, err);
 	if (!rc) {
-		json_object_set_new(out, "ciphertext", json_string(ct));
+		json_object_set_new(out, "ciphertext", ascii(ct, ctl));
 		json_object_set_new(out, "key_version", json_integer(ver));
 	}
 	free(ct);
-	b64_free(pt, pl, true);
+	transit__scratch_put(&sp);
 	free(ctx);
 	free(aad);
 	return rc;
@@ -207,6 +217,7 @@ int transit__encrypt_path(struct logical_request *req, struct logical_response *
 		rc = verr_set(err, VERR_INVALID, "message encryption not supported for key type %s", tkey_type_name(c.k->type));
 	else
 		rc = run_items(req, resp, batch, encrypt_item, &c, true, err);
+	transit__aead_done(&c.aead);
 	pthread_rwlock_unlock(&c.k->lock);
 	transit__key_release(T(req), c.k);
 	if (!rc && creating && !created)
@@ -219,6 +230,7 @@ int transit__encrypt_path(struct logical_request *req, struct logical_response *
 struct dec_ctx {
 	struct tkey *k;
 	bool rewrap;
+	struct transit_aead dec, enc; /* kept across the items */
 };
 
 static int decrypt_item(void *vctx, struct logical_request *req, const json_t *item, json_t *out,
@@ -229,22 +241,24 @@ static int decrypt_item(void *vctx, struct logical_request *req, const json_t *i
 	if (!ct || !*ct)
 		return verr_set(err, VERR_INVALID, "missing ciphertext to decrypt");
 	uint8_t *ctx = NULL, *aad = NULL, *pt = NULL;
-	size_t cl = 0, al = 0, pl = 0;
+	size_t cl = 0, al = 0, pl = 0, nl = 0;
 	int ver = 0, nv = 0;
 	int64_t rv = 0;
 	char *nct = NULL;
+	struct tscratch sp = {0};
 	int rc = item_b64(&ctx, &cl, req, item, "context", false, err);
 	if (!rc)
 		rc = item_b64(&aad, &al, req, item, "associated_data", false, err);
 	if (!rc)
-		rc = transit__decrypt(&pt, &pl, &ver, c->k, ct, ctx, cl, aad, al, err);
+		rc = transit__decrypt(&sp, &pt, &pl, &ver, c->k, ct, ctx, cl, aad, al, &c->dec, err);
 	if (!rc && !c->rewrap) {
 		char *b = b64_encode(pt, pl, false);
 		if (!b)
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		else {
-			json_object_set_new(out, "plaintext", json_string(b));
-			secmem_wipe(b, strlen(b));
+			size_t bl = b64_encoded_len(pl, false);
+			json_object_set_new(out, "plaintext", ascii(b, bl));
+			secmem_wipe(b, bl);
 			free(b);
 		}
 	} else if (!rc) {
@@ -252,14 +266,14 @@ static int decrypt_item(void *vctx, struct logical_request *req, const json_t *i
 		if (!rc)
 			rc = enc_version(c->k, rv, &nv, err);
 		if (!rc)
-			rc = transit__encrypt(&nct, c->k, nv, ctx, cl, pt, pl, aad, al, false, err);
+			rc = transit__encrypt(&nct, &nl, c->k, nv, ctx, cl, pt, pl, aad, al, false,
+					      &c->enc, err);
 		if (!rc) {
-			json_object_set_new(out, "ciphertext", json_string(nct));
+			json_object_set_new(out, "ciphertext", ascii(nct, nl));
 			json_object_set_new(out, "key_version", json_integer(nv));
 		}
 	}
-	if (pt)
-		secmem_free(pt, pl + 1);
+	transit__scratch_put(&sp);
 	free(nct);
 	free(ctx);
 	free(aad);
@@ -287,6 +301,8 @@ static int decrypt_common(struct logical_request *req, struct logical_response *
 		return verr_set(err, VERR_INVALID, "encryption key not found");
 	pthread_rwlock_rdlock(&c.k->lock);
 	rc = run_items(req, resp, batch, decrypt_item, &c, !rewrap, err);
+	transit__aead_done(&c.dec);
+	transit__aead_done(&c.enc);
 	pthread_rwlock_unlock(&c.k->lock);
 	transit__key_release(T(req), c.k);
 	return rc;
@@ -346,7 +362,8 @@ int transit__datakey_path(struct logical_request *req, struct logical_response *
 		rc = enc_version(k, request_int(req, "key_version"), &ver, err);
 	if (!rc) {
 		const char *nonce = request_str(req, "nonce");
-		rc = transit__encrypt(&ct, k, ver, ctx, cl, dk, n, aad, al, nonce && *nonce, err);
+		rc = transit__encrypt(&ct, NULL, k, ver, ctx, cl, dk, n, aad, al, nonce && *nonce, NULL,
+				      err);
 	}
 	pthread_rwlock_unlock(&k->lock);
 	transit__key_release(T(req), k);
@@ -386,24 +403,22 @@ static int hmac_item(void *vctx, struct logical_request *req, const json_t *item
 	if (!in)
 		return verr_set(err, VERR_INVALID, "missing input for HMAC");
 	uint8_t *raw = NULL;
-	size_t rl = 0;
+	size_t rl = 0, sl = 0;
 	struct verr e = {0};
-	if (b64_decode(&raw, &rl, in, true, &e))
-		return verr_set(err, VERR_INVALID, "unable to decode input as base64: %s", e.msg);
+	struct tscratch sp = {0};
+	if (transit__b64_scratch(&sp, &raw, &rl, in, &e))
+		return verr_set(err, e.code == VERR_INTERNAL ? VERR_INTERNAL : VERR_INVALID,
+				"unable to decode input as base64: %s", e.msg);
 	uint8_t mac[EVP_MAX_MD_SIZE];
 	unsigned ml = 0;
 	int rc = transit__hmac(c->h, c->key, c->key_len, raw, rl, mac, &ml);
-	b64_free(raw, rl, true);
+	transit__scratch_put(&sp);
 	if (rc)
 		return verr_set(err, VERR_INTERNAL, "HMAC failed");
-	char *b = b64_encode(mac, ml, false);
-	char *s = NULL;
-	if (!b || asprintf(&s, "vault:v%d:%s", c->ver, b) < 0)
-		s = NULL;
-	free(b);
+	char *s = transit__prefixed_b64(c->ver, mac, ml, false, &sl);
 	if (!s)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	json_object_set_new(out, "hmac", json_string(s));
+	json_object_set_new(out, "hmac", ascii(s, sl));
 	free(s);
 	return 0;
 }
@@ -527,8 +542,10 @@ static int sign_item(void *vctx, struct logical_request *req, const json_t *item
 	uint8_t *raw = NULL, *ctx = NULL;
 	size_t rl = 0, cl = 0;
 	struct verr e = {0};
-	if (b64_decode(&raw, &rl, in, true, &e))
-		return verr_set(err, VERR_INVALID, "unable to decode input as base64: %s", e.msg);
+	struct tscratch sp = {0};
+	if (transit__b64_scratch(&sp, &raw, &rl, in, &e))
+		return verr_set(err, e.code == VERR_INTERNAL ? VERR_INTERNAL : VERR_INVALID,
+				"unable to decode input as base64: %s", e.msg);
 	int rc = 0;
 	if (item_b64(&ctx, &cl, req, item, "context", false, NULL))
 		rc = verr_set(err, VERR_INVALID, "failed to base64-decode context");
@@ -572,7 +589,7 @@ static int sign_item(void *vctx, struct logical_request *req, const json_t *item
 			rc = transit__sign(&sig, &pub, c->k, (int)ver, ctx, cl, raw, rl, &c->o, err);
 		if (!rc) {
 			int used = ver ? (int)ver : c->k->latest_version;
-			json_object_set_new(out, "signature", json_string(sig));
+			json_object_set_new(out, "signature", ascii(sig, strlen(sig)));
 			json_object_set_new(out, "key_version", json_integer(used));
 			if (pub)
 				json_object_set_new(out, "public_key", json_string(pub));
@@ -580,7 +597,7 @@ static int sign_item(void *vctx, struct logical_request *req, const json_t *item
 		free(sig);
 		free(pub);
 	}
-	b64_free(raw, rl, true);
+	transit__scratch_put(&sp);
 	free(ctx);
 	return rc;
 }

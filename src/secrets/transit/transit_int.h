@@ -16,9 +16,20 @@
  *   ecdsa-*, rsa-*          PKCS#8 DER of the private key
  * plus a 32-byte HMAC key (hmac/:name, verify with hmac) and, for asymmetric
  * types, the formatted public key (base64 for ed25519, PEM otherwise).
- * Asymmetric keys are parsed into an EVP_PKEY per operation and freed at
- * once (OpenSSL clears private BIGNUMs on free), so private material outside
- * secmem lives only for the operation.
+ * Asymmetric keys are parsed into an EVP_PKEY on first use and kept with
+ * the version while the key is cached (transit__pkey_get): parsing PKCS#8
+ * through OpenSSL 3's decoders cost about 5M instructions, 90 % of a P-256
+ * sign. The EVP_PKEY lives in OpenSSL's heap, not in secmem: in process
+ * memory that is not dumpable (the server sets PR_SET_DUMPABLE 0) but may be
+ * swapped; private BIGNUMs are allocated with BN_secure_new, so they go to
+ * OpenSSL's secure heap when the process has initialised one, and are
+ * cleared on free. It is freed when the version is cleared (trim, eviction,
+ * delete, invalidate, seal/unmount).
+ *
+ * Hot paths (scratch.c): decoded plaintexts and decryption results go to a
+ * per-thread locked scratch buffer (no mmap/mlock/munmap per request), AEAD
+ * nonces come from a per-thread pool of CSPRNG bytes, and a batch keeps one
+ * cipher context (struct transit_aead) so each item only sets its nonce.
  *
  * Storage (the mount's view, below the barrier): "policy/<name>" is the
  * whole key as JSON (key material base64); "config/cache" holds the cache
@@ -85,6 +96,10 @@ struct tkey_version {
 	uint8_t *hmac_key; /* secmem, TRANSIT_HMAC_KEY_LEN */
 	char *public_key;  /* asymmetric: base64 (ed25519) or PEM; else NULL */
 	int64_t created;   /* unix seconds */
+	/* asymmetric: the parsed private key, set once on first use (atomic
+	 * compare-and-swap; readers hold the key's read lock), freed by
+	 * transit__version_clear; NULL until then */
+	EVP_PKEY *pkey;
 };
 
 struct tkey {
@@ -165,19 +180,27 @@ int transit__periodic(struct transit *t, struct verr *err);
 
 /* ---- crypto.c ---- */
 
+struct tscratch;     /* scratch.c, below */
+struct transit_aead; /* scratch.c, below */
+
 /* Symmetric or RSA encryption of pt with version ver (resolved, >= 1).
- * *out is "vault:v<ver>:<base64>" (malloc'd). ctx: derivation context (may
- * be empty when the key is not derived). nonce: only for old convergent
- * keys, otherwise must be empty. */
-int transit__encrypt(char **out, const struct tkey *k, int ver, const uint8_t *ctx,
-		     size_t ctx_len, const uint8_t *pt, size_t pt_len, const uint8_t *aad,
-		     size_t aad_len, bool nonce_given, struct verr *err);
-/* Decrypt a "vault:vN:..." value. *out is a secmem buffer of *out_len bytes
- * (+1 capacity) owned by the caller (secmem_free(*out, *out_len + 1));
- * *ver_out the version it was encrypted with. */
-int transit__decrypt(uint8_t **out, size_t *out_len, int *ver_out, const struct tkey *k,
-		     const char *ct, const uint8_t *ctx, size_t ctx_len, const uint8_t *aad,
-		     size_t aad_len, struct verr *err);
+ * *out is "vault:v<ver>:<base64>" (malloc'd), *out_len its length. ctx:
+ * derivation context (may be empty when the key is not derived). nonce:
+ * only for old convergent keys, otherwise must be empty. a: cipher state
+ * kept across a batch, or NULL. */
+int transit__encrypt(char **out, size_t *out_len, const struct tkey *k, int ver,
+		     const uint8_t *ctx, size_t ctx_len, const uint8_t *pt, size_t pt_len,
+		     const uint8_t *aad, size_t aad_len, bool nonce_given, struct transit_aead *a,
+		     struct verr *err);
+/* Decrypt a "vault:vN:..." value into the scratch s (the caller puts it
+ * back): *out, *out_len bytes (NUL after them); *ver_out the version it was
+ * encrypted with. a: cipher state kept across a batch, or NULL. */
+int transit__decrypt(struct tscratch *s, uint8_t **out, size_t *out_len, int *ver_out,
+		     const struct tkey *k, const char *ct, const uint8_t *ctx, size_t ctx_len,
+		     const uint8_t *aad, size_t aad_len, struct transit_aead *a, struct verr *err);
+/* "vault:v<ver>:" and the base64 (url: base64url, no padding) of in, in one
+ * malloc'd string; *len its length. */
+char *transit__prefixed_b64(int ver, const uint8_t *in, size_t in_len, bool url, size_t *len);
 /* Parse "vault:v<N>:<rest>": 0 or VERR_INVALID with Vault's message using
  * `what` ("ciphertext" or "signature"). */
 int transit__parse_prefixed(const char *s, const char *what, int *ver, const char **rest,
@@ -224,6 +247,44 @@ int transit__hkdf(uint8_t *out, size_t n, const uint8_t *ikm, size_t ikm_len, co
 		  size_t ctx_len, struct verr *err);
 /* Parse the private key of an asymmetric version (caller EVP_PKEY_free). */
 EVP_PKEY *transit__pkey(const struct tkey *k, const struct tkey_version *v);
+/* The version's parsed private key, borrowed (valid while the caller holds
+ * the key's lock and a reference): parsed on first use and kept in v->pkey.
+ * Two first users may both parse; one copy is published, the other freed.
+ * NULL when the stored key does not parse. */
+EVP_PKEY *transit__pkey_get(const struct tkey *k, const struct tkey_version *v);
+
+/* ---- scratch.c: per-thread working memory of the hot paths ---- */
+
+/* A borrowed locked buffer (secmem) of at least n bytes: the thread's own
+ * (kept, up to TRANSIT_SCRATCH_KEEP bytes) or a one-off one. NULL when out
+ * of memory. One borrower at a time per thread; a second gets a one-off. */
+struct tscratch {
+	uint8_t *p;
+	size_t n;
+	bool oneoff;
+};
+#define TRANSIT_SCRATCH_KEEP (16 * 1024 - 64)
+uint8_t *transit__scratch_get(struct tscratch *s, size_t n);
+/* Wipe the n bytes and give the buffer back (a one-off one is freed). NULL
+ * s->p is a no-op. */
+void transit__scratch_put(struct tscratch *s);
+/* Decode base64 `in` into the scratch: *out (NUL-terminated) and *len. */
+int transit__b64_scratch(struct tscratch *s, uint8_t **out, size_t *len, const char *in,
+			 struct verr *err);
+/* A fresh random 12-byte AEAD nonce from the thread's pool of CSPRNG bytes
+ * (each byte handed out once, wiped from the pool). -1 when RAND fails. */
+int transit__nonce(uint8_t out[TRANSIT_NONCE_LEN]);
+
+/* Cipher state kept across the items of one request: the key schedule of
+ * one non-derived version, so each further item only sets its nonce.
+ * Zero-initialise; transit__aead_done frees it (OpenSSL wipes the
+ * schedule). Pass NULL to the crypto functions for a one-shot context. */
+struct transit_aead {
+	EVP_CIPHER_CTX *cx;
+	const struct tkey_version *v; /* keyed for this version; NULL: none/derived */
+	bool enc;
+};
+void transit__aead_done(struct transit_aead *a);
 /* Export formats: encryption-key, signing-key, hmac-key, public-key.
  * *out malloc'd text. */
 int transit__export_version(char **out, const struct tkey *k, const struct tkey_version *v,

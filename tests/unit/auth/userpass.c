@@ -99,7 +99,7 @@ static void test_auth_userpass__validation(void **state)
 			       json_pack("{s:s,s:s,s:s}", "password", "p", "token_ttl", "2h",
 					 "token_max_ttl", "1h")), VERR_INVALID);
 	assert_int_equal(at_do(&t, LOP_UPDATE, "users/a",
-			       json_pack("{s:s,s:s}", "password", "p", "token_type", "batch")),
+			       json_pack("{s:s,s:s}", "password", "p", "token_type", "bulk")),
 			 VERR_INVALID);
 	assert_int_equal(at_do(&t, LOP_UPDATE, "users/a",
 			       json_pack("{s:s,s:i}", "password", "p", "token_num_uses", -1)),

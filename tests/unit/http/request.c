@@ -101,21 +101,39 @@ static void test_http_request__patch_needs_merge_patch(void **state)
 	done(&c);
 }
 
-static void test_http_request__wrap_ttl_refused(void **state)
+static void test_http_request__wrap_ttl_parsed(void **state)
 {
 	struct built_case c;
 	struct http_header wrap[] = {{"X-Vault-Wrap-TTL", "5m"}};
+	struct http_header secs[] = {{"x-vault-wrap-ttl", "90"}};
 	struct http_header empty[] = {{"x-vault-wrap-ttl", ""}};
+	struct http_header neg[] = {{"X-Vault-Wrap-TTL", "-5m"}};
+	struct http_header bad[] = {{"X-Vault-Wrap-TTL", "later"}};
 
-	/* no wrapping support: never answer a wrap request in the clear */
+	/* the core wraps: the request carries the TTL in seconds */
 	build(&c, "GET", "/v1/secret/data/x", wrap, 1, NULL);
-	assert_int_equal(c.rc, 1);
-	assert_int_equal(c.r.status, 400);
-	assert_non_null(strstr(body_of(&c), "wrapping"));
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(c.b.req.wrap_ttl, 300);
 	done(&c);
-
+	build(&c, "GET", "/v1/secret/data/x", secs, 1, NULL);
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(c.b.req.wrap_ttl, 90);
+	done(&c);
 	build(&c, "GET", "/v1/secret/data/x", empty, 1, NULL);
 	assert_int_equal(c.rc, 0);
+	assert_int_equal(c.b.req.wrap_ttl, 0);
+	done(&c);
+
+	/* a bad value is a 400, never an unwrapped answer */
+	build(&c, "GET", "/v1/secret/data/x", neg, 1, NULL);
+	assert_int_equal(c.rc, 1);
+	assert_int_equal(c.r.status, 400);
+	assert_string_equal(body_of(&c), "{\"errors\":[\"requested wrap ttl cannot be negative\"]}\n");
+	done(&c);
+	build(&c, "GET", "/v1/secret/data/x", bad, 1, NULL);
+	assert_int_equal(c.rc, 1);
+	assert_int_equal(c.r.status, 400);
+	assert_non_null(strstr(body_of(&c), "later"));
 	done(&c);
 }
 
@@ -401,7 +419,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_request__method_mapping),
 		cmocka_unit_test(test_http_request__patch_needs_merge_patch),
-		cmocka_unit_test(test_http_request__wrap_ttl_refused),
+		cmocka_unit_test(test_http_request__wrap_ttl_parsed),
 		cmocka_unit_test(test_http_request__unsupported_method_405),
 		cmocka_unit_test(test_http_request__outside_v1_404),
 		cmocka_unit_test(test_http_request__path_decoding),

@@ -83,6 +83,28 @@ static void test_http_response__envelope_bytes(void **state)
 	logical_response_reset(&resp);
 }
 
+/* A wrapped response is wrap_info alone (Vault's respondLogical), even on
+ * a read (not a 404) and without the request id. */
+static void test_http_response__wrapped(void **state)
+{
+	struct logical_request rq = req_of(LOP_READ);
+	struct logical_response resp = {0};
+	struct http_reply r;
+	resp.wrap_info_out = json_pack("{s:s,s:s,s:i,s:s,s:s}", "token", "s.w", "accessor", "acc",
+				       "ttl", 300, "creation_time", "2026-01-02T03:04:05.5Z",
+				       "creation_path", "secret/x");
+	http__reply_from_core(&r, 0, &rq, &resp, NULL);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body,
+			    "{\"request_id\":\"\",\"lease_id\":\"\",\"renewable\":false,"
+			    "\"lease_duration\":0,\"data\":null,\"wrap_info\":{\"token\":\"s.w\","
+			    "\"accessor\":\"acc\",\"ttl\":300,\"creation_time\":\"2026-01-02T03:04:05.5Z\","
+			    "\"creation_path\":\"secret/x\"},\"warnings\":null,\"auth\":null,"
+			    "\"mount_type\":\"\"}\n");
+	http__reply_free(&r);
+	logical_response_reset(&resp);
+}
+
 static void test_http_response__reals_round_trip(void **state)
 {
 	json_t *j = json_pack("{s:f,s:f}", "a", 0.1, "b", 0.1 + 0.2);
@@ -299,6 +321,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_response__status_map),
 		cmocka_unit_test(test_http_response__envelope_bytes),
+		cmocka_unit_test(test_http_response__wrapped),
 		cmocka_unit_test(test_http_response__reals_round_trip),
 		cmocka_unit_test(test_http_response__204_when_empty),
 		cmocka_unit_test(test_http_response__read_and_list_404),

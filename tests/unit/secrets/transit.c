@@ -388,6 +388,139 @@ static void test_secrets_transit__signatures(void **state)
 	kvt_close(&t);
 }
 
+/* One cipher context serves a whole batch (transit_aead): items with other
+ * versions, a failed tag in the middle, and derived keys with a context
+ * per item must each get their own key. */
+static void test_secrets_transit__batch_keys_per_item(void **state)
+{
+	struct kvt t;
+	tr_open(&t);
+	assert_int_equal(post(&t, "keys/mv", NULL), 0);
+	assert_int_equal(post(&t, "keys/mv/rotate", NULL), 0);
+	assert_int_equal(post(&t, "keys/mv/rotate", NULL), 0);
+	const int vers[] = {1, 3, 3, 2, 1, 0};
+	json_t *items = json_array();
+	for (size_t i = 0; i < 6; i++)
+		json_array_append_new(items, json_pack("{s:s,s:i}", "plaintext", B64_HELLO,
+						      "key_version", vers[i]));
+	assert_int_equal(encrypt(&t, "mv", json_pack("{s:o}", "batch_input", items)), 0);
+	json_t *res = kvt_get(&t, "batch_results");
+	json_t *dec = json_array();
+	for (size_t i = 0; i < 6; i++) {
+		json_t *r = json_array_get(res, i);
+		int want = vers[i] ? vers[i] : 3;
+		assert_int_equal(json_integer_value(json_object_get(r, "key_version")), want);
+		char *ct = strdup(json_string_value(json_object_get(r, "ciphertext")));
+		char pre[16];
+		snprintf(pre, sizeof(pre), "vault:v%d:", want);
+		assert_int_equal(strncmp(ct, pre, strlen(pre)), 0);
+		if (i == 2) /* tamper with the nonce: the tag check fails */
+			ct[10] = ct[10] == 'A' ? 'B' : 'A';
+		json_array_append_new(dec, json_pack("{s:s}", "ciphertext", ct));
+		free(ct);
+	}
+	assert_int_equal(post(&t, "decrypt/mv", json_pack("{s:o,s:i}", "batch_input", dec,
+							  "partial_failure_response_code", 207)), 0);
+	assert_int_equal(t.resp.status, 207);
+	res = kvt_get(&t, "batch_results");
+	for (size_t i = 0; i < 6; i++) {
+		json_t *r = json_array_get(res, i);
+		if (i == 2)
+			assert_string_equal(json_string_value(json_object_get(r, "error")),
+					    "cipher: message authentication failed");
+		else
+			assert_string_equal(json_string_value(json_object_get(r, "plaintext")), B64_HELLO);
+	}
+	/* derived: a key per context, also inside one batch */
+	const char *c1 = "Y3R4LW9uZQ==", *c2 = "Y3R4LXR3bw=="; /* ctx-one, ctx-two */
+	assert_int_equal(encrypt(&t, "dv", json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "batch_input",
+						      "plaintext", B64_HELLO, "context", c1,
+						      "plaintext", B64_HELLO, "context", c2)), 0);
+	res = kvt_get(&t, "batch_results");
+	char *d1 = strdup(json_string_value(json_object_get(json_array_get(res, 0), "ciphertext")));
+	char *d2 = strdup(json_string_value(json_object_get(json_array_get(res, 1), "ciphertext")));
+	assert_int_equal(post(&t, "decrypt/dv", json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}",
+							  "batch_input", "ciphertext", d1, "context", c1,
+							  "ciphertext", d2, "context", c1,
+							  "ciphertext", d2, "context", c2)), 0);
+	res = kvt_get(&t, "batch_results");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(res, 0), "plaintext")), B64_HELLO);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(res, 1), "error")),
+			    "cipher: message authentication failed");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(res, 2), "plaintext")), B64_HELLO);
+	free(d1);
+	free(d2);
+	kvt_close(&t);
+}
+
+/* Plaintexts larger than the per-thread scratch (16 KiB) take a one-off
+ * buffer; sizes going up and down reuse or grow it. */
+static void test_secrets_transit__plaintext_sizes(void **state)
+{
+	struct kvt t;
+	tr_open(&t);
+	const size_t sizes[] = {1024, 5000, 16000, 17000, 70000, 1, 1024, 0};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		uint8_t *raw = malloc(n + 1);
+		for (size_t j = 0; j < n; j++)
+			raw[j] = (uint8_t)(j * 131 + i);
+		char *b = b64_encode(raw, n, false);
+		char *ct = encrypt_str(&t, "sz", b);
+		expect_decrypt(&t, "sz", ct, b);
+		free(ct);
+		free(b);
+		free(raw);
+	}
+	kvt_close(&t);
+}
+
+/* The parsed signing key is kept with the cached version; a forced restore
+ * of other key material must not sign or verify with the old one. */
+static void test_secrets_transit__signing_key_cache(void **state)
+{
+	struct kvt a, b;
+	tr_open(&a);
+	tr_open(&b);
+	json_t *opts = json_pack("{s:s,s:b,s:b}", "type", "ecdsa-p256", "exportable", 1,
+				 "allow_plaintext_backup", 1);
+	assert_int_equal(post(&a, "keys/sx", json_deep_copy(opts)), 0);
+	assert_int_equal(post(&b, "keys/sx", opts), 0);
+	assert_int_equal(post(&a, "sign/sx", json_pack("{s:s}", "input", B64_HELLO)), 0);
+	char *sig_a = strdup(kvt_str(&a, "signature"));
+	/* the cached key signs again and verifies what it signed */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(post(&a, "verify/sx", json_pack("{s:s,s:s}", "input", B64_HELLO,
+								 "signature", sig_a)), 0);
+		assert_true(json_is_true(kvt_get(&a, "valid")));
+	}
+	assert_int_equal(kvt_do(&b, LOP_READ, "backup/sx", NULL), 0);
+	char *backup = strdup(kvt_str(&b, "backup"));
+	assert_int_equal(post(&a, "restore", json_pack("{s:s,s:b}", "backup", backup, "force", 1)), 0);
+	assert_int_equal(post(&a, "verify/sx", json_pack("{s:s,s:s}", "input", B64_HELLO,
+							 "signature", sig_a)), 0);
+	assert_true(json_is_false(kvt_get(&a, "valid")));
+	assert_int_equal(post(&a, "sign/sx", json_pack("{s:s}", "input", B64_HELLO)), 0);
+	char *sig_b = strdup(kvt_str(&a, "signature"));
+	assert_int_equal(post(&b, "verify/sx", json_pack("{s:s,s:s}", "input", B64_HELLO,
+							 "signature", sig_b)), 0);
+	assert_true(json_is_true(kvt_get(&b, "valid")));
+	/* rotate + trim: the old version's cached key goes with it */
+	assert_int_equal(post(&a, "keys/sx/rotate", NULL), 0);
+	assert_int_equal(post(&a, "keys/sx/config", json_pack("{s:i,s:i}", "min_decryption_version", 2,
+							      "min_encryption_version", 2)), 0);
+	assert_int_equal(post(&a, "keys/sx/trim", json_pack("{s:i}", "min_available_version", 2)), 0);
+	assert_int_equal(post(&a, "sign/sx", json_pack("{s:s,s:i}", "input", B64_HELLO, "key_version", 1)),
+			 VERR_INVALID);
+	assert_int_equal(post(&a, "sign/sx", json_pack("{s:s}", "input", B64_HELLO)), 0);
+	assert_int_equal(strncmp(kvt_str(&a, "signature"), "vault:v2:", 9), 0);
+	free(sig_a);
+	free(sig_b);
+	free(backup);
+	kvt_close(&a);
+	kvt_close(&b);
+}
+
 static void test_secrets_transit__hmac(void **state)
 {
 	struct kvt t;
@@ -571,6 +704,9 @@ int main(void)
 		cmocka_unit_test(test_secrets_transit__aad),
 		cmocka_unit_test(test_secrets_transit__derived_convergent),
 		cmocka_unit_test(test_secrets_transit__signatures),
+		cmocka_unit_test(test_secrets_transit__batch_keys_per_item),
+		cmocka_unit_test(test_secrets_transit__plaintext_sizes),
+		cmocka_unit_test(test_secrets_transit__signing_key_cache),
 		cmocka_unit_test(test_secrets_transit__hmac),
 		cmocka_unit_test(test_secrets_transit__delete_and_export_gates),
 		cmocka_unit_test(test_secrets_transit__backup_restore),

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""
+raft.py - integrated raft storage on a 3-node loopback cluster:
+durable replicated KV v2 writes (wrk, 32 connections, a new 100-byte secret
+per request) against the active node, then kill -9 of the active node,
+timing the first acknowledged write on the new active (TRIALS times; each
+killed node is restarted and unsealed again). Uses the e2e harness
+(tests/e2e) to start `coffer server` processes ($COFFER_BIN, default
+build/coffer) with data on a real disk (RAFT_TEST_DIR, default /var/tmp).
+Prints Markdown and writes bench/results/raft.md.
+
+    COFFER_BIN=$PWD/build/coffer python3 bench/raft.py [--seconds 10] [--trials 10]
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+os.environ.setdefault("COFFER_BIN", os.path.join(ROOT, "build", "coffer"))
+
+import test_raft as T  # noqa: E402 - needs the path above
+
+
+def active(nodes):
+    for n in nodes:
+        if n.proc is None or n.proc.poll() is not None:
+            continue
+        try:
+            r = n.get("sys/leader")
+            if r.status == 200 and r.json().get("is_self"):
+                return n
+        except OSError:
+            pass
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--trials", type=int, default=10)
+    a = ap.parse_args()
+    C = T.RaftCluster
+    orig = T.raft_server
+
+    def server(*args, **kw):  # production thresholds, not the tests' small ones
+        n = orig(*args, **kw)
+        cfg = open(n.config_path).read().replace(
+            "  snapshot_threshold = 64\n  trailing_logs = 32\n", "")
+        open(n.config_path, "w").write(cfg)
+        return n
+    T.raft_server = server
+    C.setUpClass()
+    out = []
+    try:
+        act = T.wait(lambda: active(C.nodes), what="active")
+        act.post("sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, token=C.token)
+        p = subprocess.run(["wrk", "-t4", "-c%d" % a.connections, "-d%ds" % a.seconds, "--latency",
+                            "-s", os.path.join(HERE, "write.lua"), "http://" + act.addr, "--",
+                            "/v1/secret/data/w", "0", C.token], capture_output=True, text=True)
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
+        lat = dict(re.findall(r"\s(50|75|90|99)%\s+([\d.]+\w+)", p.stdout))
+        errs = re.search(r"Non-2xx or 3xx responses: (\d+)", p.stdout)
+        out.append("## 3-node raft cluster, loopback (%d s, %d connections)\n" %
+                   (a.seconds, a.connections))
+        out.append("| writes/s | p50 | p90 | p99 | non-2xx |\n|---|---|---|---|---|")
+        out.append("| %s | %s | %s | %s | %s |\n" % (rps.group(1) if rps else "?", lat.get("50"),
+                                                   lat.get("90"), lat.get("99"),
+                                                   errs.group(1) if errs else "0"))
+        times = []
+        for trial in range(a.trials):
+            act = T.wait(lambda: active(C.nodes), timeout=30, what="active")
+            t0 = time.time()
+            act.kill9()
+
+            def write_ok():
+                for n in C.nodes:
+                    if n.proc is None or n.proc.poll() is not None:
+                        continue
+                    try:
+                        r = n.post("secret/data/failover", {"data": {"t": str(trial)}},
+                                   token=C.token)
+                        if r.status == 200:
+                            return True
+                    except OSError:
+                        pass
+                return False
+            T.wait(write_ok, timeout=60, what="a write after kill -9")
+            times.append(time.time() - t0)
+            act.start()
+            for k in C.keys[:2]:
+                act.put("sys/unseal", {"key": k})
+            T.wait(lambda: not act.get("sys/seal-status").json()["sealed"], what="unsealed")
+            time.sleep(1.5)  # let it catch up before the next kill
+        times.sort()
+        p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+        out.append("## kill -9 of the active node: first acknowledged write on the new active\n")
+        out.append("| trials | min | median | p99 (max of %d) |\n|---|---|---|---|" % len(times))
+        out.append("| %d | %.2f s | %.2f s | %.2f s |\n" % (len(times), times[0],
+                                                        times[len(times) // 2], p99))
+    finally:
+        C.tearDownClass()
+    load = open("/proc/loadavg").read().split()[:3]
+    text = ("# Raft storage (bench/raft.py)\n\nOne run; 3 servers and wrk on this machine's %d "
+            "cores, load average %s at the end (other work shares the machine).\n\n"
+            % (os.cpu_count(), " ".join(load)) + "\n".join(out))
+    print(text)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "raft.md"), "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+/*
+ * telemetry.c - the core's metrics (telemetry.h).
+ *
+ * The hooks are called where every request passes (core_handle_request,
+ * the pipeline's handler call, token issue, the audit hooks, the HA
+ * transitions); each costs a lookup in the lock-free registry plus one
+ * atomic add. The collector runs when sys/metrics is rendered: it takes
+ * the state lock only with tryrdlock (a scrape that arrived through the
+ * pipeline already holds it for reading, and a blocking read lock behind a
+ * waiting writer would deadlock), so during a transition the gauges keep
+ * their previous values for one scrape.
+ */
+#include "core/telemetry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/core.h"
+#include "core/core_int.h"
+#include "core/expiration.h"
+#include "core/router.h"
+#include "core/state.h"
+
+static bool is_login_path(const char *path)
+{
+	return !strncmp(path, "auth/", 5) && strncmp(path, "auth/token/", 11) != 0;
+}
+
+void telemetry_request(const struct logical_request *req, uint64_t t0)
+{
+	if (req->path && is_login_path(req->path))
+		METRICS_SINCE("vault.core.handle_login_request", t0);
+	else
+		METRICS_SINCE("vault.core.handle_request", t0);
+}
+
+void telemetry_route(enum logical_op op, const char *mount_path, uint64_t t0)
+{
+	char name[160];
+	const char *opn = logical_op_name(op);
+	size_t ol = strlen(opn), ml = strlen(mount_path);
+	if (12 + ol + 1 + ml + 1 > sizeof(name))
+		return;
+	char *p = stpcpy(stpcpy(name, "vault.route."), opn);
+	*p++ = '.';
+	for (size_t i = 0; i < ml; i++)
+		p[i] = mount_path[i] == '/' ? '-' : mount_path[i];
+	p[ml] = '\0';
+	metrics_since(name, NULL, t0);
+}
+
+void telemetry_login(const char *mount_path, bool ok)
+{
+	const char *labels[] = {"mount_point", mount_path, "result", ok ? "success" : "failure",
+				NULL};
+	metrics_incr("vault.auth.login", labels);
+}
+
+/* Vault's creation_ttl buckets */
+static const char *ttl_bucket(int64_t s)
+{
+	static const struct {
+		int64_t max;
+		const char *name;
+	} b[] = {{60, "1m"},       {600, "10m"},        {1200, "20m"},        {3600, "1h"},
+		 {7200, "2h"},     {86400, "1d"},       {172800, "2d"},       {604800, "7d"},
+		 {2592000, "30d"}};
+	if (s <= 0)
+		return "+Inf";
+	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
+		if (s <= b[i].max)
+			return b[i].name;
+	return "+Inf";
+}
+
+void telemetry_token_created(const char *path, const char *type, int64_t ttl_s)
+{
+	/* the mount of the creation path: "auth/userpass/login/x" -> "auth/userpass/" */
+	char mount[128] = "auth/token/";
+	if (path && !strncmp(path, "auth/", 5)) {
+		const char *s = strchr(path + 5, '/');
+		size_t n = s ? (size_t)(s - path) + 1 : strlen(path);
+		if (n < sizeof(mount)) {
+			memcpy(mount, path, n);
+			mount[n] = '\0';
+		}
+	}
+	const char *labels[] = {"mount_point", mount,         "token_type", type ? type : "service",
+				"creation_ttl", ttl_bucket(ttl_s), NULL};
+	metrics_incr("vault.token.creation", labels);
+}
+
+int telemetry_audit(bool request, uint64_t t0, int rc)
+{
+	if (request) {
+		METRICS_SINCE("vault.audit.log_request", t0);
+		if (rc)
+			METRICS_INC("vault.audit.log_request_failure");
+	} else {
+		METRICS_SINCE("vault.audit.log_response", t0);
+		if (rc)
+			METRICS_INC("vault.audit.log_response_failure");
+	}
+	return rc;
+}
+
+int telemetry_timed(int rc, const char *name, uint64_t t0)
+{
+	metrics_since(name, NULL, t0);
+	return rc;
+}
+
+/* vault.token.count: one storage list of the accessor index, at most once
+ * per usage_gauge_period (10 min), the first time at the first scrape.
+ * Active node, state lock held for reading. */
+static void token_count(struct core *c)
+{
+	static int64_t last; /* collectors run one at a time (render mutex) */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (last && ts.tv_sec - last < metrics_usage_gauge_period())
+		return;
+	char **keys = NULL;
+	size_t n = 0;
+	struct verr e = {0};
+	if (view_list(&c->token_view, "accessor/", &keys, &n, &e) == 0) {
+		metrics_gauge("vault.token.count", NULL, (double)n);
+		last = ts.tv_sec ? ts.tv_sec : 1;
+	}
+	physical_list_free(keys, n);
+}
+
+static void collect(void *ctx)
+{
+	struct core *c = ctx;
+	enum core_state st = state_get(c);
+	metrics_gauge("vault.core.unsealed", NULL, st != CORE_SEALED);
+	metrics_gauge("vault.core.active", NULL, st == CORE_ACTIVE);
+	metrics_gauge("vault.core.standby", NULL, st == CORE_STANDBY);
+	metrics_gauge("vault.ha.enabled", NULL, c->o.ha != NULL);
+	if (pthread_rwlock_tryrdlock(&c->state_lock) != 0)
+		return;
+	if (state_get(c) == CORE_ACTIVE) {
+		if (c->expire) {
+			struct expiration_stats es;
+			expiration_stats(c->expire, &es);
+			metrics_gauge("vault.expire.num_leases", NULL, (double)es.leases);
+			metrics_gauge("vault.expire.num_irrevocable_leases", NULL, 0);
+		}
+		size_t nlog = 0, nauth = 0;
+		pthread_rwlock_rdlock(&c->mounts_lock);
+		for (size_t i = 0; i < c->nmounts; i++)
+			c->mounts[i]->is_auth ? nauth++ : nlog++;
+		pthread_rwlock_unlock(&c->mounts_lock);
+		token_count(c);
+		const char *lt[] = {"type", "logical", "local", "false", NULL};
+		const char *at[] = {"type", "auth", "local", "false", NULL};
+		metrics_gauge("vault.core.mount_table.num_entries", lt, (double)nlog);
+		metrics_gauge("vault.core.mount_table.num_entries", at, (double)nauth);
+	}
+	pthread_rwlock_unlock(&c->state_lock);
+}
+
+int telemetry_start(struct core *c)
+{
+	return metrics_collector_add(collect, c);
+}
+
+void telemetry_stop(int id)
+{
+	if (id > 0)
+		metrics_collector_remove(id);
+}
+
+const struct field_def telemetry_metrics_fields[] = {
+	{"format", FT_STRING, "", "\"prometheus\" or \"json\" (default)", false},
+	{NULL},
+};
+
+int core_metrics(struct core *c, const char *format, const char *accept, char **body,
+		 size_t *len, char **content_type, struct verr *err)
+{
+	*body = *content_type = NULL;
+	*len = 0;
+	int f = metrics_format_parse(format, accept);
+	if (f < 0)
+		return verr_set(err, VERR_INVALID, "unknown format \"%.32s\": expected prometheus or json",
+				format);
+	struct buf b;
+	buf_init(&b, 16384);
+	int rc = metrics_render(&b, (enum metrics_format)f, err);
+	if (rc) {
+		buf_free(&b);
+		return rc;
+	}
+	*body = buf_take(&b, len);
+	*content_type = strdup(metrics_content_type((enum metrics_format)f));
+	if (!*body || !*content_type) {
+		free(*body);
+		free(*content_type);
+		*body = *content_type = NULL;
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+int telemetry_sys_metrics(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	const char *accept = json_string_value(json_object_get(req->headers, "accept"));
+	int rc = core_metrics(req->backend, request_str(req, "format"), accept, &resp->raw_body,
+			      &resp->raw_len, &resp->raw_content_type, err);
+	if (rc == 0)
+		resp->raw = true;
+	return rc;
+}

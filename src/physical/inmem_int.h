@@ -1,0 +1,18 @@
+/*
+ * inmem_int.h - internals of the inmem backend (inmem.c) for other
+ * physical/ files: ordered iteration over every entry, used by the raft
+ * backend's state machine (raft_fsm.c) for snapshots and backups.
+ */
+#ifndef COFFER_PHYSICAL_INMEM_INT_H
+#define COFFER_PHYSICAL_INMEM_INT_H
+
+#include "physical/physical.h"
+
+/* fn(ctx, key, val, len) for every entry in key order, under the store's
+ * read lock (fn must not call back into the store). Stops at fn's first
+ * non-zero return and returns it. p must be an inmem store. */
+typedef int (*physical_inmem_foreach_fn)(void *ctx, const char *key, const uint8_t *val,
+					 size_t len);
+int physical_inmem__foreach(struct physical *p, physical_inmem_foreach_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * raft_int.h - internals shared by the raft storage backend's files
+ * (raft.c: constructor, storage ops, HA lock; raft_loop.c: the libuv loop
+ * thread and the request hand-off; raft_fsm.c: the replicated state machine
+ * and its encoding). Not an API: everything outside src/physical uses
+ * physical/raft.h.
+ *
+ * DESIGN
+ * Threads: canonical raft runs on ONE libuv loop thread, which owns `raft`,
+ * `io`, `transport` and every raft request struct. Request threads never
+ * touch them: they build a `struct rop`, append it to `queue` under `mu`,
+ * uv_async_send(&wake) and sleep on `done_cv` until the loop completes it.
+ * The loop drains the whole queue per wake-up and encodes every pending
+ * write into ONE log entry (one raft_apply), so concurrent writers share a
+ * disk sync and a replication round trip.
+ * The FSM: an inmem store (`kv`) plus small side tables (node names, the HA
+ * holder record). It is written only by the loop (raft's apply/restore
+ * callbacks); readers take `fsm_lock` shared to pin the `kv` pointer (a raft
+ * snapshot restore swaps it under the exclusive lock). Reads are local: a
+ * follower may lag the leader by the replication delay.
+ * Mirrors: the loop copies raft's state (role, leader, indexes) into
+ * fields guarded by `mu` after every loop iteration (a uv_check handle), so
+ * any thread can ask "am I leader" without crossing to the loop; the same
+ * check detects a lost leadership and fires the HA lost callback at once.
+ * Start-up: a pristine data directory is not started until either the first
+ * write (the node bootstraps a one-voter cluster, as Vault's `operator init`
+ * does) or a join (the node starts empty and waits for the leader to add it).
+ */
+#ifndef COFFER_PHYSICAL_RAFT_INT_H
+#define COFFER_PHYSICAL_RAFT_INT_H
+
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "physical/physical.h"
+#include "physical/raft.h"
+
+/* log record types (first byte of an entry or of a batch member) */
+enum {
+	RREC_BATCH = 1,  /* u32 n, then n x (u32 len, record) */
+	RREC_TXN = 2,    /* u32 n, then n x (u8 kind, u32 klen, key, u32 vlen, val) */
+	RREC_HOLDER = 3, /* u64 raft id, u32 len, value: the HA holder record */
+	RREC_NAME = 4,   /* u64 raft id, u32 len, node_id: a member's name */
+	RREC_STAGE_BEGIN = 5, /* u64 token: start an empty staging store */
+	RREC_STAGE_TXN = 6,   /* u64 token, then a TXN body: writes to staging */
+	RREC_STAGE_COMMIT = 7,/* u64 token, u64 nkeys: staging replaces kv */
+};
+
+enum rop_kind {
+	ROP_APPLY = 1, /* buf: one record (becomes one member of a batch) */
+	ROP_BARRIER,   /* wait until everything committed so far is applied */
+	ROP_JOIN_START,/* start a pristine node without bootstrapping */
+	ROP_ADD,       /* id, addr, role: add a member (leader) */
+	ROP_REMOVE,    /* id */
+	ROP_TRANSFER,  /* give leadership away (detached) */
+	ROP_CONFIG,    /* out: the configuration as Vault's JSON */
+	ROP_SNAPSHOT,  /* force a raft snapshot (log compaction) now */
+	ROP_STATE,     /* out: per-server health (leader only), autopilot */
+};
+
+struct rstore;
+
+struct rop {
+	enum rop_kind kind;
+	struct rop *next;
+	struct rstore *s;
+	uint8_t *buf; /* APPLY: malloc'd record, owned by the op */
+	size_t len;
+	raft_id id;
+	char *addr;
+	int role;
+	json_t *out;
+	bool detached; /* nobody waits: the loop frees it when done */
+	bool done;     /* guarded by s->mu */
+	int rc;
+	struct verr err;
+	double deadline; /* parked ops fail after this (monotonic seconds) */
+	struct raft_change change, change2;
+	struct raft_barrier barrier;
+	struct raft_transfer transfer;
+};
+
+struct rstore_ha {
+	struct physical_ha base; /* must be first */
+	struct rstore *s;
+};
+
+/* a member's name (node_id) by raft id: FSM side table */
+struct rname {
+	raft_id id;
+	char *name;
+};
+
+struct rstore {
+	struct physical base; /* must be first */
+	struct rstore_ha ha;
+
+	/* immutable after open */
+	char *dir, *raft_dir, *node_id, *addr;
+	raft_id id;
+	unsigned election_ms, heartbeat_ms, threshold, trailing;
+
+	/* the FSM: written by the loop only */
+	pthread_rwlock_t fsm_lock; /* pins kv (exclusive: swap) */
+	struct physical *kv;
+	struct physical *stage; /* a restore being streamed in, or NULL */
+	uint64_t stage_token;
+	struct rname *names; /* guarded by mu */
+	size_t nnames;
+	raft_id holder_id; /* guarded by mu */
+	char *holder_value;
+
+	/* the loop (owned by the loop thread after start) */
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_check_t watch;
+	pthread_t thread;
+	bool thread_started;
+	struct raft raft;
+	struct raft_io io;
+	struct raft_uv_transport transport;
+	struct raft_fsm fsm;
+	bool started; /* raft_start done (loop thread) */
+	struct rop *parked, *parked_tail; /* writes waiting for a leader */
+	struct {
+		raft_id id;
+		double seen; /* monotonic seconds of the last message from it */
+	} contacts[64]; /* leader: follower liveness for autopilot (loop only) */
+
+	/* raft allows one membership change at a time: add/remove hold this */
+	pthread_mutex_t change_mu;
+
+	/* shared, guarded by mu */
+	pthread_mutex_t mu;
+	pthread_cond_t done_cv;  /* an op completed */
+	pthread_cond_t state_cv; /* the mirrored state changed */
+	struct rop *queue, *queue_tail;
+	bool closing, closed;
+	bool pristine; /* no raft state on disk and not yet started */
+	bool joining;  /* ROP_JOIN_START seen: never bootstrap */
+	int state;     /* RAFT_FOLLOWER ... mirrored */
+	raft_id leader_id;
+	char leader_addr[256];
+	raft_index commit_index, applied_index, last_index;
+	raft_term term;
+	unsigned long leader_epoch; /* bumped on every transition to leader */
+	bool ha_held;
+	physical_ha_lost_fn lost;
+	void *lost_ctx;
+	bool sole_voter; /* the configuration has exactly one voter: us */
+	bool member;     /* we appear in the configuration */
+};
+
+/* raft_loop.c */
+int rstore__loop_start(struct rstore *s, struct verr *err);
+void rstore__loop_stop(struct rstore *s);
+/* Queue op and wait for it (op->rc, op->err). Detached ops return at once
+ * and are freed by the loop. */
+int rstore__submit(struct rstore *s, struct rop *op, struct verr *err);
+struct rop *rstore__op_new(enum rop_kind kind);
+void rstore__op_free(struct rop *op);
+double rstore__now(void);
+
+/* raft_transport.c: raft's TCP transport with TCP_NODELAY */
+int rstore__transport_init(struct raft_uv_transport *t, uv_loop_t *loop);
+void rstore__transport_fini(struct raft_uv_transport *t);
+
+/* raft_fsm.c */
+/* the apply result of an entry the state machine skipped as malformed */
+#define RSTORE_REFUSED ((void *)&rstore__refused)
+extern const int rstore__refused;
+void rstore__fsm_init(struct rstore *s);
+/* Encode a transaction record (malloc'd into *out). */
+int rstore__encode_txn(uint8_t **out, size_t *len, const struct physical_txn_op *ops, size_t n,
+		       uint64_t stage_token);
+int rstore__encode_idstr(uint8_t **out, size_t *len, uint8_t type, raft_id id, const char *str);
+int rstore__encode_u64s(uint8_t **out, size_t *len, uint8_t type, uint64_t a, uint64_t b);
+/* apply one log entry to the FSM (loop thread) */
+int rstore__fsm_apply_entry(struct rstore *s, const uint8_t *buf, size_t len);
+/* the name of member id (malloc'd) or NULL; takes mu */
+char *rstore__name_of(struct rstore *s, raft_id id);
+/* whether the replicated table names id (takes mu) */
+bool rstore__has_name(struct rstore *s, raft_id id);
+
+#endif

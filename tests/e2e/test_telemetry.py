@@ -1,0 +1,254 @@
+"""
+test_telemetry.py - GET /v1/sys/metrics as a Prometheus server and Vault's
+dashboards see it, on the real binary:
+
+  * a token is needed (403 without), one whose policy reads sys/metrics is
+    enough, another policy is refused; the default format is Vault's JSON
+    (Gauges/Counters/Samples).
+  * ?format=prometheus is the text format 0.0.4: promtool check metrics
+    accepts it (apart from the naming lints Vault's own names trigger) and
+    prometheus_client parses it; Vault's names are there after real
+    traffic (hvac: kv v2, userpass logins, an audit device): handle_request,
+    handle_login_request, route_<op>_<mount>, barrier_*, file_* storage
+    latency, token_creation, policy_get_policy, audit_log_request/response,
+    expire_num_leases, core_unsealed/active, runtime_* of the process; the
+    histograms have cumulative le buckets whose +Inf equals _count.
+  * an OpenMetrics Accept header gets application/openmetrics-text that
+    prometheus_client's strict OpenMetrics parser accepts.
+  * prometheus_retention_time = 0: 400 "prometheus is not enabled", JSON
+    still works.
+  * a listener with unauthenticated_metrics_access serves without a token,
+    even while sealed.
+  * HA (two nodes on a real etcd): each node reports ITS OWN metrics -
+    core_active 1 on the active, 0 on the standby - both with a token (the
+    standby asks the active only whether the token may read) and without.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+
+import hvac
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics.parser import \
+    text_string_to_metric_families as om_families
+
+from harness import Server, free_port
+
+TELEMETRY = 'telemetry {\n  prometheus_retention_time = "30s"\n  disable_hostname = true\n}\n'
+PROMTOOL = shutil.which("promtool")
+# lints promtool applies to any exporter; Vault's own names trigger these
+# (its counters have no _total, its latencies are in ms, its gauge is
+# vault_token_count): not format errors
+VAULT_NAMING_LINTS = ("counter metrics should have \"_total\" suffix",
+                      "non-base units", "use base unit",
+                      "non-histogram and non-summary metrics should not have \"_count\" suffix")
+
+
+def families(text):
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def sample(fams, name, labels=None, suffix=""):
+    f = fams.get(name)
+    if not f:
+        return None
+    for s in f.samples:
+        # the Python client names a counter's sample <name>_total
+        if s.name in (name + suffix, name + "_total") and all(s.labels.get(k) == v for k, v in (labels or {}).items()):
+            return s.value
+    return None
+
+
+def promtool_problems(text):
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    out = p.stdout.decode()
+    lines = [l for l in out.splitlines() if l.strip()]
+    return p.returncode, [l for l in lines if not any(x in l for x in VAULT_NAMING_LINTS)]
+
+
+class Telemetry(unittest.TestCase):
+    def start(self, extra=TELEMETRY, **kw):
+        s = Server(extra_config=extra, **kw)
+        self.addCleanup(s.cleanup)
+        s.start()
+        return s
+
+    def traffic(self, s):
+        c = hvac.Client(url="http://" + s.addr, token=s.root_token)
+        c.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+        c.sys.enable_audit_device("file", options={"file_path": os.path.join(s.dir, "audit.log")})
+        c.sys.enable_auth_method("userpass")
+        c.write("auth/userpass/users/alice", password="pw", policies="default")
+        c.secrets.kv.v2.create_or_update_secret(path="app", secret={"k": "v"})
+        for _ in range(5):
+            c.secrets.kv.v2.read_secret_version(path="app")
+        hvac.Client(url="http://" + s.addr).auth.userpass.login("alice", "pw")
+        with self.assertRaises(hvac.exceptions.InvalidRequest):
+            hvac.Client(url="http://" + s.addr).auth.userpass.login("alice", "wrong")
+        return c
+
+    def test_prometheus_text_and_vault_names(self):
+        s = self.start()
+        s.init_unseal()
+        c = self.traffic(s)
+        # a token is needed; the default format is Vault's JSON
+        self.assertEqual(s.get("sys/metrics", token="").status, 403)
+        r = s.get("sys/metrics")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("application/json"))
+        j = r.json()
+        for k in ("Timestamp", "Gauges", "Counters", "Samples"):
+            self.assertIn(k, j)
+        names = {g["Name"] for g in j["Gauges"]}
+        self.assertIn("vault.core.unsealed", names)
+        self.assertIn("vault.core.handle_request", {x["Name"] for x in j["Samples"]})
+
+        # hvac's own transport, as a script scraping with hvac would
+        raw = hvac.Client(url="http://" + s.addr, token=s.root_token, adapter=hvac.adapters.RawAdapter)
+        resp = raw.adapter.get("/v1/sys/metrics", params={"format": "prometheus"})
+        self.assertEqual(resp.status_code, 200)
+        self.assertTrue(resp.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        text = resp.text
+        fams = families(text)
+        for name in ("vault_core_handle_request", "vault_core_handle_login_request",
+                     "vault_route_read_secret_", "vault_route_create_secret_",
+                     "vault_barrier_get", "vault_barrier_put", "vault_barrier_list",
+                     "vault_file_get", "vault_file_put",
+                     "vault_policy_get_policy", "vault_audit_log_request",
+                     "vault_audit_log_response", "vault_core_unseal"):
+            self.assertIn(name, fams, name)
+            self.assertEqual(fams[name].type, "histogram", name)
+        self.assertEqual(sample(fams, "vault_core_unsealed"), 1)
+        self.assertEqual(sample(fams, "vault_core_active"), 1)
+        # the alice login's token expires: the one lease (the root token does not)
+        self.assertEqual(sample(fams, "vault_expire_num_leases"), 1)
+        self.assertEqual(sample(fams, "vault_token_count"), 2)  # root + alice's
+        self.assertGreater(sample(fams, "vault_runtime_rss_bytes"), 1 << 20)
+        self.assertGreater(sample(fams, "vault_runtime_threads"), 1)
+        self.assertGreater(sample(fams, "vault_runtime_open_fds"), 3)
+        self.assertGreater(sample(fams, "vault_runtime_cpu_seconds"), 0)
+        # the five reads of secret/app, at least
+        self.assertGreaterEqual(sample(fams, "vault_route_read_secret_", suffix="_count"), 5)
+        # logins per mount, success and failure
+        self.assertEqual(sample(fams, "vault_auth_login",
+                                {"mount_point": "auth/userpass/", "result": "success"}), 1)
+        self.assertEqual(sample(fams, "vault_auth_login",
+                                {"mount_point": "auth/userpass/", "result": "failure"}), 1)
+        self.assertEqual(sample(fams, "vault_token_creation",
+                                {"mount_point": "auth/userpass/", "token_type": "service"}), 1)
+        # buckets are cumulative and +Inf is the count
+        h = fams["vault_core_handle_request"]
+        buckets = [x.value for x in h.samples if x.name.endswith("_bucket")]
+        self.assertEqual(buckets, sorted(buckets))
+        inf = [x.value for x in h.samples if x.labels.get("le") == "+Inf"][0]
+        self.assertEqual(inf, sample(fams, "vault_core_handle_request", suffix="_count"))
+        self.assertGreater(sample(fams, "vault_core_handle_request", suffix="_sum"), 0)
+        self.assertGreaterEqual(sum(len(f.samples) for f in fams.values()), 300)
+
+        if PROMTOOL:
+            rc, problems = promtool_problems(text)
+            self.assertEqual(problems, [], "promtool: %s" % problems)
+        else:
+            print("promtool not installed (Debian package prometheus): skipped the promtool check")
+
+        # OpenMetrics by the Accept header, as Prometheus asks for it
+        r = s.get("sys/metrics", query={"format": "prometheus"},
+                  headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers["content-type"].startswith("application/openmetrics-text"))
+        om = {f.name: f for f in om_families(r.body.decode())}
+        self.assertEqual(om["vault_core_handle_request"].type, "histogram")
+        self.assertIn("vault_audit_log_request", om)
+
+        # unknown format
+        r = s.get("sys/metrics", query={"format": "xml"})
+        self.assertEqual(r.status, 400)
+        self.assertIn("unknown format", r.json()["errors"][0])
+
+    def test_policy_controls_access(self):
+        s = self.start()
+        s.init_unseal()
+        self.assertEqual(s.put("sys/policies/acl/metrics",
+                               {"policy": 'path "sys/metrics" { capabilities = ["read"] }'}).status, 204)
+        self.assertEqual(s.put("sys/policies/acl/other",
+                               {"policy": 'path "secret/*" { capabilities = ["read"] }'}).status, 204)
+        good = s.post("auth/token/create", {"policies": ["metrics"]}).json()["auth"]["client_token"]
+        bad = s.post("auth/token/create", {"policies": ["other"]}).json()["auth"]["client_token"]
+        r = s.get("sys/metrics", token=good, query={"format": "prometheus"})
+        self.assertEqual(r.status, 200)
+        self.assertIn("vault_core_unsealed 1", r.body.decode())
+        self.assertEqual(s.get("sys/metrics", token=bad).status, 403)
+
+    def test_retention_zero_disables_prometheus(self):
+        s = self.start(extra='telemetry {\n  prometheus_retention_time = 0\n  disable_hostname = true\n}\n')
+        s.init_unseal()
+        r = s.get("sys/metrics", query={"format": "prometheus"})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["errors"], ["prometheus is not enabled"])
+        self.assertEqual(s.get("sys/metrics").status, 200)  # JSON still
+
+    def test_unauthenticated_listener_even_sealed(self):
+        port = free_port()
+        extra = TELEMETRY + ('listener "tcp" {\n  address = "127.0.0.1:%d"\n  tls_disable = true\n'
+                             '  telemetry {\n    unauthenticated_metrics_access = true\n  }\n}\n' % port)
+        s = self.start(extra=extra)
+        s2 = Server.__new__(Server)
+        s2.__dict__.update(s.__dict__)
+        s2.port = port
+        # sealed: the open listener answers, the other one says sealed
+        r = s2.get("sys/metrics", token="", query={"format": "prometheus"})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("vault_core_unsealed 0", r.body.decode())
+        self.assertEqual(s.get("sys/metrics", token="x").status, 503)
+        s.init_unseal()
+        r = s2.get("sys/metrics", token="", query={"format": "prometheus"})
+        self.assertIn("vault_core_unsealed 1", r.body.decode())
+        self.assertEqual(s.get("sys/metrics", token="").status, 403)  # the default listener
+
+    def test_each_ha_node_reports_its_own(self):
+        from etcd_service import Etcd
+        from test_ha_etcd import node, wait_until, leader
+        etcd = Etcd().start()
+        self.addCleanup(etcd.stop)
+        a, b = node(etcd.url), node(etcd.url)
+        for s in (a, b):
+            with open(s.config_path, "a") as f:
+                f.write(TELEMETRY)
+            self.addCleanup(s.cleanup)
+            s.start()
+        a.init(shares=1, threshold=1)
+        b.keys, b.root_token = a.keys, a.root_token
+        a.unseal()
+        self.assertTrue(wait_until(lambda: (leader(a) or {}).get("is_self")))
+        b.unseal()
+        self.assertTrue(wait_until(lambda: (leader(b) or {}).get("leader_address")))
+        # requests through the standby are forwarded (and counted there)
+        self.assertEqual(b.get("sys/mounts").status, 200)
+
+        def scrape(s, **kw):
+            r = s.get("sys/metrics", query={"format": "prometheus"}, **kw)
+            self.assertEqual(r.status, 200, r)
+            return families(r.body.decode())
+
+        fa, fb = scrape(a), scrape(b)
+        self.assertEqual(sample(fa, "vault_core_active"), 1)
+        self.assertEqual(sample(fb, "vault_core_active"), 0)
+        self.assertEqual(sample(fb, "vault_core_standby"), 1)
+        self.assertEqual(sample(fb, "vault_core_unsealed"), 1)
+        self.assertGreaterEqual(sample(fb, "vault_ha_rpc_client_forward", suffix="_count"), 1)
+        self.assertIsNone(fa.get("vault_ha_rpc_client_forward"))
+        # the standby still checks the token (with the active node)
+        self.assertEqual(b.get("sys/metrics", token="s.bogus").status, 403)
+        self.assertEqual(b.get("sys/metrics", token="").status, 403)
+        self.assertEqual(b.put("sys/policies/acl/other",
+                               {"policy": 'path "secret/*" { capabilities = ["read"] }'}).status, 204)
+        t = b.post("auth/token/create", {"policies": ["other"]}).json()["auth"]["client_token"]
+        self.assertEqual(b.get("sys/metrics", token=t).status, 403)
+
+
+if __name__ == "__main__":
+    unittest.main()

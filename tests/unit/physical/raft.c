@@ -1,0 +1,581 @@
+/*
+ * tests/unit/physical/raft.c - the `raft` storage backend (src/physical/raft*.c):
+ * the shared storage contract on one node, persistence and log compaction
+ * across reopen, three in-process nodes on loopback (join, replication,
+ * follower writes refused, leader loss and re-election with every
+ * committed write kept, remove-peer), the HA lock (lost fires when the
+ * leader loses its quorum), backup dump/load and concurrent batched
+ * writers. Data directories go under RAFT_TEST_DIR (default /var/tmp): raft
+ * probes O_DIRECT/AIO and behaves differently on tmpfs. Kill -9 is in
+ * raft_crash.c.
+ */
+#include "physical/semantics.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "physical/raft.h"
+#include "util/log.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static char *tmpdir_new(void)
+{
+	const char *base = getenv("RAFT_TEST_DIR");
+	char tmpl[512];
+	snprintf(tmpl, sizeof(tmpl), "%s/coffer-raft-XXXXXX", base && *base ? base : "/var/tmp");
+	char *d = mkdtemp(tmpl);
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void tmpdir_free(char *dir)
+{
+	if (dir)
+		nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+struct node {
+	char *dir;
+	char name[32];
+	char addr[64];
+	struct physical *p;
+};
+
+static struct physical *open_node(struct node *n, const char *extra_k, long extra_v)
+{
+	struct verr err = {0};
+	json_t *conf = json_pack("{s:s, s:s, s:s, s:i}", "path", n->dir, "node_id", n->name,
+				 "raft_addr", n->addr, "performance_multiplier", 1);
+	if (extra_k)
+		json_object_set_new(conf, extra_k, json_integer(extra_v));
+	struct physical *p = NULL;
+	int rc = physical_raft_new(&p, conf, &err);
+	json_decref(conf);
+	if (rc)
+		fail_msg("open %s: %s", n->name, err.msg);
+	return p;
+}
+
+static void node_init(struct node *n, const char *name)
+{
+	n->dir = tmpdir_new();
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", free_port());
+	n->p = open_node(n, NULL, 0);
+}
+
+static void node_fini(struct node *n)
+{
+	physical_close(n->p);
+	n->p = NULL;
+	tmpdir_free(n->dir);
+	n->dir = NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* does p hold key = val (val NULL: absent)? */
+static bool holds(struct physical *p, const char *key, const char *val)
+{
+	uint8_t *out = NULL;
+	size_t len = 0;
+	if (physical_get(p, key, &out, &len, NULL))
+		return false;
+	bool ok = val ? out && len == strlen(val) && !memcmp(out, val, len) : !out;
+	free(out);
+	return ok;
+}
+
+static bool wait_holds(struct physical *p, const char *key, const char *val, double secs)
+{
+	double end = now_s() + secs;
+	while (now_s() < end) {
+		if (holds(p, key, val))
+			return true;
+		sleep_ms(10);
+	}
+	return holds(p, key, val);
+}
+
+static bool is_leader(struct physical *p)
+{
+	struct physical_raft_status st;
+	return p && !physical_raft_status(p, &st, NULL) && st.is_leader;
+}
+
+/* index of the leader among n nodes (waiting up to secs), or -1 */
+static int wait_leader(struct node *ns, int n, double secs)
+{
+	double end = now_s() + secs;
+	do {
+		for (int i = 0; i < n; i++)
+			if (ns[i].p && is_leader(ns[i].p))
+				return i;
+		sleep_ms(10);
+	} while (now_s() < end);
+	return -1;
+}
+
+/* ---- the shared contract on a one-node cluster ------------------------------- */
+
+static struct node *sem_nodes[8];
+
+static int sem_setup(void **state)
+{
+	for (int i = 0; i < 8; i++)
+		if (!sem_nodes[i]) {
+			sem_nodes[i] = calloc(1, sizeof(struct node));
+			node_init(sem_nodes[i], "sem");
+			*state = sem_nodes[i]->p;
+			return 0;
+		}
+	return -1;
+}
+
+static int sem_teardown(void **state)
+{
+	for (int i = 0; i < 8; i++)
+		if (sem_nodes[i] && sem_nodes[i]->p == *state) {
+			node_fini(sem_nodes[i]);
+			free(sem_nodes[i]);
+			sem_nodes[i] = NULL;
+		}
+	return 0;
+}
+
+/* ---- one node: bootstrap, persistence, compaction ---------------------------- */
+
+static void test_physical_raft__first_write_bootstraps_and_survives_reopen(void **state)
+{
+	(void)state;
+	struct node n = {0};
+	node_init(&n, "solo");
+	struct physical_raft_status st;
+	assert_int_equal(physical_raft_status(n.p, &st, NULL), 0);
+	assert_true(st.pristine);
+	sem_put(n.p, "core/a", "1");
+	assert_int_equal(physical_raft_status(n.p, &st, NULL), 0);
+	assert_false(st.pristine);
+	assert_true(st.is_leader);
+	assert_string_equal(st.leader_id, "solo");
+	physical_close(n.p);
+	n.p = open_node(&n, NULL, 0);
+	sem_expect(n.p, "core/a", "1");
+	assert_true(is_leader(n.p));
+	/* the configuration names the node, Vault's shape */
+	json_t *cfg = NULL;
+	assert_int_equal(physical_raft_configuration(n.p, &cfg, NULL), 0);
+	json_t *servers = json_object_get(cfg, "servers");
+	assert_int_equal(json_array_size(servers), 1);
+	json_t *s0 = json_array_get(servers, 0);
+	assert_string_equal(json_string_value(json_object_get(s0, "node_id")), "solo");
+	assert_string_equal(json_string_value(json_object_get(s0, "address")), n.addr);
+	assert_true(json_is_true(json_object_get(s0, "leader")));
+	assert_true(json_is_true(json_object_get(s0, "voter")));
+	assert_true(json_integer_value(json_object_get(cfg, "index")) > 0);
+	json_decref(cfg);
+	node_fini(&n);
+}
+
+static void test_physical_raft__compaction_keeps_everything(void **state)
+{
+	(void)state;
+	struct node n = {0};
+	n.dir = tmpdir_new();
+	snprintf(n.name, sizeof(n.name), "compact");
+	snprintf(n.addr, sizeof(n.addr), "127.0.0.1:%d", free_port());
+	struct verr err = {0};
+	json_t *conf = json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", n.dir, "node_id", n.name,
+				 "raft_addr", n.addr, "snapshot_threshold", 32, "trailing_logs",
+				 8);
+	assert_int_equal(physical_raft_new(&n.p, conf, &err), 0);
+	char key[64], val[64];
+	for (int i = 0; i < 400; i++) {
+		snprintf(key, sizeof(key), "k/%03d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		sem_put(n.p, key, val);
+		if (i % 3 == 0) {
+			snprintf(key, sizeof(key), "k/%03d", i / 2);
+			assert_int_equal(physical_delete(n.p, key, &err), 0);
+		}
+	}
+	physical_close(n.p);
+	/* snapshots were written and the log was truncated behind them */
+	char path[600];
+	snprintf(path, sizeof(path), "%s/raft", n.dir);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	int snaps = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		snaps += !strncmp(e->d_name, "snapshot-", 9);
+	closedir(d);
+	assert_true(snaps > 0);
+	assert_int_equal(physical_raft_new(&n.p, conf, &err), 0);
+	json_decref(conf);
+	for (int i = 0; i < 400; i++) {
+		snprintf(key, sizeof(key), "k/%03d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		bool deleted = false;
+		for (int j = 0; j < 400; j += 3)
+			deleted |= j / 2 == i;
+		sem_expect(n.p, key, deleted ? NULL : val);
+	}
+	node_fini(&n);
+}
+
+static void test_physical_raft__bad_config(void **state)
+{
+	(void)state;
+	struct verr err = {0};
+	struct physical *p = NULL;
+	json_t *conf = json_pack("{}");
+	assert_int_equal(physical_raft_new(&p, conf, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "path"));
+	json_decref(conf);
+	char *dir = tmpdir_new();
+	conf = json_pack("{s:s, s:s}", "path", dir, "performance_multiplier", "eleven");
+	assert_int_equal(physical_raft_new(&p, conf, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "performance_multiplier"));
+	json_decref(conf);
+	conf = json_pack("{s:s, s:s}", "path", dir, "cluster_addr", "https://127.0.0.1");
+	assert_int_equal(physical_raft_new(&p, conf, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "port"));
+	json_decref(conf);
+	/* raft's port defaults to the cluster port + 1 */
+	conf = json_pack("{s:s, s:s, s:s}", "path", dir, "node_id", "p1", "cluster_addr",
+			 "https://127.0.0.1:18431");
+	assert_int_equal(physical_raft_new(&p, conf, &err), 0);
+	struct physical_raft_status st;
+	assert_int_equal(physical_raft_status(p, &st, &err), 0);
+	assert_string_equal(st.addr, "127.0.0.1:18432");
+	physical_close(p);
+	json_decref(conf);
+	tmpdir_free(dir);
+}
+
+/* ---- three nodes ------------------------------------------------------------- */
+
+static void cluster_up(struct node *ns)
+{
+	node_init(&ns[0], "n1");
+	node_init(&ns[1], "n2");
+	node_init(&ns[2], "n3");
+	sem_put(ns[0].p, "core/seed", "x"); /* bootstraps n1 */
+	struct verr err = {0};
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(physical_raft_join_start(ns[i].p, &err), 0);
+		if (physical_raft_add_peer(ns[0].p, ns[i].name, ns[i].addr, true, &err))
+			fail_msg("add %s: %s", ns[i].name, err.msg);
+	}
+	assert_true(wait_holds(ns[1].p, "core/seed", "x", 5));
+	assert_true(wait_holds(ns[2].p, "core/seed", "x", 5));
+}
+
+static void test_physical_raft__three_nodes_replicate_and_fail_over(void **state)
+{
+	(void)state;
+	struct node ns[3] = {0};
+	cluster_up(ns);
+	struct verr err = {0};
+	/* joining twice is harmless; joining a started node is refused */
+	assert_int_equal(physical_raft_add_peer(ns[0].p, "n2", ns[1].addr, true, &err), 0);
+	assert_int_equal(physical_raft_join_start(ns[1].p, &err), VERR_INVALID);
+	json_t *cfg = NULL;
+	assert_int_equal(physical_raft_configuration(ns[0].p, &cfg, &err), 0);
+	json_t *servers = json_object_get(cfg, "servers");
+	assert_int_equal(json_array_size(servers), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *sv = json_array_get(servers, i);
+		assert_true(json_is_true(json_object_get(sv, "voter")));
+		assert_string_equal(json_string_value(json_object_get(sv, "node_id")), ns[i].name);
+	}
+	json_decref(cfg);
+
+	char key[64], val[64];
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "data/%d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		sem_put(ns[0].p, key, val);
+	}
+	assert_true(wait_holds(ns[1].p, "data/199", "v199", 5));
+	assert_true(wait_holds(ns[2].p, "data/199", "v199", 5));
+	/* a follower refuses writes, naming the leader */
+	assert_int_equal(physical_put(ns[1].p, "x", (const uint8_t *)"y", 1, &err), VERR_STANDBY);
+	assert_non_null(strstr(err.msg, ns[0].addr));
+	assert_true(holds(ns[1].p, "x", NULL));
+
+	/* the leader dies: another takes over within a few election timeouts,
+	 * with every acknowledged write */
+	double t0 = now_s();
+	physical_close(ns[0].p);
+	ns[0].p = NULL;
+	int l = wait_leader(ns, 3, 10);
+	assert_true(l == 1 || l == 2);
+	double took = now_s() - t0;
+	print_message("[ raft     ] new leader %s after %.0f ms\n", ns[l].name, took * 1000);
+	assert_true(took < 5);
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "data/%d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		sem_expect(ns[l].p, key, val);
+	}
+	sem_put(ns[l].p, "after", "failover");
+	int other = l == 1 ? 2 : 1;
+	assert_true(wait_holds(ns[other].p, "after", "failover", 5));
+	/* the old leader comes back as a follower and catches up */
+	ns[0].p = open_node(&ns[0], NULL, 0);
+	assert_true(wait_holds(ns[0].p, "after", "failover", 10));
+	assert_false(is_leader(ns[0].p));
+
+	/* remove-peer: n1 leaves the configuration */
+	l = wait_leader(ns, 3, 5);
+	assert_true(l >= 0);
+	assert_int_equal(physical_raft_remove_peer(ns[l].p, "nope", &err), VERR_NOT_FOUND);
+	int victim = l == 0 ? 1 : 0;
+	if (physical_raft_remove_peer(ns[l].p, ns[victim].name, &err))
+		fail_msg("remove: %s", err.msg);
+	assert_int_equal(physical_raft_configuration(ns[l].p, &cfg, &err), 0);
+	assert_int_equal(json_array_size(json_object_get(cfg, "servers")), 2);
+	json_decref(cfg);
+	for (int i = 0; i < 3; i++)
+		node_fini(&ns[i]);
+}
+
+static atomic_int lost_calls;
+static void on_lost(void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&lost_calls, 1);
+}
+
+static void test_physical_raft__ha_lock_follows_leadership(void **state)
+{
+	(void)state;
+	struct node ns[3] = {0};
+	cluster_up(ns);
+	struct verr err = {0};
+	struct physical_ha *h0 = physical_ha(ns[0].p), *h1 = physical_ha(ns[1].p);
+	assert_non_null(h0);
+	/* only the leader acquires */
+	assert_int_equal(physical_ha_acquire(h1, "https://n2:8200", on_lost, NULL, &err), 0);
+	assert_int_equal(physical_ha_acquire(h0, "https://n1:8200", on_lost, NULL, &err), 1);
+	assert_int_equal(physical_ha_renew(h0, &err), 0);
+	/* every node names the holder */
+	char *v = NULL;
+	double end = now_s() + 5;
+	do {
+		free(v);
+		v = NULL;
+		assert_int_equal(physical_ha_holder(h1, &v, &err), 0);
+		if (v)
+			break;
+		sleep_ms(10);
+	} while (now_s() < end);
+	assert_non_null(v);
+	assert_string_equal(v, "https://n1:8200");
+	free(v);
+	/* the leader loses its quorum: lost fires, renew fails, writes fail */
+	atomic_store(&lost_calls, 0);
+	physical_close(ns[1].p);
+	ns[1].p = NULL;
+	physical_close(ns[2].p);
+	ns[2].p = NULL;
+	double t0 = now_s();
+	while (atomic_load(&lost_calls) == 0 && now_s() - t0 < 10)
+		sleep_ms(5);
+	assert_int_equal(atomic_load(&lost_calls), 1);
+	print_message("[ raft     ] lost fired %.0f ms after the quorum went\n",
+		      (now_s() - t0) * 1000);
+	assert_int_equal(physical_ha_renew(h0, &err), VERR_STANDBY);
+	assert_int_not_equal(physical_put(ns[0].p, "fenced", (const uint8_t *)"1", 1, &err), 0);
+	physical_ha_release(h0);
+	for (int i = 0; i < 3; i++)
+		node_fini(&ns[i]);
+}
+
+/* ---- dump / load (the snapshot archive's state) ------------------------------ */
+
+struct mem {
+	uint8_t *b;
+	size_t n, cap, off;
+	size_t cut; /* load: report an error after this many bytes (0: never) */
+};
+
+static int mem_write(void *ctx, const void *buf, size_t len)
+{
+	struct mem *m = ctx;
+	if (m->n + len > m->cap) {
+		m->cap = (m->n + len) * 2;
+		m->b = realloc(m->b, m->cap);
+	}
+	memcpy(m->b + m->n, buf, len);
+	m->n += len;
+	return 0;
+}
+
+static long mem_read(void *ctx, void *buf, size_t len, struct verr *err)
+{
+	struct mem *m = ctx;
+	if (m->cut && m->off >= m->cut)
+		return verr_set(err, VERR_INVALID, "simulated read failure");
+	size_t left = m->n - m->off;
+	if (len > left)
+		len = left;
+	if (len > 777)
+		len = 777; /* short reads on purpose */
+	memcpy(buf, m->b + m->off, len);
+	m->off += len;
+	return (long)len;
+}
+
+static void test_physical_raft__dump_load_replaces_state_everywhere(void **state)
+{
+	(void)state;
+	struct node ns[3] = {0};
+	cluster_up(ns);
+	struct verr err = {0};
+	char key[64], val[64];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "b/%d/%d", i % 7, i);
+		snprintf(val, sizeof(val), "val-%d", i);
+		sem_put(ns[0].p, key, val);
+	}
+	struct mem m = {0};
+	uint64_t dumped = 0;
+	assert_int_equal(physical_raft_dump(ns[0].p, mem_write, &m, &dumped, &err), 0);
+	assert_int_equal(dumped, 3001); /* + core/seed */
+	/* changes after the backup */
+	sem_put(ns[0].p, "later", "1");
+	sem_put(ns[0].p, "b/0/0", "changed");
+	/* a failing stream changes nothing */
+	m.cut = m.n / 2;
+	m.off = 0;
+	assert_int_equal(physical_raft_load(ns[0].p, mem_read, &m, NULL, &err), VERR_INVALID);
+	sem_expect(ns[0].p, "later", "1");
+	sem_expect(ns[0].p, "b/0/0", "changed");
+	/* a full one restores exactly the backup on every node */
+	m.cut = 0;
+	m.off = 0;
+	uint64_t loaded = 0;
+	if (physical_raft_load(ns[0].p, mem_read, &m, &loaded, &err))
+		fail_msg("load: %s", err.msg);
+	assert_int_equal(loaded, 3001);
+	sem_expect(ns[0].p, "later", NULL);
+	sem_expect(ns[0].p, "b/0/0", "val-0");
+	assert_true(wait_holds(ns[2].p, "later", NULL, 5));
+	assert_true(wait_holds(ns[2].p, "b/0/0", "val-0", 5));
+	sem_expect(ns[2].p, "b/3/2999", "val-2999");
+	free(m.b);
+	for (int i = 0; i < 3; i++)
+		node_fini(&ns[i]);
+}
+
+/* ---- concurrent writers share log entries ------------------------------------ */
+
+struct wctx {
+	struct physical *p;
+	int tid, n;
+};
+
+static void *writer(void *arg)
+{
+	struct wctx *w = arg;
+	char key[64];
+	struct verr err = {0};
+	for (int i = 0; i < w->n; i++) {
+		snprintf(key, sizeof(key), "w/%d/%d", w->tid, i);
+		if (physical_put(w->p, key, (const uint8_t *)"0123456789abcdef", 16, &err))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void test_physical_raft__concurrent_writers_are_batched(void **state)
+{
+	(void)state;
+	struct node ns[3] = {0};
+	cluster_up(ns);
+	enum { T = 16, N = 300 };
+	pthread_t th[T];
+	struct wctx w[T];
+	struct physical_raft_status before, after;
+	physical_raft_status(ns[0].p, &before, NULL);
+	double t0 = now_s();
+	for (int i = 0; i < T; i++) {
+		w[i] = (struct wctx){ns[0].p, i, N};
+		pthread_create(&th[i], NULL, writer, &w[i]);
+	}
+	for (int i = 0; i < T; i++) {
+		void *r = NULL;
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	double dt = now_s() - t0;
+	physical_raft_status(ns[0].p, &after, NULL);
+	uint64_t entries = after.last_index - before.last_index;
+	print_message("[ raft     ] %d replicated writes by %d threads in %.2f s (%.0f/s), %llu "
+		      "log entries\n",
+		      T * N, T, dt, T * N / dt, (unsigned long long)entries);
+	assert_true(entries < (uint64_t)T * N); /* writes shared entries */
+	sem_expect(ns[0].p, "w/15/299", "0123456789abcdef");
+	assert_true(wait_holds(ns[1].p, "w/15/299", "0123456789abcdef", 5));
+	for (int i = 0; i < 3; i++)
+		node_fini(&ns[i]);
+}
+
+int main(void)
+{
+	log_set_level(LOG_OFF);
+	signal(SIGPIPE, SIG_IGN); /* as the server does: peers close connections */
+	const struct CMUnitTest tests[] = {
+		SEMANTICS_TESTS(sem_setup, sem_teardown),
+		cmocka_unit_test(test_physical_raft__first_write_bootstraps_and_survives_reopen),
+		cmocka_unit_test(test_physical_raft__compaction_keeps_everything),
+		cmocka_unit_test(test_physical_raft__bad_config),
+		cmocka_unit_test(test_physical_raft__three_nodes_replicate_and_fail_over),
+		cmocka_unit_test(test_physical_raft__ha_lock_follows_leadership),
+		cmocka_unit_test(test_physical_raft__dump_load_replaces_state_everywhere),
+		cmocka_unit_test(test_physical_raft__concurrent_writers_are_batched),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,212 @@
+/*
+ * tests/unit/physical/raft_fsm.c - the raft backend's state machine
+ * (src/physical/raft_fsm.c) without raft: batches apply in order, a
+ * malformed entry applies nothing, random bytes never crash it, and a
+ * snapshot restores the key space, member names, the HA holder record and
+ * an unfinished restore's staging store.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "physical/raft_int.h"
+#include "util/log.h"
+
+static struct rstore *fsm_new(void)
+{
+	struct rstore *s = calloc(1, sizeof(*s));
+	pthread_rwlock_init(&s->fsm_lock, NULL);
+	pthread_mutex_init(&s->mu, NULL);
+	json_t *conf = json_pack("{s:I}", "max_entry_size", (json_int_t)1 << 30);
+	assert_int_equal(physical_inmem_new(&s->kv, conf, NULL), 0);
+	json_decref(conf);
+	s->node_id = strdup("me");
+	s->id = 42;
+	rstore__fsm_init(s);
+	return s;
+}
+
+static void fsm_free(struct rstore *s)
+{
+	physical_close(s->kv);
+	physical_close(s->stage);
+	for (size_t i = 0; i < s->nnames; i++)
+		free(s->names[i].name);
+	free(s->names);
+	free(s->holder_value);
+	free(s->node_id);
+	pthread_rwlock_destroy(&s->fsm_lock);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* a batch entry (8-byte padded, as the loop writes them) of n records */
+static uint8_t *batch(size_t *len, uint8_t **recs, size_t *lens, size_t n)
+{
+	size_t l = 5;
+	for (size_t i = 0; i < n; i++)
+		l += 4 + lens[i];
+	size_t padded = (l + 7) & ~(size_t)7;
+	uint8_t *b = calloc(1, padded);
+	b[0] = RREC_BATCH;
+	put_u32(b + 1, (uint32_t)n);
+	size_t o = 5;
+	for (size_t i = 0; i < n; i++) {
+		put_u32(b + o, (uint32_t)lens[i]);
+		memcpy(b + o + 4, recs[i], lens[i]);
+		o += 4 + lens[i];
+	}
+	*len = padded;
+	return b;
+}
+
+static uint8_t *txn_rec(size_t *len, const char *key, const char *val, uint64_t token)
+{
+	struct physical_txn_op op = {val ? PHYSICAL_TXN_PUT : PHYSICAL_TXN_DELETE, key,
+				     (const uint8_t *)val, val ? strlen(val) : 0};
+	uint8_t *r = NULL;
+	assert_int_equal(rstore__encode_txn(&r, len, &op, 1, token), 0);
+	return r;
+}
+
+static bool holds(struct physical *p, const char *key, const char *val)
+{
+	uint8_t *out = NULL;
+	size_t len = 0;
+	assert_int_equal(physical_get(p, key, &out, &len, NULL), 0);
+	bool ok = val ? out && len == strlen(val) && !memcmp(out, val, len) : !out;
+	free(out);
+	return ok;
+}
+
+static void test_physical_raft_fsm__batches_apply_in_order(void **state)
+{
+	struct rstore *s = fsm_new();
+	uint8_t *r[3];
+	size_t l[3];
+	r[0] = txn_rec(&l[0], "a", "1", 0);
+	r[1] = txn_rec(&l[1], "a", "2", 0);
+	r[2] = txn_rec(&l[2], "b/c", "3", 0);
+	size_t bl = 0;
+	uint8_t *b = batch(&bl, r, l, 3);
+	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), 0);
+	assert_true(holds(s->kv, "a", "2"));
+	assert_true(holds(s->kv, "b/c", "3"));
+	free(b);
+	/* a malformed member: nothing of the entry applies */
+	free(r[1]);
+	r[1] = txn_rec(&l[1], "z", "9", 0);
+	r[1][1] = 200; /* operation count beyond the record */
+	free(r[0]);
+	r[0] = txn_rec(&l[0], "a", "changed", 0);
+	b = batch(&bl, r, l, 3);
+	/* the frame is valid, one record is not: nothing applies */
+	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), RAFT_MALFORMED);
+	assert_true(holds(s->kv, "a", "2"));
+	assert_true(holds(s->kv, "z", NULL));
+	free(b);
+	/* a bad frame (a member longer than the entry) applies nothing */
+	b = batch(&bl, r, l, 1);
+	put_u32(b + 5, 1000);
+	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), RAFT_MALFORMED);
+	assert_true(holds(s->kv, "z", NULL));
+	free(b);
+	for (int i = 0; i < 3; i++)
+		free(r[i]);
+	fsm_free(s);
+}
+
+static void test_physical_raft_fsm__random_bytes_never_crash(void **state)
+{
+	struct rstore *s = fsm_new();
+	uint32_t x = 12345;
+	uint8_t buf[256];
+	for (int round = 0; round < 20000; round++) {
+		size_t n = 1 + (x % sizeof(buf));
+		for (size_t i = 0; i < n; i++) {
+			x = x * 1103515245u + 12345u;
+			buf[i] = (uint8_t)(x >> 16);
+		}
+		if (round % 2)
+			buf[0] = RREC_BATCH; /* reach the record decoders too */
+		(void)rstore__fsm_apply_entry(s, buf, n);
+	}
+	fsm_free(s);
+}
+
+static void test_physical_raft_fsm__snapshot_restores_everything(void **state)
+{
+	struct rstore *s = fsm_new();
+	uint8_t *r[5];
+	size_t l[5];
+	r[0] = txn_rec(&l[0], "core/x", "1", 0);
+	assert_int_equal(rstore__encode_idstr(&r[1], &l[1], RREC_NAME, 7, "node7"), 0);
+	assert_int_equal(rstore__encode_idstr(&r[2], &l[2], RREC_HOLDER, 7, "https://n7:8200"), 0);
+	assert_int_equal(rstore__encode_u64s(&r[3], &l[3], RREC_STAGE_BEGIN, 99, 0), 0);
+	r[4] = txn_rec(&l[4], "staged", "s", 99);
+	size_t bl = 0;
+	uint8_t *b = batch(&bl, r, l, 5);
+	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), 0);
+	free(b);
+	struct raft_buffer *bufs = NULL;
+	unsigned nb = 0;
+	assert_int_equal(s->fsm.snapshot(&s->fsm, &bufs, &nb), 0);
+	assert_int_equal(nb, 1);
+	assert_int_equal(bufs[0].len % 8, 0);
+
+	struct rstore *t = fsm_new();
+	struct raft_buffer copy = {raft_malloc(bufs[0].len), bufs[0].len};
+	memcpy(copy.base, bufs[0].base, copy.len);
+	assert_int_equal(t->fsm.restore(&t->fsm, &copy), 0);
+	assert_true(holds(t->kv, "core/x", "1"));
+	assert_true(holds(t->kv, "staged", NULL));
+	char *name = rstore__name_of(t, 7);
+	assert_string_equal(name, "node7");
+	free(name);
+	assert_int_equal(t->holder_id, 7);
+	assert_string_equal(t->holder_value, "https://n7:8200");
+	/* the staged restore continues on the restored copy and commits */
+	uint8_t *c = NULL;
+	size_t cl = 0;
+	assert_int_equal(rstore__encode_u64s(&c, &cl, RREC_STAGE_COMMIT, 99, 1), 0);
+	b = batch(&bl, &c, &cl, 1);
+	assert_int_equal(rstore__fsm_apply_entry(t, b, bl), 0);
+	assert_true(holds(t->kv, "staged", "s"));
+	assert_true(holds(t->kv, "core/x", NULL));
+	free(b);
+	free(c);
+	/* a damaged snapshot is refused and changes nothing */
+	struct raft_buffer bad = {raft_malloc(bufs[0].len), bufs[0].len / 2};
+	memcpy(bad.base, bufs[0].base, bad.len);
+	assert_int_equal(t->fsm.restore(&t->fsm, &bad), RAFT_MALFORMED);
+	raft_free(bad.base);
+	assert_true(holds(t->kv, "staged", "s"));
+	raft_free(bufs[0].base);
+	raft_free(bufs);
+	for (int i = 0; i < 5; i++)
+		free(r[i]);
+	fsm_free(t);
+	fsm_free(s);
+}
+
+int main(void)
+{
+	log_set_level(LOG_OFF);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_physical_raft_fsm__batches_apply_in_order),
+		cmocka_unit_test(test_physical_raft_fsm__random_bytes_never_crash),
+		cmocka_unit_test(test_physical_raft_fsm__snapshot_restores_everything),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
