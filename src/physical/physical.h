@@ -126,6 +126,9 @@ int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *er
 /* Consul's KV, txn and session API, with a session-based HA lock and service
  * registration (consul.c). */
 int physical_consul_new(struct physical **out, const json_t *conf, struct verr *err);
+/* PostgreSQL over libpq (Vault's schema), HA on a session advisory lock
+ * with fenced writes (postgresql.c). */
+int physical_postgresql_new(struct physical **out, const json_t *conf, struct verr *err);
 /* inmem HA for tests: a handle per node over one inmem instance (free it
  * before closing the store); break = the holder's session is gone (its lost
  * callback runs). */

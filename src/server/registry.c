@@ -20,6 +20,7 @@ static const struct physical_entry physicals[] = {
 	{"etcd", physical_etcd_new},
 	{"consul", physical_consul_new},
 	{"raft", physical_raft_new},
+	{"postgresql", physical_postgresql_new},
 	{NULL, NULL},
 };
 
