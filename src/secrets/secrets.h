@@ -8,6 +8,8 @@
  *               upgrades its data in place (see docs/secrets-kv.md).
  *   cubbyhole - per-token private KV storage keyed by the caller's
  *               req->client_token_hash.
+ *   database  - dynamic and static PostgreSQL credentials (database/,
+ *               docs/secrets-database.md).
  *
  * Thread-safety: handlers may run concurrently on any number of threads.
  */
@@ -16,7 +18,7 @@
 
 #include "logical/logical.h"
 
-extern const struct backend_ops kv_backend_ops, cubbyhole_backend_ops;
+extern const struct backend_ops kv_backend_ops, cubbyhole_backend_ops, database_backend_ops;
 
 /* Remove every cubbyhole entry of one token. `view` is the cubbyhole mount's
  * storage view, `token_hash` the same value the core puts in

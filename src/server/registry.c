@@ -48,6 +48,7 @@ seal_new_fn registry_seal(const char *type)
 static const struct backend_ops *const backends[] = {
 	&kv_backend_ops,
 	&cubbyhole_backend_ops,
+	&database_backend_ops,
 	&token_backend_ops,
 	&userpass_backend_ops,
 	&approle_backend_ops,

@@ -1,0 +1,479 @@
+/*
+ * pg.c - the PostgreSQL plugin of the database engine (database_int.h):
+ * a connection pool per connection config, statement execution in a
+ * transaction, Vault's default revocation, and SCRAM-SHA-256 verifiers.
+ *
+ * DESIGN (pool)
+ *   State: `open` counts every live connection (idle + checked out) and
+ *   never exceeds max_open; `idle` is a LIFO stack of at most max_idle
+ *   connections with their birth time. All of it is guarded by `mu`;
+ *   connecting and running SQL happen outside the lock. A caller that finds
+ *   the pool full waits on `cv` (at most POOL_WAIT_S seconds, then an error).
+ *   A connection older than max_lifetime, or one whose socket broke
+ *   (PQstatus not OK after a failure), is closed instead of returned.
+ *   The conninfo string (it holds the root password) lives in secmem and is
+ *   wiped at pg_pool_free. Error messages never carry it: libpq's connection
+ *   errors name host and port only, and statement errors are reduced to the
+ *   server's primary message with every substituted password scrubbed.
+ */
+#include "secrets/database/database_int.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/secmem.h"
+
+#define POOL_WAIT_S 30
+
+struct pg_idle {
+	PGconn *c;
+	int64_t born;
+};
+
+struct pg_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *conninfo; /* secmem, conninfo_cap bytes */
+	size_t conninfo_cap;
+	struct pg_pool_opts o;
+	int open;
+	struct pg_idle *idle;
+	int nidle;
+};
+
+static int64_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static void quiet_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message; /* "role ... does not exist, skipping" and friends */
+}
+
+int pg_pool_new(struct pg_pool **out, const char *conninfo, const struct pg_pool_opts *o,
+		struct verr *err)
+{
+	*out = NULL;
+	struct pg_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	p->o = *o;
+	if (p->o.max_open <= 0)
+		p->o.max_open = 4;
+	if (p->o.max_idle == 0 || p->o.max_idle > p->o.max_open)
+		p->o.max_idle = p->o.max_open;
+	if (p->o.max_idle < 0)
+		p->o.max_idle = 0;
+	p->conninfo_cap = strlen(conninfo) + 1;
+	p->conninfo = secmem_alloc(p->conninfo_cap);
+	p->idle = calloc((size_t)p->o.max_open, sizeof(*p->idle));
+	if (!p->conninfo || !p->idle) {
+		if (p->conninfo)
+			secmem_free(p->conninfo, p->conninfo_cap);
+		free(p->idle);
+		free(p);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	memcpy(p->conninfo, conninfo, p->conninfo_cap);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	*out = p;
+	return 0;
+}
+
+void pg_pool_free(struct pg_pool *p)
+{
+	if (!p)
+		return;
+	/* the owner guarantees no connection is checked out (refcounts) */
+	for (int i = 0; i < p->nidle; i++)
+		PQfinish(p->idle[i].c);
+	free(p->idle);
+	secmem_free(p->conninfo, p->conninfo_cap);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+int pg_pool_open_count(struct pg_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int n = p->open;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+/* libpq's message without the trailing newline, and never the conninfo */
+static int conn_error(PGconn *c, struct verr *err)
+{
+	char msg[VERR_MSG_MAX - 64];
+	snprintf(msg, sizeof(msg), "%s", c ? PQerrorMessage(c) : "out of memory");
+	size_t l = strlen(msg);
+	while (l && (msg[l - 1] == '\n' || msg[l - 1] == ' '))
+		msg[--l] = '\0';
+	return verr_set(err, VERR_INTERNAL, "error connecting to the database: %s", msg);
+}
+
+static int pool_get(struct pg_pool *p, PGconn **out, int64_t *born, struct verr *err)
+{
+	*out = NULL;
+	*born = mono_s();
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += POOL_WAIT_S;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		if (p->nidle > 0) {
+			struct pg_idle it = p->idle[--p->nidle];
+			bool old = p->o.max_lifetime > 0 && mono_s() - it.born >= p->o.max_lifetime;
+			if (old || PQstatus(it.c) != CONNECTION_OK) {
+				p->open--;
+				pthread_mutex_unlock(&p->mu);
+				PQfinish(it.c);
+				pthread_mutex_lock(&p->mu);
+				continue;
+			}
+			pthread_mutex_unlock(&p->mu);
+			*out = it.c;
+			*born = it.born;
+			return 0;
+		}
+		if (p->open < p->o.max_open) {
+			p->open++;
+			pthread_mutex_unlock(&p->mu);
+			PGconn *c = PQconnectdb(p->conninfo);
+			if (!c || PQstatus(c) != CONNECTION_OK) {
+				int rc = conn_error(c, err);
+				PQfinish(c);
+				pthread_mutex_lock(&p->mu);
+				p->open--;
+				pthread_cond_signal(&p->cv);
+				pthread_mutex_unlock(&p->mu);
+				return rc;
+			}
+			PQsetNoticeProcessor(c, quiet_notice, NULL);
+			*out = c;
+			return 0;
+		}
+		int w = pthread_cond_timedwait(&p->cv, &p->mu, &dl);
+		if (w == ETIMEDOUT) {
+			pthread_mutex_unlock(&p->mu);
+			return verr_set(err, VERR_INTERNAL,
+					"timed out waiting for a free database connection (max_open_connections=%d)",
+					p->o.max_open);
+		}
+	}
+}
+
+/* Return a connection: kept idle unless broken, mid-transaction, too old,
+ * or the idle stack is full. */
+static void pool_put(struct pg_pool *p, PGconn *c, int64_t born)
+{
+	bool broken = PQstatus(c) != CONNECTION_OK ||
+		      PQtransactionStatus(c) != PQTRANS_IDLE;
+	bool old = p->o.max_lifetime > 0 && mono_s() - born >= p->o.max_lifetime;
+	pthread_mutex_lock(&p->mu);
+	if (broken || old || p->nidle >= p->o.max_idle) {
+		p->open--;
+		pthread_cond_signal(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		PQfinish(c);
+		return;
+	}
+	p->idle[p->nidle].c = c;
+	p->idle[p->nidle].born = born;
+	p->nidle++;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* A checked-out connection and its birth time. */
+struct pg_lease {
+	PGconn *c;
+	int64_t born;
+};
+
+static int lease_get(struct pg_pool *p, struct pg_lease *l, struct verr *err)
+{
+	return pool_get(p, &l->c, &l->born, err);
+}
+
+int pg_pool_verify(struct pg_pool *p, struct verr *err)
+{
+	struct pg_lease l;
+	int rc = lease_get(p, &l, err);
+	if (rc)
+		return rc;
+	PGresult *r = PQexec(l.c, "SELECT 1");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = conn_error(l.c, err);
+	PQclear(r);
+	pool_put(p, l.c, l.born);
+	return rc;
+}
+
+/* ---- statements ---- */
+
+/* The server's message for a failed result: primary text (+ detail), the
+ * substituted password scrubbed. Connection-level failures use libpq's. */
+static int result_error(PGconn *c, PGresult *r, const char *password, struct verr *err)
+{
+	const char *prim = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	if (!prim)
+		return conn_error(c, err);
+	char msg[VERR_MSG_MAX - 32];
+	snprintf(msg, sizeof(msg), "%s", prim);
+	dbtmpl_scrub(msg, password);
+	return verr_set(err, VERR_INTERNAL, "database error: %s", msg);
+}
+
+static bool is_missing(PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	return st && !strcmp(st, "42704");
+}
+
+static int exec_simple(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	PQclear(r);
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+}
+
+int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
+	    bool missing_ok, struct verr *err)
+{
+	struct pg_lease l;
+	int rc = lease_get(p, &l, err);
+	if (rc)
+		return rc;
+	if (exec_simple(l.c, "BEGIN")) {
+		rc = conn_error(l.c, err);
+		goto out;
+	}
+	bool missing = false;
+	for (size_t i = 0; i < n && !rc && !missing; i++) {
+		char **parts = NULL;
+		dbtmpl_split(&parts, stmts[i]);
+		for (char **q = parts; q && *q && !rc; q++) {
+			struct buf b;
+			buf_init_secret(&b, strlen(*q) + 64);
+			dbtmpl_statement(&b, *q, v);
+			char *sql = buf_take(&b, NULL);
+			if (!sql) {
+				rc = verr_set(err, VERR_INTERNAL, "out of memory");
+				break;
+			}
+			PGresult *r = PQexec(l.c, sql);
+			ExecStatusType st = PQresultStatus(r);
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+				if (missing_ok && is_missing(r))
+					missing = true;
+				else
+					rc = result_error(l.c, r, v ? v->password : NULL, err);
+			}
+			PQclear(r);
+			OPENSSL_cleanse(sql, strlen(sql));
+			free(sql);
+			if (missing)
+				break;
+		}
+		dbtmpl_strv_free(parts);
+	}
+	if (rc || missing)
+		exec_simple(l.c, "ROLLBACK");
+	else if (exec_simple(l.c, "COMMIT"))
+		rc = conn_error(l.c, err);
+out:
+	pool_put(p, l.c, l.born);
+	return rc;
+}
+
+int pg_role_exists(struct pg_pool *p, const char *username, struct verr *err)
+{
+	struct pg_lease l;
+	int rc = lease_get(p, &l, err);
+	if (rc)
+		return rc;
+	const char *params[1] = {username};
+	PGresult *r = PQexecParams(l.c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, NULL, params,
+				   NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = result_error(l.c, r, NULL, err);
+	else
+		rc = PQntuples(r) > 0;
+	PQclear(r);
+	pool_put(p, l.c, l.born);
+	return rc;
+}
+
+/* Run sql (built with identifiers escaped by libpq) inside the open
+ * transaction; 0 or the error. */
+static int run_ident(PGconn *c, const char *fmt, const char *ident1, const char *ident2,
+		     struct verr *err)
+{
+	char *a = PQescapeIdentifier(c, ident1, strlen(ident1));
+	char *b = ident2 ? PQescapeIdentifier(c, ident2, strlen(ident2)) : NULL;
+	if (!a || (ident2 && !b)) {
+		PQfreemem(a);
+		PQfreemem(b);
+		return conn_error(c, err);
+	}
+	char sql[1024];
+	if (ident2)
+		snprintf(sql, sizeof(sql), fmt, a, b);
+	else
+		snprintf(sql, sizeof(sql), fmt, a);
+	PQfreemem(a);
+	PQfreemem(b);
+	PGresult *r = PQexec(c, sql);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = is_missing(r) ? 1 : result_error(c, r, NULL, err);
+	PQclear(r);
+	return rc;
+}
+
+int pg_revoke_default(struct pg_pool *p, const char *username, struct verr *err)
+{
+	struct pg_lease l;
+	int rc = lease_get(p, &l, err);
+	if (rc)
+		return rc;
+	PGconn *c = l.c;
+	const char *params[1] = {username};
+	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, NULL, params,
+				   NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = result_error(c, r, NULL, err);
+		PQclear(r);
+		goto out;
+	}
+	bool exists = PQntuples(r) > 0;
+	PQclear(r);
+	if (!exists)
+		goto out; /* already gone: revoked */
+
+	/* no new sessions from here on */
+	if ((rc = run_ident(c, "ALTER ROLE %s NOLOGIN", username, NULL, err)) < 0)
+		goto out;
+	if (exec_simple(c, "BEGIN")) {
+		rc = conn_error(c, err);
+		goto out;
+	}
+	r = PQexecParams(c,
+			 "SELECT DISTINCT table_schema FROM information_schema.role_table_grants "
+			 "WHERE grantee = $1 UNION SELECT DISTINCT table_schema FROM "
+			 "information_schema.role_column_grants WHERE grantee = $1",
+			 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = result_error(c, r, NULL, err);
+		PQclear(r);
+		exec_simple(c, "ROLLBACK");
+		goto out;
+	}
+	rc = 0;
+	for (int i = 0; i < PQntuples(r) && rc >= 0; i++) {
+		const char *schema = PQgetvalue(r, i, 0);
+		rc = run_ident(c, "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s", schema,
+			       username, err);
+		if (rc >= 0)
+			rc = run_ident(c, "REVOKE USAGE ON SCHEMA %s FROM %s", schema, username, err);
+	}
+	PQclear(r);
+	static const char *const pub[] = {
+		"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM %s",
+		"REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM %s",
+		"REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA public FROM %s",
+		"REVOKE USAGE ON SCHEMA public FROM %s",
+	};
+	for (size_t i = 0; i < sizeof(pub) / sizeof(pub[0]) && rc >= 0; i++)
+		rc = run_ident(c, pub[i], username, NULL, err);
+	if (rc >= 0) {
+		r = PQexec(c, "SELECT current_database()");
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			rc = run_ident(c, "REVOKE ALL PRIVILEGES ON DATABASE %s FROM %s",
+				       PQgetvalue(r, 0, 0), username, err);
+		else
+			rc = result_error(c, r, NULL, err);
+		PQclear(r);
+	}
+	if (rc < 0) {
+		exec_simple(c, "ROLLBACK");
+		goto out;
+	}
+	if (exec_simple(c, "COMMIT")) {
+		rc = conn_error(c, err);
+		goto out;
+	}
+	/* end its sessions, then drop it */
+	r = PQexecParams(c,
+			 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+			 "WHERE usename = $1 AND pid <> pg_backend_pid()",
+			 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = result_error(c, r, NULL, err);
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	rc = run_ident(c, "DROP ROLE IF EXISTS %s", username, NULL, err);
+	if (rc > 0)
+		rc = 0;
+out:
+	pool_put(p, c, l.born);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- SCRAM-SHA-256 ---- */
+
+static void b64(struct buf *out, const unsigned char *in, int n)
+{
+	char tmp[128];
+	int l = EVP_EncodeBlock((unsigned char *)tmp, in, n);
+	buf_add(out, tmp, (size_t)l);
+}
+
+int pg_scram_verifier(struct buf *out, const char *pw, struct verr *err)
+{
+	enum { ITER = 4096, SALT = 16, KEY = 32 };
+	unsigned char salt[SALT], salted[KEY], ckey[KEY], skey[KEY], stored[KEY];
+	unsigned int l = KEY;
+	int rc = 0;
+	if (RAND_bytes(salt, SALT) != 1 ||
+	    PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, SALT, ITER, EVP_sha256(), KEY, salted) != 1 ||
+	    !HMAC(EVP_sha256(), salted, KEY, (const unsigned char *)"Client Key", 10, ckey, &l) ||
+	    !HMAC(EVP_sha256(), salted, KEY, (const unsigned char *)"Server Key", 10, skey, &l) ||
+	    EVP_Digest(ckey, KEY, stored, NULL, EVP_sha256(), NULL) != 1) {
+		rc = verr_set(err, VERR_INTERNAL, "cannot compute the SCRAM-SHA-256 verifier");
+		goto out;
+	}
+	buf_printf(out, "SCRAM-SHA-256$%d:", ITER);
+	b64(out, salt, SALT);
+	buf_char(out, '$');
+	b64(out, stored, KEY);
+	buf_char(out, ':');
+	b64(out, skey, KEY);
+out:
+	OPENSSL_cleanse(salted, sizeof(salted));
+	OPENSSL_cleanse(ckey, sizeof(ckey));
+	return rc;
+}
