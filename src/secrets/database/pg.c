@@ -131,10 +131,12 @@ static int conn_error(PGconn *c, struct verr *err)
 	return verr_set(err, VERR_INTERNAL, "error connecting to the database: %s", msg);
 }
 
-static int pool_get(struct pg_pool *p, PGconn **out, int64_t *born, struct verr *err)
+static int pool_get(struct pg_pool *p, PGconn **out, int64_t *born, bool *reused,
+		    struct verr *err)
 {
 	*out = NULL;
 	*born = mono_s();
+	*reused = false;
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += POOL_WAIT_S;
@@ -153,6 +155,7 @@ static int pool_get(struct pg_pool *p, PGconn **out, int64_t *born, struct verr 
 			pthread_mutex_unlock(&p->mu);
 			*out = it.c;
 			*born = it.born;
+			*reused = true;
 			return 0;
 		}
 		if (p->open < p->o.max_open) {
@@ -192,9 +195,19 @@ static void pool_put(struct pg_pool *p, PGconn *c, int64_t born)
 	pthread_mutex_lock(&p->mu);
 	if (broken || old || p->nidle >= p->o.max_idle) {
 		p->open--;
-		pthread_cond_signal(&p->cv);
+		/* a dead socket usually means the server restarted: the idle
+		 * connections are dead too, drop them rather than fail on each */
+		int nflush = PQstatus(c) == CONNECTION_BAD ? p->nidle : 0;
+		PGconn *flush[nflush > 0 ? nflush : 1];
+		for (int i = 0; i < nflush; i++)
+			flush[i] = p->idle[i].c;
+		p->nidle -= nflush;
+		p->open -= nflush;
+		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 		PQfinish(c);
+		for (int i = 0; i < nflush; i++)
+			PQfinish(flush[i]);
 		return;
 	}
 	p->idle[p->nidle].c = c;
@@ -204,29 +217,41 @@ static void pool_put(struct pg_pool *p, PGconn *c, int64_t born)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* A checked-out connection and its birth time. */
-struct pg_lease {
-	PGconn *c;
-	int64_t born;
-};
+typedef int (*conn_fn)(PGconn *c, void *ctx, struct verr *err);
 
-static int lease_get(struct pg_pool *p, struct pg_lease *l, struct verr *err)
+/* Run fn on a pooled connection. When a connection taken from the idle
+ * stack turns out dead (the server restarted since it was opened), fn runs
+ * once more on a fresh one, as database/sql does on ErrBadConn. */
+static int with_conn(struct pg_pool *p, conn_fn fn, void *ctx, struct verr *err)
 {
-	return pool_get(p, &l->c, &l->born, err);
+	for (int attempt = 0;; attempt++) {
+		PGconn *c = NULL;
+		int64_t born = 0;
+		bool reused = false;
+		int rc = pool_get(p, &c, &born, &reused, err);
+		if (rc)
+			return rc;
+		rc = fn(c, ctx, err);
+		bool dead = rc < 0 && reused && PQstatus(c) == CONNECTION_BAD;
+		pool_put(p, c, born);
+		if (!dead || attempt > 0)
+			return rc;
+		verr_clear(err);
+	}
+}
+
+static int verify_fn(PGconn *c, void *ctx, struct verr *err)
+{
+	(void)ctx;
+	PGresult *r = PQexec(c, "SELECT 1");
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : conn_error(c, err);
+	PQclear(r);
+	return rc;
 }
 
 int pg_pool_verify(struct pg_pool *p, struct verr *err)
 {
-	struct pg_lease l;
-	int rc = lease_get(p, &l, err);
-	if (rc)
-		return rc;
-	PGresult *r = PQexec(l.c, "SELECT 1");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		rc = conn_error(l.c, err);
-	PQclear(r);
-	pool_put(p, l.c, l.born);
-	return rc;
+	return with_conn(p, verify_fn, NULL, err);
 }
 
 /* ---- statements ---- */
@@ -258,17 +283,23 @@ static int exec_simple(PGconn *c, const char *sql)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
 }
 
-int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
-	    bool missing_ok, struct verr *err)
+struct exec_ctx {
+	const char *const *stmts;
+	size_t n;
+	const struct dbtmpl_vars *v;
+	bool missing_ok;
+};
+
+static int exec_fn(PGconn *c, void *ctx, struct verr *err)
 {
-	struct pg_lease l;
-	int rc = lease_get(p, &l, err);
-	if (rc)
-		return rc;
-	if (exec_simple(l.c, "BEGIN")) {
-		rc = conn_error(l.c, err);
-		goto out;
-	}
+	const struct exec_ctx *x = ctx;
+	const char *const *stmts = x->stmts;
+	size_t n = x->n;
+	const struct dbtmpl_vars *v = x->v;
+	bool missing_ok = x->missing_ok;
+	int rc = 0;
+	if (exec_simple(c, "BEGIN"))
+		return conn_error(c, err);
 	bool missing = false;
 	for (size_t i = 0; i < n && !rc && !missing; i++) {
 		char **parts = NULL;
@@ -282,13 +313,13 @@ int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct 
 				rc = verr_set(err, VERR_INTERNAL, "out of memory");
 				break;
 			}
-			PGresult *r = PQexec(l.c, sql);
+			PGresult *r = PQexec(c, sql);
 			ExecStatusType st = PQresultStatus(r);
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
 				if (missing_ok && is_missing(r))
 					missing = true;
 				else
-					rc = result_error(l.c, r, v ? v->password : NULL, err);
+					rc = result_error(c, r, v ? v->password : NULL, err);
 			}
 			PQclear(r);
 			OPENSSL_cleanse(sql, strlen(sql));
@@ -299,30 +330,36 @@ int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct 
 		dbtmpl_strv_free(parts);
 	}
 	if (rc || missing)
-		exec_simple(l.c, "ROLLBACK");
-	else if (exec_simple(l.c, "COMMIT"))
-		rc = conn_error(l.c, err);
-out:
-	pool_put(p, l.c, l.born);
+		exec_simple(c, "ROLLBACK");
+	else if (exec_simple(c, "COMMIT"))
+		rc = conn_error(c, err);
+	return rc;
+}
+
+int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
+	    bool missing_ok, struct verr *err)
+{
+	struct exec_ctx x = {stmts, n, v, missing_ok};
+	return with_conn(p, exec_fn, &x, err);
+}
+
+static int exists_fn(PGconn *c, void *ctx, struct verr *err)
+{
+	int rc;
+	const char *params[1] = {ctx};
+	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, NULL, params,
+				   NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = result_error(c, r, NULL, err);
+	else
+		rc = PQntuples(r) > 0;
+	PQclear(r);
 	return rc;
 }
 
 int pg_role_exists(struct pg_pool *p, const char *username, struct verr *err)
 {
-	struct pg_lease l;
-	int rc = lease_get(p, &l, err);
-	if (rc)
-		return rc;
-	const char *params[1] = {username};
-	PGresult *r = PQexecParams(l.c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, NULL, params,
-				   NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		rc = result_error(l.c, r, NULL, err);
-	else
-		rc = PQntuples(r) > 0;
-	PQclear(r);
-	pool_put(p, l.c, l.born);
-	return rc;
+	return with_conn(p, exists_fn, (void *)username, err);
 }
 
 /* Run sql (built with identifiers escaped by libpq) inside the open
@@ -352,13 +389,10 @@ static int run_ident(PGconn *c, const char *fmt, const char *ident1, const char 
 	return rc;
 }
 
-int pg_revoke_default(struct pg_pool *p, const char *username, struct verr *err)
+static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 {
-	struct pg_lease l;
-	int rc = lease_get(p, &l, err);
-	if (rc)
-		return rc;
-	PGconn *c = l.c;
+	const char *username = ctx;
+	int rc = 0;
 	const char *params[1] = {username};
 	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, NULL, params,
 				   NULL, NULL, 0);
@@ -439,8 +473,12 @@ int pg_revoke_default(struct pg_pool *p, const char *username, struct verr *err)
 	if (rc > 0)
 		rc = 0;
 out:
-	pool_put(p, c, l.born);
 	return rc < 0 ? rc : 0;
+}
+
+int pg_revoke_default(struct pg_pool *p, const char *username, struct verr *err)
+{
+	return with_conn(p, revoke_fn, (void *)username, err);
 }
 
 /* ---- SCRAM-SHA-256 ---- */
