@@ -336,11 +336,44 @@ static int exec_fn(PGconn *c, void *ctx, struct verr *err)
 	return rc;
 }
 
+/* PostgreSQL updates a catalog row (a table's ACL, a role) without a row
+ * lock; two sessions GRANTing on the same table at once make one fail with
+ * "tuple concurrently updated" (XX000), deadlocks and serialization
+ * failures are 40P01/40001. The transaction was rolled back: run it again
+ * after a short random pause. */
+static bool is_conflict(const struct verr *e)
+{
+	return strstr(e->msg, "tuple concurrently updated") || strstr(e->msg, "deadlock detected") ||
+	       strstr(e->msg, "could not serialize access");
+}
+
+#define EXEC_ATTEMPTS 12
+
+/* with_conn, run again while the failure is a catalog conflict */
+static int with_retry(struct pg_pool *p, conn_fn fn, void *ctx, struct verr *err)
+{
+	struct verr e = {0};
+	int rc = 0;
+	for (int attempt = 0; attempt < EXEC_ATTEMPTS; attempt++) {
+		verr_clear(&e);
+		rc = with_conn(p, fn, ctx, &e);
+		if (!rc || !is_conflict(&e))
+			break;
+		unsigned char r = 0;
+		RAND_bytes(&r, 1);
+		struct timespec ts = {0, (long)(200 + (r % 64) * 50) * 1000L * (attempt + 1)};
+		nanosleep(&ts, NULL);
+	}
+	if (rc && err)
+		*err = e;
+	return rc;
+}
+
 int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
 	    bool missing_ok, struct verr *err)
 {
 	struct exec_ctx x = {stmts, n, v, missing_ok};
-	return with_conn(p, exec_fn, &x, err);
+	return with_retry(p, exec_fn, &x, err);
 }
 
 static int exists_fn(PGconn *c, void *ctx, struct verr *err)
@@ -414,9 +447,16 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 		goto out;
 	}
 	r = PQexecParams(c,
-			 "SELECT DISTINCT table_schema FROM information_schema.role_table_grants "
-			 "WHERE grantee = $1 UNION SELECT DISTINCT table_schema FROM "
-			 "information_schema.role_column_grants WHERE grantee = $1",
+			 /* the schemas holding relations (or columns) the role
+			  * has grants on: information_schema's role_table_grants
+			  * and role_column_grants, read from the catalogs */
+			 "WITH r AS (SELECT oid FROM pg_roles WHERE rolname = $1) "
+			 "SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n "
+			 "ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a "
+			 "WHERE a.grantee = (SELECT oid FROM r) UNION "
+			 "SELECT DISTINCT n.nspname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
+			 "JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL "
+			 "aclexplode(t.attacl) a WHERE t.attacl IS NOT NULL AND a.grantee = (SELECT oid FROM r)",
 			 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = result_error(c, r, NULL, err);
@@ -478,7 +518,7 @@ out:
 
 int pg_revoke_default(struct pg_pool *p, const char *username, struct verr *err)
 {
-	return with_conn(p, revoke_fn, (void *)username, err);
+	return with_retry(p, revoke_fn, (void *)username, err);
 }
 
 /* ---- SCRAM-SHA-256 ---- */
