@@ -150,6 +150,7 @@ def main():
 
         log("leak check: %d more creds" % args.leak_creds)
         done = [0]
+        errs = {}
         lock = threading.Lock()
 
         def worker(n):
@@ -157,15 +158,19 @@ def main():
             for _ in range(n):
                 c.request("GET", "/v1/database/creds/readonly", headers={"X-Vault-Token": srv.root_token})
                 resp = c.getresponse()
-                resp.read()
+                body = resp.read()
                 with lock:
                     done[0] += resp.status == 200
+                    if resp.status != 200:
+                        k = body[:120].decode("utf-8", "replace")
+                        errs[k] = errs.get(k, 0) + 1
             c.close()
         ths = [threading.Thread(target=worker, args=(args.leak_creds // args.clients,))
                for _ in range(args.clients)]
         [t.start() for t in ths]
         [t.join() for t in ths]
         res["leak_ok"] = done[0]
+        res["leak_errors"] = errs
         revoke_all(srv)
         res["vault_conns"] = int(pg.admin("SELECT count(*) FROM pg_stat_activity WHERE usename = 'vault'"))
         res["roles_after_leak"] = int(pg.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'"))
@@ -189,7 +194,7 @@ def main():
           "| PostgreSQL ceiling: the same CREATE ROLE + GRANT txn from %d psql sessions | %.0f roles/s (%d txns failed: tuple concurrently updated) |" % (args.clients, res["pg_ceiling"], res["pg_ceiling_failed"]),
           "| revocation (revoke-prefix, sync) | %.0f leases/s (%d in %.1f s, status %d; %d roles left) |" %
           (res["revoke_rate"], res["leases"], res["revoke_s"], res["revoke_status"], res["roles_left"]),
-          "| leak check: creds then revoked | %d; roles left %d |" % (res["leak_ok"], res["roles_after_leak"]),
+          "| leak check: creds then revoked | %d of %d; roles left %d; errors %s |" % (res["leak_ok"], args.leak_creds // args.clients * args.clients, res["roles_after_leak"], json.dumps(res["leak_errors"]) if res["leak_errors"] else "none"),
           "| **root user's connections in pg_stat_activity afterwards** | **%d** (max_open_connections 16) |" % res["vault_conns"],
           "| server RSS at the end | %d KiB |" % res["rss_kib"],
           "", "Reference: vault-benchmark's published PostgreSQL dynamic-credential figure is 226/s, p99 77 ms.", ""]

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "util/secmem.h"
@@ -283,6 +284,25 @@ static int exec_simple(PGconn *c, const char *sql)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
 }
 
+/*
+ * GRANT and REVOKE rewrite catalog rows (a table's ACL) that concurrent
+ * sessions granting on the same tables also rewrite; PostgreSQL fails the
+ * loser with "tuple concurrently updated" instead of waiting. So the
+ * engine's transactions take one transaction-scoped advisory lock right
+ * before their first GRANT/REVOKE: those statements queue in PostgreSQL
+ * (across every Coffer node sharing the database), everything before them
+ * (CREATE ROLE and its password hashing) still runs in parallel, and the
+ * lock goes with COMMIT/ROLLBACK.
+ */
+#define ACL_LOCK_SQL "SELECT pg_advisory_xact_lock(7165064477935461940)" /* "coffer-acl" */
+
+static bool is_acl_statement(const char *sql)
+{
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
+		sql++;
+	return !strncasecmp(sql, "GRANT", 5) || !strncasecmp(sql, "REVOKE", 6);
+}
+
 struct exec_ctx {
 	const char *const *stmts;
 	size_t n;
@@ -300,7 +320,7 @@ static int exec_fn(PGconn *c, void *ctx, struct verr *err)
 	int rc = 0;
 	if (exec_simple(c, "BEGIN"))
 		return conn_error(c, err);
-	bool missing = false;
+	bool missing = false, locked = false;
 	for (size_t i = 0; i < n && !rc && !missing; i++) {
 		char **parts = NULL;
 		dbtmpl_split(&parts, stmts[i]);
@@ -312,6 +332,15 @@ static int exec_fn(PGconn *c, void *ctx, struct verr *err)
 			if (!sql) {
 				rc = verr_set(err, VERR_INTERNAL, "out of memory");
 				break;
+			}
+			if (!locked && is_acl_statement(sql)) {
+				if (exec_simple(c, ACL_LOCK_SQL)) {
+					rc = conn_error(c, err);
+					OPENSSL_cleanse(sql, strlen(sql));
+					free(sql);
+					break;
+				}
+				locked = true;
 			}
 			PGresult *r = PQexec(c, sql);
 			ExecStatusType st = PQresultStatus(r);
@@ -442,8 +471,9 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 	/* no new sessions from here on */
 	if ((rc = run_ident(c, "ALTER ROLE %s NOLOGIN", username, NULL, err)) < 0)
 		goto out;
-	if (exec_simple(c, "BEGIN")) {
+	if (exec_simple(c, "BEGIN") || exec_simple(c, ACL_LOCK_SQL)) {
 		rc = conn_error(c, err);
+		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
 	r = PQexecParams(c,
