@@ -18,27 +18,19 @@ waits for Enter.
 """
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
+
+from harness import free_port
 
 PGBIN = "/usr/lib/postgresql/15/bin"
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class PgPeer:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="coffer-pg-")
         self.data = os.path.join(self.dir, "data")
-        self.port = _free_port()
+        self.port = free_port()
         self.as_root = os.geteuid() == 0
         self.running = False
         if self.as_root:

@@ -404,6 +404,40 @@ class DatabaseTest(unittest.TestCase):
         n = int(self.pg.admin("SELECT count(*) FROM pg_stat_activity WHERE usename = 'vault'"))
         self.assertLessEqual(n, 4 * 3, "connections of vault: %d" % n)  # 4 per pool, a few pools
 
+    # -- restarts --
+    def test_restart_keeps_leases_and_static_roles(self):
+        """A file-storage server restarted (and unsealed again) still revokes
+        the leases it issued and serves the static role's stored password."""
+        srv = Server().start().init_unseal()
+        try:
+            srv.post("sys/mounts/database", {"type": "database"})
+            r = srv.post("database/config/postgresql", {
+                "plugin_name": PLUGIN, "connection_url": self.url, "allowed_roles": "*",
+                "username": "vault", "password": "vaultpassword"})
+            self.assertEqual(r.status, 204, r)
+            srv.post("database/roles/readonly", {"db_name": "postgresql",
+                                                 "creation_statements": GUIDE_CREATION})
+            self.pg.admin("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'restart_st') "
+                          "THEN CREATE ROLE restart_st LOGIN; END IF; END$$")
+            r = srv.post("database/static-roles/st", {"db_name": "postgresql", "username": "restart_st",
+                                                      "rotation_period": "1h"})
+            self.assertEqual(r.status, 204, r)
+            j = srv.get("database/creds/readonly").json()
+            user, lease = j["data"]["username"], j["lease_id"]
+            st = srv.get("database/static-creds/st").json()["data"]
+            srv.stop()
+            srv.start()
+            srv.unseal(srv.keys[:1])
+            st2 = srv.get("database/static-creds/st").json()["data"]
+            self.assertEqual(st2["password"], st["password"])
+            self.assertEqual(st2["last_vault_rotation"], st["last_vault_rotation"])
+            self.assertEqual(self.pg.psql_as("restart_st", st2["password"], "SELECT 1")[0], 0)
+            r = srv.put("sys/leases/revoke", {"lease_id": lease, "sync": True})
+            self.assertEqual(r.status, 204, r)
+            self.assertFalse(self.pg.role_exists(user))
+        finally:
+            srv.cleanup()
+
     # -- hvac --
     def test_hvac_client(self):
         c = hvac.Client(url="http://" + self.s.addr, token="root")

@@ -476,17 +476,26 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
+	/*
+	 * Vault's default revokes everything in `public` and on the database
+	 * unconditionally; each such REVOKE rewrites the ACL row of every
+	 * table (sequence, function) of the schema, under the lock above. Ask
+	 * the catalogs instead where the role holds privileges (relations,
+	 * columns, functions, the schema itself; then the database) and
+	 * revoke exactly there: the same end state (DROP ROLE below fails if
+	 * anything is left), a fraction of the writes.
+	 */
 	r = PQexecParams(c,
-			 /* the schemas holding relations (or columns) the role
-			  * has grants on: information_schema's role_table_grants
-			  * and role_column_grants, read from the catalogs */
 			 "WITH r AS (SELECT oid FROM pg_roles WHERE rolname = $1) "
-			 "SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n "
-			 "ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a "
-			 "WHERE a.grantee = (SELECT oid FROM r) UNION "
-			 "SELECT DISTINCT n.nspname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
-			 "JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL "
-			 "aclexplode(t.attacl) a WHERE t.attacl IS NOT NULL AND a.grantee = (SELECT oid FROM r)",
+			 "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+			 "CROSS JOIN LATERAL aclexplode(c.relacl) a WHERE a.grantee = (SELECT oid FROM r) "
+			 "UNION SELECT n.nspname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
+			 "JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(t.attacl) a "
+			 "WHERE t.attacl IS NOT NULL AND a.grantee = (SELECT oid FROM r) "
+			 "UNION SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+			 "CROSS JOIN LATERAL aclexplode(p.proacl) a WHERE a.grantee = (SELECT oid FROM r) "
+			 "UNION SELECT n.nspname FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
+			 "WHERE a.grantee = (SELECT oid FROM r)",
 			 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = result_error(c, r, NULL, err);
@@ -494,30 +503,28 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
-	rc = 0;
-	for (int i = 0; i < PQntuples(r) && rc >= 0; i++) {
-		const char *schema = PQgetvalue(r, i, 0);
-		rc = run_ident(c, "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s", schema,
-			       username, err);
-		if (rc >= 0)
-			rc = run_ident(c, "REVOKE USAGE ON SCHEMA %s FROM %s", schema, username, err);
-	}
-	PQclear(r);
-	static const char *const pub[] = {
-		"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM %s",
-		"REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM %s",
-		"REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA public FROM %s",
-		"REVOKE USAGE ON SCHEMA public FROM %s",
+	static const char *const per_schema[] = {
+		"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s",
+		"REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA %s FROM %s",
+		"REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA %s FROM %s",
+		"REVOKE ALL PRIVILEGES ON SCHEMA %s FROM %s",
 	};
-	for (size_t i = 0; i < sizeof(pub) / sizeof(pub[0]) && rc >= 0; i++)
-		rc = run_ident(c, pub[i], username, NULL, err);
+	rc = 0;
+	for (int i = 0; i < PQntuples(r) && rc >= 0; i++)
+		for (size_t k = 0; k < sizeof(per_schema) / sizeof(per_schema[0]) && rc >= 0; k++)
+			rc = run_ident(c, per_schema[k], PQgetvalue(r, i, 0), username, err);
+	PQclear(r);
 	if (rc >= 0) {
-		r = PQexec(c, "SELECT current_database()");
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		r = PQexecParams(c,
+				 "SELECT d.datname FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a "
+				 "WHERE d.datname = current_database() AND a.grantee = "
+				 "(SELECT oid FROM pg_roles WHERE rolname = $1) LIMIT 1",
+				 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			rc = result_error(c, r, NULL, err);
+		else if (PQntuples(r) == 1)
 			rc = run_ident(c, "REVOKE ALL PRIVILEGES ON DATABASE %s FROM %s",
 				       PQgetvalue(r, 0, 0), username, err);
-		else
-			rc = result_error(c, r, NULL, err);
 		PQclear(r);
 	}
 	if (rc < 0) {
