@@ -438,6 +438,42 @@ class DatabaseTest(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_rotate_root_interrupted_by_a_crash(self):
+        """kill -9 while PostgreSQL runs the root rotation: after the restart
+        the engine works with whichever password PostgreSQL accepts."""
+        import threading
+        self.pg.admin("CREATE ROLE rootcrash LOGIN SUPERUSER PASSWORD 'rootcrash-pass'")
+        srv = Server().start().init_unseal()
+        try:
+            srv.post("sys/mounts/database", {"type": "database"})
+            r = srv.post("database/config/pg", {
+                "plugin_name": PLUGIN, "connection_url": self.url, "allowed_roles": "*",
+                "username": "rootcrash", "password": "rootcrash-pass",
+                "root_rotation_statements": ["SELECT pg_sleep(3)",
+                                             "ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}'"]})
+            self.assertEqual(r.status, 204, r)
+            srv.post("database/roles/r", {"db_name": "pg", "creation_statements": GUIDE_CREATION})
+            t = threading.Thread(target=lambda: self.assertRaises(Exception, srv.post, "database/rotate-root/pg"))
+            t.start()
+            time.sleep(1)
+            srv.kill9()
+            t.join()
+            srv.start()
+            srv.unseal(srv.keys[:1])
+            body = srv.get("database/config/pg").body.decode()
+            self.assertNotIn("pending", body)
+            self.assertEqual(srv.get("database/creds/r").status, 200)
+            self.assertIn("an interrupted root rotation was dropped", srv.log())
+            self.assertNotIn("rootcrash-pass", srv.log())
+            self.assertEqual(self.pg.psql_as("rootcrash", "rootcrash-pass", "SELECT 1")[0], 0)
+            # the pending password was dropped: a real rotation still works
+            srv.post("database/config/pg", {"root_rotation_statements": []})
+            self.assertEqual(srv.post("database/rotate-root/pg").status, 204)
+            self.assertNotEqual(self.pg.psql_as("rootcrash", "rootcrash-pass", "SELECT 1")[0], 0)
+            self.assertEqual(srv.get("database/creds/r").status, 200)
+        finally:
+            srv.cleanup()
+
     # -- hvac --
     def test_hvac_client(self):
         c = hvac.Client(url="http://" + self.s.addr, token="root")

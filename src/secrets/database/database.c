@@ -312,6 +312,54 @@ static struct db_conn *conn_find_locked(struct db_backend *b, const char *name)
 	return NULL;
 }
 
+/* 1 when cfg's connection works with `password` (0 no, <0 undecided:
+ * the database is unreachable for another reason). */
+static int try_password(const char *name, json_t *cfg, const char *password)
+{
+	json_t *c2 = json_deep_copy(cfg);
+	json_t *cd = json_object_get(c2, "connection_details");
+	json_object_set_new(cd, "password", json_string(password));
+	struct db_conn *c = NULL;
+	struct verr e = {0};
+	int rc = conn_build(&c, name, c2, &e);
+	if (!rc)
+		rc = pg_pool_verify(c->pool, &e) ? (strstr(e.msg, "password authentication failed") ? 0 : -1) : 1;
+	else
+		rc = -1;
+	conn_free(c);
+	json_decref(c2);
+	return rc;
+}
+
+/* A rotate-root was interrupted between storing the pending password and
+ * storing it as the password: keep whichever PostgreSQL accepts. */
+static void recover_root(struct db_backend *b, struct storage_view *view, const char *name,
+			 json_t *cfg)
+{
+	json_t *cd = json_object_get(cfg, "connection_details");
+	char *pending = strdup(jstr(cd, "password_pending"));
+	if (!pending)
+		return;
+	int cur = try_password(name, cfg, jstr(cd, "password"));
+	int pend = cur == 0 ? try_password(name, cfg, pending) : -1;
+	if (cur == 1 || pend == 1) {
+		if (pend == 1)
+			json_object_set_new(cd, "password", json_string(pending));
+		json_object_del(cd, "password_pending");
+		char *k = key_of("config/", name);
+		struct verr e = {0};
+		if (!k || view_put_json(view, k, cfg, &e))
+			sysview_log(b->sys, LOG_WARN, "config %s: resolving an interrupted root rotation failed: %s",
+				    name, k ? e.msg : "out of memory");
+		else
+			sysview_log(b->sys, LOG_INFO, "config %s: an interrupted root rotation was %s", name,
+				    pend == 1 ? "completed" : "dropped");
+		free(k);
+	}
+	OPENSSL_cleanse(pending, strlen(pending));
+	free(pending);
+}
+
 /* The cached connection for config `name` (loaded on first use), with a
  * reference; *cfg_out (optional) gets the stored config. VERR_NOT_FOUND
  * when there is no such config. */
@@ -336,6 +384,8 @@ static int conn_get(struct db_backend *b, struct storage_view *view, const char 
 		return rc;
 	if (!cfg)
 		return verr_set(err, VERR_NOT_FOUND, "database config \"%.64s\" not found", name);
+	if (json_object_get(json_object_get(cfg, "connection_details"), "password_pending"))
+		recover_root(b, view, name, cfg);
 	struct db_conn *fresh = NULL;
 	rc = conn_build(&fresh, name, cfg, err);
 	json_decref(cfg);
@@ -561,6 +611,7 @@ static int h_config_read(struct logical_request *req, struct logical_response *r
 	if (!cd)
 		cd = json_object();
 	json_object_del(cd, "password");
+	json_object_del(cd, "password_pending");
 	char *red = dbtmpl_redact_url(jstr(cd, "connection_url"));
 	json_object_set_new(cd, "connection_url", json_string(red ? red : ""));
 	free(red);
@@ -645,12 +696,26 @@ static int h_rotate_root(struct logical_request *req, struct logical_response *r
 	} else {
 		n = 1;
 	}
+	/* the new password is stored before PostgreSQL gets it: a crash
+	 * between the two leaves both, and conn_get finds which one works */
+	json_object_set_new(cd, "password_pending", json_string(pw));
+	if ((rc = store(req, "config/", name, cfg, err))) {
+		free(v);
+		goto out;
+	}
 	struct dbtmpl_vars vars = {.name = user, .username = user, .password = sqlpw.p};
 	rc = pg_exec(c->pool, v ? v : def, n, &vars, false, err);
 	free(v);
-	if (rc)
+	if (rc) {
+		json_object_del(cd, "password_pending");
+		struct verr se = {0};
+		if (store(req, "config/", name, cfg, &se))
+			sysview_log(req->sys, LOG_WARN, "rotate-root of %s failed and its pending password stays stored: %s",
+				    name, se.msg);
 		goto out;
+	}
 	json_object_set_new(cd, "password", json_string(pw));
+	json_object_del(cd, "password_pending");
 	rc = store(req, "config/", name, cfg, err);
 	if (rc) {
 		sysview_log(req->sys, LOG_ERROR,

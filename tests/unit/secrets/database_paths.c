@@ -111,7 +111,16 @@ static void test_database_paths__config_read_hides_the_password(void **state)
 			    "hunter2-root");
 	assert_string_equal(json_string_value(json_array_get(json_object_get(stored, "allowed_roles"), 0)),
 			    "*");
+	/* an interrupted rotate-root's pending password is not shown either */
+	json_object_set_new(json_object_get(stored, "connection_details"), "password_pending",
+			    json_string("pending-secret"));
+	assert_int_equal(view_put_json(&T.view, "config/pg", stored, NULL), 0);
 	json_decref(stored);
+	assert_int_equal(kvt_do(&T, LOP_READ, "config/pg", json_object()), 0);
+	dump = json_dumps(T.resp.data, 0);
+	assert_null(strstr(dump, "pending"));
+	assert_null(strstr(dump, "hunter2"));
+	free(dump);
 
 	/* a literal password in the URL: a warning, and a masked read */
 	assert_int_equal(kvt_do(&T, LOP_UPDATE, "config/lit",
