@@ -177,6 +177,28 @@ class DatabaseTest(unittest.TestCase):
                         "expired user still exists")
         self.assertNotEqual(self.pg.psql_as(user, pw, "SELECT 1")[0], 0)
 
+    def test_default_revocation_clears_every_kind_of_privilege(self):
+        """Grants in another schema, on sequences, functions, the schema and
+        the database: the default revocation removes them all, or DROP ROLE
+        would fail."""
+        path = self.mount()
+        self.pg.admin("CREATE SCHEMA IF NOT EXISTS app; CREATE TABLE IF NOT EXISTS app.t(id serial, v text); "
+                      "CREATE OR REPLACE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", db="mydb")
+        r = self.s.post(path + "/roles/app-wide", {
+            "db_name": "postgresql",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';",
+                "GRANT USAGE ON SCHEMA app TO \"{{name}}\"; GRANT SELECT, INSERT ON app.t TO \"{{name}}\";",
+                "GRANT UPDATE (v) ON app.t TO \"{{name}}\"; GRANT USAGE ON ALL SEQUENCES IN SCHEMA app TO \"{{name}}\";",
+                "GRANT EXECUTE ON FUNCTION app.f() TO \"{{name}}\"; GRANT CONNECT, TEMP ON DATABASE mydb TO \"{{name}}\";"]})
+        self.assertEqual(r.status, 204, r)
+        user, pw, lease, _ = self.creds(path, "app-wide")
+        self.assertEqual(self.pg.psql_as(user, pw, "INSERT INTO app.t(v) VALUES ('x') RETURNING app.f()")[:2],
+                         (0, "1\nINSERT 0 1"))
+        r = self.s.put("sys/leases/revoke", {"lease_id": lease, "sync": True})
+        self.assertEqual(r.status, 204, r)
+        self.assertFalse(self.pg.role_exists(user))
+
     def test_deleted_role_does_not_orphan_its_leases(self):
         path = self.mount()
         r = self.s.post(path + "/roles/app-custom", {

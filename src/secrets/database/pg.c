@@ -284,6 +284,23 @@ static int exec_simple(PGconn *c, const char *sql)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
 }
 
+/* A query with the role name as its one parameter: *out holds the rows
+ * (caller clears), or the error is returned and nothing is held. */
+static int query_role(PGconn *c, const char *sql, const char *role, PGresult **out,
+		      struct verr *err)
+{
+	const char *params[1] = {role};
+	PGresult *r = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		int rc = result_error(c, r, NULL, err);
+		PQclear(r);
+		*out = NULL;
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
 /*
  * GRANT and REVOKE rewrite catalog rows (a table's ACL) that concurrent
  * sessions granting on the same tables also rewrite; PostgreSQL fails the
@@ -407,14 +424,11 @@ int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct 
 
 static int exists_fn(PGconn *c, void *ctx, struct verr *err)
 {
-	int rc;
-	const char *params[1] = {ctx};
-	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, NULL, params,
-				   NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		rc = result_error(c, r, NULL, err);
-	else
-		rc = PQntuples(r) > 0;
+	PGresult *r = NULL;
+	int rc = query_role(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", ctx, &r, err);
+	if (rc)
+		return rc;
+	rc = PQntuples(r) > 0;
 	PQclear(r);
 	return rc;
 }
@@ -455,14 +469,9 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 {
 	const char *username = ctx;
 	int rc = 0;
-	const char *params[1] = {username};
-	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, NULL, params,
-				   NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		rc = result_error(c, r, NULL, err);
-		PQclear(r);
+	PGresult *r = NULL;
+	if ((rc = query_role(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", username, &r, err)))
 		goto out;
-	}
 	bool exists = PQntuples(r) > 0;
 	PQclear(r);
 	if (!exists)
@@ -485,21 +494,19 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 	 * revoke exactly there: the same end state (DROP ROLE below fails if
 	 * anything is left), a fraction of the writes.
 	 */
-	r = PQexecParams(c,
-			 "WITH r AS (SELECT oid FROM pg_roles WHERE rolname = $1) "
-			 "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-			 "CROSS JOIN LATERAL aclexplode(c.relacl) a WHERE a.grantee = (SELECT oid FROM r) "
-			 "UNION SELECT n.nspname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
-			 "JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(t.attacl) a "
-			 "WHERE t.attacl IS NOT NULL AND a.grantee = (SELECT oid FROM r) "
-			 "UNION SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-			 "CROSS JOIN LATERAL aclexplode(p.proacl) a WHERE a.grantee = (SELECT oid FROM r) "
-			 "UNION SELECT n.nspname FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
-			 "WHERE a.grantee = (SELECT oid FROM r)",
-			 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		rc = result_error(c, r, NULL, err);
-		PQclear(r);
+	rc = query_role(c,
+			"WITH r AS (SELECT oid FROM pg_roles WHERE rolname = $1) "
+			"SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+			"CROSS JOIN LATERAL aclexplode(c.relacl) a WHERE a.grantee = (SELECT oid FROM r) "
+			"UNION SELECT n.nspname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
+			"JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(t.attacl) a "
+			"WHERE t.attacl IS NOT NULL AND a.grantee = (SELECT oid FROM r) "
+			"UNION SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+			"CROSS JOIN LATERAL aclexplode(p.proacl) a WHERE a.grantee = (SELECT oid FROM r) "
+			"UNION SELECT n.nspname FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
+			"WHERE a.grantee = (SELECT oid FROM r)",
+			username, &r, err);
+	if (rc) {
 		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
@@ -515,14 +522,12 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 			rc = run_ident(c, per_schema[k], PQgetvalue(r, i, 0), username, err);
 	PQclear(r);
 	if (rc >= 0) {
-		r = PQexecParams(c,
-				 "SELECT d.datname FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a "
-				 "WHERE d.datname = current_database() AND a.grantee = "
-				 "(SELECT oid FROM pg_roles WHERE rolname = $1) LIMIT 1",
-				 1, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			rc = result_error(c, r, NULL, err);
-		else if (PQntuples(r) == 1)
+		rc = query_role(c,
+				"SELECT d.datname FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a "
+				"WHERE d.datname = current_database() AND a.grantee = "
+				"(SELECT oid FROM pg_roles WHERE rolname = $1) LIMIT 1",
+				username, &r, err);
+		if (!rc && PQntuples(r) == 1)
 			rc = run_ident(c, "REVOKE ALL PRIVILEGES ON DATABASE %s FROM %s",
 				       PQgetvalue(r, 0, 0), username, err);
 		PQclear(r);
@@ -536,15 +541,11 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 		goto out;
 	}
 	/* end its sessions, then drop it */
-	r = PQexecParams(c,
-			 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-			 "WHERE usename = $1 AND pid <> pg_backend_pid()",
-			 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		rc = result_error(c, r, NULL, err);
-		PQclear(r);
+	if ((rc = query_role(c,
+			     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+			     "WHERE usename = $1 AND pid <> pg_backend_pid()",
+			     username, &r, err)))
 		goto out;
-	}
 	PQclear(r);
 	rc = run_ident(c, "DROP ROLE IF EXISTS %s", username, NULL, err);
 	if (rc > 0)
