@@ -1156,6 +1156,10 @@ static void process(struct expiration *e, struct lnode *n)
 	} else if (n->flags & NF_DEAD) {
 		node_drop(e, n, h);
 	} else if (rc) {
+		/* a requested revoke stays requested: retried with backoff, not
+		 * postponed to the lease's own expiry (I3) */
+		if (force_revoke)
+			n->flags |= NF_REVOKE;
 		n->retries = n->retries < UINT16_MAX ? n->retries + 1 : n->retries;
 		n->fire_ms = now_ms(e) + backoff(e, n->retries);
 		e->retries++;

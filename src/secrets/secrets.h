@@ -12,6 +12,8 @@
  *               sign/verify, HMAC (src/secrets/transit/, docs/secrets-transit.md).
  *   pki       - X.509 certificate authority (src/secrets/pki/, see
  *               docs/secrets-pki.md).
+ *   database  - dynamic and static PostgreSQL credentials (database/,
+ *               docs/secrets-database.md).
  *
  * Thread-safety: handlers may run concurrently on any number of threads.
  */
@@ -21,7 +23,7 @@
 #include "logical/logical.h"
 
 extern const struct backend_ops kv_backend_ops, cubbyhole_backend_ops;
-extern const struct backend_ops transit_backend_ops, pki_backend_ops;
+extern const struct backend_ops transit_backend_ops, pki_backend_ops, database_backend_ops;
 
 /* Remove every cubbyhole entry of one token. `view` is the cubbyhole mount's
  * storage view, `token_hash` the same value the core puts in

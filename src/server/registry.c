@@ -58,6 +58,7 @@ static const struct backend_ops *const backends[] = {
 	&cubbyhole_backend_ops,
 	&transit_backend_ops,
 	&pki_backend_ops,
+	&database_backend_ops,
 	&token_backend_ops,
 	&userpass_backend_ops,
 	&approle_backend_ops,
