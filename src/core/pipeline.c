@@ -119,6 +119,7 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 
 	/* the wrapping token of lookup/unwrap/rewrap, before authentication */
 	struct token_entry *te = NULL;
+	bool unauth = def && def->unauthenticated;
 	bool wrap_path = m && def && wrapping_checked_path(req->path);
 	if (wrap_path && field_rc == 0) {
 		rc = wrapping_validate(c, req, err);
@@ -127,7 +128,6 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	}
 
 	/* authenticate */
-	bool unauth = def && def->unauthenticated;
 	if (!unauth) {
 		if (!req->client_token || !*req->client_token) {
 			rc = verr_set(err, VERR_DENIED, "permission denied");

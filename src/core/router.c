@@ -73,7 +73,14 @@ static void sv_log(void *ctx, enum log_level lvl, const char *msg)
 	log_msg(lvl, m->type, "%s: %s", m->path, msg);
 }
 
+static int sv_password_policy(void *ctx, const char *name, char **hcl, struct verr *err)
+{
+	const struct mount_entry *m = ctx;
+	return sys_password_policy_text(m->core, name, hcl, err);
+}
+
 static const struct system_view_ops mount_sysview_ops = {
+	.password_policy = sv_password_policy,
 	.now_ms = sv_now_ms,
 	.default_lease_ttl = sv_default_ttl,
 	.max_lease_ttl = sv_max_ttl,

@@ -706,6 +706,13 @@ static const struct path_def sys_paths[] = {
 	 .unauthenticated = true, .ops = {{LOP_UPDATE, sys_raft_challenge}}},
 	{.pattern = "storage/raft/bootstrap/answer", .fields = sys_raft_fields,
 	 .unauthenticated = true, .ops = {{LOP_UPDATE, sys_raft_answer}}},
+	/* password policies (sys_pwpolicy.c) */
+	{.pattern = "policies/password/?", .ops = {{LOP_LIST, sys_pwpolicy_list}}},
+	{.pattern = "policies/password/{name}/generate", .fields = sys_pwpolicy_fields,
+	 .ops = {{LOP_READ, sys_pwpolicy_generate}}},
+	{.pattern = "policies/password/{name}", .fields = sys_pwpolicy_fields,
+	 .ops = {{LOP_READ, sys_pwpolicy_read}, {LOP_UPDATE, sys_pwpolicy_write},
+		 {LOP_CREATE, sys_pwpolicy_write}, {LOP_DELETE, sys_pwpolicy_delete}}},
 	/* leases (sys_leases.c); the un-prefixed forms are Vault's legacy paths */
 	{.pattern = "leases/lookup", .fields = sys_leases_fields, .ops = {{LOP_UPDATE, sys_leases_lookup}}},
 	{.pattern = "leases/lookup/{prefix**}", .fields = sys_leases_fields, .sudo = true,

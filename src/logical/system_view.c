@@ -49,6 +49,15 @@ int sysview_random(const struct system_view *sv, uint8_t *buf, size_t n, struct 
 	return rand_bytes(buf, n, err);
 }
 
+int sysview_password_policy(const struct system_view *sv, const char *name, char **hcl,
+			    struct verr *err)
+{
+	*hcl = NULL;
+	if (sv && sv->ops->password_policy)
+		return sv->ops->password_policy(sv->ctx, name, hcl, err);
+	return verr_set(err, VERR_UNSUPPORTED, "password policies are not available here");
+}
+
 void sysview_log(const struct system_view *sv, enum log_level lvl, const char *fmt, ...)
 {
 	char msg[1024];

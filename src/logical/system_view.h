@@ -33,6 +33,9 @@ struct system_view_ops {
 	int (*random_bytes)(void *ctx, uint8_t *buf, size_t n, struct verr *err);
 	/* one line, already formatted; the core prefixes the mount path */
 	void (*log)(void *ctx, enum log_level lvl, const char *msg);
+	/* the HCL of password policy `name` (sys/policies/password), malloc'd;
+	 * VERR_NOT_FOUND when there is none */
+	int (*password_policy)(void *ctx, const char *name, char **hcl, struct verr *err);
 };
 
 struct system_view {
@@ -46,6 +49,9 @@ int64_t sysview_default_lease_ttl(const struct system_view *sv);
 int64_t sysview_max_lease_ttl(const struct system_view *sv);
 bool sysview_standby(const struct system_view *sv);
 int sysview_random(const struct system_view *sv, uint8_t *buf, size_t n, struct verr *err);
+/* VERR_UNSUPPORTED without a core behind the view. */
+int sysview_password_policy(const struct system_view *sv, const char *name, char **hcl,
+			    struct verr *err);
 void sysview_log(const struct system_view *sv, enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -200,19 +200,26 @@ static bool role_allowed(const json_t *allowed, const char *role)
 	return false;
 }
 
-/* password_policy: Vault names a policy of sys/policies/password; this
- * server does not serve that table to engines yet, so the field takes the
- * policy's HCL inline. A bare name is refused with that explanation. */
-static int parse_policy(struct passpolicy **out, const char *text, struct verr *err)
+/* password_policy: the name of a policy of sys/policies/password (Vault),
+ * read through the system view; policy HCL given inline is accepted too
+ * (a value with '=' in it). */
+static int parse_policy(struct passpolicy **out, const struct system_view *sv, const char *text,
+			struct verr *err)
 {
 	*out = NULL;
 	if (!text || !*text)
 		return 0;
-	if (!strchr(text, '='))
-		return verr_set(err, VERR_INVALID,
-				"password_policy \"%.64s\": named policies (sys/policies/password) are not available to engines on this server; give the policy's HCL inline",
-				text);
-	return passpolicy_parse(out, text, strlen(text), err);
+	if (strchr(text, '='))
+		return passpolicy_parse(out, text, strlen(text), err);
+	char *hcl = NULL;
+	struct verr pe = {0};
+	int rc = sysview_password_policy(sv, text, &hcl, &pe);
+	if (rc)
+		return verr_set(err, rc == VERR_NOT_FOUND || rc == VERR_UNSUPPORTED ? VERR_INVALID : rc,
+				"password_policy \"%.64s\": %s", text, pe.msg);
+	rc = passpolicy_parse(out, hcl, strlen(hcl), err);
+	free(hcl);
+	return rc;
 }
 
 /* ---- connection cache ---- */
@@ -230,7 +237,8 @@ static void conn_free(struct db_conn *c)
 }
 
 /* Build a db_conn (pool not yet connected) from a stored config. */
-static int conn_build(struct db_conn **out, const char *name, const json_t *cfg, struct verr *err)
+static int conn_build(struct db_conn **out, const struct system_view *sv, const char *name,
+		      const json_t *cfg, struct verr *err)
 {
 	*out = NULL;
 	const json_t *cd = json_object_get(cfg, "connection_details");
@@ -245,7 +253,7 @@ static int conn_build(struct db_conn **out, const char *name, const json_t *cfg,
 	c->username_template = *ut ? strdup(ut) : NULL;
 	c->pwauth = !strcmp(jstr(cd, "password_authentication"), "scram-sha-256") ? PG_PW_SCRAM
 										   : PG_PW_PASSWORD;
-	int rc = parse_policy(&c->policy, jstr(cfg, "password_policy"), err);
+	int rc = parse_policy(&c->policy, sv, jstr(cfg, "password_policy"), err);
 	if (rc)
 		goto out;
 	struct buf ci;
@@ -314,14 +322,15 @@ static struct db_conn *conn_find_locked(struct db_backend *b, const char *name)
 
 /* 1 when cfg's connection works with `password` (0 no, <0 undecided:
  * the database is unreachable for another reason). */
-static int try_password(const char *name, json_t *cfg, const char *password)
+static int try_password(const struct system_view *sv, const char *name, json_t *cfg,
+			const char *password)
 {
 	json_t *c2 = json_deep_copy(cfg);
 	json_t *cd = json_object_get(c2, "connection_details");
 	json_object_set_new(cd, "password", json_string(password));
 	struct db_conn *c = NULL;
 	struct verr e = {0};
-	int rc = conn_build(&c, name, c2, &e);
+	int rc = conn_build(&c, sv, name, c2, &e);
 	if (!rc)
 		rc = pg_pool_verify(c->pool, &e) ? (strstr(e.msg, "password authentication failed") ? 0 : -1) : 1;
 	else
@@ -340,8 +349,8 @@ static void recover_root(struct db_backend *b, struct storage_view *view, const 
 	char *pending = strdup(jstr(cd, "password_pending"));
 	if (!pending)
 		return;
-	int cur = try_password(name, cfg, jstr(cd, "password"));
-	int pend = cur == 0 ? try_password(name, cfg, pending) : -1;
+	int cur = try_password(b->sys, name, cfg, jstr(cd, "password"));
+	int pend = cur == 0 ? try_password(b->sys, name, cfg, pending) : -1;
 	if (cur == 1 || pend == 1) {
 		if (pend == 1)
 			json_object_set_new(cd, "password", json_string(pending));
@@ -387,7 +396,7 @@ static int conn_get(struct db_backend *b, struct storage_view *view, const char 
 	if (json_object_get(json_object_get(cfg, "connection_details"), "password_pending"))
 		recover_root(b, view, name, cfg);
 	struct db_conn *fresh = NULL;
-	rc = conn_build(&fresh, name, cfg, err);
+	rc = conn_build(&fresh, b->sys, name, cfg, err);
 	json_decref(cfg);
 	if (rc)
 		return rc;
@@ -431,7 +440,7 @@ static const struct field_def config_fields[] = {
 	{"verify_connection", FT_BOOL, "true", "Connect once before saving the config.", false},
 	{"allowed_roles", FT_STRSLICE, NULL, "Roles allowed to use this connection; globs and \"*\".", false},
 	{"root_rotation_statements", FT_ANY, NULL, "Statements that change the root password.", false},
-	{"password_policy", FT_STRING, NULL, "Password policy HCL for generated passwords.", false},
+	{"password_policy", FT_STRING, NULL, "Password policy (a sys/policies/password name, or HCL) for generated passwords.", false},
 	{"connection_url", FT_STRING, NULL, "libpq URL or keyword string; {{username}}/{{password}} templated.", false},
 	{"username", FT_STRING, NULL, "Root username for the connection URL.", false},
 	{"password", FT_STRING, NULL, "Root password for the connection URL (never returned).", false},
@@ -567,7 +576,7 @@ static int h_config_write(struct logical_request *req, struct logical_response *
 		logical_response_warn(resp, "Password found in connection_url, use a templated url to "
 					    "enable root rotation and prevent read access to password information.");
 
-	rc = conn_build(&probe, name, cfg, err); /* also validates password_policy */
+	rc = conn_build(&probe, req->sys, name, cfg, err); /* also validates password_policy */
 	if (rc)
 		goto out;
 	if (verify) {

@@ -62,7 +62,7 @@ static void test_database_paths__config_errors_name_the_problem(void **state)
 		 ".Nope"},
 		{json_pack("{s:s,s:s,s:s,s:s,s:b}", "plugin_name", PG, "connection_url", DEAD_URL,
 			   "username", "vault", "password_policy", "my-policy", "verify_connection", 0),
-		 "inline"},
+		 "password_policy \"my-policy\""},
 		{json_pack("{s:s,s:s,s:b}", "plugin_name", PG, "connection_url", DEAD_URL,
 			   "verify_connection", 0),
 		 "no username"},
