@@ -143,7 +143,7 @@ static int h_rekey_backup(struct logical_request *req, struct logical_response *
 	int rc = unseal_rekey(C(req), req->op, rec ? "recovery-backup" : "backup", req->data, &out,
 			      err);
 	if (!rc && out)
-		return bare(resp, out);
+		return top(resp, out); /* a logical response in Vault: data too */
 	return rc;
 }
 
