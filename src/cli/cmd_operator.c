@@ -145,6 +145,35 @@ int cli_cmd_status(struct cli *c, int argc, char **argv)
 	return sealed ? CLI_EREMOTE : CLI_OK;
 }
 
+/* -pgp-keys: comma-separated; each a file holding a base64 key (as Vault's
+ * CLI takes them) or the base64 key itself. NULL on a read error. */
+static json_t *pgp_key_list(struct cli *c, const char *spec)
+{
+	json_t *arr = json_array();
+	char *dup = strdup(spec), *save = NULL;
+	for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+		char *txt = NULL;
+		size_t len = 0;
+		struct verr e = {0};
+		if (access(t, R_OK) == 0) {
+			if (cli_read_file(&txt, &len, t, NULL, &e)) {
+				cli_fail(c, CLI_ELOCAL, "Error reading PGP key %s: %s", t, e.msg);
+				json_decref(arr);
+				arr = NULL;
+				break;
+			}
+			while (len && (txt[len - 1] == '\n' || txt[len - 1] == '\r' || txt[len - 1] == ' '))
+				txt[--len] = '\0';
+			json_array_append_new(arr, json_string(txt));
+			free(txt);
+		} else {
+			json_array_append_new(arr, json_string(t));
+		}
+	}
+	free(dup);
+	return arr;
+}
+
 int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 {
 	int rc, status = 0;
@@ -159,7 +188,7 @@ int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 		{"t", CLI_FLAG_INT, &threshold, "Alias of -key-threshold", NULL},
 		{"recovery-shares", CLI_FLAG_INT, &rshares, "Recovery shares (auto-unseal)", &rs_set},
 		{"recovery-threshold", CLI_FLAG_INT, &rthreshold, "Recovery threshold", &rt_set},
-		{"pgp-keys", CLI_FLAG_LIST, &pgp, "PGP keys (not supported)", NULL},
+		{"pgp-keys", CLI_FLAG_LIST, &pgp, "Comma-separated PGP public keys (files or base64), one per share", NULL},
 		{"root-token-pgp-key", CLI_FLAG_STRING, &root_pgp, "PGP key (not supported)", NULL},
 		{"status", CLI_FLAG_BOOL, &status, "Only report whether initialized", NULL},
 		{0},
@@ -181,12 +210,26 @@ int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 		}
 		goto out;
 	}
-	if (pgp.n || root_pgp) {
-		rc = cli_fail(c, CLI_ELOCAL, "PGP-encrypted key shares are not supported by this client");
+	if (root_pgp) {
+		rc = cli_fail(c, CLI_ELOCAL, "-root-token-pgp-key is not supported by this client");
 		goto out;
 	}
 	body = json_pack("{s:I, s:I}", "secret_shares", (json_int_t)shares, "secret_threshold",
 			 (json_int_t)threshold);
+	if (pgp.n) {
+		json_t *all = json_array();
+		for (size_t i = 0; i < pgp.n; i++) {
+			json_t *one = pgp_key_list(c, pgp.v[i]);
+			if (!one) {
+				json_decref(all);
+				rc = CLI_ELOCAL;
+				goto out;
+			}
+			json_array_extend(all, one);
+			json_decref(one);
+		}
+		json_object_set_new(body, "pgp_keys", all);
+	}
 	if (rs_set)
 		json_object_set_new(body, "recovery_shares", json_integer(rshares));
 	if (rt_set)
@@ -399,35 +442,6 @@ static void print_verify_status(struct cli *c, const json_t *st)
 		{"New Threshold", n2},
 	};
 	cli_table(c->out, &rows[0][0], sizeof(rows) / sizeof(rows[0]), 2);
-}
-
-/* -pgp-keys: comma-separated; each a file holding a base64 key (as Vault's
- * CLI takes them) or the base64 key itself. NULL on a read error. */
-static json_t *pgp_key_list(struct cli *c, const char *spec)
-{
-	json_t *arr = json_array();
-	char *dup = strdup(spec), *save = NULL;
-	for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
-		char *txt = NULL;
-		size_t len = 0;
-		struct verr e = {0};
-		if (access(t, R_OK) == 0) {
-			if (cli_read_file(&txt, &len, t, NULL, &e)) {
-				cli_fail(c, CLI_ELOCAL, "Error reading PGP key %s: %s", t, e.msg);
-				json_decref(arr);
-				arr = NULL;
-				break;
-			}
-			while (len && (txt[len - 1] == '\n' || txt[len - 1] == '\r' || txt[len - 1] == ' '))
-				txt[--len] = '\0';
-			json_array_append_new(arr, json_string(txt));
-			free(txt);
-		} else {
-			json_array_append_new(arr, json_string(t));
-		}
-	}
-	free(dup);
-	return arr;
 }
 
 int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)

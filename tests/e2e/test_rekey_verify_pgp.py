@@ -189,6 +189,23 @@ class PgpKeysTest(unittest.TestCase):
         self.assertEqual(bytes.fromhex(j["keys"][0]), base64.b64decode(j["keys_base64"][0]))
         self.assertFalse(s.unseal(shares)["sealed"])
 
+    def test_cli_init_pgp_keys(self):
+        s = self.s
+        files = []
+        for name, k in (("alice", self.k1), ("bob", self.k2)):
+            files.append(os.path.join(s.dir, name + ".b64"))
+            with open(files[-1], "w") as f:
+                f.write(k + "\n")
+        env = dict(os.environ, VAULT_ADDR="http://" + s.addr, HOME=s.dir)
+        p = subprocess.run([BIN, "operator", "init", "-key-shares=2", "-key-threshold=2",
+                            "-pgp-keys=" + ",".join(files)], env=env, capture_output=True,
+                           text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        enc = [l.split(": ", 1)[1] for l in p.stdout.splitlines() if l.startswith("Unseal Key ")]
+        self.assertEqual(len(enc), 2, p.stdout)
+        shares = [self.g.decrypt_b64(e) for e in enc]
+        self.assertFalse(s.unseal(shares)["sealed"])
+
     def test_bad_pgp_keys_refused(self):
         s = self.s
         r = s.put("sys/init", {"secret_shares": 2, "secret_threshold": 2,
