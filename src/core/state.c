@@ -257,6 +257,10 @@ void state_seal(struct core *c)
 		secmem_free(c->rekey.pending_kek, 32);
 		secmem_free(c->rekey.pending_root, 32);
 		c->rekey.pending_kek = c->rekey.pending_root = NULL;
+		json_decref(c->rekey.pgp_keys);
+		json_decref(c->rekey.pgp_fprs);
+		c->rekey.pgp_keys = c->rekey.pgp_fprs = NULL;
+		c->rekey.verify_required = c->rekey.backup = false;
 		c->rekey.started = false;
 		for (int i = 0; i < c->genroot.prog.n; i++)
 			secmem_free(c->genroot.prog.parts[i], c->genroot.prog.lens[i]);

@@ -132,6 +132,25 @@ class RekeyVerifyTest(unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         self.assertFalse(s.unseal(new[1:3])["sealed"])
 
+    @unittest.skipIf(hvac is None, "python3-hvac is not installed")
+    def test_hvac_verify(self):
+        s = self.s
+        c = hvac.Client(url="http://" + s.addr, token=s.root_token)
+        st = c.sys.start_rekey(secret_shares=2, secret_threshold=2, require_verification=True)
+        self.assertTrue(st["verification_required"])
+        done = c.sys.rekey_multi(s.keys[:2], nonce=st["nonce"])
+        self.assertTrue(done["verification_required"])
+        prog = c.sys.read_rekey_verify_progress()
+        self.assertEqual(prog["nonce"], done["verification_nonce"])
+        c.sys.rekey_verify(done["keys"][0], nonce=prog["nonce"])
+        r = c.sys.cancel_rekey_verify()
+        self.assertEqual(r.json()["progress"] if hasattr(r, "json") else r["progress"], 0)
+        prog = c.sys.read_rekey_verify_progress()
+        r = c.sys.rekey_verify_multi(done["keys"], nonce=prog["nonce"])
+        self.assertTrue(r["complete"])
+        c.sys.seal()
+        self.assertFalse(c.sys.submit_unseal_keys(done["keys"])["sealed"])
+
     def test_cli_verify(self):
         s = self.s
         env = dict(os.environ, VAULT_ADDR="http://" + s.addr, VAULT_TOKEN=s.root_token,
