@@ -6,7 +6,7 @@ PKGS=(build-essential cmake pkg-config libssl-dev libmicrohttpd-dev libjansson-d
       libcurl4-openssl-dev libcmocka-dev libcrypt-dev curl python3 python3-hvac
       clang libclang-rt-14-dev postgresql-15 etcd-server etcd-client softhsm2 opensc
       libp11-kit-dev libpq-dev libgnutls28-dev openssl python3-cryptography python3-botocore valgrind cppcheck
-      libraft-dev libuv1-dev zlib1g-dev prometheus python3-prometheus-client python3-yaml shellcheck)
+      libraft-dev libuv1-dev zlib1g-dev prometheus python3-prometheus-client python3-yaml shellcheck gnupg)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -238,14 +238,27 @@ static int config_write(struct logical_request *req, struct logical_response *re
 	const char *ca = request_str(req, "kubernetes_ca_cert");
 	if (ca && *ca && !valid_ca_pem(ca))
 		return verr_set(err, VERR_INVALID, "kubernetes_ca_cert does not contain a PEM certificate");
-	const char *rv = request_str(req, "token_reviewer_jwt");
-	if (rv && *rv) {
-		/* must look like a JWT; its signature is the API server's business */
-		struct jwt *t = NULL;
-		struct verr je = {0};
-		if (jwt_parse(&t, rv, &je))
-			return verr_set(err, VERR_INVALID, "token_reviewer_jwt is not a valid JWT: %s", je.msg);
-		jwt_free(t);
+	/* Any bearer token the API server accepts (a service account JWT, or an
+	 * opaque/static token), as Vault takes it: not parsed here; a bad one
+	 * shows at login as TokenReview's 401. Only what cannot go in an
+	 * HTTP header is refused. */
+	const char *rv_in = request_str(req, "token_reviewer_jwt");
+	char *rv = NULL; /* trimmed (a token file read with @file ends in a newline) */
+	if (rv_in) {
+		while (*rv_in == ' ' || *rv_in == '\t' || *rv_in == '\r' || *rv_in == '\n')
+			rv_in++;
+		size_t rl = strlen(rv_in);
+		while (rl && (rv_in[rl - 1] == ' ' || rv_in[rl - 1] == '\t' || rv_in[rl - 1] == '\r' ||
+			      rv_in[rl - 1] == '\n'))
+			rl--;
+		for (size_t q = 0; q < rl; q++)
+			if ((unsigned char)rv_in[q] < 0x21 || (unsigned char)rv_in[q] == 0x7f)
+				return verr_set(err, VERR_INVALID, "token_reviewer_jwt must not contain whitespace or control characters");
+		rv = secmem_alloc(rl + 1);
+		if (!rv)
+			return verr_set(err, VERR_INTERNAL, "out of memory");
+		memcpy(rv, rv_in, rl);
+		rv[rl] = '\0';
 	}
 	json_t *pk = request_json(req, "pem_keys");
 	pk = pk ? json_incref(pk) : json_array();
@@ -256,6 +269,8 @@ static int config_write(struct logical_request *req, struct logical_response *re
 		      request_str(req, "issuer") ? request_str(req, "issuer") : "",
 		      "disable_iss_validation", request_bool(req, "disable_iss_validation"),
 		      "disable_local_ca_jwt", request_bool(req, "disable_local_ca_jwt"));
+	if (rv)
+		secmem_free(rv, strlen(rv) + 1); /* json_pack copied it */
 	if (!j)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	rc = config_from_json(&c, j, err); /* validates host and every pem key */

@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,6 +145,35 @@ int cli_cmd_status(struct cli *c, int argc, char **argv)
 	return sealed ? CLI_EREMOTE : CLI_OK;
 }
 
+/* -pgp-keys: comma-separated; each a file holding a base64 key (as Vault's
+ * CLI takes them) or the base64 key itself. NULL on a read error. */
+static json_t *pgp_key_list(struct cli *c, const char *spec)
+{
+	json_t *arr = json_array();
+	char *dup = strdup(spec), *save = NULL;
+	for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+		char *txt = NULL;
+		size_t len = 0;
+		struct verr e = {0};
+		if (access(t, R_OK) == 0) {
+			if (cli_read_file(&txt, &len, t, NULL, &e)) {
+				cli_fail(c, CLI_ELOCAL, "Error reading PGP key %s: %s", t, e.msg);
+				json_decref(arr);
+				arr = NULL;
+				break;
+			}
+			while (len && (txt[len - 1] == '\n' || txt[len - 1] == '\r' || txt[len - 1] == ' '))
+				txt[--len] = '\0';
+			json_array_append_new(arr, json_string(txt));
+			free(txt);
+		} else {
+			json_array_append_new(arr, json_string(t));
+		}
+	}
+	free(dup);
+	return arr;
+}
+
 int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 {
 	int rc, status = 0;
@@ -158,7 +188,7 @@ int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 		{"t", CLI_FLAG_INT, &threshold, "Alias of -key-threshold", NULL},
 		{"recovery-shares", CLI_FLAG_INT, &rshares, "Recovery shares (auto-unseal)", &rs_set},
 		{"recovery-threshold", CLI_FLAG_INT, &rthreshold, "Recovery threshold", &rt_set},
-		{"pgp-keys", CLI_FLAG_LIST, &pgp, "PGP keys (not supported)", NULL},
+		{"pgp-keys", CLI_FLAG_LIST, &pgp, "Comma-separated PGP public keys (files or base64), one per share", NULL},
 		{"root-token-pgp-key", CLI_FLAG_STRING, &root_pgp, "PGP key (not supported)", NULL},
 		{"status", CLI_FLAG_BOOL, &status, "Only report whether initialized", NULL},
 		{0},
@@ -180,12 +210,26 @@ int cli_cmd_operator_init(struct cli *c, int argc, char **argv)
 		}
 		goto out;
 	}
-	if (pgp.n || root_pgp) {
-		rc = cli_fail(c, CLI_ELOCAL, "PGP-encrypted key shares are not supported by this client");
+	if (root_pgp) {
+		rc = cli_fail(c, CLI_ELOCAL, "-root-token-pgp-key is not supported by this client");
 		goto out;
 	}
 	body = json_pack("{s:I, s:I}", "secret_shares", (json_int_t)shares, "secret_threshold",
 			 (json_int_t)threshold);
+	if (pgp.n) {
+		json_t *all = json_array();
+		for (size_t i = 0; i < pgp.n; i++) {
+			json_t *one = pgp_key_list(c, pgp.v[i]);
+			if (!one) {
+				json_decref(all);
+				rc = CLI_ELOCAL;
+				goto out;
+			}
+			json_array_extend(all, one);
+			json_decref(one);
+		}
+		json_object_set_new(body, "pgp_keys", all);
+	}
 	if (rs_set)
 		json_object_set_new(body, "recovery_shares", json_integer(rshares));
 	if (rt_set)
@@ -383,11 +427,28 @@ static void print_rekey_status(struct cli *c, const json_t *st)
 	cli_table(c->out, &rows[0][0], sizeof(rows) / sizeof(rows[0]), 2);
 }
 
+static void print_verify_status(struct cli *c, const json_t *st)
+{
+	char n1[32], n2[32], n3[48];
+	snprintf(n1, sizeof(n1), "%lld", (long long)ji(st, "n"));
+	snprintf(n2, sizeof(n2), "%lld", (long long)ji(st, "t"));
+	snprintf(n3, sizeof(n3), "%lld/%lld", (long long)ji(st, "progress"), (long long)ji(st, "t"));
+	const char *rows[][2] = {
+		{"Key", "Value"},
+		{"Verification Nonce", js(st, "nonce")},
+		{"Started", json_is_true(json_object_get(st, "started")) ? "true" : "false"},
+		{"Verification Progress", n3},
+		{"New Shares", n1},
+		{"New Threshold", n2},
+	};
+	cli_table(c->out, &rows[0][0], sizeof(rows) / sizeof(rows[0]), 2);
+}
+
 int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 {
-	int rc, init = 0, cancel = 0, status = 0, verify = 0;
+	int rc, init = 0, cancel = 0, status = 0, verify = 0, backup = 0, bk_get = 0, bk_del = 0;
 	long shares = 5, threshold = 3;
-	const char *nonce = NULL, *target = "barrier";
+	const char *nonce = NULL, *target = "barrier", *pgp = NULL;
 	struct cli_flag fl[] = {
 		{"init", CLI_FLAG_BOOL, &init, "Start a rekey", NULL},
 		{"cancel", CLI_FLAG_BOOL, &cancel, "Cancel the rekey", NULL},
@@ -399,6 +460,10 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		{"nonce", CLI_FLAG_STRING, &nonce, "Nonce of the rekey", NULL},
 		{"target", CLI_FLAG_STRING, &target, "barrier or recovery", NULL},
 		{"verify", CLI_FLAG_BOOL, &verify, "Verification flow", NULL},
+		{"pgp-keys", CLI_FLAG_STRING, &pgp, "Comma-separated PGP public keys (files or base64)", NULL},
+		{"backup", CLI_FLAG_BOOL, &backup, "Keep the PGP-encrypted new keys in sys/rekey/backup", NULL},
+		{"backup-retrieve", CLI_FLAG_BOOL, &bk_get, "Read the backed-up keys", NULL},
+		{"backup-delete", CLI_FLAG_BOOL, &bk_del, "Delete the backed-up keys", NULL},
 		{0},
 	};
 	if (cli_parse_args(c, fl, &argc, &argv, 0, 1, &rc))
@@ -407,10 +472,27 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 	char rp[128], up[128];
 	snprintf(rp, sizeof(rp), "%s/init", base);
 	snprintf(up, sizeof(up), "%s/update", base);
-	const struct attempt a = {rp, "Error reading rekey status", up,
-				  "Rekey operation nonce/key (will be hidden): ", print_rekey_status};
+	bool vflow = verify && !init; /* the new keys, to sys/rekey/verify */
+	if (vflow) {
+		snprintf(rp, sizeof(rp), "%s/verify", base);
+		snprintf(up, sizeof(up), "%s/verify", base);
+	}
+	const struct attempt a = {rp, vflow ? "Error reading verification status" : "Error reading rekey status", up,
+				  "Rekey operation nonce/key (will be hidden): ",
+				  vflow ? print_verify_status : print_rekey_status};
 	struct cli_resp r = {0};
 	json_t *body = NULL, *st = NULL;
+	if (bk_get || bk_del) {
+		const char *bp = strcmp(target, "recovery") == 0 ? "sys/rekey/recovery-key-backup" : "sys/rekey/backup";
+		struct cli_req rq = {.method = bk_del ? "DELETE" : "GET", .path = bp};
+		if ((rc = cli_call(c, &rq, &r, bk_del ? "Error deleting backed-up unseal keys" : "Error retrieving backed-up unseal keys", 0)) == 0) {
+			if (bk_del)
+				fprintf(c->out, "Success! Delete stored keys (if they existed)\n");
+			else
+				rc = cli_output_data(c, r.json);
+		}
+		goto out;
+	}
 	if (cancel) {
 		struct cli_req rq = {.method = "DELETE", .path = rp};
 		if ((rc = cli_call(c, &rq, &r, "Error canceling rekey", 0)) == 0)
@@ -418,9 +500,17 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (init) {
-		body = json_pack("{s:I, s:I, s:b}", "secret_shares", (json_int_t)shares,
+		body = json_pack("{s:I, s:I, s:b, s:b}", "secret_shares", (json_int_t)shares,
 				 "secret_threshold", (json_int_t)threshold, "require_verification",
-				 verify);
+				 verify, "backup", backup);
+		if (pgp) {
+			json_t *keys = pgp_key_list(c, pgp);
+			if (!keys) {
+				rc = CLI_ELOCAL;
+				goto out;
+			}
+			json_object_set_new(body, "pgp_keys", keys);
+		}
 		struct cli_req rq = {.method = "PUT", .path = rp, .body = body};
 		if ((rc = cli_call(c, &rq, &r, "Error initializing rekey", 0)) == 0)
 			rc = attempt_output(c, &a, r.json);
@@ -433,7 +523,13 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (!json_is_true(json_object_get(r.json, "complete"))) {
-		print_rekey_status(c, r.json);
+		a.print(c, r.json);
+		rc = CLI_OK;
+		goto out;
+	}
+	if (vflow) {
+		fprintf(c->out, "Success! Rekey verification was successful. The rekey operation is complete\n"
+				"and the new keys are now active.\n");
 		rc = CLI_OK;
 		goto out;
 	}
@@ -453,6 +549,11 @@ int cli_cmd_operator_rekey(struct cli *c, int argc, char **argv)
 		"or stopped, you must supply at least %lld of these keys to unseal it before it\n"
 		"can start servicing requests.\n",
 		json_array_size(keys), t, t);
+	if (json_is_true(json_object_get(r.json, "verification_required")))
+		fprintf(c->out,
+			"\nRekey verification required: the new keys are not in effect until %lld of\n"
+			"them are given to \"operator rekey -verify\" (verification nonce: %s).\n",
+			t, js(r.json, "verification_nonce"));
 	rc = CLI_OK;
 out:
 	json_decref(st);

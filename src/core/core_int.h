@@ -76,6 +76,14 @@ struct rekey_state {
 	char nonce[40];
 	int new_shares, new_threshold;
 	struct unseal_progress prog;
+	bool verify_required, backup;
+	json_t *pgp_keys;             /* owned: base64 OpenPGP keys, or NULL */
+	json_t *pgp_fprs;             /* owned: their fingerprints, or NULL */
+	/* require_verification: the new shares are out but not yet in effect;
+	 * the new KEK and the root key (secmem) wait for sys/rekey/verify */
+	uint8_t *pending_kek, *pending_root;
+	char verify_nonce[40];
+	struct unseal_progress vprog;
 };
 
 struct genroot_state {

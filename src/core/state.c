@@ -251,6 +251,16 @@ void state_seal(struct core *c)
 		for (int i = 0; i < c->rekey.prog.n; i++)
 			secmem_free(c->rekey.prog.parts[i], c->rekey.prog.lens[i]);
 		c->rekey.prog.n = 0;
+		for (int i = 0; i < c->rekey.vprog.n; i++)
+			secmem_free(c->rekey.vprog.parts[i], c->rekey.vprog.lens[i]);
+		c->rekey.vprog.n = 0;
+		secmem_free(c->rekey.pending_kek, 32);
+		secmem_free(c->rekey.pending_root, 32);
+		c->rekey.pending_kek = c->rekey.pending_root = NULL;
+		json_decref(c->rekey.pgp_keys);
+		json_decref(c->rekey.pgp_fprs);
+		c->rekey.pgp_keys = c->rekey.pgp_fprs = NULL;
+		c->rekey.verify_required = c->rekey.backup = false;
 		c->rekey.started = false;
 		for (int i = 0; i < c->genroot.prog.n; i++)
 			secmem_free(c->genroot.prog.parts[i], c->genroot.prog.lens[i]);

@@ -123,6 +123,30 @@ static int h_rekey_update(struct logical_request *req, struct logical_response *
 	return rc;
 }
 
+static int h_rekey_verify(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	json_t *out = NULL;
+	bool rec = strstr(req->path, "recovery") != NULL;
+	int rc = unseal_rekey(C(req), req->op, rec ? "recovery-verify" : "verify", req->data, &out,
+			      err);
+	if (!rc && out)
+		return bare(resp, out);
+	return rc;
+}
+
+static int h_rekey_backup(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	json_t *out = NULL;
+	bool rec = strstr(req->path, "recovery") != NULL;
+	int rc = unseal_rekey(C(req), req->op, rec ? "recovery-backup" : "backup", req->data, &out,
+			      err);
+	if (!rc && out)
+		return top(resp, out); /* a logical response in Vault: data too */
+	return rc;
+}
+
 /* sys/rekey-recovery-key/init and /update: the same ceremony over the recovery keys */
 static int h_rekey_recovery_init(struct logical_request *req, struct logical_response *resp,
 				 struct verr *err)
@@ -635,6 +659,14 @@ static const struct path_def sys_paths[] = {
 	 .ops = {{LOP_READ, h_rekey_init}, {LOP_UPDATE, h_rekey_init}, {LOP_DELETE, h_rekey_init}}},
 	{.pattern = "rekey/update", .fields = f_any, .unauthenticated = true,
 	 .ops = {{LOP_UPDATE, h_rekey_update}}},
+	{.pattern = "rekey/verify", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_READ, h_rekey_verify}, {LOP_UPDATE, h_rekey_verify}, {LOP_DELETE, h_rekey_verify}}},
+	{.pattern = "rekey-recovery-key/verify", .fields = f_any, .unauthenticated = true,
+	 .ops = {{LOP_READ, h_rekey_verify}, {LOP_UPDATE, h_rekey_verify}, {LOP_DELETE, h_rekey_verify}}},
+	{.pattern = "rekey/backup", .fields = f_any, .sudo = true,
+	 .ops = {{LOP_READ, h_rekey_backup}, {LOP_DELETE, h_rekey_backup}}},
+	{.pattern = "rekey/recovery-key-backup", .fields = f_any, .sudo = true,
+	 .ops = {{LOP_READ, h_rekey_backup}, {LOP_DELETE, h_rekey_backup}}},
 	{.pattern = "rekey-recovery-key/init", .fields = f_any, .unauthenticated = true,
 	 .ops = {{LOP_READ, h_rekey_recovery_init}, {LOP_UPDATE, h_rekey_recovery_init},
 		 {LOP_DELETE, h_rekey_recovery_init}}},

@@ -48,6 +48,7 @@
 #include "seal/seal.h"
 #include "util/aead.h"
 #include "util/log.h"
+#include "util/pgp.h"
 #include "util/rand.h"
 #include "util/secmem.h"
 #include "util/shamir.h"
@@ -308,35 +309,109 @@ static char *to_b64(const uint8_t *b, size_t n)
 	return s;
 }
 
-/* Split kek into shares and append them to keys/keys_base64 arrays. */
-static int make_shares(const uint8_t *kek, int shares, int threshold, json_t *keys,
-		       json_t *keys_b64, struct verr *err)
+/* One share out: hex and base64 of the share itself, or (pgp_key) of the
+ * OpenPGP message encrypting its hex form to that key, as Vault does. */
+static int emit_share(const uint8_t *share, size_t len, const char *pgp_key, json_t *keys,
+		      json_t *keys_b64, struct verr *err)
 {
-	if (shares == 1) {
-		char *h = to_hex(kek, KEY_LEN), *b = to_b64(kek, KEY_LEN);
+	uint8_t *msg = NULL;
+	size_t mlen = 0;
+	const uint8_t *src = share;
+	size_t slen = len;
+	if (pgp_key) {
+		char *hx = to_hex(share, len);
+		if (!hx)
+			return verr_set(err, VERR_INTERNAL, "out of memory");
+		int rc = pgp_encrypt(&msg, &mlen, pgp_key, (const uint8_t *)hx, strlen(hx), err);
+		secmem_wipe(hx, strlen(hx));
+		free(hx);
+		if (rc)
+			return rc;
+		src = msg;
+		slen = mlen;
+	}
+	char *h = to_hex(src, slen), *b = to_b64(src, slen);
+	int rc = (h && b) ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc) {
 		json_array_append_new(keys, json_string(h));
 		json_array_append_new(keys_b64, json_string(b));
-		secmem_wipe(h, strlen(h));
-		secmem_wipe(b, strlen(b));
-		free(h);
-		free(b);
-		return 0;
 	}
+	if (h)
+		secmem_wipe(h, strlen(h));
+	if (b)
+		secmem_wipe(b, strlen(b));
+	free(h);
+	free(b);
+	free(msg);
+	return rc;
+}
+
+/* Split kek into shares and append them to keys/keys_base64 arrays
+ * (pgp_keys: a JSON array of as many base64 keys, or NULL). */
+static int make_shares(const uint8_t *kek, int shares, int threshold, const json_t *pgp_keys,
+		       json_t *keys, json_t *keys_b64, struct verr *err)
+{
+	const char *pk0 = pgp_keys ? json_string_value(json_array_get(pgp_keys, 0)) : NULL;
+	if (shares == 1)
+		return emit_share(kek, KEY_LEN, pk0, keys, keys_b64, err);
 	uint8_t **parts = NULL;
 	size_t plen = 0;
 	int rc = shamir_split(&parts, &plen, kek, KEY_LEN, shares, threshold, err);
 	if (rc)
 		return rc;
-	for (int i = 0; i < shares; i++) {
-		char *h = to_hex(parts[i], plen), *b = to_b64(parts[i], plen);
-		json_array_append_new(keys, json_string(h));
-		json_array_append_new(keys_b64, json_string(b));
-		secmem_wipe(h, strlen(h));
-		secmem_wipe(b, strlen(b));
-		free(h);
-		free(b);
+	for (int i = 0; i < shares && !rc; i++) {
+		const char *pk =
+			pgp_keys ? json_string_value(json_array_get(pgp_keys, (size_t)i)) : NULL;
+		rc = emit_share(parts[i], plen, pk, keys, keys_b64, err);
 	}
 	shamir_shares_free(parts, shares, plen);
+	return rc;
+}
+
+/* pgp_keys of a request: NULL when absent or empty; else *fprs = their
+ * fingerprints, and there must be one key per share. */
+static int read_pgp_keys(const json_t *data, const char *field, int shares, json_t **keys,
+			 json_t **fprs, struct verr *err)
+{
+	const json_t *pk = json_object_get(data, field);
+	*keys = *fprs = NULL;
+	if (!pk || json_is_null(pk) || (json_is_array(pk) && json_array_size(pk) == 0))
+		return 0;
+	json_t *arr = NULL;
+	if (json_is_string(pk)) { /* the CLI's comma-separated form */
+		arr = json_array();
+		char *dup = strdup(json_string_value(pk)), *save = NULL;
+		for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+			json_array_append_new(arr, json_string(t));
+		free(dup);
+	} else if (json_is_array(pk)) {
+		arr = json_deep_copy(pk);
+	} else {
+		return verr_set(err, VERR_INVALID, "%s must be a list of base64-encoded PGP public keys", field);
+	}
+	if ((int)json_array_size(arr) != shares) {
+		size_t got = json_array_size(arr);
+		json_decref(arr);
+		return verr_set(err, VERR_INVALID, "incorrect number of PGP keys: %zu given for %d shares",
+				got, shares);
+	}
+	json_t *f = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach (arr, i, v) {
+		char fp[41];
+		struct verr e2 = {0};
+		int rc = json_is_string(v) ? pgp_fingerprint(fp, json_string_value(v), &e2)
+					   : verr_set(&e2, VERR_INVALID, "not a string");
+		if (rc) {
+			json_decref(arr);
+			json_decref(f);
+			return verr_set(err, rc, "%s[%zu]: %s", field, i, e2.msg);
+		}
+		json_array_append_new(f, json_string(fp));
+	}
+	*keys = arr;
+	*fprs = f;
 	return 0;
 }
 
@@ -344,9 +419,6 @@ static int validate_shares(const json_t *data, int *shares, int *threshold, stru
 {
 	json_t *s = json_object_get(data, "secret_shares");
 	json_t *t = json_object_get(data, "secret_threshold");
-	if (json_object_get(data, "pgp_keys") && !json_is_null(json_object_get(data, "pgp_keys")) &&
-	    json_array_size(json_object_get(data, "pgp_keys")) > 0)
-		return verr_set(err, VERR_INVALID, "pgp_keys are not supported by this server");
 	if (json_object_get(data, "root_token_pgp_key") &&
 	    json_is_string(json_object_get(data, "root_token_pgp_key")) &&
 	    *json_string_value(json_object_get(data, "root_token_pgp_key")))
@@ -479,6 +551,10 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 		return rc;
 	if (auto_seal && json_array_size(json_object_get(data, "pgp_keys")) > 0)
 		return verr_set(err, VERR_INVALID, "pgp_keys are not supported by this server");
+	json_t *pgp = NULL, *fprs = NULL;
+	if (!auto_seal && (rc = read_pgp_keys(data, "pgp_keys", shares, &pgp, &fprs, err)) != 0)
+		return rc;
+	json_decref(fprs);
 	pthread_mutex_lock(&c->init_lock);
 	json_t *existing = NULL;
 	rc = read_seal_config(c, &existing, err);
@@ -501,7 +577,7 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 	if (!rc && auto_seal && kek)
 		rc = store_recovery(c, root, kek, err);
 	if (!rc && kek)
-		rc = make_shares(kek, shares, threshold, auto_seal ? rkeys : keys,
+		rc = make_shares(kek, shares, threshold, pgp, auto_seal ? rkeys : keys,
 				 auto_seal ? rkeys_b64 : keys_b64, err);
 	if (!rc)
 		rc = state_init_barrier(c, root, KEY_LEN, &root_token, err);
@@ -509,6 +585,7 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 	if (!rc)
 		rc = write_cfg(c, seal_type(c->o.seal), auto_seal, shares, threshold, err);
 	secmem_free(kek, KEY_LEN);
+	json_decref(pgp);
 	pthread_mutex_unlock(&c->init_lock);
 	/* an auto seal unseals at once, as Vault does */
 	if (!rc && auto_seal) {
@@ -849,14 +926,174 @@ static int collect_share(struct core *c, const struct sealcfg *sc, bool started,
 
 /* ---- rekey ---- */
 
-static json_t *rekey_status(struct core *c, int threshold, int shares)
+#define BACKUP_PATH "core/unseal-keys-backup"
+#define RECOVERY_BACKUP_PATH "core/recovery-keys-backup"
+
+/* Forget the attempt: progress, PGP keys, and the new key waiting for
+ * verification (wiped). Called with c->unseal_lock held. */
+static void rekey_reset(struct core *c)
 {
-	return json_pack("{s:s,s:b,s:i,s:i,s:i,s:i,s:n,s:b,s:b,s:s}", "nonce", c->rekey.nonce,
-			 "started", c->rekey.started, "t", c->rekey.started ? c->rekey.new_threshold : 0,
-			 "n", c->rekey.started ? c->rekey.new_shares : 0, "progress",
-			 c->rekey.prog.n, "required", threshold, "pgp_fingerprints", "backup", 0,
-			 "verification_required", 0, "verification_nonce", "");
-	(void)shares;
+	progress_reset(&c->rekey.prog);
+	progress_reset(&c->rekey.vprog);
+	secmem_free(c->rekey.pending_kek, KEY_LEN);
+	secmem_free(c->rekey.pending_root, KEY_LEN);
+	c->rekey.pending_kek = c->rekey.pending_root = NULL;
+	json_decref(c->rekey.pgp_keys);
+	json_decref(c->rekey.pgp_fprs);
+	c->rekey.pgp_keys = c->rekey.pgp_fprs = NULL;
+	c->rekey.started = c->rekey.verify_required = c->rekey.backup = false;
+	c->rekey.nonce[0] = c->rekey.verify_nonce[0] = '\0';
+}
+
+static json_t *rekey_status(struct core *c, int threshold)
+{
+	json_t *fprs = c->rekey.pgp_fprs ? json_deep_copy(c->rekey.pgp_fprs) : json_null();
+	json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:i,s:i,s:o,s:b,s:b}", "nonce", c->rekey.nonce,
+			      "started", c->rekey.started, "t",
+			      c->rekey.started ? c->rekey.new_threshold : 0, "n",
+			      c->rekey.started ? c->rekey.new_shares : 0, "progress", c->rekey.prog.n,
+			      "required", threshold, "pgp_fingerprints", fprs, "backup",
+			      c->rekey.backup, "verification_required", c->rekey.verify_required);
+	if (o)
+		json_object_set_new(o, "verification_nonce", json_string(c->rekey.verify_nonce));
+	return o;
+}
+
+static json_t *verify_status(struct core *c)
+{
+	bool on = c->rekey.pending_kek != NULL;
+	return json_pack("{s:s,s:b,s:i,s:i,s:i}", "nonce", on ? c->rekey.verify_nonce : "",
+			 "started", on, "t", on ? c->rekey.new_threshold : 0, "n",
+			 on ? c->rekey.new_shares : 0, "progress", c->rekey.vprog.n);
+}
+
+/* The PGP-encrypted new shares, kept for sys/rekey/backup: {nonce, keys:
+ * {fingerprint: [hex]}, keys_base64: {fingerprint: [base64]}}, inside the
+ * barrier, as Vault keeps them. */
+static int store_backup(struct core *c, bool recovery, const json_t *keys, const json_t *keys_b64,
+			struct verr *err)
+{
+	json_t *k = json_object(), *kb = json_object();
+	size_t i;
+	json_t *fp;
+	json_array_foreach (c->rekey.pgp_fprs, i, fp) {
+		const char *f = json_string_value(fp);
+		if (!json_object_get(k, f)) {
+			json_object_set_new(k, f, json_array());
+			json_object_set_new(kb, f, json_array());
+		}
+		json_array_append(json_object_get(k, f), json_array_get(keys, i));
+		json_array_append(json_object_get(kb, f), json_array_get(keys_b64, i));
+	}
+	json_t *o = json_pack("{s:s,s:o,s:o}", "nonce", c->rekey.nonce, "keys", k, "keys_base64", kb);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!s)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = physical_put(c->bphys, recovery ? RECOVERY_BACKUP_PATH : BACKUP_PATH,
+			      (const uint8_t *)s, strlen(s), err);
+	free(s);
+	return rc;
+}
+
+/* The new KEK in effect: the root key wrapped under it (or the recovery
+ * key replaced) and the seal configuration rewritten (the commit point). */
+static int rekey_commit(struct core *c, const struct sealcfg *sc, bool recovery,
+			const uint8_t *root, const uint8_t *newkek, struct verr *err)
+{
+	int rc = recovery ? store_recovery(c, root, newkek, err) : store_root(c, newkek, root, err);
+	if (!rc)
+		rc = write_cfg(c, sc->type, recovery, c->rekey.new_shares, c->rekey.new_threshold, err);
+	if (!rc)
+		log_info("core", "rekey complete: new shares=%d threshold=%d", c->rekey.new_shares,
+			 c->rekey.new_threshold);
+	return rc;
+}
+
+static int rekey_start(struct core *c, const json_t *data, int threshold, json_t **out,
+		       struct verr *err)
+{
+	int shares = 0, thr = 0, rc;
+	if (c->rekey.started)
+		return verr_set(err, VERR_INVALID, "rekey already in progress");
+	if ((rc = validate_shares(data, &shares, &thr, err)) != 0)
+		return rc;
+	json_t *pgp = NULL, *fprs = NULL;
+	if ((rc = read_pgp_keys(data, "pgp_keys", shares, &pgp, &fprs, err)) != 0)
+		return rc;
+	bool backup = jbool(json_object_get(data, "backup"));
+	if (backup && !pgp)
+		return verr_set(err, VERR_INVALID, "cannot request a backup of the new keys without providing PGP keys");
+	rekey_reset(c);
+	c->rekey.new_shares = shares;
+	c->rekey.new_threshold = thr;
+	c->rekey.pgp_keys = pgp;
+	c->rekey.pgp_fprs = fprs;
+	c->rekey.backup = backup;
+	c->rekey.verify_required = jbool(json_object_get(data, "require_verification"));
+	if ((rc = new_nonce(c->rekey.nonce, err)) != 0) {
+		rekey_reset(c);
+		return rc;
+	}
+	c->rekey.started = true;
+	*out = rekey_status(c, threshold);
+	return 0;
+}
+
+/* sys/rekey/verify: the new shares, collected like the old ones; when
+ * they combine into the pending KEK, it takes effect. */
+static int rekey_verify(struct core *c, const struct sealcfg *sc, bool recovery,
+			enum logical_op op, const json_t *data, json_t **out, struct verr *err)
+{
+	if (op == LOP_READ) {
+		*out = verify_status(c);
+		return 0;
+	}
+	if (!c->rekey.pending_kek)
+		return verr_set(err, VERR_INVALID, "no rekey verification in progress");
+	if (op == LOP_DELETE) { /* only this verification starts over */
+		progress_reset(&c->rekey.vprog);
+		int rc = new_nonce(c->rekey.verify_nonce, err);
+		if (!rc)
+			*out = verify_status(c);
+		return rc;
+	}
+	json_t *key = json_object_get(data, "key"), *nonce = json_object_get(data, "nonce");
+	if (!json_is_string(key))
+		return verr_set(err, VERR_INVALID, "'key' must be specified in request body as JSON");
+	if (!json_is_string(nonce) || strcmp(json_string_value(nonce), c->rekey.verify_nonce))
+		return verr_set(err, VERR_INVALID, "incorrect nonce");
+	uint8_t *kb = NULL;
+	size_t kl = 0;
+	if (decode_key(json_string_value(key), &kb, &kl) || kl < 16 || kl > 64) {
+		free(kb);
+		return verr_set(err, VERR_INVALID, "'key' must be a valid hex or base64 string");
+	}
+	int dup = add_part(&c->rekey.vprog, kb, kl);
+	secmem_wipe(kb, kl);
+	free(kb);
+	if (dup)
+		return verr_set(err, VERR_INVALID, "given key has already been provided during this verification operation");
+	if (c->rekey.vprog.n < c->rekey.new_threshold) {
+		*out = verify_status(c);
+		return 0;
+	}
+	uint8_t *kek = NULL;
+	int rc = combine(&c->rekey.vprog, c->rekey.new_threshold, &kek, err);
+	progress_reset(&c->rekey.vprog);
+	if (!rc && !secmem_eq(kek, c->rekey.pending_kek, KEY_LEN))
+		rc = verr_set(err, VERR_INVALID, "rekey verification failed; incorrect key shares supplied");
+	secmem_free(kek, KEY_LEN);
+	if (!rc)
+		rc = rekey_commit(c, sc, recovery, c->rekey.pending_root, c->rekey.pending_kek, err);
+	if (rc) {
+		if (rc == VERR_INVALID)
+			(void)new_nonce(c->rekey.verify_nonce, &(struct verr){0});
+		return rc;
+	}
+	*out = json_pack("{s:s,s:b}", "nonce", c->rekey.verify_nonce, "complete", 1);
+	rekey_reset(c);
+	return 0;
 }
 
 int unseal_rekey(struct core *c, enum logical_op op, const char *which, const json_t *data,
@@ -868,7 +1105,7 @@ int unseal_rekey(struct core *c, enum logical_op op, const char *which, const js
 		return rc;
 	if (!sc.inited)
 		return verr_set(err, VERR_INVALID, "Vault is not initialized");
-	/* "recovery-init"/"recovery-update": sys/rekey-recovery-key */
+	/* "recovery-init"/"recovery-update"/...: sys/rekey-recovery-key */
 	bool recovery = !strncmp(which, "recovery-", 9);
 	if (recovery)
 		which += 9;
@@ -876,45 +1113,36 @@ int unseal_rekey(struct core *c, enum logical_op op, const char *which, const js
 		return verr_set(err, VERR_INVALID, "the %s seal has no recovery keys: rekey the unseal keys at sys/rekey", sc.type);
 	if (!recovery && sc.recovery)
 		return verr_set(err, VERR_INVALID, "the %s seal unseals by itself and has no unseal keys: rekey the recovery keys at sys/rekey-recovery-key", sc.type);
-	int threshold = sc.threshold, cur_shares = sc.shares;
+	int threshold = sc.threshold;
+	if (!strcmp(which, "backup")) /* no lock: storage only */
+		return unseal_rekey_backup(c, recovery, op, out, err);
 	pthread_mutex_lock(&c->unseal_lock);
 	if (!strcmp(which, "init")) {
-		if (op == LOP_READ) {
-			*out = rekey_status(c, threshold, cur_shares);
-		} else if (op == LOP_DELETE) {
-			progress_reset(&c->rekey.prog);
-			c->rekey.started = false;
-			c->rekey.nonce[0] = '\0';
-		} else {
-			int shares, thr;
-			if (c->rekey.started) {
-				rc = verr_set(err, VERR_INVALID, "rekey already in progress");
-			} else if (json_is_true(json_object_get(data, "require_verification"))) {
-				rc = verr_set(err, VERR_INVALID, "require_verification is not supported by this server");
-			} else if (json_is_true(json_object_get(data, "backup"))) {
-				rc = verr_set(err, VERR_INVALID, "backup requires pgp_keys, which are not supported by this server");
-			} else if ((rc = validate_shares(data, &shares, &thr, err)) == 0) {
-				c->rekey.started = true;
-				c->rekey.new_shares = shares;
-				c->rekey.new_threshold = thr;
-				progress_reset(&c->rekey.prog);
-				rc = new_nonce(c->rekey.nonce, err);
-				if (rc)
-					c->rekey.started = false;
-				else
-					*out = rekey_status(c, threshold, cur_shares);
-			}
-		}
+		if (op == LOP_READ)
+			*out = rekey_status(c, threshold);
+		else if (op == LOP_DELETE)
+			rekey_reset(c);
+		else
+			rc = rekey_start(c, data, threshold, out, err);
+		pthread_mutex_unlock(&c->unseal_lock);
+		return rc;
+	}
+	if (!strcmp(which, "verify")) {
+		rc = rekey_verify(c, &sc, recovery, op, data, out, err);
 		pthread_mutex_unlock(&c->unseal_lock);
 		return rc;
 	}
 	/* update */
+	if (c->rekey.pending_kek) {
+		pthread_mutex_unlock(&c->unseal_lock);
+		return verr_set(err, VERR_INVALID, "rekey verification in progress: submit the new keys to sys/rekey/verify");
+	}
 	uint8_t *root = NULL, *newkek = NULL;
 	rc = collect_share(c, &sc, c->rekey.started, "rekey", c->rekey.nonce, &c->rekey.prog, data,
 			   &root, err);
 	if (rc <= 0) {
 		if (rc == 0)
-			*out = rekey_status(c, threshold, cur_shares);
+			*out = rekey_status(c, threshold);
 		pthread_mutex_unlock(&c->unseal_lock);
 		return rc;
 	}
@@ -923,26 +1151,56 @@ int unseal_rekey(struct core *c, enum logical_op op, const char *which, const js
 	if (!rc)
 		rc = barrier_generate_key(&newkek, err);
 	if (!rc)
-		rc = make_shares(newkek, c->rekey.new_shares, c->rekey.new_threshold, keys, keys_b64, err);
-	if (!rc)
-		rc = recovery ? store_recovery(c, root, newkek, err) : store_root(c, newkek, root, err);
-	if (!rc)
-		rc = write_cfg(c, sc.type, recovery, c->rekey.new_shares, c->rekey.new_threshold, err);
-	secmem_free(root, KEY_LEN);
-	secmem_free(newkek, KEY_LEN);
-	if (!rc) {
-		*out = json_pack("{s:s,s:b,s:o,s:o,s:n,s:b,s:b}", "nonce", c->rekey.nonce, "complete", 1,
-				 "keys", keys, "keys_base64", keys_b64, "pgp_fingerprints", "backup", 0,
-				 "verification_required", 0);
-		log_info("core", "rekey complete: new shares=%d threshold=%d", c->rekey.new_shares,
-			 c->rekey.new_threshold);
-		c->rekey.started = false;
-	} else {
+		rc = make_shares(newkek, c->rekey.new_shares, c->rekey.new_threshold, c->rekey.pgp_keys,
+				 keys, keys_b64, err);
+	if (!rc && c->rekey.backup)
+		rc = store_backup(c, recovery, keys, keys_b64, err);
+	if (!rc && !c->rekey.verify_required)
+		rc = rekey_commit(c, &sc, recovery, root, newkek, err);
+	if (!rc && c->rekey.verify_required)
+		rc = new_nonce(c->rekey.verify_nonce, err);
+	if (rc) {
+		secmem_free(root, KEY_LEN);
+		secmem_free(newkek, KEY_LEN);
 		json_decref(keys);
 		json_decref(keys_b64);
+		pthread_mutex_unlock(&c->unseal_lock);
+		return rc;
+	}
+	json_t *fprs = c->rekey.pgp_fprs ? json_deep_copy(c->rekey.pgp_fprs) : json_null();
+	*out = json_pack("{s:s,s:b,s:o,s:o,s:o,s:b,s:b}", "nonce", c->rekey.nonce, "complete", 1,
+			 "keys", keys, "keys_base64", keys_b64, "pgp_fingerprints", fprs, "backup",
+			 c->rekey.backup, "verification_required", c->rekey.verify_required);
+	if (c->rekey.verify_required) {
+		/* not in effect until sys/rekey/verify has the new shares */
+		json_object_set_new(*out, "verification_nonce", json_string(c->rekey.verify_nonce));
+		c->rekey.pending_kek = newkek;   /* transferred */
+		c->rekey.pending_root = root;    /* transferred */
+	} else {
+		secmem_free(root, KEY_LEN);
+		secmem_free(newkek, KEY_LEN);
+		rekey_reset(c);
 	}
 	pthread_mutex_unlock(&c->unseal_lock);
-	return rc;
+	return 0;
+}
+
+int unseal_rekey_backup(struct core *c, bool recovery, enum logical_op op, json_t **out,
+			struct verr *err)
+{
+	const char *path = recovery ? RECOVERY_BACKUP_PATH : BACKUP_PATH;
+	if (op == LOP_DELETE)
+		return physical_delete(c->bphys, path, err);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = physical_get(c->bphys, path, &buf, &len, err);
+	if (rc)
+		return rc;
+	if (!buf)
+		return verr_set(err, VERR_NOT_FOUND, "no backed-up keys found");
+	*out = json_loadb((const char *)buf, len, 0, NULL);
+	free(buf);
+	return *out ? 0 : verr_set(err, VERR_INTERNAL, "the key backup is corrupt");
 }
 
 /* ---- generate-root ---- */
@@ -1121,7 +1379,7 @@ void unseal_wipe(struct core *c)
 {
 	pthread_mutex_lock(&c->unseal_lock);
 	progress_reset(&c->unseal);
-	progress_reset(&c->rekey.prog);
+	rekey_reset(c);
 	progress_reset(&c->genroot.prog);
 	secmem_wipe(c->genroot.otp, sizeof(c->genroot.otp));
 	pthread_mutex_unlock(&c->unseal_lock);

@@ -21,12 +21,17 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
  * migration waits for its keys, else the seal's error (VERR_UNAVAILABLE:
  * key service down; VERR_INVALID/DENIED: wrong key, altered blob, access). */
 int unseal_auto(struct core *c, struct verr *err);
-/* which: "init" or "update" (rekey; "recovery-init", "recovery-update" for
+/* which: "init", "update", "verify" or "backup" (rekey; "recovery-init", "recovery-update" for
  * sys/rekey-recovery-key), "attempt" or "update" (generate-root) */
 int unseal_rekey(struct core *c, enum logical_op op, const char *which, const json_t *data,
 		 json_t **out, struct verr *err);
 int unseal_generate_root(struct core *c, enum logical_op op, const char *which,
 			 const json_t *data, json_t **out, struct verr *err);
+/* sys/rekey/backup, sys/rekey-recovery-key/backup: GET the PGP-encrypted
+ * shares kept by a rekey with backup=true (VERR_NOT_FOUND when none),
+ * DELETE them. */
+int unseal_rekey_backup(struct core *c, bool recovery, enum logical_op op, json_t **out,
+			struct verr *err);
 /* Wipe every key share a ceremony still holds (core_free). */
 void unseal_wipe(struct core *c);
 

@@ -318,8 +318,9 @@ static void test_auth_kubernetes__config_write_read(void **state)
 			       json_pack("{s:s, s:[s]}", "kubernetes_host", "h", "pem_keys", "junk")),
 			 VERR_INVALID);
 	assert_int_equal(kt_do(&t, LOP_UPDATE, "config",
-			       json_pack("{s:s, s:s}", "kubernetes_host", "h", "token_reviewer_jwt", "x.y")),
+			       json_pack("{s:s, s:s}", "kubernetes_host", "h", "token_reviewer_jwt", "x y")),
 			 VERR_INVALID);
+	assert_non_null(strstr(t.err.msg, "whitespace"));
 	assert_int_equal(kt_do(&t, LOP_READ, "config", NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(t.resp.data, "kubernetes_host")),
 			    "k8s.local:6443");
