@@ -9,7 +9,8 @@
  * tls_skip_verify, session_ttl (15s), lock_wait_time (15s), max_parallel
  * (128), consistency_mode (default|strong), disable_registration, service
  * ("vault"), service_tags, service_address, check_timeout (5s); Coffer
- * adds lock_delay (1s), request_timeout (10s) and max_entry_size.
+ * adds lock_delay (1s), lock_check_ttl (session_ttl; 0 = no check),
+ * request_timeout (10s) and max_entry_size.
  *
  * DESIGN
  * Layout: a Coffer key K is the Consul key <path>K (Vault's layout).
@@ -35,6 +36,17 @@
  * holder's check-session too. Release unlocks with ?release= before it
  * destroys the session, so a graceful hand-over skips the lock-delay.
  *
+ * Failover: Consul treats a session TTL as a lower bound and invalidates an
+ * unrenewed session only after 2 x TTL. So (unless lock_check_ttl = 0) the
+ * session is also bound to a node TTL check of its own (registered with
+ * PUT /v1/agent/check/register, named in the session's NodeChecks and, for
+ * Consul < 1.7, Checks): the node passes it wherever it renews the session
+ * (holder every TTL/3, standby at its acquire attempts), and once it lapses
+ * the check turns critical and Consul invalidates the session at once. A
+ * killed holder thus loses the lock lock_check_ttl after its last renewal,
+ * then lock_delay runs. The check ID derives from api_addr, so a restarted
+ * node reuses (and revives) the check a killed one left critical.
+ *
  * Service registration (unless disable_registration): the HA instance, at
  * its first acquire attempt (the lock value names the node's api_addr),
  * registers <service>:<host>:<port> with tag active|standby (+ service_tags)
@@ -56,6 +68,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/b64.h"
 #include "util/buf.h"
@@ -87,6 +100,9 @@ struct consul {
   char *ca_file, *cert_file, *key_file;
   bool skip_verify, strong, registration;
   long timeout_ms, ttl_s, wait_s, delay_s, check_s;
+  long lock_check_s; /* TTL of the check the session is bound to (0 none) */
+  long eff_ttl_s;    /* min(session_ttl, lock_check_ttl): when Consul may
+                        drop the lock after the holder's last renewal */
   char *service, *service_address;
   bool service_address_set;
   char **tags;
@@ -111,6 +127,11 @@ struct consul {
   pthread_t mon;
   bool mon_running;
   atomic_bool mon_stop;
+
+  /* the lock session's health check, under mu */
+  char *lock_check_id; /* NULL until the first acquire attempt */
+  bool lock_check_reg; /* registered with the agent */
+  int64_t lock_check_ms; /* last successful register / pass */
 
   /* registration, under mu */
   pthread_t reg;
@@ -928,19 +949,192 @@ static void *monitor_main(void *arg) {
   return NULL;
 }
 
-static int session_create(struct consul *c, struct verr *err) {
-  char body[256];
-  snprintf(body, sizeof(body),
-           "{\"Name\":\"Vault "
-           "Lock\",\"TTL\":\"%lds\",\"LockDelay\":\"%lds\",\"Behavior\":"
-           "\"release\"}",
-           c->ttl_s, c->delay_s);
+/* The lock value's api_addr (a JSON object's "api_addr", or the value
+ * itself) as host and port; false when it names no host. */
+static bool api_host_port(const char *value, char *host, size_t cap,
+                          int *port) {
+  json_t *j = value && value[0] == '{' ? json_loads(value, 0, NULL) : NULL;
+  const char *api = json_string_value(json_object_get(j, "api_addr"));
+  if (!api)
+    api = value && value[0] != '{' ? value : "";
+  /* scheme://host:port[/...] -> host, port */
+  const char *hp = strstr(api, "://");
+  hp = hp ? hp + 3 : api;
+  host[0] = '\0';
+  *port = strncmp(api, "https", 5) ? 80 : 443;
+  const char *end = hp + strcspn(hp, "/");
+  const char *colon = NULL;
+  if (*hp == '[') {
+    const char *rb = strchr(hp, ']');
+    if (rb && rb < end) {
+      snprintf(host, cap, "%.*s", (int)(rb - hp - 1), hp + 1);
+      colon = rb[1] == ':' ? rb + 1 : NULL;
+    }
+  } else {
+    colon = memchr(hp, ':', (size_t)(end - hp));
+    snprintf(host, cap, "%.*s", (int)((colon ? colon : end) - hp), hp);
+  }
+  if (colon) {
+    long pv = strtol(colon + 1, NULL, 10);
+    if (pv > 0 && pv < 65536)
+      *port = (int)pv;
+  }
+  json_decref(j);
+  return host[0] != '\0';
+}
+
+/* ---- the lock session's health check ---- */
+
+/* Named after the node's api_addr, so a node restarted after kill -9 takes
+ * over the check it left critical instead of piling up dead ones; without
+ * an api_addr (tests, odd values) the name is unique to this instance. */
+static int lock_check_name(struct consul *c, const char *value,
+                           struct verr *err) {
+  pthread_mutex_lock(&c->mu);
+  bool named = c->lock_check_id != NULL;
+  pthread_mutex_unlock(&c->mu);
+  if (named || !c->lock_check_s)
+    return 0;
+  static atomic_int seq;
+  char host[256], id[512];
+  int port = 0;
+  if (api_host_port(value, host, sizeof(host), &port))
+    snprintf(id, sizeof(id), "%s:%s:%d:ha-lock-check", c->service, host, port);
+  else
+    snprintf(id, sizeof(id), "%s:pid%ld-%d:ha-lock-check", c->service,
+             (long)getpid(), atomic_fetch_add(&seq, 1));
+  /* a check ID travels in a URL path: keep it to safe characters */
+  for (char *q = id; *q; q++)
+    if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+          (*q >= '0' && *q <= '9') || strchr(":.-_", *q)))
+      *q = '_';
+  char *dup = strdup(id);
+  if (!dup)
+    return verr_set(err, VERR_INTERNAL, "out of memory");
+  pthread_mutex_lock(&c->mu);
+  if (!c->lock_check_id)
+    c->lock_check_id = dup;
+  else
+    free(dup);
+  pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
+static int lock_check_register(struct consul *c, const char *id,
+                               struct verr *err) {
+  char ttl[32];
+  snprintf(ttl, sizeof(ttl), "%lds", c->lock_check_s);
+  json_t *j = json_pack(
+      "{s:s,s:s,s:s,s:s,s:s}", "ID", id, "Name", "Coffer HA lock session",
+      "Notes",
+      "Passed by the Coffer node while it renews its HA lock session; when "
+      "it lapses Consul invalidates the session and the lock is released",
+      "TTL", ttl, "Status", "passing");
+  char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (!body)
+    return verr_set(err, VERR_INTERNAL, "out of memory");
   struct resp r;
-  int rc = call(c, "PUT", "/v1/session/create", body, strlen(body), &r, err);
+  int rc = call(c, "PUT", "/v1/agent/check/register", body, strlen(body), &r,
+                err);
+  free(body);
   if (rc)
     return rc;
-  json_t *j =
-      r.status == 200 ? json_loadb(r.body.p, r.body.len, 0, NULL) : NULL;
+  long st = r.status;
+  resp_free(&r);
+  if (st != 200)
+    return verr_set(err, VERR_INTERNAL,
+                    "consul %s: registering the HA lock check: HTTP %ld",
+                    c->url, st);
+  return 0;
+}
+
+/* Keep the check passing: registered if the agent does not have it, passed
+ * when `force` (the holder) or half its TTL has gone by (a standby). */
+static int lock_check_keep(struct consul *c, bool force, struct verr *err) {
+  if (!c->lock_check_s)
+    return 0;
+  char id[512];
+  pthread_mutex_lock(&c->mu);
+  snprintf(id, sizeof(id), "%s", c->lock_check_id ? c->lock_check_id : "");
+  bool reg = c->lock_check_reg;
+  bool due = force || mono_ms() - c->lock_check_ms >= c->lock_check_s * 500;
+  pthread_mutex_unlock(&c->mu);
+  if (!id[0] || (reg && !due))
+    return 0;
+  int64_t t0 = mono_ms();
+  int rc = 0;
+  if (reg) {
+    char path[600];
+    snprintf(path, sizeof(path), "/v1/agent/check/pass/%s", id);
+    struct resp r;
+    rc = call(c, "PUT", path, "", 0, &r, err);
+    if (rc)
+      return rc;
+    reg = r.status != 404; /* the agent forgot it: register again */
+    resp_free(&r);
+  }
+  if (!reg && (rc = lock_check_register(c, id, err)))
+    return rc;
+  pthread_mutex_lock(&c->mu);
+  c->lock_check_reg = true;
+  c->lock_check_ms = t0;
+  pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
+static void lock_check_deregister(struct consul *c) {
+  pthread_mutex_lock(&c->mu);
+  char *id = c->lock_check_reg ? c->lock_check_id : NULL;
+  c->lock_check_reg = false;
+  pthread_mutex_unlock(&c->mu);
+  if (!id)
+    return;
+  char path[600];
+  snprintf(path, sizeof(path), "/v1/agent/check/deregister/%s", id);
+  struct resp r;
+  struct verr err = {0};
+  if (http_do(c, "PUT", path, "", 0, 2000, false, NULL, &r, &err) == 0)
+    resp_free(&r);
+  else
+    log_warn("storage", "consul: deregistering the HA lock check: %s",
+             err.msg);
+}
+
+static int session_create(struct consul *c, struct verr *err) {
+  char ttl[32], delay[32], check[512];
+  snprintf(ttl, sizeof(ttl), "%lds", c->ttl_s);
+  snprintf(delay, sizeof(delay), "%lds", c->delay_s);
+  pthread_mutex_lock(&c->mu);
+  snprintf(check, sizeof(check), "%s",
+           c->lock_check_reg && c->lock_check_id ? c->lock_check_id : "");
+  pthread_mutex_unlock(&c->mu);
+  json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "Name", "Vault Lock", "TTL", ttl,
+                        "LockDelay", delay, "Behavior", "release");
+  if (j && check[0]) {
+    /* NodeChecks for Consul >= 1.7, Checks (deprecated) for older servers;
+     * serfHealth kept, as Consul recommends when overriding the list */
+    json_object_set_new(j, "NodeChecks",
+                        json_pack("[s,s]", "serfHealth", check));
+    json_object_set_new(j, "Checks", json_pack("[s,s]", "serfHealth", check));
+  }
+  char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (!body)
+    return verr_set(err, VERR_INTERNAL, "out of memory");
+  struct resp r;
+  int rc = call(c, "PUT", "/v1/session/create", body, strlen(body), &r, err);
+  free(body);
+  if (rc) {
+    /* the check lapsed or the agent lost it: register it again next time */
+    if (check[0] && strstr(err->msg, "heck")) {
+      pthread_mutex_lock(&c->mu);
+      c->lock_check_reg = false;
+      pthread_mutex_unlock(&c->mu);
+    }
+    return rc;
+  }
+  j = r.status == 200 ? json_loadb(r.body.p, r.body.len, 0, NULL) : NULL;
   resp_free(&r);
   const char *id = json_string_value(json_object_get(j, "ID"));
   if (!id || !*id || strlen(id) >= CONSUL_SID_LEN) {
@@ -983,6 +1177,9 @@ static void session_destroy(struct consul *c, const char *sid) {
 /* A session a standby can acquire with: created once, renewed when half its
  * TTL has passed (re-created when Consul has invalidated it). */
 static int ensure_session(struct consul *c, char *sid, struct verr *err) {
+  int crc = lock_check_keep(c, false, err);
+  if (crc)
+    return crc;
   pthread_mutex_lock(&c->mu);
   snprintf(sid, CONSUL_SID_LEN, "%s", c->sid);
   bool stale = mono_ms() - c->sid_renewed_ms >= c->ttl_s * 500;
@@ -1018,8 +1215,11 @@ static int ha_acquire(struct physical_ha *h, const char *value,
   struct consul *c = ((struct consul_ha *)h)->c;
   if (c->registration)
     reg_start(c, value);
+  int rc = lock_check_name(c, value, err);
+  if (rc)
+    return rc;
   char sid[CONSUL_SID_LEN];
-  int rc = ensure_session(c, sid, err);
+  rc = ensure_session(c, sid, err);
   if (rc)
     return rc;
   char q[128];
@@ -1083,14 +1283,17 @@ static int ha_renew(struct physical_ha *h, struct verr *err) {
   pthread_mutex_unlock(&c->mu);
   if (!held)
     return verr_set(err, VERR_UNAVAILABLE, "consul: the HA lock is not held");
-  /* Consul may invalidate the session once its TTL has passed without
-   * a renewal: from then on this node cannot count on the lock */
-  if (since >= c->ttl_s * 1000) {
+  /* Consul may invalidate the session once its TTL (or its check's) has
+   * passed without a renewal: from then on this node cannot count on it */
+  if (since >= c->eff_ttl_s * 1000) {
     fire_lost(c, "session not renewed within its TTL");
     return verr_set(err, VERR_UNAVAILABLE, "consul: HA lock session expired");
   }
   int64_t t0 = mono_ms();
-  int g = session_renew(c, sid, err);
+  int g = lock_check_keep(c, true, err);
+  if (g < 0)
+    return g;
+  g = session_renew(c, sid, err);
   if (g < 0)
     return g;
   if (g == 1) {
@@ -1309,33 +1512,9 @@ static void reg_start(struct consul *c, const char *value) {
   pthread_mutex_unlock(&c->mu);
   if (started)
     return;
-  json_t *j = value && value[0] == '{' ? json_loads(value, 0, NULL) : NULL;
-  const char *api = json_string_value(json_object_get(j, "api_addr"));
-  if (!api)
-    api = value && value[0] != '{' ? value : "";
-  /* scheme://host:port[/...] -> host, port */
-  const char *hp = strstr(api, "://");
-  hp = hp ? hp + 3 : api;
-  char host[256] = "";
-  int port = strncmp(api, "https", 5) ? 80 : 443;
-  const char *end = hp + strcspn(hp, "/");
-  const char *colon = NULL;
-  if (*hp == '[') {
-    const char *rb = strchr(hp, ']');
-    if (rb && rb < end) {
-      snprintf(host, sizeof(host), "%.*s", (int)(rb - hp - 1), hp + 1);
-      colon = rb[1] == ':' ? rb + 1 : NULL;
-    }
-  } else {
-    colon = memchr(hp, ':', (size_t)(end - hp));
-    snprintf(host, sizeof(host), "%.*s", (int)((colon ? colon : end) - hp), hp);
-  }
-  if (colon) {
-    long pv = strtol(colon + 1, NULL, 10);
-    if (pv > 0 && pv < 65536)
-      port = (int)pv;
-  }
-  json_decref(j);
+  char host[256];
+  int port = 0;
+  api_host_port(value, host, sizeof(host), &port);
   size_t idl = strlen(c->service) + strlen(host) + 16;
   char *id = malloc(idl);
   if (!id)
@@ -1366,6 +1545,7 @@ static void consul_close(struct physical *p) {
   if (c->ha && (c->held || c->guard[0] || c->sid[0]))
     ha_release(&c->ha->base);
   monitor_stop(c);
+  lock_check_deregister(c);
   pthread_mutex_lock(&c->mu);
   bool reg = c->reg_running;
   c->reg_running = false;
@@ -1396,6 +1576,7 @@ static void consul_close(struct physical *p) {
   free(c->tags);
   free(c->svc_id);
   free(c->svc_host);
+  free(c->lock_check_id);
   free(c->ha);
   pthread_cond_destroy(&c->cond);
   pthread_mutex_destroy(&c->mu);
@@ -1664,6 +1845,8 @@ int physical_consul_new(struct physical **out, const json_t *conf,
       (rc = opt_secs(conf, "session_ttl", 15, 1, 86400, &c->ttl_s, err)) ||
       (rc = opt_secs(conf, "lock_wait_time", 15, 1, 600, &c->wait_s, err)) ||
       (rc = opt_secs(conf, "lock_delay", 1, 0, 60, &c->delay_s, err)) ||
+      (rc = opt_secs(conf, "lock_check_ttl", c->ttl_s, 0, 86400,
+                     &c->lock_check_s, err)) ||
       (rc = opt_secs(conf, "check_timeout", 5, 1, 3600, &c->check_s, err)) ||
       (rc = opt_secs(conf, "request_timeout", 10, 1, 600, &c->timeout_ms,
                      err)) ||
@@ -1694,8 +1877,12 @@ int physical_consul_new(struct physical **out, const json_t *conf,
   }
   /* Consul's backend always offers HA (Vault's does too) */
   c->ha->base.ops = &consul_ha_ops;
-  c->ha->base.renew_interval_ms = (int)(c->ttl_s * 1000 / 3);
-  c->ha->base.retry_interval_ms = c->ttl_s >= 10 ? 1000 : (int)(c->ttl_s * 100);
+  c->eff_ttl_s = c->lock_check_s && c->lock_check_s < c->ttl_s
+                    ? c->lock_check_s
+                    : c->ttl_s;
+  c->ha->base.renew_interval_ms = (int)(c->eff_ttl_s * 1000 / 3);
+  c->ha->base.retry_interval_ms =
+      c->eff_ttl_s >= 10 ? 1000 : (int)(c->eff_ttl_s * 100);
   c->ha->c = c;
   if ((rc = probe(c, err)))
     goto out;

@@ -9,9 +9,11 @@ Consul binary can be installed here):
     unseals and becomes active; data lands under vault/, the lock under
     vault-ha/; hvac works against it.
   * two nodes: kill -9 of the active under a write load sent to the standby:
-    the standby takes over after the session's TTL x 2 + lock-delay, and no
-    acknowledged write is lost.
-  * a paused active (SIGSTOP) whose session Consul invalidates: the other
+    the lock session is bound to a TTL check the holder passes, so Consul
+    invalidates it when the check lapses (session_ttl after the last pass,
+    not 2 x TTL); the standby takes over within TTL + lock-delay + 0.5 s and
+    no acknowledged write is lost.
+  * a paused active (SIGSTOP) whose check lapses, taking its session: the other
     node becomes active, and the paused one steps down when it wakes up.
   * ha_storage "consul" with storage "file" on one node.
   * bad input: an unreachable Consul at start (warned, retried, no crash;
@@ -34,7 +36,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "peers"))
 from consul_peer import ConsulPeer  # noqa: E402
 from harness import Server, free_port, make_cert  # noqa: E402
 
-TTL = 2  # session_ttl for the failover tests; Consul invalidates after 2 x TTL
+TTL = 2  # session_ttl (and so lock_check_ttl) for the failover tests
+LOCK_DELAY = 1  # the backend's default lock_delay
 
 
 def wait_until(pred, timeout=15.0, step=0.05):
@@ -172,6 +175,14 @@ class HAConsul(unittest.TestCase):
         for t in ts:
             t.start()
         time.sleep(1.0)
+        # the active's lock session is bound to its own passing TTL check
+        with urllib.request.urlopen(self.peer.url + "/v1/session/list") as r:
+            sessions = json.loads(r.read())
+        with urllib.request.urlopen(self.peer.url + "/v1/agent/checks") as r:
+            checks = json.loads(r.read())
+        cid = "vault:%s:%d:ha-lock-check" % (a.addr.split(":")[0], a.port)
+        self.assertEqual(checks[cid]["Status"], "passing")
+        self.assertTrue(any(cid in (s.get("NodeChecks") or []) for s in sessions), sessions)
         before = len(acked)
         killed_at.append(time.time())
         a.kill9()
@@ -183,13 +194,19 @@ class HAConsul(unittest.TestCase):
         for t in ts:
             t.join()
         failover = first_after[0] - killed_at[0]
-        print("\nconsul failover: first acknowledged write %.2f s after kill -9 (session_ttl %d s, "
-              "Consul invalidates after 2 x TTL, lock-delay 1 s); %d writes acknowledged (%d before)"
-              % (failover, TTL, len(acked), before))
+        print("\nconsul failover: first acknowledged write %.2f s after kill -9 (session_ttl = "
+              "lock_check_ttl %d s, lock-delay %d s); %d writes acknowledged (%d before)"
+              % (failover, TTL, LOCK_DELAY, len(acked), before))
         self.assertGreater(before, 10)
-        self.assertLess(failover, 2 * TTL + 1 + 3)
+        # the check lapses at most TTL after the last pass (passed every
+        # TTL/3), the session goes with it, then the lock-delay
+        self.assertLessEqual(failover, TTL + LOCK_DELAY + 0.5)
+        # Consul's own 2 x TTL expiry would not be reached before TTL * 2
+        self.assertLess(failover, 2 * TTL + LOCK_DELAY)
         missing = [k for k in acked if b.get(k).status != 200]
         self.assertEqual(missing, [], "acknowledged writes lost in the failover")
+        with urllib.request.urlopen(self.peer.url + "/v1/agent/checks") as r:
+            self.assertEqual(json.loads(r.read())[cid]["Status"], "critical")
 
     def test_paused_active_loses_its_session_and_steps_down(self):
         a, b = self.a, self.b
@@ -197,7 +214,8 @@ class HAConsul(unittest.TestCase):
         self.assertEqual(a.put("kv/before", {"v": "1"}).status, 204)
         a.proc.send_signal(signal.SIGSTOP)
         try:
-            # Consul invalidates the paused node's session after 2 x TTL
+            # the paused node's check lapses after TTL: Consul invalidates
+            # its session then
             self.assertTrue(wait_until(lambda: (leader(b) or {}).get("is_self"), timeout=TTL * 2 + 10),
                             "b did not take over from the paused node")
         finally:

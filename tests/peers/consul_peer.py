@@ -22,8 +22,12 @@ with Consul's semantics:
             without a renewal (Consul's SessionTTLMultiplier: the TTL is a
             lower bound), LockDelay (max 60s) applied to the keys a session
             held when it is invalidated or destroyed (not on ?release),
-            Behavior release|delete.
+            Behavior release|delete; NodeChecks / Checks (deprecated) /
+            ServiceChecks: a session bound to checks is invalidated at once
+            when one of them goes critical (a TTL check not updated within
+            its TTL, check/fail) or is deregistered.
   Agent     PUT /v1/agent/service/register, /v1/agent/service/deregister/<id>,
+            /v1/agent/check/register, /v1/agent/check/deregister/<id>,
             /v1/agent/check/pass|warn|fail/<id>; GET /v1/agent/services,
             /v1/agent/checks; TTL checks go critical when not updated in time.
   Status    GET /v1/status/leader.
@@ -132,6 +136,13 @@ class State:
             self.kv_index = idx
         self.cv.notify_all()
 
+    def invalidate_check(self, cid, now=None):
+        """Consul's contract: a session is invalidated when any of its
+        checks goes critical or is deregistered; lock-delay then applies."""
+        for sid, s in list(self.sessions.items()):
+            if cid in s.get("_checks", ()):
+                self.invalidate(sid, now)
+
     def reap(self):
         now = time.monotonic()
         with self.cv:
@@ -142,10 +153,9 @@ class State:
                 if c.get("_deadline") and now >= c["_deadline"] and c["Status"] != "critical":
                     c["Status"] = "critical"
                     c["Output"] = "TTL expired"
-                    # a session tied to a check is invalidated when it fails
-                    for sid, s in list(self.sessions.items()):
-                        if cid in s.get("_checks", ()):
-                            self.invalidate(sid, now)
+                    # a session tied to a check is invalidated as soon as
+                    # the check is critical (no TTL grace)
+                    self.invalidate_check(cid, now)
 
     # -- KV primitives (on a dict, so a txn can work on a copy) --
     def _set(self, kv, key, value, flags, idx, session=None, lock=False):
@@ -548,10 +558,28 @@ class Handler(BaseHTTPRequestHandler):
                 delay = parse_duration(req["LockDelay"]) if "LockDelay" in req else 15.0
             except ValueError as e:
                 return self.text(400, "Request decode failed: %s" % e)
-            checks = list(req.get("Checks") or ["serfHealth"]) + \
-                [c.get("ID") for c in (req.get("ServiceChecks") or []) if isinstance(c, dict)]
+            # NodeChecks (Consul >= 1.7) and the deprecated Checks both name
+            # node checks; serfHealth is the default only when neither is
+            # given. ServiceChecks: [{"ID": ...}]. Every named check must be
+            # registered and not critical.
+            try:
+                node_checks = []
+                for cid in list(req.get("NodeChecks") or []) + list(req.get("Checks") or []):
+                    if not isinstance(cid, str):
+                        raise ValueError("check IDs must be strings")
+                    if cid not in node_checks:
+                        node_checks.append(cid)
+                if req.get("NodeChecks") is None and req.get("Checks") is None:
+                    node_checks = ["serfHealth"]
+                svc_checks = []
+                for sc in req.get("ServiceChecks") or []:
+                    if not isinstance(sc, dict) or not isinstance(sc.get("ID"), str):
+                        raise ValueError("ServiceChecks entries need an ID")
+                    svc_checks.append({"ID": sc["ID"], "Namespace": sc.get("Namespace", "")})
+            except (TypeError, ValueError) as e:
+                return self.text(400, "Request decode failed: %s" % e)
             with st.cv:
-                for cid in checks:
+                for cid in node_checks + [sc["ID"] for sc in svc_checks]:
                     if cid == "serfHealth":
                         continue
                     c = st.checks.get(cid)
@@ -564,9 +592,11 @@ class Handler(BaseHTTPRequestHandler):
                 st.sessions[sid] = {
                     "ID": sid, "Name": req.get("Name", ""), "Node": req.get("Node") or NODE,
                     "LockDelay": int(delay * 1e9), "Behavior": behavior, "TTL": ttl_s,
-                    "NodeChecks": ["serfHealth"], "ServiceChecks": None,
+                    "NodeChecks": node_checks, "ServiceChecks": svc_checks or None,
                     "CreateIndex": idx, "ModifyIndex": idx,
-                    "_lock_delay": delay, "_ttl": ttl, "_checks": [c for c in checks if c != "serfHealth"],
+                    "_lock_delay": delay, "_ttl": ttl,
+                    "_checks": [c for c in node_checks if c != "serfHealth"] +
+                               [sc["ID"] for sc in svc_checks],
                     "_deadline": time.monotonic() + ttl * TTL_MULTIPLIER if ttl else None,
                 }
             return self.reply(200, {"ID": sid})
@@ -637,9 +667,39 @@ class Handler(BaseHTTPRequestHandler):
                                           'passed, not the service name.' % m.group(1))
                 for cid in [c for c, v in st.checks.items() if v.get("ServiceID") == m.group(1)]:
                     del st.checks[cid]
-                    for sid, s in list(st.sessions.items()):
-                        if cid in s.get("_checks", ()):
-                            st.invalidate(sid)
+                    st.invalidate_check(cid)
+            return self.reply(200, "")
+        if rest == "check/register" and self.command == "PUT":
+            try:
+                chk = json.loads(data)
+                if not isinstance(chk, dict):
+                    raise ValueError("not an object")
+                ttl = parse_duration(chk["TTL"]) if chk.get("TTL") else 0
+            except (ValueError, TypeError) as e:
+                return self.text(400, "Request decode failed: %s" % e)
+            name = chk.get("Name")
+            if not name:
+                return self.text(400, "Missing check name")
+            cid = chk.get("ID") or chk.get("CheckID") or name
+            status = chk.get("Status") or "critical"
+            if status not in ("passing", "warning", "critical"):
+                return self.text(400, "Invalid Check Status: %s" % status)
+            with st.cv:
+                svc = chk.get("ServiceID") or ""
+                if svc and svc not in st.services:
+                    return self.text(400, 'ServiceID "%s" does not exist' % svc)
+                st.checks[cid] = {"Node": NODE, "CheckID": cid, "Name": name, "Status": status,
+                                  "Notes": chk.get("Notes", ""), "Output": "", "ServiceID": svc,
+                                  "ServiceName": st.services[svc]["Service"] if svc else "",
+                                  "_ttl": ttl, "_deadline": time.monotonic() + ttl if ttl else None}
+                if status == "critical":
+                    st.invalidate_check(cid)
+            return self.reply(200, "")
+        m = re.match(r"^check/deregister/(.+)$", rest)
+        if m and self.command == "PUT":
+            with st.cv:
+                if st.checks.pop(m.group(1), None) is not None:
+                    st.invalidate_check(m.group(1))
             return self.reply(200, "")
         m = re.match(r"^check/(pass|warn|fail)/(.+)$", rest)
         if m and self.command == "PUT":
@@ -654,9 +714,7 @@ class Handler(BaseHTTPRequestHandler):
                 c["Output"] = self.q.get("note", "")
                 c["_deadline"] = time.monotonic() + c["_ttl"]
                 if c["Status"] == "critical":
-                    for sid, s in list(st.sessions.items()):
-                        if m.group(2) in s.get("_checks", ()):
-                            st.invalidate(sid)
+                    st.invalidate_check(m.group(2))
             return self.reply(200, "")
         if rest == "services" and self.command == "GET":
             with st.cv:

@@ -120,6 +120,13 @@ static struct physical *open_path(const char *path, const char *ttl) {
   return open_conf(conf_for(path, ttl));
 }
 
+/* a session bound to no check of ours: Consul's plain 2 x TTL expiry */
+static struct physical *open_nocheck(const char *path, const char *ttl) {
+  json_t *c = conf_for(path, ttl);
+  json_object_set_new(c, "lock_check_ttl", json_string("0"));
+  return open_conf(c);
+}
+
 /* a GET straight to the peer, for what only Consul itself can tell */
 static json_t *peer_get(const char *path) {
   char url[256];
@@ -168,7 +175,8 @@ static bool wait_lost(int want, int ms) {
 static void
 test_physical_consul__ha_lock_one_holder_and_handover(void **state) {
   (void)state;
-  struct physical *a = open_path("ha1/", "1s"), *b = open_path("ha1/", "1s");
+  struct physical *a = open_nocheck("ha1/", "1s"),
+                  *b = open_nocheck("ha1/", "1s");
   struct physical_ha *ha = physical_ha(a), *hb = physical_ha(b);
   assert_non_null(ha);
   assert_non_null(hb);
@@ -294,6 +302,113 @@ test_physical_consul__data_writes_fenced_by_ha_storage_lock(void **state) {
   physical_close(data);
 }
 
+/* A PUT straight to the peer (an operator or the agent acting). */
+static void peer_put(const char *path) {
+  char url[512];
+  snprintf(url, sizeof(url), "http://%s%s", g_addr, path);
+  CURL *h = curl_easy_init();
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+  FILE *devnull = fopen("/dev/null", "w");
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, devnull);
+  assert_int_equal(curl_easy_perform(h), CURLE_OK);
+  curl_easy_cleanup(h);
+  fclose(devnull);
+}
+
+/* The session names our check: once the holder stops passing it, Consul
+ * invalidates the session at the check's TTL (not 2 x the session TTL). */
+static void
+test_physical_consul__check_bound_session_fails_over_at_check_ttl(void **state) {
+  (void)state;
+  json_t *ca = conf_for("hc1/", "10s"), *cb = conf_for("hc1/", "10s");
+  json_object_set_new(ca, "lock_check_ttl", json_string("1s"));
+  json_object_set_new(cb, "lock_check_ttl", json_string("1s"));
+  struct physical *a = open_conf(ca), *b = open_conf(cb);
+  struct physical_ha *ha = physical_ha(a), *hb = physical_ha(b);
+  /* the holder renews every check TTL / 3, not every session TTL / 3 */
+  assert_int_equal(ha->renew_interval_ms, 333);
+  struct verr err = {0};
+  atomic_store(&g_lost, 0);
+  const char *va = "{\"api_addr\":\"http://127.0.0.1:18201\"}";
+  const char *vb = "{\"api_addr\":\"http://127.0.0.1:18202\"}";
+  assert_int_equal(physical_ha_acquire(ha, va, on_lost, NULL, &err), 1);
+  assert_int_equal(physical_ha_acquire(hb, vb, on_lost, NULL, &err), 0);
+  /* Consul has the check, passing, and a's session is bound to it */
+  const char *cid = "vault:127.0.0.1:18201:ha-lock-check";
+  json_t *checks = peer_get("/v1/agent/checks");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(checks, cid), "Status")),
+      "passing");
+  json_decref(checks);
+  json_t *ss = peer_get("/v1/session/list");
+  int bound = 0;
+  size_t i, k;
+  json_t *it, *c;
+  json_array_foreach(ss, i, it) {
+    json_array_foreach(json_object_get(it, "NodeChecks"), k, c) {
+      if (!strcmp(json_string_value(c), cid))
+        bound++;
+    }
+  }
+  json_decref(ss);
+  assert_int_equal(bound, 1);
+  /* renewals keep it alive well past the check TTL */
+  for (int n = 0; n < 6; n++) {
+    sleep_ms(300);
+    assert_int_equal(physical_ha_renew(ha, &err), 0);
+  }
+  assert_int_equal(atomic_load(&g_lost), 0);
+  /* a stops (a paused or killed process): the check lapses after 1 s and
+   * takes the session with it; then the 1 s lock-delay; far less than the
+   * session's 2 x 10 s */
+  int64_t t0 = now_ms();
+  int got = 0;
+  for (int n = 0; n < 100 && got != 1; n++) {
+    sleep_ms(50);
+    got = physical_ha_acquire(hb, vb, on_lost, NULL, &err);
+  }
+  int64_t took = now_ms() - t0;
+  assert_int_equal(got, 1);
+  assert_true(took >= 1800); /* check TTL + lock-delay, less a renewal gap */
+  assert_true(took <= 2600); /* + the peer's reaper and a retry */
+  assert_true(wait_lost(1, 1000)); /* a's monitor saw it */
+  checks = peer_get("/v1/agent/checks");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(checks, cid), "Status")),
+      "critical");
+  json_decref(checks);
+  assert_int_not_equal(physical_ha_renew(ha, &err), 0);
+  assert_int_equal(physical_put(a, "x", (const uint8_t *)"stale", 5, &err),
+                   VERR_UNAVAILABLE);
+  physical_ha_release(ha);
+  /* the check failing (an operator, a dead agent) invalidates b's
+   * session at once too */
+  char path[256];
+  snprintf(path, sizeof(path), "/v1/agent/check/fail/%s",
+           "vault:127.0.0.1:18202:ha-lock-check");
+  peer_put(path);
+  assert_true(wait_lost(2, 1000));
+  assert_int_not_equal(physical_ha_renew(hb, &err), 0);
+  physical_ha_release(hb);
+  /* a, back, revives its check and can hold the lock again (after the
+   * lock-delay b's invalidation started) */
+  got = 0;
+  for (int n = 0; n < 40 && got != 1; n++) {
+    sleep_ms(100);
+    got = physical_ha_acquire(ha, va, on_lost, NULL, &err);
+  }
+  assert_int_equal(got, 1);
+  physical_ha_release(ha);
+  physical_close(a);
+  physical_close(b);
+  /* closing deregisters the checks */
+  checks = peer_get("/v1/agent/checks");
+  assert_null(json_object_get(checks, cid));
+  json_decref(checks);
+}
+
 static bool has_tag(json_t *svc, const char *tag) {
   size_t i;
   json_t *t;
@@ -417,6 +532,7 @@ static void test_physical_consul__unreachable_and_config_errors(void **state) {
       {"session_ttl", "soon"},           {"max_entry_size", "99999999"},
       {"tls_cert_file", "/x"},           {"max_parallel", "0"},
       {"disable_registration", "maybe"}, {"address", "127.0.0.1:8500/v1"},
+      {"lock_check_ttl", "later"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     json_t *c = json_pack("{s:s}", "address", g_addr);
@@ -455,6 +571,8 @@ int main(void) {
           test_physical_consul__monitor_and_fencing_after_lock_key_deleted),
       cmocka_unit_test(
           test_physical_consul__data_writes_fenced_by_ha_storage_lock),
+      cmocka_unit_test(
+          test_physical_consul__check_bound_session_fails_over_at_check_ttl),
       cmocka_unit_test(test_physical_consul__service_registration),
       cmocka_unit_test(test_physical_consul__acl_token),
       cmocka_unit_test(test_physical_consul__strong_consistency_and_scheme_url),
