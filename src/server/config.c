@@ -814,9 +814,10 @@ static int config_finish(struct server_config *c, const char *what, struct verr 
 	size_t ndisabled = 0;
 	for (size_t i = 0; i < c->nseals; i++)
 		ndisabled += c->seals[i].disabled;
-	if (ndisabled && (c->nseals != 2 || ndisabled != 1))
+	/* one disabled stanza alone: auto -> Shamir; with one enabled: auto -> auto */
+	if (ndisabled > 1 || (ndisabled && c->nseals > 2))
 		return verr_set(err, VERR_INVALID,
-			"%s:%d: seal \"%s\": a seal migration takes exactly two seal stanzas, one with disabled = true",
+			"%s:%d: seal \"%s\": a seal migration takes one disabled seal stanza and at most one enabled one",
 			c->seals[c->nseals - 1].file, c->seals[c->nseals - 1].line, c->seals[c->nseals - 1].type);
 	for (size_t i = 0; c->nseals > 1 && !ndisabled && i < c->nseals; i++)
 		if (!json_object_get(c->seals[i].options, "priority"))

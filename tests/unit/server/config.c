@@ -343,9 +343,9 @@ static void test_server_config__seals(void **state)
 	load_err("storage \"inmem\" {}\nseal \"a\" {}\nseal \"b\" {}\n", "s.hcl", "s.hcl:2:",
 		"need a priority each", NULL);
 	load_err("storage \"inmem\" {}\nseal \"a\" { disabled = true }\nseal \"b\" { disabled = true }\n",
-		"s.hcl", "s.hcl:3:", "exactly two seal stanzas, one with disabled", NULL);
+		"s.hcl", "s.hcl:3:", "one disabled seal stanza", NULL);
 	load_err("storage \"inmem\" {}\nseal \"a\" { priority = 1 }\nseal \"b\" { priority = 2 }\n"
-		"seal \"c\" { disabled = true }\n", "s.hcl", "s.hcl:4:", "exactly two seal stanzas", NULL);
+		"seal \"c\" { disabled = true }\n", "s.hcl", "s.hcl:4:", "at most one enabled", NULL);
 	load_err("storage \"inmem\" {}\nseal \"a\" {}\nseal \"b\" {}\nseal \"c\" {}\nseal \"d\" {}\n",
 		"s.hcl", "s.hcl:5:", "at most three", NULL);
 	c = load_ok("storage \"inmem\" {}\nseal \"awskms\" { name = \"a\" priority = \"1\" }\n"
