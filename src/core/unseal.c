@@ -654,8 +654,10 @@ static void copy_path(char *buf, size_t n, const char *name)
 static void why_add(char *why, size_t cap, const char *name, const struct seal *m, const char *msg)
 {
 	size_t l = strlen(why);
-	if (l < cap)
-		snprintf(why + l, cap - l, "%s\"%s\" (%s): %s", l ? "; " : "", name, seal_type(m), msg);
+	/* a long list is cut at cap: the first seals' reasons come first */
+	if (l + 1 < cap && snprintf(why + l, cap - l, "%s\"%s\" (%s): %s", l ? "; " : "", name,
+				    seal_type(m), msg) >= (int)(cap - l))
+		why[cap - 1] = '\0';
 }
 
 /* Wrap the root key with every member that has no good copy yet (every
