@@ -728,7 +728,6 @@ static int multi_unwrap_root(struct core *c, struct seal *ms, uint8_t **root, st
 		seal_multi_member(ms, i, &name);
 		seal_multi_set_copy(ms, i, listed(names, name));
 	}
-	rc = VERR_INVALID;
 	for (size_t i = 0; i < n; i++) {
 		const char *name = NULL;
 		struct seal *m = seal_multi_member(ms, i, &name);
