@@ -20,6 +20,11 @@ import subprocess
 import tempfile
 import unittest
 
+try:
+    import hvac
+except ImportError:  # pragma: no cover
+    hvac = None
+
 from harness import Server
 from seal_util import (AK, SK, KmsPeer, file_get, kms_env, start_kms, tamper_json_field, unsealed,
                        wait_for)
@@ -103,6 +108,7 @@ class MultiSeal(unittest.TestCase):
         r = s.put("sys/init", {"recovery_shares": 1, "recovery_threshold": 1}, token="")
         self.assertEqual(r.status, 200, r)
         s.root_token = r.json()["root_token"]
+        self.recovery = r.json()["recovery_keys"][0]
         self.assertTrue(unsealed(s))
         self.assertEqual(s.post("sys/mounts/kv", {"type": "kv"}).status, 204)
         self.assertEqual(s.put("kv/x", {"v": "multi"}).status, 204)
@@ -147,6 +153,14 @@ class MultiSeal(unittest.TestCase):
         self.assertFalse(b["kms1"]["healthy"])
         self.assertIn("unhealthy_since", b["kms1"])
         self.assertTrue(b["kms2"]["healthy"])
+        # hvac: a manual seal, then the recovery key unseals through kms2
+        if hvac is not None:
+            c = hvac.Client(url="http://" + s.addr, token=s.root_token)
+            self.assertEqual(c.sys.read_seal_status()["type"], "multiseal")
+            c.sys.seal()
+            self.assertTrue(c.sys.is_sealed())
+            self.assertFalse(c.sys.submit_unseal_key(self.recovery)["sealed"])
+            self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
 
         # both down: sealed, answering, with an error naming both
         self.kms[1].stop()
