@@ -97,9 +97,20 @@ static int read_seal_config(struct core *c, json_t **out, struct verr *err)
 	return 0;
 }
 
+/* A single auto seal that is now one member of a multi-seal: its copy is
+ * still where it was, and the next unseal makes the members' copies. */
+static bool member_type(const struct seal *ms, const char *type)
+{
+	for (size_t i = 0; i < seal_multi_count(ms); i++)
+		if (!strcmp(type, seal_type(seal_multi_member(ms, i, NULL))))
+			return true;
+	return false;
+}
+
 static bool migration_pending(struct core *c, const struct sealcfg *sc)
 {
-	return sc->inited && strcmp(sc->type, seal_type(c->o.seal)) != 0;
+	return sc->inited && strcmp(sc->type, seal_type(c->o.seal)) != 0 &&
+	       !member_type(c->o.seal, sc->type);
 }
 
 static int load_cfg(struct core *c, struct sealcfg *o, struct verr *err)
@@ -131,7 +142,7 @@ static int stored_seal(struct core *c, const struct sealcfg *sc, struct seal **o
 {
 	*tmp = NULL;
 	*out = NULL;
-	if (!strcmp(sc->type, seal_type(c->o.seal))) {
+	if (!strcmp(sc->type, seal_type(c->o.seal)) || member_type(c->o.seal, sc->type)) {
 		*out = c->o.seal;
 		return 0;
 	}
@@ -475,9 +486,14 @@ static int validate_recovery(const json_t *data, int *shares, int *threshold, st
 
 /* The root key wrapped by seal `s` (kek for Shamir, NULL for an auto seal),
  * at that seal's path. */
+static int multi_wrap_missing(struct core *c, struct seal *ms, const uint8_t *root, bool all,
+			      struct verr *err);
+
 static int store_root_with(struct core *c, struct seal *s, const uint8_t *kek, const uint8_t *root,
 			   struct verr *err)
 {
+	if (seal_multi_count(s))
+		return multi_wrap_missing(c, s, root, true, err);
 	uint8_t *blob = NULL;
 	size_t blen = 0;
 	int rc = seal_wrap(s, kek, kek ? KEY_LEN : 0, root, KEY_LEN, &blob, &blen, err);
@@ -532,6 +548,17 @@ static int write_cfg(struct core *c, const char *type, bool recovery, int shares
 	json_t *cfg = json_pack("{s:s,s:i,s:i}", "type", type,
 				recovery ? "recovery_shares" : "secret_shares", shares,
 				recovery ? "recovery_threshold" : "secret_threshold", threshold);
+	if (cfg && !strcmp(type, SEAL_MULTI_TYPE)) {
+		/* the members that have a wrapped copy */
+		json_t *names = json_array();
+		for (size_t i = 0; i < seal_multi_count(c->o.seal); i++) {
+			const char *name = NULL;
+			seal_multi_member(c->o.seal, i, &name);
+			if (seal_multi_has_copy(c->o.seal, i))
+				json_array_append_new(names, json_string(name));
+		}
+		json_object_set_new(cfg, "seals", names);
+	}
 	char *s = json_dumps(cfg, JSON_COMPACT);
 	json_decref(cfg);
 	if (!s)
@@ -663,19 +690,19 @@ static int combine(struct unseal_progress *p, int threshold, uint8_t **kek, stru
 	return 0;
 }
 
-/* The root key as seal `s` unwraps it (kek: Shamir's combined key, or NULL). */
-static int unwrap_root(struct core *c, struct seal *s, const uint8_t *kek, uint8_t **root,
-		       struct verr *err)
+/* The root key as seal `s` unwraps the copy at `path` (kek: Shamir's
+ * combined key, or NULL). */
+static int unwrap_at(struct core *c, struct seal *s, const char *path, const uint8_t *kek,
+		     uint8_t **root, struct verr *err)
 {
 	uint8_t *blob = NULL;
 	size_t blen = 0, rlen = 0;
 	*root = NULL;
-	int rc = physical_get(c->phys, seal_root_path(s), &blob, &blen, err);
+	int rc = physical_get(c->phys, path, &blob, &blen, err);
 	if (rc)
 		return rc;
 	if (!blob)
-		return verr_set(err, VERR_INTERNAL, "sealed root key is missing from storage (%s)",
-				seal_root_path(s));
+		return verr_set(err, VERR_INTERNAL, "sealed root key is missing from storage (%s)", path);
 	struct verr e2 = {0};
 	rc = seal_unwrap(s, kek, kek ? KEY_LEN : 0, blob, blen, root, &rlen, &e2);
 	free(blob);
@@ -692,6 +719,213 @@ static int unwrap_root(struct core *c, struct seal *s, const uint8_t *kek, uint8
 		return verr_set(err, rc, "%s", e2.msg);
 	}
 	return 0;
+}
+
+/* ---- multi-seal: one wrapped copy per member (seal.h, src/seal/multi.c) ---- */
+
+static void copy_path(char *buf, size_t n, const char *name)
+{
+	snprintf(buf, n, "%s%s", SEAL_MULTI_ROOT_PREFIX, name);
+}
+
+static void why_add(char *why, size_t cap, const char *name, const struct seal *m, const char *msg)
+{
+	size_t l = strlen(why);
+	/* a long list is cut at cap: the first seals' reasons come first */
+	if (l + 1 < cap && snprintf(why + l, cap - l, "%s\"%s\" (%s): %s", l ? "; " : "", name,
+				    seal_type(m), msg) >= (int)(cap - l))
+		why[cap - 1] = '\0';
+}
+
+/* Wrap the root key with every member that has no good copy yet (every
+ * member when `all`) and store each copy; fails only when no member has a
+ * good copy afterwards. */
+static int multi_wrap_missing(struct core *c, struct seal *ms, const uint8_t *root, bool all,
+			      struct verr *err)
+{
+	char why[VERR_MSG_MAX] = "";
+	int good = 0;
+	for (size_t i = 0; i < seal_multi_count(ms); i++) {
+		const char *name = NULL;
+		struct seal *m = seal_multi_member(ms, i, &name);
+		if (!all && seal_multi_has_copy(ms, i)) {
+			good++;
+			continue;
+		}
+		char path[128];
+		copy_path(path, sizeof(path), name);
+		uint8_t *blob = NULL;
+		size_t blen = 0;
+		struct verr e2 = {0};
+		int rc = seal_wrap(m, NULL, 0, root, KEY_LEN, &blob, &blen, &e2);
+		if (!rc)
+			rc = physical_put(c->phys, path, blob, blen, &e2);
+		free(blob);
+		seal_multi_set_copy(ms, i, rc == 0);
+		seal_multi_report(ms, i, rc == 0);
+		if (rc) {
+			log_error("core", "multi-seal: seal \"%s\" (%s) could not wrap the root key: %s", name,
+				  seal_type(m), e2.msg);
+			why_add(why, sizeof(why), name, m, e2.msg);
+			continue;
+		}
+		log_info("core", "multi-seal: root key wrapped by seal \"%s\" (%s)", name, seal_type(m));
+		good++;
+	}
+	return good ? 0 : verr_set(err, VERR_UNAVAILABLE, "no seal could wrap the root key: %s", why);
+}
+
+static bool listed(const json_t *names, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(names, i, v)
+	if (json_is_string(v) && !strcmp(json_string_value(v), name))
+		return true;
+	return false;
+}
+
+/* Try the members in priority order; the first that unwraps its copy wins.
+ * A member without a copy of its own is tried on the single seal's copy of
+ * its type (the seal-config of a single auto seal, before its first
+ * multi-seal unseal). */
+static int multi_unwrap_root(struct core *c, struct seal *ms, uint8_t **root, struct verr *err)
+{
+	json_t *cfg = NULL;
+	int rc = read_seal_config(c, &cfg, err);
+	if (rc)
+		return rc;
+	const json_t *names = json_object_get(cfg, "seals");
+	const char *stype = json_string_value(json_object_get(cfg, "type"));
+	char why[VERR_MSG_MAX] = "";
+	bool unavailable = false;
+	size_t n = seal_multi_count(ms);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = NULL;
+		seal_multi_member(ms, i, &name);
+		seal_multi_set_copy(ms, i, listed(names, name));
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *name = NULL;
+		struct seal *m = seal_multi_member(ms, i, &name);
+		bool own = listed(names, name);
+		char path[128];
+		if (own)
+			copy_path(path, sizeof(path), name);
+		else if (stype && !strcmp(stype, seal_type(m)))
+			snprintf(path, sizeof(path), "%s", seal_root_path(m));
+		else {
+			why_add(why, sizeof(why), name, m, "no wrapped copy yet");
+			continue;
+		}
+		struct verr e2 = {0};
+		rc = unwrap_at(c, m, path, NULL, root, &e2);
+		seal_multi_report(ms, i, rc == 0);
+		if (!rc) {
+			if (*why)
+				log_warn("core", "multi-seal: the root key was unwrapped by seal \"%s\" (%s) after: %s",
+					 name, seal_type(m), why);
+			json_decref(cfg);
+			return 0;
+		}
+		/* refused (altered copy, wrong key): wrap it again once unsealed;
+		 * unreachable: the copy stays */
+		if (rc != VERR_UNAVAILABLE)
+			seal_multi_set_copy(ms, i, false);
+		else
+			unavailable = true;
+		why_add(why, sizeof(why), name, m, e2.msg);
+	}
+	json_decref(cfg);
+	return verr_set(err, unavailable ? VERR_UNAVAILABLE : VERR_INVALID,
+			"no configured seal could unwrap the root key: %s", why);
+}
+
+/*
+ * Once unsealed with a multi-seal: wrap the root key with the members that
+ * have no good copy (added to the configuration, or their copy refused),
+ * drop the copies of seals no longer configured, and record the list in
+ * seal-config (before deleting, so it never names a missing copy). Errors
+ * are logged: the next unseal tries again. Called with c->unseal_lock held.
+ */
+static void multi_sync(struct core *c, const uint8_t *root)
+{
+	struct seal *ms = c->o.seal;
+	size_t n = seal_multi_count(ms);
+	if (!n)
+		return;
+	struct sealcfg sc;
+	json_t *cfg = NULL;
+	struct verr e = {0};
+	if (load_cfg(c, &sc, &e) || read_seal_config(c, &cfg, &e) || !cfg) {
+		log_error("core", "multi-seal: cannot read the seal configuration: %s", e.msg);
+		return;
+	}
+	const json_t *names = json_object_get(cfg, "seals");
+	bool legacy = strcmp(sc.type, SEAL_MULTI_TYPE) != 0;
+	if (multi_wrap_missing(c, ms, root, false, &e))
+		log_error("core", "multi-seal: %s", e.msg);
+	bool changed = legacy;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = NULL;
+		seal_multi_member(ms, i, &name);
+		if (seal_multi_has_copy(ms, i) != listed(names, name))
+			changed = true;
+	}
+	size_t k;
+	json_t *v;
+	json_array_foreach(names, k, v)
+	{
+		bool configured = false;
+		for (size_t i = 0; i < n; i++) {
+			const char *name = NULL;
+			seal_multi_member(ms, i, &name);
+			configured = configured || !strcmp(name, json_string_value(v));
+		}
+		changed = changed || !configured;
+	}
+	if (changed && write_cfg(c, SEAL_MULTI_TYPE, sc.recovery, sc.shares, sc.threshold, &e)) {
+		log_error("core", "multi-seal: cannot record the wrapped copies: %s", e.msg);
+		json_decref(cfg);
+		return;
+	}
+	json_array_foreach(names, k, v)
+	{
+		bool configured = false;
+		for (size_t i = 0; i < n; i++) {
+			const char *name = NULL;
+			seal_multi_member(ms, i, &name);
+			configured = configured || !strcmp(name, json_string_value(v));
+		}
+		if (configured)
+			continue;
+		char path[128];
+		copy_path(path, sizeof(path), json_string_value(v));
+		if (physical_delete(c->phys, path, &e))
+			log_warn("core", "multi-seal: the copy of removed seal \"%s\" stays: %s",
+				 json_string_value(v), e.msg);
+		else
+			log_info("core", "multi-seal: seal \"%s\" is no longer configured: its wrapped copy is deleted",
+				 json_string_value(v));
+	}
+	if (legacy) {
+		for (size_t i = 0; i < n; i++) {
+			struct seal *m = seal_multi_member(ms, i, NULL);
+			if (!strcmp(seal_type(m), sc.type) &&
+			    physical_delete(c->phys, seal_root_path(m), &e))
+				log_warn("core", "multi-seal: the single seal's copy stays: %s", e.msg);
+		}
+		log_info("core", "multi-seal: the %s seal's root key is now wrapped per seal", sc.type);
+	}
+	json_decref(cfg);
+}
+
+static int unwrap_root(struct core *c, struct seal *s, const uint8_t *kek, uint8_t **root,
+		       struct verr *err)
+{
+	if (seal_multi_count(s))
+		return multi_unwrap_root(c, s, root, err);
+	return unwrap_at(c, s, seal_root_path(s), kek, root, err);
 }
 
 /*
@@ -839,6 +1073,8 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 		secmem_free(root, KEY_LEN);
 		root = NULL;
 	}
+	if (!rc && !pending)
+		multi_sync(c, root);
 	secmem_free(kek, KEY_LEN);
 	pthread_mutex_unlock(&c->unseal_lock);
 	if (rc) {
@@ -878,6 +1114,12 @@ int unseal_auto(struct core *c, struct verr *err)
 		return rc;
 	bool did = false;
 	rc = state_unseal(c, root, KEY_LEN, &did, err);
+	if (!rc && seal_multi_count(c->o.seal)) {
+		/* serving already; now the copies of added seals */
+		pthread_mutex_lock(&c->unseal_lock);
+		multi_sync(c, root);
+		pthread_mutex_unlock(&c->unseal_lock);
+	}
 	secmem_free(root, KEY_LEN);
 	return rc;
 }
@@ -1336,6 +1578,11 @@ int unseal_sealed_path(struct core *c, struct logical_request *req,
 		if (req->op != LOP_READ)
 			goto unsupported;
 		*rc = seal_status(c, &out, err);
+	} else if (strip_slash_eq(p, "sys/seal-backend-status")) {
+		if (req->op != LOP_READ)
+			goto unsupported;
+		out = seal_multi_status(c->o.seal);
+		*rc = out ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
 	} else if (strip_slash_eq(p, "sys/health")) {
 		if (req->op != LOP_READ)
 			goto unsupported;

@@ -65,6 +65,32 @@ int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err);
 int seal_transit_new(struct seal **out, const json_t *conf, struct verr *err);
 int seal_pkcs11_new(struct seal **out, const json_t *conf, struct verr *err);
 
+/*
+ * Multi-seal (src/seal/multi.c): up to SEAL_MULTI_MAX named auto seals with
+ * priorities; the root key is wrapped by each (one copy per member at
+ * SEAL_MULTI_ROOT_PREFIX<name>, stored by the core) and any one unwraps it.
+ * seal_multi_new takes ownership of members (closed on failure too) and
+ * sorts them by priority, lowest first. The seal_multi_*() accessors answer
+ * 0/NULL/false for a seal that is not a multi-seal.
+ */
+#define SEAL_MULTI_MAX 3
+#define SEAL_MULTI_NAME_MAX 64
+#define SEAL_MULTI_TYPE "multiseal"
+#define SEAL_MULTI_ROOT_PREFIX "core/seal-root/"
+int seal_multi_new(struct seal **out, struct seal **members, const char *const *names,
+		   const int *priorities, size_t n, struct verr *err);
+size_t seal_multi_count(const struct seal *s);
+/* member i in priority order; *name (optional) is its stanza's name */
+struct seal *seal_multi_member(const struct seal *s, size_t i, const char **name);
+/* the outcome of a wrap/unwrap through member i (sys/seal-backend-status) */
+void seal_multi_report(struct seal *s, size_t i, bool healthy);
+void seal_multi_set_copy(struct seal *s, size_t i, bool copy);
+bool seal_multi_has_copy(struct seal *s, size_t i);
+/* sys/seal-backend-status: {healthy, unhealthy_since?, fully_wrapped,
+ * backends: [{name, type, priority, healthy, unhealthy_since?, ...}]};
+ * a single seal reports itself as one healthy backend named by its type */
+json_t *seal_multi_status(struct seal *s);
+
 int seal_wrap(struct seal *s, const uint8_t *kek, size_t kek_len, const uint8_t *root,
 	      size_t root_len, uint8_t **out, size_t *out_len, struct verr *err);
 int seal_unwrap(struct seal *s, const uint8_t *kek, size_t kek_len, const uint8_t *blob,

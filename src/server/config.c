@@ -508,9 +508,10 @@ static int seal_occ(void *ctx, struct src *s, const char *key, size_t idx, const
 	struct server_config *c = ctx;
 	char stanza[160];
 	snprintf(stanza, sizeof(stanza), "%s \"%.100s\"", key, label);
-	if (c->nseals == 2)
+	if (c->nseals == CONFIG_MAX_SEALS)
 		return cfg_err(err, s, hcl_doc_block_line(s->doc, key, idx, NULL), stanza, NULL,
-			"at most two seal stanzas are allowed (two only for a seal migration)");
+			"at most three seal stanzas are allowed (several enabled ones with a priority "
+			"each, or two for a seal migration)");
 	struct config_stanza *st = NULL;
 	int rc = stanza_new(&st, s, key, idx, label, body, err);
 	if (rc)
@@ -743,7 +744,7 @@ static int config_alloc(struct server_config **out, struct verr *err)
 	struct server_config *c = calloc(1, sizeof(*c));
 	if (!c)
 		return oom(err);
-	c->seals = calloc(2, sizeof(*c->seals));
+	c->seals = calloc(CONFIG_MAX_SEALS, sizeof(*c->seals));
 	c->telemetry.options = json_object();
 	c->experiments = json_array();
 	if (!c->seals || !c->telemetry.options || !c->experiments) {
@@ -810,12 +811,19 @@ static int config_finish(struct server_config *c, const char *what, struct verr 
 	if (c->log_format && strcmp(c->log_format, "standard") && strcmp(c->log_format, "json"))
 		return verr_set(err, VERR_INVALID, "%s: log_format: expected \"standard\" or \"json\", found \"%.32s\"",
 			what, c->log_format);
-	if (c->nseals == 2) {
-		if (c->seals[0].disabled == c->seals[1].disabled)
+	size_t ndisabled = 0;
+	for (size_t i = 0; i < c->nseals; i++)
+		ndisabled += c->seals[i].disabled;
+	/* one disabled stanza alone: auto -> Shamir; with one enabled: auto -> auto */
+	if (ndisabled > 1 || (ndisabled && c->nseals > 2))
+		return verr_set(err, VERR_INVALID,
+			"%s:%d: seal \"%s\": a seal migration takes one disabled seal stanza and at most one enabled one",
+			c->seals[c->nseals - 1].file, c->seals[c->nseals - 1].line, c->seals[c->nseals - 1].type);
+	for (size_t i = 0; c->nseals > 1 && !ndisabled && i < c->nseals; i++)
+		if (!json_object_get(c->seals[i].options, "priority"))
 			return verr_set(err, VERR_INVALID,
-				"%s:%d: seal \"%s\": two seal stanzas mean a migration, so exactly one must set disabled = true",
-				c->seals[1].file, c->seals[1].line, c->seals[1].type);
-	}
+				"%s:%d: seal \"%s\": several enabled seal stanzas (multi-seal) need a priority each",
+				c->seals[i].file, c->seals[i].line, c->seals[i].type);
 	return 0;
 }
 

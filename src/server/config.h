@@ -41,6 +41,8 @@
 #define CONFIG_DEFAULT_LEASE_TTL (768 * 3600)      /* 768h */
 
 /* storage, ha_storage and seal stanzas: `storage "TYPE" { options }`. */
+#define CONFIG_MAX_SEALS 3
+
 struct config_stanza {
 	char *type;
 	/* The stanza's keys as a JSON object (owned). Values are what was
@@ -97,7 +99,7 @@ struct config_telemetry {
 struct server_config {
 	struct config_stanza *storage;    /* never NULL after a successful load */
 	struct config_stanza *ha_storage; /* NULL if unset */
-	struct config_stanza *seals;      /* 0, 1, or 2 (migration: one disabled) */
+	struct config_stanza *seals;      /* 0 to CONFIG_MAX_SEALS (multi-seal), or 2 (migration: one disabled) */
 	size_t nseals;
 	struct config_listener *listeners;
 	size_t nlisteners;

@@ -4,6 +4,7 @@
  * wait for signals (SIGHUP reloads log level and TLS certificates; SIGTERM and
  * SIGINT stop accepting, finish in-flight requests, wipe keys and exit 0).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -198,10 +199,103 @@ static const struct config_stanza *seal_stanza(const struct server_config *cfg, 
 	return NULL;
 }
 
+/* Multi-seal: several enabled stanzas, or one with a name or priority
+ * (Vault's "Seal HA" shape). */
+static bool multi_seal(const struct server_config *cfg)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->nseals; i++)
+		if (!cfg->seals[i].disabled) {
+			n++;
+			if (json_object_get(cfg->seals[i].options, "name") ||
+			    json_object_get(cfg->seals[i].options, "priority"))
+				return true;
+		}
+	return n > 1;
+}
+
+static const char *stanza_name(const struct config_stanza *st)
+{
+	const char *n = json_string_value(json_object_get(st->options, "name"));
+	return n ? n : st->type;
+}
+
+static int stanza_priority(const struct config_stanza *st, int def, int *out, struct verr *err)
+{
+	const json_t *v = json_object_get(st->options, "priority");
+	long p = def;
+	if (json_is_integer(v)) {
+		p = (long)json_integer_value(v);
+	} else if (json_is_string(v)) {
+		char *end = NULL;
+		p = strtol(json_string_value(v), &end, 10);
+		if (!*json_string_value(v) || *end)
+			p = 0;
+	} else if (v) {
+		p = 0;
+	}
+	if (p < 1 || p > 1000)
+		return verr_set(err, VERR_INVALID, "%s:%d: seal \"%s\": priority must be an integer from 1 to 1000",
+				st->file, st->line, st->type);
+	*out = (int)p;
+	return 0;
+}
+
+static int make_multi_seal(struct seal **out, const struct server_config *cfg, struct verr *err)
+{
+	struct seal *members[SEAL_MULTI_MAX] = {0};
+	const char *names[SEAL_MULTI_MAX] = {0};
+	int prio[SEAL_MULTI_MAX] = {0};
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; i < cfg->nseals && !rc; i++) {
+		const struct config_stanza *st = &cfg->seals[i];
+		if (st->disabled) {
+			rc = verr_set(err, VERR_INVALID, "%s:%d: a seal migration with several seals is not supported",
+				      st->file, st->line);
+			break;
+		}
+		const json_t *nv = json_object_get(st->options, "name");
+		const char *name = stanza_name(st);
+		size_t nl = strlen(name);
+		bool ok = nl >= 1 && nl <= SEAL_MULTI_NAME_MAX && (!nv || json_is_string(nv));
+		for (size_t k = 0; ok && k < nl; k++)
+			ok = isalnum((unsigned char)name[k]) || strchr("-_.", name[k]);
+		if (!ok) {
+			rc = verr_set(err, VERR_INVALID,
+				      "%s:%d: seal \"%s\": name must be 1 to %d letters, digits, '-', '_' or '.'",
+				      st->file, st->line, st->type, SEAL_MULTI_NAME_MAX);
+			break;
+		}
+		if ((rc = stanza_priority(st, 1, &prio[n], err)) != 0)
+			break;
+		seal_new_fn fn = registry_seal(st->type);
+		if (!fn || !strcmp(st->type, "shamir")) {
+			rc = verr_set(err, VERR_INVALID, "%s:%d: seal \"%s\": %s", st->file, st->line, st->type,
+				      fn ? "a multi-seal takes auto seals only" : "seal type is not supported");
+			break;
+		}
+		struct verr e2 = {0};
+		if ((rc = fn(&members[n], st->options, &e2)) != 0) {
+			rc = verr_set(err, rc, "seal \"%s\" (%s): %s", name, st->type, e2.msg);
+			break;
+		}
+		names[n++] = name;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			seal_close(members[i]);
+		return rc;
+	}
+	return seal_multi_new(out, members, names, prio, n, err);
+}
+
 static int make_seal(struct seal **out, struct seal **old, const struct server_config *cfg,
 		     struct verr *err)
 {
 	*old = NULL;
+	if (multi_seal(cfg))
+		return make_multi_seal(out, cfg, err);
 	const struct config_stanza *st = seal_stanza(cfg, false), *ost = seal_stanza(cfg, true);
 	const char *type = st ? st->type : "shamir";
 	seal_new_fn fn = registry_seal(type);
@@ -519,8 +613,17 @@ int server_main(int argc, char **argv)
 				apply_logging(ncfg, &a);
 				/* the seal re-reads its token or credentials */
 				const struct config_stanza *sst = seal_stanza(ncfg, false);
-				if (sst && !strcmp(sst->type, seal_type(seal)) &&
-				    seal_reload(seal, sst->options, &e2))
+				if (seal_multi_count(seal)) {
+					/* each member its own stanza, by name */
+					json_t *by = json_object();
+					for (size_t i = 0; i < ncfg->nseals; i++)
+						json_object_set(by, stanza_name(&ncfg->seals[i]),
+								ncfg->seals[i].options);
+					if (seal_reload(seal, by, &e2))
+						log_error("core", "seal reload failed: %s", e2.msg);
+					json_decref(by);
+				} else if (sst && !strcmp(sst->type, seal_type(seal)) &&
+					   seal_reload(seal, sst->options, &e2))
 					log_error("core", "seal reload failed: %s", e2.msg);
 				apply_telemetry(ncfg);
 				/* a new log_file path takes effect at reload */

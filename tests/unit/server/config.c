@@ -340,10 +340,19 @@ static void test_server_config__seals(void **state)
 	assert_false(c->seals[1].disabled);
 	assert_int_equal(c->seals[1].line, 3);
 	config_free(c);
-	load_err("storage \"inmem\" {}\nseal \"a\" {}\nseal \"b\" {}\n", "s.hcl", "s.hcl:3:",
-		"exactly one must set disabled", NULL);
-	load_err("storage \"inmem\" {}\nseal \"a\" {}\nseal \"b\" {}\nseal \"c\" {}\n", "s.hcl",
-		"s.hcl:4:", "at most two", NULL);
+	load_err("storage \"inmem\" {}\nseal \"a\" {}\nseal \"b\" {}\n", "s.hcl", "s.hcl:2:",
+		"need a priority each", NULL);
+	load_err("storage \"inmem\" {}\nseal \"a\" { disabled = true }\nseal \"b\" { disabled = true }\n",
+		"s.hcl", "s.hcl:3:", "one disabled seal stanza", NULL);
+	load_err("storage \"inmem\" {}\nseal \"a\" { priority = 1 }\nseal \"b\" { priority = 2 }\n"
+		"seal \"c\" { disabled = true }\n", "s.hcl", "s.hcl:4:", "at most one enabled", NULL);
+	load_err("storage \"inmem\" {}\nseal \"a\" {}\nseal \"b\" {}\nseal \"c\" {}\nseal \"d\" {}\n",
+		"s.hcl", "s.hcl:5:", "at most three", NULL);
+	c = load_ok("storage \"inmem\" {}\nseal \"awskms\" { name = \"a\" priority = \"1\" }\n"
+		"seal \"awskms\" { name = \"b\" priority = \"2\" }\nseal \"pkcs11\" { priority = 3 }\n", "s.hcl");
+	assert_int_equal(c->nseals, 3);
+	assert_string_equal(json_string_value(json_object_get(c->seals[1].options, "name")), "b");
+	config_free(c);
 }
 
 /* ---- JSON and merging ---- */
