@@ -6,7 +6,7 @@
 # bounded libFuzzer run of every target; ThreadSanitizer runs the state
 # machine's unit tests and the seal/unseal race against the real binary.
 # Knobs: COFFER_SKIP_SANITIZERS=1, COFFER_SKIP_VALGRIND=1, COFFER_SKIP_FUZZ=1,
-# FUZZ_SECONDS (per target, default 60), FUZZ_SEED (default 1: CI runs are
+# FUZZ_SECONDS (per target, default 30), FUZZ_SEED (default 1: CI runs are
 # repeatable; 0 picks a random seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,7 +41,7 @@ if [ "${COFFER_SKIP_SANITIZERS:-0}" != 1 ]; then
     /usr/bin/python3 tests/e2e/run.py test_state_race.py
 fi
 if [ "${COFFER_SKIP_FUZZ:-0}" != 1 ]; then
-  stage "fuzz: every target for ${FUZZ_SECONDS:-60} s"
-  scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+  stage "fuzz: every target for ${FUZZ_SECONDS:-30} s"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 fi
 stage "all passed"
