@@ -22,6 +22,7 @@
 #include "core/expiration.h"
 #include "core/router.h"
 #include "core/state.h"
+#include "physical/raft.h"
 
 static bool is_login_path(const char *path)
 {
@@ -140,6 +141,16 @@ static void collect(void *ctx)
 	metrics_gauge("vault.core.active", NULL, st == CORE_ACTIVE);
 	metrics_gauge("vault.core.standby", NULL, st == CORE_STANDBY);
 	metrics_gauge("vault.ha.enabled", NULL, c->o.ha != NULL);
+	struct physical_raft_status rs;
+	struct verr re = {0};
+	if (physical_is_raft(c->phys) && physical_raft_status(c->phys, &rs, &re) == 0) {
+		/* Vault's raft_storage stats names; leader/term from the raft library */
+		metrics_gauge("vault.raft_storage.stats.commit_index", NULL, (double)rs.commit_index);
+		metrics_gauge("vault.raft_storage.stats.applied_index", NULL, (double)rs.applied_index);
+		metrics_gauge("vault.raft_storage.stats.last_log_index", NULL, (double)rs.last_index);
+		metrics_gauge("vault.raft.term", NULL, (double)rs.term);
+		metrics_gauge("vault.raft.state.leader", NULL, rs.is_leader);
+	}
 	if (pthread_rwlock_tryrdlock(&c->state_lock) != 0)
 		return;
 	if (state_get(c) == CORE_ACTIVE) {

@@ -136,6 +136,20 @@ class RaftCluster(unittest.TestCase):
             self.assertGreater(j["raft_applied_index"], 0, n.node_id)
             self.assertLessEqual(j["raft_applied_index"], j["raft_committed_index"] + 1)
 
+    def test_1_raft_metrics_per_node(self):
+        # sys/metrics (Vault's JSON form) on each node reports its own raft state
+        leaders = 0
+        for n in self.nodes:
+            r = n.get("sys/metrics")
+            self.assertEqual(r.status, 200, r)
+            # gauges carry the host name unless disable_hostname (as Vault's)
+            g = {x["Name"].split(".", 2)[-1] if x["Name"].count(".") > 2 and ".raft" in x["Name"]
+                 else x["Name"]: x["Value"] for x in r.json()["Gauges"]}
+            self.assertGreater(g["raft_storage.stats.commit_index"], 0, n.node_id)
+            self.assertGreater(g["raft_storage.stats.applied_index"], 0, n.node_id)
+            leaders += int(g["raft.state.leader"])
+        self.assertEqual(leaders, 1)
+
     def test_1_configuration_shape(self):
         c = self.config(self.nodes[0])
         self.assertGreater(c["index"], 0)
