@@ -1023,7 +1023,7 @@ static int snapshot_restore(struct core *c, struct physical *p, struct logical_r
 	log_warn("raft", "snapshot restored (%llu keys)%s; reloading", (unsigned long long)n,
 		 force ? " with -force" : "");
 	barrier_reload(c->barrier, NULL);
-	state_request_step_down(c); /* re-read mounts, policies, tokens */
+	state_request_reload(c); /* re-read mounts, policies, tokens */
 	return 0;
 }
 
