@@ -752,7 +752,11 @@ static const char *framing_error(struct MHD_Connection *c, const char *cl, const
 }
 
 /* POST/PUT sys/storage/raft/snapshot[-force]: a snapshot upload, spooled
- * to a file and exempt from max_request_size (Vault exempts it too) */
+ * to a file and exempt from max_request_size (Vault exempts it too). Only
+ * with a token (the core refuses a bad one once the body is in; without
+ * one the body stays under the ordinary cap), and up to SPOOL_MAX: the
+ * archive reader refuses more than 16 GiB of tar anyway. */
+#define SPOOL_MAX (((uint64_t)16 << 30) + ((uint64_t)64 << 20))
 static bool is_snapshot_upload(const char *method, const char *target, size_t len)
 {
 	static const char p1[] = "/v1/sys/storage/raft/snapshot";
@@ -828,7 +832,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 != r->target_len &&
 		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 < 1024 * 1024)
 			return send_error(c, 400, "request path contains a NUL byte", true);
-		r->spool = r->in_body && is_snapshot_upload(method, r->target, r->target_len);
+		const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Vault-Token");
+		const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+								MHD_HTTP_HEADER_AUTHORIZATION);
+		r->spool = r->in_body && ((tok && *tok) || (authz && *authz)) &&
+			   is_snapshot_upload(method, r->target, r->target_len);
 		if (r->spool) {
 			struct verr e = {0};
 			r->spool_fd = tmpfd_open(l->spool_dir, &e);
@@ -837,11 +845,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 				return send_error(c, 500, "cannot spool the upload to disk", true);
 			}
 		}
-		if (cl && !r->spool) {
+		if (cl) {
 			char *end;
 			errno = 0;
 			unsigned long long n = strtoull(cl, &end, 10);
-			if (errno == 0 && end != cl && n > (unsigned long long)l->max_body)
+			if (errno == 0 && end != cl &&
+			    n > (r->spool ? SPOOL_MAX : (unsigned long long)l->max_body))
 				return send_error(c, 413,
 						  "failed to parse JSON input: http: request body too large",
 						  true);
@@ -857,8 +866,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		if (r->too_large)
 			return MHD_YES;
 		if (r->spool) {
-			if (!r->spool_failed && spool_write(r->spool_fd, upload_data, n))
+			if (r->received > SPOOL_MAX) {
+				r->too_large = true; /* keep reading, stop keeping */
+				r->spool = false;
+				close(r->spool_fd);
+				r->spool_fd = -1;
+			} else if (!r->spool_failed && spool_write(r->spool_fd, upload_data, n)) {
 				r->spool_failed = true;
+			}
 			return MHD_YES;
 		}
 		if (r->body_len + n > (uint64_t)l->max_body) {

@@ -111,6 +111,13 @@ class RaftSnapshotLarge(unittest.TestCase):
                               token=self.token)
         self.assertEqual(r.status, 400, r.body)
         self.assertEqual(self.read_all(), changed)
+        # no token: not spooled, the ordinary cap applies; a bad token: spooled,
+        # then refused by the core
+        r = self.node.request("POST", "sys/storage/raft/snapshot", raw=snap, token="")
+        self.assertEqual(r.status, 413, r.body)
+        r = self.node.request("POST", "sys/storage/raft/snapshot", raw=snap, token="s.bogus")
+        self.assertEqual(r.status, 403, r.body)
+        self.assertEqual(self.read_all(), changed)
 
         # the real restore (hvac), larger than the cap
         resp = self.client.sys.restore_raft_snapshot(snap)
