@@ -6,9 +6,12 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/snaparchive.h"
 
@@ -114,16 +117,26 @@ int cli_cmd_operator_raft_inspect(struct cli *c, int argc, char **argv)
 	char *data = NULL;
 	size_t len = 0;
 	struct verr e = {0};
-	if (cli_read_file(&data, &len, argv[0], stdin, &e))
-		return cli_fail(c, CLI_ELOCAL, "Error opening snapshot file: %s", e.msg);
-	struct snaparchive a;
-	rc = snaparchive_parse(&a, (const uint8_t *)data, len, &e);
-	free(data);
+	struct snapcheck a;
+	if (strcmp(argv[0], "-") != 0) {
+		/* a file is checked in one streaming pass, whatever its size */
+		int fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return cli_fail(c, CLI_ELOCAL, "Error opening snapshot file: %s",
+					strerror(errno));
+		rc = snaparchive_check(&a, fd, NULL, 0, &e);
+		close(fd);
+	} else {
+		if (cli_read_file(&data, &len, argv[0], stdin, &e))
+			return cli_fail(c, CLI_ELOCAL, "Error opening snapshot file: %s", e.msg);
+		rc = snaparchive_check(&a, -1, (const uint8_t *)data, len, &e);
+		free(data);
+	}
 	if (rc)
 		return cli_fail(c, CLI_ELOCAL, "Error inspecting the snapshot: %s", e.msg);
 	json_t *meta = json_loadb(a.meta, a.meta_len, 0, NULL);
-	size_t state_len = a.state_len;
-	snaparchive_free(&a);
+	uint64_t state_len = a.state_len;
+	snapcheck_free(&a);
 	if (!json_is_object(meta)) {
 		json_decref(meta);
 		return cli_fail(c, CLI_ELOCAL, "Error inspecting the snapshot: meta.json is not JSON");

@@ -104,6 +104,7 @@ struct core {
 	_Atomic int state;            /* enum core_state; written under the write lock */
 	_Atomic bool seal_requested;  /* sys/seal: performed once the request ends */
 	_Atomic bool stepdown_requested;
+	_Atomic bool stepdown_no_hold; /* a reload: re-acquire at once */
 	int64_t active_since;
 	pthread_mutex_t ident_mu;     /* guards cluster_id (read without state_lock) */
 	char cluster_id[40];          /* read at unseal, created by the first active */

@@ -321,6 +321,12 @@ void state_request_step_down(struct core *c)
 	atomic_store(&c->stepdown_requested, true);
 }
 
+void state_request_reload(struct core *c)
+{
+	atomic_store(&c->stepdown_no_hold, true);
+	atomic_store(&c->stepdown_requested, true);
+}
+
 void state_apply_pending(struct core *c)
 {
 	if (atomic_exchange(&c->seal_requested, false))
@@ -328,7 +334,9 @@ void state_apply_pending(struct core *c)
 	if (atomic_exchange(&c->stepdown_requested, false)) {
 		pthread_mutex_lock(&c->ha_mu);
 		if (c->ha)
-			ha_loop_step_down(c->ha, STEP_DOWN_HOLD_MS);
+			ha_loop_step_down(c->ha, atomic_exchange(&c->stepdown_no_hold, false)
+							 ? 1
+							 : STEP_DOWN_HOLD_MS);
 		pthread_mutex_unlock(&c->ha_mu);
 	}
 }

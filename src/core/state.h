@@ -35,6 +35,9 @@ int state_with_active(struct core *c, int (*fn)(struct core *c, void *ctx, struc
 
 void state_request_seal(struct core *c);
 void state_request_step_down(struct core *c);
+/* The same without the 10 s hold: the active node tears down and sets up
+ * again at once (after a snapshot restore, to re-read the restored state). */
+void state_request_reload(struct core *c);
 void state_apply_pending(struct core *c);
 
 enum core_state state_get(struct core *c);

@@ -38,6 +38,7 @@
 #include "core/sys_raft.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -57,6 +58,7 @@
 #include "util/rand.h"
 #include "util/secmem.h"
 #include "util/snaparchive.h"
+#include "util/tmpfd.h"
 
 #include <stdatomic.h>
 
@@ -825,41 +827,91 @@ int sys_raft_join_unsealed(struct logical_request *req, struct logical_response 
 
 /* ---- snapshots --------------------------------------------------------------- */
 
-struct membuf {
-	uint8_t *b;
-	size_t n, cap, off;
+/* state.bin goes to an unlinked temporary file as the FSM is dumped,
+ * hashed on the way, so a save holds fixed-size buffers only */
+#define SINK_BUF (256u << 10)
+struct fdsink {
+	int fd;
+	EVP_MD_CTX *md;
+	uint64_t n;
+	size_t used;
+	uint8_t *buf;
 };
 
-static int mb_write(void *ctx, const void *buf, size_t len)
+static int sink_flush(struct fdsink *k)
 {
-	struct membuf *m = ctx;
-	if (m->n + len > m->cap) {
-		size_t nc = m->cap ? m->cap : 65536;
-		while (nc < m->n + len)
-			nc *= 2;
-		uint8_t *nb = realloc(m->b, nc);
-		if (!nb)
+	const uint8_t *p = k->buf;
+	size_t n = k->used;
+	while (n) {
+		ssize_t w = write(k->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
 			return VERR_INTERNAL;
-		m->b = nb;
-		m->cap = nc;
+		p += w;
+		n -= (size_t)w;
 	}
-	memcpy(m->b + m->n, buf, len);
-	m->n += len;
+	k->used = 0;
 	return 0;
 }
 
-static long mb_read(void *ctx, void *buf, size_t len, struct verr *err)
+static int sink_write(void *ctx, const void *buf, size_t len)
 {
-	struct membuf *m = ctx;
-	size_t left = m->n - m->off;
-	if (len > left)
-		len = left;
-	memcpy(buf, m->b + m->off, len);
-	m->off += len;
-	return (long)len;
+	struct fdsink *k = ctx;
+	EVP_DigestUpdate(k->md, buf, len);
+	k->n += len;
+	while (len) {
+		size_t c = SINK_BUF - k->used < len ? SINK_BUF - k->used : len;
+		memcpy(k->buf + k->used, buf, c);
+		k->used += c;
+		buf = (const uint8_t *)buf + c;
+		len -= c;
+		if (k->used == SINK_BUF && sink_flush(k))
+			return VERR_INTERNAL;
+	}
+	return 0;
 }
 
 #define SNAP_AAD "coffer raft snapshot SHA256SUMS"
+
+/* the state, dumped to a temporary file: *fd, its length and digest */
+static int dump_state(struct physical *p, const char *dir, int *fd, uint64_t *len,
+		      char sha[65], uint64_t *nkeys, struct verr *err)
+{
+	struct fdsink k = {.fd = tmpfd_open(dir, err)};
+	if (k.fd < 0)
+		return VERR_INTERNAL;
+	k.md = EVP_MD_CTX_new();
+	k.buf = malloc(SINK_BUF);
+	int rc = k.md && k.buf && EVP_DigestInit_ex(k.md, EVP_sha256(), NULL) == 1
+			 ? 0
+			 : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc)
+		rc = physical_raft_dump(p, sink_write, &k, nkeys, err);
+	if (!rc && sink_flush(&k))
+		rc = verr_set(err, VERR_INTERNAL, "writing the snapshot state failed: %s",
+			      strerror(errno));
+	if (!rc) {
+		uint8_t d[EVP_MAX_MD_SIZE];
+		unsigned dl = 0;
+		static const char hx[] = "0123456789abcdef";
+		EVP_DigestFinal_ex(k.md, d, &dl);
+		for (unsigned i = 0; i < 32 && i < dl; i++) {
+			sha[2 * i] = hx[d[i] >> 4];
+			sha[2 * i + 1] = hx[d[i] & 15];
+		}
+		sha[64] = 0;
+		*len = k.n;
+	}
+	EVP_MD_CTX_free(k.md);
+	free(k.buf);
+	if (rc) {
+		close(k.fd);
+		return rc;
+	}
+	*fd = k.fd;
+	return 0;
+}
 
 static int snapshot_save(struct core *c, struct physical *p, struct logical_response *resp,
 			 struct verr *err)
@@ -868,12 +920,12 @@ static int snapshot_save(struct core *c, struct physical *p, struct logical_resp
 	int rc = physical_raft_status(p, &st, err);
 	if (rc)
 		return rc;
-	struct membuf state = {0};
-	uint64_t nkeys = 0;
-	if ((rc = physical_raft_dump(p, mb_write, &state, &nkeys, err))) {
-		free(state.b);
+	const char *dir = physical_raft_dir(p);
+	int state_fd = -1, out_fd = -1;
+	uint64_t state_len = 0, nkeys = 0;
+	char state_sha[65];
+	if ((rc = dump_state(p, dir, &state_fd, &state_len, state_sha, &nkeys, err)))
 		return rc;
-	}
 	char cid[40];
 	state_cluster_id(c, cid);
 	char *meta = NULL;
@@ -883,8 +935,10 @@ static int snapshot_save(struct core *c, struct physical *p, struct logical_resp
 			       cid, "keys", (json_int_t)nkeys, "created", (json_int_t)time(NULL));
 	meta = mj ? json_dumps(mj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(mj);
-	char *sums = meta ? snaparchive_sums((const uint8_t *)meta, strlen(meta), state.b, state.n)
-			  : NULL;
+	char meta_sha[65];
+	if (meta)
+		snaparchive_sha_hex(meta_sha, (const uint8_t *)meta, strlen(meta));
+	char *sums = meta ? snaparchive_sums_hex(meta_sha, state_sha) : NULL;
 	uint8_t *key = NULL, *sealed = NULL;
 	size_t sl = 0;
 	if (!sums)
@@ -894,32 +948,45 @@ static int snapshot_save(struct core *c, struct physical *p, struct logical_resp
 				    strlen(sums), err);
 		secmem_free(key, 32);
 	}
-	uint8_t *arch = NULL;
-	size_t al = 0;
+	if (!rc && (out_fd = tmpfd_open(dir, err)) < 0)
+		rc = VERR_INTERNAL;
 	if (!rc)
-		rc = snaparchive_build(&arch, &al, meta, state.b, state.n, sums, sealed, sl, err);
-	free(state.b);
+		rc = snaparchive_write(out_fd, meta, state_fd, state_len, sums, sealed, sl, err);
+	close(state_fd);
 	free(meta);
 	free(sums);
 	free(sealed);
-	if (rc)
+	off_t al = -1;
+	if (!rc && out_fd >= 0)
+		al = lseek(out_fd, 0, SEEK_CUR);
+	if (!rc && (al < 0 || lseek(out_fd, 0, SEEK_SET) < 0))
+		rc = verr_set(err, VERR_INTERNAL, "the snapshot file: %s", strerror(errno));
+	if (rc) {
+		if (out_fd >= 0)
+			close(out_fd);
 		return rc;
+	}
 	resp->raw = true;
-	resp->raw_body = (char *)arch;
-	resp->raw_len = al;
+	resp->raw_is_fd = true; /* sent from the file as it is read */
+	resp->raw_fd = out_fd;
+	resp->raw_len = (size_t)al;
 	resp->raw_content_type = strdup("application/gzip");
-	log_info("raft", "snapshot saved: %llu keys at index %llu, %zu bytes",
-		 (unsigned long long)nkeys, (unsigned long long)st.applied_index, al);
+	log_info("raft", "snapshot saved: %llu keys at index %llu, %lld bytes",
+		 (unsigned long long)nkeys, (unsigned long long)st.applied_index, (long long)al);
 	return 0;
 }
 
 static int snapshot_restore(struct core *c, struct physical *p, struct logical_request *req,
 			    bool force, struct verr *err)
 {
-	if (!req->raw_body || !req->raw_body_len)
+	int fd = req->raw_body_is_fd ? req->raw_body_fd : -1;
+	const uint8_t *buf = fd < 0 ? req->raw_body : NULL;
+	size_t len = req->raw_body_len;
+	if ((fd < 0 && !buf) || !len)
 		return verr_set(err, VERR_INVALID, "the request has no snapshot in its body");
-	struct snaparchive a;
-	int rc = snaparchive_parse(&a, req->raw_body, req->raw_body_len, err);
+	/* pass 1: framing and both checksums, streamed; nothing is touched */
+	struct snapcheck a;
+	int rc = snaparchive_check(&a, fd, buf, len, err);
 	if (rc)
 		return rc;
 	uint8_t *key = NULL, *pt = NULL;
@@ -942,20 +1009,23 @@ static int snapshot_restore(struct core *c, struct physical *p, struct logical_r
 				      "checksums do not open with this cluster's keys); use "
 				      "snapshot-force to restore it anyway");
 	}
-	if (rc) {
-		snaparchive_free(&a);
+	/* pass 2: state.bin streamed into the staging store; its digest is
+	 * checked again at its end, before the commit entry */
+	struct snapstate *ss = NULL;
+	if (!rc)
+		rc = snapstate_open(&ss, &a, fd, buf, len, err);
+	snapcheck_free(&a);
+	if (rc)
 		return rc;
-	}
-	struct membuf m = {(uint8_t *)a.state, a.state_len, a.state_len, 0};
 	uint64_t n = 0;
-	rc = physical_raft_load(p, mb_read, &m, &n, err);
-	snaparchive_free(&a);
+	rc = physical_raft_load(p, snapstate_read, ss, &n, err);
+	snapstate_close(ss);
 	if (rc)
 		return rc;
 	log_warn("raft", "snapshot restored (%llu keys)%s; reloading", (unsigned long long)n,
 		 force ? " with -force" : "");
 	barrier_reload(c->barrier, NULL);
-	state_request_step_down(c); /* re-read mounts, policies, tokens */
+	state_request_reload(c); /* re-read mounts, policies, tokens */
 	return 0;
 }
 

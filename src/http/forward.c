@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "util/buf.h"
@@ -70,6 +71,21 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 		return 0;
 	buf_add(&o->body, p, sz * n);
 	return o->body.failed ? 0 : sz * n;
+}
+
+struct fwd_in {
+	int fd;
+	off_t off;
+};
+
+static size_t on_spool_read(char *p, size_t sz, size_t n, void *ud)
+{
+	struct fwd_in *i = ud;
+	ssize_t r = pread(i->fd, p, sz * n, i->off);
+	if (r < 0)
+		return CURL_READFUNC_ABORT;
+	i->off += r;
+	return (size_t)r;
 }
 
 static char *header_value(const char *line, size_t n, const char *name)
@@ -161,7 +177,13 @@ int http__forward(const struct http_raw_request *in, const struct core_forward *
 	struct curl_blob key = {f->key_pem, f->key_len, CURL_BLOB_COPY};
 	curl_easy_setopt(h, CURLOPT_URL, url.p);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, in->method);
-	if (in->body && in->body_len) {
+	struct fwd_in spool = {in->body_is_fd ? in->body_fd : -1, 0};
+	if (in->body_is_fd) { /* a spooled snapshot upload: stream it */
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_spool_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, &spool);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)in->body_len);
+	} else if (in->body && in->body_len) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, in->body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)in->body_len);
 	} else if (!strcmp(in->method, "GET") || !strcmp(in->method, "HEAD")) {

@@ -57,6 +57,10 @@ struct http_listener_opts {
 	 * in-memory work, but a blocking handler stalls its worker's other
 	 * connections). See docs/http.md for measurements. */
 	unsigned thread_pool_size;
+	/* where snapshot uploads (POST sys/storage/raft/snapshot[-force]) are
+	 * spooled: unlinked 0600 files, exempt from max_request_size (as in
+	 * Vault). NULL: $TMPDIR, else /var/tmp. */
+	const char *spool_dir;
 	bool unauthenticated_metrics_access; /* GET sys/metrics without a token (http/metrics.c) */
 	/* The cluster port (cluster_addr): always TLS 1.3 with the cluster's
 	 * own certificate from the core (none while sealed: handshakes fail),

@@ -36,6 +36,8 @@ struct http_raw_request {
 	const char *body;                 /* NULL if none */
 	size_t body_len;
 	bool body_too_large;              /* body exceeded the cap (not kept) */
+	bool body_is_fd;                  /* the body was spooled to body_fd */
+	int body_fd;                      /* (body_len bytes; borrowed) */
 	const char *remote_addr;
 	int remote_port;
 	const char *client_cert_pem;      /* NULL unless a TLS client cert */
@@ -46,6 +48,8 @@ struct http_reply {
 	int status;
 	char *body;                       /* owned (malloc); NULL: empty */
 	size_t body_len;
+	bool body_is_fd;                  /* or body_len bytes of body_fd (owned) */
+	int body_fd;
 	char *content_type;               /* owned; NULL: none */
 	char *location;                   /* owned; NULL: none */
 	bool close;                       /* send Connection: close */

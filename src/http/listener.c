@@ -78,6 +78,7 @@
 #include "core/core.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/tmpfd.h"
 
 #define DEFAULT_MAX_BODY (32LL * 1024 * 1024)
 #define DEFAULT_MAX_DURATION 90
@@ -122,6 +123,7 @@ struct http_listener {
 	char addr[INET6_ADDRSTRLEN + 10];
 	int port;
 	int64_t max_body;
+	char *spool_dir; /* snapshot uploads (NULL: tmpfd's default) */
 	int64_t max_ms;
 	unsigned conn_limit;
 	unsigned per_ip;
@@ -164,6 +166,8 @@ struct req {
 	const char *target_ptr; /* MHD's buffer: to find raw NULs */
 	char *body;
 	size_t body_len, body_cap;
+	int spool_fd;     /* a snapshot upload goes to this file, not body */
+	bool spool, spool_failed;
 	uint64_t received;
 	int64_t start_ms;
 	bool started, counted, too_large, in_body;
@@ -388,6 +392,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	r->target_len = strlen(uri);
 	r->target = strndup(uri, r->target_len);
 	r->start_ms = now_ms();
+	r->spool_fd = -1;
 	return r;
 }
 
@@ -411,6 +416,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	free(r->target);
 	free(r->body);
+	if (r->spool_fd >= 0)
+		close(r->spool_fd);
 	free(r);
 	*con_cls = NULL;
 }
@@ -480,7 +487,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_reply *r
 	struct MHD_Response *mr;
 	enum MHD_Result ret;
 
-	if (rep->body)
+	if (rep->body_is_fd) {
+		/* MHD reads the file as it sends and closes it */
+		mr = MHD_create_response_from_fd64(rep->body_len, rep->body_fd);
+		if (mr)
+			rep->body_is_fd = false;
+	} else if (rep->body)
 		mr = MHD_create_response_from_buffer(rep->body_len, rep->body,
 						     MHD_RESPMEM_MUST_FREE);
 	else
@@ -630,6 +642,17 @@ static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 	raw.body = r->body;
 	raw.body_len = r->body_len;
 	raw.body_too_large = r->too_large;
+	if (r->spool) {
+		if (r->spool_failed) {
+			free(pem);
+			if (hv->v != hv->small)
+				free(hv->v);
+			return send_error(c, 500, "cannot spool the upload to disk", true);
+		}
+		raw.body_is_fd = true;
+		raw.body_fd = r->spool_fd;
+		raw.body_len = (size_t)r->received;
+	}
 	raw.remote_addr = addr;
 	raw.client_cert_pem = pem;
 	if (l->cluster) {
@@ -728,6 +751,38 @@ static const char *framing_error(struct MHD_Connection *c, const char *cl, const
 	return NULL;
 }
 
+/* POST/PUT sys/storage/raft/snapshot[-force]: a snapshot upload, spooled
+ * to a file and exempt from max_request_size (Vault exempts it too). Only
+ * with a token (the core refuses a bad one once the body is in; without
+ * one the body stays under the ordinary cap), and up to SPOOL_MAX: the
+ * archive reader refuses more than 16 GiB of tar anyway. */
+#define SPOOL_MAX (((uint64_t)16 << 30) + ((uint64_t)64 << 20))
+static bool is_snapshot_upload(const char *method, const char *target, size_t len)
+{
+	static const char p1[] = "/v1/sys/storage/raft/snapshot";
+	static const char p2[] = "/v1/sys/storage/raft/snapshot-force";
+	if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0)
+		return false;
+	const char *q = memchr(target, '?', len);
+	size_t n = q ? (size_t)(q - target) : len;
+	return (n == sizeof(p1) - 1 && !memcmp(target, p1, n)) ||
+	       (n == sizeof(p2) - 1 && !memcmp(target, p2, n));
+}
+
+static int spool_write(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
 				 const char *method, const char *version,
 				 const char *upload_data, size_t *upload_data_size,
@@ -777,11 +832,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 != r->target_len &&
 		    (uintptr_t)version - (uintptr_t)r->target_ptr - 1 < 1024 * 1024)
 			return send_error(c, 400, "request path contains a NUL byte", true);
+		const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Vault-Token");
+		const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+								MHD_HTTP_HEADER_AUTHORIZATION);
+		r->spool = r->in_body && ((tok && *tok) || (authz && *authz)) &&
+			   is_snapshot_upload(method, r->target, r->target_len);
+		if (r->spool) {
+			struct verr e = {0};
+			r->spool_fd = tmpfd_open(l->spool_dir, &e);
+			if (r->spool_fd < 0) {
+				log_error("http", "snapshot upload: %s", e.msg);
+				return send_error(c, 500, "cannot spool the upload to disk", true);
+			}
+		}
 		if (cl) {
 			char *end;
 			errno = 0;
 			unsigned long long n = strtoull(cl, &end, 10);
-			if (errno == 0 && end != cl && n > (unsigned long long)l->max_body)
+			if (errno == 0 && end != cl &&
+			    n > (r->spool ? SPOOL_MAX : (unsigned long long)l->max_body))
 				return send_error(c, 413,
 						  "failed to parse JSON input: http: request body too large",
 						  true);
@@ -796,6 +865,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 			return MHD_NO; /* trickled too long: drop the connection */
 		if (r->too_large)
 			return MHD_YES;
+		if (r->spool) {
+			if (r->received > SPOOL_MAX) {
+				r->too_large = true; /* keep reading, stop keeping */
+				r->spool = false;
+				close(r->spool_fd);
+				r->spool_fd = -1;
+			} else if (!r->spool_failed && spool_write(r->spool_fd, upload_data, n)) {
+				r->spool_failed = true;
+			}
+			return MHD_YES;
+		}
 		if (r->body_len + n > (uint64_t)l->max_body) {
 			r->too_large = true; /* keep reading, stop keeping */
 			free(r->body);
@@ -933,6 +1013,7 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 	l->lfd = -1;
 	l->core = core;
 	l->max_body = o->max_request_size > 0 ? o->max_request_size : DEFAULT_MAX_BODY;
+	l->spool_dir = o->spool_dir ? strdup(o->spool_dir) : NULL;
 	l->max_ms = (o->max_request_duration > 0 ? o->max_request_duration : DEFAULT_MAX_DURATION) *
 		    1000;
 	l->conn_limit = o->connection_limit ? o->connection_limit : DEFAULT_CONN_LIMIT;
@@ -1045,6 +1126,7 @@ fail:
 	pthread_cond_destroy(&l->cv);
 	pthread_cond_destroy(&l->reaper_cv);
 	free(l->ips.slots);
+	free(l->spool_dir);
 	free(l);
 	return rc;
 }
@@ -1094,6 +1176,7 @@ void http_listener_stop(struct http_listener *l)
 	pthread_cond_destroy(&l->cv);
 	pthread_cond_destroy(&l->reaper_cv);
 	free(l->ips.slots);
+	free(l->spool_dir);
 	free(l);
 }
 

@@ -568,6 +568,11 @@ int http__build_request(struct http_built *out, struct http_reply *reply,
 			data = json_object();
 			out->req.raw_body = (const uint8_t *)in->body;
 			out->req.raw_body_len = in->body ? in->body_len : 0;
+			if (in->body_is_fd) {
+				out->req.raw_body_is_fd = true;
+				out->req.raw_body_fd = in->body_fd;
+				out->req.raw_body_len = in->body_len;
+			}
 		} else if (body_data(&data, reply, in))
 			goto out;
 	} else if (strcmp(m, "PATCH") == 0) {

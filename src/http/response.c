@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/jsonw.h"
 
@@ -43,6 +44,8 @@ void http__reply_free(struct http_reply *r)
 	if (!r)
 		return;
 	free(r->body);
+	if (r->body_is_fd && r->body_fd >= 0)
+		close(r->body_fd);
 	free(r->content_type);
 	free(r->location);
 	memset(r, 0, sizeof(*r));
@@ -335,7 +338,16 @@ void http__reply_from_core(struct http_reply *out, int rc, const struct logical_
 	}
 	if (resp->raw) {
 		out->status = resp->status ? resp->status : 200;
-		if (out->status != 204 && resp->raw_len) {
+		if (out->status != 204 && resp->raw_is_fd) {
+			/* the reply's own descriptor: the response closes its one */
+			out->body_fd = dup(resp->raw_fd);
+			if (out->body_fd < 0) {
+				http__reply_error(out, 500, "out of file descriptors");
+				return;
+			}
+			out->body_is_fd = true;
+			out->body_len = resp->raw_len;
+		} else if (out->status != 204 && resp->raw_len) {
 			out->body = malloc(resp->raw_len);
 			if (!out->body) {
 				http__reply_error(out, 500, "out of memory");

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/duration.h"
 
@@ -581,6 +582,8 @@ void logical_response_reset(struct logical_response *r)
 	logical_secret_free(r->secret);
 	logical_auth_free(r->auth);
 	free(r->raw_body);
+	if (r->raw_is_fd && r->raw_fd >= 0)
+		close(r->raw_fd);
 	free(r->raw_content_type);
 	free(r->redirect);
 	free(r->mount_type_out);

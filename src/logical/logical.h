@@ -89,6 +89,11 @@ struct logical_request {
 	 * upload (sys/storage/raft/snapshot); data is then {} */
 	const uint8_t *raw_body;
 	size_t raw_body_len;
+	/* or, for a large upload the HTTP layer spooled to an unlinked
+	 * temporary file: the file (borrowed; read it with pread or from
+	 * offset 0), raw_body_len bytes long, and raw_body NULL */
+	bool raw_body_is_fd;
+	int raw_body_fd;
 	json_t *fields;         /* borrowed: data converted per the path's schema,
 				 * plus captures; read with request_*() */
 	const char *client_token;          /* raw token (never log it) */
@@ -158,6 +163,11 @@ struct logical_response {
 	bool raw;              /* body is raw bytes (metrics, snapshots) */
 	char *raw_body;
 	size_t raw_len;
+	/* or a streamed body: raw_len bytes of this file, from offset 0 (owned:
+	 * the HTTP layer sends it without reading it into memory and closes it;
+	 * logical_response_reset closes it when it was not sent) */
+	bool raw_is_fd;
+	int raw_fd;
 	char *raw_content_type;
 	char *redirect;        /* Location for 307 */
 	json_t *lease_out;     /* core: {lease_id, lease_duration, renewable} */

@@ -5,6 +5,10 @@
  * and lists take it shared, puts, deletes and transactions exclusive. Not
  * durable.
  *
+ * Entries are immutable once in the tree and reference-counted: a put
+ * replaces the entry, so a view (inmem_int.h) holding references sees a
+ * consistent state while writes go on (raft's asynchronous snapshots).
+ *
  * HA (ha_enabled = "true"): a process-local lock with one holder among the
  * handles opened on this instance (physical_inmem_ha_new), so tests can run
  * several cores over one store and fail over between them;
@@ -16,6 +20,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <search.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +30,7 @@ struct inmem_entry {
 	char *key;
 	uint8_t *val;
 	size_t len;
+	atomic_uint refs; /* the tree's and views' */
 };
 
 struct inmem_ha {
@@ -94,11 +100,15 @@ static struct inmem_entry *entry_new(const char *key, const uint8_t *val, size_t
 	if (len)
 		memcpy(e->val, val, len);
 	e->len = len;
+	atomic_init(&e->refs, 1);
 	return e;
 }
 
+/* drop a reference (the last one frees) */
 static void entry_free(struct inmem_entry *e)
 {
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+		return;
 	free(e->key);
 	free(e->val);
 	free(e);
@@ -115,11 +125,10 @@ static int put_locked(struct inmem *m, struct inmem_entry *e)
 	}
 	struct inmem_entry *cur = *(struct inmem_entry **)node;
 	if (cur != e) {
-		free(cur->val);
-		cur->val = e->val;
-		cur->len = e->len;
-		free(e->key);
-		free(e);
+		/* same key: the node points at the new entry; a view may still
+		 * hold the old one */
+		*(struct inmem_entry **)node = e;
+		entry_free(cur);
 	} else {
 		m->count++;
 	}
@@ -452,4 +461,71 @@ int physical_inmem__foreach(struct physical *p, physical_inmem_foreach_fn fn, vo
 	twalk_r(m->root, foreach_fn, &f);
 	pthread_rwlock_unlock(&m->lock);
 	return f.rc;
+}
+
+struct physical_inmem_view {
+	struct inmem_entry **e;
+	size_t n, bytes;
+};
+
+struct view_ctx {
+	struct physical_inmem_view *v;
+	size_t cap;
+};
+
+static void view_fn(const void *nodep, VISIT which, void *closure)
+{
+	struct view_ctx *c = closure;
+	if ((which != postorder && which != leaf) || c->v->n == c->cap)
+		return;
+	struct inmem_entry *e = *(struct inmem_entry *const *)nodep;
+	atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+	c->v->e[c->v->n++] = e;
+	c->v->bytes += 8 + strlen(e->key) + e->len;
+}
+
+struct physical_inmem_view *physical_inmem__view(struct physical *p)
+{
+	struct inmem *m = (struct inmem *)p;
+	assert(p->ops == &inmem_ops);
+	struct physical_inmem_view *v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	pthread_rwlock_rdlock(&m->lock);
+	struct view_ctx c = {v, m->count};
+	v->e = malloc((m->count ? m->count : 1) * sizeof(*v->e));
+	if (v->e)
+		twalk_r(m->root, view_fn, &c);
+	pthread_rwlock_unlock(&m->lock);
+	if (!v->e) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+size_t physical_inmem__view_bytes(const struct physical_inmem_view *v)
+{
+	return v->bytes;
+}
+
+int physical_inmem__view_foreach(const struct physical_inmem_view *v,
+				 physical_inmem_foreach_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		int rc = fn(ctx, v->e[i]->key, v->e[i]->val, v->e[i]->len);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void physical_inmem__view_free(struct physical_inmem_view *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->n; i++)
+		entry_free(v->e[i]);
+	free(v->e);
+	free(v);
 }

@@ -695,6 +695,13 @@ int physical_raft_compact(struct physical *p, struct verr *err)
 	return simple_op(s, rstore__op_new(ROP_SNAPSHOT), err);
 }
 
+const char *physical_raft_dir(struct physical *p)
+{
+	struct verr err = {0};
+	struct rstore *s = as_raft(p, &err);
+	return s ? s->dir : NULL;
+}
+
 int rstore__dump_store(struct physical *store, physical_raft_write_fn fn, void *ctx,
 		       uint64_t *n, struct verr *err);
 

@@ -63,6 +63,8 @@ int physical_raft_join_start(struct physical *p, struct verr *err);
  * applied everything the leader had committed when it was asked; 0 or
  * VERR_UNAVAILABLE. */
 int physical_raft_wait_ready(struct physical *p, int timeout_ms, struct verr *err);
+/* The backend's data directory (`path`), for temporary snapshot files. */
+const char *physical_raft_dir(struct physical *p);
 /* Take a raft snapshot now (log compaction), regardless of the threshold. */
 int physical_raft_compact(struct physical *p, struct verr *err);
 

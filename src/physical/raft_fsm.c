@@ -481,90 +481,164 @@ int rstore__dump_store(struct physical *store, physical_raft_write_fn fn, void *
 	return rc ? verr_set(err, rc < 0 ? rc : VERR_INTERNAL, "writing the state failed") : 0;
 }
 
-static int sb_write(void *ctx, const void *buf, size_t len)
-{
-	struct sbuf *sb = ctx;
-	sb_add(sb, buf, len);
-	return sb->oom ? VERR_INTERNAL : 0;
-}
-
-/* a section: u64 count, then the records (count patched in place) */
-static int sb_store(struct sbuf *sb, struct physical *store)
-{
-	size_t at = sb->n;
-	sb_u64(sb, 0);
-	uint64_t n = 0;
-	struct verr err = {0};
-	int rc = rstore__dump_store(store, sb_write, sb, &n, &err);
-	if (!rc && !sb->oom)
-		put_u64(sb->b + at, n);
-	return rc || sb->oom ? -1 : 0;
-}
-
 #define SNAP_MAGIC "CRS1"
 
-static int size_one(void *ctx, const char *key, const uint8_t *val, size_t vl)
+/* One log-compaction snapshot in three steps (libraft's fsm version 3):
+ * fsm_snapshot on the loop thread copies the small tables and takes views
+ * of the stores (a reference per entry, no value copied: writes go on
+ * meanwhile); fsm_snapshot_async serialises the views on libuv's thread
+ * pool; fsm_snapshot_finalize on the loop frees everything. The loop
+ * therefore waits for one pointer walk over the tree, not for the copy of
+ * every value (the write p99 tail of docs/storage-raft.md). */
+struct snap_job {
+	struct sbuf head; /* magic, names, holder, stage token */
+	struct physical_inmem_view *kv, *stage;
+	double t0, walk_ms;
+};
+
+static void snap_job_free(struct snap_job *j)
 {
-	(void)val;
-	*(size_t *)ctx += 8 + strlen(key) + vl;
-	return 0;
+	if (!j)
+		return;
+	raft_free(j->head.b);
+	physical_inmem__view_free(j->kv);
+	physical_inmem__view_free(j->stage);
+	free(j);
 }
 
-/* bytes a store's section takes, so the snapshot buffer is allocated once
- * (doubling a buffer of the whole state would copy it again and again) */
-static size_t store_bytes(struct physical *store)
-{
-	size_t n = 8;
-	physical_inmem__foreach(store, size_one, &n);
-	return n;
-}
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs);
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+				 unsigned *n_bufs);
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct rstore *s = fsm->data;
-	double t0 = rstore__now();
-	struct sbuf sb = {0};
-	size_t want = 4096 + store_bytes(s->kv) + (s->stage ? store_bytes(s->stage) : 0);
-	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; i < s->nnames; i++)
-		want += 12 + strlen(s->names[i].name);
-	want += s->holder_value ? strlen(s->holder_value) : 0;
-	pthread_mutex_unlock(&s->mu);
-	if ((sb.b = raft_malloc(want)))
-		sb.cap = want;
-	sb_add(&sb, SNAP_MAGIC, 4);
-	pthread_mutex_lock(&s->mu);
-	sb_u32(&sb, (uint32_t)s->nnames);
-	for (size_t i = 0; i < s->nnames; i++) {
-		sb_u64(&sb, s->names[i].id);
-		sb_u32(&sb, (uint32_t)strlen(s->names[i].name));
-		sb_add(&sb, s->names[i].name, strlen(s->names[i].name));
-	}
-	sb_u64(&sb, s->holder_id);
-	const char *hv = s->holder_value ? s->holder_value : "";
-	sb_u32(&sb, (uint32_t)strlen(hv));
-	sb_add(&sb, hv, strlen(hv));
-	pthread_mutex_unlock(&s->mu);
-	sb_u64(&sb, s->stage ? s->stage_token : 0);
-	int rc = sb_store(&sb, s->kv);
-	if (!rc && s->stage)
-		rc = sb_store(&sb, s->stage);
-	static const uint8_t zeros[8];
-	if (sb.n % 8)
-		sb_add(&sb, zeros, 8 - sb.n % 8); /* payloads are 8-byte padded */
-	struct raft_buffer *v = raft_malloc(sizeof(*v));
-	if (rc || sb.oom || !v) {
-		raft_free(sb.b);
+	if (s->snap_job)
+		return RAFT_BUSY; /* libraft takes one at a time; retried later */
+	struct snap_job *j = calloc(1, sizeof(*j));
+	struct raft_buffer *v = raft_calloc(1, sizeof(*v));
+	if (!j || !v) {
+		free(j);
 		raft_free(v);
 		return RAFT_NOMEM;
 	}
-	v->base = sb.b;
-	v->len = sb.n; /* the restore parser ignores what follows the sections */
-	*bufs = v;
+	j->t0 = rstore__now();
+	struct sbuf *sb = &j->head;
+	sb_add(sb, SNAP_MAGIC, 4);
+	pthread_mutex_lock(&s->mu);
+	sb_u32(sb, (uint32_t)s->nnames);
+	for (size_t i = 0; i < s->nnames; i++) {
+		sb_u64(sb, s->names[i].id);
+		sb_u32(sb, (uint32_t)strlen(s->names[i].name));
+		sb_add(sb, s->names[i].name, strlen(s->names[i].name));
+	}
+	sb_u64(sb, s->holder_id);
+	const char *hv = s->holder_value ? s->holder_value : "";
+	sb_u32(sb, (uint32_t)strlen(hv));
+	sb_add(sb, hv, strlen(hv));
+	pthread_mutex_unlock(&s->mu);
+	sb_u64(sb, s->stage ? s->stage_token : 0);
+	j->kv = physical_inmem__view(s->kv);
+	j->stage = s->stage ? physical_inmem__view(s->stage) : NULL;
+	if (sb->oom || !j->kv || (s->stage && !j->stage)) {
+		snap_job_free(j);
+		raft_free(v);
+		return RAFT_NOMEM;
+	}
+	j->walk_ms = (rstore__now() - j->t0) * 1000;
+	s->snap_job = j;
+	*bufs = v; /* filled by fsm_snapshot_async */
 	*n_bufs = 1;
-	double ms = (rstore__now() - t0) * 1000;
-	if (ms > 100) /* writes wait while it runs (docs/storage-raft.md) */
-		log_info("raft", "state-machine snapshot of %zu bytes took %.0f ms", sb.n, ms);
+	if (!fsm->snapshot_async) { /* an io without async_work: all here */
+		int rc = fsm_snapshot_async(fsm, bufs, n_bufs);
+		if (rc) {
+			fsm_snapshot_finalize(fsm, bufs, n_bufs);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+struct view_sink {
+	struct sbuf *sb;
+	uint64_t n;
+};
+
+static int view_one(void *ctx, const char *key, const uint8_t *val, size_t vl)
+{
+	struct view_sink *k = ctx;
+	size_t kl = strlen(key);
+	sb_u32(k->sb, (uint32_t)kl);
+	sb_add(k->sb, key, kl);
+	sb_u32(k->sb, (uint32_t)vl);
+	sb_add(k->sb, val, vl);
+	k->n++;
+	return k->sb->oom ? -1 : 0;
+}
+
+/* a section: u64 count, then the records */
+static int sb_view(struct sbuf *sb, const struct physical_inmem_view *v)
+{
+	size_t at = sb->n;
+	sb_u64(sb, 0);
+	struct view_sink k = {sb, 0};
+	int rc = physical_inmem__view_foreach(v, view_one, &k);
+	if (!rc && !sb->oom)
+		put_u64(sb->b + at, k.n);
+	return rc || sb->oom ? -1 : 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct rstore *s = fsm->data;
+	struct snap_job *j = s->snap_job;
+	if (!j || !*bufs || *n_bufs != 1)
+		return RAFT_INVALID;
+	/* sized once (doubling a buffer of the whole state would copy it
+	 * again and again) */
+	size_t want = j->head.n + 8 + 16 + physical_inmem__view_bytes(j->kv) +
+		      (j->stage ? 8 + physical_inmem__view_bytes(j->stage) : 0);
+	struct sbuf sb = {0};
+	if ((sb.b = raft_malloc(want)))
+		sb.cap = want;
+	sb_add(&sb, j->head.b, j->head.n);
+	int rc = sb_view(&sb, j->kv);
+	if (!rc && j->stage)
+		rc = sb_view(&sb, j->stage);
+	static const uint8_t zeros[8];
+	if (sb.n % 8)
+		sb_add(&sb, zeros, 8 - sb.n % 8); /* payloads are 8-byte padded */
+	/* the references go now: the values overwritten meanwhile are freed */
+	physical_inmem__view_free(j->kv);
+	physical_inmem__view_free(j->stage);
+	j->kv = j->stage = NULL;
+	if (rc || sb.oom) {
+		raft_free(sb.b);
+		return RAFT_NOMEM;
+	}
+	(*bufs)[0].base = sb.b;
+	(*bufs)[0].len = sb.n; /* the restore parser ignores what follows the sections */
+	double ms = (rstore__now() - j->t0) * 1000;
+	if (ms > 100)
+		log_info("raft", "state-machine snapshot of %zu bytes: %.1f ms on the raft loop, "
+			 "%.0f ms in all", sb.n, j->walk_ms, ms);
+	return 0;
+}
+
+/* on the loop, after the snapshot was written (or failed) */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+				 unsigned *n_bufs)
+{
+	struct rstore *s = fsm->data;
+	if (*bufs) {
+		for (unsigned i = 0; i < *n_bufs; i++)
+			raft_free((*bufs)[i].base);
+		raft_free(*bufs);
+	}
+	*bufs = NULL;
+	*n_bufs = 0;
+	snap_job_free(s->snap_job);
+	s->snap_job = NULL;
 	return 0;
 }
 
@@ -680,9 +754,11 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 void rstore__fsm_init(struct rstore *s)
 {
-	s->fsm.version = 1;
+	s->fsm.version = 3;
 	s->fsm.data = s;
 	s->fsm.apply = fsm_apply;
 	s->fsm.snapshot = fsm_snapshot;
 	s->fsm.restore = fsm_restore;
+	s->fsm.snapshot_finalize = fsm_snapshot_finalize;
+	s->fsm.snapshot_async = fsm_snapshot_async;
 }

@@ -109,6 +109,7 @@ struct rstore {
 	struct physical *kv;
 	struct physical *stage; /* a restore being streamed in, or NULL */
 	uint64_t stage_token;
+	struct snap_job *snap_job; /* a log-compaction snapshot being taken */
 	struct rname *names; /* guarded by mu */
 	size_t nnames;
 	raft_id holder_id; /* guarded by mu */

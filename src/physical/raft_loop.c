@@ -746,7 +746,13 @@ int rstore__loop_start(struct rstore *s, struct verr *err)
 		goto fail_loop;
 	}
 	raft_uv_set_connect_retry_delay(&s->io, 50);
+	/* libraft 0.15's uv io implements async_work (libuv's thread pool) but
+	 * says version 1, which makes raft_init refuse asynchronous snapshots */
+	if (s->io.async_work && s->io.version < 2)
+		s->io.version = 2;
 	rstore__fsm_init(s);
+	if (!s->io.async_work)
+		s->fsm.snapshot_async = NULL; /* fsm_snapshot then does it all */
 	rv = raft_init(&s->raft, &s->io, &s->fsm, s->id, s->addr);
 	if (rv) {
 		verr_set(err, VERR_INTERNAL, "raft init: %s", raft_errmsg(&s->raft));

@@ -487,6 +487,10 @@ int server_main(int argc, char **argv)
 			.max_request_duration = l->max_request_duration ? l->max_request_duration
 									 : cfg->default_max_request_duration,
 			.unauthenticated_metrics_access = l->unauthenticated_metrics_access,
+			.spool_dir = !strcmp(cfg->storage->type, "raft")
+					     ? json_string_value(
+						       json_object_get(cfg->storage->options, "path"))
+					     : NULL,
 			.idle_timeout = (unsigned)l->http_idle_timeout,
 			.read_header_timeout = (unsigned)l->http_read_header_timeout,
 			.read_timeout = (unsigned)l->http_read_timeout,

@@ -161,8 +161,10 @@ static void test_physical_raft_fsm__snapshot_restores_everything(void **state)
 	free(b);
 	struct raft_buffer *bufs = NULL;
 	unsigned nb = 0;
+	assert_int_equal(s->fsm.version, 3);
 	assert_int_equal(s->fsm.snapshot(&s->fsm, &bufs, &nb), 0);
 	assert_int_equal(nb, 1);
+	assert_int_equal(s->fsm.snapshot_async(&s->fsm, &bufs, &nb), 0);
 	assert_int_equal(bufs[0].len % 8, 0);
 
 	struct rstore *t = fsm_new();
@@ -192,10 +194,84 @@ static void test_physical_raft_fsm__snapshot_restores_everything(void **state)
 	assert_int_equal(t->fsm.restore(&t->fsm, &bad), RAFT_MALFORMED);
 	raft_free(bad.base);
 	assert_true(holds(t->kv, "staged", "s"));
-	raft_free(bufs[0].base);
-	raft_free(bufs);
+	assert_int_equal(s->fsm.snapshot_finalize(&s->fsm, &bufs, &nb), 0);
+	assert_null(bufs);
 	for (int i = 0; i < 5; i++)
 		free(r[i]);
+	fsm_free(t);
+	fsm_free(s);
+}
+
+static void apply_one(struct rstore *s, uint8_t *rec, size_t len)
+{
+	size_t bl = 0;
+	uint8_t *b = batch(&bl, &rec, &len, 1);
+	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), 0);
+	free(b);
+	free(rec);
+}
+
+static void apply_kv(struct rstore *s, const char *key, const char *val, uint64_t token)
+{
+	size_t l = 0;
+	uint8_t *rec = txn_rec(&l, key, val, token);
+	apply_one(s, rec, l);
+}
+
+/* The asynchronous snapshot is the state when fsm.snapshot ran on the loop,
+ * whatever is applied before its serialisation on the worker: overwrites,
+ * deletes, and a staged restore committing (which closes the old store). */
+static void test_physical_raft_fsm__async_snapshot_is_a_consistent_view(void **state)
+{
+	struct rstore *s = fsm_new();
+	size_t l = 0;
+	char k[32], v[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		snprintf(v, sizeof(v), "old%d", i);
+		apply_kv(s, k, v, 0);
+	}
+	struct raft_buffer *bufs = NULL;
+	unsigned nb = 0;
+	assert_int_equal(s->fsm.snapshot(&s->fsm, &bufs, &nb), 0);
+	/* one at a time */
+	struct raft_buffer *b2 = NULL;
+	unsigned n2 = 0;
+	assert_int_equal(s->fsm.snapshot(&s->fsm, &b2, &n2), RAFT_BUSY);
+	/* applied after the snapshot point, before it is serialised */
+	for (int i = 0; i < 200; i += 2) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		apply_kv(s, k, "new", 0);
+	}
+	apply_kv(s, "k001", NULL, 0);
+	apply_kv(s, "later", "x", 0);
+	uint8_t *rec = NULL;
+	assert_int_equal(rstore__encode_u64s(&rec, &l, RREC_STAGE_BEGIN, 5, 0), 0);
+	apply_one(s, rec, l);
+	apply_kv(s, "only", "staged", 5);
+	assert_int_equal(rstore__encode_u64s(&rec, &l, RREC_STAGE_COMMIT, 5, 1), 0);
+	apply_one(s, rec, l); /* swaps the store: the old one is closed */
+	assert_true(holds(s->kv, "only", "staged"));
+	assert_true(holds(s->kv, "k000", NULL));
+
+	assert_int_equal(s->fsm.snapshot_async(&s->fsm, &bufs, &nb), 0);
+	struct rstore *t = fsm_new();
+	struct raft_buffer copy = {raft_malloc(bufs[0].len), bufs[0].len};
+	memcpy(copy.base, bufs[0].base, copy.len);
+	assert_int_equal(t->fsm.restore(&t->fsm, &copy), 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		snprintf(v, sizeof(v), "old%d", i);
+		assert_true(holds(t->kv, k, v));
+	}
+	assert_true(holds(t->kv, "later", NULL));
+	assert_true(holds(t->kv, "only", NULL));
+	assert_int_equal(s->fsm.snapshot_finalize(&s->fsm, &bufs, &nb), 0);
+	assert_null(bufs);
+	assert_int_equal(nb, 0);
+	/* and the next one may start */
+	assert_int_equal(s->fsm.snapshot(&s->fsm, &bufs, &nb), 0);
+	assert_int_equal(s->fsm.snapshot_finalize(&s->fsm, &bufs, &nb), 0);
 	fsm_free(t);
 	fsm_free(s);
 }
@@ -207,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_physical_raft_fsm__batches_apply_in_order),
 		cmocka_unit_test(test_physical_raft_fsm__random_bytes_never_crash),
 		cmocka_unit_test(test_physical_raft_fsm__snapshot_restores_everything),
+		cmocka_unit_test(test_physical_raft_fsm__async_snapshot_is_a_consistent_view),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
