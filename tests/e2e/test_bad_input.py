@@ -286,7 +286,7 @@ INIT_CATALOGUE = [
     ("init_shares_string", "PUT", "sys/init", {"secret_shares": "five", "secret_threshold": 3}, 400, "secret_shares"),
     ("init_shares_huge", "PUT", "sys/init", {"secret_shares": 2 ** 62, "secret_threshold": 3}, 400, "shares"),
     ("init_pgp_keys_mismatch", "PUT", "sys/init", {"secret_shares": 2, "secret_threshold": 2,
-                                                   "pgp_keys": ["a"]}, 400, "pgp"),
+                                                   "pgp_keys": ["a"]}, 400, "PGP keys"),
     ("init_body_array", "PUT", "sys/init", b"[]", 400, "must be a JSON object"),
     ("sealed_uninit_unseal", "PUT", "sys/unseal", {"key": "00" * 32}, 400, "not initialized"),
 ]
