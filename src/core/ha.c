@@ -24,6 +24,8 @@ struct ha_loop {
 	pthread_cond_t cond;
 	bool stop, held, lost_flag;
 	int stepdown_ms;        /* > 0: give up the lock, hold off that long */
+	unsigned unreachable;   /* failed acquires since the last warning (loop thread) */
+	int64_t last_warn_ms;   /* loop thread only */
 	int64_t hold_until_ms;
 };
 
@@ -90,8 +92,20 @@ static void *loop_main(void *arg)
 			pthread_mutex_unlock(&h->mu);
 			struct verr e = {0};
 			int got = physical_ha_acquire(h->lock, h->value, on_lost, h, &e);
-			if (got < 0)
-				log_warn("core", "HA lock: cannot reach the lock: %s", e.msg);
+			if (got < 0) {
+				/* a standby retries every retry_interval: say it once
+				 * every 30 s (with the count), not at every retry */
+				int64_t now_w = mono_ms();
+				h->unreachable++;
+				if (now_w - h->last_warn_ms >= 30000) {
+					log_warn("core", "HA lock: cannot reach the lock (%u attempts): %s",
+						 h->unreachable, e.msg);
+					h->last_warn_ms = now_w;
+					h->unreachable = 0;
+				}
+			} else {
+				h->unreachable = 0;
+			}
 			if (got == 1) {
 				pthread_mutex_lock(&h->mu);
 				h->held = true;
