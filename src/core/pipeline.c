@@ -60,6 +60,7 @@ static void set_token(struct logical_request *req, const struct token_entry *te)
 	req->token = te;
 	req->client_token_hash = te->hash;
 	req->client_token_accessor = te->accessor;
+	req->display_name = te->display_name;
 }
 
 /*

@@ -101,6 +101,9 @@ struct logical_request {
 	const char *client_token_hash;     /* salted hash of the token: a stable,
 					    * non-secret id (cubbyhole keys by it) */
 	const char *client_token_accessor;
+	const char *display_name;          /* the token's display name ("root",
+					    * "token", "userpass-alice"); NULL
+					    * without a token */
 	bool token_is_root;                /* the token carries the root policy */
 	bool sudo;                         /* the ACL granted sudo on this path */
 	const char *entity_id;

@@ -132,6 +132,35 @@ class DatabaseTest(unittest.TestCase):
         self.assertIn("password authentication failed", err)
 
     # -- leases --
+    def test_username_carries_the_tokens_display_name(self):
+        """Vault's default template puts the token's display name (first 8
+        characters) in the username: a userpass login's 'userpass-alice'
+        and a token created with display_name 'ci-bot' ('token-ci-bot')."""
+        path = self.mount()
+        pol = 'path "%s/creds/readonly" { capabilities = ["read"] }' % path
+        self.assertEqual(self.s.put("sys/policies/acl/dbread", {"policy": pol}).status, 204)
+        up = "up-" + path
+        self.assertEqual(self.s.post("sys/auth/" + up, {"type": "userpass"}).status, 204)
+        self.addCleanup(self.s.delete, "sys/auth/" + up)
+        r = self.s.post("auth/%s/users/alice" % up, {"password": "pw-alice", "policies": "dbread"})
+        self.assertEqual(r.status, 204, r)
+        r = self.s.post("auth/%s/login/alice" % up, {"password": "pw-alice"}, token="")
+        self.assertEqual(r.status, 200, r)
+        tok = r.json()["auth"]["client_token"]
+        r = self.s.get("%s/creds/readonly" % path, token=tok)
+        self.assertEqual(r.status, 200, r)
+        user = r.json()["data"]["username"]
+        self.assertTrue(user.startswith("v-userpass-readonly-"), user)
+        r = self.s.post("auth/token/create", {"policies": ["dbread"], "display_name": "ci-bot"})
+        self.assertEqual(r.status, 200, r)
+        r = self.s.get("%s/creds/readonly" % path, token=r.json()["auth"]["client_token"])
+        self.assertEqual(r.status, 200, r)
+        user = r.json()["data"]["username"]
+        self.assertTrue(user.startswith("v-token-ci-readonly-"), user)
+        # the login works: the display name is not a quoting hazard
+        rc, rows, err = self.pg.psql_as(user, r.json()["data"]["password"], "SELECT name FROM items")
+        self.assertEqual((rc, rows), (0, "one"), err)
+
     def test_revoke_ends_sessions_and_drops_the_role(self):
         path = self.mount()
         user, pw, lease, _ = self.creds(path)

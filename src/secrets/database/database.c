@@ -418,6 +418,15 @@ static int conn_get(struct db_backend *b, struct storage_view *view, const char 
 /* A password per the connection's policy into pw (PW_MAX), and the value
  * SQL receives for {{password}}: the password itself or its SCRAM
  * verifier (*sqlpw, secret buffer). */
+/* The token's display name, as Vault's {{.DisplayName}}: "root",
+ * "token", "userpass-alice"... */
+static const char *display_name_of(const struct logical_request *req)
+{
+	if (req->display_name && *req->display_name)
+		return req->display_name;
+	return req->token_is_root ? "root" : "token";
+}
+
 static int new_password(const struct db_conn *c, char *pw, struct buf *sqlpw, struct verr *err)
 {
 	const struct passpolicy *pol = c && c->policy ? c->policy : passpolicy_default();
@@ -941,7 +950,7 @@ static int h_creds(struct logical_request *req, struct logical_response *resp, s
 	ttl = min_pos(ttl, max);
 	char exp[DBTMPL_EXPIRATION_MAX];
 	dbtmpl_expiration(exp, now + ttl);
-	rc = dbtmpl_username(&username, c->username_template, req->token_is_root ? "root" : "token",
+	rc = dbtmpl_username(&username, c->username_template, display_name_of(req),
 			     role, sysview_now_ms(req->sys), err);
 	if (rc)
 		goto out;
