@@ -297,6 +297,50 @@ class DatabaseTest(unittest.TestCase):
         self.assertTrue(stored.startswith("SCRAM-SHA-256$4096:"), stored)
         self.assertEqual(self.pg.psql_as(user, pw, "SELECT 1")[:2], (0, "1"))
 
+    def test_static_role_rotation_schedule(self):
+        """rotation_schedule (cron, UTC) instead of rotation_period: the
+        password changes at the next scheduled minute; Vault's refusals for
+        mixing the two, a short window, or an unparsable schedule."""
+        path = self.mount()
+        self.pg.admin("CREATE ROLE app_sched LOGIN PASSWORD 'initial-pass'")
+        base = {"db_name": "postgresql", "username": "app_sched"}
+        bad = [({"rotation_schedule": "* * * * *", "rotation_period": "1h"}, "mutually exclusive"),
+               ({}, "one of rotation_schedule or rotation_period must be provided"),
+               ({"rotation_schedule": "61 * * * *"}, "could not parse rotation_schedule: minute"),
+               ({"rotation_schedule": "* * * *"}, "could not parse rotation_schedule"),
+               ({"rotation_schedule": "* * * * *", "rotation_window": "10m"},
+                "rotation_window must be 3600 seconds or more"),
+               ({"rotation_period": "1h", "rotation_window": "2h"},
+                "rotation_window is invalid with use of rotation_period")]
+        for extra, msg in bad:
+            r = self.s.post(path + "/static-roles/app-sched", dict(base, **extra))
+            self.assertEqual(r.status, 400, (extra, r))
+            self.assertIn(msg, r.json()["errors"][0], extra)
+        r = self.s.post(path + "/static-roles/app-sched", dict(base, rotation_schedule="* * * * *",
+                                                           rotation_window="1h"))
+        self.assertEqual(r.status, 204, r)
+        d = self.s.get(path + "/static-roles/app-sched").json()["data"]
+        self.assertEqual((d["rotation_schedule"], d["rotation_window"]), ("* * * * *", 3600))
+        self.assertNotIn("rotation_period", d)
+        d = self.s.get(path + "/static-creds/app-sched").json()["data"]
+        self.assertEqual(d["rotation_schedule"], "* * * * *")
+        self.assertLessEqual(d["ttl"], 60)
+        first = d["password"]
+        self.assertEqual(self.pg.psql_as("app_sched", first, "SELECT 1")[0], 0)
+        # the next whole minute rotates it (plus the periodic tick)
+        self.assertTrue(self.wait(lambda: self.s.get(path + "/static-creds/app-sched").json()
+                                  ["data"]["password"] != first, timeout=80),
+                        "the scheduled rotation did not happen")
+        new = self.s.get(path + "/static-creds/app-sched").json()["data"]["password"]
+        self.assertEqual(self.pg.psql_as("app_sched", new, "SELECT 1")[0], 0)
+        self.assertNotEqual(self.pg.psql_as("app_sched", first, "SELECT 1")[0], 0)
+        # switching to a period drops the schedule and its window
+        r = self.s.post(path + "/static-roles/app-sched", {"rotation_period": "1h"})
+        self.assertEqual(r.status, 204, r)
+        d = self.s.get(path + "/static-roles/app-sched").json()["data"]
+        self.assertEqual(d["rotation_period"], 3600)
+        self.assertNotIn("rotation_schedule", d)
+
     # -- root rotation --
     def test_rotate_root(self):
         self.pg.admin("CREATE ROLE rootrot LOGIN SUPERUSER PASSWORD 'rootrot-pass'")

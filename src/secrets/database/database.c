@@ -27,8 +27,10 @@
  *   Rotation: `rot_mu` serialises root and static-role rotations (each is
  *   a read-modify-write of one storage entry around an ALTER ROLE). Static
  *   roles rotate from the periodic hook (active node only): whichever role's
- *   last_vault_rotation + rotation_period has passed. The schedule is
- *   persisted, so it survives restarts and failover.
+ *   last_vault_rotation + rotation_period has passed, or whose
+ *   rotation_schedule (util/cron) had a time since the last rotation that is
+ *   less than rotation_window ago. Both are computed from the persisted last
+ *   rotation, so they survive restarts and failover.
  *   Secrets: root passwords live in the pool's locked conninfo; generated
  *   passwords on the stack, wiped after use. Nothing here logs a password or
  *   a URL with a password; reads redact them.
@@ -43,6 +45,7 @@
 #include <string.h>
 
 #include "secrets/database/database_int.h"
+#include "util/cron.h"
 #include "util/duration.h"
 #include "util/passpolicy.h"
 #include "util/timefmt.h"
@@ -50,6 +53,7 @@
 #define PLUGIN_PG "postgresql-database-plugin"
 #define PW_MAX (PASSPOLICY_MAX_LENGTH + 1)
 #define MIN_ROTATION_PERIOD 5
+#define MIN_ROTATION_WINDOW 3600
 
 static const char DEFAULT_RENEW[] = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';";
 static const char DEFAULT_ROTATE[] = "ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';";
@@ -1070,8 +1074,10 @@ static const struct field_def static_role_fields[] = {
 	{"db_name", FT_STRING, NULL, "Name of the database connection config.", false},
 	{"username", FT_STRING, NULL, "The existing database user this role manages.", false},
 	{"rotation_period", FT_DURATION, NULL, "How often the password is rotated (>= 5s).", false},
-	{"rotation_schedule", FT_STRING, NULL, "Cron schedule (not supported: use rotation_period).", false},
-	{"rotation_window", FT_DURATION, NULL, "With rotation_schedule only.", false},
+	{"rotation_schedule", FT_STRING, NULL,
+	 "Cron schedule (minute hour day-of-month month day-of-week, UTC).", false},
+	{"rotation_window", FT_DURATION, NULL,
+	 "How long after a scheduled time a rotation may still run (>= 1h; schedule only).", false},
 	{"rotation_statements", FT_ANY, NULL, "Statements that set the password.", false},
 	{"credential_type", FT_STRING, NULL, "Only \"password\".", false},
 	{"credential_config", FT_MAP, NULL, "Credential options (unused for passwords).", false},
@@ -1124,6 +1130,103 @@ out:
 	return rc;
 }
 
+/* The rotation settings of a static-role write, checked as Vault checks
+ * them: rotation_period and rotation_schedule exclude each other, a window
+ * needs a schedule. */
+static int apply_rotation_fields(struct logical_request *req, json_t *r, bool create,
+				 struct verr *err)
+{
+	bool has_sched = request_has(req, "rotation_schedule") &&
+			 *request_str(req, "rotation_schedule");
+	bool has_period = request_has(req, "rotation_period");
+	bool has_window = request_has(req, "rotation_window");
+	if (has_sched && has_period)
+		return verr_set(err, VERR_INVALID,
+				"mutually exclusive fields rotation_period and rotation_schedule were "
+				"both specified; only one of them can be provided");
+	if (create && !has_sched && !has_period)
+		return verr_set(err, VERR_INVALID,
+				"one of rotation_schedule or rotation_period must be provided to create "
+				"a static account");
+	if (has_period) {
+		if (has_window)
+			return verr_set(err, VERR_INVALID,
+					"rotation_window is invalid with use of rotation_period");
+		json_object_set_new(r, "rotation_period",
+				    json_integer(request_duration(req, "rotation_period")));
+		json_object_set_new(r, "rotation_schedule", json_string(""));
+		json_object_set_new(r, "rotation_window", json_integer(0));
+	}
+	if (has_sched) {
+		struct cron c;
+		char msg[160];
+		const char *spec = request_str(req, "rotation_schedule");
+		if (cron_parse(&c, spec, msg, sizeof(msg)))
+			return verr_set(err, VERR_INVALID, "could not parse rotation_schedule: %s", msg);
+		json_object_set_new(r, "rotation_schedule", json_string(spec));
+		json_object_set_new(r, "rotation_period", json_integer(0));
+		if (!has_window)
+			json_object_set_new(r, "rotation_window", json_integer(0));
+	}
+	if (has_window) {
+		if (!*jstr(r, "rotation_schedule"))
+			return verr_set(err, VERR_INVALID,
+					"rotation_window is invalid with use of rotation_period");
+		int64_t w = request_duration(req, "rotation_window");
+		if (w < MIN_ROTATION_WINDOW)
+			return verr_set(err, VERR_INVALID,
+					"rotation_window is invalid: rotation_window must be %d seconds "
+					"or more",
+					MIN_ROTATION_WINDOW);
+		json_object_set_new(r, "rotation_window", json_integer(w));
+	}
+	return 0;
+}
+
+/* The next rotation of a static role after unix second now (period: the
+ * last rotation + the period; schedule: the next scheduled time), or -1. */
+static int64_t next_rotation(const json_t *r, int64_t now)
+{
+	const char *spec = jstr(r, "rotation_schedule");
+	if (*spec) {
+		struct cron c;
+		char msg[8];
+		return cron_parse(&c, spec, msg, sizeof(msg)) ? -1 : cron_next(&c, now);
+	}
+	int64_t ms = json_integer_value(json_object_get(r, "last_vault_rotation_ms"));
+	int64_t period = json_integer_value(json_object_get(r, "rotation_period"));
+	return period > 0 ? ms / 1000 + period : -1;
+}
+
+/* Is a static role due for rotation at now_ms? A schedule is due when a
+ * scheduled time has passed since the last rotation and the latest such time
+ * is less than rotation_window ago (no window: any time before the next). */
+static bool rotation_due(const json_t *r, int64_t now_ms)
+{
+	int64_t last_ms = json_integer_value(json_object_get(r, "last_vault_rotation_ms"));
+	const char *spec = jstr(r, "rotation_schedule");
+	if (!*spec) {
+		int64_t period = json_integer_value(json_object_get(r, "rotation_period"));
+		return period > 0 && now_ms >= last_ms + period * 1000;
+	}
+	struct cron c;
+	char msg[8];
+	if (cron_parse(&c, spec, msg, sizeof(msg)))
+		return false;
+	int64_t now = now_ms / 1000;
+	int64_t slot = cron_next(&c, last_ms / 1000);
+	if (slot < 0 || slot > now)
+		return false;
+	for (int guard = 0; guard < 100000; guard++) { /* the latest slot <= now */
+		int64_t n = cron_next(&c, slot);
+		if (n < 0 || n > now)
+			break;
+		slot = n;
+	}
+	int64_t window = json_integer_value(json_object_get(r, "rotation_window"));
+	return window <= 0 || now < slot + window;
+}
+
 static int h_static_write(struct logical_request *req, struct logical_response *resp,
 			  struct verr *err)
 {
@@ -1137,18 +1240,16 @@ static int h_static_write(struct logical_request *req, struct logical_response *
 		goto out;
 	bool create = r == NULL;
 	if (create)
-		r = json_pack("{s:s,s:s,s:I,s:[],s:s}", "db_name", "", "username", "",
-			      "rotation_period", (json_int_t)0, "rotation_statements",
+		r = json_pack("{s:s,s:s,s:I,s:s,s:I,s:[],s:s}", "db_name", "", "username", "",
+			      "rotation_period", (json_int_t)0, "rotation_schedule", "",
+			      "rotation_window", (json_int_t)0, "rotation_statements",
 			      "credential_type", "password");
 	if (!r) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (request_has(req, "rotation_schedule") && *request_str(req, "rotation_schedule")) {
-		rc = verr_set(err, VERR_INVALID,
-			      "rotation_schedule is not supported by this server; use rotation_period");
+	if ((rc = apply_rotation_fields(req, r, create, err)))
 		goto out;
-	}
 	if (request_has(req, "username")) {
 		const char *u = request_str(req, "username");
 		if (!create && strcmp(u, jstr(r, "username")) != 0) {
@@ -1159,9 +1260,6 @@ static int h_static_write(struct logical_request *req, struct logical_response *
 	}
 	if (request_has(req, "db_name"))
 		json_object_set_new(r, "db_name", json_string(request_str(req, "db_name")));
-	if (request_has(req, "rotation_period"))
-		json_object_set_new(r, "rotation_period",
-				    json_integer(request_duration(req, "rotation_period")));
 	if (request_has(req, "rotation_statements")) {
 		json_t *st = strv_json(request_json(req, "rotation_statements"));
 		if (!st) {
@@ -1182,7 +1280,8 @@ static int h_static_write(struct logical_request *req, struct logical_response *
 		rc = verr_set(err, VERR_INVALID, "empty database name attribute: db_name is required");
 		goto out;
 	}
-	if (json_integer_value(json_object_get(r, "rotation_period")) < MIN_ROTATION_PERIOD) {
+	if (!*jstr(r, "rotation_schedule") &&
+	    json_integer_value(json_object_get(r, "rotation_period")) < MIN_ROTATION_PERIOD) {
 		rc = verr_set(err, VERR_INVALID, "rotation_period must be %d seconds or more",
 			      MIN_ROTATION_PERIOD);
 		goto out;
@@ -1218,9 +1317,24 @@ static void rotation_times(const json_t *r, int64_t now_ms, char last[TIMEFMT_MA
 {
 	int64_t ms = json_integer_value(json_object_get(r, "last_vault_rotation_ms"));
 	timefmt_rfc3339(last, ms / 1000, (long)(ms % 1000) * 1000000L, TIMEFMT_NANO);
-	int64_t period = json_integer_value(json_object_get(r, "rotation_period"));
-	int64_t left = (ms + period * 1000 - now_ms) / 1000;
+	int64_t next = next_rotation(r, now_ms / 1000);
+	int64_t left = next < 0 ? 0 : next - now_ms / 1000;
 	*ttl = left > 0 ? left : 0;
+}
+
+/* rotation_period, or rotation_schedule (+ rotation_window when set), as
+ * Vault's static role and static-creds reads show them. */
+static void rotation_fields(json_t *out, const json_t *r)
+{
+	const char *spec = jstr(r, "rotation_schedule");
+	if (!*spec) {
+		json_object_set(out, "rotation_period", json_object_get(r, "rotation_period"));
+		return;
+	}
+	json_object_set_new(out, "rotation_schedule", json_string(spec));
+	json_int_t w = json_integer_value(json_object_get(r, "rotation_window"));
+	if (w > 0)
+		json_object_set_new(out, "rotation_window", json_integer(w));
 }
 
 static int h_static_read(struct logical_request *req, struct logical_response *resp,
@@ -1235,12 +1349,13 @@ static int h_static_read(struct logical_request *req, struct logical_response *r
 	char last[TIMEFMT_MAX];
 	int64_t ttl;
 	rotation_times(r, sysview_now_ms(req->sys), last, &ttl);
-	resp->data = json_pack("{s:s,s:s,s:O,s:O,s:s,s:s,s:I,s:o}", "db_name", jstr(r, "db_name"),
-			       "username", jstr(r, "username"), "rotation_period",
-			       json_object_get(r, "rotation_period"), "rotation_statements",
+	resp->data = json_pack("{s:s,s:s,s:O,s:s,s:s,s:I,s:o}", "db_name", jstr(r, "db_name"),
+			       "username", jstr(r, "username"), "rotation_statements",
 			       json_object_get(r, "rotation_statements"), "credential_type",
 			       jstr(r, "credential_type"), "last_vault_rotation", last, "ttl",
 			       (json_int_t)ttl, "credential_config", json_object());
+	if (resp->data)
+		rotation_fields(resp->data, r);
 	json_decref(r);
 	return resp->data ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
 }
@@ -1270,9 +1385,11 @@ static int h_static_creds(struct logical_request *req, struct logical_response *
 	char last[TIMEFMT_MAX];
 	int64_t ttl;
 	rotation_times(r, sysview_now_ms(req->sys), last, &ttl);
-	resp->data = json_pack("{s:s,s:s,s:s,s:O,s:I}", "username", jstr(r, "username"), "password",
-			       jstr(r, "password"), "last_vault_rotation", last, "rotation_period",
-			       json_object_get(r, "rotation_period"), "ttl", (json_int_t)ttl);
+	resp->data = json_pack("{s:s,s:s,s:s,s:I}", "username", jstr(r, "username"), "password",
+			       jstr(r, "password"), "last_vault_rotation", last, "ttl",
+			       (json_int_t)ttl);
+	if (resp->data)
+		rotation_fields(resp->data, r);
 	json_decref(r);
 	return resp->data ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
 }
@@ -1312,9 +1429,7 @@ static int db_periodic(void *inst, struct verr *err)
 		char *k = key_of("static-role/", keys[i]);
 		struct verr e = {0};
 		if (k && view_get_json(b->view, k, &r, &e) == 0 && r) {
-			int64_t last = json_integer_value(json_object_get(r, "last_vault_rotation_ms"));
-			int64_t period = json_integer_value(json_object_get(r, "rotation_period"));
-			if (period > 0 && sysview_now_ms(b->sys) >= last + period * 1000 &&
+			if (rotation_due(r, sysview_now_ms(b->sys)) &&
 			    static_rotate_locked(b, b->view, b->sys, keys[i], r, &e)) {
 				sysview_log(b->sys, LOG_WARN, "rotation of static role %s failed: %s",
 					    keys[i], e.msg);
