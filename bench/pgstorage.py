@@ -131,17 +131,43 @@ def call(port, method, path, body=None, token=None):
     return r.status, (json.loads(data) if data else None)
 
 
-def coffer_run(args, pg, ha, table):
+def pg_stanza(pg, ha, table):
+    url = "postgres://vault:benchpass@127.0.0.1:%d/coffer?sslmode=disable" % pg.port
+    return ('storage "postgresql" {\n  connection_url = "%s"\n  table = "%s"\n  ha_table = "%s_ha"\n'
+            '  ha_enabled = "%s"\n}\n' % (url, table, table, "true" if ha else "false"))
+
+
+def wrk_writes(args, port, tok):
+    """wrk with write.lua against a KV v2 mount "secret": one new secret per request."""
+    w = subprocess.run(["wrk", "-t2", "-c%d" % args.clients, "-d%ds" % args.seconds, "--timeout", "30s",
+                        "--latency", "-s", os.path.join(HERE, "write.lua"),
+                        "http://127.0.0.1:%d" % port, "--", "/v1/secret/data/w", "0", tok],
+                       capture_output=True, text=True, timeout=args.seconds + 60)
+    return wrk_result(w.stdout)
+
+
+def wrk_result(out):
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        raise RuntimeError("wrk failed:\n" + out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(m.group(1)), "p50": pct(out, 50), "p99": pct(out, 99),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def coffer_run(args, stanza, ha, counter=None):
+    """Coffer on the given storage stanza, initialised, unsealed, active, a
+    KV v2 mount, then wrk_writes. counter(): storage-side operations, read
+    before and after (per-request ratio in "commits_per_req")."""
     d = tempfile.mkdtemp(prefix="coffer-bench-")
     port = free_port()
-    url = "postgres://vault:benchpass@127.0.0.1:%d/coffer?sslmode=disable" % pg.port
     cfg = os.path.join(d, "coffer.hcl")
     with open(cfg, "w") as f:
-        f.write('storage "postgresql" {\n  connection_url = "%s"\n  table = "%s"\n  ha_table = "%s_ha"\n'
-                '  ha_enabled = "%s"\n}\nlistener "tcp" {\n  address = "127.0.0.1:%d"\n'
+        f.write(stanza + 'listener "tcp" {\n  address = "127.0.0.1:%d"\n'
                 '  tls_disable = true\n}\ndisable_mlock = true\nlog_level = "warn"\n'
                 'api_addr = "http://127.0.0.1:%d"\ncluster_addr = "https://127.0.0.1:%d"\n'
-                % (url, table, table, "true" if ha else "false", port, port, free_port()))
+                % (port, port, free_port()))
     logf = open(os.path.join(d, "server.log"), "ab")
     p = subprocess.Popen([args.bin, "server", "-config=" + cfg], stdout=logf, stderr=subprocess.STDOUT)
     try:
@@ -158,24 +184,16 @@ def coffer_run(args, pg, ha, table):
         tok = init["root_token"]
         for _ in range(300):
             st, j = call(port, "GET", "sys/leader")
-            if st == 200 and (not ha or j.get("is_self")):
+            if st == 200 and (j.get("is_self") or not j.get("ha_enabled")):
                 break
             time.sleep(0.05)
         st, _ = call(port, "POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, tok)
         assert st in (200, 204), st
-        c0 = pg.commits()
-        w = subprocess.run(["wrk", "-t2", "-c%d" % args.clients, "-d%ds" % args.seconds, "--timeout", "30s",
-                            "--latency", "-s", os.path.join(HERE, "write.lua"),
-                            "http://127.0.0.1:%d" % port, "--", "/v1/secret/data/w", "0", tok],
-                           capture_output=True, text=True, timeout=args.seconds + 60)
-        c1 = pg.commits()
-        out = w.stdout
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        reqs = int(re.search(r"(\d+) requests in", out).group(1))
-        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        return {"rps": rps, "p50": pct(out, 50), "p99": pct(out, 99), "requests": reqs,
-                "non2xx": int(non2xx.group(1)) if non2xx else 0,
-                "commits_per_req": (c1 - c0) / reqs if reqs else None}
+        c0 = counter() if counter else 0
+        r = wrk_writes(args, port, tok)
+        c1 = counter() if counter else 0
+        r["commits_per_req"] = (c1 - c0) / r["requests"] if counter and r["requests"] else None
+        return r
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -199,9 +217,9 @@ def main():
         log("pgbench ceiling")
         tps, lat = pgbench_ceiling(pg, args.clients, args.seconds)
         log("coffer, ha_enabled = false")
-        plain = coffer_run(args, pg, False, "kv_plain")
+        plain = coffer_run(args, pg_stanza(pg, False, "kv_plain"), False, pg.commits)
         log("coffer, ha_enabled = true (fenced writes)")
-        fenced = coffer_run(args, pg, True, "kv_ha")
+        fenced = coffer_run(args, pg_stanza(pg, True, "kv_ha"), True, pg.commits)
         settings = pg.settings()
     finally:
         pg.stop()
