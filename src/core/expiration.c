@@ -940,6 +940,58 @@ static int collect(struct expiration *e, const char *prefix, struct idlist *out,
 	return physical_walk(e->phys, base, prefix, collect_one, out, err);
 }
 
+/*
+ * A synchronous revoke-prefix revokes its leases from up to
+ * REVOKE_WORKERS threads: each revocation is a round trip to the backend
+ * that issued the lease (a DROP ROLE in PostgreSQL...), so one after
+ * another leaves the caller waiting on the sum of their latencies.
+ * expiration_revoke is safe to call from any thread.
+ */
+#define REVOKE_WORKERS 8
+#define REVOKE_PER_WORKER 4 /* fewer leases than this per thread: fewer threads */
+
+struct revoke_batch {
+	struct expiration *e;
+	const struct idlist *ids;
+	bool force;
+	pthread_mutex_t mu; /* next, failed, first */
+	size_t next, failed;
+	struct verr first;
+};
+
+static void *revoke_worker(void *arg)
+{
+	struct revoke_batch *rb = arg;
+	for (;;) {
+		pthread_mutex_lock(&rb->mu);
+		size_t i = rb->next++;
+		pthread_mutex_unlock(&rb->mu);
+		if (i >= rb->ids->n)
+			return NULL;
+		struct verr one = {0};
+		if (expiration_revoke(rb->e, rb->ids->v[i], rb->force, &one)) {
+			pthread_mutex_lock(&rb->mu);
+			if (rb->failed++ == 0)
+				rb->first = one;
+			pthread_mutex_unlock(&rb->mu);
+		}
+	}
+}
+
+static void revoke_in_parallel(struct revoke_batch *rb)
+{
+	size_t want = rb->ids->n / REVOKE_PER_WORKER;
+	want = want < 1 ? 1 : want > REVOKE_WORKERS ? REVOKE_WORKERS : want;
+	pthread_t th[REVOKE_WORKERS];
+	size_t started = 0;
+	for (size_t i = 1; i < want; i++) /* this thread is worker 0 */
+		if (pthread_create(&th[started], NULL, revoke_worker, rb) == 0)
+			started++;
+	revoke_worker(rb);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
+
 static int revoke_prefix_impl(struct expiration *e, const char *prefix, bool force, bool sync,
 			      struct verr *err)
 {
@@ -971,11 +1023,17 @@ static int revoke_prefix_impl(struct expiration *e, const char *prefix, bool for
 	rc = collect(e, p, &ids, err);
 	size_t failed = 0;
 	struct verr first = {0};
-	for (size_t i = 0; rc == 0 && i < ids.n; i++) {
+	if (rc == 0 && sync) {
+		struct revoke_batch rb = {.e = e, .ids = &ids, .force = force};
+		pthread_mutex_init(&rb.mu, NULL);
+		revoke_in_parallel(&rb);
+		pthread_mutex_destroy(&rb.mu);
+		failed = rb.failed;
+		first = rb.first;
+	}
+	for (size_t i = 0; rc == 0 && !sync && i < ids.n; i++) {
 		struct verr one = {0};
-		int r = sync ? expiration_revoke(e, ids.v[i], force, &one)
-			     : expiration_revoke_lazy(e, ids.v[i], &one);
-		if (r && failed++ == 0)
+		if (expiration_revoke_lazy(e, ids.v[i], &one) && failed++ == 0)
 			first = one;
 	}
 	if (!rc && failed) {

@@ -35,6 +35,8 @@ struct rv {
 	int early;      /* revokes of a lease before its deadline */
 	int64_t max_lag_ms;
 	json_t *ids;    /* revoked ids, in order */
+	int delay_us;   /* each revoke takes this long (a backend round trip) */
+	int inflight, max_inflight;
 };
 
 static struct rv g_rv;
@@ -46,6 +48,8 @@ static void rv_reset(int fail_first)
 	g_rv.fail_first = fail_first;
 	g_rv.early = 0;
 	g_rv.max_lag_ms = 0;
+	g_rv.delay_us = 0;
+	g_rv.inflight = g_rv.max_inflight = 0;
 	json_decref(g_rv.ids);
 	g_rv.ids = json_array();
 	pthread_mutex_unlock(&g_rv.mu);
@@ -64,6 +68,14 @@ static int rv_revoke(void *ctx, const char *id, const json_t *rec, struct verr *
 	int64_t now = real_now_ms();
 	int64_t due = json_integer_value(json_object_get(rec, "expire_ms"));
 	pthread_mutex_lock(&g_rv.mu);
+	int delay = g_rv.delay_us;
+	if (++g_rv.inflight > g_rv.max_inflight)
+		g_rv.max_inflight = g_rv.inflight;
+	pthread_mutex_unlock(&g_rv.mu);
+	if (delay)
+		usleep((useconds_t)delay);
+	pthread_mutex_lock(&g_rv.mu);
+	g_rv.inflight--;
 	g_rv.calls++;
 	bool fail = g_rv.fail_first < 0 || g_rv.calls <= g_rv.fail_first;
 	bool lazy = json_is_true(json_object_get(rec, "lazy"));
@@ -299,6 +311,44 @@ static void test_core_expiration__force_drops_failing_lease(void **state)
 	assert_true(exists(f->e, "db/creds/y"));
 	assert_int_equal(expiration_revoke_prefix(f->e, "db/creds", true, true, &err), 0);
 	assert_false(exists(f->e, "db/creds/y"));
+}
+
+/* A synchronous revoke-prefix does not wait on one backend round trip
+ * after another: several revocations are in flight at once, every lease is
+ * revoked once, and a failure among them is still reported. */
+static void test_core_expiration__revoke_prefix_runs_in_parallel(void **state)
+{
+	struct fx *f = *state;
+	rv_reset(0);
+	f->e = mgr(f, 0, 0, true);
+	int64_t far = real_now_ms() + 3600 * 1000;
+	char id[64];
+	for (int i = 0; i < 64; i++) {
+		snprintf(id, sizeof(id), "db/creds/ro/%02d", i);
+		put(f->e, id, "secret", far, true);
+	}
+	pthread_mutex_lock(&g_rv.mu);
+	g_rv.delay_us = 3000;
+	pthread_mutex_unlock(&g_rv.mu);
+	struct verr err = {0};
+	assert_int_equal(expiration_revoke_prefix(f->e, "db/creds/ro", false, true, &err), 0);
+	assert_int_equal(rv_calls(), 64);
+	assert_int_equal(json_array_size(g_rv.ids), 64);
+	assert_true(g_rv.max_inflight >= 2);
+	assert_true(g_rv.max_inflight <= REVOKE_WORKERS);
+	json_t *keys = NULL;
+	assert_int_equal(expiration_list(f->e, "db/creds/ro/", &keys, &err), 0);
+	assert_int_equal(json_array_size(keys), 0);
+	json_decref(keys);
+	/* two failures among 32: reported, and those two stay */
+	rv_reset(2);
+	for (int i = 0; i < 32; i++) {
+		snprintf(id, sizeof(id), "db/creds/rw/%02d", i);
+		put(f->e, id, "secret", far, true);
+	}
+	assert_int_equal(expiration_revoke_prefix(f->e, "db/creds/rw/", false, true, &err),
+			 VERR_INTERNAL);
+	assert_non_null(strstr(err.msg, "failed to revoke 2 of 32"));
 }
 
 static void test_core_expiration__revoke_prefix_is_exact(void **state)
@@ -801,6 +851,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_expiration__revoke_forget_lazy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__failed_revoke_backs_off_and_keeps_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__force_drops_failing_lease, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_core_expiration__revoke_prefix_runs_in_parallel, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__revoke_prefix_is_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__restore_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_expiration__heap_orders_100k, setup, teardown),
