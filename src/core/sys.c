@@ -27,6 +27,7 @@
 #include "core/token.h"
 #include "core/unseal.h"
 #include "core/wrapping.h"
+#include "logical/tools.h"
 #include "physical/raft.h"
 #include "util/hcl.h"
 #include "util/rand.h"
@@ -717,6 +718,16 @@ static const struct path_def sys_paths[] = {
 	 .ops = {{LOP_UPDATE, sys_wrapping_lookup}, {LOP_READ, sys_wrapping_lookup}}},
 	{.pattern = "wrapping/rewrap", .fields = sys_wrapping_fields,
 	 .ops = {{LOP_UPDATE, sys_wrapping_rewrap}}},
+	{.pattern = "tools/hash", .fields = logical_tools_hash_fields,
+	 .ops = {{LOP_UPDATE, logical_tools_hash}}},
+	{.pattern = "tools/hash/{urlalgorithm}", .fields = logical_tools_hash_fields,
+	 .ops = {{LOP_UPDATE, logical_tools_hash}}},
+	{.pattern = "tools/random", .fields = logical_tools_random_fields,
+	 .ops = {{LOP_UPDATE, logical_tools_random}}},
+	{.pattern = "tools/random/{source}", .fields = logical_tools_random_fields,
+	 .ops = {{LOP_UPDATE, logical_tools_random}}},
+	{.pattern = "tools/random/{source}/{urlbytes}", .fields = logical_tools_random_fields,
+	 .ops = {{LOP_UPDATE, logical_tools_random}}},
 	{.pattern = "leader", .ops = {{LOP_READ, h_leader}}, .unauthenticated = true},
 	{.pattern = "ha-status", .ops = {{LOP_READ, h_ha_status}}},
 	{.pattern = "metrics", .fields = telemetry_metrics_fields, .ops = {{LOP_READ, telemetry_sys_metrics}}},
