@@ -182,6 +182,10 @@ static int seal_status(struct core *c, json_t **out, struct verr *err)
 	if (o && auto_seal)
 		json_object_set_new(o, "recovery_seal_type", json_string("shamir"));
 	pthread_mutex_unlock(&c->unseal_lock);
+	char kid[512];
+	seal_key_id(c->o.seal, kid, sizeof(kid));
+	if (o && *kid)
+		json_object_set_new(o, "seal_key_id", json_string(kid));
 	if (!sealed && o) {
 		char id[sizeof(c->cluster_id)];
 		state_cluster_id(c, id);
