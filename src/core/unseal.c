@@ -601,10 +601,12 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 	rc = barrier_generate_key(&root, err);
 	if (!rc && (!auto_seal || shares > 0))
 		rc = barrier_generate_key(&kek, err); /* the KEK, or the recovery key */
-	if (!rc)
-		rc = barrier_initialize(c->barrier, root, KEY_LEN, err);
+	/* the seal first: when it cannot wrap (key service down, key refused)
+	 * nothing is initialised yet and sys/init can simply be retried */
 	if (!rc)
 		rc = store_root(c, auto_seal ? NULL : kek, root, err);
+	if (!rc)
+		rc = barrier_initialize(c->barrier, root, KEY_LEN, err);
 	if (!rc && auto_seal && kek)
 		rc = store_recovery(c, root, kek, err);
 	if (!rc && kek)
