@@ -186,6 +186,20 @@ static void test_seal_auto__pkcs11_softhsm(void **state)
 	json_object_set_new(c, "mechanism", json_string("CKM_RSA_PKCS"));
 	assert_int_equal(seal_pkcs11_new(&s, c, &err), VERR_INVALID);
 	assert_non_null(strstr(err.msg, "mechanism"));
+	assert_non_null(strstr(err.msg, "CKM_RSA_PKCS_OAEP"));
+	/* RSA-OAEP by name or number (Vault's forms), with a known OAEP hash */
+	const char *oaep[] = {"CKM_RSA_PKCS_OAEP", "0x0009", "9"};
+	for (size_t i = 0; i < 3; i++) {
+		json_object_set_new(c, "mechanism", json_string(oaep[i]));
+		assert_int_equal(seal_pkcs11_new(&s, c, &err), 0);
+		seal_close(s);
+	}
+	json_object_set_new(c, "rsa_oaep_hash", json_string("md5"));
+	assert_int_equal(seal_pkcs11_new(&s, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "rsa_oaep_hash"));
+	json_object_del(c, "rsa_oaep_hash");
+	json_object_set_new(c, "mechanism", json_string("0x"));
+	assert_int_equal(seal_pkcs11_new(&s, c, &err), VERR_INVALID);
 	json_decref(c);
 
 	char dir[] = "/tmp/coffer-softhsm-XXXXXX", conf[300], cmd[600];
