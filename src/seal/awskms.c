@@ -70,6 +70,8 @@
 #define KMS_CONTEXT_KEY "coffer"
 #define KMS_CONTEXT_VALUE "root-key"
 #define KMS_ATTEMPTS 3
+/* the check at start runs before the listener: one try, bounded */
+#define KMS_START_TIMEOUT_MS 2000
 
 #define IMDS_DEFAULT "http://169.254.169.254"
 #define IMDS_TIMEOUT_MS 1000
@@ -446,8 +448,8 @@ static char *authority(const char *url)
  * One KMS call: sign, POST, retry throttling and 5xx. *resp is the parsed
  * answer of a 200.
  */
-static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **resp,
-		    struct verr *err)
+static int kms_call_ex(struct awskms *k, const char *target, json_t *req, int attempts,
+		       long timeout_ms, json_t **resp, struct verr *err)
 {
 	*resp = NULL;
 	char *body = json_dumps(req, JSON_COMPACT);
@@ -458,7 +460,7 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 	snprintf(tgt, sizeof(tgt), "TrentService.%s", target);
 	int rc = 0;
 	bool force = false, refreshed = false;
-	for (int attempt = 0; attempt < KMS_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < attempts; attempt++) {
 		if (attempt && !force)
 			usleep((useconds_t)(50000 << (attempt - 1)));
 		struct sigv4_header sh[2] = {{"Content-Type", "application/x-amz-json-1.1"},
@@ -507,7 +509,7 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 		snprintf(htgt, sizeof(htgt), "X-Amz-Target: %s", tgt);
 		const char *hdrs[] = {"Content-Type: application/x-amz-json-1.1", hhost, hdate, htgt,
 				      hauth.p, tokh.len ? tokh.p : NULL, NULL};
-		struct seal_http_opts o = {.ca_file = k->ca_file};
+		struct seal_http_opts o = {.ca_file = k->ca_file, .timeout_ms = timeout_ms};
 		long status = 0;
 		char *ans = NULL;
 		struct verr e2 = {0};
@@ -558,18 +560,26 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 	return rc;
 }
 
+static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **resp,
+		    struct verr *err)
+{
+	return kms_call_ex(k, target, req, KMS_ATTEMPTS, 0, resp, err);
+}
+
 /*
  * TrentService.DescribeKey on the configured key: its ARN, and whether it
  * can be used. *fatal: KMS answered and the key is unusable (missing,
  * disabled, pending deletion, not a symmetric encryption key), which no
  * retry will mend.
  */
-static int describe_key(struct awskms *k, bool *fatal, struct verr *err)
+static int describe_key(struct awskms *k, bool at_start, bool *fatal, struct verr *err)
 {
 	*fatal = false;
 	json_t *req = json_pack("{s:s}", "KeyId", k->key_id), *resp = NULL;
 	struct verr e2 = {0};
-	int rc = req ? kms_call(k, "DescribeKey", req, &resp, &e2) : verr_set(&e2, VERR_INTERNAL, "out of memory");
+	int rc = req ? kms_call_ex(k, "DescribeKey", req, at_start ? 1 : KMS_ATTEMPTS,
+				   at_start ? KMS_START_TIMEOUT_MS : 0, &resp, &e2)
+		     : verr_set(&e2, VERR_INTERNAL, "out of memory");
 	json_decref(req);
 	if (rc) {
 		*fatal = strstr(e2.msg, "): NotFoundException") != NULL;
@@ -617,7 +627,7 @@ static int ensure_described(struct awskms *k, struct verr *err)
 	bool done = k->described;
 	pthread_mutex_unlock(&k->mu);
 	bool fatal;
-	return done ? 0 : describe_key(k, &fatal, err);
+	return done ? 0 : describe_key(k, false, &fatal, err);
 }
 
 static json_t *context(void)
@@ -850,7 +860,7 @@ int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err)
 		goto out;
 	bool fatal = false;
 	struct verr e2 = {0};
-	if (describe_key(k, &fatal, &e2)) {
+	if (describe_key(k, true, &fatal, &e2)) {
 		if (fatal) {
 			rc = verr_set(err, VERR_INVALID, "%s", e2.msg);
 			goto out;

@@ -210,6 +210,27 @@ class DescribeKeyAtStart(unittest.TestCase):
         self.assertIn("cannot be used: its state is Disabled", msg)
         self.assertIn(self.key_arn, msg)
 
+    def test_silent_kms_at_start_does_not_hold_the_listener(self):
+        # a KMS that accepts connections and never answers: the check at
+        # start gives up after one bounded try, the server serves
+        # seal-status, and the check runs again before the first use
+        import socket
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(16)
+        self.addCleanup(lsn.close)
+        st = ('seal "awskms" {\n  region = "us-east-1"\n  kms_key_id = "alias/coffer"\n'
+              '  endpoint = "https://127.0.0.1:%d"\n}\n' % lsn.getsockname()[1])
+        s = Server(extra_config=st, env=kms_env(self.kms))
+        self.servers.append(s)
+        t0 = time.monotonic()
+        s.start()
+        dt = time.monotonic() - t0
+        self.assertLess(dt, 4.5, s.log())
+        self.assertIn("could not check KMS key alias/coffer at start", s.log())
+        self.assertTrue(s.get("sys/seal-status", token="").json()["sealed"])
+        self.assertNotIn("seal_key_id", s.get("sys/seal-status", token="").json())
+
     def test_initialised_server_whose_key_is_pending_deletion(self):
         s = self.server().start()
         self.assertEqual(s.put("sys/init", {"recovery_shares": 1, "recovery_threshold": 1},
