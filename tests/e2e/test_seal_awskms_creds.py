@@ -123,10 +123,10 @@ class ImdsCredentials(unittest.TestCase):
         self.secrets_absent(log)
 
     def test_rotated_credentials_are_picked_up(self):
-        imds = self.start_imds(lifetime=8)
+        imds = self.start_imds(lifetime=12)
         s = self.server(imds_env(self.kms, imds, self.tmp))
-        t_fetch = time.time()
         s.start()
+        t_fetch = time.time()  # the credentials are fetched before the listener starts
         r = s.put("sys/init", {"recovery_shares": 1, "recovery_threshold": 1}, token="")
         self.assertEqual(r.status, 200, s.log())
         s.root_token = r.json()["root_token"]
@@ -143,7 +143,7 @@ class ImdsCredentials(unittest.TestCase):
         # Half-way through their lifetime the seal fetches the new ones
         # before using the old ones again.
         c2 = imds.rotate()
-        time.sleep(max(0, t_fetch + 4.5 - time.time()))
+        time.sleep(max(0, t_fetch + 6.5 - time.time()))
         n0 = len(self.kms.calls)
         reseal()
         decrypts = [c for c in self.kms.calls[n0:] if c[0] == "Decrypt"]
