@@ -182,6 +182,10 @@ static int seal_status(struct core *c, json_t **out, struct verr *err)
 	if (o && auto_seal)
 		json_object_set_new(o, "recovery_seal_type", json_string("shamir"));
 	pthread_mutex_unlock(&c->unseal_lock);
+	char kid[512];
+	seal_key_id(c->o.seal, kid, sizeof(kid));
+	if (o && *kid)
+		json_object_set_new(o, "seal_key_id", json_string(kid));
 	if (!sealed && o) {
 		char id[sizeof(c->cluster_id)];
 		state_cluster_id(c, id);
@@ -597,10 +601,12 @@ int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *e
 	rc = barrier_generate_key(&root, err);
 	if (!rc && (!auto_seal || shares > 0))
 		rc = barrier_generate_key(&kek, err); /* the KEK, or the recovery key */
-	if (!rc)
-		rc = barrier_initialize(c->barrier, root, KEY_LEN, err);
+	/* the seal first: when it cannot wrap (key service down, key refused)
+	 * nothing is initialised yet and sys/init can simply be retried */
 	if (!rc)
 		rc = store_root(c, auto_seal ? NULL : kek, root, err);
+	if (!rc)
+		rc = barrier_initialize(c->barrier, root, KEY_LEN, err);
 	if (!rc && auto_seal && kek)
 		rc = store_recovery(c, root, kek, err);
 	if (!rc && kek)

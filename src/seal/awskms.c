@@ -18,7 +18,26 @@
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
  * AWS_KMS_ENDPOINT, AWS_CA_BUNDLE, then the shared credentials file
  * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE
- * or "default").
+ * or "default"), then the EC2 instance metadata service (IMDSv2; base URL
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT, default http://169.254.169.254, off
+ * with AWS_EC2_METADATA_DISABLED=true).
+ *
+ * DESIGN
+ *  - Instance credentials are temporary: fetched again (a new IMDSv2 token,
+ *    the role name, the role's credentials) before their Expiration -
+ *    5 minutes before, or half-way through a shorter lifetime - at the next
+ *    KMS call, and at once when KMS answers ExpiredTokenException (then the
+ *    call is retried). A failed refresh keeps credentials that have not
+ *    expired yet. Without any other source and an unreachable metadata
+ *    service the seal fails at start, unless the endpoint was set explicitly
+ *    (then the first call fetches, and the core retries while it cannot).
+ *  - At start the configured key (id, ARN or alias) is described
+ *    (TrentService.DescribeKey, as Vault does): a key that does not exist,
+ *    is disabled or pending deletion, or is not a symmetric encryption key
+ *    fails the start with a message saying so. When KMS cannot answer then
+ *    (unreachable, throttled, credentials refused) the check runs again
+ *    before the first wrap/unwrap. The resolved ARN is logged and reported
+ *    (sys/seal-status "seal_key_id").
  *
  * Errors: KMS unreachable, throttled (after two retries) or failing with a
  * 5xx: VERR_UNAVAILABLE (the core stays sealed and retries); a wrong key,
@@ -33,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,14 +70,36 @@
 #define KMS_CONTEXT_KEY "coffer"
 #define KMS_CONTEXT_VALUE "root-key"
 #define KMS_ATTEMPTS 3
+/* the check at start runs before the listener: one try, bounded */
+#define KMS_START_TIMEOUT_MS 2000
 
+#define IMDS_DEFAULT "http://169.254.169.254"
+#define IMDS_TIMEOUT_MS 1000
+#define IMDS_TOKEN_TTL "21600"
+#define IMDS_CREDS_PATH "/latest/meta-data/iam/security-credentials/"
+#define IMDS_REFRESH_MARGIN 300
+
+/* One set of credentials and where they came from. */
+struct awscreds {
+	char *access_key;
+	char *secret_key, *session_token; /* secmem, NUL-terminated */
+	size_t secret_cap, token_cap;
+	bool imds;         /* instance credentials: temporary */
+	time_t expires;    /* imds: their Expiration */
+	time_t refresh_at; /* imds: fetched again from here on */
+};
+
+/* Immutable after seal_awskms_new but for c, key_arn and described,
+ * which are guarded by mu. */
 struct awskms {
 	struct seal base;
 	pthread_mutex_t mu;
 	char *region, *key_id, *endpoint, *host, *ca_file;
-	char *access_key;
-	char *secret_key, *session_token; /* secmem, NUL-terminated */
-	size_t secret_cap, token_cap;
+	char *imds_url; /* NULL: the metadata service is not used */
+	bool imds_explicit;
+	struct awscreds c;
+	char *key_arn;  /* DescribeKey's Arn; NULL until described */
+	bool described;
 };
 
 static const char *conf_str(const json_t *conf, const char *k)
@@ -87,7 +129,7 @@ static char *secstr(const char *s, size_t *cap)
 
 /* The shared credentials file: profile's aws_access_key_id,
  * aws_secret_access_key, aws_session_token. 1 when found. */
-static int shared_credentials(struct awskms *k)
+static int shared_credentials(struct awscreds *k)
 {
 	char path[1024];
 	const char *f = env("AWS_SHARED_CREDENTIALS_FILE");
@@ -162,17 +204,156 @@ static int shared_credentials(struct awskms *k)
 	return 1;
 }
 
-static void creds_free(struct awskms *k)
+static void creds_free(struct awscreds *k)
 {
 	free(k->access_key);
 	secmem_free(k->secret_key, k->secret_cap);
 	secmem_free(k->session_token, k->token_cap);
-	k->access_key = k->secret_key = k->session_token = NULL;
-	k->secret_cap = k->token_cap = 0;
+	memset(k, 0, sizeof(*k));
 }
 
-/* config, then environment, then the shared credentials file */
-static int load_credentials(struct awskms *k, const json_t *conf, struct verr *err)
+static void wipe_free(char *p)
+{
+	if (p) {
+		secmem_wipe(p, strlen(p));
+		free(p);
+	}
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	const json_t *v = json_object_get(o, k);
+	return json_is_string(v) && *json_string_value(v) ? json_string_value(v) : NULL;
+}
+
+/* "2026-12-07T06:00:00Z" (fraction and "+00:00" accepted) */
+static int parse_time(const char *s, time_t *out)
+{
+	struct tm tm = {0};
+	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!end)
+		return -1;
+	if (*end == '.')
+		for (end++; *end >= '0' && *end <= '9'; end++)
+			;
+	if (strcmp(end, "Z") && strcmp(end, "+00:00"))
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+/* One request to the metadata service; *body is a secret answer. */
+static int imds_req(const char *method, const char *base, const char *path, const char *hdr,
+		    long *status, char **body, struct verr *err)
+{
+	char url[700];
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	const char *hdrs[] = {hdr, NULL};
+	struct seal_http_opts o = {.timeout_ms = IMDS_TIMEOUT_MS, .secret_answer = true};
+	return seal_http(method, url, hdrs, NULL, 0, &o, status, body, err);
+}
+
+/*
+ * IMDSv2: a session token (PUT /latest/api/token), the role name, the
+ * role's credentials. Errors: VERR_UNAVAILABLE when the service cannot be
+ * reached, VERR_DENIED for an answer that gives no credentials.
+ */
+static int imds_credentials(const char *base, struct awscreds *c, struct verr *err)
+{
+	long st = 0;
+	char *tok = NULL, *role = NULL, *doc = NULL;
+	struct buf th;
+	buf_init_secret(&th, 0);
+	json_t *j = NULL;
+	struct verr e2 = {0};
+	int rc = imds_req("PUT", base, "/latest/api/token",
+			  "X-aws-ec2-metadata-token-ttl-seconds: " IMDS_TOKEN_TTL, &st, &tok, &e2);
+	if (rc) {
+		rc = verr_set(err, rc, "instance metadata service: %s", e2.msg);
+		goto out;
+	}
+	tok[strcspn(tok, "\r\n")] = '\0';
+	if (st != 200 || !*tok) {
+		rc = verr_set(err, st >= 500 ? VERR_UNAVAILABLE : VERR_DENIED,
+			      "instance metadata service at %s: PUT /latest/api/token answered HTTP %ld", base, st);
+		goto out;
+	}
+	buf_printf(&th, "X-aws-ec2-metadata-token: %s", tok);
+	if (th.failed) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if ((rc = imds_req("GET", base, IMDS_CREDS_PATH, th.p, &st, &role, &e2)) != 0) {
+		rc = verr_set(err, rc, "instance metadata service: %s", e2.msg);
+		goto out;
+	}
+	role[strcspn(role, "\r\n")] = '\0';
+	if (st != 200 || !*role || strchr(role, '/') || strlen(role) > 128) {
+		rc = verr_set(err, st >= 500 ? VERR_UNAVAILABLE : VERR_DENIED,
+			      "instance metadata service at %s: %s", base,
+			      st == 404 ? "no IAM role is attached to this instance"
+					: "no IAM role name in its answer");
+		goto out;
+	}
+	char path[300];
+	snprintf(path, sizeof(path), "%s%s", IMDS_CREDS_PATH, role);
+	if ((rc = imds_req("GET", base, path, th.p, &st, &doc, &e2)) != 0) {
+		rc = verr_set(err, rc, "instance metadata service: %s", e2.msg);
+		goto out;
+	}
+	j = st == 200 ? json_loads(doc, 0, NULL) : NULL;
+	const char *code = jstr(j, "Code"), *ak = jstr(j, "AccessKeyId");
+	const char *sk = jstr(j, "SecretAccessKey"), *tk = jstr(j, "Token");
+	time_t exp = 0, now = time(NULL);
+	if (!ak || !sk || !tk || (code && strcmp(code, "Success")) ||
+	    parse_time(jstr(j, "Expiration"), &exp)) {
+		rc = verr_set(err, st >= 500 ? VERR_UNAVAILABLE : VERR_DENIED,
+			      "instance metadata service at %s: no credentials for role \"%.128s\" (HTTP %ld%s%.40s)",
+			      base, role, st, code ? ", Code " : "", code ? code : "");
+		goto out;
+	}
+	if (exp <= now) {
+		rc = verr_set(err, VERR_UNAVAILABLE,
+			      "instance metadata service at %s: the credentials of role \"%.128s\" have expired",
+			      base, role);
+		goto out;
+	}
+	c->access_key = strdup(ak);
+	c->secret_key = secstr(sk, &c->secret_cap);
+	c->session_token = secstr(tk, &c->token_cap);
+	if (!c->access_key || !c->secret_key || !c->session_token) {
+		creds_free(c);
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	c->imds = true;
+	c->expires = exp;
+	time_t margin = (exp - now) / 2 < IMDS_REFRESH_MARGIN ? (exp - now) / 2 : IMDS_REFRESH_MARGIN;
+	c->refresh_at = exp - margin;
+out:
+	if (j) {
+		/* the parsed copies of the secret and the session token */
+		if (jstr(j, "SecretAccessKey"))
+			secmem_wipe((void *)jstr(j, "SecretAccessKey"), strlen(jstr(j, "SecretAccessKey")));
+		if (jstr(j, "Token"))
+			secmem_wipe((void *)jstr(j, "Token"), strlen(jstr(j, "Token")));
+		json_decref(j);
+	}
+	wipe_free(tok);
+	wipe_free(role);
+	wipe_free(doc);
+	buf_free(&th);
+	return rc;
+}
+
+/*
+ * config, then environment, then the shared credentials file, then the
+ * instance metadata service. 1 (and nothing in *c) when only the metadata
+ * service is left and it was unreachable at an explicitly set endpoint: the
+ * first call fetches.
+ */
+static int load_credentials(const struct awskms *ks, struct awscreds *k, const json_t *conf,
+			    struct verr *err)
 {
 	const char *ak = conf_str(conf, "access_key"), *sk = conf_str(conf, "secret_key");
 	const char *tok = conf_str(conf, "session_token");
@@ -193,9 +374,57 @@ static int load_credentials(struct awskms *k, const json_t *conf, struct verr *e
 	}
 	if (shared_credentials(k))
 		return 0;
+	struct verr e2 = {0};
+	int rc = ks->imds_url ? imds_credentials(ks->imds_url, k, &e2) : 0;
+	if (ks->imds_url && !rc) {
+		log_info("seal", "awskms seal: credentials from the instance metadata service at %s",
+			 ks->imds_url);
+		return 0;
+	}
+	if (ks->imds_url && rc == VERR_UNAVAILABLE && ks->imds_explicit) {
+		log_warn("seal", "awskms seal: no credentials yet (%s); retrying at the first KMS call",
+			 e2.msg);
+		k->imds = true;
+		return 1;
+	}
+	if (rc == VERR_INTERNAL)
+		return verr_set(err, rc, "%s", e2.msg);
 	return verr_set(err, VERR_INVALID,
 			"awskms seal: no AWS credentials (set access_key and secret_key, "
-			"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a shared credentials file)");
+			"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared credentials file%s%s)",
+			ks->imds_url ? ", or an instance role: " : "", ks->imds_url ? e2.msg : "");
+}
+
+/*
+ * With k->mu held: instance credentials that are due (or all of them, with
+ * force) are fetched again. A failed refresh keeps unexpired ones.
+ */
+static int creds_fresh(struct awskms *k, bool force, struct verr *err)
+{
+	if (!k->c.imds)
+		return 0;
+	time_t now = time(NULL);
+	if (!force && k->c.access_key && now < k->c.refresh_at)
+		return 0;
+	struct awscreds n = {0};
+	struct verr e2 = {0};
+	int rc = imds_credentials(k->imds_url, &n, &e2);
+	if (rc) {
+		if (!force && k->c.access_key && now < k->c.expires) {
+			log_warn("seal", "awskms seal: refreshing the instance credentials failed (%s); "
+				 "the current ones are still valid", e2.msg);
+			return 0;
+		}
+		return verr_set(err, rc, "awskms seal: %s", e2.msg);
+	}
+	creds_free(&k->c);
+	k->c = n; /* transferred */
+	char when[32];
+	struct tm tm;
+	gmtime_r(&k->c.expires, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_info("seal", "awskms seal: new credentials from the instance metadata service, valid until %s", when);
+	return 0;
 }
 
 /* "https://host:port/..." -> "host:port" without a default port */
@@ -219,8 +448,8 @@ static char *authority(const char *url)
  * One KMS call: sign, POST, retry throttling and 5xx. *resp is the parsed
  * answer of a 200.
  */
-static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **resp,
-		    struct verr *err)
+static int kms_call_ex(struct awskms *k, const char *target, json_t *req, int attempts,
+		       long timeout_ms, json_t **resp, struct verr *err)
 {
 	*resp = NULL;
 	char *body = json_dumps(req, JSON_COMPACT);
@@ -230,13 +459,21 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 	char tgt[96];
 	snprintf(tgt, sizeof(tgt), "TrentService.%s", target);
 	int rc = 0;
-	for (int attempt = 0; attempt < KMS_ATTEMPTS; attempt++) {
-		if (attempt)
+	bool force = false, refreshed = false;
+	for (int attempt = 0; attempt < attempts; attempt++) {
+		if (attempt && !force)
 			usleep((useconds_t)(50000 << (attempt - 1)));
 		struct sigv4_header sh[2] = {{"Content-Type", "application/x-amz-json-1.1"},
 					     {"X-Amz-Target", tgt}};
 		char *auth = NULL, date[SIGV4_DATE_LEN];
 		pthread_mutex_lock(&k->mu);
+		rc = creds_fresh(k, force, err);
+		force = false;
+		bool imds = k->c.imds;
+		if (rc) {
+			pthread_mutex_unlock(&k->mu);
+			break;
+		}
 		struct sigv4_request sr = {
 			.method = "POST",
 			.host = k->host,
@@ -247,16 +484,16 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 			.body_len = blen,
 			.region = k->region,
 			.service = "kms",
-			.access_key = k->access_key,
-			.secret_key = k->secret_key,
-			.session_token = k->session_token,
+			.access_key = k->c.access_key,
+			.secret_key = k->c.secret_key,
+			.session_token = k->c.session_token,
 			.now = time(NULL),
 		};
 		rc = sigv4_sign(&auth, date, &sr, err);
 		struct buf tokh;
 		buf_init_secret(&tokh, 0);
-		if (k->session_token)
-			buf_printf(&tokh, "X-Amz-Security-Token: %s", k->session_token);
+		if (k->c.session_token)
+			buf_printf(&tokh, "X-Amz-Security-Token: %s", k->c.session_token);
 		pthread_mutex_unlock(&k->mu);
 		if (rc) {
 			buf_free(&tokh);
@@ -272,7 +509,7 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 		snprintf(htgt, sizeof(htgt), "X-Amz-Target: %s", tgt);
 		const char *hdrs[] = {"Content-Type: application/x-amz-json-1.1", hhost, hdate, htgt,
 				      hauth.p, tokh.len ? tokh.p : NULL, NULL};
-		struct seal_http_opts o = {.ca_file = k->ca_file};
+		struct seal_http_opts o = {.ca_file = k->ca_file, .timeout_ms = timeout_ms};
 		long status = 0;
 		char *ans = NULL;
 		struct verr e2 = {0};
@@ -301,7 +538,12 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 			 status, type ? type : "error", msg ? ": " : "", msg ? msg : "");
 		bool retry = status >= 500 || (type && (!strcmp(type, "ThrottlingException") ||
 							 !strcmp(type, "LimitExceededException")));
-		if (retry)
+		/* instance credentials ended early: fetch new ones, once */
+		if (imds && !refreshed && type && !strcmp(type, "ExpiredTokenException")) {
+			refreshed = force = retry = true;
+			log_info("seal", "awskms seal: KMS says the instance credentials expired; fetching new ones");
+		}
+		if (retry && !force)
 			rc = verr_set(err, VERR_UNAVAILABLE, "%s", what);
 		else if (type && !strcmp(type, "InvalidCiphertextException"))
 			rc = verr_set(err, VERR_INVALID, "invalid key: %s", what);
@@ -316,6 +558,76 @@ static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **
 	}
 	free(body);
 	return rc;
+}
+
+static int kms_call(struct awskms *k, const char *target, json_t *req, json_t **resp,
+		    struct verr *err)
+{
+	return kms_call_ex(k, target, req, KMS_ATTEMPTS, 0, resp, err);
+}
+
+/*
+ * TrentService.DescribeKey on the configured key: its ARN, and whether it
+ * can be used. *fatal: KMS answered and the key is unusable (missing,
+ * disabled, pending deletion, not a symmetric encryption key), which no
+ * retry will mend.
+ */
+static int describe_key(struct awskms *k, bool at_start, bool *fatal, struct verr *err)
+{
+	*fatal = false;
+	json_t *req = json_pack("{s:s}", "KeyId", k->key_id), *resp = NULL;
+	struct verr e2 = {0};
+	int rc = req ? kms_call_ex(k, "DescribeKey", req, at_start ? 1 : KMS_ATTEMPTS,
+				   at_start ? KMS_START_TIMEOUT_MS : 0, &resp, &e2)
+		     : verr_set(&e2, VERR_INTERNAL, "out of memory");
+	json_decref(req);
+	if (rc) {
+		*fatal = strstr(e2.msg, "): NotFoundException") != NULL;
+		return verr_set(err, rc, "%s", e2.msg);
+	}
+	const json_t *md = json_object_get(resp, "KeyMetadata");
+	const char *arn = jstr(md, "Arn"), *state = jstr(md, "KeyState");
+	const char *usage = jstr(md, "KeyUsage"), *spec = jstr(md, "KeySpec");
+	if (!spec)
+		spec = jstr(md, "CustomerMasterKeySpec");
+	*fatal = true;
+	if (!arn || !state)
+		rc = verr_set(err, VERR_UNAVAILABLE, "awskms seal: KMS DescribeKey answered without KeyMetadata");
+	else if (strcmp(state, "Enabled"))
+		rc = verr_set(err, VERR_DENIED, "awskms seal: KMS key %.200s (%.200s) cannot be used: its state is %.40s%s",
+			      k->key_id, arn, state,
+			      !strcmp(state, "PendingDeletion") ? " (scheduled for deletion; cancel it with CancelKeyDeletion)"
+			      : !strcmp(state, "Disabled")      ? " (enable it with EnableKey)"
+								: "");
+	else if (usage && strcmp(usage, "ENCRYPT_DECRYPT"))
+		rc = verr_set(err, VERR_DENIED, "awskms seal: KMS key %.200s is not an encryption key (KeyUsage %.40s)", arn, usage);
+	else if (spec && strcmp(spec, "SYMMETRIC_DEFAULT"))
+		rc = verr_set(err, VERR_DENIED, "awskms seal: KMS key %.200s is not a symmetric key (KeySpec %.40s)", arn, spec);
+	if (!rc) {
+		*fatal = false;
+		char *dup = strdup(arn);
+		pthread_mutex_lock(&k->mu);
+		if (dup && !k->key_arn) {
+			k->key_arn = dup;
+			dup = NULL; /* transferred */
+		}
+		k->described = true;
+		pthread_mutex_unlock(&k->mu);
+		free(dup);
+		log_info("seal", "awskms seal: KMS key %s is %s (Enabled)", k->key_id, arn);
+	}
+	json_decref(resp);
+	return rc;
+}
+
+/* Before a wrap/unwrap: the key check that could not run at start. */
+static int ensure_described(struct awskms *k, struct verr *err)
+{
+	pthread_mutex_lock(&k->mu);
+	bool done = k->described;
+	pthread_mutex_unlock(&k->mu);
+	bool fatal;
+	return done ? 0 : describe_key(k, false, &fatal, err);
 }
 
 static json_t *context(void)
@@ -334,6 +646,8 @@ static int awskms_wrap(struct seal *s, const uint8_t *kek, size_t kek_len, const
 	char *dek64 = NULL;
 	json_t *resp = NULL, *blob = NULL;
 	int rc = dek ? rand_bytes(dek, AEAD_KEY_LEN, err) : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc)
+		rc = ensure_described(k, err);
 	if (!rc)
 		rc = aead_blob_seal(&ct, &ctl, dek, AWSKMS_ROOT_PATH, root, root_len, err);
 	if (!rc && !(dek64 = b64_encode(dek, AEAD_KEY_LEN, false)))
@@ -394,7 +708,9 @@ static int awskms_unwrap(struct seal *s, const uint8_t *kek, size_t kek_len, con
 	json_t *req = json_pack("{s:s,s:s,s:o}", "CiphertextBlob", wrapped, "KeyId", k->key_id,
 				"EncryptionContext", context());
 	json_t *resp = NULL;
-	int rc = req ? kms_call(k, "Decrypt", req, &resp, err) : verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = req ? ensure_described(k, err) : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc)
+		rc = kms_call(k, "Decrypt", req, &resp, err);
 	json_decref(req);
 	uint8_t *dek = NULL, *ct = NULL;
 	size_t dekl = 0, ctl = 0;
@@ -424,7 +740,9 @@ static void awskms_free(struct awskms *k)
 {
 	if (!k)
 		return;
-	creds_free(k);
+	creds_free(&k->c);
+	free(k->key_arn);
+	free(k->imds_url);
 	free(k->region);
 	free(k->key_id);
 	free(k->endpoint);
@@ -443,19 +761,23 @@ static void awskms_close(struct seal *s)
 static int awskms_reload(struct seal *s, const json_t *conf, struct verr *err)
 {
 	struct awskms *k = (struct awskms *)s;
-	struct awskms tmp = {0};
-	int rc = load_credentials(&tmp, conf, err);
-	if (rc)
+	struct awscreds tmp = {0};
+	int rc = load_credentials(k, &tmp, conf, err);
+	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&k->mu);
-	creds_free(k);
-	k->access_key = tmp.access_key;
-	k->secret_key = tmp.secret_key;
-	k->secret_cap = tmp.secret_cap;
-	k->session_token = tmp.session_token;
-	k->token_cap = tmp.token_cap;
+	creds_free(&k->c);
+	k->c = tmp; /* transferred */
 	pthread_mutex_unlock(&k->mu);
 	return 0;
+}
+
+static void awskms_key_id(struct seal *s, char *buf, size_t cap)
+{
+	struct awskms *k = (struct awskms *)s;
+	pthread_mutex_lock(&k->mu);
+	snprintf(buf, cap, "%s", k->key_arn ? k->key_arn : "");
+	pthread_mutex_unlock(&k->mu);
 }
 
 static const struct seal_ops awskms_ops = {
@@ -468,6 +790,7 @@ static const struct seal_ops awskms_ops = {
 	.unwrap = awskms_unwrap,
 	.close = awskms_close,
 	.reload = awskms_reload,
+	.key_id = awskms_key_id,
 };
 
 int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err)
@@ -511,11 +834,40 @@ int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err)
 	k->host = authority(ep);
 	if (env("AWS_CA_BUNDLE"))
 		k->ca_file = strdup(env("AWS_CA_BUNDLE"));
+	const char *md = env("AWS_EC2_METADATA_DISABLED");
+	if (!md || strcasecmp(md, "true")) {
+		const char *mu = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+		k->imds_explicit = mu != NULL;
+		if (mu && strncmp(mu, "http://", 7) && strncmp(mu, "https://", 8)) {
+			rc = verr_set(err, VERR_INVALID, "awskms seal: AWS_EC2_METADATA_SERVICE_ENDPOINT must be an http:// URL");
+			goto out;
+		}
+		if ((k->imds_url = strdup(mu ? mu : IMDS_DEFAULT)) != NULL)
+			for (size_t n = strlen(k->imds_url); n > 8 && k->imds_url[n - 1] == '/'; n--)
+				k->imds_url[n - 1] = '\0';
+		if (!k->imds_url) {
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
 	if (!k->key_id || !k->region || !k->endpoint || !k->host) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	rc = load_credentials(k, conf, err);
+	if ((rc = load_credentials(k, &k->c, conf, err)) > 0)
+		rc = 0;
+	if (rc)
+		goto out;
+	bool fatal = false;
+	struct verr e2 = {0};
+	if (describe_key(k, true, &fatal, &e2)) {
+		if (fatal) {
+			rc = verr_set(err, VERR_INVALID, "%s", e2.msg);
+			goto out;
+		}
+		log_warn("seal", "awskms seal: could not check KMS key %s at start (%s); checking again before its first use",
+			 k->key_id, e2.msg);
+	}
 out:
 	if (rc) {
 		awskms_free(k);

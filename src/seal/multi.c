@@ -224,6 +224,10 @@ json_t *seal_multi_status(struct seal *s)
 		json_t *b = json_pack("{s:s,s:s,s:i,s:b,s:b,s:b,s:b}", "name", x->name, "type",
 				      seal_type(x->s), "priority", x->priority, "healthy", x->healthy,
 				      "configured", 1, "disabled", 0, "wrapped", x->copy);
+		char kid[512];
+		seal_key_id(x->s, kid, sizeof(kid));
+		if (*kid)
+			json_object_set_new(b, "key_id", json_string(kid));
 		if (!x->healthy) {
 			json_object_set_new(b, "unhealthy_since", rfc3339(x->unhealthy_since));
 			if (healthy || x->unhealthy_since < since)

@@ -14,11 +14,18 @@
  * wins).
  *
  * Envelope as in awskms.c: a fresh data key encrypts the root key locally;
- * the HSM encrypts the data key with CKM_AES_GCM (random 96-bit IV, 128-bit
- * tag, fixed additional data). Stored at core/pkcs11-root as JSON
- * {"type","mechanism","key_label","iv","wrapped_key","ciphertext"}.
- * Mechanism: CKM_AES_GCM (0x1087) only; RSA-OAEP is refused at start with
- * a message that says so.
+ * the HSM encrypts the data key with the configured mechanism:
+ *  - CKM_AES_GCM (0x1087, the default): random 96-bit IV, 128-bit tag,
+ *    fixed additional data, under an AES-256 secret key;
+ *  - CKM_RSA_PKCS_OAEP (0x0009): RSA-OAEP with SHA-256 and MGF1-SHA256
+ *    (rsa_oaep_hash / VAULT_HSM_RSA_OAEP_HASH, as Vault: sha1, sha224,
+ *    sha256, sha384, sha512; recorded in the envelope as "oaep_hash")
+ *    under an RSA key pair (2048 bits or more): the public key wraps, the
+ *    private key (sensitive, not extractable) unwraps on the token;
+ *    generate_key makes a 2048-bit pair.
+ * Stored at core/pkcs11-root as JSON
+ * {"type","mechanism","key_label","iv" (GCM only),"wrapped_key","ciphertext"};
+ * an envelope made with the other mechanism is refused ("invalid key").
  *
  * DESIGN
  *  - The HSM is opened lazily, at the first wrap/unwrap, so a token that is
@@ -50,6 +57,32 @@
 #define GCM_AAD "coffer-root-key"
 #define GCM_IV_LEN 12
 #define GCM_TAG_LEN 16
+#define RSA_MIN_BITS 2048
+#define RSA_GEN_BITS 2048
+#define RSA_MAX_BYTES 1024 /* 8192-bit modulus */
+
+struct oaep_hash {
+	const char *name;
+	CK_MECHANISM_TYPE hash;
+	CK_RSA_PKCS_MGF_TYPE mgf;
+};
+
+static const struct oaep_hash oaep_hashes[] = {
+	{"sha256", CKM_SHA256, CKG_MGF1_SHA256}, /* the default */
+	{"sha1", CKM_SHA_1, CKG_MGF1_SHA1},
+	{"sha224", CKM_SHA224, CKG_MGF1_SHA224},
+	{"sha384", CKM_SHA384, CKG_MGF1_SHA384},
+	{"sha512", CKM_SHA512, CKG_MGF1_SHA512},
+	{NULL, 0, 0},
+};
+
+static const struct oaep_hash *oaep_find(const char *name)
+{
+	for (const struct oaep_hash *h = oaep_hashes; h->name; h++)
+		if (!strcmp(h->name, name))
+			return h;
+	return NULL;
+}
 
 struct pkcs11 {
 	struct seal base;
@@ -58,6 +91,8 @@ struct pkcs11 {
 	uint8_t key_id[64];
 	size_t key_id_len;
 	bool have_slot, generate;
+	bool rsa; /* CKM_RSA_PKCS_OAEP, else CKM_AES_GCM */
+	const struct oaep_hash *oaep; /* rsa: the OAEP hash and its MGF1 */
 	CK_SLOT_ID slot;
 	char *pin; /* secmem */
 	size_t pin_cap;
@@ -66,7 +101,8 @@ struct pkcs11 {
 	bool initialized;
 	CK_SESSION_HANDLE sess;
 	bool have_sess;
-	CK_OBJECT_HANDLE key;
+	CK_OBJECT_HANDLE key; /* the AES key, or the RSA private key */
+	CK_OBJECT_HANDLE pub; /* the RSA public key */
 };
 
 static const char *conf_str(const json_t *conf, const char *k, const char *envname)
@@ -110,7 +146,7 @@ static void drop_session(struct pkcs11 *p)
 	if (p->have_sess)
 		p->f->C_CloseSession(p->sess);
 	p->have_sess = false;
-	p->key = CK_INVALID_HANDLE;
+	p->key = p->pub = CK_INVALID_HANDLE;
 }
 
 /* label fields are 32 bytes, blank-padded */
@@ -158,27 +194,99 @@ static int find_slot(struct pkcs11 *p, CK_SLOT_ID *out, struct verr *err)
 	return rc;
 }
 
-static int find_key(struct pkcs11 *p, struct verr *err)
+/* The object of class cls (and key type kt) with the configured label/id:
+ * 0 and *out, or 1 when there is none. */
+static int find_object(struct pkcs11 *p, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, CK_OBJECT_HANDLE *out,
+		       struct verr *err)
 {
-	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-	CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &cls, sizeof(cls)}};
-	CK_ULONG nt = 1;
+	CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)}};
+	CK_ULONG nt = 2;
 	if (p->key_label)
 		tmpl[nt++] = (CK_ATTRIBUTE){CKA_LABEL, p->key_label, strlen(p->key_label)};
 	if (p->key_id_len)
 		tmpl[nt++] = (CK_ATTRIBUTE){CKA_ID, p->key_id, p->key_id_len};
 	CK_RV rv = p->f->C_FindObjectsInit(p->sess, tmpl, nt);
 	CK_ULONG found = 0;
-	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 	if (rv == CKR_OK) {
-		rv = p->f->C_FindObjects(p->sess, &h, 1, &found);
+		rv = p->f->C_FindObjects(p->sess, out, 1, &found);
 		p->f->C_FindObjectsFinal(p->sess);
 	}
 	if (rv != CKR_OK)
 		return verr_set(err, VERR_UNAVAILABLE, "pkcs11 seal: finding the key failed: %s", ckr_name(rv));
-	if (found == 1) {
-		p->key = h;
+	return found == 1 ? 0 : 1;
+}
+
+/* The RSA key pair: found (2048 bits or more), or generated. */
+static int find_rsa(struct pkcs11 *p, struct verr *err)
+{
+	CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE;
+	int a = find_object(p, CKO_PRIVATE_KEY, CKK_RSA, &priv, err);
+	int b = a < 0 ? a : find_object(p, CKO_PUBLIC_KEY, CKK_RSA, &pub, err);
+	if (a < 0 || b < 0)
+		return a < 0 ? a : b;
+	const char *lab = p->key_label ? p->key_label : "";
+	if (a == 0 && b == 0) {
+		CK_ULONG bits = 0;
+		CK_ATTRIBUTE mb = {CKA_MODULUS_BITS, &bits, sizeof(bits)};
+		CK_RV rv = p->f->C_GetAttributeValue(p->sess, pub, &mb, 1);
+		if (rv != CKR_OK)
+			return verr_set(err, VERR_UNAVAILABLE, "pkcs11 seal: reading the RSA key size failed: %s", ckr_name(rv));
+		if (bits < RSA_MIN_BITS)
+			return verr_set(err, VERR_DENIED, "pkcs11 seal: the RSA key \"%s\" has %lu bits; at least %d are needed",
+					lab, (unsigned long)bits, RSA_MIN_BITS);
+		p->key = priv;
+		p->pub = pub;
 		return 0;
+	}
+	if (a != b)
+		return verr_set(err, VERR_DENIED, "pkcs11 seal: the token has the RSA %s key labelled \"%s\" but not its %s key",
+				a ? "public" : "private", lab, a ? "private" : "public");
+	if (!p->generate)
+		return verr_set(err, VERR_DENIED, "pkcs11 seal: no RSA key pair labelled \"%s\" on the token (set generate_key = \"true\" to create it)",
+				lab);
+	CK_BBOOL t = CK_TRUE, fl = CK_FALSE;
+	CK_ULONG bits = RSA_GEN_BITS;
+	CK_BYTE e[] = {0x01, 0x00, 0x01};
+	CK_ATTRIBUTE pubt[7] = {
+		{CKA_TOKEN, &t, sizeof(t)},         {CKA_ENCRYPT, &t, sizeof(t)},
+		{CKA_WRAP, &fl, sizeof(fl)},        {CKA_MODULUS_BITS, &bits, sizeof(bits)},
+		{CKA_PUBLIC_EXPONENT, e, sizeof(e)},
+	};
+	CK_ATTRIBUTE privt[8] = {
+		{CKA_TOKEN, &t, sizeof(t)},     {CKA_PRIVATE, &t, sizeof(t)},
+		{CKA_SENSITIVE, &t, sizeof(t)}, {CKA_EXTRACTABLE, &fl, sizeof(fl)},
+		{CKA_DECRYPT, &t, sizeof(t)},   {CKA_UNWRAP, &fl, sizeof(fl)},
+	};
+	CK_ULONG npub = 5, npriv = 6;
+	if (p->key_label) {
+		pubt[npub++] = (CK_ATTRIBUTE){CKA_LABEL, p->key_label, strlen(p->key_label)};
+		privt[npriv++] = (CK_ATTRIBUTE){CKA_LABEL, p->key_label, strlen(p->key_label)};
+	}
+	if (p->key_id_len) {
+		pubt[npub++] = (CK_ATTRIBUTE){CKA_ID, p->key_id, p->key_id_len};
+		privt[npriv++] = (CK_ATTRIBUTE){CKA_ID, p->key_id, p->key_id_len};
+	}
+	CK_MECHANISM m = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_RV rv = p->f->C_GenerateKeyPair(p->sess, &m, pubt, npub, privt, npriv, &pub, &priv);
+	if (rv != CKR_OK)
+		return verr_set(err, VERR_UNAVAILABLE, "pkcs11 seal: generating the RSA key pair failed: %s", ckr_name(rv));
+	log_info("seal", "pkcs11 seal: generated RSA-%d key pair \"%s\" on the token", RSA_GEN_BITS, lab);
+	p->key = priv;
+	p->pub = pub;
+	return 0;
+}
+
+static int find_key(struct pkcs11 *p, struct verr *err)
+{
+	if (p->rsa)
+		return find_rsa(p, err);
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	int rc = find_object(p, cls, CKK_AES, &h, err);
+	if (rc <= 0) {
+		if (!rc)
+			p->key = h;
+		return rc;
 	}
 	if (!p->generate)
 		return verr_set(err, VERR_DENIED, "pkcs11 seal: no AES key labelled \"%s\" on the token (set generate_key = \"true\" to create it)",
@@ -197,7 +305,7 @@ static int find_key(struct pkcs11 *p, struct verr *err)
 	if (p->key_label)
 		g[ng++] = (CK_ATTRIBUTE){CKA_LABEL, p->key_label, strlen(p->key_label)};
 	CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
-	rv = p->f->C_GenerateKey(p->sess, &m, g, ng, &h);
+	CK_RV rv = p->f->C_GenerateKey(p->sess, &m, g, ng, &h);
 	if (rv != CKR_OK)
 		return verr_set(err, VERR_UNAVAILABLE, "pkcs11 seal: generating the key failed: %s", ckr_name(rv));
 	if (p->key_id_len) {
@@ -251,9 +359,10 @@ static bool session_lost(CK_RV rv)
 	       rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_KEY_HANDLE_INVALID;
 }
 
-/* AES-GCM through the token: enc (in -> out, len + 16) or dec (len - 16). */
-static int gcm(struct pkcs11 *p, bool enc, uint8_t *iv, const uint8_t *in, size_t inl, uint8_t *out,
-	       size_t *outl, struct verr *err)
+/* The configured mechanism through the token: AES-GCM (iv; in -> out,
+ * len + 16 / len - 16) or RSA-OAEP (iv unused; out holds the modulus). */
+static int hsm_crypt(struct pkcs11 *p, bool enc, const struct oaep_hash *oh, uint8_t *iv,
+		     const uint8_t *in, size_t inl, uint8_t *out, size_t *outl, struct verr *err)
 {
 	pthread_mutex_lock(&p->mu);
 	int rc = 0;
@@ -264,9 +373,13 @@ static int gcm(struct pkcs11 *p, bool enc, uint8_t *iv, const uint8_t *in, size_
 		CK_GCM_PARAMS gp = {.pIv = iv, .ulIvLen = GCM_IV_LEN, .ulIvBits = GCM_IV_LEN * 8,
 				    .pAAD = (CK_BYTE_PTR)GCM_AAD, .ulAADLen = strlen(GCM_AAD),
 				    .ulTagBits = GCM_TAG_LEN * 8};
+		CK_RSA_PKCS_OAEP_PARAMS op = {oh->hash, oh->mgf, CKZ_DATA_SPECIFIED, NULL, 0};
 		CK_MECHANISM m = {CKM_AES_GCM, &gp, sizeof(gp)};
+		if (p->rsa)
+			m = (CK_MECHANISM){CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+		CK_OBJECT_HANDLE key = p->rsa && enc ? p->pub : p->key;
 		CK_ULONG ol = (CK_ULONG)*outl;
-		CK_RV rv = enc ? p->f->C_EncryptInit(p->sess, &m, p->key) : p->f->C_DecryptInit(p->sess, &m, p->key);
+		CK_RV rv = enc ? p->f->C_EncryptInit(p->sess, &m, key) : p->f->C_DecryptInit(p->sess, &m, key);
 		if (rv == CKR_OK)
 			rv = enc ? p->f->C_Encrypt(p->sess, (CK_BYTE_PTR)in, inl, out, &ol)
 				 : p->f->C_Decrypt(p->sess, (CK_BYTE_PTR)in, inl, out, &ol);
@@ -283,8 +396,12 @@ static int gcm(struct pkcs11 *p, bool enc, uint8_t *iv, const uint8_t *in, size_
 			     rv == CKR_FUNCTION_FAILED || rv == CKR_GENERAL_ERROR))
 			rc = verr_set(err, VERR_INVALID, "invalid key: the HSM key does not open the wrapped data key (%s)", ckr_name(rv));
 		else
-			rc = verr_set(err, VERR_UNAVAILABLE, "pkcs11 seal: AES-GCM %s failed: %s",
-				      enc ? "encryption" : "decryption", ckr_name(rv));
+			rc = verr_set(err, VERR_UNAVAILABLE, "pkcs11 seal: %s%s %s failed: %s%s",
+				      p->rsa ? "RSA-OAEP with " : "AES-GCM", p->rsa ? oh->name : "",
+				      enc ? "encryption" : "decryption", ckr_name(rv),
+				      p->rsa && (rv == CKR_ARGUMENTS_BAD || rv == CKR_MECHANISM_PARAM_INVALID)
+					      ? " (the module may not support this OAEP hash: see rsa_oaep_hash)"
+					      : "");
 		break;
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -297,7 +414,7 @@ static int pkcs11_wrap(struct seal *s, const uint8_t *kek, size_t kek_len, const
 	struct pkcs11 *p = (struct pkcs11 *)s;
 	(void)kek;
 	(void)kek_len;
-	uint8_t *dek = secmem_alloc(AEAD_KEY_LEN), *ct = NULL, iv[GCM_IV_LEN], wk[AEAD_KEY_LEN + GCM_TAG_LEN];
+	uint8_t *dek = secmem_alloc(AEAD_KEY_LEN), *ct = NULL, iv[GCM_IV_LEN], wk[RSA_MAX_BYTES];
 	size_t ctl = 0, wkl = sizeof(wk);
 	char *iv64 = NULL, *wk64 = NULL, *ct64 = NULL;
 	int rc = dek ? rand_bytes(dek, AEAD_KEY_LEN, err) : verr_set(err, VERR_INTERNAL, "out of memory");
@@ -306,14 +423,18 @@ static int pkcs11_wrap(struct seal *s, const uint8_t *kek, size_t kek_len, const
 	if (!rc)
 		rc = aead_blob_seal(&ct, &ctl, dek, PKCS11_ROOT_PATH, root, root_len, err);
 	if (!rc)
-		rc = gcm(p, true, iv, dek, AEAD_KEY_LEN, wk, &wkl, err);
+		rc = hsm_crypt(p, true, p->oaep, iv, dek, AEAD_KEY_LEN, wk, &wkl, err);
 	if (!rc && (!(iv64 = b64_encode(iv, sizeof(iv), false)) || !(wk64 = b64_encode(wk, wkl, false)) ||
 		    !(ct64 = b64_encode(ct, ctl, false))))
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 	if (!rc) {
-		json_t *b = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type", "pkcs11", "mechanism", "CKM_AES_GCM",
-				      "key_label", p->key_label ? p->key_label : "", "iv", iv64,
-				      "wrapped_key", wk64, "ciphertext", ct64);
+		json_t *b = json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "pkcs11", "mechanism",
+				      p->rsa ? "CKM_RSA_PKCS_OAEP" : "CKM_AES_GCM", "key_label",
+				      p->key_label ? p->key_label : "", "wrapped_key", wk64, "ciphertext", ct64);
+		if (b && !p->rsa)
+			json_object_set_new(b, "iv", json_string(iv64));
+		if (b && p->rsa)
+			json_object_set_new(b, "oaep_hash", json_string(p->oaep->name));
 		char *txt = b ? json_dumps(b, JSON_COMPACT) : NULL;
 		json_decref(b);
 		if (!txt) {
@@ -341,22 +462,31 @@ static int pkcs11_unwrap(struct seal *s, const uint8_t *kek, size_t kek_len, con
 	const char *iv64 = json_string_value(json_object_get(b, "iv"));
 	const char *wk64 = json_string_value(json_object_get(b, "wrapped_key"));
 	const char *ct64 = json_string_value(json_object_get(b, "ciphertext"));
+	const char *mech = json_string_value(json_object_get(b, "mechanism"));
+	const char *want = p->rsa ? "CKM_RSA_PKCS_OAEP" : "CKM_AES_GCM";
 	uint8_t *iv = NULL, *wk = NULL, *ct = NULL, *dek = NULL;
-	size_t ivl = 0, wkl = 0, ctl = 0, dekl = AEAD_KEY_LEN + GCM_TAG_LEN;
+	size_t ivl = 0, wkl = 0, ctl = 0, dekl = p->rsa ? RSA_MAX_BYTES : AEAD_KEY_LEN + GCM_TAG_LEN;
 	int rc = 0;
-	if (!iv64 || !wk64 || !ct64 || b64_decode(&iv, &ivl, iv64, false, NULL) ||
-	    b64_decode(&wk, &wkl, wk64, false, NULL) || b64_decode(&ct, &ctl, ct64, false, NULL) ||
-	    ivl != GCM_IV_LEN || wkl != AEAD_KEY_LEN + GCM_TAG_LEN)
+	const char *hn = json_string_value(json_object_get(b, "oaep_hash"));
+	const struct oaep_hash *oh = p->rsa && hn ? oaep_find(hn) : p->oaep;
+	if (mech && strcmp(mech, want))
+		rc = verr_set(err, VERR_INVALID, "invalid key: the stored root key was wrapped with %.40s, the seal is configured for %s",
+			      mech, want);
+	else if ((!p->rsa && !iv64) || !wk64 || !ct64 || (p->rsa && !oh) ||
+		 (!p->rsa && b64_decode(&iv, &ivl, iv64, false, NULL)) ||
+		 b64_decode(&wk, &wkl, wk64, false, NULL) || b64_decode(&ct, &ctl, ct64, false, NULL) ||
+		 (!p->rsa && (ivl != GCM_IV_LEN || wkl != AEAD_KEY_LEN + GCM_TAG_LEN)) ||
+		 (p->rsa && (wkl < RSA_MIN_BITS / 8 || wkl > RSA_MAX_BYTES)))
 		rc = verr_set(err, VERR_INVALID, "invalid key: the stored root key is not a pkcs11 envelope");
 	if (!rc && !(dek = secmem_alloc(dekl)))
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 	if (!rc)
-		rc = gcm(p, false, iv, wk, wkl, dek, &dekl, err);
+		rc = hsm_crypt(p, false, oh, iv, wk, wkl, dek, &dekl, err);
 	if (!rc && dekl != AEAD_KEY_LEN)
 		rc = verr_set(err, VERR_INVALID, "invalid key: the HSM returned a data key of the wrong length");
 	if (!rc)
 		rc = aead_blob_open(root, root_len, dek, PKCS11_ROOT_PATH, ct, ctl, err);
-	secmem_free(dek, AEAD_KEY_LEN + GCM_TAG_LEN);
+	secmem_free(dek, p->rsa ? RSA_MAX_BYTES : AEAD_KEY_LEN + GCM_TAG_LEN);
 	if (iv)
 		b64_free(iv, ivl, false);
 	if (wk)
@@ -420,7 +550,7 @@ int seal_pkcs11_new(struct seal **out, const json_t *conf, struct verr *err)
 	if (!p)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	p->base.ops = &pkcs11_ops;
-	p->key = CK_INVALID_HANDLE;
+	p->key = p->pub = CK_INVALID_HANDLE;
 	pthread_mutex_init(&p->mu, NULL);
 	int rc = 0;
 	const char *lib = conf_str(conf, "lib", "VAULT_HSM_LIB");
@@ -431,6 +561,7 @@ int seal_pkcs11_new(struct seal **out, const json_t *conf, struct verr *err)
 	const char *kid = conf_str(conf, "key_id", "VAULT_HSM_KEY_ID");
 	const char *mech = conf_str(conf, "mechanism", "VAULT_HSM_MECHANISM");
 	const char *gen = conf_str(conf, "generate_key", "VAULT_HSM_GENERATE_KEY");
+	const char *ohash = conf_str(conf, "rsa_oaep_hash", "VAULT_HSM_RSA_OAEP_HASH");
 	if (!lib) {
 		rc = verr_set(err, VERR_INVALID, "pkcs11 seal: lib (the PKCS#11 module path) is required");
 		goto out;
@@ -450,9 +581,13 @@ int seal_pkcs11_new(struct seal **out, const json_t *conf, struct verr *err)
 	if (mech) {
 		char *end = NULL;
 		unsigned long m = strtoul(mech, &end, 0);
-		bool gcm_m = !strcmp(mech, "CKM_AES_GCM") || (end && !*end && m == CKM_AES_GCM);
-		if (!gcm_m) {
-			rc = verr_set(err, VERR_INVALID, "pkcs11 seal: mechanism \"%.40s\" is not supported; use CKM_AES_GCM (0x1087)", mech);
+		bool num = end && end != mech && !*end;
+		bool gcm_m = !strcmp(mech, "CKM_AES_GCM") || (num && m == CKM_AES_GCM);
+		p->rsa = !strcmp(mech, "CKM_RSA_PKCS_OAEP") || (num && m == CKM_RSA_PKCS_OAEP);
+		if (!gcm_m && !p->rsa) {
+			rc = verr_set(err, VERR_INVALID,
+				      "pkcs11 seal: mechanism \"%.40s\" is not supported; use CKM_AES_GCM (0x1087) or CKM_RSA_PKCS_OAEP (0x0009)",
+				      mech);
 			goto out;
 		}
 	}
@@ -485,6 +620,12 @@ int seal_pkcs11_new(struct seal **out, const json_t *conf, struct verr *err)
 			p->key_id[i] = (uint8_t)(hi << 4 | lo);
 		}
 		p->key_id_len = n / 2;
+	}
+	p->oaep = oaep_find(ohash ? ohash : "sha256");
+	if (!p->oaep) {
+		rc = verr_set(err, VERR_INVALID, "pkcs11 seal: rsa_oaep_hash \"%.20s\" is not one of sha1, sha224, sha256, sha384, sha512",
+			      ohash);
+		goto out;
 	}
 	p->generate = gen && (!strcmp(gen, "true") || !strcmp(gen, "1"));
 	p->lib = strdup(lib);

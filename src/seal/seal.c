@@ -57,3 +57,11 @@ int seal_reload(struct seal *s, const json_t *conf, struct verr *err)
 {
 	return s && s->ops->reload ? s->ops->reload(s, conf, err) : 0;
 }
+
+void seal_key_id(struct seal *s, char *buf, size_t cap)
+{
+	if (cap)
+		buf[0] = '\0';
+	if (s && s->ops->key_id && cap)
+		s->ops->key_id(s, buf, cap);
+}

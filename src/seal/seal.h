@@ -50,6 +50,9 @@ struct seal_ops {
 	/* Optional (NULL: nothing to reload): SIGHUP with the stanza as it
 	 * now reads (transit re-reads its token, awskms its credentials). */
 	int (*reload)(struct seal *s, const json_t *conf, struct verr *err);
+	/* Optional (NULL: none): the key the seal resolved its configured key
+	 * to (awskms: the ARN DescribeKey answered), "" while unknown. */
+	void (*key_id)(struct seal *s, char *buf, size_t cap);
 };
 
 struct seal {
@@ -100,6 +103,8 @@ bool seal_recovery_keys(const struct seal *s);
 bool seal_needs_kek(const struct seal *s);
 const char *seal_root_path(const struct seal *s);
 void seal_close(struct seal *s);
+/* The resolved key (seal_ops.key_id) into buf; "" when none is known. */
+void seal_key_id(struct seal *s, char *buf, size_t cap);
 /* SIGHUP: 0 when the seal has nothing to reload. */
 int seal_reload(struct seal *s, const json_t *conf, struct verr *err);
 

@@ -45,13 +45,17 @@ int seal_http(const char *method, const char *url, const char *const *headers,
 	/* no "Expect: 100-continue" round trip */
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	struct buf b;
-	buf_init(&b, 1024);
+	if (o && o->secret_answer)
+		buf_init_secret(&b, 1024);
+	else
+		buf_init(&b, 1024);
 	char errbuf[CURL_ERROR_SIZE] = "";
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o && o->timeout_ms ? o->timeout_ms : 10000L);
+	long tmo = o && o->timeout_ms ? o->timeout_ms : 10000L;
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, tmo < 3000L ? tmo : 3000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, tmo);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, o && o->insecure ? 0L : 1L);

@@ -23,10 +23,12 @@ struct seal_http_opts {
 	const char *client_cert; /* PEM files for mutual TLS, NULL: none */
 	const char *client_key;
 	bool insecure;           /* skip peer verification (tls_skip_verify) */
-	long timeout_ms;         /* 0: 10 s */
+	long timeout_ms;         /* 0: 10 s (the connect timeout is at most 3 s) */
+	bool secret_answer;      /* the answer holds a secret: *body is built in
+				  * a wiping buffer; the caller wipes it too */
 };
 
-/* method "POST" or "GET"; headers: NULL-terminated "Name: value" lines
+/* method "POST", "GET" or "PUT" (no body); headers: NULL-terminated "Name: value" lines
  * (may hold a token: they are wiped by the caller). *body: malloc'd
  * NUL-terminated answer (free()). */
 int seal_http(const char *method, const char *url, const char *const *headers,

@@ -17,9 +17,15 @@ and checks what the real service checks, never a canned answer:
   its X-Amz-Security-Token: UnrecognizedClientException; too old:
   InvalidSignatureException "Signature expired".
 * Keys are referenced by key id, key ARN, alias name or alias ARN. Unknown:
-  NotFoundException; disabled: DisabledException; the key policy lists the
-  principals allowed each action, anyone else gets AccessDeniedException with
-  the real service's wording.
+  NotFoundException; disabled: DisabledException; pending deletion:
+  KMSInvalidStateException; the key policy lists the principals allowed each
+  action, anyone else gets AccessDeniedException with the real service's
+  wording. DescribeKey answers KMS's KeyMetadata (KeyId, Arn, Enabled,
+  KeyState Enabled/Disabled/PendingDeletion, DeletionDate, ...) whatever the
+  state. `disable_key`, `schedule_key_deletion`, `delete_key` change it.
+* Temporary credentials (add_user with `expires`, as tests/peers/imds_peer.py
+  mints them) need their session token and are refused after their
+  expiration with ExpiredTokenException.
 * Real envelope: a ciphertext blob is [version 1][key id 36][nonce 12]
   [AES-256-GCM ciphertext+tag] under the key's own material, with the
   encryption context (canonical JSON) as additional data, so a changed blob
@@ -42,6 +48,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 import uuid
 
 from cryptography import x509
@@ -133,9 +140,13 @@ class KmsPeer:
         self.httpd = None
 
     # -- set-up --
-    def add_user(self, access_key, secret, name, token=None):
-        arn = "arn:aws:iam::%s:user/%s" % (ACCOUNT, name)
-        self.creds[access_key] = {"secret": secret, "token": token, "arn": arn}
+    def add_user(self, access_key, secret, name, token=None, expires=None, principal=None, arn=None):
+        """A user's long-term key, or (expires: unix time) a temporary key
+        with its session token, acting as `principal` (the role a key policy
+        names) and reported as `arn` (the assumed-role session)."""
+        arn = arn or "arn:aws:iam::%s:user/%s" % (ACCOUNT, name)
+        self.creds[access_key] = {"secret": secret, "token": token, "arn": arn,
+                                  "principal": principal or arn, "expires": expires}
         return arn
 
     def create_key(self, alias=None, allow=()):
@@ -143,10 +154,26 @@ class KmsPeer:
         arn = "arn:aws:kms:%s:%s:key/%s" % (self.region, ACCOUNT, kid)
         pol = {a: set(allow) for a in ("kms:Encrypt", "kms:Decrypt", "kms:DescribeKey")}
         self.keys[kid] = {"material": AESGCM.generate_key(256), "enabled": True, "policy": pol,
-                          "arn": arn}
+                          "arn": arn, "state": "Enabled", "created": time.time(), "deletion": None}
         if alias:
             self.aliases["alias/" + alias] = kid
         return kid, arn
+
+    def disable_key(self, kid):
+        """kms:DisableKey: KeyState Disabled, Enabled false."""
+        self.keys[kid].update(enabled=False, state="Disabled")
+
+    def schedule_key_deletion(self, kid, days=7):
+        """kms:ScheduleKeyDeletion: KeyState PendingDeletion with a
+        DeletionDate; the key can no longer be used."""
+        self.keys[kid].update(enabled=False, state="PendingDeletion",
+                              deletion=time.time() + days * 86400)
+
+    def delete_key(self, kid):
+        """The deletion date passed: the key (and its aliases) are gone."""
+        del self.keys[kid]
+        for a in [a for a, k in self.aliases.items() if k == kid]:
+            del self.aliases[a]
 
     def throttle(self, n):
         with self.lock:
@@ -229,7 +256,11 @@ class KmsPeer:
             self.calls.append((op, who and who["ak"], "ok"))
             return 200, out, None
         except KmsError as e:
-            self.calls.append((op, who and who["ak"], e.typ))
+            ak = who and who["ak"]
+            if ak is None:  # refused while authenticating: the key it claimed
+                cred = req.headers.get("Authorization", "").partition("Credential=")[2]
+                ak = cred.split("/", 1)[0] or None
+            self.calls.append((op, ak, e.typ))
             return e.status, {"__type": e.typ, "message": e.msg}, e.typ
 
     def authenticate(self, req, body):
@@ -252,6 +283,8 @@ class KmsPeer:
             raise KmsError("UnrecognizedClientException", "The security token included in the request is invalid.")
         if cred["token"] is not None and req.headers.get("X-Amz-Security-Token") != cred["token"]:
             raise KmsError("UnrecognizedClientException", "The security token included in the request is invalid.")
+        if cred["expires"] is not None and time.time() >= cred["expires"]:
+            raise KmsError("ExpiredTokenException", "The security token included in the request is expired")
         if service != "kms" or term != "aws4_request" or region != self.region:
             raise KmsError("InvalidSignatureException",
                            "Credential should be scoped to a valid region, not '%s'." % region)
@@ -286,7 +319,7 @@ class KmsPeer:
                            "The request signature we calculated does not match the signature you provided. "
                            "Check your AWS Secret Access Key and signing method. Consult the service "
                            "documentation for details.")
-        return {"ak": ak, "arn": cred["arn"]}
+        return {"ak": ak, "arn": cred["arn"], "principal": cred["principal"]}
 
     def resolve(self, ref):
         if not isinstance(ref, str) or not ref:
@@ -313,10 +346,12 @@ class KmsPeer:
 
     def authorize(self, who, kid, action):
         k = self.keys[kid]
-        if who["arn"] not in k["policy"][action]:
+        if who["principal"] not in k["policy"][action]:
             raise KmsError("AccessDeniedException",
                            "User: %s is not authorized to perform: %s on resource: %s because no "
                            "resource-based policy allows the %s action" % (who["arn"], action, k["arn"], action))
+        if k["state"] == "PendingDeletion":
+            raise KmsError("KMSInvalidStateException", "%s is pending deletion." % k["arn"])
         if not k["enabled"]:
             raise KmsError("DisabledException", "%s is disabled." % k["arn"])
 
@@ -365,13 +400,22 @@ class KmsPeer:
                 "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
     def op_describe(self, who, args):
+        # DescribeKey works on a disabled or pending-deletion key: that is
+        # how a caller learns its state
         kid = self.resolve(args.get("KeyId"))
-        self.authorize(who, kid, "kms:DescribeKey")
         k = self.keys[kid]
-        return {"KeyMetadata": {"AWSAccountId": ACCOUNT, "KeyId": kid, "Arn": k["arn"],
-                                "Enabled": k["enabled"], "KeyState": "Enabled" if k["enabled"] else "Disabled",
-                                "KeyUsage": "ENCRYPT_DECRYPT", "KeySpec": "SYMMETRIC_DEFAULT",
-                                "Origin": "AWS_KMS", "KeyManager": "CUSTOMER"}}
+        if who["principal"] not in k["policy"]["kms:DescribeKey"]:
+            raise KmsError("AccessDeniedException",
+                           "User: %s is not authorized to perform: kms:DescribeKey on resource: %s because no "
+                           "resource-based policy allows the kms:DescribeKey action" % (who["arn"], k["arn"]))
+        md = {"AWSAccountId": ACCOUNT, "KeyId": kid, "Arn": k["arn"], "CreationDate": k["created"],
+              "Enabled": k["enabled"], "Description": "", "KeyState": k["state"],
+              "KeyUsage": "ENCRYPT_DECRYPT", "KeySpec": "SYMMETRIC_DEFAULT",
+              "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT", "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+              "Origin": "AWS_KMS", "KeyManager": "CUSTOMER", "MultiRegion": False}
+        if k["deletion"] is not None:
+            md["DeletionDate"] = k["deletion"]
+        return {"KeyMetadata": md}
 
 
 if __name__ == "__main__":

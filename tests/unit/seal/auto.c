@@ -78,6 +78,47 @@ static void test_seal_auto__awskms_config_and_unreachable(void **state)
 	seal_close(s);
 }
 
+/* The credential chain's last link: the instance metadata service. */
+static void test_seal_auto__awskms_instance_metadata(void **state)
+{
+	(void)state;
+	struct seal *s = NULL;
+	struct verr err = {0};
+	unsetenv("VAULT_AWSKMS_SEAL_KEY_ID");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+	char ep[64], md[64];
+	snprintf(ep, sizeof(ep), "https://127.0.0.1:%d", closed_port());
+	snprintf(md, sizeof(md), "http://127.0.0.1:%d/", closed_port());
+	json_t *c = json_pack("{s:s,s:s}", "kms_key_id", "alias/x", "endpoint", ep);
+	/* switched off: no credentials at all, refused at start */
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	assert_int_equal(seal_awskms_new(&s, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "no AWS credentials"));
+	assert_null(strstr(err.msg, "instance role"));
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	/* not a URL */
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "169.254.169.254", 1);
+	assert_int_equal(seal_awskms_new(&s, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "AWS_EC2_METADATA_SERVICE_ENDPOINT"));
+	/* set explicitly but unreachable: starts, and every call says why */
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md, 1);
+	assert_int_equal(seal_awskms_new(&s, c, &err), 0);
+	char kid[64] = "x";
+	seal_key_id(s, kid, sizeof(kid));
+	assert_string_equal(kid, ""); /* not described yet */
+	uint8_t root[32] = {1}, *blob = NULL;
+	size_t bl = 0;
+	assert_int_equal(seal_wrap(s, NULL, 0, root, 32, &blob, &bl, &err), VERR_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "instance metadata service"));
+	assert_non_null(strstr(err.msg, "could not reach"));
+	seal_close(s);
+	unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	json_decref(c);
+}
+
 static void test_seal_auto__transit_config(void **state)
 {
 	(void)state;
@@ -145,6 +186,20 @@ static void test_seal_auto__pkcs11_softhsm(void **state)
 	json_object_set_new(c, "mechanism", json_string("CKM_RSA_PKCS"));
 	assert_int_equal(seal_pkcs11_new(&s, c, &err), VERR_INVALID);
 	assert_non_null(strstr(err.msg, "mechanism"));
+	assert_non_null(strstr(err.msg, "CKM_RSA_PKCS_OAEP"));
+	/* RSA-OAEP by name or number (Vault's forms), with a known OAEP hash */
+	const char *oaep[] = {"CKM_RSA_PKCS_OAEP", "0x0009", "9"};
+	for (size_t i = 0; i < 3; i++) {
+		json_object_set_new(c, "mechanism", json_string(oaep[i]));
+		assert_int_equal(seal_pkcs11_new(&s, c, &err), 0);
+		seal_close(s);
+	}
+	json_object_set_new(c, "rsa_oaep_hash", json_string("md5"));
+	assert_int_equal(seal_pkcs11_new(&s, c, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "rsa_oaep_hash"));
+	json_object_del(c, "rsa_oaep_hash");
+	json_object_set_new(c, "mechanism", json_string("0x"));
+	assert_int_equal(seal_pkcs11_new(&s, c, &err), VERR_INVALID);
 	json_decref(c);
 
 	char dir[] = "/tmp/coffer-softhsm-XXXXXX", conf[300], cmd[600];
@@ -199,6 +254,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_auto__awskms_config_and_unreachable),
+		cmocka_unit_test(test_seal_auto__awskms_instance_metadata),
 		cmocka_unit_test(test_seal_auto__transit_config),
 		cmocka_unit_test(test_seal_auto__pkcs11_softhsm),
 	};
