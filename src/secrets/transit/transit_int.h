@@ -33,7 +33,8 @@
  *
  * Storage (the mount's view, below the barrier): "policy/<name>" is the
  * whole key as JSON (key material base64); "config/cache" holds the cache
- * size. Raw bytes read from storage and the JSON strings holding key
+ * size; "wrapping_key" the BYOK wrapping key (byok.c, its own DESIGN
+ * block). Imported keys are ordinary keys with imported=true. Raw bytes read from storage and the JSON strings holding key
  * material are wiped after use (transit__json_wipe).
  *
  * Concurrency: the cache (struct transit) is guarded by t->lock; each key by
