@@ -109,8 +109,9 @@ static json_t *read_object(struct rd *r)
 			r->p++;
 			v = read_value(r);
 		}
-		/* keys are ASCII without NUL here, as jansson requires */
-		int bad = !v || json_object_setn_nocheck(o, k, kl, v);
+		/* keys are ASCII without NUL here, as jansson requires; the
+		 * _new_ form takes v over (and frees it on failure) */
+		int bad = !v || json_object_setn_new_nocheck(o, k, kl, v);
 		free(own);
 		if (bad)
 			break;

@@ -48,6 +48,16 @@ static void test_util_jsonr__accepts_the_subset(void **state)
 	same("{\"esc\":\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t end\"}");
 	same("{\"dup\":1,\"dup\":2}"); /* the last wins, as in jansson */
 	same("[]");
+	/* every value is owned by the tree alone: one decref frees it */
+	json_t *t = jsonr_parse("{\"s\":\"v\",\"i\":1,\"o\":{},\"a\":[\"x\"]}", 32);
+	assert_non_null(t);
+	const char *k;
+	json_t *v;
+	json_object_foreach(t, k, v) {
+		assert_int_equal(v->refcount, 1);
+	}
+	assert_int_equal(json_array_get(json_object_get(t, "a"), 0)->refcount, 1);
+	json_decref(t);
 	same("\"just a string\"");
 	same("-0");
 	same("123456789012345678");
