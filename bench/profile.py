@@ -26,6 +26,11 @@ optionally one file audit device):
   python3 bench/profile.py --bin build-release/coffer cpu [--audit] [--duration 5]
   python3 bench/profile.py --bin build-release/coffer callgrind --path transit-encrypt
   python3 bench/profile.py --bin build-release/coffer serial --path transit-encrypt
+  python3 bench/profile.py --bin build-release/coffer record --path transit-encrypt
+
+  record     `perf record -g` on the server during the same wrk run as cpu,
+             then the top of `perf report` (self and children); --keep-out
+             FILE keeps perf.data.
 
 --path picks the request: the GETs (kv2, kv1, lookup, health) or a transit
 POST with the bodies bench/run uses (transit-encrypt / -decrypt: 1 KiB,
@@ -193,6 +198,8 @@ def run_serial(args, workdir):
 
 
 def run_cpu(args, workdir):
+    """cpu: perf stat on the server during wrk; record: perf record -g
+    (call graphs) during the same run, then the top of perf report."""
     srv = bench.Coffer(args.bin, workdir, "cpu")
     srv.start()
     token = prepare(srv, args.audit, workdir)
@@ -206,9 +213,13 @@ def run_cpu(args, workdir):
         kw = {"script": os.path.join(bench.HERE, "post.lua"),
               "script_args": [PATHS[args.path], token, bodyf]}
     statf = os.path.join(workdir, "perf-stat.txt")
-    p = subprocess.Popen(["perf", "stat", "-x,", "-e", "task-clock,context-switches",
-                          "-p", str(srv.proc.pid), "-o", statf],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dataf = args.keep_out or os.path.join(workdir, "perf.data")
+    if args.mode == "record":
+        cmd = ["perf", "record", "-g", "-F", "999", "-o", dataf, "-p", str(srv.proc.pid)]
+    else:
+        cmd = ["perf", "stat", "-x,", "-e", "task-clock,context-switches",
+               "-p", str(srv.proc.pid), "-o", statf]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bench.CHILDREN.append(p)
     time.sleep(0.3)
     try:
@@ -218,6 +229,17 @@ def run_cpu(args, workdir):
         p.wait(10)
         bench.CHILDREN.remove(p)
     srv.stop()
+    if args.mode == "record":
+        print("%s %s c=%d: %.0f req/s under perf record (profile: %s)"
+              % (os.path.basename(args.bin), args.path, args.connections, r["rps"], dataf))
+        for sort in ("--no-children", "--children"):
+            rep = subprocess.run(["perf", "report", "-i", dataf, "--stdio", sort,
+                                  "--sort", "symbol", "-g", "none", "--percent-limit", "0.7"],
+                                 capture_output=True, text=True)
+            print("== perf report %s" % sort)
+            sys.stdout.write("\n".join(ln for ln in rep.stdout.splitlines()
+                                       if ln.strip() and not ln.startswith("#")) + "\n")
+        return
     vals = {}
     with open(statf) as f:
         for line in f:
@@ -238,7 +260,7 @@ def run_cpu(args, workdir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
-    ap.add_argument("mode", choices=["callgrind", "cpu", "serial"])
+    ap.add_argument("mode", choices=["callgrind", "cpu", "serial", "record"])
     ap.add_argument("--audit", action="store_true")
     ap.add_argument("--path", choices=sorted(PATHS), default="kv2")
     ap.add_argument("-n", type=int, default=2000)
@@ -256,7 +278,8 @@ def main():
     os.makedirs(os.path.join(bench.HERE, "out"), exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="profile-", dir=os.path.join(bench.HERE, "out"))
     try:
-        {"callgrind": run_callgrind, "cpu": run_cpu, "serial": run_serial}[args.mode](args, workdir)
+        {"callgrind": run_callgrind, "cpu": run_cpu, "serial": run_serial,
+         "record": run_cpu}[args.mode](args, workdir)
     finally:
         bench.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)

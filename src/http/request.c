@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "util/duration.h"
+#include "util/jsonr.h"
 
 void http__built_free(struct http_built *b)
 {
@@ -340,7 +341,10 @@ static int parse_json_body(json_t **out, struct http_reply *reply,
 		*out = json_object();
 		return 0;
 	}
-	j = json_loadb(in->body, in->body_len, JSON_DECODE_ANY, &jerr);
+	/* the common body in a fast pass; jansson for the rest (and its errors) */
+	j = jsonr_parse(in->body, in->body_len);
+	if (!j)
+		j = json_loadb(in->body, in->body_len, JSON_DECODE_ANY, &jerr);
 	if (!j) {
 		snprintf(msg, sizeof(msg), "failed to parse JSON input: %s", jerr.text);
 		http__reply_error(reply, 400, msg);

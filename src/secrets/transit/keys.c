@@ -116,19 +116,48 @@ static int pkey_to_secmem(struct tkey_version *v, EVP_PKEY *pk, struct verr *err
 	return rc;
 }
 
+int transit__version_set_pkey(struct tkey_version *v, enum tkey_type type, EVP_PKEY *pk,
+			      struct verr *err)
+{
+	int rc = 0;
+	if (type == TK_ED25519) {
+		size_t l1 = 32, l2 = 32;
+		v->key = secmem_alloc(64);
+		if (!v->key)
+			return verr_set(err, VERR_INTERNAL, "out of memory");
+		v->key_len = 64; /* seed | public, as Vault keeps it */
+		if (EVP_PKEY_get_raw_private_key(pk, v->key, &l1) != 1 ||
+		    EVP_PKEY_get_raw_public_key(pk, v->key + 32, &l2) != 1 || l1 != 32 || l2 != 32)
+			return verr_set(err, VERR_INTERNAL, "failed to encode the ed25519 key");
+		v->public_key = b64_encode(v->key + 32, 32, false);
+	} else {
+		rc = pkey_to_secmem(v, pk, err);
+		if (!rc)
+			v->public_key = pubkey_pem(pk);
+	}
+	if (!rc && !v->public_key)
+		rc = verr_set(err, VERR_INTERNAL, "failed to encode the public key");
+	return rc;
+}
+
+int transit__version_hmac_key(struct tkey_version *v, struct verr *err)
+{
+	v->hmac_key = secmem_alloc(TRANSIT_HMAC_KEY_LEN);
+	if (!v->hmac_key)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	if (RAND_bytes(v->hmac_key, TRANSIT_HMAC_KEY_LEN) != 1)
+		return verr_set(err, VERR_INTERNAL, "random generator failed");
+	return 0;
+}
+
 int transit__gen_version(struct tkey_version *v, enum tkey_type type, int key_size,
 			 struct verr *err)
 {
 	memset(v, 0, sizeof(*v));
-	int rc = 0;
 	EVP_PKEY *pk = NULL;
-	v->hmac_key = secmem_alloc(TRANSIT_HMAC_KEY_LEN);
-	if (!v->hmac_key)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	if (RAND_bytes(v->hmac_key, TRANSIT_HMAC_KEY_LEN) != 1) {
-		rc = verr_set(err, VERR_INTERNAL, "random generator failed");
+	int rc = transit__version_hmac_key(v, err);
+	if (rc)
 		goto out;
-	}
 	switch (type) {
 	case TK_AES128_GCM96:
 	case TK_AES256_GCM96:
@@ -143,54 +172,31 @@ int transit__gen_version(struct tkey_version *v, enum tkey_type type, int key_si
 		v->key_len = n;
 		if (RAND_bytes(v->key, (int)n) != 1)
 			rc = verr_set(err, VERR_INTERNAL, "random generator failed");
-		break;
+		goto out;
 	}
-	case TK_ED25519: {
+	case TK_ED25519:
 		pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-		v->key = secmem_alloc(64);
-		size_t l1 = 32, l2 = 32;
-		if (!pk || !v->key || EVP_PKEY_get_raw_private_key(pk, v->key, &l1) != 1 ||
-		    EVP_PKEY_get_raw_public_key(pk, v->key + 32, &l2) != 1 || l1 != 32 || l2 != 32) {
-			rc = verr_set(err, VERR_INTERNAL, "failed to generate an ed25519 key");
-			goto out;
-		}
-		v->key_len = 64;
-		v->public_key = b64_encode(v->key + 32, 32, false);
 		break;
-	}
 	case TK_ECDSA_P256:
 	case TK_ECDSA_P384:
-	case TK_ECDSA_P521: {
-		const char *curve = type == TK_ECDSA_P256 ? "P-256" : type == TK_ECDSA_P384 ? "P-384" : "P-521";
-		pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
-		if (!pk) {
-			rc = verr_set(err, VERR_INTERNAL, "failed to generate an ECDSA key");
-			goto out;
-		}
-		rc = pkey_to_secmem(v, pk, err);
-		if (!rc)
-			v->public_key = pubkey_pem(pk);
+	case TK_ECDSA_P521:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", type == TK_ECDSA_P256 ? "P-256"
+						      : type == TK_ECDSA_P384 ? "P-384" : "P-521");
 		break;
-	}
 	case TK_RSA2048:
 	case TK_RSA3072:
-	case TK_RSA4096: {
-		size_t bits = type == TK_RSA2048 ? 2048 : type == TK_RSA3072 ? 3072 : 4096;
-		pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits);
-		if (!pk) {
-			rc = verr_set(err, VERR_INTERNAL, "failed to generate an RSA key");
-			goto out;
-		}
-		rc = pkey_to_secmem(v, pk, err);
-		if (!rc)
-			v->public_key = pubkey_pem(pk);
+	case TK_RSA4096:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
+				       (size_t)(type == TK_RSA2048 ? 2048 : type == TK_RSA3072 ? 3072 : 4096));
 		break;
-	}
 	default:
 		rc = verr_set(err, VERR_INTERNAL, "unsupported key type");
+		goto out;
 	}
-	if (!rc && !tkey_is_symmetric(type) && type != TK_HMAC && !v->public_key)
-		rc = verr_set(err, VERR_INTERNAL, "failed to encode the public key");
+	if (!pk)
+		rc = verr_set(err, VERR_INTERNAL, "failed to generate a %s key", tkey_type_name(type));
+	else
+		rc = transit__version_set_pkey(v, type, pk, err);
 out:
 	EVP_PKEY_free(pk);
 	if (rc)
@@ -286,6 +292,7 @@ json_t *transit__key_to_json(const struct tkey *k)
 		return NULL;
 	}
 	json_object_set_new(j, "kdf", json_string("hkdf_sha256"));
+	json_object_set_new(j, "allow_imported_key_rotation", json_boolean(k->allow_rotation));
 	for (int v = 1; v <= k->latest_version; v++) {
 		const struct tkey_version *kv = transit__version(k, v);
 		if (!kv)
@@ -352,6 +359,7 @@ int transit__key_from_json(const json_t *j, struct tkey **out, struct verr *err)
 	k->allow_plaintext_backup = json_is_true(json_object_get(j, "allow_plaintext_backup"));
 	k->deletion_allowed = json_is_true(json_object_get(j, "deletion_allowed"));
 	k->imported = json_is_true(json_object_get(j, "imported_key"));
+	k->allow_rotation = json_is_true(json_object_get(j, "allow_imported_key_rotation"));
 	k->min_decryption_version = jint(j, "min_decryption_version");
 	k->min_encryption_version = jint(j, "min_encryption_version");
 	k->min_available_version = jint(j, "min_available_version");
@@ -598,7 +606,7 @@ void transit__cache_set_size(struct transit *t, size_t size)
 	pthread_mutex_unlock(&t->lock);
 }
 
-static int params_check(const struct tkey_params *p, struct verr *err)
+int transit__params_check(const struct tkey_params *p, struct verr *err)
 {
 	if (p->convergent && !p->derived)
 		return verr_set(err, VERR_INVALID, "convergent encryption requires derivation to be enabled");
@@ -609,22 +617,12 @@ static int params_check(const struct tkey_params *p, struct verr *err)
 	return 0;
 }
 
-int transit__key_upsert(struct transit *t, const char *name, const struct tkey_params *p,
-			struct tkey **out, bool *created, struct verr *err)
+/* A new key with p's settings and room for one version (not yet filled). */
+static struct tkey *key_new(const char *name, const struct tkey_params *p)
 {
-	*created = false;
-	int rc = params_check(p, err);
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&t->create_lock);
-	rc = transit__key_get(t, name, out, err);
-	if (rc || *out)
-		goto out;
 	struct tkey *k = key_alloc(name);
-	if (!k) {
-		rc = verr_set(err, VERR_INTERNAL, "out of memory");
-		goto out;
-	}
+	if (!k)
+		return NULL;
 	k->type = p->type;
 	k->derived = p->derived;
 	k->convergent = p->convergent;
@@ -636,25 +634,87 @@ int transit__key_upsert(struct transit *t, const char *name, const struct tkey_p
 	k->min_decryption_version = 1;
 	k->latest_version = 1;
 	k->versions = calloc(1, sizeof(*k->versions));
-	if (!k->versions)
-		rc = verr_set(err, VERR_INTERNAL, "out of memory");
-	if (!rc)
-		rc = transit__gen_version(&k->versions[0], k->type, k->key_size, err);
-	if (!rc) {
-		k->versions[0].created = sysview_now(t->sys);
-		rc = transit__key_persist(t, k, err);
+	if (!k->versions) {
+		transit__key_free(k);
+		return NULL;
 	}
+	return k;
+}
+
+/* Persist a new key k (its version 1 filled) and cache it; *out holds a
+ * reference. Frees k on failure. Caller holds t->create_lock. */
+static int key_publish(struct transit *t, struct tkey *k, struct tkey **out, struct verr *err)
+{
+	k->versions[0].created = sysview_now(t->sys);
+	int rc = transit__key_persist(t, k, err);
 	if (rc) {
 		transit__key_free(k);
-		goto out;
+		return rc;
 	}
 	k->refs = 1;
 	pthread_mutex_lock(&t->lock);
 	*out = cache_insert(t, k);
 	pthread_mutex_unlock(&t->lock);
-	*created = true;
+	return 0;
+}
+
+int transit__key_upsert(struct transit *t, const char *name, const struct tkey_params *p,
+			struct tkey **out, bool *created, struct verr *err)
+{
+	*created = false;
+	int rc = transit__params_check(p, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&t->create_lock);
+	rc = transit__key_get(t, name, out, err);
+	if (rc || *out)
+		goto out;
+	struct tkey *k = key_new(name, p);
+	if (!k) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	rc = transit__gen_version(&k->versions[0], k->type, k->key_size, err);
+	if (rc) {
+		transit__key_free(k);
+		goto out;
+	}
+	rc = key_publish(t, k, out, err);
+	*created = rc == 0;
 out:
 	pthread_mutex_unlock(&t->create_lock);
+	return rc;
+}
+
+int transit__key_import(struct transit *t, const char *name, const struct tkey_params *p,
+			bool allow_rotation, struct tkey_version *v, struct verr *err)
+{
+	int rc = transit__params_check(p, err);
+	struct tkey *k = NULL;
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&t->create_lock);
+	rc = transit__key_get(t, name, &k, err);
+	if (!rc && k)
+		rc = verr_set(err, VERR_INVALID, TRANSIT_IMPORT_EXISTS);
+	transit__key_release(t, k);
+	k = NULL;
+	if (!rc && !(k = key_new(name, p)))
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc) {
+		k->imported = true;
+		k->allow_rotation = allow_rotation;
+		if (k->type == TK_HMAC)
+			k->key_size = (int)v->key_len;
+		k->versions[0] = *v; /* transferred */
+		memset(v, 0, sizeof(*v));
+		rc = key_publish(t, k, &k, err);
+		if (!rc)
+			transit__key_release(t, k);
+	}
+	pthread_mutex_unlock(&t->create_lock);
+fail:
+	transit__version_clear(v);
 	return rc;
 }
 
@@ -694,27 +754,46 @@ out:
 	return rc;
 }
 
-int transit__key_rotate(struct transit *t, struct tkey *k, struct verr *err)
+int transit__key_add_version(struct transit *t, struct tkey *k, struct tkey_version *v,
+			     struct verr *err)
 {
-	if (k->imported)
-		return verr_set(err, VERR_INVALID, "imported key %.128s does not allow rotation within Vault", k->name);
+	int rc = 0;
+	struct tkey_version *nv = NULL;
 	if (k->latest_version >= 1000000)
-		return verr_set(err, VERR_INVALID, "key has too many versions");
-	struct tkey_version *nv = realloc(k->versions, (size_t)(k->latest_version + 1) * sizeof(*nv));
-	if (!nv)
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	k->versions = nv;
-	struct tkey_version *v = &k->versions[k->latest_version];
-	int rc = transit__gen_version(v, k->type, k->key_size, err);
-	if (rc)
+		rc = verr_set(err, VERR_INVALID, "key has too many versions");
+	else if (!(nv = realloc(k->versions, (size_t)(k->latest_version + 1) * sizeof(*nv))))
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	if (rc) {
+		transit__version_clear(v);
 		return rc;
-	v->created = sysview_now(t->sys);
+	}
+	k->versions = nv;
+	struct tkey_version *slot = &k->versions[k->latest_version];
+	*slot = *v; /* transferred */
+	memset(v, 0, sizeof(*v));
+	slot->created = sysview_now(t->sys);
 	k->latest_version++;
 	rc = transit__key_persist(t, k, err);
 	if (rc) { /* not stored: forget the new version */
 		k->latest_version--;
-		transit__version_clear(v);
+		transit__version_clear(slot);
 	}
+	return rc;
+}
+
+int transit__key_rotate(struct transit *t, struct tkey *k, struct verr *err)
+{
+	if (k->imported && !k->allow_rotation)
+		return verr_set(err, VERR_INVALID, "imported key %.128s does not allow rotation within Vault", k->name);
+	struct tkey_version v;
+	int rc = transit__gen_version(&v, k->type, k->key_size, err);
+	if (rc)
+		return rc;
+	bool imported = k->imported;
+	k->imported = false; /* rotated here: no further import_version (Vault's rule) */
+	rc = transit__key_add_version(t, k, &v, err);
+	if (rc)
+		k->imported = imported;
 	return rc;
 }
 

@@ -41,6 +41,8 @@ static json_t *key_format(const struct tkey *k, const uint8_t *ctx, size_t ctx_l
 		return NULL;
 	if (k->key_size)
 		json_object_set_new(d, "key_size", json_integer(k->key_size));
+	if (k->imported)
+		json_object_set_new(d, "imported_key_allow_rotation", json_boolean(k->allow_rotation));
 	if (k->derived) {
 		json_object_set_new(d, "kdf", json_string("hkdf_sha256"));
 		json_object_set_new(d, "convergent_encryption", json_boolean(k->convergent));

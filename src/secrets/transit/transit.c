@@ -122,6 +122,31 @@ static const struct field_def keys_fields[] = {
 	{NULL},
 };
 
+static const struct field_def import_fields[] = {
+	NAME_FIELD,
+	{"type", FT_STRING, "aes256-gcm96", "Type of the imported key.", false},
+	{"hash_function", FT_STRING, "SHA256", "Hash of the RSA-OAEP layer: SHA1, SHA224, SHA256, SHA384, SHA512.", false},
+	{"ciphertext", FT_STRING, NULL, "Base64: RSA-OAEP-wrapped AES-256 key, then the AES-KWP-wrapped key.", false},
+	{"public_key", FT_STRING, NULL, "PEM public key (public-only import: not supported).", false},
+	{"allow_rotation", FT_BOOL, "false", "The imported key may be rotated here.", false},
+	{"derived", FT_BOOL, "false", "Derive a key per context.", false},
+	{"exportable", FT_BOOL, "false", "The key may be exported.", false},
+	{"allow_plaintext_backup", FT_BOOL, "false", "The key may be backed up in plaintext.", false},
+	{"auto_rotate_period", FT_DURATION, "0", "Rotate automatically after this long (needs allow_rotation).", false},
+	{"context", FT_STRING, NULL, "Base64 context (unused on import).", false},
+	{"convergent_encryption", FT_BOOL, NULL, "Refused: imports cannot be convergent.", false},
+	{NULL},
+};
+
+static const struct field_def import_version_fields[] = {
+	NAME_FIELD,
+	{"hash_function", FT_STRING, "SHA256", "Hash of the RSA-OAEP layer.", false},
+	{"ciphertext", FT_STRING, NULL, "Base64: RSA-OAEP-wrapped AES-256 key, then the AES-KWP-wrapped key.", false},
+	{"public_key", FT_STRING, NULL, "PEM public key (public-only import: not supported).", false},
+	{"version", FT_INT, NULL, "Version to complete (public-only versions: none here).", false},
+	{NULL},
+};
+
 static const struct field_def config_fields[] = {
 	NAME_FIELD,
 	{"min_decryption_version", FT_INT, NULL, "Oldest version that may decrypt/verify.", false},
@@ -253,6 +278,13 @@ static const struct path_def transit_paths[] = {
 		 {LOP_UPDATE, transit__keys_write},
 		 {LOP_DELETE, transit__keys_delete}},
 	 .help = "Create, read or delete a named key."},
+	{.pattern = "keys/{name}/import", .fields = import_fields, .ops = UPD(transit__import_path),
+	 .help = "Import (BYOK) externally generated key material as a new key."},
+	{.pattern = "keys/{name}/import_version", .fields = import_version_fields,
+	 .ops = UPD(transit__import_version_path),
+	 .help = "Import new key material as the next version of an imported key."},
+	{.pattern = "wrapping_key", .ops = {{LOP_READ, transit__wrapping_key_path}},
+	 .help = "The mount's RSA-4096 public key for wrapping keys to import."},
 	{.pattern = "keys/{name}/config", .fields = config_fields, .ops = UPD(transit__keys_config),
 	 .help = "Configure a named key's version limits, deletion and export."},
 	{.pattern = "keys/{name}/rotate", .fields = name_only_fields, .ops = UPD(transit__keys_rotate),
@@ -319,11 +351,13 @@ static int transit_init(void **out, const struct mount_info *mi, struct verr *er
 	t->sys = mi->sys;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->create_lock, NULL);
+	pthread_mutex_init(&t->wrap_lock, NULL);
 	json_t *cfg = NULL;
 	int rc = view_get_json(t->view, "config/cache", &cfg, err);
 	if (rc) {
 		pthread_mutex_destroy(&t->lock);
 		pthread_mutex_destroy(&t->create_lock);
+		pthread_mutex_destroy(&t->wrap_lock);
 		free(t);
 		return rc;
 	}
@@ -350,8 +384,10 @@ static void transit_cleanup(void *inst)
 	}
 	pthread_mutex_unlock(&t->lock);
 	free(t->keys);
+	transit__wrap_forget(t);
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->create_lock);
+	pthread_mutex_destroy(&t->wrap_lock);
 	free(t);
 }
 
@@ -369,6 +405,8 @@ static void transit_invalidate(void *inst, const char *key)
 {
 	if (!strncmp(key, "policy/", 7))
 		transit__cache_evict(inst, key + 7);
+	else if (!strcmp(key, "wrapping_key"))
+		transit__wrap_forget(inst);
 }
 
 const struct backend_ops transit_backend_ops = {

@@ -33,7 +33,8 @@
  *
  * Storage (the mount's view, below the barrier): "policy/<name>" is the
  * whole key as JSON (key material base64); "config/cache" holds the cache
- * size. Raw bytes read from storage and the JSON strings holding key
+ * size; "wrapping_key" the BYOK wrapping key (byok.c, its own DESIGN
+ * block). Imported keys are ordinary keys with imported=true. Raw bytes read from storage and the JSON strings holding key
  * material are wiped after use (transit__json_wipe).
  *
  * Concurrency: the cache (struct transit) is guarded by t->lock; each key by
@@ -106,7 +107,8 @@ struct tkey {
 	char *name;
 	enum tkey_type type;
 	bool derived, convergent, exportable, allow_plaintext_backup, deletion_allowed;
-	bool imported;
+	bool imported;       /* BYOK: version 1 came from keys/:name/import */
+	bool allow_rotation; /* imported keys: rotate allowed (import's allow_rotation) */
 	int convergent_version;
 	int latest_version, min_decryption_version, min_encryption_version,
 		min_available_version;
@@ -133,6 +135,13 @@ struct transit {
 	size_t nkeys, cap;
 	size_t cache_size;           /* 0 = unlimited */
 	uint64_t tick;
+	/* BYOK wrapping key (byok.c), under wrap_lock: made on first use,
+	 * stored below the barrier as "wrapping_key"; while cached the private
+	 * half is PKCS#8 DER in secmem (wrap_der), parsed per import */
+	pthread_mutex_t wrap_lock;
+	uint8_t *wrap_der;
+	size_t wrap_der_len;
+	char *wrap_pem;
 };
 
 /* ---- keys.c: the policy, its storage and the cache ---- */
@@ -148,9 +157,24 @@ struct tkey_params {
 	int key_size;
 	int64_t auto_rotate_period;
 };
+/* Vault's 400s for settings that do not go together (convergent without
+ * derived, derivation on a type without it). */
+int transit__params_check(const struct tkey_params *p, struct verr *err);
 /* Get the key, creating it with p when absent (*created tells which). */
 int transit__key_upsert(struct transit *t, const char *name, const struct tkey_params *p,
 			struct tkey **out, bool *created, struct verr *err);
+#define TRANSIT_IMPORT_EXISTS                                                            \
+	"the import path cannot be used with an existing key; use import-version to rotate " \
+	"an existing imported key"
+/* Create key `name` (imported) with v as its version 1; v's material is
+ * taken over (and wiped on failure). A 400 TRANSIT_IMPORT_EXISTS when the
+ * name is taken. */
+int transit__key_import(struct transit *t, const char *name, const struct tkey_params *p,
+			bool allow_rotation, struct tkey_version *v, struct verr *err);
+/* Append v (taken over, wiped on failure) as the next version and persist.
+ * Caller holds k->lock for writing. */
+int transit__key_add_version(struct transit *t, struct tkey *k, struct tkey_version *v,
+			     struct verr *err);
 /* Delete (honours deletion_allowed); VERR_INVALID messages as Vault's. */
 int transit__key_delete(struct transit *t, const char *name, struct verr *err);
 /* Caller holds k->lock for writing. */
@@ -174,6 +198,12 @@ void transit__json_wipe(json_t *j);
 int transit__gen_version(struct tkey_version *v, enum tkey_type type, int key_size,
 			 struct verr *err);
 void transit__version_clear(struct tkey_version *v);
+/* Fill v's key (ed25519 seed|public, else PKCS#8 DER, in secmem) and
+ * public key from pk. On error v may hold part: transit__version_clear. */
+int transit__version_set_pkey(struct tkey_version *v, enum tkey_type type, EVP_PKEY *pk,
+			      struct verr *err);
+/* A fresh random per-version HMAC key into v->hmac_key. */
+int transit__version_hmac_key(struct tkey_version *v, struct verr *err);
 /* Version entry, or NULL if ver is out of range or trimmed. */
 const struct tkey_version *transit__version(const struct tkey *k, int ver);
 int transit__periodic(struct transit *t, struct verr *err);
@@ -320,6 +350,11 @@ TRANSIT_HANDLER(transit__sign_path);
 TRANSIT_HANDLER(transit__verify_path);
 TRANSIT_HANDLER(transit__hash_path);
 TRANSIT_HANDLER(transit__random_path);
+TRANSIT_HANDLER(transit__wrapping_key_path);
+TRANSIT_HANDLER(transit__import_path);
+TRANSIT_HANDLER(transit__import_version_path);
+/* byok.c: wipe the cached wrapping key (cleanup, invalidate) */
+void transit__wrap_forget(struct transit *t);
 int transit__key_exists(struct logical_request *req, struct verr *err);
 
 /* The status code of a batch answer, as Vault's batchRequestResponse:
