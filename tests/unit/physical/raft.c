@@ -93,6 +93,22 @@ static void node_init(struct node *n, const char *name)
 	n->p = open_node(n, NULL, 0);
 }
 
+/* what sys/storage/raft/bootstrap/challenge does for a joiner's TLS
+ * credentials: the joiner's key, signed by the leader's raft CA */
+static void tls_enroll(struct node *leader, struct node *n)
+{
+	struct verr err = {0};
+	char *pub = NULL, *cert = NULL, *ca = NULL;
+	assert_int_equal(physical_raft_tls_keygen(n->p, &pub, &err), 0);
+	if (physical_raft_tls_sign(leader->p, n->name, pub, &cert, &ca, &err))
+		fail_msg("sign %s: %s", n->name, err.msg);
+	if (physical_raft_tls_install(n->p, cert, ca, &err))
+		fail_msg("install %s: %s", n->name, err.msg);
+	free(pub);
+	free(cert);
+	free(ca);
+}
+
 static void node_fini(struct node *n)
 {
 	physical_close(n->p);
@@ -303,6 +319,7 @@ static void cluster_up(struct node *ns)
 	sem_put(ns[0].p, "core/seed", "x"); /* bootstraps n1 */
 	struct verr err = {0};
 	for (int i = 1; i < 3; i++) {
+		tls_enroll(&ns[0], &ns[i]);
 		assert_int_equal(physical_raft_join_start(ns[i].p, &err), 0);
 		if (physical_raft_add_peer(ns[0].p, ns[i].name, ns[i].addr, true, &err))
 			fail_msg("add %s: %s", ns[i].name, err.msg);
