@@ -17,12 +17,6 @@
  */
 #include "core/cluster.h"
 
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,99 +27,20 @@
 #include "util/log.h"
 #include "util/timefmt.h"
 #include "util/secmem.h"
+#include "util/x509gen.h"
 
 #define TLS_KEY "cluster/tls"
-
-static char *bio_take(BIO *b, size_t *len, bool secret)
-{
-	char *p = NULL;
-	long n = BIO_get_mem_data(b, &p);
-	if (n <= 0)
-		return NULL;
-	char *out = secret ? secmem_alloc((size_t)n + 1) : malloc((size_t)n + 1);
-	if (!out)
-		return NULL;
-	memcpy(out, p, (size_t)n);
-	out[n] = '\0';
-	if (len)
-		*len = (size_t)n;
-	return out;
-}
-
-static int add_ext(X509 *x, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	X509_EXTENSION *ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!ex)
-		return -1;
-	int ok = X509_add_ext(x, ex, -1);
-	X509_EXTENSION_free(ex);
-	return ok ? 0 : -1;
-}
 
 /* A fresh key and self-signed certificate as PEM (key in clear here: the
  * caller stores it below the barrier and wipes its copy). */
 static int generate(const char *cluster_id, char **cert_pem, char **key_pem, size_t *key_len,
 		    struct verr *err)
 {
-	*cert_pem = *key_pem = NULL;
-	EVP_PKEY *pk = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_secmem());
-	int rc = VERR_INTERNAL;
-	if (!pk || !x || !cb || !kb)
-		goto out;
-	unsigned char serial[16];
-	if (RAND_bytes(serial, sizeof(serial)) != 1)
-		goto out;
-	serial[0] &= 0x7f;
-	BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
-	ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	BN_free(bn);
-	if (!ai || !X509_set_serialNumber(x, ai)) {
-		ASN1_INTEGER_free(ai);
-		goto out;
-	}
-	ASN1_INTEGER_free(ai);
 	char cn[96];
 	snprintf(cn, sizeof(cn), "coffer-cluster-%s", cluster_id && *cluster_id ? cluster_id : "local");
-	X509_NAME *name = X509_get_subject_name(x);
-	if (!X509_set_version(x, 2) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-					0) ||
-	    !X509_set_issuer_name(x, name) || !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-	    !X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600) ||
-	    !X509_set_pubkey(x, pk))
-		goto out;
-	if (add_ext(x, NID_basic_constraints, "critical,CA:TRUE") ||
-	    add_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign") ||
-	    add_ext(x, NID_ext_key_usage, "serverAuth,clientAuth") ||
-	    add_ext(x, NID_subject_key_identifier, "hash") ||
-	    add_ext(x, NID_subject_alt_name, "DNS:coffer-cluster"))
-		goto out;
-	if (!X509_sign(x, pk, EVP_sha256()))
-		goto out;
-	if (!PEM_write_bio_X509(cb, x) || !PEM_write_bio_PrivateKey(kb, pk, NULL, NULL, 0, NULL, NULL))
-		goto out;
-	*cert_pem = bio_take(cb, NULL, false);
-	*key_pem = bio_take(kb, key_len, true);
-	if (*cert_pem && *key_pem)
-		rc = 0;
-out:
-	if (rc) {
-		free(*cert_pem);
-		if (*key_pem)
-			secmem_free(*key_pem, *key_len + 1);
-		*cert_pem = *key_pem = NULL;
-		verr_set(err, VERR_INTERNAL, "could not generate the cluster certificate");
-	}
-	BIO_free(cb);
-	BIO_free(kb);
-	X509_free(x);
-	EVP_PKEY_free(pk);
-	return rc;
+	if (x509gen_ca(cn, "coffer-cluster", 10L * 365, cert_pem, key_pem, key_len))
+		return verr_set(err, VERR_INTERNAL, "could not generate the cluster certificate");
+	return 0;
 }
 
 static void set_material(struct core *c, char *cert, char *key, size_t key_len)

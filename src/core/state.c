@@ -41,6 +41,7 @@
 #include "core/periodic.h"
 #include "core/router.h"
 #include "core/stores.h"
+#include "core/sys_raft.h"
 #include "core/token.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -100,6 +101,7 @@ static void teardown_active(struct core *c)
 	router_unload(c);
 	audit_hooks_close(c);
 	stores_close(c);
+	sys_raft_tls_forget(c);
 	if (c->o.ha)
 		barrier_set_writable(c->barrier, false);
 }
@@ -112,6 +114,8 @@ static int setup_active(struct core *c, struct verr *err)
 		rc = cluster_info(c, true, err);
 	if (!rc && c->o.ha)
 		rc = cluster_tls_load(c, true, err);
+	if (!rc)
+		rc = sys_raft_tls_settle(c, err);
 	storage_view_init(&c->sys_view, c->bphys, "sys/");
 	storage_view_init(&c->token_view, c->bphys, "sys/token/");
 	storage_view_init(&c->policy_view, c->bphys, "sys/policy/");

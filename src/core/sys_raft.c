@@ -70,6 +70,7 @@ const struct field_def sys_raft_fields[] = {
 	{"server_id", FT_STRING, NULL, "the raft node id", false},
 	{"cluster_addr", FT_STRING, NULL, "the joiner's cluster address", false},
 	{"answer", FT_STRING, NULL, "the decrypted challenge, base64", false},
+	{"raft_public_key", FT_STRING, NULL, "the joiner's raft TLS public key (PEM)", false},
 	{"non_voter", FT_BOOL, "false", "join as a non-voter", false},
 	{"dr_operation_token", FT_STRING, NULL, "", false},
 	{0},
@@ -333,6 +334,63 @@ int sys_raft_autopilot_state(struct logical_request *req, struct logical_respons
 	return resp->data ? 0 : VERR_INTERNAL;
 }
 
+/* ---- the raft CA below the barrier ------------------------------------------- */
+
+#define RAFT_TLS_KEY "raft/tls"
+
+int sys_raft_tls_settle(struct core *c, struct verr *err)
+{
+	struct physical *p = c->phys;
+	if (!physical_is_raft(p))
+		return 0;
+	struct storage_view v;
+	storage_view_init(&v, c->bphys, "core/");
+	json_t *j = NULL;
+	int rc = view_get_json(&v, RAFT_TLS_KEY, &j, err);
+	if (rc)
+		return rc;
+	const char *cert = json_string_value(json_object_get(j, "cert"));
+	const char *key = json_string_value(json_object_get(j, "key"));
+	if (cert && key) {
+		/* every active node signs joiners with the stored CA */
+		rc = physical_raft_tls_set_ca(p, cert, key, err);
+		json_decref(j);
+		return rc;
+	}
+	json_decref(j);
+	/* the bootstrap node's first activation: move its CA below the barrier */
+	char *cp = NULL, *kp = NULL;
+	size_t kl = 0;
+	struct verr e = {0};
+	if (physical_raft_tls_ca(p, &cp, &kp, &kl, &e)) {
+		log_warn("raft", "no raft CA below the barrier nor on this node: joiners cannot "
+				 "be signed here");
+		return 0;
+	}
+	j = json_pack("{s:s,s:s}", "cert", cp, "key", kp);
+	rc = j ? view_put_json(&v, RAFT_TLS_KEY, j, err)
+	       : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (j) { /* the key's copy inside the JSON */
+		json_t *kv = json_object_get(j, "key");
+		if (kv)
+			secmem_wipe((void *)json_string_value(kv), json_string_length(kv));
+	}
+	json_decref(j);
+	if (!rc)
+		rc = physical_raft_tls_set_ca(p, cp, kp, err);
+	if (!rc)
+		log_info("raft", "stored the raft CA below the barrier (core/raft/tls)");
+	free(cp);
+	secmem_free(kp, kl + 1);
+	return rc;
+}
+
+void sys_raft_tls_forget(struct core *c)
+{
+	if (physical_is_raft(c->phys))
+		physical_raft_tls_drop_ca(c->phys);
+}
+
 /* ---- the join handshake: leader side ----------------------------------------- */
 
 struct pending {
@@ -344,6 +402,29 @@ struct pending {
 
 static pthread_mutex_t pending_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pending pendings[MAX_PENDING];
+
+/* A raft certificate for an id that is already a voter would let its holder
+ * speak for that voter: only a new id, or a non-voter that has not answered
+ * its challenge yet (a retried join), gets one. */
+static int check_not_voter(struct physical *p, const char *id, struct verr *err)
+{
+	json_t *cfg = NULL;
+	int rc = physical_raft_configuration(p, &cfg, err);
+	if (rc)
+		return rc;
+	json_t *sv;
+	size_t i;
+	json_array_foreach(json_object_get(cfg, "servers"), i, sv) {
+		const char *nid = json_string_value(json_object_get(sv, "node_id"));
+		if (nid && !strcmp(nid, id) && json_is_true(json_object_get(sv, "voter")))
+			rc = verr_set(err, VERR_INVALID,
+				      "server_id %s is already a voter of this cluster; remove it "
+				      "(remove-peer) before it joins again",
+				      id);
+	}
+	json_decref(cfg);
+	return rc;
+}
 
 int sys_raft_challenge(struct logical_request *req, struct logical_response *resp,
 		       struct verr *err)
@@ -358,21 +439,36 @@ int sys_raft_challenge(struct logical_request *req, struct logical_response *res
 		return verr_set(err, VERR_INVALID, "missing or too long server_id");
 	if (!addr || strlen(addr) > 250)
 		return verr_set(err, VERR_INVALID, "missing cluster_addr (the joiner's host:port)");
-	uint8_t ch[CHALLENGE_LEN];
-	int rc = rand_bytes(ch, sizeof(ch), err);
+	const char *pub = field_str(req, "raft_public_key");
+	if (!pub || !*pub)
+		return verr_set(err, VERR_INVALID,
+				"missing raft_public_key (the joiner's raft TLS public key, PEM)");
+	int rc = check_not_voter(p, id, err);
 	if (rc)
 		return rc;
-	uint8_t *key = NULL;
-	if ((rc = derived_key(c, "coffer raft bootstrap challenge", &key, err))) {
-		secmem_wipe(ch, sizeof(ch));
+	char *node_cert = NULL, *ca_cert = NULL;
+	if ((rc = physical_raft_tls_sign(p, id, pub, &node_cert, &ca_cert, err)))
+		return rc;
+	uint8_t ch[CHALLENGE_LEN];
+	rc = rand_bytes(ch, sizeof(ch), err);
+	if (rc) {
+		free(node_cert);
+		free(ca_cert);
 		return rc;
 	}
+	uint8_t *key = NULL;
+	if (!rc)
+		rc = derived_key(c, "coffer raft bootstrap challenge", &key, err);
 	uint8_t *blob = NULL;
 	size_t bl = 0;
-	rc = aead_blob_seal(&blob, &bl, key, id, ch, sizeof(ch), err);
-	secmem_free(key, 32);
+	if (!rc)
+		rc = aead_blob_seal(&blob, &bl, key, id, ch, sizeof(ch), err);
+	if (key)
+		secmem_free(key, 32);
 	if (rc) {
 		secmem_wipe(ch, sizeof(ch));
+		free(node_cert);
+		free(ca_cert);
 		return rc;
 	}
 	/* remember it (replacing an older one for the same id, or the oldest) */
@@ -396,14 +492,20 @@ int sys_raft_challenge(struct logical_request *req, struct logical_response *res
 	rc = physical_raft_add_peer(p, id, addr, false, err);
 	if (rc) {
 		free(blob);
+		free(node_cert);
+		free(ca_cert);
 		return rc;
 	}
 	log_info("raft", "node %s (%s) joins as a non-voter until it answers the challenge", id,
 		 addr);
 	char *enc = b64(blob, bl);
 	free(blob);
-	resp->data = enc ? json_pack("{s:s}", "challenge", enc) : NULL;
+	resp->data = enc ? json_pack("{s:s, s:{s:s, s:s}}", "challenge", enc, "raft_tls",
+				     "node_cert", node_cert, "ca_cert", ca_cert)
+			 : NULL;
 	free(enc);
+	free(node_cert);
+	free(ca_cert);
 	resp->data_at_top = false;
 	return resp->data ? 0 : VERR_INTERNAL;
 }
@@ -556,6 +658,8 @@ struct joiner {
 
 static void joiner_free(struct joiner *j)
 {
+	if (!j)
+		return;
 	free(j->leader);
 	free(j->ca);
 	free(j->id);
@@ -637,8 +741,14 @@ int sys_raft_join(struct core *c, const json_t *data, json_t **out, struct verr 
 		return verr_set(err, VERR_INVALID,
 				"this node already holds data (initialized or part of a raft "
 				"cluster); only a new node can join");
-	/* the leader adds us at our raft address */
-	json_t *body = json_pack("{s:s, s:s}", "server_id", st.node_id, "cluster_addr", st.addr);
+	/* our raft TLS key: the leader signs it; the leader adds us at our raft
+	 * address */
+	char *pub = NULL;
+	if ((rc = physical_raft_tls_keygen(p, &pub, err)))
+		return rc;
+	json_t *body = json_pack("{s:s, s:s, s:s}", "server_id", st.node_id, "cluster_addr",
+				 st.addr, "raft_public_key", pub);
+	free(pub);
 	json_t *ans = NULL;
 	const char *ca_pem = json_is_string(ca) && *json_string_value(ca) ? json_string_value(ca)
 									   : NULL;
@@ -654,14 +764,29 @@ int sys_raft_join(struct core *c, const json_t *data, json_t **out, struct verr 
 	if (rc)
 		return rc;
 	json_t *chv = json_object_get(json_object_get(ans, "data"), "challenge");
+	json_t *tls = json_object_get(json_object_get(ans, "data"), "raft_tls");
+	const char *ncert = json_string_value(json_object_get(tls, "node_cert"));
+	const char *cacert = json_string_value(json_object_get(tls, "ca_cert"));
 	struct joiner *j = calloc(1, sizeof(*j));
 	if (!j || !json_is_string(chv) ||
 	    unb64(json_string_value(chv), &j->challenge, &j->challenge_len)) {
 		json_decref(ans);
-		free(j);
+		joiner_free(j);
 		return verr_set(err, VERR_UNAVAILABLE, "the leader's challenge is malformed");
 	}
+	if (!ncert || !cacert) {
+		json_decref(ans);
+		joiner_free(j);
+		return verr_set(err, VERR_UNAVAILABLE,
+				"the leader sent no raft TLS certificate (raft_tls)");
+	}
+	/* stored before raft starts: raft speaks only mutual TLS */
+	rc = physical_raft_tls_install(p, ncert, cacert, err);
 	json_decref(ans);
+	if (rc) {
+		joiner_free(j);
+		return rc;
+	}
 	j->c = c;
 	j->leader = strdup(leader);
 	j->ca = ca_pem ? strdup(ca_pem) : NULL;

@@ -42,5 +42,11 @@ int sys_raft_join(struct core *c, const json_t *data, json_t **out, struct verr 
 int sys_raft_retry_join_start(struct core *c, const json_t *storage_opts, struct verr *err);
 /* Server stop, before core_free: ends the background join threads. */
 void sys_raft_stop(void);
+/* The active node: hold the raft CA stored below the barrier (core/raft/tls),
+ * or on the bootstrap node's first activation store its local CA there and
+ * remove the local key file. forget: drop the CA key again (step-down,
+ * seal). */
+int sys_raft_tls_settle(struct core *c, struct verr *err);
+void sys_raft_tls_forget(struct core *c);
 
 #endif

@@ -233,6 +233,7 @@ static void rstore_close(struct physical *p)
 		free(s->names[i].name);
 	free(s->names);
 	free(s->holder_value);
+	rstore__tls_close(&s->tls);
 	pthread_rwlock_destroy(&s->fsm_lock);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->change_mu);
@@ -368,7 +369,7 @@ static int load_node_id(struct rstore *s, const json_t *conf, struct verr *err)
 	return s->node_id ? 0 : verr_set(err, VERR_INTERNAL, "out of memory");
 }
 
-static raft_id id_for(const char *node_id)
+raft_id rstore__id_for(const char *node_id)
 {
 	raft_id id = raft_digest(node_id, 0);
 	return id ? id : 1;
@@ -449,11 +450,13 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 	if (!rc)
 		rc = load_node_id(s, conf, &e);
 	if (!rc) {
-		s->id = id_for(s->node_id);
+		s->id = rstore__id_for(s->node_id);
 		s->pristine = !has_state(s->raft_dir);
 		s->state = RAFT_UNAVAILABLE;
-		rc = rstore__loop_start(s, &e);
+		rc = rstore__tls_open(&s->tls, s->dir, s->node_id, !s->pristine, &e);
 	}
+	if (!rc)
+		rc = rstore__loop_start(s, &e);
 	if (rc) {
 		rstore_close(&s->base);
 		if (err)
@@ -606,7 +609,7 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 		return verr_set(err, VERR_INVALID, "a peer needs a node_id of 1 to 120 bytes");
 	if (!addr || !strchr(addr, ':'))
 		return verr_set(err, VERR_INVALID, "a peer needs an address as host:port");
-	raft_id id = id_for(node_id);
+	raft_id id = rstore__id_for(node_id);
 	if (id == s->id)
 		return verr_set(err, VERR_INVALID, "node_id %s is this node's own", node_id);
 	/* the name first, so the configuration can show it as soon as the
@@ -664,7 +667,7 @@ int physical_raft_remove_peer(struct physical *p, const char *node_id, struct ve
 	for (double end = rstore__now() + 10;;) {
 		struct rop *op = rstore__op_new(ROP_REMOVE);
 		if (op)
-			op->id = id_for(node_id);
+			op->id = rstore__id_for(node_id);
 		struct verr e2 = {0};
 		rc = simple_op(s, op, &e2);
 		if (rc != VERR_UNAVAILABLE || rstore__now() >= end) {

@@ -84,4 +84,29 @@ typedef long (*physical_raft_read_fn)(void *ctx, void *buf, size_t len, struct v
 int physical_raft_load(struct physical *p, physical_raft_read_fn fn, void *ctx, uint64_t *nkeys,
 		       struct verr *err);
 
+/* Raft over mutual TLS (docs/storage-raft.md). A joiner generates its key
+ * (keygen: the PEM public key, malloc'd) and sends it with the bootstrap
+ * challenge; the leader signs it for the joiner's node_id (sign: the node
+ * certificate and the raft CA certificate, malloc'd; VERR_INVALID naming
+ * raft_public_key when it is not a P-256 public key, VERR_UNAVAILABLE when
+ * this node holds no CA key); the joiner checks and stores them (install)
+ * before it starts raft. */
+int physical_raft_tls_keygen(struct physical *p, char **pub_pem, struct verr *err);
+int physical_raft_tls_sign(struct physical *p, const char *node_id, const char *pub_pem,
+			   char **cert_pem, char **ca_pem, struct verr *err);
+int physical_raft_tls_install(struct physical *p, const char *cert_pem, const char *ca_pem,
+			      struct verr *err);
+/* The raft CA this node holds (the key in secmem: secmem_free(key, len+1));
+ * VERR_NOT_FOUND when it holds none. */
+int physical_raft_tls_ca(struct physical *p, char **cert_pem, char **key_pem, size_t *key_len,
+			 struct verr *err);
+/* Hold the CA (from below the barrier) in memory and remove any local copy
+ * of its key (tls/ca.key). VERR_INVALID when it is not the CA this node's
+ * transport trusts. */
+int physical_raft_tls_set_ca(struct physical *p, const char *cert_pem, const char *key_pem,
+			     struct verr *err);
+/* Forget the CA key in memory (seal, step-down), unless it has not been
+ * moved below the barrier yet. */
+void physical_raft_tls_drop_ca(struct physical *p);
+
 #endif

@@ -95,6 +95,22 @@ struct rname {
 	char *name;
 };
 
+/* the raft transport's credentials (raft_tls.c); mu guards every field */
+struct rtls {
+	pthread_mutex_t mu;
+	char *dir;     /* <path>/tls */
+	char *node_id; /* the CN this node's certificate must carry */
+	char *ca_cert, *node_cert; /* PEM */
+	char *node_key;            /* PEM in secmem */
+	size_t node_key_len;
+	char *ca_key; /* PEM in secmem: the bootstrap node until it is moved below
+		       * the barrier, and the active node (to sign joiners) */
+	size_t ca_key_len;
+	char *pending_key; /* a joiner's fresh key until its certificate comes */
+	size_t pending_len;
+	bool ready; /* ca_cert, node_cert and node_key are set */
+};
+
 struct rstore {
 	struct physical base; /* must be first */
 	struct rstore_ha ha;
@@ -124,6 +140,7 @@ struct rstore {
 	struct raft raft;
 	struct raft_io io;
 	struct raft_uv_transport transport;
+	struct rtls tls;
 	struct raft_fsm fsm;
 	bool started; /* raft_start done (loop thread) */
 	struct rop *parked, *parked_tail; /* writes waiting for a leader */
@@ -166,9 +183,24 @@ struct rop *rstore__op_new(enum rop_kind kind);
 void rstore__op_free(struct rop *op);
 double rstore__now(void);
 
-/* raft_transport.c: raft's TCP transport with TCP_NODELAY */
-int rstore__transport_init(struct raft_uv_transport *t, uv_loop_t *loop);
+/* raft_transport.c: raft over mutual TLS with the credentials in creds */
+int rstore__transport_init(struct raft_uv_transport *t, uv_loop_t *loop, struct rtls *creds);
 void rstore__transport_fini(struct raft_uv_transport *t);
+
+/* raft_tls.c */
+/* Load <dir>/tls/; has_state: the node has raft data, so it must have its
+ * credentials (fail closed: no plaintext fallback). */
+int rstore__tls_open(struct rtls *t, const char *dir, const char *node_id, bool has_state,
+		     struct verr *err);
+void rstore__tls_close(struct rtls *t);
+/* a new cluster: generate the raft CA and this node's certificate */
+int rstore__tls_bootstrap(struct rtls *t, struct verr *err);
+int rstore__tls_keygen(struct rtls *t, char **pub_pem, struct verr *err);
+int rstore__tls_install(struct rtls *t, const char *cert_pem, const char *ca_pem,
+			struct verr *err);
+
+/* raft.c: the raft id of a node_id */
+raft_id rstore__id_for(const char *node_id);
 
 /* raft_fsm.c */
 /* the apply result of an entry the state machine skipped as malformed */

@@ -207,9 +207,13 @@ static int ensure_started(struct rstore *s, struct verr *err)
 	bool boot = s->pristine && !s->joining;
 	pthread_mutex_unlock(&s->mu);
 	if (boot) {
+		/* a new cluster: its raft CA and this node's certificate first */
+		int rv = rstore__tls_bootstrap(&s->tls, err);
+		if (rv)
+			return rv;
 		struct raft_configuration conf;
 		raft_configuration_init(&conf);
-		int rv = raft_configuration_add(&conf, s->id, s->addr, RAFT_VOTER);
+		rv = raft_configuration_add(&conf, s->id, s->addr, RAFT_VOTER);
 		if (!rv)
 			rv = raft_bootstrap(&s->raft, &conf);
 		raft_configuration_close(&conf);
@@ -219,6 +223,13 @@ static int ensure_started(struct rstore *s, struct verr *err)
 		log_info("raft", "bootstrapped a new cluster with this node (%s) as its only voter",
 			 s->node_id);
 	}
+	pthread_mutex_lock(&s->tls.mu);
+	bool creds = s->tls.ready;
+	pthread_mutex_unlock(&s->tls.mu);
+	if (!creds)
+		return verr_set(err, VERR_INVALID,
+				"this node has no raft TLS credentials: join it through "
+				"sys/storage/raft/join");
 	int rv = raft_start(&s->raft);
 	if (rv)
 		return verr_set(err, VERR_INTERNAL, "raft start: %s", raft_errmsg(&s->raft));
@@ -733,7 +744,7 @@ int rstore__loop_start(struct rstore *s, struct verr *err)
 	uv_check_init(&s->loop, &s->watch);
 	s->watch.data = s;
 	uv_check_start(&s->watch, watch_cb);
-	rv = rstore__transport_init(&s->transport, &s->loop);
+	rv = rstore__transport_init(&s->transport, &s->loop, &s->tls);
 	if (rv) {
 		verr_set(err, VERR_INTERNAL, "raft transport: %s", raft_strerror(rv));
 		goto fail_loop;

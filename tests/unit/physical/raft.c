@@ -5,7 +5,8 @@
  * follower writes refused, leader loss and re-election with every
  * committed write kept, remove-peer), the HA lock (lost fires when the
  * leader loses its quorum), backup dump/load and concurrent batched
- * writers. Data directories go under RAFT_TEST_DIR (default /var/tmp): raft
+ * writers, and the mutual-TLS transport's refusals (no certificate,
+ * another CA, a node certificate claiming another id). Data directories go under RAFT_TEST_DIR (default /var/tmp): raft
  * probes O_DIRECT/AIO and behaves differently on tmpfs. Kill -9 is in
  * raft_crash.c.
  */
@@ -22,8 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
 #include "physical/raft.h"
 #include "util/log.h"
+#include "util/secmem.h"
+#include "util/x509gen.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -91,6 +97,22 @@ static void node_init(struct node *n, const char *name)
 	snprintf(n->name, sizeof(n->name), "%s", name);
 	snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", free_port());
 	n->p = open_node(n, NULL, 0);
+}
+
+/* what sys/storage/raft/bootstrap/challenge does for a joiner's TLS
+ * credentials: the joiner's key, signed by the leader's raft CA */
+static void tls_enroll(struct node *leader, struct node *n)
+{
+	struct verr err = {0};
+	char *pub = NULL, *cert = NULL, *ca = NULL;
+	assert_int_equal(physical_raft_tls_keygen(n->p, &pub, &err), 0);
+	if (physical_raft_tls_sign(leader->p, n->name, pub, &cert, &ca, &err))
+		fail_msg("sign %s: %s", n->name, err.msg);
+	if (physical_raft_tls_install(n->p, cert, ca, &err))
+		fail_msg("install %s: %s", n->name, err.msg);
+	free(pub);
+	free(cert);
+	free(ca);
 }
 
 static void node_fini(struct node *n)
@@ -303,6 +325,7 @@ static void cluster_up(struct node *ns)
 	sem_put(ns[0].p, "core/seed", "x"); /* bootstraps n1 */
 	struct verr err = {0};
 	for (int i = 1; i < 3; i++) {
+		tls_enroll(&ns[0], &ns[i]);
 		assert_int_equal(physical_raft_join_start(ns[i].p, &err), 0);
 		if (physical_raft_add_peer(ns[0].p, ns[i].name, ns[i].addr, true, &err))
 			fail_msg("add %s: %s", ns[i].name, err.msg);
@@ -563,6 +586,118 @@ static void test_physical_raft__concurrent_writers_are_batched(void **state)
 		node_fini(&ns[i]);
 }
 
+/* ---- the TLS transport ---------------------------------------------------------- */
+
+static void ctx_pem(SSL_CTX *ctx, const char *cert, const char *key, const char *ca)
+{
+	BIO *b = BIO_new_mem_buf(ca, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x), 1);
+	X509_free(x);
+	BIO_free(b);
+	if (!cert)
+		return;
+	b = BIO_new_mem_buf(cert, -1);
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	b = BIO_new_mem_buf(key, -1);
+	EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, k), 1);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+/* A TLS client on the raft port of addr (trusting ca) that presents cert
+ * (or none) and claims node `name` in the transport's header: the byte the
+ * node answers, or -1 when it refused the connection. */
+static int tls_claim(const char *addr, const char *ca, const char *cert, const char *key,
+		     const char *name)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1)),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	ctx_pem(ctx, cert, key, ca);
+	SSL *ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	int got = -1;
+	if (SSL_connect(ssl) == 1) {
+		uint8_t hdr[300];
+		const char *ad = "127.0.0.1:1";
+		size_t nl = strlen(name), al = strlen(ad), o = 0;
+		memcpy(hdr, "CRT1", 4);
+		o = 4;
+		hdr[o++] = (uint8_t)nl;
+		memcpy(hdr + o, name, nl);
+		o += nl;
+		hdr[o++] = (uint8_t)al;
+		memcpy(hdr + o, ad, al);
+		o += al;
+		unsigned char b = 0;
+		if (SSL_write(ssl, hdr, (int)o) == (int)o && SSL_read(ssl, &b, 1) == 1)
+			got = b;
+	}
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return got;
+}
+
+static void test_physical_raft__tls_refuses_strangers(void **state)
+{
+	(void)state;
+	struct node n = {0};
+	node_init(&n, "n1");
+	sem_put(n.p, "core/seed", "x"); /* bootstraps: the raft CA is generated */
+	struct verr err = {0};
+	char *ca = NULL, *cakey = NULL;
+	size_t cakl = 0;
+	assert_int_equal(physical_raft_tls_ca(n.p, &ca, &cakey, &cakl, &err), 0);
+	/* a certificate for n5 from the cluster's CA */
+	char *k5 = NULL, *pub5 = NULL, *c5 = NULL, *ca2 = NULL;
+	size_t k5l = 0;
+	assert_int_equal(x509gen_keypair(&k5, &k5l, &pub5), 0);
+	assert_int_equal(physical_raft_tls_sign(n.p, "n5", pub5, &c5, &ca2, &err), 0);
+	assert_string_equal(ca, ca2);
+	/* garbage is refused naming the field */
+	char *bad = NULL, *bad2 = NULL;
+	assert_int_equal(physical_raft_tls_sign(n.p, "n6", "not a key", &bad, &bad2, &err),
+			 VERR_INVALID);
+	assert_non_null(strstr(err.msg, "raft_public_key"));
+	/* and one for n5 from another CA */
+	char *oca = NULL, *ocak = NULL, *oc5 = NULL;
+	size_t ocakl = 0;
+	assert_int_equal(x509gen_ca("other", NULL, 1, &oca, &ocak, &ocakl), 0);
+	assert_int_equal(x509gen_issue(oca, ocak, pub5, "n5", 1, &oc5), 0);
+
+	assert_int_equal(tls_claim(n.addr, ca, c5, k5, "n5"), 0x5a); /* the control */
+	assert_int_equal(tls_claim(n.addr, ca, c5, k5, "n1"), -1);   /* speaks for n1 */
+	assert_int_equal(tls_claim(n.addr, ca, NULL, NULL, "n5"), -1); /* no certificate */
+	assert_int_equal(tls_claim(n.addr, ca, oc5, k5, "n5"), -1);   /* another CA */
+	/* the node still serves */
+	sem_put(n.p, "core/after", "y");
+	sem_expect(n.p, "core/after", "y");
+
+	free(ca);
+	free(ca2);
+	free(c5);
+	free(pub5);
+	free(oca);
+	free(oc5);
+	secmem_free(cakey, cakl + 1);
+	secmem_free(k5, k5l + 1);
+	secmem_free(ocak, ocakl + 1);
+	node_fini(&n);
+}
+
 int main(void)
 {
 	log_set_level(LOG_OFF);
@@ -573,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_physical_raft__compaction_keeps_everything),
 		cmocka_unit_test(test_physical_raft__bad_config),
 		cmocka_unit_test(test_physical_raft__three_nodes_replicate_and_fail_over),
+		cmocka_unit_test(test_physical_raft__tls_refuses_strangers),
 		cmocka_unit_test(test_physical_raft__ha_lock_follows_leadership),
 		cmocka_unit_test(test_physical_raft__dump_load_replaces_state_everywhere),
 		cmocka_unit_test(test_physical_raft__concurrent_writers_are_batched),
