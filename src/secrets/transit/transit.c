@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "logical/tools.h"
 #include "secrets/secrets.h"
 #include "secrets/transit/transit_int.h"
 
@@ -252,22 +253,6 @@ static const struct field_def sign_fields[] = {
 	{NULL},
 };
 
-static const struct field_def hash_fields[] = {
-	{"urlalgorithm", FT_STRING, NULL, "Hash algorithm (path form).", false},
-	{"algorithm", FT_STRING, "sha2-256", "Hash algorithm.", false},
-	{"input", FT_STRING, NULL, "Base64 input.", false},
-	{"format", FT_STRING, "hex", "hex or base64.", false},
-	{NULL},
-};
-
-static const struct field_def random_fields[] = {
-	{"source", FT_STRING, NULL, "platform, seal or all (path form).", false},
-	{"urlbytes", FT_STRING, NULL, "Number of bytes (path form).", false},
-	{"bytes", FT_INT, "32", "Number of bytes.", false},
-	{"format", FT_STRING, "base64", "hex or base64.", false},
-	{NULL},
-};
-
 #define UPD(fn) {{LOP_UPDATE, fn}}
 
 static const struct path_def transit_paths[] = {
@@ -327,16 +312,16 @@ static const struct path_def transit_paths[] = {
 	 .help = "Verify a signature or an HMAC."},
 	{.pattern = "verify/{name}/{urlalgorithm}", .fields = sign_fields,
 	 .ops = UPD(transit__verify_path), .help = "Verify a signature or an HMAC."},
-	{.pattern = "hash", .fields = hash_fields, .ops = UPD(transit__hash_path),
+	{.pattern = "hash", .fields = logical_tools_hash_fields, .ops = UPD(logical_tools_hash),
 	 .help = "Hash base64 input."},
-	{.pattern = "hash/{urlalgorithm}", .fields = hash_fields, .ops = UPD(transit__hash_path),
+	{.pattern = "hash/{urlalgorithm}", .fields = logical_tools_hash_fields, .ops = UPD(logical_tools_hash),
 	 .help = "Hash base64 input."},
-	{.pattern = "random", .fields = random_fields, .ops = UPD(transit__random_path),
+	{.pattern = "random", .fields = logical_tools_random_fields, .ops = UPD(logical_tools_random),
 	 .help = "Random bytes."},
-	{.pattern = "random/{source}", .fields = random_fields, .ops = UPD(transit__random_path),
+	{.pattern = "random/{source}", .fields = logical_tools_random_fields, .ops = UPD(logical_tools_random),
 	 .help = "Random bytes (the segment is a byte count or a source)."},
-	{.pattern = "random/{source}/{urlbytes}", .fields = random_fields,
-	 .ops = UPD(transit__random_path), .help = "Random bytes from a source."},
+	{.pattern = "random/{source}/{urlbytes}", .fields = logical_tools_random_fields,
+	 .ops = UPD(logical_tools_random), .help = "Random bytes from a source."},
 	{NULL},
 };
 

@@ -225,9 +225,9 @@ static void test_database_paths__static_roles(void **state)
 	assert_non_null(strstr(T.err.msg, "rotation_period"));
 	assert_int_equal(kvt_do(&T, LOP_UPDATE, "static-roles/s",
 				json_pack("{s:s,s:s,s:s}", "db_name", "pg", "username", "app",
-					  "rotation_schedule", "0 * * * *")),
+					  "rotation_schedule", "0 * * *")),
 			 VERR_INVALID);
-	assert_non_null(strstr(T.err.msg, "rotation_schedule"));
+	assert_non_null(strstr(T.err.msg, "could not parse rotation_schedule"));
 	assert_int_equal(kvt_do(&T, LOP_UPDATE, "static-roles/s",
 				json_pack("{s:s,s:s}", "db_name", "pg", "rotation_period", "1h")),
 			 VERR_INVALID);
