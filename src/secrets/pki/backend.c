@@ -518,16 +518,17 @@ static size_t count(const struct path_def *t)
 static void table_init(void)
 {
 	/* order matters: specific patterns before {capture} ones */
-	const struct path_def *parts[] = {pki__issue_paths(), pki__crl_paths(), pki__ca_paths(),
-					  pki__role_paths()};
+	const struct path_def *parts[] = {pki__issue_paths(), pki__crl_paths(), pki__ocsp_paths(),
+					  pki__ca_paths(), pki__role_paths()};
+	const size_t nparts = sizeof(parts) / sizeof(parts[0]);
 	size_t n = 0;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < nparts; i++)
 		n += count(parts[i]);
 	table = calloc(n + 1, sizeof(*table));
 	if (!table)
 		return;
 	size_t o = 0;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < nparts; i++)
 		for (size_t k = 0; parts[i][k].pattern; k++)
 			table[o++] = parts[i][k];
 }

@@ -676,15 +676,6 @@ static int path_revoke_with_key(struct logical_request *req, struct logical_resp
 
 /* ---- reads ---- */
 
-static int raw(struct logical_response *resp, void *p, size_t n, const char *ctype)
-{
-	resp->raw = true;
-	resp->raw_body = p; /* transferred */
-	resp->raw_len = n;
-	resp->raw_content_type = strdup(ctype);
-	return resp->raw_content_type ? 0 : VERR_INTERNAL;
-}
-
 static char *crl_pem(const uint8_t *der, size_t len)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
@@ -733,13 +724,13 @@ static int path_crl(struct logical_request *req, struct logical_response *resp,
 	if (rc)
 		return rc;
 	if (!pem)
-		return raw(resp, der, len, "application/pkix-crl");
+		return pki__raw_reply(resp, der, len, "application/pkix-crl");
 	char *p = crl_pem(der, len);
 	free(der);
 	if (!p)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	size_t pl = strlen(p);
-	return raw(resp, p, pl, "application/x-pem-file");
+	return pki__raw_reply(resp, p, pl, "application/x-pem-file");
 }
 
 static int path_crl_rotate(struct logical_request *req, struct logical_response *resp,
@@ -874,8 +865,9 @@ static int crl_cfg_write(struct logical_request *req, struct logical_response *r
 	struct pki_state *s = pki__state_get(b);
 	json_t *o = json_deep_copy(s->crl_cfg);
 	pki__state_put(b, s);
-	const char *durs[] = {"expiry", "auto_rebuild_grace_period", "delta_rebuild_interval"};
-	for (int i = 0; i < 3; i++) {
+	const char *durs[] = {"expiry", "auto_rebuild_grace_period", "delta_rebuild_interval",
+			      "ocsp_expiry"};
+	for (int i = 0; i < 4; i++) {
 		if (!request_has(req, durs[i]))
 			continue;
 		const char *v = request_str(req, durs[i]);

@@ -287,7 +287,8 @@ int pki__state_reload(struct pki_backend *b, struct verr *err)
 	if ((rc = view_get_json(b->view, "config/crl", &s->crl_cfg, err)))
 		goto fail;
 	if (!s->crl_cfg)
-		s->crl_cfg = json_pack("{s:s,s:b,s:b,s:s,s:b,s:s}", "expiry", "72h", "disable", 0,
+		s->crl_cfg = json_pack("{s:s,s:b,s:b,s:s,s:b,s:s,s:b,s:s}", "expiry", "72h",
+				       "disable", 0, "ocsp_disable", 0, "ocsp_expiry", "12h",
 				       "auto_rebuild", 0, "auto_rebuild_grace_period", "12h",
 				       "enable_delta", 0, "delta_rebuild_interval", "15m");
 	pthread_mutex_lock(&b->state_lock);
@@ -352,10 +353,10 @@ static int issuer_create(struct pki_backend *b, X509 *cert, const char *name, co
 	char *pem = pki__x509_to_pem(cert);
 	if (!pem)
 		return verr_set(err, VERR_INTERNAL, "could not encode the certificate");
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:[sss],s:[],s:b}", "issuer_id", id,
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:[ssss],s:[],s:b}", "issuer_id", id,
 			      "issuer_name", name ? name : "", "key_id", key_id ? key_id : "",
 			      "certificate", pem, "leaf_not_after_behavior", "err", "usage",
-			      "read-only", "issuing-certificates", "crl-signing", "manual_chain",
+			      "read-only", "issuing-certificates", "crl-signing", "ocsp-signing", "manual_chain",
 			      "revoked", 0);
 	free(pem);
 	if (!o)
@@ -1505,7 +1506,7 @@ static const struct field_def issuer_fields[] = {
 	{"issuer_ref", FT_STRING, "default", "", false},
 	{"issuer_name", FT_STRING, "", "", false},
 	{"leaf_not_after_behavior", FT_STRING, "err", "", false},
-	{"usage", FT_STRSLICE, "read-only,issuing-certificates,crl-signing", "", false},
+	{"usage", FT_STRSLICE, "read-only,issuing-certificates,crl-signing,ocsp-signing", "", false},
 	{"manual_chain", FT_STRSLICE, "", "", false},
 	{"revocation_signature_algorithm", FT_STRING, "", "", false},
 	{"issuing_certificates", FT_STRSLICE, "", "", false},

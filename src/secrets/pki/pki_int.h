@@ -297,6 +297,9 @@ int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safet
 /* ---- paths ---- */
 
 const struct path_def *pki__issue_paths(void);
+const struct path_def *pki__ocsp_paths(void); /* ocsp.c */
+/* A raw (non-JSON) response body: p (malloc'd) is transferred to resp. */
+int pki__raw_reply(struct logical_response *resp, void *p, size_t n, const char *ctype);
 const struct path_def *pki__ca_paths(void);
 /* Common output of issue/sign: certificate, issuing_ca, ca_chain,
  * serial_number, expiration in `format`. */
