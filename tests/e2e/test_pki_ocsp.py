@@ -154,5 +154,77 @@ class OcspTest(PkiRevocationBase):
         self.assertNotIn("Next Update:", r.stdout)
 
 
+
+class DeltaCrlTest(PkiRevocationBase):
+    def pem(self, path):
+        r = self.s.get(path, token="")
+        self.assertEqual(r.status, 200, r)
+        return r.body.decode()
+
+    def test_delta_lists_new_revocations_and_verify_uses_it(self):
+        # without enable_delta there is no delta CRL; enable_delta needs auto_rebuild (Vault)
+        r = self.s.get("pki/crl/delta", token="")
+        self.assertEqual(r.status, 400, r)
+        r = self.s.post("pki/config/crl", {"enable_delta": True})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("Delta CRLs cannot be enabled when auto rebuilding is disabled",
+                      r.json()["errors"][0])
+        dp = "http://%s/v1/pki/crl/delta" % self.s.addr
+        r = self.s.post("pki/config/urls", {"delta_crl_distribution_points": [dp]})
+        self.assertIn(r.status, (200, 204), r)
+        self.assertEqual(self.s.get("pki/config/urls").json()["data"]["delta_crl_distribution_points"], [dp])
+        r = self.s.post("pki/config/crl", {"auto_rebuild": True, "enable_delta": True})
+        self.assertIn(r.status, (200, 204), r)
+        old = self.issue("old.example.com")
+        new = self.issue("new.example.com")
+        keep = self.issue("keep.example.com")
+        self.s.post("pki/revoke", {"serial_number": old["serial_number"]})
+        self.assertEqual(self.s.get("pki/crl/rotate").status, 200)  # old is in the complete CRL
+        full = self.write("full.pem", self.pem("pki/crl/pem"))
+        rv = self.s.post("pki/revoke", {"serial_number": new["serial_number"]})
+        self.assertEqual(rv.status, 200, rv)
+        # auto_rebuild: the complete CRL waits, the delta has the revocation at once
+        self.assertEqual(open(full).read().strip(), self.pem("pki/crl/pem").strip())
+        delta = self.write("delta.pem", self.pem("pki/crl/delta/pem"))
+        t = openssl("crl", "-in", delta, "-noout", "-text", "-CAfile", self.ca)
+        self.assertEqual(t.returncode, 0, t.stderr)
+        self.assertIn("verify OK", t.stdout + t.stderr)
+        self.assertIn("Delta CRL Indicator: critical", t.stdout)
+        want = new["serial_number"].replace(":", "").upper()
+        self.assertIn("Serial Number: " + want, t.stdout)
+        self.assertNotIn(old["serial_number"].replace(":", "").upper(), t.stdout)
+        base = int(openssl("crl", "-in", full, "-noout", "-crlnumber").stdout.strip().split("=")[1], 16)
+        self.assertRegex(t.stdout, r"Delta CRL Indicator: critical\s+%d\n" % base)
+        ft = openssl("crl", "-in", full, "-noout", "-text").stdout
+        self.assertIn("Freshest CRL", ft)
+        self.assertIn(dp, ft)
+        self.assertNotIn(want, ft)
+        # DER forms and the per-issuer paths serve the same delta
+        der = self.s.get("pki/crl/delta", token="")
+        self.assertEqual(der.headers.get("content-type"), "application/pkix-crl")
+        iid = self.s.get("pki/issuer/default").json()["data"]["issuer_id"]
+        self.assertEqual(self.s.get("pki/issuer/%s/crl/delta/der" % iid, token="").body, der.body)
+        self.assertEqual(self.pem("pki/issuer/%s/crl/delta/pem" % iid).strip(), open(delta).read().strip())
+        # openssl: the complete CRL alone passes the new revocation, with the delta it fails
+        v = openssl("verify", "-crl_check", "-CAfile", self.ca, "-CRLfile", full, new["path"])
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        v = openssl("verify", "-crl_check", "-use_deltas", "-CAfile", self.ca, "-CRLfile", full,
+                    "-CRLfile", delta, new["path"])
+        self.assertNotEqual(v.returncode, 0, v.stdout)
+        self.assertIn("certificate revoked", v.stdout + v.stderr)
+        v = openssl("verify", "-crl_check", "-use_deltas", "-CAfile", self.ca, "-CRLfile", full,
+                    "-CRLfile", delta, keep["path"])
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        # rotate-delta renumbers; a complete rebuild empties the delta
+        n1 = openssl("crl", "-in", delta, "-noout", "-crlnumber").stdout
+        self.assertEqual(self.s.get("pki/crl/rotate-delta").status, 200)
+        n2 = openssl("crl", "-in", self.write("d2.pem", self.pem("pki/crl/delta/pem")), "-noout",
+                     "-crlnumber").stdout
+        self.assertNotEqual(n1, n2)
+        self.s.get("pki/crl/rotate")
+        t = openssl("crl", "-in", self.write("d3.pem", self.pem("pki/crl/delta/pem")), "-noout", "-text")
+        self.assertIn("No Revoked Certificates", t.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()

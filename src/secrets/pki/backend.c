@@ -18,6 +18,7 @@
 
 #include "secrets/pki/pki_int.h"
 #include "util/buf.h"
+#include "util/duration.h"
 
 bool pki__format_ok(const char *f)
 {
@@ -613,8 +614,19 @@ static int pki_revoke(struct logical_request *req, struct logical_response *resp
 	return rc;
 }
 
-/* Once a minute on the active node: rebuild CRLs when auto_rebuild defers
- * them, or when the CRL is within its grace period of expiring. */
+static int64_t cfg_secs(json_t *cfg, const char *k, int64_t def)
+{
+	int64_t v = def;
+	const char *t = json_string_value(json_object_get(cfg, k));
+	if (t && duration_parse(&v, t, NULL))
+		v = def;
+	return v;
+}
+
+/* Once a minute on the active node. CRLs: under auto_rebuild the complete
+ * CRL is rebuilt when it is within auto_rebuild_grace_period of expiring
+ * (Vault), otherwise once a day; with enable_delta the delta CRL every
+ * delta_rebuild_interval. Then auto-tidy when due. */
 static int pki_periodic(void *inst, struct verr *err)
 {
 	struct pki_backend *b = inst;
@@ -623,15 +635,26 @@ static int pki_periodic(void *inst, struct verr *err)
 	for (size_t i = 0; i < s->n_issuers; i++)
 		any |= s->issuers[i]->pkey != NULL;
 	bool auto_rebuild = json_is_true(json_object_get(s->crl_cfg, "auto_rebuild"));
+	bool delta = json_is_true(json_object_get(s->crl_cfg, "enable_delta"));
+	int64_t expiry = cfg_secs(s->crl_cfg, "expiry", PKI_DEFAULT_CRL_EXPIRY);
+	int64_t grace = cfg_secs(s->crl_cfg, "auto_rebuild_grace_period", 12 * 3600);
+	int64_t delta_every = cfg_secs(s->crl_cfg, "delta_rebuild_interval", 15 * 60);
 	pki__state_put(b, s);
-	if (!any)
-		return 0;
 	int64_t now = pki__now(b);
-	/* rebuild once a day at least, every 10 minutes under auto_rebuild */
-	if (now - b->tidy_last < (auto_rebuild ? 600 : 86400))
-		return 0;
-	b->tidy_last = now;
-	return pki__crl_rebuild(b, err);
+	int rc = 0;
+	if (any) {
+		int64_t full_every = auto_rebuild ? expiry - grace : 86400;
+		if (full_every < 60)
+			full_every = 60;
+		if (now - b->tidy_last >= full_every) {
+			b->tidy_last = b->delta_last = now;
+			rc = pki__crl_rebuild(b, err);
+		} else if (delta && now - b->delta_last >= delta_every) {
+			b->delta_last = now;
+			rc = pki__crl_rebuild_delta(b, err);
+		}
+	}
+	return rc;
 }
 
 const struct backend_ops pki_backend_ops = {

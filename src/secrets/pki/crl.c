@@ -84,6 +84,7 @@ void pki__crl_index_free(struct pki_backend *b)
 	for (size_t i = 0; i < b->n_crls; i++) {
 		free(b->crls[i].v);
 		free(b->crls[i].der);
+		free(b->crls[i].delta_der);
 	}
 	free(b->crls);
 	b->crls = NULL;
@@ -261,9 +262,53 @@ static int sig_algor(EVP_PKEY *pk, const EVP_MD *md, uint8_t *out, size_t *len)
 	return ok ? 0 : -1;
 }
 
+/* Freshest CRL (RFC 5280 5.2.6): CRLDistributionPoints syntax, one
+ * DistributionPoint { [0] { fullName [0] { URI [6] } } } per URL. */
+static void ext_freshest(struct buf *ext, json_t *urls)
+{
+	static const uint8_t oid[] = {0x06, 0x03, 0x55, 0x1d, 0x2e};
+	struct buf dps, one, t1, t2;
+	buf_init(&dps, 128);
+	buf_init(&one, 128);
+	buf_init(&t1, 128);
+	buf_init(&t2, 128);
+	size_t i;
+	json_t *u;
+	json_array_foreach(urls, i, u)
+	{
+		const char *s = json_string_value(u);
+		if (!s)
+			continue;
+		t1.len = t2.len = 0;
+		der_tlv(&t1, 0x86, s, strlen(s));
+		der_tlv(&t2, 0xa0, t1.p, t1.len); /* fullName */
+		t1.len = 0;
+		der_tlv(&t1, 0xa0, t2.p, t2.len); /* distributionPoint */
+		der_tlv(&dps, 0x30, t1.p, t1.len);
+	}
+	t1.len = 0;
+	der_tlv(&t1, 0x30, dps.p, dps.len);
+	buf_add(&one, oid, sizeof(oid));
+	der_tlv(&one, 0x04, t1.p, t1.len);
+	der_tlv(ext, 0x30, one.p, one.len);
+	buf_free(&dps);
+	buf_free(&one);
+	buf_free(&t1);
+	buf_free(&t2);
+}
+
 int pki__crl_encode(const struct pki_issuer *iss, const struct pki_revoked *v, size_t n,
 		    int64_t number, int64_t this_update, int64_t next_update, uint8_t **out,
 		    size_t *out_len, struct verr *err)
+{
+	return pki__crl_encode_ext(iss, v, n, number, this_update, next_update, NULL, out, out_len,
+				   err);
+}
+
+int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *v, size_t n,
+			int64_t number, int64_t this_update, int64_t next_update,
+			const struct pki_crl_opts *opts, uint8_t **out, size_t *out_len,
+			struct verr *err)
 {
 	*out = NULL;
 	*out_len = 0;
@@ -323,7 +368,20 @@ int pki__crl_encode(const struct pki_issuer *iss, const struct pki_revoked *v, s
 		buf_add(&one, oid_num, sizeof(oid_num));
 		der_tlv(&one, 0x04, num, nl);
 		der_tlv(&ext, 0x30, one.p, one.len);
+		if (opts && opts->delta_base >= 0) {
+			/* Delta CRL Indicator: critical, BaseCRLNumber */
+			static const uint8_t oid_delta[] = {0x06, 0x03, 0x55, 0x1d, 0x1b, 0x01, 0x01, 0xff};
+			for (int i = 0; i < 8; i++)
+				nb[i] = (uint8_t)((uint64_t)opts->delta_base >> (56 - 8 * i));
+			nl = der_uint(num, nb, 8);
+			one.len = 0;
+			buf_add(&one, oid_delta, sizeof(oid_delta));
+			der_tlv(&one, 0x04, num, nl);
+			der_tlv(&ext, 0x30, one.p, one.len);
+		}
 		buf_free(&one);
+		if (opts && json_array_size(opts->freshest))
+			ext_freshest(&ext, opts->freshest);
 	}
 	/* TBSCertList */
 	static const uint8_t version[] = {0x02, 0x01, 0x01};
@@ -395,6 +453,21 @@ static int64_t crl_expiry(struct pki_state *s)
 	return secs > 0 ? secs : PKI_DEFAULT_CRL_EXPIRY;
 }
 
+/* crl/<issuer>/meta: the numbers (complete and delta share the sequence)
+ * and the complete CRL's length in chunks. */
+static int crl_meta_store(struct pki_backend *b, struct pki_crl_index *c, struct verr *err)
+{
+	char key[96];
+	size_t chunks = (c->der_len + PKI_CRL_CHUNK - 1) / PKI_CRL_CHUNK;
+	snprintf(key, sizeof(key), "crl/%s/meta", c->issuer);
+	json_t *m = json_pack("{s:I,s:I,s:I,s:I,s:I}", "number", (json_int_t)c->number, "len",
+			      (json_int_t)c->der_len, "chunks", (json_int_t)chunks, "base_number",
+			      (json_int_t)c->base_number, "this_update", (json_int_t)c->base_time);
+	int rc = m ? view_put_json(b->view, key, m, err) : verr_set(err, VERR_INTERNAL, "out of memory");
+	json_decref(m);
+	return rc;
+}
+
 static int crl_store(struct pki_backend *b, struct pki_crl_index *c, struct verr *err)
 {
 	size_t chunks = (c->der_len + PKI_CRL_CHUNK - 1) / PKI_CRL_CHUNK;
@@ -408,13 +481,7 @@ static int crl_store(struct pki_backend *b, struct pki_crl_index *c, struct verr
 	}
 	if (rc)
 		return rc;
-	char key[96];
-	snprintf(key, sizeof(key), "crl/%s/meta", c->issuer);
-	json_t *m = json_pack("{s:I,s:I,s:I}", "number", (json_int_t)c->number, "len",
-			      (json_int_t)c->der_len, "chunks", (json_int_t)chunks);
-	rc = view_put_json(b->view, key, m, err);
-	json_decref(m);
-	return rc;
+	return crl_meta_store(b, c, err);
 }
 
 /* Read a stored CRL into c (der NULL when none). */
@@ -427,6 +494,9 @@ static int crl_read_stored(struct pki_backend *b, struct pki_crl_index *c, struc
 	if (rc || !m)
 		return rc;
 	c->number = json_integer_value(json_object_get(m, "number"));
+	json_t *bn = json_object_get(m, "base_number");
+	c->base_number = bn ? json_integer_value(bn) : c->number;
+	c->base_time = json_integer_value(json_object_get(m, "this_update"));
 	size_t len = (size_t)json_integer_value(json_object_get(m, "len"));
 	size_t chunks = (size_t)json_integer_value(json_object_get(m, "chunks"));
 	json_decref(m);
@@ -454,7 +524,58 @@ static int crl_read_stored(struct pki_backend *b, struct pki_crl_index *c, struc
 	free(c->der);
 	c->der = der;
 	c->der_len = len;
+	uint8_t *d = NULL;
+	size_t dl = 0;
+	snprintf(key, sizeof(key), "crl/%s/delta", c->issuer);
+	if ((rc = view_get(b->view, key, &d, &dl, err)))
+		return rc;
+	free(c->delta_der);
+	c->delta_der = d;
+	c->delta_len = dl;
 	return 0;
+}
+
+static bool delta_enabled(const struct pki_state *s)
+{
+	return json_is_true(json_object_get(s->crl_cfg, "enable_delta"));
+}
+
+/* Build and store the delta CRL of one issuer: the revocations since the
+ * last complete CRL, numbered after it, pointing at it. Caller holds
+ * crl_lock, index loaded, complete CRL built or read. */
+static int delta_build_one(struct pki_backend *b, struct pki_state *s, struct pki_issuer *iss,
+			   struct pki_crl_index *c, struct verr *err)
+{
+	size_t k = 0;
+	struct pki_revoked *v = malloc((c->n ? c->n : 1) * sizeof(*v));
+	if (!v)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	bool disabled = json_is_true(json_object_get(s->crl_cfg, "disable"));
+	for (size_t i = 0; i < c->n && !disabled; i++)
+		if (c->base_count_valid ? i >= c->base_count
+					: c->v[i].time >= c->base_time) /* same second: in both, harmless */
+			v[k++] = c->v[i];
+	pki__crl_sort(v, k);
+	int64_t now = pki__now(b);
+	struct pki_crl_opts o = {.delta_base = c->base_number};
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc = pki__crl_encode_ext(iss, v, k, c->number + 1, now, now + crl_expiry(s), &o, &der,
+				     &len, err);
+	free(v);
+	if (rc)
+		return rc;
+	char key[96];
+	snprintf(key, sizeof(key), "crl/%s/delta", c->issuer);
+	if ((rc = view_put(b->view, key, der, len, err))) {
+		free(der);
+		return rc;
+	}
+	free(c->delta_der);
+	c->delta_der = der;
+	c->delta_len = len;
+	c->number++;
+	return crl_meta_store(b, c, err);
 }
 
 /* Build and store the CRL of one issuer. Caller holds crl_lock, index loaded. */
@@ -474,15 +595,91 @@ static int crl_build_one(struct pki_backend *b, struct pki_state *s, struct pki_
 	uint8_t *der = NULL;
 	size_t len = 0;
 	bool disabled = json_is_true(json_object_get(s->crl_cfg, "disable"));
-	int rc = pki__crl_encode(iss, c->v, disabled ? 0 : c->n, c->number + 1, now,
-				 now + crl_expiry(s), &der, &len, err);
+	json_t *fresh = json_object_get(s->urls, "delta_crl_distribution_points");
+	struct pki_crl_opts o = {.delta_base = -1, .freshest = delta_enabled(s) ? fresh : NULL};
+	int rc = pki__crl_encode_ext(iss, c->v, disabled ? 0 : c->n, c->number + 1, now,
+				     now + crl_expiry(s), &o, &der, &len, err);
 	if (rc)
 		return rc;
 	free(c->der);
 	c->der = der;
 	c->der_len = len;
 	c->number++;
-	return crl_store(b, c, err);
+	c->base_number = c->number;
+	c->base_time = now;
+	c->base_count = c->n;
+	c->base_count_valid = true;
+	if ((rc = crl_store(b, c, err)))
+		return rc;
+	return delta_enabled(s) ? delta_build_one(b, s, iss, c, err) : 0;
+}
+
+/* Rebuild iss's delta over its complete CRL (read, or built first when
+ * there is none yet, which builds the delta too). Caller holds crl_lock,
+ * index loaded. */
+static int delta_refresh(struct pki_backend *b, struct pki_state *s, struct pki_issuer *iss,
+			 struct verr *err)
+{
+	struct pki_crl_index *c = index_for(b, iss->id);
+	if (!c)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = c->der ? 0 : crl_read_stored(b, c, err);
+	if (rc)
+		return rc;
+	return c->der ? delta_build_one(b, s, iss, c, err) : crl_build_one(b, s, iss, err);
+}
+
+int pki__crl_rebuild_delta(struct pki_backend *b, struct verr *err)
+{
+	struct pki_state *s = pki__state_get(b);
+	int rc = 0;
+	if (!delta_enabled(s))
+		goto out;
+	pthread_mutex_lock(&b->crl_lock);
+	rc = index_load(b, err);
+	for (size_t i = 0; i < s->n_issuers && !rc; i++) {
+		struct pki_issuer *iss = s->issuers[i];
+		if (!iss->pkey)
+			continue;
+		rc = delta_refresh(b, s, iss, err);
+	}
+	pthread_mutex_unlock(&b->crl_lock);
+out:
+	pki__state_put(b, s);
+	return rc;
+}
+
+int pki__crl_delta_get(struct pki_backend *b, const struct pki_issuer *iss, uint8_t **der,
+		       size_t *len, struct verr *err)
+{
+	*der = NULL;
+	*len = 0;
+	struct pki_state *s = pki__state_get(b);
+	bool on = delta_enabled(s);
+	pki__state_put(b, s);
+	if (!on)
+		return verr_set(err, VERR_INVALID, "delta CRLs are not enabled (config/crl enable_delta)");
+	/* reading the complete CRL loads the stored delta with it */
+	uint8_t *full = NULL;
+	size_t fl = 0;
+	int rc = pki__crl_get(b, iss, &full, &fl, err);
+	free(full);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&b->crl_lock);
+	struct pki_crl_index *c = index_for(b, iss->id);
+	bool missing = !c || !c->delta_der;
+	pthread_mutex_unlock(&b->crl_lock);
+	if (missing && (rc = pki__crl_rebuild_delta(b, err)))
+		return rc;
+	pthread_mutex_lock(&b->crl_lock);
+	c = index_for(b, iss->id);
+	if (c && c->delta_der && (*der = malloc(c->delta_len))) {
+		memcpy(*der, c->delta_der, c->delta_len);
+		*len = c->delta_len;
+	}
+	pthread_mutex_unlock(&b->crl_lock);
+	return *der ? 0 : verr_set(err, VERR_INTERNAL, "no delta CRL available");
 }
 
 int pki__crl_rebuild(struct pki_backend *b, struct verr *err)
@@ -586,8 +783,12 @@ static int revoke_cert(struct pki_backend *b, X509 *x, struct logical_response *
 		rc = index_load(b, err); /* reads the new entry too */
 	}
 	bool auto_rebuild = json_is_true(json_object_get(s->crl_cfg, "auto_rebuild"));
-	if (!rc && !auto_rebuild)
+	if (!rc && !auto_rebuild) {
 		rc = crl_build_one(b, s, iss, err);
+	} else if (!rc && delta_enabled(s)) {
+		/* auto_rebuild defers the complete CRL; the delta carries it now */
+		rc = delta_refresh(b, s, iss, err);
+	}
 unlock:
 	pthread_mutex_unlock(&b->crl_lock);
 	if (!rc)
@@ -695,8 +896,8 @@ static char *crl_pem(const uint8_t *der, size_t len)
 	return s;
 }
 
-static int crl_for_ref(struct logical_request *req, const char *ref, uint8_t **der, size_t *len,
-		       struct verr *err)
+static int crl_for_ref(struct logical_request *req, const char *ref, bool delta, uint8_t **der,
+		       size_t *len, struct verr *err)
 {
 	struct pki_backend *b = req->backend;
 	struct pki_state *s = pki__state_get(b);
@@ -706,6 +907,8 @@ static int crl_for_ref(struct logical_request *req, const char *ref, uint8_t **d
 		rc = verr_set(err, VERR_INVALID, "unable to fetch the issuer: no default issuer is configured");
 	else if (!iss->pkey)
 		rc = verr_set(err, VERR_INVALID, "the issuer has no key and signs no CRL");
+	else if (delta)
+		rc = pki__crl_delta_get(b, iss, der, len, err);
 	else
 		rc = pki__crl_get(b, iss, der, len, err);
 	pki__state_put(b, s);
@@ -718,9 +921,10 @@ static int path_crl(struct logical_request *req, struct logical_response *resp,
 	const char *rp = req->rel_path ? req->rel_path : "";
 	size_t rl = strlen(rp);
 	bool pem = rl >= 4 && !strcmp(rp + rl - 4, "/pem");
+	bool delta = strstr(rp, "crl/delta") != NULL;
 	uint8_t *der = NULL;
 	size_t len = 0;
-	int rc = crl_for_ref(req, request_str(req, "issuer_ref"), &der, &len, err);
+	int rc = crl_for_ref(req, request_str(req, "issuer_ref"), delta, &der, &len, err);
 	if (rc)
 		return rc;
 	if (!pem)
@@ -737,6 +941,15 @@ static int path_crl_rotate(struct logical_request *req, struct logical_response 
 			   struct verr *err)
 {
 	int rc = pki__crl_rebuild(req->backend, err);
+	if (!rc)
+		resp->data = json_pack("{s:b}", "success", 1);
+	return rc;
+}
+
+static int path_crl_rotate_delta(struct logical_request *req, struct logical_response *resp,
+				 struct verr *err)
+{
+	int rc = pki__crl_rebuild_delta(req->backend, err);
 	if (!rc)
 		resp->data = json_pack("{s:b}", "success", 1);
 	return rc;
@@ -776,7 +989,7 @@ static int path_cert_read(struct logical_request *req, struct logical_response *
 	if (!strcmp(serial, "crl")) {
 		uint8_t *der = NULL;
 		size_t len = 0;
-		int rc = crl_for_ref(req, "default", &der, &len, err);
+		int rc = crl_for_ref(req, "default", false, &der, &len, err);
 		if (rc)
 			return rc;
 		char *p = crl_pem(der, len);
@@ -882,6 +1095,13 @@ static int crl_cfg_write(struct logical_request *req, struct logical_response *r
 	for (int i = 0; i < 4; i++)
 		if (request_has(req, bools[i]))
 			json_object_set_new(o, bools[i], json_boolean(request_bool(req, bools[i])));
+	if (json_is_true(json_object_get(o, "enable_delta")) &&
+	    !json_is_true(json_object_get(o, "auto_rebuild"))) {
+		json_decref(o);
+		return verr_set(err, VERR_INVALID,
+				"Delta CRLs cannot be enabled when auto rebuilding is disabled as the "
+				"complete CRL is always regenerated!");
+	}
 	pthread_mutex_lock(&b->cfg_lock);
 	int rc = view_put_json(b->view, "config/crl", o, err);
 	if (!rc)
@@ -1071,6 +1291,21 @@ static const struct path_def crl_paths[] = {
 	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true, .help = "An issuer's CRL (DER)."},
 	{.pattern = "issuer/{issuer_ref}/crl/pem", .fields = crl_fields,
 	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true, .help = "An issuer's CRL (PEM)."},
+	{.pattern = "crl/delta", .fields = crl_fields, .ops = {{LOP_READ, path_crl}},
+	 .unauthenticated = true, .help = "The default issuer's delta CRL (DER)."},
+	{.pattern = "crl/delta/pem", .fields = crl_fields, .ops = {{LOP_READ, path_crl}},
+	 .unauthenticated = true, .help = "The default issuer's delta CRL (PEM)."},
+	{.pattern = "issuer/{issuer_ref}/crl/delta", .fields = crl_fields,
+	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true, .help = "An issuer's delta CRL."},
+	{.pattern = "issuer/{issuer_ref}/crl/delta/der", .fields = crl_fields,
+	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true,
+	 .help = "An issuer's delta CRL (DER)."},
+	{.pattern = "issuer/{issuer_ref}/crl/delta/pem", .fields = crl_fields,
+	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true,
+	 .help = "An issuer's delta CRL (PEM)."},
+	{.pattern = "crl/rotate-delta",
+	 .ops = {{LOP_READ, path_crl_rotate_delta}, {LOP_UPDATE, path_crl_rotate_delta}},
+	 .help = "Rebuild every issuer's delta CRL now."},
 	{.pattern = "crl/rotate", .ops = {{LOP_READ, path_crl_rotate}, {LOP_UPDATE, path_crl_rotate}},
 	 .help = "Rebuild every issuer's CRL now."},
 	{.pattern = "config/crl", .fields = crl_cfg_fields,

@@ -282,8 +282,9 @@ int pki__state_reload(struct pki_backend *b, struct verr *err)
 	if ((rc = view_get_json(b->view, "config/urls", &s->urls, err)))
 		goto fail;
 	if (!s->urls)
-		s->urls = json_pack("{s:[],s:[],s:[]}", "issuing_certificates",
-				    "crl_distribution_points", "ocsp_servers");
+		s->urls = json_pack("{s:[],s:[],s:[],s:[]}", "issuing_certificates",
+				    "crl_distribution_points", "ocsp_servers",
+				    "delta_crl_distribution_points");
 	if ((rc = view_get_json(b->view, "config/crl", &s->crl_cfg, err)))
 		goto fail;
 	if (!s->crl_cfg)
@@ -1405,9 +1406,10 @@ static int urls_write(struct logical_request *req, struct logical_response *resp
 		      struct verr *err)
 {
 	struct pki_backend *b = req->backend;
-	const char *k[] = {"issuing_certificates", "crl_distribution_points", "ocsp_servers"};
+	const char *k[] = {"issuing_certificates", "crl_distribution_points", "ocsp_servers",
+			   "delta_crl_distribution_points"};
 	json_t *o = json_object();
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		json_t *l = pki__strlist(request_json(req, k[i]));
 		size_t idx;
 		json_t *v;
@@ -1537,6 +1539,7 @@ static const struct field_def urls_fields[] = {
 	{"issuing_certificates", FT_STRSLICE, "", "", false},
 	{"crl_distribution_points", FT_STRSLICE, "", "", false},
 	{"ocsp_servers", FT_STRSLICE, "", "", false},
+	{"delta_crl_distribution_points", FT_STRSLICE, "", "", false},
 	{"enable_templating", FT_BOOL, "false", "", false},
 	{NULL},
 };

@@ -335,16 +335,26 @@ static void test_secrets_pki__issue_sign_revoke(void **state)
 	kvt_close(&t);
 }
 
-/* A hand-written CRL with many entries parses with OpenSSL and stays sorted. */
-static void test_secrets_pki__crl_encode_many(void **state)
+/* An EC issuer "CN=CA" with just what the CRL encoder reads. */
+static EVP_PKEY *test_ca(struct pki_issuer *iss)
 {
 	struct verr err = {0};
 	EVP_PKEY *k = NULL;
 	assert_int_equal(pki__keygen(&k, PKI_KEY_EC, 256, &err), 0);
 	X509_NAME *n = X509_NAME_new();
 	X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_ASC, (const unsigned char *)"CA", -1, -1, 0);
-	struct pki_issuer iss = {.pkey = k, .md = pki__md_for(k, 0)};
-	iss.name_der_len = i2d_X509_NAME(n, &iss.name_der);
+	*iss = (struct pki_issuer){.pkey = k, .md = pki__md_for(k, 0)};
+	iss->name_der_len = i2d_X509_NAME(n, &iss->name_der);
+	X509_NAME_free(n);
+	return k;
+}
+
+/* A hand-written CRL with many entries parses with OpenSSL and stays sorted. */
+static void test_secrets_pki__crl_encode_many(void **state)
+{
+	struct verr err = {0};
+	struct pki_issuer iss;
+	EVP_PKEY *k = test_ca(&iss);
 	size_t cnt = 5000;
 	struct pki_revoked *v = calloc(cnt, sizeof(*v));
 	for (size_t i = 0; i < cnt; i++) {
@@ -370,7 +380,6 @@ static void test_secrets_pki__crl_encode_many(void **state)
 	free(der);
 	free(v);
 	OPENSSL_free(iss.name_der);
-	X509_NAME_free(n);
 	EVP_PKEY_free(k);
 }
 
@@ -509,6 +518,53 @@ static void test_secrets_pki__ocsp_good_revoked_unknown(void **state)
 	kvt_close(&t);
 }
 
+/* A delta CRL carries a critical Delta CRL Indicator with the base number;
+ * a complete one the Freshest CRL URLs, as OpenSSL reads them. */
+static void test_secrets_pki__crl_delta_extensions(void **state)
+{
+	struct verr err = {0};
+	struct pki_issuer iss;
+	EVP_PKEY *k = test_ca(&iss);
+	struct pki_revoked v = {.serial = {0x01, 0x02}, .len = 2, .time = 1700000000};
+	json_t *urls = json_pack("[s]", "http://127.0.0.1:8200/v1/pki/crl/delta");
+	struct pki_crl_opts o[2] = {{.delta_base = 5}, {.delta_base = -1, .freshest = urls}};
+	for (int i = 0; i < 2; i++) {
+		uint8_t *der = NULL;
+		size_t len = 0;
+		assert_int_equal(pki__crl_encode_ext(&iss, &v, 1, 9, 1700000000, 1700003600, &o[i], &der,
+						     &len, &err),
+				 0);
+		const unsigned char *p = der;
+		X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+		assert_non_null(crl);
+		assert_int_equal(X509_CRL_verify(crl, k), 1);
+		int crit = -1;
+		ASN1_INTEGER *base = X509_CRL_get_ext_d2i(crl, NID_delta_crl, &crit, NULL);
+		STACK_OF(DIST_POINT) *dps = X509_CRL_get_ext_d2i(crl, NID_freshest_crl, NULL, NULL);
+		if (i == 0) {
+			assert_non_null(base);
+			assert_int_equal(ASN1_INTEGER_get(base), 5);
+			assert_int_equal(crit, 1);
+			assert_null(dps);
+		} else {
+			assert_null(base);
+			assert_non_null(dps);
+			DIST_POINT *dp = sk_DIST_POINT_value(dps, 0);
+			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+			assert_int_equal(gn->type, GEN_URI);
+			assert_string_equal((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
+					    "http://127.0.0.1:8200/v1/pki/crl/delta");
+		}
+		ASN1_INTEGER_free(base);
+		sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+		X509_CRL_free(crl);
+		free(der);
+	}
+	json_decref(urls);
+	OPENSSL_free(iss.name_der);
+	EVP_PKEY_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_secrets_pki__issue_sign_revoke),
 		cmocka_unit_test(test_secrets_pki__crl_encode_many),
 		cmocka_unit_test(test_secrets_pki__ocsp_good_revoked_unknown),
+		cmocka_unit_test(test_secrets_pki__crl_delta_extensions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
