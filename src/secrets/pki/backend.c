@@ -570,6 +570,7 @@ static int pki_init(void **out, const struct mount_info *mi, struct verr *err)
 	pthread_mutex_init(&b->role_lock, NULL);
 	b->view = mi->storage;
 	b->sys = mi->sys;
+	b->auto_tidy_last = pki__now(b); /* the first auto-tidy waits an interval (Vault) */
 	b->roles = json_object();
 	int rc = b->roles ? pki__state_reload(b, err) : verr_set(err, VERR_INTERNAL, "out of memory");
 	if (rc) {
@@ -654,7 +655,9 @@ static int pki_periodic(void *inst, struct verr *err)
 			rc = pki__crl_rebuild_delta(b, err);
 		}
 	}
-	return rc;
+	struct verr terr = {0};
+	int trc = pki__auto_tidy(b, rc ? &terr : err);
+	return rc ? rc : trc;
 }
 
 const struct backend_ops pki_backend_ops = {

@@ -1124,18 +1124,53 @@ struct tidy_ctx {
 	int rc;
 };
 
+static bool tidy_cancelled(struct pki_backend *b)
+{
+	pthread_mutex_lock(&b->role_lock);
+	bool c = b->tidy_cancel;
+	pthread_mutex_unlock(&b->role_lock);
+	return c;
+}
+
+static json_t *tidy_status_new(const char *state, bool certs, bool revoked, int64_t safety,
+			       int64_t started)
+{
+	return json_pack("{s:s,s:b,s:b,s:I,s:o,s:n,s:I,s:I,s:n}", "state", state, "tidy_cert_store",
+			 certs, "tidy_revoked_certs", revoked, "safety_buffer", (json_int_t)safety,
+			 "time_started", pki__rfc3339(started), "time_finished",
+			 "cert_store_deleted_count", (json_int_t)0, "revoked_cert_deleted_count",
+			 (json_int_t)0, "error");
+}
+
 int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safety,
-		  struct verr *err)
+		  bool *started, struct verr *err)
 {
 	int64_t now = pki__now(b), cutoff = now - safety;
 	int64_t n_certs = 0, n_revoked = 0, checked = 0;
 	char **keys = NULL;
 	size_t n = 0;
 	int rc = 0;
+	bool cancelled = false;
+	*started = false;
+	json_t *st = tidy_status_new("Running", certs, revoked, safety, now);
+	if (!st)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	pthread_mutex_lock(&b->role_lock);
+	if (b->tidy_running) {
+		pthread_mutex_unlock(&b->role_lock);
+		json_decref(st);
+		return 0;
+	}
+	b->tidy_running = true;
+	b->tidy_cancel = false;
+	json_decref(b->tidy_status);
+	b->tidy_status = json_incref(st);
+	pthread_mutex_unlock(&b->role_lock);
+	*started = true;
 	if (revoked) {
 		if ((rc = view_list(b->view, "revoked/", &keys, &n, err)))
-			return rc;
-		for (size_t i = 0; i < n && !rc; i++) {
+			goto done;
+		for (size_t i = 0; i < n && !rc && !(cancelled = tidy_cancelled(b)); i++) {
 			char key[PKI_SERIAL_HEX + 80];
 			json_t *o = NULL;
 			snprintf(key, sizeof(key), "revoked/%s", keys[i]);
@@ -1156,10 +1191,10 @@ int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safet
 		keys = NULL;
 		n = 0;
 	}
-	if (!rc && certs) {
+	if (!rc && certs && !cancelled) {
 		if ((rc = view_list(b->view, "certs/", &keys, &n, err)))
-			return rc;
-		for (size_t i = 0; i < n && !rc; i++) {
+			goto done;
+		for (size_t i = 0; i < n && !rc && !(cancelled = tidy_cancelled(b)); i++) {
 			X509 *x = NULL;
 			if ((rc = pki__cert_load(b, keys[i], &x, err)))
 				break;
@@ -1181,23 +1216,23 @@ int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safet
 		}
 		physical_list_free(keys, n);
 	}
+done:
 	pthread_mutex_lock(&b->crl_lock);
 	pki__crl_index_free(b);
 	pthread_mutex_unlock(&b->crl_lock);
-	json_t *st = json_pack("{s:s,s:b,s:b,s:I,s:o,s:o,s:I,s:I,s:I,s:s?}", "state",
-			       rc ? "Error" : "Finished", "tidy_cert_store", certs,
-			       "tidy_revoked_certs", revoked, "safety_buffer", (json_int_t)safety,
-			       "time_started", pki__rfc3339(now), "time_finished",
-			       pki__rfc3339(pki__now(b)), "cert_store_deleted_count", (json_int_t)n_certs,
-			       "revoked_cert_deleted_count", (json_int_t)n_revoked,
-			       "current_cert_store_count", (json_int_t)checked, "error",
-			       rc && err ? err->msg : NULL);
-	pthread_mutex_lock(&b->role_lock);
-	json_decref(b->tidy_status);
-	b->tidy_status = st;
-	pthread_mutex_unlock(&b->role_lock);
-	if (!rc && revoked)
+	if (!rc && revoked && n_revoked)
 		rc = pki__crl_rebuild(b, err);
+	pthread_mutex_lock(&b->role_lock);
+	json_object_set_new(st, "state", json_string(rc ? "Error" : cancelled ? "Cancelled" : "Finished"));
+	json_object_set_new(st, "time_finished", pki__rfc3339(pki__now(b)));
+	json_object_set_new(st, "cert_store_deleted_count", json_integer(n_certs));
+	json_object_set_new(st, "revoked_cert_deleted_count", json_integer(n_revoked));
+	json_object_set_new(st, "current_cert_store_count", json_integer(checked));
+	json_object_set_new(st, "error", rc && err ? json_string(err->msg) : json_null());
+	b->tidy_running = false;
+	b->tidy_cancel = false;
+	pthread_mutex_unlock(&b->role_lock);
+	json_decref(st);
 	return rc;
 }
 
@@ -1210,9 +1245,16 @@ static int path_tidy(struct logical_request *req, struct logical_response *resp,
 	if (!certs && !revoked)
 		return verr_set(err, VERR_INVALID, "at least one tidy operation must be enabled");
 	int64_t safety = request_duration(req, "safety_buffer");
-	int rc = pki__tidy_run(req->backend, certs, revoked, safety, err);
+	if (safety < 1)
+		return verr_set(err, VERR_INVALID, "safety_buffer must be greater than zero");
+	bool started = false;
+	int rc = pki__tidy_run(req->backend, certs, revoked, safety, &started, err);
 	if (rc)
 		return rc;
+	if (!started) {
+		logical_response_warn(resp, "Tidy operation already in progress.");
+		return 0;
+	}
 	resp->status = 202;
 	logical_response_warn(resp, "Tidy operation successfully started. Any information from the "
 				    "operation will be printed to Vault's server logs.");
@@ -1226,8 +1268,164 @@ static int path_tidy_status(struct logical_request *req, struct logical_response
 	pthread_mutex_lock(&b->role_lock);
 	resp->data = b->tidy_status ? json_deep_copy(b->tidy_status)
 				    : json_pack("{s:s}", "state", "Inactive");
+	if (resp->data)
+		json_object_set_new(resp->data, "last_auto_tidy_finished",
+				    pki__rfc3339(b->auto_tidy_last));
 	pthread_mutex_unlock(&b->role_lock);
 	return 0;
+}
+
+/* Vault: cancels at the next checkpoint (between two entries). */
+static int path_tidy_cancel(struct logical_request *req, struct logical_response *resp,
+			    struct verr *err)
+{
+	struct pki_backend *b = req->backend;
+	pthread_mutex_lock(&b->role_lock);
+	bool running = b->tidy_running;
+	if (running) {
+		b->tidy_cancel = true;
+		json_object_set_new(b->tidy_status, "state", json_string("Cancelling"));
+	}
+	pthread_mutex_unlock(&b->role_lock);
+	if (!running) {
+		logical_response_warn(resp, "Tidy operation cannot be cancelled as none is currently "
+					    "running.");
+		return 0;
+	}
+	return path_tidy_status(req, resp, err);
+}
+
+/* ---- config/auto-tidy ---- */
+
+static const char *const auto_tidy_bools[] = {
+	"enabled", "tidy_cert_store", "tidy_revoked_certs", "tidy_revoked_cert_issuer_associations",
+	"tidy_expired_issuers", "tidy_move_legacy_ca_bundle", "tidy_revocation_queue",
+	"tidy_cross_cluster_revoked_certs", "maintain_stored_certificate_counts",
+	"publish_stored_certificate_count_metrics"};
+static const char *const auto_tidy_durs[] = {"interval_duration", "safety_buffer",
+					     "issuer_safety_buffer", "revocation_queue_safety_buffer"};
+
+/* The stored config over Vault's defaults. */
+static int auto_tidy_load(struct pki_backend *b, json_t **out, struct verr *err)
+{
+	json_t *o = json_pack("{s:b,s:I,s:b,s:b,s:b,s:b,s:I,s:I,s:s,s:b,s:b,s:b,s:b,s:I,s:b}", "enabled",
+			      0, "interval_duration", (json_int_t)43200, "tidy_cert_store", 0,
+			      "tidy_revoked_certs", 0, "tidy_revoked_cert_issuer_associations", 0,
+			      "tidy_expired_issuers", 0, "safety_buffer", (json_int_t)259200,
+			      "issuer_safety_buffer", (json_int_t)31536000, "pause_duration", "0s",
+			      "maintain_stored_certificate_counts", 0,
+			      "publish_stored_certificate_count_metrics", 0, "tidy_move_legacy_ca_bundle",
+			      0, "tidy_revocation_queue", 0, "revocation_queue_safety_buffer",
+			      (json_int_t)172800, "tidy_cross_cluster_revoked_certs", 0);
+	json_t *st = NULL;
+	int rc = o ? view_get_json(b->view, "config/auto-tidy", &st, err)
+		   : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc && st)
+		json_object_update(o, st);
+	json_decref(st);
+	if (rc) {
+		json_decref(o);
+		o = NULL;
+	}
+	*out = o;
+	return rc;
+}
+
+static int auto_tidy_read(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	return auto_tidy_load(req->backend, &resp->data, err);
+}
+
+static int auto_tidy_write(struct logical_request *req, struct logical_response *resp,
+			   struct verr *err)
+{
+	struct pki_backend *b = req->backend;
+	json_t *o = NULL;
+	int rc = auto_tidy_load(b, &o, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < sizeof(auto_tidy_bools) / sizeof(*auto_tidy_bools); i++)
+		if (request_has(req, auto_tidy_bools[i]))
+			json_object_set_new(o, auto_tidy_bools[i],
+					    json_boolean(request_bool(req, auto_tidy_bools[i])));
+	for (size_t i = 0; i < sizeof(auto_tidy_durs) / sizeof(*auto_tidy_durs); i++) {
+		if (!request_has(req, auto_tidy_durs[i]))
+			continue;
+		int64_t v = request_duration(req, auto_tidy_durs[i]);
+		if (i == 0 ? v < 0 : v < 1) {
+			rc = verr_set(err, VERR_INVALID,
+				      i == 0 ? "given %s must be greater than or equal to zero seconds; got: %lld"
+					     : "given %s must be at least one second; got: %lld",
+				      auto_tidy_durs[i], (long long)v);
+			goto out;
+		}
+		json_object_set_new(o, auto_tidy_durs[i], json_integer(v));
+	}
+	if (request_has(req, "pause_duration")) {
+		int64_t v;
+		const char *pd = request_str(req, "pause_duration");
+		struct verr pe = {0};
+		if (duration_parse(&v, pd, &pe)) {
+			rc = verr_set(err, VERR_INVALID, "unable to parse given pause_duration: %s", pe.msg);
+			goto out;
+		}
+		json_object_set_new(o, "pause_duration", json_string(pd));
+	}
+	bool any = false;
+	for (size_t i = 1; i < 8; i++)
+		any |= json_is_true(json_object_get(o, auto_tidy_bools[i]));
+	if (json_is_true(json_object_get(o, "enabled")) && !any) {
+		rc = verr_set(err, VERR_INVALID,
+			      "Auto-tidy enabled but no tidy operations were requested. Enable at least one "
+			      "tidy operation to be run (tidy_cert_store / tidy_revoked_certs / "
+			      "tidy_revoked_cert_issuer_associations / tidy_expired_issuers / "
+			      "tidy_move_legacy_ca_bundle / tidy_revocation_queue / "
+			      "tidy_cross_cluster_revoked_certs).");
+		goto out;
+	}
+	if (json_is_true(json_object_get(o, "publish_stored_certificate_count_metrics")) &&
+	    !json_is_true(json_object_get(o, "maintain_stored_certificate_counts"))) {
+		rc = verr_set(err, VERR_INVALID,
+			      "Can not publish a running storage metrics count to metrics without first "
+			      "maintaining that count.  Enable `maintain_stored_certificate_counts` to "
+			      "enable `publish_stored_certificate_count_metrics.");
+		goto out;
+	}
+	if ((rc = view_put_json(b->view, "config/auto-tidy", o, err)))
+		goto out;
+	resp->data = o;
+	o = NULL; /* transferred */
+out:
+	json_decref(o);
+	return rc;
+}
+
+int pki__auto_tidy(struct pki_backend *b, struct verr *err)
+{
+	json_t *o = NULL;
+	int rc = auto_tidy_load(b, &o, err);
+	if (rc)
+		return rc;
+	int64_t now = pki__now(b);
+	pthread_mutex_lock(&b->role_lock);
+	bool due = now - b->auto_tidy_last >= json_integer_value(json_object_get(o, "interval_duration"));
+	pthread_mutex_unlock(&b->role_lock);
+	bool certs = json_is_true(json_object_get(o, "tidy_cert_store"));
+	bool revoked = json_is_true(json_object_get(o, "tidy_revoked_certs")) ||
+		       json_is_true(json_object_get(o, "tidy_revoked_cert_issuer_associations"));
+	if (json_is_true(json_object_get(o, "enabled")) && due && (certs || revoked)) {
+		bool started = false;
+		rc = pki__tidy_run(b, certs, revoked,
+				   json_integer_value(json_object_get(o, "safety_buffer")), &started, err);
+		if (started) { /* the interval runs from the end of one to the next (Vault) */
+			pthread_mutex_lock(&b->role_lock);
+			b->auto_tidy_last = pki__now(b);
+			pthread_mutex_unlock(&b->role_lock);
+		}
+	}
+	json_decref(o);
+	return rc;
 }
 
 static const struct field_def revoke_fields[] = {
@@ -1266,6 +1464,27 @@ static const struct field_def tidy_fields[] = {
 	{"tidy_expired_issuers", FT_BOOL, "false", "", false},
 	{"safety_buffer", FT_DURATION, "259200", "", false},
 	{"pause_duration", FT_STRING, "0s", "", false},
+	{NULL},
+};
+
+static const struct field_def auto_tidy_fields[] = {
+	{"enabled", FT_BOOL, "false", "", false},
+	{"interval_duration", FT_DURATION, "43200", "", false},
+	{"tidy_cert_store", FT_BOOL, "false", "", false},
+	{"tidy_revoked_certs", FT_BOOL, "false", "", false},
+	{"tidy_revoked_cert_issuer_associations", FT_BOOL, "false", "", false},
+	{"tidy_expired_issuers", FT_BOOL, "false", "", false},
+	{"tidy_move_legacy_ca_bundle", FT_BOOL, "false", "", false},
+	{"tidy_revocation_queue", FT_BOOL, "false", "", false},
+	{"tidy_cross_cluster_revoked_certs", FT_BOOL, "false", "", false},
+	{"tidy_acme", FT_BOOL, "false", "", false},
+	{"safety_buffer", FT_DURATION, "259200", "", false},
+	{"issuer_safety_buffer", FT_DURATION, "31536000", "", false},
+	{"revocation_queue_safety_buffer", FT_DURATION, "172800", "", false},
+	{"acme_account_safety_buffer", FT_DURATION, "2592000", "", false},
+	{"pause_duration", FT_STRING, "0s", "", false},
+	{"maintain_stored_certificate_counts", FT_BOOL, "false", "", false},
+	{"publish_stored_certificate_count_metrics", FT_BOOL, "false", "", false},
 	{NULL},
 };
 
@@ -1315,6 +1534,11 @@ static const struct path_def crl_paths[] = {
 	 .help = "Remove expired certificates from storage and the CRL."},
 	{.pattern = "tidy-status", .ops = {{LOP_READ, path_tidy_status}},
 	 .help = "The last tidy run."},
+	{.pattern = "tidy-cancel", .ops = {{LOP_UPDATE, path_tidy_cancel}},
+	 .help = "Cancel the running tidy at its next checkpoint."},
+	{.pattern = "config/auto-tidy", .fields = auto_tidy_fields,
+	 .ops = {{LOP_READ, auto_tidy_read}, {LOP_UPDATE, auto_tidy_write}},
+	 .help = "Periodic tidy: enabled, interval_duration and the tidy fields."},
 	{NULL},
 };
 

@@ -187,6 +187,9 @@ struct pki_backend {
 	pthread_mutex_t role_lock;
 	json_t *roles; /* cache: name -> parsed role JSON (validated) */
 	int64_t tidy_last;
+	/* tidy: guarded by role_lock (with tidy_status) */
+	bool tidy_running, tidy_cancel;
+	int64_t auto_tidy_last; /* last auto-tidy end (mount time at first: Vault) */
 	int64_t delta_last; /* periodic: the last delta rebuild */
 	json_t *tidy_status;
 };
@@ -315,8 +318,12 @@ int pki__crl_rebuild_delta(struct pki_backend *b, struct verr *err);
 void pki__crl_sort(struct pki_revoked *v, size_t n);
 void pki__crl_index_free(struct pki_backend *b);
 const struct path_def *pki__crl_paths(void);
+/* Run a tidy now (in the caller's thread), recording tidy-status.
+ * *started is false (and nothing done) when another tidy is running. */
 int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safety,
-		  struct verr *err);
+		  bool *started, struct verr *err);
+/* The periodic hook's part: run config/auto-tidy when enabled and due. */
+int pki__auto_tidy(struct pki_backend *b, struct verr *err);
 
 /* ---- paths ---- */
 

@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
 
 #include "secrets/kv_helpers.h"
 #include "secrets/pki/pki_int.h"
@@ -565,6 +566,55 @@ static void test_secrets_pki__crl_delta_extensions(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* config/auto-tidy: the periodic hook removes expired certificates by
+ * itself; tidy-status records the run; tidy-cancel with nothing running
+ * warns (Vault). */
+static void test_secrets_pki__auto_tidy(void **state)
+{
+	struct kvt t;
+	kvt_open(&t, &pki_backend_ops, NULL);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
+				json_pack("{s:s,s:s,s:s}", "common_name", "Root", "ttl", "8760h",
+					  "key_type", "ec")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
+				json_pack("{s:s,s:b,s:s,s:s}", "allowed_domains", "example.com",
+					  "allow_subdomains", 1, "key_type", "ec",
+					  "not_before_duration", "1s")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy", json_pack("{s:b}", "enabled", 1)),
+			 VERR_INVALID);
+	assert_non_null(strstr(t.err.msg, "Auto-tidy enabled but no tidy operations were requested"));
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy",
+				json_pack("{s:b,s:b,s:s}", "enabled", 1, "tidy_cert_store", 1,
+					  "safety_buffer", "0s")),
+			 VERR_INVALID);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy",
+				json_pack("{s:b,s:b,s:s,s:s}", "enabled", 1, "tidy_cert_store", 1,
+					  "interval_duration", "0s", "safety_buffer", "1s")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_READ, "config/auto-tidy", NULL), 0);
+	assert_int_equal(kvt_int(&t, "safety_buffer"), 1);
+	assert_int_equal(kvt_int(&t, "interval_duration"), 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+				json_pack("{s:s,s:s}", "common_name", "a.example.com", "ttl", "1s")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_LIST, "certs/", NULL), 0);
+	size_t before = json_array_size(kvt_get(&t, "keys"));
+	assert_true(before >= 1);
+	sleep(3); /* past notAfter + safety_buffer */
+	struct verr err = {0};
+	assert_int_equal(pki_backend_ops.periodic(t.inst, &err), 0);
+	assert_int_equal(kvt_do(&t, LOP_LIST, "certs/", NULL), 0);
+	assert_int_equal(json_array_size(kvt_get(&t, "keys")), before - 1);
+	assert_int_equal(kvt_do(&t, LOP_READ, "tidy-status", NULL), 0);
+	assert_string_equal(kvt_str(&t, "state"), "Finished");
+	assert_int_equal(kvt_int(&t, "cert_store_deleted_count"), 1);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "tidy-cancel", json_object()), 0);
+	assert_non_null(t.resp.warnings);
+	kvt_close(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_secrets_pki__crl_encode_many),
 		cmocka_unit_test(test_secrets_pki__ocsp_good_revoked_unknown),
 		cmocka_unit_test(test_secrets_pki__crl_delta_extensions),
+		cmocka_unit_test(test_secrets_pki__auto_tidy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
