@@ -76,7 +76,8 @@ static int rev_cmp(const void *a, const void *b)
 
 void pki__crl_sort(struct pki_revoked *v, size_t n)
 {
-	qsort(v, n, sizeof(*v), rev_cmp);
+	if (n > 1) /* v may be NULL when empty: qsort's argument must not be */
+		qsort(v, n, sizeof(*v), rev_cmp);
 }
 
 void pki__crl_index_free(struct pki_backend *b)
