@@ -296,6 +296,15 @@ static int media_type(const char *ct, char *buf, size_t cap)
 	return 0;
 }
 
+/* Vault's isOcspRequest: the body is a DER OCSP request, passed through
+ * unparsed to the mount (its ocsp path answers DER). */
+static bool is_ocsp_request(const struct http_raw_request *in)
+{
+	char mt[128];
+	return !media_type(header_get(in, "Content-Type"), mt, sizeof(mt)) &&
+	       !strcmp(mt, "application/ocsp-request");
+}
+
 static bool is_form(const struct http_raw_request *in)
 {
 	char mt[128];
@@ -566,9 +575,10 @@ int http__build_request(struct http_built *out, struct http_reply *reply,
 		op = LOP_UPDATE;
 		json_decref(data);
 		data = NULL;
-		/* a snapshot restore uploads a gzipped tar, not JSON */
+		/* a snapshot restore uploads a gzipped tar, not JSON; an OCSP
+		 * request (RFC 6960 A.1, any path: a PKI mount's ocsp) is DER */
 		if (!strcmp(decoded, "/v1/sys/storage/raft/snapshot") ||
-		    !strcmp(decoded, "/v1/sys/storage/raft/snapshot-force")) {
+		    !strcmp(decoded, "/v1/sys/storage/raft/snapshot-force") || is_ocsp_request(in)) {
 			data = json_object();
 			out->req.raw_body = (const uint8_t *)in->body;
 			out->req.raw_body_len = in->body ? in->body_len : 0;

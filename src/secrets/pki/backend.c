@@ -18,6 +18,7 @@
 
 #include "secrets/pki/pki_int.h"
 #include "util/buf.h"
+#include "util/duration.h"
 
 bool pki__format_ok(const char *f)
 {
@@ -518,16 +519,17 @@ static size_t count(const struct path_def *t)
 static void table_init(void)
 {
 	/* order matters: specific patterns before {capture} ones */
-	const struct path_def *parts[] = {pki__issue_paths(), pki__crl_paths(), pki__ca_paths(),
-					  pki__role_paths()};
+	const struct path_def *parts[] = {pki__issue_paths(), pki__crl_paths(), pki__ocsp_paths(),
+					  pki__ca_paths(), pki__role_paths()};
+	const size_t nparts = sizeof(parts) / sizeof(parts[0]);
 	size_t n = 0;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < nparts; i++)
 		n += count(parts[i]);
 	table = calloc(n + 1, sizeof(*table));
 	if (!table)
 		return;
 	size_t o = 0;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < nparts; i++)
 		for (size_t k = 0; parts[i][k].pattern; k++)
 			table[o++] = parts[i][k];
 }
@@ -568,6 +570,7 @@ static int pki_init(void **out, const struct mount_info *mi, struct verr *err)
 	pthread_mutex_init(&b->role_lock, NULL);
 	b->view = mi->storage;
 	b->sys = mi->sys;
+	b->auto_tidy_last = pki__now(b); /* the first auto-tidy waits an interval (Vault) */
 	b->roles = json_object();
 	int rc = b->roles ? pki__state_reload(b, err) : verr_set(err, VERR_INTERNAL, "out of memory");
 	if (rc) {
@@ -612,8 +615,19 @@ static int pki_revoke(struct logical_request *req, struct logical_response *resp
 	return rc;
 }
 
-/* Once a minute on the active node: rebuild CRLs when auto_rebuild defers
- * them, or when the CRL is within its grace period of expiring. */
+static int64_t cfg_secs(json_t *cfg, const char *k, int64_t def)
+{
+	int64_t v = def;
+	const char *t = json_string_value(json_object_get(cfg, k));
+	if (t && duration_parse(&v, t, NULL))
+		v = def;
+	return v;
+}
+
+/* Once a minute on the active node. CRLs: under auto_rebuild the complete
+ * CRL is rebuilt when it is within auto_rebuild_grace_period of expiring
+ * (Vault), otherwise once a day; with enable_delta the delta CRL every
+ * delta_rebuild_interval. Then auto-tidy when due. */
 static int pki_periodic(void *inst, struct verr *err)
 {
 	struct pki_backend *b = inst;
@@ -622,15 +636,28 @@ static int pki_periodic(void *inst, struct verr *err)
 	for (size_t i = 0; i < s->n_issuers; i++)
 		any |= s->issuers[i]->pkey != NULL;
 	bool auto_rebuild = json_is_true(json_object_get(s->crl_cfg, "auto_rebuild"));
+	bool delta = json_is_true(json_object_get(s->crl_cfg, "enable_delta"));
+	int64_t expiry = cfg_secs(s->crl_cfg, "expiry", PKI_DEFAULT_CRL_EXPIRY);
+	int64_t grace = cfg_secs(s->crl_cfg, "auto_rebuild_grace_period", 12 * 3600);
+	int64_t delta_every = cfg_secs(s->crl_cfg, "delta_rebuild_interval", 15 * 60);
 	pki__state_put(b, s);
-	if (!any)
-		return 0;
 	int64_t now = pki__now(b);
-	/* rebuild once a day at least, every 10 minutes under auto_rebuild */
-	if (now - b->tidy_last < (auto_rebuild ? 600 : 86400))
-		return 0;
-	b->tidy_last = now;
-	return pki__crl_rebuild(b, err);
+	int rc = 0;
+	if (any) {
+		int64_t full_every = auto_rebuild ? expiry - grace : 86400;
+		if (full_every < 60)
+			full_every = 60;
+		if (now - b->tidy_last >= full_every) {
+			b->tidy_last = b->delta_last = now;
+			rc = pki__crl_rebuild(b, err);
+		} else if (delta && now - b->delta_last >= delta_every) {
+			b->delta_last = now;
+			rc = pki__crl_rebuild_delta(b, err);
+		}
+	}
+	struct verr terr = {0};
+	int trc = pki__auto_tidy(b, rc ? &terr : err);
+	return rc ? rc : trc;
 }
 
 const struct backend_ops pki_backend_ops = {

@@ -205,3 +205,12 @@ int64_t pki__now(const struct pki_backend *b)
 {
 	return sysview_now(b ? b->sys : NULL);
 }
+
+int pki__raw_reply(struct logical_response *resp, void *p, size_t n, const char *ctype)
+{
+	resp->raw = true;
+	resp->raw_body = p; /* transferred */
+	resp->raw_len = n;
+	resp->raw_content_type = strdup(ctype);
+	return resp->raw_content_type ? 0 : VERR_INTERNAL;
+}

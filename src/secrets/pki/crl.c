@@ -76,7 +76,8 @@ static int rev_cmp(const void *a, const void *b)
 
 void pki__crl_sort(struct pki_revoked *v, size_t n)
 {
-	qsort(v, n, sizeof(*v), rev_cmp);
+	if (n > 1) /* v may be NULL when empty: qsort's argument must not be */
+		qsort(v, n, sizeof(*v), rev_cmp);
 }
 
 void pki__crl_index_free(struct pki_backend *b)
@@ -84,6 +85,7 @@ void pki__crl_index_free(struct pki_backend *b)
 	for (size_t i = 0; i < b->n_crls; i++) {
 		free(b->crls[i].v);
 		free(b->crls[i].der);
+		free(b->crls[i].delta_der);
 	}
 	free(b->crls);
 	b->crls = NULL;
@@ -261,9 +263,53 @@ static int sig_algor(EVP_PKEY *pk, const EVP_MD *md, uint8_t *out, size_t *len)
 	return ok ? 0 : -1;
 }
 
+/* Freshest CRL (RFC 5280 5.2.6): CRLDistributionPoints syntax, one
+ * DistributionPoint { [0] { fullName [0] { URI [6] } } } per URL. */
+static void ext_freshest(struct buf *ext, json_t *urls)
+{
+	static const uint8_t oid[] = {0x06, 0x03, 0x55, 0x1d, 0x2e};
+	struct buf dps, one, t1, t2;
+	buf_init(&dps, 128);
+	buf_init(&one, 128);
+	buf_init(&t1, 128);
+	buf_init(&t2, 128);
+	size_t i;
+	json_t *u;
+	json_array_foreach(urls, i, u)
+	{
+		const char *s = json_string_value(u);
+		if (!s)
+			continue;
+		t1.len = t2.len = 0;
+		der_tlv(&t1, 0x86, s, strlen(s));
+		der_tlv(&t2, 0xa0, t1.p, t1.len); /* fullName */
+		t1.len = 0;
+		der_tlv(&t1, 0xa0, t2.p, t2.len); /* distributionPoint */
+		der_tlv(&dps, 0x30, t1.p, t1.len);
+	}
+	t1.len = 0;
+	der_tlv(&t1, 0x30, dps.p, dps.len);
+	buf_add(&one, oid, sizeof(oid));
+	der_tlv(&one, 0x04, t1.p, t1.len);
+	der_tlv(ext, 0x30, one.p, one.len);
+	buf_free(&dps);
+	buf_free(&one);
+	buf_free(&t1);
+	buf_free(&t2);
+}
+
 int pki__crl_encode(const struct pki_issuer *iss, const struct pki_revoked *v, size_t n,
 		    int64_t number, int64_t this_update, int64_t next_update, uint8_t **out,
 		    size_t *out_len, struct verr *err)
+{
+	return pki__crl_encode_ext(iss, v, n, number, this_update, next_update, NULL, out, out_len,
+				   err);
+}
+
+int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *v, size_t n,
+			int64_t number, int64_t this_update, int64_t next_update,
+			const struct pki_crl_opts *opts, uint8_t **out, size_t *out_len,
+			struct verr *err)
 {
 	*out = NULL;
 	*out_len = 0;
@@ -323,7 +369,20 @@ int pki__crl_encode(const struct pki_issuer *iss, const struct pki_revoked *v, s
 		buf_add(&one, oid_num, sizeof(oid_num));
 		der_tlv(&one, 0x04, num, nl);
 		der_tlv(&ext, 0x30, one.p, one.len);
+		if (opts && opts->delta_base >= 0) {
+			/* Delta CRL Indicator: critical, BaseCRLNumber */
+			static const uint8_t oid_delta[] = {0x06, 0x03, 0x55, 0x1d, 0x1b, 0x01, 0x01, 0xff};
+			for (int i = 0; i < 8; i++)
+				nb[i] = (uint8_t)((uint64_t)opts->delta_base >> (56 - 8 * i));
+			nl = der_uint(num, nb, 8);
+			one.len = 0;
+			buf_add(&one, oid_delta, sizeof(oid_delta));
+			der_tlv(&one, 0x04, num, nl);
+			der_tlv(&ext, 0x30, one.p, one.len);
+		}
 		buf_free(&one);
+		if (opts && json_array_size(opts->freshest))
+			ext_freshest(&ext, opts->freshest);
 	}
 	/* TBSCertList */
 	static const uint8_t version[] = {0x02, 0x01, 0x01};
@@ -395,6 +454,21 @@ static int64_t crl_expiry(struct pki_state *s)
 	return secs > 0 ? secs : PKI_DEFAULT_CRL_EXPIRY;
 }
 
+/* crl/<issuer>/meta: the numbers (complete and delta share the sequence)
+ * and the complete CRL's length in chunks. */
+static int crl_meta_store(struct pki_backend *b, struct pki_crl_index *c, struct verr *err)
+{
+	char key[96];
+	size_t chunks = (c->der_len + PKI_CRL_CHUNK - 1) / PKI_CRL_CHUNK;
+	snprintf(key, sizeof(key), "crl/%s/meta", c->issuer);
+	json_t *m = json_pack("{s:I,s:I,s:I,s:I,s:I}", "number", (json_int_t)c->number, "len",
+			      (json_int_t)c->der_len, "chunks", (json_int_t)chunks, "base_number",
+			      (json_int_t)c->base_number, "this_update", (json_int_t)c->base_time);
+	int rc = m ? view_put_json(b->view, key, m, err) : verr_set(err, VERR_INTERNAL, "out of memory");
+	json_decref(m);
+	return rc;
+}
+
 static int crl_store(struct pki_backend *b, struct pki_crl_index *c, struct verr *err)
 {
 	size_t chunks = (c->der_len + PKI_CRL_CHUNK - 1) / PKI_CRL_CHUNK;
@@ -408,13 +482,7 @@ static int crl_store(struct pki_backend *b, struct pki_crl_index *c, struct verr
 	}
 	if (rc)
 		return rc;
-	char key[96];
-	snprintf(key, sizeof(key), "crl/%s/meta", c->issuer);
-	json_t *m = json_pack("{s:I,s:I,s:I}", "number", (json_int_t)c->number, "len",
-			      (json_int_t)c->der_len, "chunks", (json_int_t)chunks);
-	rc = view_put_json(b->view, key, m, err);
-	json_decref(m);
-	return rc;
+	return crl_meta_store(b, c, err);
 }
 
 /* Read a stored CRL into c (der NULL when none). */
@@ -427,6 +495,9 @@ static int crl_read_stored(struct pki_backend *b, struct pki_crl_index *c, struc
 	if (rc || !m)
 		return rc;
 	c->number = json_integer_value(json_object_get(m, "number"));
+	json_t *bn = json_object_get(m, "base_number");
+	c->base_number = bn ? json_integer_value(bn) : c->number;
+	c->base_time = json_integer_value(json_object_get(m, "this_update"));
 	size_t len = (size_t)json_integer_value(json_object_get(m, "len"));
 	size_t chunks = (size_t)json_integer_value(json_object_get(m, "chunks"));
 	json_decref(m);
@@ -454,7 +525,58 @@ static int crl_read_stored(struct pki_backend *b, struct pki_crl_index *c, struc
 	free(c->der);
 	c->der = der;
 	c->der_len = len;
+	uint8_t *d = NULL;
+	size_t dl = 0;
+	snprintf(key, sizeof(key), "crl/%s/delta", c->issuer);
+	if ((rc = view_get(b->view, key, &d, &dl, err)))
+		return rc;
+	free(c->delta_der);
+	c->delta_der = d;
+	c->delta_len = dl;
 	return 0;
+}
+
+static bool delta_enabled(const struct pki_state *s)
+{
+	return json_is_true(json_object_get(s->crl_cfg, "enable_delta"));
+}
+
+/* Build and store the delta CRL of one issuer: the revocations since the
+ * last complete CRL, numbered after it, pointing at it. Caller holds
+ * crl_lock, index loaded, complete CRL built or read. */
+static int delta_build_one(struct pki_backend *b, struct pki_state *s, struct pki_issuer *iss,
+			   struct pki_crl_index *c, struct verr *err)
+{
+	size_t k = 0;
+	struct pki_revoked *v = malloc((c->n ? c->n : 1) * sizeof(*v));
+	if (!v)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	bool disabled = json_is_true(json_object_get(s->crl_cfg, "disable"));
+	for (size_t i = 0; i < c->n && !disabled; i++)
+		if (c->base_count_valid ? i >= c->base_count
+					: c->v[i].time >= c->base_time) /* same second: in both, harmless */
+			v[k++] = c->v[i];
+	pki__crl_sort(v, k);
+	int64_t now = pki__now(b);
+	struct pki_crl_opts o = {.delta_base = c->base_number};
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc = pki__crl_encode_ext(iss, v, k, c->number + 1, now, now + crl_expiry(s), &o, &der,
+				     &len, err);
+	free(v);
+	if (rc)
+		return rc;
+	char key[96];
+	snprintf(key, sizeof(key), "crl/%s/delta", c->issuer);
+	if ((rc = view_put(b->view, key, der, len, err))) {
+		free(der);
+		return rc;
+	}
+	free(c->delta_der);
+	c->delta_der = der;
+	c->delta_len = len;
+	c->number++;
+	return crl_meta_store(b, c, err);
 }
 
 /* Build and store the CRL of one issuer. Caller holds crl_lock, index loaded. */
@@ -474,15 +596,91 @@ static int crl_build_one(struct pki_backend *b, struct pki_state *s, struct pki_
 	uint8_t *der = NULL;
 	size_t len = 0;
 	bool disabled = json_is_true(json_object_get(s->crl_cfg, "disable"));
-	int rc = pki__crl_encode(iss, c->v, disabled ? 0 : c->n, c->number + 1, now,
-				 now + crl_expiry(s), &der, &len, err);
+	json_t *fresh = json_object_get(s->urls, "delta_crl_distribution_points");
+	struct pki_crl_opts o = {.delta_base = -1, .freshest = delta_enabled(s) ? fresh : NULL};
+	int rc = pki__crl_encode_ext(iss, c->v, disabled ? 0 : c->n, c->number + 1, now,
+				     now + crl_expiry(s), &o, &der, &len, err);
 	if (rc)
 		return rc;
 	free(c->der);
 	c->der = der;
 	c->der_len = len;
 	c->number++;
-	return crl_store(b, c, err);
+	c->base_number = c->number;
+	c->base_time = now;
+	c->base_count = c->n;
+	c->base_count_valid = true;
+	if ((rc = crl_store(b, c, err)))
+		return rc;
+	return delta_enabled(s) ? delta_build_one(b, s, iss, c, err) : 0;
+}
+
+/* Rebuild iss's delta over its complete CRL (read, or built first when
+ * there is none yet, which builds the delta too). Caller holds crl_lock,
+ * index loaded. */
+static int delta_refresh(struct pki_backend *b, struct pki_state *s, struct pki_issuer *iss,
+			 struct verr *err)
+{
+	struct pki_crl_index *c = index_for(b, iss->id);
+	if (!c)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = c->der ? 0 : crl_read_stored(b, c, err);
+	if (rc)
+		return rc;
+	return c->der ? delta_build_one(b, s, iss, c, err) : crl_build_one(b, s, iss, err);
+}
+
+int pki__crl_rebuild_delta(struct pki_backend *b, struct verr *err)
+{
+	struct pki_state *s = pki__state_get(b);
+	int rc = 0;
+	if (!delta_enabled(s))
+		goto out;
+	pthread_mutex_lock(&b->crl_lock);
+	rc = index_load(b, err);
+	for (size_t i = 0; i < s->n_issuers && !rc; i++) {
+		struct pki_issuer *iss = s->issuers[i];
+		if (!iss->pkey)
+			continue;
+		rc = delta_refresh(b, s, iss, err);
+	}
+	pthread_mutex_unlock(&b->crl_lock);
+out:
+	pki__state_put(b, s);
+	return rc;
+}
+
+int pki__crl_delta_get(struct pki_backend *b, const struct pki_issuer *iss, uint8_t **der,
+		       size_t *len, struct verr *err)
+{
+	*der = NULL;
+	*len = 0;
+	struct pki_state *s = pki__state_get(b);
+	bool on = delta_enabled(s);
+	pki__state_put(b, s);
+	if (!on)
+		return verr_set(err, VERR_INVALID, "delta CRLs are not enabled (config/crl enable_delta)");
+	/* reading the complete CRL loads the stored delta with it */
+	uint8_t *full = NULL;
+	size_t fl = 0;
+	int rc = pki__crl_get(b, iss, &full, &fl, err);
+	free(full);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&b->crl_lock);
+	struct pki_crl_index *c = index_for(b, iss->id);
+	bool missing = !c || !c->delta_der;
+	pthread_mutex_unlock(&b->crl_lock);
+	if (missing && (rc = pki__crl_rebuild_delta(b, err)))
+		return rc;
+	pthread_mutex_lock(&b->crl_lock);
+	c = index_for(b, iss->id);
+	if (c && c->delta_der && (*der = malloc(c->delta_len))) {
+		memcpy(*der, c->delta_der, c->delta_len);
+		*len = c->delta_len;
+	}
+	pthread_mutex_unlock(&b->crl_lock);
+	return *der ? 0 : verr_set(err, VERR_INTERNAL, "no delta CRL available");
 }
 
 int pki__crl_rebuild(struct pki_backend *b, struct verr *err)
@@ -586,8 +784,12 @@ static int revoke_cert(struct pki_backend *b, X509 *x, struct logical_response *
 		rc = index_load(b, err); /* reads the new entry too */
 	}
 	bool auto_rebuild = json_is_true(json_object_get(s->crl_cfg, "auto_rebuild"));
-	if (!rc && !auto_rebuild)
+	if (!rc && !auto_rebuild) {
 		rc = crl_build_one(b, s, iss, err);
+	} else if (!rc && delta_enabled(s)) {
+		/* auto_rebuild defers the complete CRL; the delta carries it now */
+		rc = delta_refresh(b, s, iss, err);
+	}
 unlock:
 	pthread_mutex_unlock(&b->crl_lock);
 	if (!rc)
@@ -676,15 +878,6 @@ static int path_revoke_with_key(struct logical_request *req, struct logical_resp
 
 /* ---- reads ---- */
 
-static int raw(struct logical_response *resp, void *p, size_t n, const char *ctype)
-{
-	resp->raw = true;
-	resp->raw_body = p; /* transferred */
-	resp->raw_len = n;
-	resp->raw_content_type = strdup(ctype);
-	return resp->raw_content_type ? 0 : VERR_INTERNAL;
-}
-
 static char *crl_pem(const uint8_t *der, size_t len)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
@@ -704,8 +897,8 @@ static char *crl_pem(const uint8_t *der, size_t len)
 	return s;
 }
 
-static int crl_for_ref(struct logical_request *req, const char *ref, uint8_t **der, size_t *len,
-		       struct verr *err)
+static int crl_for_ref(struct logical_request *req, const char *ref, bool delta, uint8_t **der,
+		       size_t *len, struct verr *err)
 {
 	struct pki_backend *b = req->backend;
 	struct pki_state *s = pki__state_get(b);
@@ -715,6 +908,8 @@ static int crl_for_ref(struct logical_request *req, const char *ref, uint8_t **d
 		rc = verr_set(err, VERR_INVALID, "unable to fetch the issuer: no default issuer is configured");
 	else if (!iss->pkey)
 		rc = verr_set(err, VERR_INVALID, "the issuer has no key and signs no CRL");
+	else if (delta)
+		rc = pki__crl_delta_get(b, iss, der, len, err);
 	else
 		rc = pki__crl_get(b, iss, der, len, err);
 	pki__state_put(b, s);
@@ -727,25 +922,35 @@ static int path_crl(struct logical_request *req, struct logical_response *resp,
 	const char *rp = req->rel_path ? req->rel_path : "";
 	size_t rl = strlen(rp);
 	bool pem = rl >= 4 && !strcmp(rp + rl - 4, "/pem");
+	bool delta = strstr(rp, "crl/delta") != NULL;
 	uint8_t *der = NULL;
 	size_t len = 0;
-	int rc = crl_for_ref(req, request_str(req, "issuer_ref"), &der, &len, err);
+	int rc = crl_for_ref(req, request_str(req, "issuer_ref"), delta, &der, &len, err);
 	if (rc)
 		return rc;
 	if (!pem)
-		return raw(resp, der, len, "application/pkix-crl");
+		return pki__raw_reply(resp, der, len, "application/pkix-crl");
 	char *p = crl_pem(der, len);
 	free(der);
 	if (!p)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	size_t pl = strlen(p);
-	return raw(resp, p, pl, "application/x-pem-file");
+	return pki__raw_reply(resp, p, pl, "application/x-pem-file");
 }
 
 static int path_crl_rotate(struct logical_request *req, struct logical_response *resp,
 			   struct verr *err)
 {
 	int rc = pki__crl_rebuild(req->backend, err);
+	if (!rc)
+		resp->data = json_pack("{s:b}", "success", 1);
+	return rc;
+}
+
+static int path_crl_rotate_delta(struct logical_request *req, struct logical_response *resp,
+				 struct verr *err)
+{
+	int rc = pki__crl_rebuild_delta(req->backend, err);
 	if (!rc)
 		resp->data = json_pack("{s:b}", "success", 1);
 	return rc;
@@ -785,7 +990,7 @@ static int path_cert_read(struct logical_request *req, struct logical_response *
 	if (!strcmp(serial, "crl")) {
 		uint8_t *der = NULL;
 		size_t len = 0;
-		int rc = crl_for_ref(req, "default", &der, &len, err);
+		int rc = crl_for_ref(req, "default", false, &der, &len, err);
 		if (rc)
 			return rc;
 		char *p = crl_pem(der, len);
@@ -874,8 +1079,9 @@ static int crl_cfg_write(struct logical_request *req, struct logical_response *r
 	struct pki_state *s = pki__state_get(b);
 	json_t *o = json_deep_copy(s->crl_cfg);
 	pki__state_put(b, s);
-	const char *durs[] = {"expiry", "auto_rebuild_grace_period", "delta_rebuild_interval"};
-	for (int i = 0; i < 3; i++) {
+	const char *durs[] = {"expiry", "auto_rebuild_grace_period", "delta_rebuild_interval",
+			      "ocsp_expiry"};
+	for (int i = 0; i < 4; i++) {
 		if (!request_has(req, durs[i]))
 			continue;
 		const char *v = request_str(req, durs[i]);
@@ -890,6 +1096,13 @@ static int crl_cfg_write(struct logical_request *req, struct logical_response *r
 	for (int i = 0; i < 4; i++)
 		if (request_has(req, bools[i]))
 			json_object_set_new(o, bools[i], json_boolean(request_bool(req, bools[i])));
+	if (json_is_true(json_object_get(o, "enable_delta")) &&
+	    !json_is_true(json_object_get(o, "auto_rebuild"))) {
+		json_decref(o);
+		return verr_set(err, VERR_INVALID,
+				"Delta CRLs cannot be enabled when auto rebuilding is disabled as the "
+				"complete CRL is always regenerated!");
+	}
 	pthread_mutex_lock(&b->cfg_lock);
 	int rc = view_put_json(b->view, "config/crl", o, err);
 	if (!rc)
@@ -912,18 +1125,53 @@ struct tidy_ctx {
 	int rc;
 };
 
+static bool tidy_cancelled(struct pki_backend *b)
+{
+	pthread_mutex_lock(&b->role_lock);
+	bool c = b->tidy_cancel;
+	pthread_mutex_unlock(&b->role_lock);
+	return c;
+}
+
+static json_t *tidy_status_new(const char *state, bool certs, bool revoked, int64_t safety,
+			       int64_t started)
+{
+	return json_pack("{s:s,s:b,s:b,s:I,s:o,s:n,s:I,s:I,s:n}", "state", state, "tidy_cert_store",
+			 certs, "tidy_revoked_certs", revoked, "safety_buffer", (json_int_t)safety,
+			 "time_started", pki__rfc3339(started), "time_finished",
+			 "cert_store_deleted_count", (json_int_t)0, "revoked_cert_deleted_count",
+			 (json_int_t)0, "error");
+}
+
 int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safety,
-		  struct verr *err)
+		  bool *started, struct verr *err)
 {
 	int64_t now = pki__now(b), cutoff = now - safety;
 	int64_t n_certs = 0, n_revoked = 0, checked = 0;
 	char **keys = NULL;
 	size_t n = 0;
 	int rc = 0;
+	bool cancelled = false;
+	*started = false;
+	json_t *st = tidy_status_new("Running", certs, revoked, safety, now);
+	if (!st)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	pthread_mutex_lock(&b->role_lock);
+	if (b->tidy_running) {
+		pthread_mutex_unlock(&b->role_lock);
+		json_decref(st);
+		return 0;
+	}
+	b->tidy_running = true;
+	b->tidy_cancel = false;
+	json_decref(b->tidy_status);
+	b->tidy_status = json_incref(st);
+	pthread_mutex_unlock(&b->role_lock);
+	*started = true;
 	if (revoked) {
 		if ((rc = view_list(b->view, "revoked/", &keys, &n, err)))
-			return rc;
-		for (size_t i = 0; i < n && !rc; i++) {
+			goto done;
+		for (size_t i = 0; i < n && !rc && !(cancelled = tidy_cancelled(b)); i++) {
 			char key[PKI_SERIAL_HEX + 80];
 			json_t *o = NULL;
 			snprintf(key, sizeof(key), "revoked/%s", keys[i]);
@@ -944,10 +1192,10 @@ int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safet
 		keys = NULL;
 		n = 0;
 	}
-	if (!rc && certs) {
+	if (!rc && certs && !cancelled) {
 		if ((rc = view_list(b->view, "certs/", &keys, &n, err)))
-			return rc;
-		for (size_t i = 0; i < n && !rc; i++) {
+			goto done;
+		for (size_t i = 0; i < n && !rc && !(cancelled = tidy_cancelled(b)); i++) {
 			X509 *x = NULL;
 			if ((rc = pki__cert_load(b, keys[i], &x, err)))
 				break;
@@ -969,23 +1217,23 @@ int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safet
 		}
 		physical_list_free(keys, n);
 	}
+done:
 	pthread_mutex_lock(&b->crl_lock);
 	pki__crl_index_free(b);
 	pthread_mutex_unlock(&b->crl_lock);
-	json_t *st = json_pack("{s:s,s:b,s:b,s:I,s:o,s:o,s:I,s:I,s:I,s:s?}", "state",
-			       rc ? "Error" : "Finished", "tidy_cert_store", certs,
-			       "tidy_revoked_certs", revoked, "safety_buffer", (json_int_t)safety,
-			       "time_started", pki__rfc3339(now), "time_finished",
-			       pki__rfc3339(pki__now(b)), "cert_store_deleted_count", (json_int_t)n_certs,
-			       "revoked_cert_deleted_count", (json_int_t)n_revoked,
-			       "current_cert_store_count", (json_int_t)checked, "error",
-			       rc && err ? err->msg : NULL);
-	pthread_mutex_lock(&b->role_lock);
-	json_decref(b->tidy_status);
-	b->tidy_status = st;
-	pthread_mutex_unlock(&b->role_lock);
-	if (!rc && revoked)
+	if (!rc && revoked && n_revoked)
 		rc = pki__crl_rebuild(b, err);
+	pthread_mutex_lock(&b->role_lock);
+	json_object_set_new(st, "state", json_string(rc ? "Error" : cancelled ? "Cancelled" : "Finished"));
+	json_object_set_new(st, "time_finished", pki__rfc3339(pki__now(b)));
+	json_object_set_new(st, "cert_store_deleted_count", json_integer(n_certs));
+	json_object_set_new(st, "revoked_cert_deleted_count", json_integer(n_revoked));
+	json_object_set_new(st, "current_cert_store_count", json_integer(checked));
+	json_object_set_new(st, "error", rc && err ? json_string(err->msg) : json_null());
+	b->tidy_running = false;
+	b->tidy_cancel = false;
+	pthread_mutex_unlock(&b->role_lock);
+	json_decref(st);
 	return rc;
 }
 
@@ -998,9 +1246,16 @@ static int path_tidy(struct logical_request *req, struct logical_response *resp,
 	if (!certs && !revoked)
 		return verr_set(err, VERR_INVALID, "at least one tidy operation must be enabled");
 	int64_t safety = request_duration(req, "safety_buffer");
-	int rc = pki__tidy_run(req->backend, certs, revoked, safety, err);
+	if (safety < 1)
+		return verr_set(err, VERR_INVALID, "safety_buffer must be greater than zero");
+	bool started = false;
+	int rc = pki__tidy_run(req->backend, certs, revoked, safety, &started, err);
 	if (rc)
 		return rc;
+	if (!started) {
+		logical_response_warn(resp, "Tidy operation already in progress.");
+		return 0;
+	}
 	resp->status = 202;
 	logical_response_warn(resp, "Tidy operation successfully started. Any information from the "
 				    "operation will be printed to Vault's server logs.");
@@ -1014,8 +1269,164 @@ static int path_tidy_status(struct logical_request *req, struct logical_response
 	pthread_mutex_lock(&b->role_lock);
 	resp->data = b->tidy_status ? json_deep_copy(b->tidy_status)
 				    : json_pack("{s:s}", "state", "Inactive");
+	if (resp->data)
+		json_object_set_new(resp->data, "last_auto_tidy_finished",
+				    pki__rfc3339(b->auto_tidy_last));
 	pthread_mutex_unlock(&b->role_lock);
 	return 0;
+}
+
+/* Vault: cancels at the next checkpoint (between two entries). */
+static int path_tidy_cancel(struct logical_request *req, struct logical_response *resp,
+			    struct verr *err)
+{
+	struct pki_backend *b = req->backend;
+	pthread_mutex_lock(&b->role_lock);
+	bool running = b->tidy_running;
+	if (running) {
+		b->tidy_cancel = true;
+		json_object_set_new(b->tidy_status, "state", json_string("Cancelling"));
+	}
+	pthread_mutex_unlock(&b->role_lock);
+	if (!running) {
+		logical_response_warn(resp, "Tidy operation cannot be cancelled as none is currently "
+					    "running.");
+		return 0;
+	}
+	return path_tidy_status(req, resp, err);
+}
+
+/* ---- config/auto-tidy ---- */
+
+static const char *const auto_tidy_bools[] = {
+	"enabled", "tidy_cert_store", "tidy_revoked_certs", "tidy_revoked_cert_issuer_associations",
+	"tidy_expired_issuers", "tidy_move_legacy_ca_bundle", "tidy_revocation_queue",
+	"tidy_cross_cluster_revoked_certs", "maintain_stored_certificate_counts",
+	"publish_stored_certificate_count_metrics"};
+static const char *const auto_tidy_durs[] = {"interval_duration", "safety_buffer",
+					     "issuer_safety_buffer", "revocation_queue_safety_buffer"};
+
+/* The stored config over Vault's defaults. */
+static int auto_tidy_load(struct pki_backend *b, json_t **out, struct verr *err)
+{
+	json_t *o = json_pack("{s:b,s:I,s:b,s:b,s:b,s:b,s:I,s:I,s:s,s:b,s:b,s:b,s:b,s:I,s:b}", "enabled",
+			      0, "interval_duration", (json_int_t)43200, "tidy_cert_store", 0,
+			      "tidy_revoked_certs", 0, "tidy_revoked_cert_issuer_associations", 0,
+			      "tidy_expired_issuers", 0, "safety_buffer", (json_int_t)259200,
+			      "issuer_safety_buffer", (json_int_t)31536000, "pause_duration", "0s",
+			      "maintain_stored_certificate_counts", 0,
+			      "publish_stored_certificate_count_metrics", 0, "tidy_move_legacy_ca_bundle",
+			      0, "tidy_revocation_queue", 0, "revocation_queue_safety_buffer",
+			      (json_int_t)172800, "tidy_cross_cluster_revoked_certs", 0);
+	json_t *st = NULL;
+	int rc = o ? view_get_json(b->view, "config/auto-tidy", &st, err)
+		   : verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc && st)
+		json_object_update(o, st);
+	json_decref(st);
+	if (rc) {
+		json_decref(o);
+		o = NULL;
+	}
+	*out = o;
+	return rc;
+}
+
+static int auto_tidy_read(struct logical_request *req, struct logical_response *resp,
+			  struct verr *err)
+{
+	return auto_tidy_load(req->backend, &resp->data, err);
+}
+
+static int auto_tidy_write(struct logical_request *req, struct logical_response *resp,
+			   struct verr *err)
+{
+	struct pki_backend *b = req->backend;
+	json_t *o = NULL;
+	int rc = auto_tidy_load(b, &o, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < sizeof(auto_tidy_bools) / sizeof(*auto_tidy_bools); i++)
+		if (request_has(req, auto_tidy_bools[i]))
+			json_object_set_new(o, auto_tidy_bools[i],
+					    json_boolean(request_bool(req, auto_tidy_bools[i])));
+	for (size_t i = 0; i < sizeof(auto_tidy_durs) / sizeof(*auto_tidy_durs); i++) {
+		if (!request_has(req, auto_tidy_durs[i]))
+			continue;
+		int64_t v = request_duration(req, auto_tidy_durs[i]);
+		if (i == 0 ? v < 0 : v < 1) {
+			rc = verr_set(err, VERR_INVALID,
+				      i == 0 ? "given %s must be greater than or equal to zero seconds; got: %lld"
+					     : "given %s must be at least one second; got: %lld",
+				      auto_tidy_durs[i], (long long)v);
+			goto out;
+		}
+		json_object_set_new(o, auto_tidy_durs[i], json_integer(v));
+	}
+	if (request_has(req, "pause_duration")) {
+		int64_t v;
+		const char *pd = request_str(req, "pause_duration");
+		struct verr pe = {0};
+		if (duration_parse(&v, pd, &pe)) {
+			rc = verr_set(err, VERR_INVALID, "unable to parse given pause_duration: %s", pe.msg);
+			goto out;
+		}
+		json_object_set_new(o, "pause_duration", json_string(pd));
+	}
+	bool any = false;
+	for (size_t i = 1; i < 8; i++)
+		any |= json_is_true(json_object_get(o, auto_tidy_bools[i]));
+	if (json_is_true(json_object_get(o, "enabled")) && !any) {
+		rc = verr_set(err, VERR_INVALID,
+			      "Auto-tidy enabled but no tidy operations were requested. Enable at least one "
+			      "tidy operation to be run (tidy_cert_store / tidy_revoked_certs / "
+			      "tidy_revoked_cert_issuer_associations / tidy_expired_issuers / "
+			      "tidy_move_legacy_ca_bundle / tidy_revocation_queue / "
+			      "tidy_cross_cluster_revoked_certs).");
+		goto out;
+	}
+	if (json_is_true(json_object_get(o, "publish_stored_certificate_count_metrics")) &&
+	    !json_is_true(json_object_get(o, "maintain_stored_certificate_counts"))) {
+		rc = verr_set(err, VERR_INVALID,
+			      "Can not publish a running storage metrics count to metrics without first "
+			      "maintaining that count.  Enable `maintain_stored_certificate_counts` to "
+			      "enable `publish_stored_certificate_count_metrics.");
+		goto out;
+	}
+	if ((rc = view_put_json(b->view, "config/auto-tidy", o, err)))
+		goto out;
+	resp->data = o;
+	o = NULL; /* transferred */
+out:
+	json_decref(o);
+	return rc;
+}
+
+int pki__auto_tidy(struct pki_backend *b, struct verr *err)
+{
+	json_t *o = NULL;
+	int rc = auto_tidy_load(b, &o, err);
+	if (rc)
+		return rc;
+	int64_t now = pki__now(b);
+	pthread_mutex_lock(&b->role_lock);
+	bool due = now - b->auto_tidy_last >= json_integer_value(json_object_get(o, "interval_duration"));
+	pthread_mutex_unlock(&b->role_lock);
+	bool certs = json_is_true(json_object_get(o, "tidy_cert_store"));
+	bool revoked = json_is_true(json_object_get(o, "tidy_revoked_certs")) ||
+		       json_is_true(json_object_get(o, "tidy_revoked_cert_issuer_associations"));
+	if (json_is_true(json_object_get(o, "enabled")) && due && (certs || revoked)) {
+		bool started = false;
+		rc = pki__tidy_run(b, certs, revoked,
+				   json_integer_value(json_object_get(o, "safety_buffer")), &started, err);
+		if (started) { /* the interval runs from the end of one to the next (Vault) */
+			pthread_mutex_lock(&b->role_lock);
+			b->auto_tidy_last = pki__now(b);
+			pthread_mutex_unlock(&b->role_lock);
+		}
+	}
+	json_decref(o);
+	return rc;
 }
 
 static const struct field_def revoke_fields[] = {
@@ -1057,6 +1468,27 @@ static const struct field_def tidy_fields[] = {
 	{NULL},
 };
 
+static const struct field_def auto_tidy_fields[] = {
+	{"enabled", FT_BOOL, "false", "", false},
+	{"interval_duration", FT_DURATION, "43200", "", false},
+	{"tidy_cert_store", FT_BOOL, "false", "", false},
+	{"tidy_revoked_certs", FT_BOOL, "false", "", false},
+	{"tidy_revoked_cert_issuer_associations", FT_BOOL, "false", "", false},
+	{"tidy_expired_issuers", FT_BOOL, "false", "", false},
+	{"tidy_move_legacy_ca_bundle", FT_BOOL, "false", "", false},
+	{"tidy_revocation_queue", FT_BOOL, "false", "", false},
+	{"tidy_cross_cluster_revoked_certs", FT_BOOL, "false", "", false},
+	{"tidy_acme", FT_BOOL, "false", "", false},
+	{"safety_buffer", FT_DURATION, "259200", "", false},
+	{"issuer_safety_buffer", FT_DURATION, "31536000", "", false},
+	{"revocation_queue_safety_buffer", FT_DURATION, "172800", "", false},
+	{"acme_account_safety_buffer", FT_DURATION, "2592000", "", false},
+	{"pause_duration", FT_STRING, "0s", "", false},
+	{"maintain_stored_certificate_counts", FT_BOOL, "false", "", false},
+	{"publish_stored_certificate_count_metrics", FT_BOOL, "false", "", false},
+	{NULL},
+};
+
 static const struct path_def crl_paths[] = {
 	{.pattern = "revoke", .fields = revoke_fields, .ops = {{LOP_UPDATE, path_revoke}},
 	 .help = "Revoke a certificate by serial number (or PEM)."},
@@ -1079,6 +1511,21 @@ static const struct path_def crl_paths[] = {
 	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true, .help = "An issuer's CRL (DER)."},
 	{.pattern = "issuer/{issuer_ref}/crl/pem", .fields = crl_fields,
 	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true, .help = "An issuer's CRL (PEM)."},
+	{.pattern = "crl/delta", .fields = crl_fields, .ops = {{LOP_READ, path_crl}},
+	 .unauthenticated = true, .help = "The default issuer's delta CRL (DER)."},
+	{.pattern = "crl/delta/pem", .fields = crl_fields, .ops = {{LOP_READ, path_crl}},
+	 .unauthenticated = true, .help = "The default issuer's delta CRL (PEM)."},
+	{.pattern = "issuer/{issuer_ref}/crl/delta", .fields = crl_fields,
+	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true, .help = "An issuer's delta CRL."},
+	{.pattern = "issuer/{issuer_ref}/crl/delta/der", .fields = crl_fields,
+	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true,
+	 .help = "An issuer's delta CRL (DER)."},
+	{.pattern = "issuer/{issuer_ref}/crl/delta/pem", .fields = crl_fields,
+	 .ops = {{LOP_READ, path_crl}}, .unauthenticated = true,
+	 .help = "An issuer's delta CRL (PEM)."},
+	{.pattern = "crl/rotate-delta",
+	 .ops = {{LOP_READ, path_crl_rotate_delta}, {LOP_UPDATE, path_crl_rotate_delta}},
+	 .help = "Rebuild every issuer's delta CRL now."},
 	{.pattern = "crl/rotate", .ops = {{LOP_READ, path_crl_rotate}, {LOP_UPDATE, path_crl_rotate}},
 	 .help = "Rebuild every issuer's CRL now."},
 	{.pattern = "config/crl", .fields = crl_cfg_fields,
@@ -1088,6 +1535,11 @@ static const struct path_def crl_paths[] = {
 	 .help = "Remove expired certificates from storage and the CRL."},
 	{.pattern = "tidy-status", .ops = {{LOP_READ, path_tidy_status}},
 	 .help = "The last tidy run."},
+	{.pattern = "tidy-cancel", .ops = {{LOP_UPDATE, path_tidy_cancel}},
+	 .help = "Cancel the running tidy at its next checkpoint."},
+	{.pattern = "config/auto-tidy", .fields = auto_tidy_fields,
+	 .ops = {{LOP_READ, auto_tidy_read}, {LOP_UPDATE, auto_tidy_write}},
+	 .help = "Periodic tidy: enabled, interval_duration and the tidy fields."},
 	{NULL},
 };
 

@@ -282,12 +282,14 @@ int pki__state_reload(struct pki_backend *b, struct verr *err)
 	if ((rc = view_get_json(b->view, "config/urls", &s->urls, err)))
 		goto fail;
 	if (!s->urls)
-		s->urls = json_pack("{s:[],s:[],s:[]}", "issuing_certificates",
-				    "crl_distribution_points", "ocsp_servers");
+		s->urls = json_pack("{s:[],s:[],s:[],s:[]}", "issuing_certificates",
+				    "crl_distribution_points", "ocsp_servers",
+				    "delta_crl_distribution_points");
 	if ((rc = view_get_json(b->view, "config/crl", &s->crl_cfg, err)))
 		goto fail;
 	if (!s->crl_cfg)
-		s->crl_cfg = json_pack("{s:s,s:b,s:b,s:s,s:b,s:s}", "expiry", "72h", "disable", 0,
+		s->crl_cfg = json_pack("{s:s,s:b,s:b,s:s,s:b,s:s,s:b,s:s}", "expiry", "72h",
+				       "disable", 0, "ocsp_disable", 0, "ocsp_expiry", "12h",
 				       "auto_rebuild", 0, "auto_rebuild_grace_period", "12h",
 				       "enable_delta", 0, "delta_rebuild_interval", "15m");
 	pthread_mutex_lock(&b->state_lock);
@@ -352,10 +354,10 @@ static int issuer_create(struct pki_backend *b, X509 *cert, const char *name, co
 	char *pem = pki__x509_to_pem(cert);
 	if (!pem)
 		return verr_set(err, VERR_INTERNAL, "could not encode the certificate");
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:[sss],s:[],s:b}", "issuer_id", id,
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:[ssss],s:[],s:b}", "issuer_id", id,
 			      "issuer_name", name ? name : "", "key_id", key_id ? key_id : "",
 			      "certificate", pem, "leaf_not_after_behavior", "err", "usage",
-			      "read-only", "issuing-certificates", "crl-signing", "manual_chain",
+			      "read-only", "issuing-certificates", "crl-signing", "ocsp-signing", "manual_chain",
 			      "revoked", 0);
 	free(pem);
 	if (!o)
@@ -1404,9 +1406,10 @@ static int urls_write(struct logical_request *req, struct logical_response *resp
 		      struct verr *err)
 {
 	struct pki_backend *b = req->backend;
-	const char *k[] = {"issuing_certificates", "crl_distribution_points", "ocsp_servers"};
+	const char *k[] = {"issuing_certificates", "crl_distribution_points", "ocsp_servers",
+			   "delta_crl_distribution_points"};
 	json_t *o = json_object();
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		json_t *l = pki__strlist(request_json(req, k[i]));
 		size_t idx;
 		json_t *v;
@@ -1505,7 +1508,7 @@ static const struct field_def issuer_fields[] = {
 	{"issuer_ref", FT_STRING, "default", "", false},
 	{"issuer_name", FT_STRING, "", "", false},
 	{"leaf_not_after_behavior", FT_STRING, "err", "", false},
-	{"usage", FT_STRSLICE, "read-only,issuing-certificates,crl-signing", "", false},
+	{"usage", FT_STRSLICE, "read-only,issuing-certificates,crl-signing,ocsp-signing", "", false},
 	{"manual_chain", FT_STRSLICE, "", "", false},
 	{"revocation_signature_algorithm", FT_STRING, "", "", false},
 	{"issuing_certificates", FT_STRSLICE, "", "", false},
@@ -1536,6 +1539,7 @@ static const struct field_def urls_fields[] = {
 	{"issuing_certificates", FT_STRSLICE, "", "", false},
 	{"crl_distribution_points", FT_STRSLICE, "", "", false},
 	{"ocsp_servers", FT_STRSLICE, "", "", false},
+	{"delta_crl_distribution_points", FT_STRSLICE, "", "", false},
 	{"enable_templating", FT_BOOL, "false", "", false},
 	{NULL},
 };

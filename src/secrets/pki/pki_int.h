@@ -17,8 +17,9 @@
  *   role/<name>            the role's fields, normalised
  *   certs/<aa-bb-..>       the certificate's DER bytes (raw, no JSON)
  *   revoked/<aa-bb-..>     {serial_number, revocation_time, issuer_id, expiration}
- *   crl/<issuer>/meta      {number, len, chunks, this_update}
+ *   crl/<issuer>/meta      {number, len, chunks, base_number, this_update}
  *   crl/<issuer>/<i>       the CRL's DER in chunks of PKI_CRL_CHUNK bytes
+ *   crl/<issuer>/delta     the delta CRL's DER (enable_delta), whole
  *
  * The CA state (issuers with their parsed certificates and keys, the
  * default issuer, the URLs) is read once at init and after every write to
@@ -157,7 +158,20 @@ struct pki_crl_index {
 	size_t n, cap;
 	uint8_t *der; /* last built CRL, cached */
 	size_t der_len;
-	int64_t number;
+	int64_t number;      /* the last CRL number used (complete and delta share it) */
+	int64_t base_number; /* the number of the last complete CRL */
+	int64_t base_time;   /* its thisUpdate: a delta lists revocations since */
+	size_t base_count;   /* v[0..base_count) were in it (valid when built here:
+			      * index_add appends); else base_time decides */
+	bool base_count_valid;
+	uint8_t *delta_der;  /* last built delta CRL (enable_delta), cached */
+	size_t delta_len;
+};
+
+/* Extensions beyond AKI and CRL number (pki__crl_encode_ext). */
+struct pki_crl_opts {
+	int64_t delta_base;   /* >= 0: a delta CRL (critical Delta CRL Indicator) */
+	json_t *freshest;     /* array of URLs: Freshest CRL extension, or NULL */
 };
 
 struct pki_backend {
@@ -173,6 +187,10 @@ struct pki_backend {
 	pthread_mutex_t role_lock;
 	json_t *roles; /* cache: name -> parsed role JSON (validated) */
 	int64_t tidy_last;
+	/* tidy: guarded by role_lock (with tidy_status) */
+	bool tidy_running, tidy_cancel;
+	int64_t auto_tidy_last; /* last auto-tidy end (mount time at first: Vault) */
+	int64_t delta_last; /* periodic: the last delta rebuild */
 	json_t *tidy_status;
 };
 
@@ -288,15 +306,31 @@ int pki__crl_get(struct pki_backend *b, const struct pki_issuer *iss, uint8_t **
 int pki__crl_encode(const struct pki_issuer *iss, const struct pki_revoked *v, size_t n,
 		    int64_t number, int64_t this_update, int64_t next_update, uint8_t **out,
 		    size_t *out_len, struct verr *err);
+int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *v, size_t n,
+			int64_t number, int64_t this_update, int64_t next_update,
+			const struct pki_crl_opts *opts, uint8_t **out, size_t *out_len,
+			struct verr *err);
+/* DER of the issuer's delta CRL (VERR_INVALID when enable_delta is off). */
+int pki__crl_delta_get(struct pki_backend *b, const struct pki_issuer *iss, uint8_t **der,
+		       size_t *len, struct verr *err);
+/* Rebuild every issuer's delta CRL (a no-op unless enable_delta). */
+int pki__crl_rebuild_delta(struct pki_backend *b, struct verr *err);
 void pki__crl_sort(struct pki_revoked *v, size_t n);
 void pki__crl_index_free(struct pki_backend *b);
 const struct path_def *pki__crl_paths(void);
+/* Run a tidy now (in the caller's thread), recording tidy-status.
+ * *started is false (and nothing done) when another tidy is running. */
 int pki__tidy_run(struct pki_backend *b, bool certs, bool revoked, int64_t safety,
-		  struct verr *err);
+		  bool *started, struct verr *err);
+/* The periodic hook's part: run config/auto-tidy when enabled and due. */
+int pki__auto_tidy(struct pki_backend *b, struct verr *err);
 
 /* ---- paths ---- */
 
 const struct path_def *pki__issue_paths(void);
+const struct path_def *pki__ocsp_paths(void); /* ocsp.c */
+/* A raw (non-JSON) response body: p (malloc'd) is transferred to resp. */
+int pki__raw_reply(struct logical_response *resp, void *p, size_t n, const char *ctype);
 const struct path_def *pki__ca_paths(void);
 /* Common output of issue/sign: certificate, issuing_ca, ca_chain,
  * serial_number, expiration in `format`. */

@@ -345,6 +345,34 @@ static void test_http_request__form_body(void **state)
 	done(&c);
 }
 
+/* An OCSP request (Content-Type application/ocsp-request) is DER, not JSON:
+ * the mount gets the bytes as sent and empty data (Vault's isOcspRequest). */
+static void test_http_request__ocsp_request_raw_body(void **state)
+{
+	struct built_case c;
+	struct http_header ocsp[] = {{"Content-Type", "application/ocsp-request"}};
+	const char der[] = "\x30\x03\x02\x01\x05{not json";
+	struct http_raw_request in = {
+		.method = "POST", .target = "/v1/pki/ocsp", .target_len = 12, .headers = ocsp,
+		.nheaders = 1, .body = der, .body_len = sizeof(der) - 1,
+		.remote_addr = "10.0.0.1", .remote_port = 4242,
+	};
+	c.rc = http__build_request(&c.b, &c.r, &in);
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(c.b.req.op, LOP_UPDATE);
+	assert_int_equal(c.b.req.raw_body_len, sizeof(der) - 1);
+	assert_memory_equal(c.b.req.raw_body, der, sizeof(der) - 1);
+	assert_int_equal(json_object_size(c.b.req.data), 0);
+	done(&c);
+	/* the same bytes as JSON are a 400 */
+	struct http_header js[] = {{"Content-Type", "application/json"}};
+	in.headers = js;
+	c.rc = http__build_request(&c.b, &c.r, &in);
+	assert_int_equal(c.rc, 1);
+	assert_int_equal(c.r.status, 400);
+	done(&c);
+}
+
 static void test_http_request__too_large_413(void **state)
 {
 	struct built_case c;
@@ -429,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_http_request__json_bodies),
 		cmocka_unit_test(test_http_request__form_body),
 		cmocka_unit_test(test_http_request__too_large_413),
+		cmocka_unit_test(test_http_request__ocsp_request_raw_body),
 		cmocka_unit_test(test_http_request__token_and_headers),
 		cmocka_unit_test(test_http_request__request_ids_unique),
 	};

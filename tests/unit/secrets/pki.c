@@ -3,11 +3,14 @@
  * (subdomains, globs, bare domains, localhost, wildcards, IP and URI SANs),
  * TTL capping to max_ttl and to the CA's notAfter, key types and sizes, and
  * the engine through its path table: root generation, issue, sign with a
- * CSR, revoke and the CRL, as the core dispatches them.
+ * CSR, revoke and the CRL, as the core dispatches them; the OCSP responder
+ * (good / revoked / unknown, nonce, signature, malformed, unauthorized).
  */
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
 
 #include "secrets/kv_helpers.h"
 #include "secrets/pki/pki_int.h"
@@ -333,16 +336,26 @@ static void test_secrets_pki__issue_sign_revoke(void **state)
 	kvt_close(&t);
 }
 
-/* A hand-written CRL with many entries parses with OpenSSL and stays sorted. */
-static void test_secrets_pki__crl_encode_many(void **state)
+/* An EC issuer "CN=CA" with just what the CRL encoder reads. */
+static EVP_PKEY *test_ca(struct pki_issuer *iss)
 {
 	struct verr err = {0};
 	EVP_PKEY *k = NULL;
 	assert_int_equal(pki__keygen(&k, PKI_KEY_EC, 256, &err), 0);
 	X509_NAME *n = X509_NAME_new();
 	X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_ASC, (const unsigned char *)"CA", -1, -1, 0);
-	struct pki_issuer iss = {.pkey = k, .md = pki__md_for(k, 0)};
-	iss.name_der_len = i2d_X509_NAME(n, &iss.name_der);
+	*iss = (struct pki_issuer){.pkey = k, .md = pki__md_for(k, 0)};
+	iss->name_der_len = i2d_X509_NAME(n, &iss->name_der);
+	X509_NAME_free(n);
+	return k;
+}
+
+/* A hand-written CRL with many entries parses with OpenSSL and stays sorted. */
+static void test_secrets_pki__crl_encode_many(void **state)
+{
+	struct verr err = {0};
+	struct pki_issuer iss;
+	EVP_PKEY *k = test_ca(&iss);
 	size_t cnt = 5000;
 	struct pki_revoked *v = calloc(cnt, sizeof(*v));
 	for (size_t i = 0; i < cnt; i++) {
@@ -368,8 +381,238 @@ static void test_secrets_pki__crl_encode_many(void **state)
 	free(der);
 	free(v);
 	OPENSSL_free(iss.name_der);
-	X509_NAME_free(n);
 	EVP_PKEY_free(k);
+}
+
+/* POST ocsp with a raw DER body, as the HTTP layer hands it over. */
+static int ocsp_post(struct kvt *t, const char *path, const uint8_t *der, size_t len)
+{
+	logical_response_reset(&t->resp);
+	memset(&t->err, 0, sizeof(t->err));
+	json_t *data = json_object();
+	struct logical_request req = {.op = LOP_UPDATE, .rel_path = path, .data = data,
+				      .raw_body = der, .raw_body_len = len, .storage = &t->view,
+				      .backend = t->inst, .mount_type = "pki"};
+	int rc = framework_handle(t->ops->paths(t->inst), &req, &t->resp, &t->err);
+	json_decref(data);
+	return rc;
+}
+
+/* Ask for x (or a bare serial when x is NULL) and return the parsed reply. */
+static OCSP_RESPONSE *ask(struct kvt *t, X509 *ca, X509 *x, long serial, OCSP_REQUEST **reqp)
+{
+	OCSP_CERTID *id;
+	if (x) {
+		id = OCSP_cert_to_id(NULL, x, ca);
+	} else {
+		ASN1_INTEGER *ai = ASN1_INTEGER_new();
+		ASN1_INTEGER_set(ai, serial);
+		id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(ca), X509_get0_pubkey_bitstr(ca), ai);
+		ASN1_INTEGER_free(ai);
+	}
+	OCSP_REQUEST *req = OCSP_REQUEST_new();
+	assert_non_null(OCSP_request_add0_id(req, id));
+	assert_int_equal(OCSP_request_add1_nonce(req, NULL, -1), 1);
+	unsigned char *der = NULL;
+	int n = i2d_OCSP_REQUEST(req, &der);
+	assert_true(n > 0);
+	assert_int_equal(ocsp_post(t, "ocsp", der, (size_t)n), 0);
+	OPENSSL_free(der);
+	assert_true(t->resp.raw);
+	assert_string_equal(t->resp.raw_content_type, "application/ocsp-response");
+	const unsigned char *p = (const unsigned char *)t->resp.raw_body;
+	OCSP_RESPONSE *r = d2i_OCSP_RESPONSE(NULL, &p, (long)t->resp.raw_len);
+	assert_non_null(r);
+	*reqp = req;
+	return r;
+}
+
+/* The single status in r, after checking signature and nonce. */
+static int status_of(OCSP_RESPONSE *r, OCSP_REQUEST *req, X509 *ca, int64_t *rev_time)
+{
+	assert_int_equal(OCSP_response_status(r), OCSP_RESPONSE_STATUS_SUCCESSFUL);
+	OCSP_BASICRESP *bs = OCSP_response_get1_basic(r);
+	assert_non_null(bs);
+	STACK_OF(X509) *signers = sk_X509_new_null();
+	sk_X509_push(signers, ca);
+	X509_STORE *st = X509_STORE_new();
+	assert_int_equal(OCSP_basic_verify(bs, signers, st, OCSP_TRUSTOTHER), 1);
+	X509_STORE_free(st);
+	sk_X509_free(signers);
+	assert_int_equal(OCSP_check_nonce(req, bs), 1);
+	OCSP_SINGLERESP *one = OCSP_resp_get0(bs, 0);
+	int reason = 0;
+	ASN1_GENERALIZEDTIME *rt = NULL, *tu = NULL, *nu = NULL;
+	int st_ = OCSP_single_get0_status(one, &reason, &rt, &tu, &nu);
+	assert_non_null(tu);
+	assert_non_null(nu); /* ocsp_expiry 12h */
+	assert_true(pki__asn1_time_unix(nu) - pki__asn1_time_unix(tu) == 12 * 3600);
+	if (rev_time)
+		*rev_time = rt ? pki__asn1_time_unix(rt) : 0;
+	OCSP_BASICRESP_free(bs);
+	return st_;
+}
+
+static void test_secrets_pki__ocsp_good_revoked_unknown(void **state)
+{
+	struct kvt t;
+	kvt_open(&t, &pki_backend_ops, NULL);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
+				json_pack("{s:s,s:s,s:s}", "common_name", "Root", "ttl", "8760h",
+					  "key_type", "ec")),
+			 0);
+	X509 *ca = pem_cert(kvt_str(&t, "certificate"));
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
+				json_pack("{s:s,s:b,s:s}", "allowed_domains", "example.com",
+					  "allow_subdomains", 1, "key_type", "ec")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+				json_pack("{s:s,s:s}", "common_name", "a.example.com", "ttl", "1h")),
+			 0);
+	X509 *leaf = pem_cert(kvt_str(&t, "certificate"));
+	char serial[80];
+	snprintf(serial, sizeof(serial), "%s", kvt_str(&t, "serial_number"));
+
+	OCSP_REQUEST *req = NULL;
+	OCSP_RESPONSE *r = ask(&t, ca, leaf, 0, &req);
+	assert_int_equal(t.resp.status, 200);
+	assert_int_equal(status_of(r, req, ca, NULL), V_OCSP_CERTSTATUS_GOOD);
+	OCSP_RESPONSE_free(r);
+	OCSP_REQUEST_free(req);
+
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "revoke", json_pack("{s:s}", "serial_number", serial)), 0);
+	int64_t when = kvt_int(&t, "revocation_time"), got = 0;
+	r = ask(&t, ca, leaf, 0, &req);
+	assert_int_equal(status_of(r, req, ca, &got), V_OCSP_CERTSTATUS_REVOKED);
+	assert_int_equal(got, when);
+	OCSP_RESPONSE_free(r);
+	OCSP_REQUEST_free(req);
+
+	/* never issued here: unknown (not good) */
+	r = ask(&t, ca, NULL, 0x1234567, &req);
+	assert_int_equal(status_of(r, req, ca, NULL), V_OCSP_CERTSTATUS_UNKNOWN);
+	OCSP_RESPONSE_free(r);
+	OCSP_REQUEST_free(req);
+
+	/* garbage: malformedRequest with HTTP 400, no crash */
+	static const uint8_t junk[] = {0x30, 0x82, 0xff, 0xff, 0x01};
+	assert_int_equal(ocsp_post(&t, "ocsp", junk, sizeof(junk)), 0);
+	assert_int_equal(t.resp.status, 400);
+	const unsigned char *p = (const unsigned char *)t.resp.raw_body;
+	r = d2i_OCSP_RESPONSE(NULL, &p, (long)t.resp.raw_len);
+	assert_int_equal(OCSP_response_status(r), OCSP_RESPONSE_STATUS_MALFORMEDREQUEST);
+	OCSP_RESPONSE_free(r);
+	assert_int_equal(ocsp_post(&t, "ocsp", NULL, 0), 0);
+	assert_int_equal(t.resp.status, 400);
+
+	/* ocsp_disable: unauthorized with HTTP 401 */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/crl", json_pack("{s:b}", "ocsp_disable", 1)), 0);
+	assert_int_equal(ocsp_post(&t, "ocsp", junk, sizeof(junk)), 0);
+	assert_int_equal(t.resp.status, 401);
+	p = (const unsigned char *)t.resp.raw_body;
+	r = d2i_OCSP_RESPONSE(NULL, &p, (long)t.resp.raw_len);
+	assert_int_equal(OCSP_response_status(r), OCSP_RESPONSE_STATUS_UNAUTHORIZED);
+	OCSP_RESPONSE_free(r);
+
+	X509_free(leaf);
+	X509_free(ca);
+	kvt_close(&t);
+}
+
+/* A delta CRL carries a critical Delta CRL Indicator with the base number;
+ * a complete one the Freshest CRL URLs, as OpenSSL reads them. */
+static void test_secrets_pki__crl_delta_extensions(void **state)
+{
+	struct verr err = {0};
+	struct pki_issuer iss;
+	EVP_PKEY *k = test_ca(&iss);
+	struct pki_revoked v = {.serial = {0x01, 0x02}, .len = 2, .time = 1700000000};
+	json_t *urls = json_pack("[s]", "http://127.0.0.1:8200/v1/pki/crl/delta");
+	struct pki_crl_opts o[2] = {{.delta_base = 5}, {.delta_base = -1, .freshest = urls}};
+	for (int i = 0; i < 2; i++) {
+		uint8_t *der = NULL;
+		size_t len = 0;
+		assert_int_equal(pki__crl_encode_ext(&iss, &v, 1, 9, 1700000000, 1700003600, &o[i], &der,
+						     &len, &err),
+				 0);
+		const unsigned char *p = der;
+		X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+		assert_non_null(crl);
+		assert_int_equal(X509_CRL_verify(crl, k), 1);
+		int crit = -1;
+		ASN1_INTEGER *base = X509_CRL_get_ext_d2i(crl, NID_delta_crl, &crit, NULL);
+		STACK_OF(DIST_POINT) *dps = X509_CRL_get_ext_d2i(crl, NID_freshest_crl, NULL, NULL);
+		if (i == 0) {
+			assert_non_null(base);
+			assert_int_equal(ASN1_INTEGER_get(base), 5);
+			assert_int_equal(crit, 1);
+			assert_null(dps);
+		} else {
+			assert_null(base);
+			assert_non_null(dps);
+			DIST_POINT *dp = sk_DIST_POINT_value(dps, 0);
+			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+			assert_int_equal(gn->type, GEN_URI);
+			assert_string_equal((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
+					    "http://127.0.0.1:8200/v1/pki/crl/delta");
+		}
+		ASN1_INTEGER_free(base);
+		sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+		X509_CRL_free(crl);
+		free(der);
+	}
+	json_decref(urls);
+	OPENSSL_free(iss.name_der);
+	EVP_PKEY_free(k);
+}
+
+/* config/auto-tidy: the periodic hook removes expired certificates by
+ * itself; tidy-status records the run; tidy-cancel with nothing running
+ * warns (Vault). */
+static void test_secrets_pki__auto_tidy(void **state)
+{
+	struct kvt t;
+	kvt_open(&t, &pki_backend_ops, NULL);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
+				json_pack("{s:s,s:s,s:s}", "common_name", "Root", "ttl", "8760h",
+					  "key_type", "ec")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
+				json_pack("{s:s,s:b,s:s,s:s}", "allowed_domains", "example.com",
+					  "allow_subdomains", 1, "key_type", "ec",
+					  "not_before_duration", "1s")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy", json_pack("{s:b}", "enabled", 1)),
+			 VERR_INVALID);
+	assert_non_null(strstr(t.err.msg, "Auto-tidy enabled but no tidy operations were requested"));
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy",
+				json_pack("{s:b,s:b,s:s}", "enabled", 1, "tidy_cert_store", 1,
+					  "safety_buffer", "0s")),
+			 VERR_INVALID);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy",
+				json_pack("{s:b,s:b,s:s,s:s}", "enabled", 1, "tidy_cert_store", 1,
+					  "interval_duration", "0s", "safety_buffer", "1s")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_READ, "config/auto-tidy", NULL), 0);
+	assert_int_equal(kvt_int(&t, "safety_buffer"), 1);
+	assert_int_equal(kvt_int(&t, "interval_duration"), 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+				json_pack("{s:s,s:s}", "common_name", "a.example.com", "ttl", "1s")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_LIST, "certs/", NULL), 0);
+	size_t before = json_array_size(kvt_get(&t, "keys"));
+	assert_true(before >= 1);
+	sleep(3); /* past notAfter + safety_buffer */
+	struct verr err = {0};
+	assert_int_equal(pki_backend_ops.periodic(t.inst, &err), 0);
+	assert_int_equal(kvt_do(&t, LOP_LIST, "certs/", NULL), 0);
+	assert_int_equal(json_array_size(kvt_get(&t, "keys")), before - 1);
+	assert_int_equal(kvt_do(&t, LOP_READ, "tidy-status", NULL), 0);
+	assert_string_equal(kvt_str(&t, "state"), "Finished");
+	assert_int_equal(kvt_int(&t, "cert_store_deleted_count"), 1);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "tidy-cancel", json_object()), 0);
+	assert_non_null(t.resp.warnings);
+	kvt_close(&t);
 }
 
 int main(void)
@@ -382,6 +625,9 @@ int main(void)
 		cmocka_unit_test(test_secrets_pki__serials),
 		cmocka_unit_test(test_secrets_pki__issue_sign_revoke),
 		cmocka_unit_test(test_secrets_pki__crl_encode_many),
+		cmocka_unit_test(test_secrets_pki__ocsp_good_revoked_unknown),
+		cmocka_unit_test(test_secrets_pki__crl_delta_extensions),
+		cmocka_unit_test(test_secrets_pki__auto_tidy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
