@@ -51,12 +51,43 @@ static const uint64_t bounds_ns[NBUCKETS] = {
 	5000000,   10000000,   25000000,   50000000,   100000000,  250000000,
 	500000000, 1000000000, 2500000000, 5000000000, 10000000000,
 };
+/* the same bounds in seconds: the histogram family <name>_seconds */
 static const char *const bounds_txt[NBUCKETS + 1] = {
-	"0.05",  "0.1",   "0.25",   "0.5",    "1.0",    "2.5",    "5.0",    "10.0",    "25.0",
-	"50.0",  "100.0", "250.0",  "500.0",  "1000.0", "2500.0", "5000.0", "10000.0", "+Inf",
+	"5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",  "0.025",
+	"0.05",  "0.1",    "0.25",    "0.5",    "1.0",   "2.5",    "5.0",   "10.0",  "+Inf",
 };
 
+/*
+ * The summary's sliding window (Vault's: the quantiles of the last 10 s, in
+ * 5 age slots of 2 s as Prometheus' client does). A slot counts
+ * observations in log-linear buckets, QSUB per power of two from 2^QMIN ns
+ * (1 us) to 2^QMAX ns (34 s): a bucket is at most 9 % wide, the rank of a
+ * quantile is exact and its value interpolated inside one bucket. A slot
+ * belongs to the 2 s epoch in `epoch`; the first observation of a new epoch
+ * claims it (CAS) and clears it, so the hot path stays one relaxed add and
+ * nothing rotates in the background. Observations racing with the clear
+ * may be lost from the window (never from the histogram).
+ */
+#define QSUB 8
+#define QMIN 10
+#define QMAX 35
+#define QBUCKETS (2 + (QMAX - QMIN) * QSUB) /* [0]: < 1 us, last: >= 34 s */
+#define QSLOTS 5
+#define QSLOT_NS 2000000000ull
+struct qslot {
+	_Atomic int64_t epoch; /* -1: never used */
+	_Atomic uint32_t n[QBUCKETS];
+};
+static const double quantiles[] = {0.5, 0.9, 0.99};
+static const char *const quantiles_txt[] = {"0.5", "0.9", "0.99"};
+
 struct family;
+
+/* the totals of a counter or histogram, summed over the shards */
+struct snap {
+	uint64_t buckets[NBUCKETS + 1];
+	uint64_t count, sum_ns;
+};
 
 struct metric {
 	uint32_t hash;
@@ -70,11 +101,14 @@ struct metric {
 	struct metric *next;   /* in the family, under reg_mu */
 	size_t stride;         /* words per shard */
 	_Atomic uint64_t *vals; /* SHARDS * stride, counters and histograms */
+	struct qslot *win;      /* QSLOTS, histograms: the summary's window */
 	_Atomic uint64_t gauge; /* double bits */
 	_Atomic int64_t gauge_at; /* seconds (monotonic) of the last set */
 	/* render_mu */
 	uint64_t last_total;
 	int64_t changed_at;
+	bool shown;       /* render_text: retained in this render */
+	struct snap snap; /* render_text: this render's totals */
 };
 
 struct family {
@@ -272,6 +306,7 @@ static void metric_free(struct metric *m)
 	free(m->prom_labels);
 	free(m->json_labels);
 	free((void *)m->vals);
+	free(m->win);
 	free(m);
 }
 
@@ -327,6 +362,12 @@ static struct metric *metric_new(enum metric_kind kind, struct family *f, uint32
 			m->vals = p;
 		}
 		ok = ok && m->vals;
+	}
+	if (kind == METRIC_HISTOGRAM) {
+		m->win = calloc(QSLOTS, sizeof(struct qslot));
+		for (size_t k = 0; m->win && k < QSLOTS; k++)
+			atomic_init(&m->win[k].epoch, -1);
+		ok = ok && m->win;
 	}
 	m->changed_at = mono_s();
 	m->gauge_at = m->changed_at;
@@ -436,7 +477,26 @@ void metrics_gauge_add(struct metric *m, double d)
 	atomic_store_explicit(&m->gauge_at, mono_s(), memory_order_relaxed);
 }
 
-void metrics_observe(struct metric *m, uint64_t ns)
+/* the window bucket of ns: log-linear, QSUB per octave */
+static size_t qbucket(uint64_t ns)
+{
+	if (ns < (1ull << QMIN))
+		return 0;
+	unsigned e = 63u - (unsigned)__builtin_clzll(ns);
+	if (e >= QMAX)
+		return QBUCKETS - 1;
+	unsigned sub = (unsigned)(ns >> (e - 3)) & (QSUB - 1); /* QSUB == 8: 3 bits */
+	return 1 + (size_t)(e - QMIN) * QSUB + sub;
+}
+
+/* lower bound (ns) of window bucket i, 1 <= i < QBUCKETS */
+static double qlower(size_t i)
+{
+	size_t e = (i - 1) / QSUB + QMIN, sub = (i - 1) % QSUB;
+	return ldexp(1.0 + (double)sub / QSUB, (int)e);
+}
+
+static void observe_at(struct metric *m, uint64_t ns, uint64_t now)
 {
 	if (!m || m->kind != METRIC_HISTOGRAM)
 		return;
@@ -446,11 +506,37 @@ void metrics_observe(struct metric *m, uint64_t ns)
 		b++;
 	atomic_fetch_add_explicit(&v[b], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&v[NBUCKETS + 1], ns, memory_order_relaxed);
+	int64_t ep = (int64_t)(now / QSLOT_NS);
+	struct qslot *q = &m->win[ep % QSLOTS];
+	int64_t qe = atomic_load_explicit(&q->epoch, memory_order_acquire);
+	if (qe != ep) {
+		if (qe > ep)
+			return; /* this thread's clock read is older than the slot's */
+		if (atomic_compare_exchange_strong_explicit(&q->epoch, &qe, ep, memory_order_acq_rel,
+							    memory_order_acquire)) {
+			for (size_t k = 0; k < QBUCKETS; k++)
+				atomic_store_explicit(&q->n[k], 0, memory_order_relaxed);
+		} else if (qe != ep) {
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(&q->n[qbucket(ns)], 1, memory_order_relaxed);
+}
+
+void metrics_observe(struct metric *m, uint64_t ns)
+{
+	observe_at(m, ns, metrics_now());
+}
+
+void metrics_observe_since(struct metric *m, uint64_t t0)
+{
+	uint64_t now = metrics_now();
+	observe_at(m, now - t0, now);
 }
 
 void metrics_since(const char *name, const char *const *labels, uint64_t t0)
 {
-	metrics_observe(metrics_get(METRIC_HISTOGRAM, name, labels), metrics_now() - t0);
+	metrics_observe_since(metrics_get(METRIC_HISTOGRAM, name, labels), t0);
 }
 
 void metrics_incr(const char *name, const char *const *labels)
@@ -587,11 +673,6 @@ static void put_double(struct buf *b, double d)
 	}
 }
 
-struct snap {
-	uint64_t buckets[NBUCKETS + 1];
-	uint64_t count, sum_ns;
-};
-
 static void snapshot(const struct metric *m, struct snap *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -608,6 +689,43 @@ static void snapshot(const struct metric *m, struct snap *s)
 	if (m->kind == METRIC_HISTOGRAM)
 		for (size_t b = 0; b <= NBUCKETS; b++)
 			s->count += s->buckets[b];
+}
+
+/* The window's quantiles (ms) at time now (ns); NaN when the last 10 s saw
+ * no observation, as Prometheus' summaries (and Vault's) say. */
+static void window_quantiles(const struct metric *m, uint64_t now, double out[3])
+{
+	uint32_t n[QBUCKETS] = {0};
+	uint64_t total = 0;
+	int64_t ep = (int64_t)(now / QSLOT_NS);
+	for (size_t k = 0; k < QSLOTS; k++) {
+		int64_t qe = atomic_load_explicit(&m->win[k].epoch, memory_order_acquire);
+		if (qe < 0 || qe > ep || ep - qe >= QSLOTS)
+			continue;
+		for (size_t i = 0; i < QBUCKETS; i++) {
+			uint32_t c = atomic_load_explicit(&m->win[k].n[i], memory_order_relaxed);
+			n[i] += c;
+			total += c;
+		}
+	}
+	for (size_t qi = 0; qi < 3; qi++) {
+		if (!total) {
+			out[qi] = NAN;
+			continue;
+		}
+		/* the rank-th smallest observation, 1-based, as the nearest rank */
+		double rank = ceil(quantiles[qi] * (double)total);
+		if (rank < 1)
+			rank = 1;
+		uint64_t cum = 0;
+		size_t i = 0;
+		while (i < QBUCKETS - 1 && (double)(cum + n[i]) < rank)
+			cum += n[i++];
+		double lo = i == 0 ? 0 : qlower(i);
+		double hi = i == QBUCKETS - 1 ? lo : qlower(i + 1);
+		double frac = n[i] ? (rank - (double)cum) / (double)n[i] : 1;
+		out[qi] = (lo + (hi - lo) * frac) / 1e6;
+	}
 }
 
 /* The name of a family as rendered: prefix[_host]_rest. */
@@ -674,6 +792,102 @@ static bool retained(struct metric *m, const struct snap *s, int64_t now)
 	return now - m->changed_at <= cfg.retention_s;
 }
 
+static void put_header(struct buf *b, const char *name, const char *type)
+{
+	buf_str(b, "# HELP ");
+	buf_str(b, name);
+	buf_char(b, ' ');
+	buf_str(b, name);
+	buf_str(b, "\n# TYPE ");
+	buf_str(b, name);
+	buf_char(b, ' ');
+	buf_str(b, type);
+	buf_char(b, '\n');
+}
+
+/* name[suffix]{labels[,k="v"]} value-to-come */
+static void put_sample(struct buf *b, const char *name, const char *suffix, const struct metric *m,
+		       const char *k, const char *v)
+{
+	buf_str(b, name);
+	if (suffix)
+		buf_str(b, suffix);
+	put_labels(b, m, k, v);
+	buf_char(b, ' ');
+}
+
+/* ns as seconds with nine decimals */
+static void put_s(struct buf *b, uint64_t ns)
+{
+	put_u64(b, ns / 1000000000u);
+	char frac[10];
+	uint64_t f = ns % 1000000000u;
+	frac[0] = '.';
+	for (int i = 9; i >= 1; i--) {
+		frac[i] = (char)('0' + f % 10);
+		f /= 10;
+	}
+	buf_add(b, frac, 10);
+}
+
+/*
+ * A latency is two families: Vault's summary under Vault's name
+ * (<name>{quantile="0.5"|"0.9"|"0.99"} over the last 10 s, <name>_sum in ms,
+ * <name>_count), which the dashboards built for Vault query, and a
+ * histogram <name>_seconds (le buckets in seconds, _sum in seconds,
+ * _count) that aggregates across nodes with histogram_quantile. One TYPE
+ * per family name; the histogram's names never collide with the summary's.
+ */
+static void render_latency(struct buf *b, struct family *f, struct buf *name)
+{
+	uint64_t now = metrics_now();
+	bool header = false;
+	for (struct metric *m = f->first; m; m = m->next) {
+		if (!m->shown)
+			continue;
+		if (!header) {
+			put_header(b, name->p, "summary");
+			header = true;
+		}
+		double q[3];
+		window_quantiles(m, now, q);
+		for (size_t k = 0; k < 3; k++) {
+			put_sample(b, name->p, NULL, m, "quantile", quantiles_txt[k]);
+			put_double(b, q[k]);
+			buf_char(b, '\n');
+		}
+		put_sample(b, name->p, "_sum", m, NULL, NULL);
+		put_ms(b, m->snap.sum_ns);
+		buf_char(b, '\n');
+		put_sample(b, name->p, "_count", m, NULL, NULL);
+		put_u64(b, m->snap.count);
+		buf_char(b, '\n');
+	}
+	if (!header)
+		return;
+	name->len--; /* the NUL */
+	buf_str(name, "_seconds");
+	buf_char(name, '\0');
+	put_header(b, name->p, "histogram");
+	for (struct metric *m = f->first; m; m = m->next) {
+		if (!m->shown)
+			continue;
+		uint64_t cum = 0;
+		for (size_t k = 0; k <= NBUCKETS; k++) {
+			cum += m->snap.buckets[k];
+			put_sample(b, name->p, "_bucket", m, "le", bounds_txt[k]);
+			put_u64(b, cum);
+			buf_char(b, '\n');
+		}
+		put_sample(b, name->p, "_sum", m, NULL, NULL);
+		put_s(b, m->snap.sum_ns);
+		buf_char(b, '\n');
+		put_sample(b, name->p, "_count", m, NULL, NULL);
+		put_u64(b, cum);
+		buf_char(b, '\n');
+	}
+}
+
 static void render_text(struct buf *b, bool om)
 {
 	int64_t now = mono_s();
@@ -681,69 +895,34 @@ static void render_text(struct buf *b, bool om)
 	buf_init(&name, 128);
 	for (size_t i = 0; i < nfams; i++) {
 		struct family *f = fams[i];
-		bool header = false;
+		bool any = false;
 		for (struct metric *m = f->first; m; m = m->next) {
-			struct snap s = {0};
+			memset(&m->snap, 0, sizeof(m->snap));
 			if (m->kind != METRIC_GAUGE)
-				snapshot(m, &s);
-			if (!retained(m, &s, now))
+				snapshot(m, &m->snap);
+			m->shown = retained(m, &m->snap, now);
+			any = any || m->shown;
+		}
+		if (!any)
+			continue;
+		name.len = 0;
+		put_name(&name, f, true);
+		buf_char(&name, '\0');
+		if (f->kind == METRIC_HISTOGRAM) {
+			render_latency(b, f, &name);
+			continue;
+		}
+		put_header(b, name.p, f->kind == METRIC_GAUGE ? "gauge" : om ? "unknown" : "counter");
+		for (struct metric *m = f->first; m; m = m->next) {
+			if (!m->shown)
 				continue;
-			if (!header) {
-				name.len = 0;
-				put_name(&name, f, true);
-				buf_char(&name, '\0');
-				const char *type = f->kind == METRIC_GAUGE ? "gauge"
-						   : f->kind == METRIC_HISTOGRAM ? "histogram"
-						   : om ? "unknown"
-							: "counter";
-				buf_str(b, "# HELP ");
-				buf_str(b, name.p);
-				buf_char(b, ' ');
-				buf_str(b, name.p);
-				buf_str(b, "\n# TYPE ");
-				buf_str(b, name.p);
-				buf_char(b, ' ');
-				buf_str(b, type);
-				buf_char(b, '\n');
-				header = true;
-			}
-			if (m->kind == METRIC_COUNTER) {
-				buf_str(b, name.p);
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
-				put_u64(b, s.count);
-				buf_char(b, '\n');
-			} else if (m->kind == METRIC_GAUGE) {
-				buf_str(b, name.p);
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
+			put_sample(b, name.p, NULL, m, NULL, NULL);
+			if (m->kind == METRIC_COUNTER)
+				put_u64(b, m->snap.count);
+			else
 				put_double(b, bits_double(atomic_load_explicit(&m->gauge,
 									       memory_order_relaxed)));
-				buf_char(b, '\n');
-			} else {
-				uint64_t cum = 0;
-				for (size_t k = 0; k <= NBUCKETS; k++) {
-					cum += s.buckets[k];
-					buf_str(b, name.p);
-					buf_str(b, "_bucket");
-					put_labels(b, m, "le", bounds_txt[k]);
-					buf_char(b, ' ');
-					put_u64(b, cum);
-					buf_char(b, '\n');
-				}
-				buf_str(b, name.p);
-				buf_str(b, "_sum");
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
-				put_ms(b, s.sum_ns);
-				buf_char(b, '\n');
-				buf_str(b, name.p);
-				buf_str(b, "_count");
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
-				put_u64(b, cum);
-				buf_char(b, '\n');
-			}
+			buf_char(b, '\n');
 		}
 	}
 	if (om)

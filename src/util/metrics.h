@@ -7,8 +7,9 @@
  * Names are Vault's dotted keys ("vault.core.handle_request",
  * "vault.route.read.secret-"); the Prometheus name is the dotted key with
  * every character outside [a-zA-Z0-9_:] turned into '_' (as Vault's sink
- * does), so existing dashboards and alert rules match. Latencies are in
- * milliseconds, as Vault's, but as histograms with `le` buckets.
+ * does), so existing dashboards and alert rules match. A latency renders
+ * as Vault's summary under Vault's name (quantiles of the last 10 s, _sum
+ * in ms, _count) and as a histogram <name>_seconds with `le` buckets.
  *
  * Threads: every function may be called from any thread. A series, once
  * created, lives until the process exits (handles stay valid; tests reset
@@ -52,6 +53,8 @@ void metrics_set(struct metric *m, double v);
 void metrics_gauge_add(struct metric *m, double d);
 /* Histogram: one observation of ns nanoseconds (rendered in ms). */
 void metrics_observe(struct metric *m, uint64_t ns);
+/* The same for the time since t0 (metrics_now()), reading the clock once. */
+void metrics_observe_since(struct metric *m, uint64_t t0);
 
 /* Monotonic clock in nanoseconds: the start of a timed section. */
 uint64_t metrics_now(void);
@@ -70,7 +73,7 @@ uint64_t metrics_now(void);
 			metrics__m = metrics__h = metrics_get(kind, name, NULL);        \
 		metrics__h;                                                             \
 	})
-#define METRICS_SINCE(name, t0) metrics_observe(METRICS__CACHED(METRIC_HISTOGRAM, name), metrics_now() - (t0))
+#define METRICS_SINCE(name, t0) metrics_observe_since(METRICS__CACHED(METRIC_HISTOGRAM, name), t0)
 #define METRICS_INC(name) metrics_add(METRICS__CACHED(METRIC_COUNTER, name), 1)
 #define METRICS_GAUGE_ADD(name, d) metrics_gauge_add(METRICS__CACHED(METRIC_GAUGE, name), d)
 
