@@ -22,6 +22,7 @@
  * Lock order: render_mu -> reg_mu.
  */
 #include "util/metrics.h"
+#include "util/metrics_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -136,6 +137,88 @@ struct collector {
 };
 static struct collector collectors[MAX_COLLECTORS]; /* render_mu */
 static int next_collector_id = 1;
+
+/*
+ * The push sinks' event ring (statsd, dogstatsd: metrics_sink.c): while
+ * sink_on, every counter add and latency observation is also queued here
+ * for the sink's flusher thread, which formats and sends them. A bounded
+ * multi-producer queue (D. Vyukov's): a producer claims a cell with one
+ * CAS on `head` and publishes it by its sequence number; the single
+ * consumer takes cells in order. Full: the event is dropped (counted),
+ * a request never waits for the sink.
+ */
+#define RING_SIZE 32768 /* a power of two */
+struct ring_cell {
+	_Atomic uint64_t seq;
+	struct metric *m;
+	uint64_t v;
+};
+static struct ring_cell *ring;        /* allocated once, never freed */
+static _Atomic bool sink_on;          /* the hot path's one extra branch */
+static _Atomic uint64_t ring_head, ring_dropped;
+static uint64_t ring_tail;            /* the consumer's */
+
+static void ring_push(struct metric *m, uint64_t v)
+{
+	uint64_t pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
+	for (;;) {
+		struct ring_cell *c = &ring[pos & (RING_SIZE - 1)];
+		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		int64_t dif = (int64_t)(seq - pos);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&ring_head, &pos, pos + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+				c->m = m;
+				c->v = v;
+				atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+				return;
+			}
+		} else if (dif < 0) {
+			atomic_fetch_add_explicit(&ring_dropped, 1, memory_order_relaxed);
+			return;
+		} else {
+			pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
+		}
+	}
+}
+
+int metrics__ring_enable(bool on)
+{
+	pthread_mutex_lock(&reg_mu);
+	if (on && !ring) {
+		ring = calloc(RING_SIZE, sizeof(*ring));
+		for (uint64_t i = 0; ring && i < RING_SIZE; i++)
+			atomic_init(&ring[i].seq, i);
+	}
+	bool ok = !on || ring;
+	if (ok)
+		atomic_store(&sink_on, on);
+	pthread_mutex_unlock(&reg_mu);
+	return ok ? 0 : -1;
+}
+
+size_t metrics__ring_drain(struct metrics__ev *out, size_t max)
+{
+	size_t n = 0;
+	while (ring && n < max) {
+		struct ring_cell *c = &ring[ring_tail & (RING_SIZE - 1)];
+		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		if ((int64_t)(seq - (ring_tail + 1)) < 0)
+			break; /* empty, or the next producer has not published yet */
+		out[n].m = c->m;
+		out[n].v = c->v;
+		n++;
+		atomic_store_explicit(&c->seq, ring_tail + RING_SIZE, memory_order_release);
+		ring_tail++;
+	}
+	return n;
+}
+
+uint64_t metrics__ring_dropped(void)
+{
+	return atomic_load(&ring_dropped);
+}
 
 /* render_mu */
 static struct {
@@ -441,6 +524,8 @@ void metrics_add(struct metric *m, uint64_t n)
 	if (!m || m->kind != METRIC_COUNTER)
 		return;
 	atomic_fetch_add_explicit(shard_of(m), n, memory_order_relaxed);
+	if (atomic_load_explicit(&sink_on, memory_order_relaxed))
+		ring_push(m, n);
 }
 
 static double bits_double(uint64_t u)
@@ -496,10 +581,9 @@ static double qlower(size_t i)
 	return ldexp(1.0 + (double)sub / QSUB, (int)e);
 }
 
-static void observe_at(struct metric *m, uint64_t ns, uint64_t now)
+/* the histogram's shard and the summary's window (m is a histogram) */
+static void observe_window(struct metric *m, uint64_t ns, uint64_t now)
 {
-	if (!m || m->kind != METRIC_HISTOGRAM)
-		return;
 	_Atomic uint64_t *v = shard_of(m);
 	size_t b = 0;
 	while (b < NBUCKETS && ns > bounds_ns[b])
@@ -521,6 +605,15 @@ static void observe_at(struct metric *m, uint64_t ns, uint64_t now)
 		}
 	}
 	atomic_fetch_add_explicit(&q->n[qbucket(ns)], 1, memory_order_relaxed);
+}
+
+static void observe_at(struct metric *m, uint64_t ns, uint64_t now)
+{
+	if (!m || m->kind != METRIC_HISTOGRAM)
+		return;
+	observe_window(m, ns, now);
+	if (atomic_load_explicit(&sink_on, memory_order_relaxed))
+		ring_push(m, ns);
 }
 
 void metrics_observe(struct metric *m, uint64_t ns)
@@ -1064,6 +1157,60 @@ static void runtime_collect(void)
 	metrics_gauge("vault.runtime.uptime_seconds", NULL, (double)(mono_s() - start_s));
 }
 
+/* render_mu */
+static void run_collectors(void)
+{
+	runtime_collect();
+	for (size_t i = 0; i < MAX_COLLECTORS; i++)
+		if (collectors[i].fn)
+			collectors[i].fn(collectors[i].ctx);
+}
+
+void metrics__lock(void)
+{
+	pthread_mutex_lock(&render_mu);
+}
+
+void metrics__unlock(void)
+{
+	pthread_mutex_unlock(&render_mu);
+}
+
+void metrics__with_gauges(metrics__gauge_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&render_mu);
+	run_collectors();
+	pthread_mutex_lock(&reg_mu);
+	for (size_t i = 0; i < nfams; i++)
+		for (struct metric *m = fams[i]->kind == METRIC_GAUGE ? fams[i]->first : NULL; m;
+		     m = m->next)
+			fn(ctx, m, bits_double(atomic_load_explicit(&m->gauge, memory_order_relaxed)));
+	pthread_mutex_unlock(&reg_mu);
+	fn(ctx, NULL, 0);
+	pthread_mutex_unlock(&render_mu);
+}
+
+void metrics__key(struct buf *b, const struct metric *m)
+{
+	put_name(b, m->fam, false);
+}
+
+enum metric_kind metrics__kind(const struct metric *m)
+{
+	return m->kind;
+}
+
+char *const *metrics__labels(const struct metric *m, size_t *n)
+{
+	*n = m->nlabels;
+	return m->labels;
+}
+
+const char *metrics__host_label(void)
+{
+	return cfg.hostname_label ? cfg.host : NULL;
+}
+
 int metrics_render(struct buf *out, enum metrics_format f, struct verr *err)
 {
 	pthread_mutex_lock(&render_mu);
@@ -1071,10 +1218,7 @@ int metrics_render(struct buf *out, enum metrics_format f, struct verr *err)
 		pthread_mutex_unlock(&render_mu);
 		return verr_set(err, VERR_INVALID, "prometheus is not enabled");
 	}
-	runtime_collect();
-	for (size_t i = 0; i < MAX_COLLECTORS; i++)
-		if (collectors[i].fn)
-			collectors[i].fn(collectors[i].ctx);
+	run_collectors();
 	pthread_mutex_lock(&reg_mu);
 	if (f == METRICS_JSON)
 		render_json(out);

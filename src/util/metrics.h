@@ -30,6 +30,8 @@
 
 #include "util/buf.h"
 
+struct verr;
+
 enum metric_kind { METRIC_COUNTER = 1, METRIC_GAUGE, METRIC_HISTOGRAM };
 
 struct metric; /* one series: a name and a set of label values */
@@ -103,6 +105,22 @@ void metrics_configure(const struct metrics_config *cfg);
 /* usage_gauge_period in seconds (collectors of costly gauges) */
 int64_t metrics_usage_gauge_period(void);
 
+/*
+ * The push sinks (metrics_sink.c): statsd_address and dogstatsd_addr
+ * ("host:port"), dogstatsd_tags ("k:v" strings, NULL-terminated, or NULL).
+ * Resolves and connects the UDP sockets (VERR_INVALID naming the key on a
+ * bad or unresolvable address) and starts the flusher thread; a no-op
+ * without an address or when already started. Strings are copied.
+ */
+struct metrics_sink_config {
+	const char *statsd_address;
+	const char *dogstatsd_addr;
+	const char *const *dogstatsd_tags;
+};
+int metrics_sinks_start(const struct metrics_sink_config *c, struct verr *err);
+/* Flush what is queued, stop the flusher, close the sockets. */
+void metrics_sinks_stop(void);
+
 enum metrics_format {
 	METRICS_JSON = 1,     /* Vault's in-memory sink: {Timestamp,Gauges,Counters,Samples} */
 	METRICS_PROMETHEUS,   /* text/plain; version=0.0.4 */
@@ -116,7 +134,6 @@ int metrics_format_parse(const char *format, const char *accept);
 const char *metrics_content_type(enum metrics_format f);
 /* Render every series into out (appended). VERR_INVALID "prometheus is not
  * enabled" for the Prometheus formats when the retention is 0. */
-struct verr;
 int metrics_render(struct buf *out, enum metrics_format f, struct verr *err);
 
 /* Tests: zero every value (handles stay valid) and forget collectors. */
