@@ -224,7 +224,7 @@ uint64_t metrics__ring_dropped(void)
 static struct {
 	int64_t retention_s;
 	bool disable_hostname, hostname_label;
-	int64_t usage_period_s;
+	_Atomic int64_t usage_period_s; /* also read by the usage walker */
 	char prefix[64];
 	char host[256];
 } cfg = {.retention_s = 0, .disable_hostname = false, .prefix = "vault"};
@@ -687,8 +687,8 @@ void metrics_configure(const struct metrics_config *c)
 
 int64_t metrics_usage_gauge_period(void)
 {
-	/* read by collectors, which run under render_mu */
-	return cfg.usage_period_s > 0 ? cfg.usage_period_s : 600;
+	int64_t p = atomic_load(&cfg.usage_period_s);
+	return p > 0 ? p : 600;
 }
 
 int metrics_format_parse(const char *format, const char *accept)

@@ -188,6 +188,52 @@ class Telemetry(unittest.TestCase):
         self.assertEqual(r.status, 400)
         self.assertIn("unknown format", r.json()["errors"][0])
 
+    def test_token_usage_gauges(self):
+        extra = ('telemetry {\n  prometheus_retention_time = "30s"\n  disable_hostname = true\n'
+                 '  usage_gauge_period = "2s"\n}\n')
+        s = self.start(extra=extra)
+        s.init_unseal()
+        c = hvac.Client(url="http://" + s.addr, token=s.root_token)
+        for name in ("p1", "p2"):
+            c.sys.create_or_update_policy(name, 'path "secret/*" { capabilities = ["read"] }')
+        mk = lambda pol, ttl: c.auth.token.create(policies=pol, ttl=ttl)["auth"]["client_token"]
+        mk(["p1"], "30m")                      # creation_ttl bucket 1h
+        mk(["p1", "p2"], "3h")                 # 1d
+        p2 = mk(["p2"], "240h")                # 30d
+        c.sys.enable_auth_method("userpass")
+        c.write("auth/userpass/users/bob", password="pw", policies="p1")
+        hvac.Client(url="http://" + s.addr).auth.userpass.login("bob", "pw")  # 32d: +Inf
+
+        def gauges():
+            f = families(s.get("sys/metrics", query={"format": "prometheus"}).body.decode())
+            out = {}
+            for name, key in (("vault_token_count_by_policy", "policy"),
+                              ("vault_token_count_by_auth", "auth_method"),
+                              ("vault_token_count_by_ttl", "creation_ttl")):
+                out[name] = {x.labels[key]: x.value for x in f[name].samples} if name in f else {}
+            return out
+
+        def wait_for(pred):
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                g = gauges()
+                if pred(g):
+                    return g
+                time.sleep(0.5)
+            return g
+
+        g = wait_for(lambda g: g["vault_token_count_by_auth"].get("userpass") == 1)
+        # root + 3 created + bob's login
+        self.assertEqual(g["vault_token_count_by_policy"],
+                         {"root": 1, "default": 4, "p1": 3, "p2": 2}, g)
+        self.assertEqual(g["vault_token_count_by_auth"], {"token": 4, "userpass": 1}, g)
+        self.assertEqual(g["vault_token_count_by_ttl"], {"1h": 1, "1d": 1, "30d": 1, "+Inf": 2}, g)
+        # a revoked token leaves the counts at the next walk (p2 falls, not frozen)
+        c.auth.token.revoke(p2)
+        g = wait_for(lambda g: g["vault_token_count_by_policy"].get("p2") == 1)
+        self.assertEqual(g["vault_token_count_by_policy"]["p2"], 1, g)
+        self.assertEqual(g["vault_token_count_by_ttl"]["30d"], 0, g)
+
     def test_policy_controls_access(self):
         s = self.start()
         s.init_unseal()
