@@ -50,7 +50,7 @@ struct sink {
 	bool dog;
 	char *tags;       /* dogstatsd_tags joined with ',' (sanitised); "" if none */
 	struct buf dgram; /* the datagram being filled */
-	struct buf line;
+	struct buf line, key; /* scratch */
 };
 
 static struct {
@@ -62,14 +62,19 @@ static struct {
 	size_t n;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-/* append s with every character that would break a statsd line as '_' */
+/* append s with every character that would break a statsd line as '_'
+ * (copied whole, then fixed in place: this runs for every event) */
 static void put_clean(struct buf *b, const char *s, bool tag)
 {
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		bool bad = ch < 0x20 || ch == 0x7f || ch == '|' || ch == '\n' || ch == ',' ||
-			   ch == '#' || (!tag && (ch == ':' || ch == ' '));
-		buf_char(b, bad ? '_' : (char)ch);
+	size_t at = b->len, n = strlen(s);
+	buf_add(b, s, n);
+	if (b->failed)
+		return;
+	for (char *p = b->p + at, *e = p + n; p < e; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch < 0x20 || ch == 0x7f || ch == '|' || ch == ',' || ch == '#' ||
+		    (!tag && (ch == ':' || ch == ' ')))
+			*p = '_';
 	}
 }
 
@@ -89,6 +94,35 @@ static void put_num(struct buf *b, double v)
 	buf_add(b, tmp, (size_t)n);
 }
 
+/* v / 10^scale the same way, in integers (the per-event path: no printf);
+ * scale 0 prints an integer, 6 turns ns into ms */
+static void put_fixed(struct buf *b, uint64_t v, int scale)
+{
+	char tmp[32];
+	size_t i = sizeof(tmp);
+	uint64_t frac = 0, div = 1;
+	for (int k = 0; k < scale; k++)
+		div *= 10;
+	frac = v % div;
+	v /= div;
+	int digits = scale;
+	while (digits > 0 && frac % 10 == 0) { /* trailing zeros */
+		frac /= 10;
+		digits--;
+	}
+	for (int k = 0; k < digits; k++) {
+		tmp[--i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	if (digits)
+		tmp[--i] = '.';
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf_add(b, tmp + i, sizeof(tmp) - i);
+}
+
 static void sink_send(struct sink *s)
 {
 	if (!s->dgram.len || s->dgram.failed) {
@@ -102,18 +136,19 @@ static void sink_send(struct sink *s)
 	s->dgram.len = 0;
 }
 
-/* one line for metric m (key, labels) with value v of type `type` */
-static void sink_line(struct sink *s, const struct metric *m, double v, const char *type)
+/* one line for metric m (key, labels) with value v (a gauge's) or iv
+ * (events: ns for "ms", a count for "c") of type `type` */
+static void sink_line(struct sink *s, const struct metric *m, double v, uint64_t iv,
+		      const char *type)
 {
 	struct buf *l = &s->line;
 	l->len = 0;
 	l->failed = false;
-	struct buf key;
-	buf_init(&key, 128);
-	metrics__key(&key, m);
-	buf_char(&key, '\0');
-	put_clean(l, key.p ? key.p : "", false);
-	buf_free(&key);
+	s->key.len = 0;
+	s->key.failed = false;
+	metrics__key(&s->key, m);
+	buf_char(&s->key, '\0');
+	put_clean(l, s->key.failed ? "" : s->key.p, false);
 	size_t nl = 0;
 	char *const *labels = metrics__labels(m, &nl);
 	const char *host = metrics__host_label();
@@ -128,7 +163,10 @@ static void sink_line(struct sink *s, const struct metric *m, double v, const ch
 		}
 	}
 	buf_char(l, ':');
-	put_num(l, v);
+	if (type[0] == 'g')
+		put_num(l, v);
+	else
+		put_fixed(l, iv, type[0] == 'm' ? 6 : 0);
 	buf_char(l, '|');
 	buf_str(l, type);
 	if (s->dog && (s->tags[0] || host || nl)) {
@@ -164,16 +202,15 @@ static void sink_line(struct sink *s, const struct metric *m, double v, const ch
 static void event_lines(const struct metrics__ev *e)
 {
 	bool timer = metrics__kind(e->m) == METRIC_HISTOGRAM;
-	double v = timer ? (double)e->v / 1e6 : (double)e->v;
 	for (size_t i = 0; i < S.n; i++)
-		sink_line(&S.sinks[i], e->m, v, timer ? "ms" : "c");
+		sink_line(&S.sinks[i], e->m, 0, e->v, timer ? "ms" : "c");
 }
 
 static void gauge_line(void *ctx, const struct metric *m, double v)
 {
 	(void)ctx;
 	for (size_t i = 0; m && i < S.n; i++)
-		sink_line(&S.sinks[i], m, v, "g");
+		sink_line(&S.sinks[i], m, v, 0, "g");
 }
 
 static void *flusher(void *arg)
@@ -263,6 +300,7 @@ static void sink_close(struct sink *s)
 	s->tags = NULL;
 	buf_free(&s->dgram);
 	buf_free(&s->line);
+	buf_free(&s->key);
 }
 
 static int sink_add(const char *key, const char *addr, bool dog, const char *const *tags,
@@ -274,6 +312,7 @@ static int sink_add(const char *key, const char *addr, bool dog, const char *con
 	s->dog = dog;
 	buf_init(&s->dgram, MAX_DGRAM + 1);
 	buf_init(&s->line, 256);
+	buf_init(&s->key, 128);
 	struct buf t;
 	buf_init(&t, 64);
 	for (size_t i = 0; dog && tags && tags[i]; i++) {

@@ -74,6 +74,8 @@ static void test_util_metrics_sink__statsd_and_dogstatsd_lines(void **state)
 	assert_int_equal(metrics_sinks_start(&sc, &e), 0);
 	struct metric *h = metrics_get(METRIC_HISTOGRAM, "vault.core.handle_request", NULL);
 	metrics_observe(h, 1250000); /* 1.25 ms */
+	metrics_observe(h, 512);     /* 0.000512 ms */
+	metrics_observe(h, 1000000000ull * 3 + 7000); /* 3000.007 ms */
 	const char *l[] = {"mount_point", "auth/user pass:x/", "result", "success", NULL};
 	metrics_incr("vault.auth.login", l);
 	metrics_gauge("vault.test.gauge", NULL, 42);
@@ -93,6 +95,8 @@ static void test_util_metrics_sink__statsd_and_dogstatsd_lines(void **state)
 	assert_true(sg >= 5); /* 300 lines of ~30 bytes cannot fit in fewer */
 	assert_non_null(strstr(sb.p, "vault.core.handle_request:1.25|ms\n"));
 	assert_non_null(strstr(sb.p, "vault.core.handle_request:2|ms\n"));
+	assert_non_null(strstr(sb.p, "vault.core.handle_request:0.000512|ms\n"));
+	assert_non_null(strstr(sb.p, "vault.core.handle_request:3000.007|ms\n"));
 	/* statsd: label values appended with dots, ':' and ' ' replaced */
 	assert_non_null(strstr(sb.p, "vault.auth.login.auth/user_pass_x/.success:1|c\n"));
 	assert_non_null(strstr(sb.p, "vault.test.gauge:42|g\n"));
