@@ -118,6 +118,9 @@ def requests(port, path, token, n, body=None):
 
 def run_callgrind(args, workdir):
     srv = bench.Coffer(args.bin, workdir, "cg")
+    if args.extra_config:
+        with open(srv.conf, "a") as f:
+            f.write(args.extra_config + "\n")
     out = os.path.join(workdir, "callgrind.out")
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
            "--callgrind-out-file=" + out, args.bin, "server", "-config=" + srv.conf]
@@ -262,6 +265,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("mode", choices=["callgrind", "cpu", "serial", "record"])
     ap.add_argument("--audit", action="store_true")
+    ap.add_argument("--extra-config", default="", metavar="HCL",
+                    help="appended to the server's config (e.g. a telemetry stanza)")
     ap.add_argument("--path", choices=sorted(PATHS), default="kv2")
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--annotate", default=None, metavar="yes|no",

@@ -116,7 +116,7 @@ void core_free(struct core *c)
 {
 	if (!c)
 		return;
-	telemetry_stop(c->telemetry_id);
+	telemetry_stop(c);
 	state_seal(c);
 	barrier_free(c->barrier);
 	physical_close(c->phys);

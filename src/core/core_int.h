@@ -120,6 +120,7 @@ struct core {
 	json_t *echoes;               /* node_id -> standby heartbeat (ACTIVE) */
 	struct periodic *periodic;    /* ACTIVE only */
 	int telemetry_id;             /* the metrics collector (telemetry.c) */
+	struct telemetry_usage *usage; /* the usage gauges' walker (telemetry.c) */
 
 	/* ---- ceremonies (unseal.c), guarded by unseal_lock ---- */
 	pthread_mutex_t init_lock;

@@ -12,6 +12,7 @@
  */
 #include "core/telemetry.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "core/expiration.h"
 #include "core/router.h"
 #include "core/state.h"
+#include "core/token.h"
 #include "physical/raft.h"
 
 static bool is_login_path(const char *path)
@@ -174,15 +176,211 @@ static void collect(void *ctx)
 	pthread_rwlock_unlock(&c->state_lock);
 }
 
+/*
+ * The usage gauges (Vault's usage_gauge_period metrics): every period a
+ * background thread reads every stored token and sets
+ *   vault.token.count.by_policy{policy}        a token counts once per policy
+ *   vault.token.count.by_auth{auth_method}     the type of the issuing auth mount
+ *   vault.token.count.by_ttl{creation_ttl}     Vault's TTL buckets (1m ... 30d, +Inf)
+ * Reading every entry costs one storage read each, so it never runs on a
+ * scrape or a request; it holds the state lock for reading (taken with
+ * tryrdlock: a seal in progress skips the period) and only on the active
+ * node. A label value seen in a previous walk but not in this one is set
+ * to 0, so a revoked policy's gauge falls instead of freezing. At most
+ * USAGE_MAX label values per gauge (Vault's maximum_gauge_cardinality).
+ */
+#define USAGE_MAX 500
+
+struct usage_count {
+	char *label;
+	double n;
+};
+
+struct usage_gauge {
+	const char *name, *label_key;
+	struct usage_count *v; /* counts of this walk; previous labels at 0 */
+	size_t n, cap;
+};
+
+struct telemetry_usage {
+	struct core *c;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop; /* mu */
+	struct usage_gauge g[3];
+};
+
+static int usage_add(struct usage_gauge *g, const char *label)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->v[i].label, label)) {
+			g->v[i].n++;
+			return 0;
+		}
+	if (g->n >= USAGE_MAX)
+		return 0;
+	if (g->n == g->cap) {
+		size_t nc = g->cap ? g->cap * 2 : 16;
+		struct usage_count *nv = realloc(g->v, nc * sizeof(*nv));
+		if (!nv)
+			return 0;
+		g->v = nv;
+		g->cap = nc;
+	}
+	if (!(g->v[g->n].label = strdup(label)))
+		return 0;
+	g->v[g->n++].n = 1;
+	return 0;
+}
+
+/* the type of the auth mount that issued te ("token" for auth/token/) */
+static void auth_method_of(struct core *c, const struct token_entry *te, char *out, size_t cap)
+{
+	snprintf(out, cap, "token");
+	const char *p = te->path;
+	if (!p || strncmp(p, "auth/", 5) || !strncmp(p, "auth/token/", 11))
+		return;
+	const char *s = strchr(p + 5, '/');
+	size_t ml = s ? (size_t)(s - p) + 1 : strlen(p);
+	pthread_rwlock_rdlock(&c->mounts_lock);
+	for (size_t i = 0; i < c->nmounts; i++) {
+		const struct mount_entry *m = c->mounts[i];
+		if (m->is_auth && strlen(m->path) == ml && !strncmp(m->path, p, ml)) {
+			snprintf(out, cap, "%s", m->type);
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&c->mounts_lock);
+}
+
+static bool usage_stopping(struct telemetry_usage *u)
+{
+	pthread_mutex_lock(&u->mu);
+	bool s = u->stop;
+	pthread_mutex_unlock(&u->mu);
+	return s;
+}
+
+static int usage_token(void *ctx, const struct token_entry *te)
+{
+	struct telemetry_usage *u = ctx;
+	if (usage_stopping(u))
+		return -1;
+	size_t i;
+	json_t *p;
+	json_array_foreach(te->policies, i, p) {
+		const char *s = json_string_value(p);
+		if (s)
+			usage_add(&u->g[0], s);
+	}
+	char method[64];
+	auth_method_of(u->c, te, method, sizeof(method));
+	usage_add(&u->g[1], method);
+	usage_add(&u->g[2], ttl_bucket(te->creation_ttl));
+	return 0;
+}
+
+static void usage_walk(struct telemetry_usage *u)
+{
+	struct core *c = u->c;
+	if (pthread_rwlock_tryrdlock(&c->state_lock) != 0)
+		return;
+	if (state_get(c) != CORE_ACTIVE || !c->tokens) {
+		pthread_rwlock_unlock(&c->state_lock);
+		return;
+	}
+	for (size_t k = 0; k < 3; k++)
+		for (size_t i = 0; i < u->g[k].n; i++)
+			u->g[k].v[i].n = 0;
+	struct verr e = {0};
+	int rc = token_store_walk(c->tokens, usage_token, u, &e);
+	pthread_rwlock_unlock(&c->state_lock);
+	if (rc)
+		return; /* stopping, or storage failed: keep the last values */
+	for (size_t k = 0; k < 3; k++)
+		for (size_t i = 0; i < u->g[k].n; i++) {
+			const char *labels[] = {u->g[k].label_key, u->g[k].v[i].label, NULL};
+			metrics_gauge(u->g[k].name, labels, u->g[k].v[i].n);
+		}
+}
+
+static void *usage_loop(void *arg)
+{
+	struct telemetry_usage *u = arg;
+	pthread_mutex_lock(&u->mu);
+	while (!u->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += metrics_usage_gauge_period();
+		while (!u->stop && pthread_cond_timedwait(&u->cv, &u->mu, &ts) == 0)
+			;
+		if (u->stop)
+			break;
+		pthread_mutex_unlock(&u->mu);
+		usage_walk(u);
+		pthread_mutex_lock(&u->mu);
+	}
+	pthread_mutex_unlock(&u->mu);
+	return NULL;
+}
+
+static void usage_free(struct telemetry_usage *u)
+{
+	if (!u)
+		return;
+	for (size_t k = 0; k < 3; k++) {
+		for (size_t i = 0; i < u->g[k].n; i++)
+			free(u->g[k].v[i].label);
+		free(u->g[k].v);
+	}
+	pthread_cond_destroy(&u->cv);
+	pthread_mutex_destroy(&u->mu);
+	free(u);
+}
+
+static struct telemetry_usage *usage_start(struct core *c)
+{
+	struct telemetry_usage *u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	u->c = c;
+	u->g[0] = (struct usage_gauge){.name = "vault.token.count.by_policy", .label_key = "policy"};
+	u->g[1] = (struct usage_gauge){.name = "vault.token.count.by_auth", .label_key = "auth_method"};
+	u->g[2] = (struct usage_gauge){.name = "vault.token.count.by_ttl", .label_key = "creation_ttl"};
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&u->th, NULL, usage_loop, u) != 0) {
+		usage_free(u);
+		return NULL;
+	}
+	return u;
+}
+
 int telemetry_start(struct core *c)
 {
+	c->usage = usage_start(c); /* NULL: no usage gauges, the rest works */
 	return metrics_collector_add(collect, c);
 }
 
-void telemetry_stop(int id)
+void telemetry_stop(struct core *c)
 {
-	if (id > 0)
-		metrics_collector_remove(id);
+	if (c->telemetry_id > 0)
+		metrics_collector_remove(c->telemetry_id);
+	struct telemetry_usage *u = c->usage;
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->mu);
+	u->stop = true;
+	pthread_cond_signal(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+	pthread_join(u->th, NULL);
+	usage_free(u);
+	c->usage = NULL;
 }
 
 const struct field_def telemetry_metrics_fields[] = {

@@ -31,9 +31,11 @@ int telemetry_audit(bool request, uint64_t t0, int rc);
 /* Time a call: METRICS_SINCE under `name`, returns rc (one-line wrappers). */
 int telemetry_timed(int rc, const char *name, uint64_t t0);
 
-/* Register / remove the scrape-time collector of core c (core_new / core_free). */
+/* Register the scrape-time collector of core c and start its usage-gauge
+ * walker thread (core_new; returns the collector's id); stop and remove
+ * both (core_free). */
 int telemetry_start(struct core *c);
-void telemetry_stop(int id);
+void telemetry_stop(struct core *c);
 
 /* GET sys/metrics (a sys.c row): ?format=prometheus|json, Accept header. */
 int telemetry_sys_metrics(struct logical_request *req, struct logical_response *resp,

@@ -204,6 +204,16 @@ int token_store_revoke(struct token_store *ts, const char *hash, bool orphan_chi
 /* *out = new array of every live accessor (sorted). */
 int token_store_list_accessors(struct token_store *ts, json_t **out, struct verr *err);
 
+/*
+ * Call fn for every live stored token (not revoked, not expired, not used
+ * up; batch tokens are never stored), reading every entry from storage: a
+ * background walk (the usage gauges), not for the request path. Takes no
+ * store lock; an entry changing meanwhile is seen before or after. fn
+ * returning nonzero stops the walk (returned). Storage errors propagate.
+ */
+typedef int (*token_walk_fn)(void *ctx, const struct token_entry *te);
+int token_store_walk(struct token_store *ts, token_walk_fn fn, void *ctx, struct verr *err);
+
 /* Remove dangling accessor/parent index entries and expired tokens.
  * *out_stats (may be NULL): new object of counters. */
 int token_store_tidy(struct token_store *ts, json_t **out_stats, struct verr *err);

@@ -1673,6 +1673,24 @@ int token_store_list_accessors(struct token_store *ts, json_t **out, struct verr
 	return 0;
 }
 
+int token_store_walk(struct token_store *ts, token_walk_fn fn, void *ctx, struct verr *err)
+{
+	char **keys = NULL;
+	size_t n = 0;
+	int rc = view_list(ts->view, "id/", &keys, &n, err);
+	int64_t now = token_store_now(ts);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct token_entry *te = NULL;
+		if ((rc = entry_load(ts, keys[i], &te, err)) || !te)
+			continue;
+		if (!te->revoked && te->num_uses >= 0 && !(te->expire_time && te->expire_time <= now))
+			rc = fn(ctx, te);
+		token_entry_free(te);
+	}
+	physical_list_free(keys, n);
+	return rc;
+}
+
 int token_store_tidy(struct token_store *ts, json_t **out_stats, struct verr *err)
 {
 	char **keys = NULL, **kids = NULL;

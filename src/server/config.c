@@ -680,6 +680,15 @@ static int telemetry_apply(struct server_config *c, struct src *s, json_t *val, 
 			int rc = key_apply(&c->telemetry, d, v, &a, err);
 			if (rc)
 				return rc;
+			if (!strcmp(k, "dogstatsd_tags")) {
+				bool ok = json_is_array(v);
+				size_t ti;
+				json_t *tv;
+				json_array_foreach(v, ti, tv) ok = ok && json_is_string(tv);
+				if (!ok)
+					return at_err(err, &a, "expected a list of strings (\"key:value\"), found %s",
+						      json_kind(v));
+			}
 			if (json_object_set(c->telemetry.options, k, v))
 				return oom(err);
 		}

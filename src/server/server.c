@@ -154,6 +154,25 @@ static void apply_telemetry(const struct server_config *cfg)
 	metrics_configure(&mc);
 }
 
+/* telemetry { statsd_address, dogstatsd_addr, dogstatsd_tags }: the push
+ * sinks, at start-up only (as Vault, a SIGHUP does not change them) */
+static int start_telemetry_sinks(const struct server_config *cfg, struct verr *err)
+{
+	const char *tags[33] = {0};
+	json_t *jt = json_object_get(cfg->telemetry.options, "dogstatsd_tags");
+	size_t n = 0;
+	for (; n < json_array_size(jt) && n < 32; n++)
+		tags[n] = json_string_value(json_array_get(jt, n));
+	if (json_array_size(jt) > 32)
+		return verr_set(err, VERR_INVALID, "telemetry: dogstatsd_tags: at most 32 tags");
+	struct metrics_sink_config sc = {
+		.statsd_address = cfg->telemetry.statsd_address,
+		.dogstatsd_addr = cfg->telemetry.dogstatsd_addr,
+		.dogstatsd_tags = tags,
+	};
+	return metrics_sinks_start(&sc, err);
+}
+
 /* VAULT_API_ADDR / VAULT_CLUSTER_ADDR override api_addr / cluster_addr, as
  * in Vault: one ConfigMap serves every pod of a StatefulSet, each pod
  * setting its own addresses in its environment (deploy/kubernetes). */
@@ -330,6 +349,11 @@ int server_main(int argc, char **argv)
 	}
 	apply_logging(cfg, &a);
 	apply_telemetry(cfg);
+	if (start_telemetry_sinks(cfg, &err)) {
+		fprintf(stderr, "Error initializing telemetry: %s\n", err.msg);
+		config_free(cfg);
+		return 1;
+	}
 	if (apply_addr_env(cfg)) {
 		fprintf(stderr, "Error: out of memory\n");
 		config_free(cfg);
@@ -654,6 +678,7 @@ int server_main(int argc, char **argv)
 	http_listener_stop(cluster_l);
 	core_autounseal_stop(autounseal);
 	sys_raft_stop(); /* join threads end before the core goes */
+	metrics_sinks_stop(); /* its collectors read the core */
 	core_seal(core);
 	core_free(core);
 	seal_close(old_seal);

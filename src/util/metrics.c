@@ -22,6 +22,7 @@
  * Lock order: render_mu -> reg_mu.
  */
 #include "util/metrics.h"
+#include "util/metrics_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,12 +52,43 @@ static const uint64_t bounds_ns[NBUCKETS] = {
 	5000000,   10000000,   25000000,   50000000,   100000000,  250000000,
 	500000000, 1000000000, 2500000000, 5000000000, 10000000000,
 };
+/* the same bounds in seconds: the histogram family <name>_seconds */
 static const char *const bounds_txt[NBUCKETS + 1] = {
-	"0.05",  "0.1",   "0.25",   "0.5",    "1.0",    "2.5",    "5.0",    "10.0",    "25.0",
-	"50.0",  "100.0", "250.0",  "500.0",  "1000.0", "2500.0", "5000.0", "10000.0", "+Inf",
+	"5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",  "0.025",
+	"0.05",  "0.1",    "0.25",    "0.5",    "1.0",   "2.5",    "5.0",   "10.0",  "+Inf",
 };
 
+/*
+ * The summary's sliding window (Vault's: the quantiles of the last 10 s, in
+ * 5 age slots of 2 s as Prometheus' client does). A slot counts
+ * observations in log-linear buckets, QSUB per power of two from 2^QMIN ns
+ * (1 us) to 2^QMAX ns (34 s): a bucket is at most 9 % wide, the rank of a
+ * quantile is exact and its value interpolated inside one bucket. A slot
+ * belongs to the 2 s epoch in `epoch`; the first observation of a new epoch
+ * claims it (CAS) and clears it, so the hot path stays one relaxed add and
+ * nothing rotates in the background. Observations racing with the clear
+ * may be lost from the window (never from the histogram).
+ */
+#define QSUB 8
+#define QMIN 10
+#define QMAX 35
+#define QBUCKETS (2 + (QMAX - QMIN) * QSUB) /* [0]: < 1 us, last: >= 34 s */
+#define QSLOTS 5
+#define QSLOT_NS 2000000000ull
+struct qslot {
+	_Atomic int64_t epoch; /* -1: never used */
+	_Atomic uint32_t n[QBUCKETS];
+};
+static const double quantiles[] = {0.5, 0.9, 0.99};
+static const char *const quantiles_txt[] = {"0.5", "0.9", "0.99"};
+
 struct family;
+
+/* the totals of a counter or histogram, summed over the shards */
+struct snap {
+	uint64_t buckets[NBUCKETS + 1];
+	uint64_t count, sum_ns;
+};
 
 struct metric {
 	uint32_t hash;
@@ -70,11 +102,14 @@ struct metric {
 	struct metric *next;   /* in the family, under reg_mu */
 	size_t stride;         /* words per shard */
 	_Atomic uint64_t *vals; /* SHARDS * stride, counters and histograms */
+	struct qslot *win;      /* QSLOTS, histograms: the summary's window */
 	_Atomic uint64_t gauge; /* double bits */
 	_Atomic int64_t gauge_at; /* seconds (monotonic) of the last set */
 	/* render_mu */
 	uint64_t last_total;
 	int64_t changed_at;
+	bool shown;       /* render_text: retained in this render */
+	struct snap snap; /* render_text: this render's totals */
 };
 
 struct family {
@@ -103,11 +138,93 @@ struct collector {
 static struct collector collectors[MAX_COLLECTORS]; /* render_mu */
 static int next_collector_id = 1;
 
+/*
+ * The push sinks' event ring (statsd, dogstatsd: metrics_sink.c): while
+ * sink_on, every counter add and latency observation is also queued here
+ * for the sink's flusher thread, which formats and sends them. A bounded
+ * multi-producer queue (D. Vyukov's): a producer claims a cell with one
+ * CAS on `head` and publishes it by its sequence number; the single
+ * consumer takes cells in order. Full: the event is dropped (counted),
+ * a request never waits for the sink.
+ */
+#define RING_SIZE 32768 /* a power of two */
+struct ring_cell {
+	_Atomic uint64_t seq;
+	struct metric *m;
+	uint64_t v;
+};
+static struct ring_cell *ring;        /* allocated once, never freed */
+static _Atomic bool sink_on;          /* the hot path's one extra branch */
+static _Atomic uint64_t ring_head, ring_dropped;
+static uint64_t ring_tail;            /* the consumer's */
+
+static void ring_push(struct metric *m, uint64_t v)
+{
+	uint64_t pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
+	for (;;) {
+		struct ring_cell *c = &ring[pos & (RING_SIZE - 1)];
+		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		int64_t dif = (int64_t)(seq - pos);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&ring_head, &pos, pos + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+				c->m = m;
+				c->v = v;
+				atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+				return;
+			}
+		} else if (dif < 0) {
+			atomic_fetch_add_explicit(&ring_dropped, 1, memory_order_relaxed);
+			return;
+		} else {
+			pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
+		}
+	}
+}
+
+int metrics__ring_enable(bool on)
+{
+	pthread_mutex_lock(&reg_mu);
+	if (on && !ring) {
+		ring = calloc(RING_SIZE, sizeof(*ring));
+		for (uint64_t i = 0; ring && i < RING_SIZE; i++)
+			atomic_init(&ring[i].seq, i);
+	}
+	bool ok = !on || ring;
+	if (ok)
+		atomic_store(&sink_on, on);
+	pthread_mutex_unlock(&reg_mu);
+	return ok ? 0 : -1;
+}
+
+size_t metrics__ring_drain(struct metrics__ev *out, size_t max)
+{
+	size_t n = 0;
+	while (ring && n < max) {
+		struct ring_cell *c = &ring[ring_tail & (RING_SIZE - 1)];
+		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		if ((int64_t)(seq - (ring_tail + 1)) < 0)
+			break; /* empty, or the next producer has not published yet */
+		out[n].m = c->m;
+		out[n].v = c->v;
+		n++;
+		atomic_store_explicit(&c->seq, ring_tail + RING_SIZE, memory_order_release);
+		ring_tail++;
+	}
+	return n;
+}
+
+uint64_t metrics__ring_dropped(void)
+{
+	return atomic_load(&ring_dropped);
+}
+
 /* render_mu */
 static struct {
 	int64_t retention_s;
 	bool disable_hostname, hostname_label;
-	int64_t usage_period_s;
+	_Atomic int64_t usage_period_s; /* also read by the usage walker */
 	char prefix[64];
 	char host[256];
 } cfg = {.retention_s = 0, .disable_hostname = false, .prefix = "vault"};
@@ -272,6 +389,7 @@ static void metric_free(struct metric *m)
 	free(m->prom_labels);
 	free(m->json_labels);
 	free((void *)m->vals);
+	free(m->win);
 	free(m);
 }
 
@@ -327,6 +445,12 @@ static struct metric *metric_new(enum metric_kind kind, struct family *f, uint32
 			m->vals = p;
 		}
 		ok = ok && m->vals;
+	}
+	if (kind == METRIC_HISTOGRAM) {
+		m->win = calloc(QSLOTS, sizeof(struct qslot));
+		for (size_t k = 0; m->win && k < QSLOTS; k++)
+			atomic_init(&m->win[k].epoch, -1);
+		ok = ok && m->win;
 	}
 	m->changed_at = mono_s();
 	m->gauge_at = m->changed_at;
@@ -400,6 +524,8 @@ void metrics_add(struct metric *m, uint64_t n)
 	if (!m || m->kind != METRIC_COUNTER)
 		return;
 	atomic_fetch_add_explicit(shard_of(m), n, memory_order_relaxed);
+	if (atomic_load_explicit(&sink_on, memory_order_relaxed))
+		ring_push(m, n);
 }
 
 static double bits_double(uint64_t u)
@@ -436,21 +562,74 @@ void metrics_gauge_add(struct metric *m, double d)
 	atomic_store_explicit(&m->gauge_at, mono_s(), memory_order_relaxed);
 }
 
-void metrics_observe(struct metric *m, uint64_t ns)
+/* the window bucket of ns: log-linear, QSUB per octave */
+static size_t qbucket(uint64_t ns)
 {
-	if (!m || m->kind != METRIC_HISTOGRAM)
-		return;
+	if (ns < (1ull << QMIN))
+		return 0;
+	unsigned e = 63u - (unsigned)__builtin_clzll(ns);
+	if (e >= QMAX)
+		return QBUCKETS - 1;
+	unsigned sub = (unsigned)(ns >> (e - 3)) & (QSUB - 1); /* QSUB == 8: 3 bits */
+	return 1 + (size_t)(e - QMIN) * QSUB + sub;
+}
+
+/* lower bound (ns) of window bucket i, 1 <= i < QBUCKETS */
+static double qlower(size_t i)
+{
+	size_t e = (i - 1) / QSUB + QMIN, sub = (i - 1) % QSUB;
+	return ldexp(1.0 + (double)sub / QSUB, (int)e);
+}
+
+/* the histogram's shard and the summary's window (m is a histogram) */
+static void observe_window(struct metric *m, uint64_t ns, uint64_t now)
+{
 	_Atomic uint64_t *v = shard_of(m);
 	size_t b = 0;
 	while (b < NBUCKETS && ns > bounds_ns[b])
 		b++;
 	atomic_fetch_add_explicit(&v[b], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&v[NBUCKETS + 1], ns, memory_order_relaxed);
+	int64_t ep = (int64_t)(now / QSLOT_NS);
+	struct qslot *q = &m->win[ep % QSLOTS];
+	int64_t qe = atomic_load_explicit(&q->epoch, memory_order_acquire);
+	if (qe != ep) {
+		if (qe > ep)
+			return; /* this thread's clock read is older than the slot's */
+		if (atomic_compare_exchange_strong_explicit(&q->epoch, &qe, ep, memory_order_acq_rel,
+							    memory_order_acquire)) {
+			for (size_t k = 0; k < QBUCKETS; k++)
+				atomic_store_explicit(&q->n[k], 0, memory_order_relaxed);
+		} else if (qe != ep) {
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(&q->n[qbucket(ns)], 1, memory_order_relaxed);
+}
+
+static void observe_at(struct metric *m, uint64_t ns, uint64_t now)
+{
+	if (!m || m->kind != METRIC_HISTOGRAM)
+		return;
+	observe_window(m, ns, now);
+	if (atomic_load_explicit(&sink_on, memory_order_relaxed))
+		ring_push(m, ns);
+}
+
+void metrics_observe(struct metric *m, uint64_t ns)
+{
+	observe_at(m, ns, metrics_now());
+}
+
+void metrics_observe_since(struct metric *m, uint64_t t0)
+{
+	uint64_t now = metrics_now();
+	observe_at(m, now - t0, now);
 }
 
 void metrics_since(const char *name, const char *const *labels, uint64_t t0)
 {
-	metrics_observe(metrics_get(METRIC_HISTOGRAM, name, labels), metrics_now() - t0);
+	metrics_observe_since(metrics_get(METRIC_HISTOGRAM, name, labels), t0);
 }
 
 void metrics_incr(const char *name, const char *const *labels)
@@ -508,8 +687,8 @@ void metrics_configure(const struct metrics_config *c)
 
 int64_t metrics_usage_gauge_period(void)
 {
-	/* read by collectors, which run under render_mu */
-	return cfg.usage_period_s > 0 ? cfg.usage_period_s : 600;
+	int64_t p = atomic_load(&cfg.usage_period_s);
+	return p > 0 ? p : 600;
 }
 
 int metrics_format_parse(const char *format, const char *accept)
@@ -587,11 +766,6 @@ static void put_double(struct buf *b, double d)
 	}
 }
 
-struct snap {
-	uint64_t buckets[NBUCKETS + 1];
-	uint64_t count, sum_ns;
-};
-
 static void snapshot(const struct metric *m, struct snap *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -608,6 +782,43 @@ static void snapshot(const struct metric *m, struct snap *s)
 	if (m->kind == METRIC_HISTOGRAM)
 		for (size_t b = 0; b <= NBUCKETS; b++)
 			s->count += s->buckets[b];
+}
+
+/* The window's quantiles (ms) at time now (ns); NaN when the last 10 s saw
+ * no observation, as Prometheus' summaries (and Vault's) say. */
+static void window_quantiles(const struct metric *m, uint64_t now, double out[3])
+{
+	uint32_t n[QBUCKETS] = {0};
+	uint64_t total = 0;
+	int64_t ep = (int64_t)(now / QSLOT_NS);
+	for (size_t k = 0; k < QSLOTS; k++) {
+		int64_t qe = atomic_load_explicit(&m->win[k].epoch, memory_order_acquire);
+		if (qe < 0 || qe > ep || ep - qe >= QSLOTS)
+			continue;
+		for (size_t i = 0; i < QBUCKETS; i++) {
+			uint32_t c = atomic_load_explicit(&m->win[k].n[i], memory_order_relaxed);
+			n[i] += c;
+			total += c;
+		}
+	}
+	for (size_t qi = 0; qi < 3; qi++) {
+		if (!total) {
+			out[qi] = NAN;
+			continue;
+		}
+		/* the rank-th smallest observation, 1-based, as the nearest rank */
+		double rank = ceil(quantiles[qi] * (double)total);
+		if (rank < 1)
+			rank = 1;
+		uint64_t cum = 0;
+		size_t i = 0;
+		while (i < QBUCKETS - 1 && (double)(cum + n[i]) < rank)
+			cum += n[i++];
+		double lo = i == 0 ? 0 : qlower(i);
+		double hi = i == QBUCKETS - 1 ? lo : qlower(i + 1);
+		double frac = n[i] ? (rank - (double)cum) / (double)n[i] : 1;
+		out[qi] = (lo + (hi - lo) * frac) / 1e6;
+	}
 }
 
 /* The name of a family as rendered: prefix[_host]_rest. */
@@ -674,6 +885,102 @@ static bool retained(struct metric *m, const struct snap *s, int64_t now)
 	return now - m->changed_at <= cfg.retention_s;
 }
 
+static void put_header(struct buf *b, const char *name, const char *type)
+{
+	buf_str(b, "# HELP ");
+	buf_str(b, name);
+	buf_char(b, ' ');
+	buf_str(b, name);
+	buf_str(b, "\n# TYPE ");
+	buf_str(b, name);
+	buf_char(b, ' ');
+	buf_str(b, type);
+	buf_char(b, '\n');
+}
+
+/* name[suffix]{labels[,k="v"]} value-to-come */
+static void put_sample(struct buf *b, const char *name, const char *suffix, const struct metric *m,
+		       const char *k, const char *v)
+{
+	buf_str(b, name);
+	if (suffix)
+		buf_str(b, suffix);
+	put_labels(b, m, k, v);
+	buf_char(b, ' ');
+}
+
+/* ns as seconds with nine decimals */
+static void put_s(struct buf *b, uint64_t ns)
+{
+	put_u64(b, ns / 1000000000u);
+	char frac[10];
+	uint64_t f = ns % 1000000000u;
+	frac[0] = '.';
+	for (int i = 9; i >= 1; i--) {
+		frac[i] = (char)('0' + f % 10);
+		f /= 10;
+	}
+	buf_add(b, frac, 10);
+}
+
+/*
+ * A latency is two families: Vault's summary under Vault's name
+ * (<name>{quantile="0.5"|"0.9"|"0.99"} over the last 10 s, <name>_sum in ms,
+ * <name>_count), which the dashboards built for Vault query, and a
+ * histogram <name>_seconds (le buckets in seconds, _sum in seconds,
+ * _count) that aggregates across nodes with histogram_quantile. One TYPE
+ * per family name; the histogram's names never collide with the summary's.
+ */
+static void render_latency(struct buf *b, struct family *f, struct buf *name)
+{
+	uint64_t now = metrics_now();
+	bool header = false;
+	for (struct metric *m = f->first; m; m = m->next) {
+		if (!m->shown)
+			continue;
+		if (!header) {
+			put_header(b, name->p, "summary");
+			header = true;
+		}
+		double q[3];
+		window_quantiles(m, now, q);
+		for (size_t k = 0; k < 3; k++) {
+			put_sample(b, name->p, NULL, m, "quantile", quantiles_txt[k]);
+			put_double(b, q[k]);
+			buf_char(b, '\n');
+		}
+		put_sample(b, name->p, "_sum", m, NULL, NULL);
+		put_ms(b, m->snap.sum_ns);
+		buf_char(b, '\n');
+		put_sample(b, name->p, "_count", m, NULL, NULL);
+		put_u64(b, m->snap.count);
+		buf_char(b, '\n');
+	}
+	if (!header)
+		return;
+	name->len--; /* the NUL */
+	buf_str(name, "_seconds");
+	buf_char(name, '\0');
+	put_header(b, name->p, "histogram");
+	for (struct metric *m = f->first; m; m = m->next) {
+		if (!m->shown)
+			continue;
+		uint64_t cum = 0;
+		for (size_t k = 0; k <= NBUCKETS; k++) {
+			cum += m->snap.buckets[k];
+			put_sample(b, name->p, "_bucket", m, "le", bounds_txt[k]);
+			put_u64(b, cum);
+			buf_char(b, '\n');
+		}
+		put_sample(b, name->p, "_sum", m, NULL, NULL);
+		put_s(b, m->snap.sum_ns);
+		buf_char(b, '\n');
+		put_sample(b, name->p, "_count", m, NULL, NULL);
+		put_u64(b, cum);
+		buf_char(b, '\n');
+	}
+}
+
 static void render_text(struct buf *b, bool om)
 {
 	int64_t now = mono_s();
@@ -681,69 +988,34 @@ static void render_text(struct buf *b, bool om)
 	buf_init(&name, 128);
 	for (size_t i = 0; i < nfams; i++) {
 		struct family *f = fams[i];
-		bool header = false;
+		bool any = false;
 		for (struct metric *m = f->first; m; m = m->next) {
-			struct snap s = {0};
+			memset(&m->snap, 0, sizeof(m->snap));
 			if (m->kind != METRIC_GAUGE)
-				snapshot(m, &s);
-			if (!retained(m, &s, now))
+				snapshot(m, &m->snap);
+			m->shown = retained(m, &m->snap, now);
+			any = any || m->shown;
+		}
+		if (!any)
+			continue;
+		name.len = 0;
+		put_name(&name, f, true);
+		buf_char(&name, '\0');
+		if (f->kind == METRIC_HISTOGRAM) {
+			render_latency(b, f, &name);
+			continue;
+		}
+		put_header(b, name.p, f->kind == METRIC_GAUGE ? "gauge" : om ? "unknown" : "counter");
+		for (struct metric *m = f->first; m; m = m->next) {
+			if (!m->shown)
 				continue;
-			if (!header) {
-				name.len = 0;
-				put_name(&name, f, true);
-				buf_char(&name, '\0');
-				const char *type = f->kind == METRIC_GAUGE ? "gauge"
-						   : f->kind == METRIC_HISTOGRAM ? "histogram"
-						   : om ? "unknown"
-							: "counter";
-				buf_str(b, "# HELP ");
-				buf_str(b, name.p);
-				buf_char(b, ' ');
-				buf_str(b, name.p);
-				buf_str(b, "\n# TYPE ");
-				buf_str(b, name.p);
-				buf_char(b, ' ');
-				buf_str(b, type);
-				buf_char(b, '\n');
-				header = true;
-			}
-			if (m->kind == METRIC_COUNTER) {
-				buf_str(b, name.p);
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
-				put_u64(b, s.count);
-				buf_char(b, '\n');
-			} else if (m->kind == METRIC_GAUGE) {
-				buf_str(b, name.p);
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
+			put_sample(b, name.p, NULL, m, NULL, NULL);
+			if (m->kind == METRIC_COUNTER)
+				put_u64(b, m->snap.count);
+			else
 				put_double(b, bits_double(atomic_load_explicit(&m->gauge,
 									       memory_order_relaxed)));
-				buf_char(b, '\n');
-			} else {
-				uint64_t cum = 0;
-				for (size_t k = 0; k <= NBUCKETS; k++) {
-					cum += s.buckets[k];
-					buf_str(b, name.p);
-					buf_str(b, "_bucket");
-					put_labels(b, m, "le", bounds_txt[k]);
-					buf_char(b, ' ');
-					put_u64(b, cum);
-					buf_char(b, '\n');
-				}
-				buf_str(b, name.p);
-				buf_str(b, "_sum");
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
-				put_ms(b, s.sum_ns);
-				buf_char(b, '\n');
-				buf_str(b, name.p);
-				buf_str(b, "_count");
-				put_labels(b, m, NULL, NULL);
-				buf_char(b, ' ');
-				put_u64(b, cum);
-				buf_char(b, '\n');
-			}
+			buf_char(b, '\n');
 		}
 	}
 	if (om)
@@ -885,6 +1157,60 @@ static void runtime_collect(void)
 	metrics_gauge("vault.runtime.uptime_seconds", NULL, (double)(mono_s() - start_s));
 }
 
+/* render_mu */
+static void run_collectors(void)
+{
+	runtime_collect();
+	for (size_t i = 0; i < MAX_COLLECTORS; i++)
+		if (collectors[i].fn)
+			collectors[i].fn(collectors[i].ctx);
+}
+
+void metrics__lock(void)
+{
+	pthread_mutex_lock(&render_mu);
+}
+
+void metrics__unlock(void)
+{
+	pthread_mutex_unlock(&render_mu);
+}
+
+void metrics__with_gauges(metrics__gauge_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&render_mu);
+	run_collectors();
+	pthread_mutex_lock(&reg_mu);
+	for (size_t i = 0; i < nfams; i++)
+		for (struct metric *m = fams[i]->kind == METRIC_GAUGE ? fams[i]->first : NULL; m;
+		     m = m->next)
+			fn(ctx, m, bits_double(atomic_load_explicit(&m->gauge, memory_order_relaxed)));
+	pthread_mutex_unlock(&reg_mu);
+	fn(ctx, NULL, 0);
+	pthread_mutex_unlock(&render_mu);
+}
+
+void metrics__key(struct buf *b, const struct metric *m)
+{
+	put_name(b, m->fam, false);
+}
+
+enum metric_kind metrics__kind(const struct metric *m)
+{
+	return m->kind;
+}
+
+char *const *metrics__labels(const struct metric *m, size_t *n)
+{
+	*n = m->nlabels;
+	return m->labels;
+}
+
+const char *metrics__host_label(void)
+{
+	return cfg.hostname_label ? cfg.host : NULL;
+}
+
 int metrics_render(struct buf *out, enum metrics_format f, struct verr *err)
 {
 	pthread_mutex_lock(&render_mu);
@@ -892,10 +1218,7 @@ int metrics_render(struct buf *out, enum metrics_format f, struct verr *err)
 		pthread_mutex_unlock(&render_mu);
 		return verr_set(err, VERR_INVALID, "prometheus is not enabled");
 	}
-	runtime_collect();
-	for (size_t i = 0; i < MAX_COLLECTORS; i++)
-		if (collectors[i].fn)
-			collectors[i].fn(collectors[i].ctx);
+	run_collectors();
 	pthread_mutex_lock(&reg_mu);
 	if (f == METRICS_JSON)
 		render_json(out);

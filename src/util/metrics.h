@@ -7,8 +7,9 @@
  * Names are Vault's dotted keys ("vault.core.handle_request",
  * "vault.route.read.secret-"); the Prometheus name is the dotted key with
  * every character outside [a-zA-Z0-9_:] turned into '_' (as Vault's sink
- * does), so existing dashboards and alert rules match. Latencies are in
- * milliseconds, as Vault's, but as histograms with `le` buckets.
+ * does), so existing dashboards and alert rules match. A latency renders
+ * as Vault's summary under Vault's name (quantiles of the last 10 s, _sum
+ * in ms, _count) and as a histogram <name>_seconds with `le` buckets.
  *
  * Threads: every function may be called from any thread. A series, once
  * created, lives until the process exits (handles stay valid; tests reset
@@ -28,6 +29,8 @@
 #include <stdint.h>
 
 #include "util/buf.h"
+
+struct verr;
 
 enum metric_kind { METRIC_COUNTER = 1, METRIC_GAUGE, METRIC_HISTOGRAM };
 
@@ -52,6 +55,8 @@ void metrics_set(struct metric *m, double v);
 void metrics_gauge_add(struct metric *m, double d);
 /* Histogram: one observation of ns nanoseconds (rendered in ms). */
 void metrics_observe(struct metric *m, uint64_t ns);
+/* The same for the time since t0 (metrics_now()), reading the clock once. */
+void metrics_observe_since(struct metric *m, uint64_t t0);
 
 /* Monotonic clock in nanoseconds: the start of a timed section. */
 uint64_t metrics_now(void);
@@ -70,7 +75,7 @@ uint64_t metrics_now(void);
 			metrics__m = metrics__h = metrics_get(kind, name, NULL);        \
 		metrics__h;                                                             \
 	})
-#define METRICS_SINCE(name, t0) metrics_observe(METRICS__CACHED(METRIC_HISTOGRAM, name), metrics_now() - (t0))
+#define METRICS_SINCE(name, t0) metrics_observe_since(METRICS__CACHED(METRIC_HISTOGRAM, name), t0)
 #define METRICS_INC(name) metrics_add(METRICS__CACHED(METRIC_COUNTER, name), 1)
 #define METRICS_GAUGE_ADD(name, d) metrics_gauge_add(METRICS__CACHED(METRIC_GAUGE, name), d)
 
@@ -100,6 +105,22 @@ void metrics_configure(const struct metrics_config *cfg);
 /* usage_gauge_period in seconds (collectors of costly gauges) */
 int64_t metrics_usage_gauge_period(void);
 
+/*
+ * The push sinks (metrics_sink.c): statsd_address and dogstatsd_addr
+ * ("host:port"), dogstatsd_tags ("k:v" strings, NULL-terminated, or NULL).
+ * Resolves and connects the UDP sockets (VERR_INVALID naming the key on a
+ * bad or unresolvable address) and starts the flusher thread; a no-op
+ * without an address or when already started. Strings are copied.
+ */
+struct metrics_sink_config {
+	const char *statsd_address;
+	const char *dogstatsd_addr;
+	const char *const *dogstatsd_tags;
+};
+int metrics_sinks_start(const struct metrics_sink_config *c, struct verr *err);
+/* Flush what is queued, stop the flusher, close the sockets. */
+void metrics_sinks_stop(void);
+
 enum metrics_format {
 	METRICS_JSON = 1,     /* Vault's in-memory sink: {Timestamp,Gauges,Counters,Samples} */
 	METRICS_PROMETHEUS,   /* text/plain; version=0.0.4 */
@@ -113,7 +134,6 @@ int metrics_format_parse(const char *format, const char *accept);
 const char *metrics_content_type(enum metrics_format f);
 /* Render every series into out (appended). VERR_INVALID "prometheus is not
  * enabled" for the Prometheus formats when the retention is 0. */
-struct verr;
 int metrics_render(struct buf *out, enum metrics_format f, struct verr *err);
 
 /* Tests: zero every value (handles stay valid) and forget collectors. */

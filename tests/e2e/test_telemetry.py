@@ -12,7 +12,9 @@ dashboards see it, on the real binary:
     handle_login_request, route_<op>_<mount>, barrier_*, file_* storage
     latency, token_creation, policy_get_policy, audit_log_request/response,
     expire_num_leases, core_unsealed/active, runtime_* of the process; the
-    histograms have cumulative le buckets whose +Inf equals _count.
+    latencies are Vault's summaries under Vault's names (quantile 0.5, 0.9,
+    0.99, _sum in ms, _count) and histograms under <name>_seconds with
+    cumulative le buckets whose +Inf equals _count.
   * an OpenMetrics Accept header gets application/openmetrics-text that
     prometheus_client's strict OpenMetrics parser accepts.
   * prometheus_retention_time = 0: 400 "prometheus is not enabled", JSON
@@ -120,8 +122,10 @@ class Telemetry(unittest.TestCase):
                      "vault_file_get", "vault_file_put",
                      "vault_policy_get_policy", "vault_audit_log_request",
                      "vault_audit_log_response", "vault_core_unseal"):
+            # Vault's summary under Vault's name, the histogram under _seconds
             self.assertIn(name, fams, name)
-            self.assertEqual(fams[name].type, "histogram", name)
+            self.assertEqual(fams[name].type, "summary", name)
+            self.assertEqual(fams[name + "_seconds"].type, "histogram", name)
         self.assertEqual(sample(fams, "vault_core_unsealed"), 1)
         self.assertEqual(sample(fams, "vault_core_active"), 1)
         # the alice login's token expires: the one lease (the root token does not)
@@ -140,13 +144,27 @@ class Telemetry(unittest.TestCase):
                                 {"mount_point": "auth/userpass/", "result": "failure"}), 1)
         self.assertEqual(sample(fams, "vault_token_creation",
                                 {"mount_point": "auth/userpass/", "token_type": "service"}), 1)
-        # buckets are cumulative and +Inf is the count
-        h = fams["vault_core_handle_request"]
+        # the queries of Vault's dashboards, verbatim: quantiles over the
+        # last 10 s (in ms, plausible for local requests), _sum (ms) and _count
+        q = {x.labels["quantile"]: x.value for x in fams["vault_core_handle_request"].samples
+             if "quantile" in x.labels}
+        self.assertEqual(sorted(q), ["0.5", "0.9", "0.99"])
+        self.assertTrue(0 < q["0.5"] <= q["0.9"] <= q["0.99"] < 5000, q)
+        n = sample(fams, "vault_core_handle_request", suffix="_count")
+        self.assertGreaterEqual(n, 8)
+        self.assertGreater(sample(fams, "vault_core_handle_request", suffix="_sum"), 0)
+        self.assertGreater(sample(fams, "vault_barrier_get", {"quantile": "0.99"}), 0)
+        self.assertGreater(sample(fams, "vault_route_read_secret_", {"quantile": "0.5"}), 0)
+        # the histogram: cumulative le buckets in seconds, +Inf is the count
+        h = fams["vault_core_handle_request_seconds"]
         buckets = [x.value for x in h.samples if x.name.endswith("_bucket")]
         self.assertEqual(buckets, sorted(buckets))
         inf = [x.value for x in h.samples if x.labels.get("le") == "+Inf"][0]
-        self.assertEqual(inf, sample(fams, "vault_core_handle_request", suffix="_count"))
-        self.assertGreater(sample(fams, "vault_core_handle_request", suffix="_sum"), 0)
+        self.assertEqual(inf, sample(fams, "vault_core_handle_request_seconds", suffix="_count"))
+        self.assertEqual(inf, n)
+        ms = sample(fams, "vault_core_handle_request", suffix="_sum")
+        secs = sample(fams, "vault_core_handle_request_seconds", suffix="_sum")
+        self.assertAlmostEqual(secs * 1000, ms, delta=ms * 0.01 + 0.01)
         self.assertGreaterEqual(sum(len(f.samples) for f in fams.values()), 300)
 
         if PROMTOOL:
@@ -161,13 +179,60 @@ class Telemetry(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertTrue(r.headers["content-type"].startswith("application/openmetrics-text"))
         om = {f.name: f for f in om_families(r.body.decode())}
-        self.assertEqual(om["vault_core_handle_request"].type, "histogram")
+        self.assertEqual(om["vault_core_handle_request"].type, "summary")
+        self.assertEqual(om["vault_core_handle_request_seconds"].type, "histogram")
         self.assertIn("vault_audit_log_request", om)
 
         # unknown format
         r = s.get("sys/metrics", query={"format": "xml"})
         self.assertEqual(r.status, 400)
         self.assertIn("unknown format", r.json()["errors"][0])
+
+    def test_token_usage_gauges(self):
+        extra = ('telemetry {\n  prometheus_retention_time = "30s"\n  disable_hostname = true\n'
+                 '  usage_gauge_period = "2s"\n}\n')
+        s = self.start(extra=extra)
+        s.init_unseal()
+        c = hvac.Client(url="http://" + s.addr, token=s.root_token)
+        for name in ("p1", "p2"):
+            c.sys.create_or_update_policy(name, 'path "secret/*" { capabilities = ["read"] }')
+        mk = lambda pol, ttl: c.auth.token.create(policies=pol, ttl=ttl)["auth"]["client_token"]
+        mk(["p1"], "30m")                      # creation_ttl bucket 1h
+        mk(["p1", "p2"], "3h")                 # 1d
+        p2 = mk(["p2"], "240h")                # 30d
+        c.sys.enable_auth_method("userpass")
+        c.write("auth/userpass/users/bob", password="pw", policies="p1")
+        hvac.Client(url="http://" + s.addr).auth.userpass.login("bob", "pw")  # 32d: +Inf
+
+        def gauges():
+            f = families(s.get("sys/metrics", query={"format": "prometheus"}).body.decode())
+            out = {}
+            for name, key in (("vault_token_count_by_policy", "policy"),
+                              ("vault_token_count_by_auth", "auth_method"),
+                              ("vault_token_count_by_ttl", "creation_ttl")):
+                out[name] = {x.labels[key]: x.value for x in f[name].samples} if name in f else {}
+            return out
+
+        def wait_for(pred):
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                g = gauges()
+                if pred(g):
+                    return g
+                time.sleep(0.5)
+            return g
+
+        g = wait_for(lambda g: g["vault_token_count_by_auth"].get("userpass") == 1)
+        # root + 3 created + bob's login
+        self.assertEqual(g["vault_token_count_by_policy"],
+                         {"root": 1, "default": 4, "p1": 3, "p2": 2}, g)
+        self.assertEqual(g["vault_token_count_by_auth"], {"token": 4, "userpass": 1}, g)
+        self.assertEqual(g["vault_token_count_by_ttl"], {"1h": 1, "1d": 1, "30d": 1, "+Inf": 2}, g)
+        # a revoked token leaves the counts at the next walk (p2 falls, not frozen)
+        c.auth.token.revoke(p2)
+        g = wait_for(lambda g: g["vault_token_count_by_policy"].get("p2") == 1)
+        self.assertEqual(g["vault_token_count_by_policy"]["p2"], 1, g)
+        self.assertEqual(g["vault_token_count_by_ttl"]["30d"], 0, g)
 
     def test_policy_controls_access(self):
         s = self.start()
