@@ -540,8 +540,12 @@ static void deliver(struct ttrans *tt, struct tdeliv *d)
 		else
 			tt->dq = d;
 		tt->dq_tail = d;
-		uv_async_send(&tt->async); /* alive: close waits for undelivered == 0 */
 	}
+	/* always wake the loop, even with nothing to hand over: a close that
+	 * found this thread still handshaking waits for undelivered to reach 0,
+	 * and only the loop finishes it (the handle is alive: close waits for
+	 * undelivered == 0, and we hold mu) */
+	uv_async_send(&tt->async);
 	tt->undelivered--;
 	pthread_mutex_unlock(&tt->mu);
 }
