@@ -326,7 +326,8 @@ static void cluster_up(struct node *ns)
 	struct verr err = {0};
 	for (int i = 1; i < 3; i++) {
 		tls_enroll(&ns[0], &ns[i]);
-		assert_int_equal(physical_raft_join_start(ns[i].p, &err), 0);
+		if (physical_raft_join_start(ns[i].p, &err))
+			fail_msg("join start %s: %s", ns[i].name, err.msg);
 		if (physical_raft_add_peer(ns[0].p, ns[i].name, ns[i].addr, true, &err))
 			fail_msg("add %s: %s", ns[i].name, err.msg);
 	}
