@@ -573,6 +573,92 @@ static void test_secrets_pki__crl_delta_extensions(void **state)
 /* config/auto-tidy: the periodic hook removes expired certificates by
  * itself; tidy-status records the run; tidy-cancel with nothing running
  * warns (Vault). */
+/* The EC private key encodings written by hand (keys.c) are OpenSSL's
+ * own, byte for byte, on every curve; Ed25519 and RSA keep OpenSSL's. */
+static void test_secrets_pki__ec_key_encoding_matches_openssl(void **state)
+{
+	struct verr err = {0};
+	const int curves[] = {224, 256, 384, 521};
+	for (int round = 0; round < 8; round++) {
+		for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+			EVP_PKEY *k = NULL;
+			assert_int_equal(pki__keygen(&k, PKI_KEY_EC, curves[i], &err), 0);
+			BIO *bio = BIO_new(BIO_s_mem());
+			assert_int_equal(PEM_write_bio_PrivateKey_traditional(bio, k, NULL, NULL, 0, NULL, NULL), 1);
+			char *ref = NULL;
+			long n = BIO_get_mem_data(bio, &ref);
+			char *pem = pki__key_to_pem(k, "der");
+			assert_non_null(pem);
+			assert_int_equal(strlen(pem), (size_t)n);
+			assert_memory_equal(pem, ref, (size_t)n);
+			pki__free_secret_str(pem);
+			BIO_free(bio);
+			unsigned char *der = NULL;
+			int dl = i2d_PrivateKey(k, &der);
+			assert_true(dl > 0);
+			char *want = pki__b64(der, (size_t)dl);
+			char *got = pki__key_to_der_b64(k, "der");
+			assert_non_null(got);
+			assert_string_equal(got, want);
+			pki__free_secret_str(got);
+			free(want);
+			OPENSSL_clear_free(der, (size_t)dl);
+			EVP_PKEY_free(k);
+		}
+	}
+}
+
+/* A leaf's subjectPublicKeyInfo, written from the key's encoded point
+ * (cert.c), decodes to the issued key and carries a signature the issuer's
+ * key verifies, for EC curves and Ed25519 alike. */
+static void test_secrets_pki__leaf_spki_is_the_key(void **state)
+{
+	struct verr err = {0};
+	struct pki_issuer iss;
+	EVP_PKEY *ca = test_ca(&iss);
+	X509 *cax = NULL;
+	json_t *none = json_array();
+	struct pki_cert_params cp = {.subj = {.cn = "CA", .dns = none, .ips = none, .uris = none},
+				     .not_before = 1700000000, .not_after = 1900000000,
+				     .is_ca = true, .max_path_length = -1};
+	cp.pubkey = ca;
+	assert_int_equal(pki__cert_build(&cax, &cp, NULL, ca, &err), 0);
+	iss.cert = cax;
+	iss.skid = ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(cax));
+	const struct {
+		enum pki_key_type t;
+		int bits;
+	} gen[] = {{PKI_KEY_EC, 224}, {PKI_KEY_EC, 256}, {PKI_KEY_EC, 384}, {PKI_KEY_EC, 521},
+		   {PKI_KEY_ED25519, 0}, {PKI_KEY_RSA, 2048}};
+	for (size_t i = 0; i < sizeof(gen) / sizeof(gen[0]); i++) {
+		EVP_PKEY *k = NULL;
+		assert_int_equal(pki__keygen(&k, gen[i].t, gen[i].bits, &err), 0);
+		struct pki_cert_params lp = {
+			.subj = {.cn = "a.example.com", .dns = none, .ips = none, .uris = none},
+			.pubkey = k, .not_before = 1700000000, .not_after = 1800000000,
+			.max_path_length = -1, .server_flag = true};
+		X509 *x = NULL;
+		assert_int_equal(pki__cert_build(&x, &lp, &iss, NULL, &err), 0);
+		unsigned char *der = NULL;
+		int dl = i2d_X509(x, &der);
+		assert_true(dl > 0);
+		X509 *back = pki__x509_from_der(der, (size_t)dl);
+		assert_non_null(back);
+		assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(back), k), 1);
+		assert_int_equal(X509_verify(back, ca), 1);
+		assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(back), X509_get0_subject_key_id(cax)), 0);
+		X509_free(back);
+		OPENSSL_free(der);
+		X509_free(x);
+		EVP_PKEY_free(k);
+	}
+	json_decref(none);
+	X509_free(cax);
+	ASN1_OCTET_STRING_free(iss.skid);
+	OPENSSL_free(iss.name_der);
+	EVP_PKEY_free(ca);
+}
+
 static void test_secrets_pki__auto_tidy(void **state)
 {
 	struct kvt t;
@@ -632,6 +718,8 @@ int main(void)
 		cmocka_unit_test(test_secrets_pki__ocsp_good_revoked_unknown),
 		cmocka_unit_test(test_secrets_pki__crl_delta_extensions),
 		cmocka_unit_test(test_secrets_pki__auto_tidy),
+		cmocka_unit_test(test_secrets_pki__ec_key_encoding_matches_openssl),
+		cmocka_unit_test(test_secrets_pki__leaf_spki_is_the_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
