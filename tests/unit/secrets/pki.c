@@ -705,6 +705,101 @@ static void test_secrets_pki__auto_tidy(void **state)
 	kvt_close(&t);
 }
 
+/* A physical that forwards to another and counts the operations on the
+ * engine's certs/ and revoked/ keys. */
+struct counting_phys {
+	struct physical base;
+	struct physical *inner;
+	int cert_ops;
+};
+
+static bool cert_key(const char *key)
+{
+	return strstr(key, "/certs/") || strstr(key, "/revoked/");
+}
+
+static int cp_get(struct physical *p, const char *key, uint8_t **out, size_t *len, struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(key);
+	return physical_get(c->inner, key, out, len, err);
+}
+
+static int cp_put(struct physical *p, const char *key, const uint8_t *val, size_t len,
+		  struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(key);
+	return physical_put(c->inner, key, val, len, err);
+}
+
+static int cp_del(struct physical *p, const char *key, struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(key);
+	return physical_delete(c->inner, key, err);
+}
+
+static int cp_list(struct physical *p, const char *prefix, char ***out, size_t *n, struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(prefix);
+	return physical_list(c->inner, prefix, out, n, err);
+}
+
+static void cp_close(struct physical *p)
+{
+	(void)p;
+}
+
+static const struct physical_ops counting_ops = {
+	.version = PHYSICAL_OPS_VERSION, .name = "counting", .get = cp_get, .put = cp_put,
+	.del = cp_del, .list = cp_list, .close = cp_close,
+};
+
+/* Mounting (init, as at unseal and on a failover) reads the issuers, keys
+ * and configuration, and not one certificate or revocation, however many
+ * are stored; the first CRL read is what reads the revocations. */
+static void test_secrets_pki__mount_reads_no_certificates(void **state)
+{
+	struct kvt t;
+	kvt_open(&t, &pki_backend_ops, NULL);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
+				json_pack("{s:s,s:s,s:s}", "common_name", "Root", "ttl", "8760h",
+					  "key_type", "ec")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
+				json_pack("{s:s,s:b,s:s}", "allowed_domains", "example.com",
+					  "allow_subdomains", 1, "key_type", "ec")),
+			 0);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+					json_pack("{s:s,s:s}", "common_name", "a.example.com", "ttl", "1h")),
+				 0);
+		if (i % 10 == 0)
+			assert_int_equal(kvt_do(&t, LOP_UPDATE, "revoke",
+						json_pack("{s:s}", "serial_number",
+							  kvt_str(&t, "serial_number"))),
+					 0);
+	}
+	struct counting_phys cp = {.base = {.ops = &counting_ops, .max_entry_size = t.phys->max_entry_size},
+				   .inner = t.phys};
+	storage_view_init(&t.view, &cp.base, "logical/uuid-1/");
+	kvt_reinit(&t, NULL);
+	assert_int_equal(cp.cert_ops, 0);
+	/* the engine serves from what it read: an issue writes its one
+	 * certificate and reads none */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+				json_pack("{s:s,s:s}", "common_name", "b.example.com", "ttl", "1h")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_READ, "cert/ca", NULL), 0);
+	assert_int_equal(cp.cert_ops, 1);
+	/* the counter sees the engine's reads: the CRL reads the revocations */
+	assert_int_equal(kvt_do(&t, LOP_READ, "crl/rotate", NULL), 0);
+	assert_true(cp.cert_ops > 0);
+	kvt_close(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -720,6 +815,7 @@ int main(void)
 		cmocka_unit_test(test_secrets_pki__auto_tidy),
 		cmocka_unit_test(test_secrets_pki__ec_key_encoding_matches_openssl),
 		cmocka_unit_test(test_secrets_pki__leaf_spki_is_the_key),
+		cmocka_unit_test(test_secrets_pki__mount_reads_no_certificates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
