@@ -659,19 +659,26 @@ static void test_secrets_pki__leaf_spki_is_the_key(void **state)
 	EVP_PKEY_free(ca);
 }
 
-static void test_secrets_pki__auto_tidy(void **state)
+/* An engine with an EC root "Root" and the role "web" (subdomains of
+ * example.com, EC keys, 1s not_before_duration). */
+static void open_root_and_web_role(struct kvt *t)
 {
-	struct kvt t;
-	kvt_open(&t, &pki_backend_ops, NULL);
-	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
+	kvt_open(t, &pki_backend_ops, NULL);
+	assert_int_equal(kvt_do(t, LOP_UPDATE, "root/generate/internal",
 				json_pack("{s:s,s:s,s:s}", "common_name", "Root", "ttl", "8760h",
 					  "key_type", "ec")),
 			 0);
-	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
+	assert_int_equal(kvt_do(t, LOP_UPDATE, "roles/web",
 				json_pack("{s:s,s:b,s:s,s:s}", "allowed_domains", "example.com",
 					  "allow_subdomains", 1, "key_type", "ec",
 					  "not_before_duration", "1s")),
 			 0);
+}
+
+static void test_secrets_pki__auto_tidy(void **state)
+{
+	struct kvt t;
+	open_root_and_web_role(&t);
 	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy", json_pack("{s:b}", "enabled", 1)),
 			 VERR_INVALID);
 	assert_non_null(strstr(t.err.msg, "Auto-tidy enabled but no tidy operations were requested"));
@@ -763,15 +770,7 @@ static const struct physical_ops counting_ops = {
 static void test_secrets_pki__mount_reads_no_certificates(void **state)
 {
 	struct kvt t;
-	kvt_open(&t, &pki_backend_ops, NULL);
-	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
-				json_pack("{s:s,s:s,s:s}", "common_name", "Root", "ttl", "8760h",
-					  "key_type", "ec")),
-			 0);
-	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
-				json_pack("{s:s,s:b,s:s}", "allowed_domains", "example.com",
-					  "allow_subdomains", 1, "key_type", "ec")),
-			 0);
+	open_root_and_web_role(&t);
 	for (int i = 0; i < 200; i++) {
 		assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
 					json_pack("{s:s,s:s}", "common_name", "a.example.com", "ttl", "1h")),
