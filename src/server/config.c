@@ -244,6 +244,7 @@ static const struct key_def top_keys[] = {
 	{"default_lease_ttl", K_DUR, F(server_config, default_lease_ttl)},
 	{"max_lease_ttl", K_DUR, F(server_config, max_lease_ttl)},
 	{"default_max_request_duration", K_DUR, F(server_config, default_max_request_duration)},
+	{"periodic_interval", K_DUR, F(server_config, periodic_interval)},
 	{"cache_size", K_INT, F(server_config, cache_size)},
 	{"plugin_file_uid", K_INT, F(server_config, plugin_file_uid)},
 	{"plugin_file_permissions", K_INT, F(server_config, plugin_file_permissions)},
@@ -817,6 +818,12 @@ static int config_finish(struct server_config *c, const char *what, struct verr 
 			(long long)c->default_lease_ttl, (long long)c->max_lease_ttl);
 	if (!c->default_max_request_duration)
 		c->default_max_request_duration = CONFIG_DEFAULT_MAX_REQUEST_DURATION;
+	if (!c->periodic_interval)
+		c->periodic_interval = CONFIG_DEFAULT_PERIODIC_INTERVAL;
+	if (c->periodic_interval > 3600)
+		return verr_set(err, VERR_INVALID,
+			"%s: periodic_interval (%llds) is longer than 1h: periodic work (CRL rebuilds, tidies) would stall",
+			what, (long long)c->periodic_interval);
 	if (c->log_format && strcmp(c->log_format, "standard") && strcmp(c->log_format, "json"))
 		return verr_set(err, VERR_INVALID, "%s: log_format: expected \"standard\" or \"json\", found \"%.32s\"",
 			what, c->log_format);

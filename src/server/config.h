@@ -38,6 +38,7 @@
 #define CONFIG_DEFAULT_ADDRESS "127.0.0.1:8200"
 #define CONFIG_DEFAULT_MAX_REQUEST_SIZE 33554432   /* 32 MiB */
 #define CONFIG_DEFAULT_MAX_REQUEST_DURATION 90     /* seconds */
+#define CONFIG_DEFAULT_PERIODIC_INTERVAL 60        /* seconds: backends' periodic hook */
 #define CONFIG_DEFAULT_LEASE_TTL (768 * 3600)      /* 768h */
 
 /* storage, ha_storage and seal stanzas: `storage "TYPE" { options }`. */
@@ -129,6 +130,7 @@ struct server_config {
 	int64_t default_lease_ttl; /* seconds; default 768h */
 	int64_t max_lease_ttl;     /* seconds; default 768h */
 	int64_t default_max_request_duration; /* seconds; default 90s */
+	int64_t periodic_interval; /* seconds; default 60s: the backends' periodic hook */
 	int64_t cache_size;        /* entries; 0 = default */
 	int64_t plugin_file_uid;
 	int64_t plugin_file_permissions; /* 0 if unset */

@@ -463,6 +463,7 @@ int server_main(int argc, char **argv)
 		.cluster_addr = cfg->cluster_addr,
 		.cluster_name = cfg->cluster_name,
 		.allow_audit_log_prefixing = cfg->allow_audit_log_prefixing,
+		.periodic_interval_ms = (int)(cfg->periodic_interval * 1000),
 	};
 	struct core *core = NULL;
 	rc = core_new(&core, &co, &err);

@@ -2,8 +2,8 @@
 test_pki_ocsp.py - revocation status from the PKI engine through the real
 binary, checked by real tools: `openssl ocsp` against `pki/ocsp` (good,
 revoked, unknown; POST and GET; a garbage request; ocsp_disable), delta
-CRLs read by `openssl crl` and used by `openssl verify -use_deltas`, and
-auto-tidy removing expired certificates from the periodic hook.
+CRLs read by `openssl crl` and used by `openssl verify -use_deltas` (auto-tidy:
+test_pki_tidy.py).
 """
 import base64
 import os

@@ -12,6 +12,8 @@
 #include "secrets/pki/pki_int.h"
 
 #include <arpa/inet.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -405,6 +407,66 @@ static ASN1_OCTET_STRING *key_id(X509 *x)
 	return o;
 }
 
+/*
+ * The subjectPublicKeyInfo of a leaf, written from the key's encoded public
+ * key (the EC point, the Ed25519 bytes) and its algorithm identifier.
+ * X509_set_pubkey in OpenSSL 3.0 encodes the key through the encoder
+ * framework and decodes it back through a new decoder context, per call:
+ * over half the CPU time of an EC P-256 issue (perf, docs/performance.md).
+ * The certificate then holds no decoded key (X509_get0_pubkey is NULL
+ * until it is parsed again), which a leaf only ever goes on to be signed,
+ * encoded and stored needs not. 1 when done, 0 for another key type (the
+ * caller uses X509_set_pubkey), -1 on failure.
+ */
+static int set_leaf_spki(X509 *x, EVP_PKEY *pk)
+{
+	int id = EVP_PKEY_get_base_id(pk), alg, ptype = V_ASN1_UNDEF;
+	void *pval = NULL;
+	if (id == EVP_PKEY_EC) {
+		char group[64];
+		if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group,
+						    sizeof(group), NULL))
+			return 0;
+		int nid = OBJ_sn2nid(group);
+		if (nid == NID_undef)
+			nid = EC_curve_nist2nid(group);
+		if (nid == NID_undef)
+			return 0;
+		alg = NID_X9_62_id_ecPublicKey;
+		ptype = V_ASN1_OBJECT;
+		pval = OBJ_nid2obj(nid);
+	} else if (id == EVP_PKEY_ED25519) {
+		alg = NID_ED25519;
+	} else {
+		return 0;
+	}
+	unsigned char buf[160];
+	size_t len = 0;
+	if (!EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf,
+					     sizeof(buf), &len) ||
+	    len == 0) {
+		ERR_clear_error();
+		return 0;
+	}
+	unsigned char *enc = OPENSSL_memdup(buf, len);
+	if (!enc || !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(alg), ptype, pval,
+					    enc, (int)len)) {
+		OPENSSL_free(enc);
+		return -1;
+	}
+	return 1;
+}
+
+static int set_pubkey(X509 *x, const struct pki_cert_params *p, const struct pki_issuer *iss)
+{
+	if (iss && !p->is_ca) {
+		int r = set_leaf_spki(x, p->pubkey);
+		if (r)
+			return r > 0 ? 0 : -1;
+	}
+	return X509_set_pubkey(x, p->pubkey) ? 0 : -1;
+}
+
 int pki__cert_build(X509 **out, const struct pki_cert_params *p, const struct pki_issuer *iss,
 		    EVP_PKEY *sign_key, struct verr *err)
 {
@@ -423,7 +485,7 @@ int pki__cert_build(X509 **out, const struct pki_cert_params *p, const struct pk
 	    !X509_set_subject_name(x, p->subject_name ? p->subject_name : name) ||
 	    !X509_set_issuer_name(x, iss ? X509_get_subject_name(iss->cert)
 					 : (p->subject_name ? p->subject_name : name)) ||
-	    !X509_set_pubkey(x, p->pubkey) || !ASN1_TIME_set(X509_getm_notBefore(x), p->not_before) ||
+	    set_pubkey(x, p, iss) || !ASN1_TIME_set(X509_getm_notBefore(x), p->not_before) ||
 	    !ASN1_TIME_set(X509_getm_notAfter(x), p->not_after))
 		goto out;
 

@@ -181,7 +181,7 @@ static int index_load(struct pki_backend *b, struct verr *err)
 
 /* ---- DER writer ---- */
 
-static void der_len(struct buf *o, size_t n)
+void pki__der_len(struct buf *o, size_t n)
 {
 	if (n < 128) {
 		buf_char(o, (char)n);
@@ -198,10 +198,10 @@ static void der_len(struct buf *o, size_t n)
 		buf_char(o, (char)tmp[--k]);
 }
 
-static void der_tlv(struct buf *o, uint8_t tag, const void *p, size_t n)
+void pki__der_tlv(struct buf *o, uint8_t tag, const void *p, size_t n)
 {
 	buf_char(o, (char)tag);
-	der_len(o, n);
+	pki__der_len(o, n);
 	buf_add(o, p, n);
 }
 
@@ -281,17 +281,17 @@ static void ext_freshest(struct buf *ext, json_t *urls)
 		if (!s)
 			continue;
 		t1.len = t2.len = 0;
-		der_tlv(&t1, 0x86, s, strlen(s));
-		der_tlv(&t2, 0xa0, t1.p, t1.len); /* fullName */
+		pki__der_tlv(&t1, 0x86, s, strlen(s));
+		pki__der_tlv(&t2, 0xa0, t1.p, t1.len); /* fullName */
 		t1.len = 0;
-		der_tlv(&t1, 0xa0, t2.p, t2.len); /* distributionPoint */
-		der_tlv(&dps, 0x30, t1.p, t1.len);
+		pki__der_tlv(&t1, 0xa0, t2.p, t2.len); /* distributionPoint */
+		pki__der_tlv(&dps, 0x30, t1.p, t1.len);
 	}
 	t1.len = 0;
-	der_tlv(&t1, 0x30, dps.p, dps.len);
+	pki__der_tlv(&t1, 0x30, dps.p, dps.len);
 	buf_add(&one, oid, sizeof(oid));
-	der_tlv(&one, 0x04, t1.p, t1.len);
-	der_tlv(ext, 0x30, one.p, one.len);
+	pki__der_tlv(&one, 0x04, t1.p, t1.len);
+	pki__der_tlv(ext, 0x30, one.p, one.len);
 	buf_free(&dps);
 	buf_free(&one);
 	buf_free(&t1);
@@ -356,9 +356,9 @@ int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *
 			seq[3] = (uint8_t)kl;
 			memcpy(seq + 4, ASN1_STRING_get0_data(iss->skid), kl);
 			buf_add(&one, oid_aki, sizeof(oid_aki));
-			der_tlv(&one, 0x04, seq, kl + 4);
+			pki__der_tlv(&one, 0x04, seq, kl + 4);
 			(void)ki;
-			der_tlv(&ext, 0x30, one.p, one.len);
+			pki__der_tlv(&ext, 0x30, one.p, one.len);
 			one.len = 0;
 		}
 		uint8_t nb[9];
@@ -367,8 +367,8 @@ int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *
 		uint8_t num[16];
 		size_t nl = der_uint(num, nb, 8);
 		buf_add(&one, oid_num, sizeof(oid_num));
-		der_tlv(&one, 0x04, num, nl);
-		der_tlv(&ext, 0x30, one.p, one.len);
+		pki__der_tlv(&one, 0x04, num, nl);
+		pki__der_tlv(&ext, 0x30, one.p, one.len);
 		if (opts && opts->delta_base >= 0) {
 			/* Delta CRL Indicator: critical, BaseCRLNumber */
 			static const uint8_t oid_delta[] = {0x06, 0x03, 0x55, 0x1d, 0x1b, 0x01, 0x01, 0xff};
@@ -377,8 +377,8 @@ int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *
 			nl = der_uint(num, nb, 8);
 			one.len = 0;
 			buf_add(&one, oid_delta, sizeof(oid_delta));
-			der_tlv(&one, 0x04, num, nl);
-			der_tlv(&ext, 0x30, one.p, one.len);
+			pki__der_tlv(&one, 0x04, num, nl);
+			pki__der_tlv(&ext, 0x30, one.p, one.len);
 		}
 		buf_free(&one);
 		if (opts && json_array_size(opts->freshest))
@@ -393,17 +393,17 @@ int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *
 	buf_add(&body, t, der_time(t, this_update));
 	buf_add(&body, t, der_time(t, next_update));
 	if (n)
-		der_tlv(&body, 0x30, entries.p, entries.len);
+		pki__der_tlv(&body, 0x30, entries.p, entries.len);
 	buf_free(&entries);
 	{
 		struct buf exts;
 		buf_init(&exts, ext.len + 8);
-		der_tlv(&exts, 0x30, ext.p, ext.len);
-		der_tlv(&body, 0xa0, exts.p, exts.len);
+		pki__der_tlv(&exts, 0x30, ext.p, ext.len);
+		pki__der_tlv(&body, 0xa0, exts.p, exts.len);
 		buf_free(&exts);
 	}
 	buf_free(&ext);
-	der_tlv(&tbs, 0x30, body.p, body.len);
+	pki__der_tlv(&tbs, 0x30, body.p, body.len);
 	buf_free(&body);
 	if (tbs.failed) {
 		buf_free(&tbs);
@@ -429,10 +429,10 @@ int pki__crl_encode_ext(const struct pki_issuer *iss, const struct pki_revoked *
 	buf_init(&body, tbs.len + alg_len + siglen + 16);
 	buf_add(&body, tbs.p, tbs.len);
 	buf_add(&body, alg, alg_len);
-	der_tlv(&body, 0x03, sig, siglen + 1);
+	pki__der_tlv(&body, 0x03, sig, siglen + 1);
 	free(sig);
 	buf_free(&tbs);
-	der_tlv(&crl, 0x30, body.p, body.len);
+	pki__der_tlv(&crl, 0x30, body.p, body.len);
 	buf_free(&body);
 	size_t l;
 	char *p = buf_take(&crl, &l);

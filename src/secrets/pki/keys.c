@@ -10,10 +10,14 @@
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/b64.h"
+#include "util/buf.h"
 
 enum pki_key_type pki__key_type_parse(const char *s)
 {
@@ -190,8 +194,91 @@ static bool want_pkcs8(EVP_PKEY *pk, const char *fmt)
 	return (fmt && !strcmp(fmt, "pkcs8")) || EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519;
 }
 
+/*
+ * The SEC 1 ECPrivateKey (RFC 5915) DER of an EC key: what
+ * PEM_write_bio_PrivateKey_traditional and i2d_PrivateKey write, byte for
+ * byte (version 1, the private scalar padded to the order's length, the
+ * named curve as [0], the public point as [1]). Written here because
+ * OpenSSL 3.0's traditional encoding exports the provider key into a legacy
+ * EC_KEY with a new EC_GROUP per call: 30 % of an EC issue's CPU time
+ * (docs/performance.md). `out` is a secret buffer. false when pk is not a
+ * named-curve EC key or a step fails (the caller then asks OpenSSL).
+ */
+static bool ec_sec1_der(EVP_PKEY *pk, struct buf *out)
+{
+	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC)
+		return false;
+	char group[64];
+	unsigned char oid[32], pub[160], priv[66], *op = oid;
+	size_t publen = 0;
+	int olen = (EVP_PKEY_get_bits(pk) + 7) / 8, oidlen = 0, nid = NID_undef;
+	BIGNUM *d = NULL;
+	bool ok = false;
+	if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+					   NULL) &&
+	    (nid = OBJ_sn2nid(group)) == NID_undef)
+		nid = EC_curve_nist2nid(group);
+	ASN1_OBJECT *obj = nid == NID_undef ? NULL : OBJ_nid2obj(nid);
+	if (!obj || i2d_ASN1_OBJECT(obj, NULL) > (int)sizeof(oid) ||
+	    (oidlen = i2d_ASN1_OBJECT(obj, &op)) <= 0 || olen <= 0 || olen > (int)sizeof(priv) ||
+	    !EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
+					     sizeof(pub), &publen) ||
+	    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_PRIV_KEY, &d) ||
+	    BN_bn2binpad(d, priv, olen) != olen)
+		goto out;
+	struct buf c, bits;
+	buf_init_secret(&c, 256);
+	buf_init(&bits, publen + 8);
+	buf_char(&bits, 0x03); /* BIT STRING, no unused bits */
+	pki__der_len(&bits, publen + 1);
+	buf_char(&bits, 0);
+	buf_add(&bits, pub, publen);
+	static const uint8_t version[3] = {0x02, 0x01, 0x01};
+	buf_add(&c, version, sizeof(version));
+	pki__der_tlv(&c, 0x04, priv, (size_t)olen);
+	pki__der_tlv(&c, 0xa0, oid, (size_t)oidlen);
+	pki__der_tlv(&c, 0xa1, bits.p, bits.len);
+	pki__der_tlv(out, 0x30, c.p, c.len);
+	ok = !c.failed && !bits.failed && !out->failed;
+	buf_free(&c);
+	buf_free(&bits);
+out:
+	BN_clear_free(d);
+	OPENSSL_cleanse(priv, sizeof(priv));
+	ERR_clear_error();
+	return ok;
+}
+
+/* PEM text of a DER private key, as PEM_write_bio writes it (64-column
+ * base64 lines, a final newline), built in a secret buffer. */
+static char *secret_pem(const char *label, const uint8_t *der, size_t n)
+{
+	struct buf o;
+	buf_init_secret(&o, 64 + n * 4 / 3 + n / 48 + 2 * strlen(label));
+	buf_printf(&o, "-----BEGIN %s-----\n", label);
+	for (size_t i = 0; i < n; i += 48) {
+		char line[66];
+		size_t w = b64_encode_to(line, der + i, n - i < 48 ? n - i : 48, false);
+		line[w++] = '\n';
+		buf_add(&o, line, w);
+		OPENSSL_cleanse(line, sizeof(line));
+	}
+	buf_printf(&o, "-----END %s-----\n", label);
+	return buf_take(&o, NULL);
+}
+
 char *pki__key_to_pem(EVP_PKEY *pk, const char *fmt)
 {
+	if (!want_pkcs8(pk, fmt)) {
+		struct buf der;
+		buf_init_secret(&der, 256);
+		if (ec_sec1_der(pk, &der)) {
+			char *s = secret_pem("EC PRIVATE KEY", (const uint8_t *)der.p, der.len);
+			buf_free(&der);
+			return s;
+		}
+		buf_free(&der);
+	}
 	BIO *bio = BIO_new(BIO_s_mem());
 	if (!bio)
 		return NULL;
@@ -214,6 +301,14 @@ char *pki__key_to_der_b64(EVP_PKEY *pk, const char *fmt)
 		n = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
 		PKCS8_PRIV_KEY_INFO_free(p8);
 	} else {
+		struct buf sec1;
+		buf_init_secret(&sec1, 256);
+		if (ec_sec1_der(pk, &sec1)) {
+			char *s = pki__b64((const uint8_t *)sec1.p, sec1.len);
+			buf_free(&sec1);
+			return s;
+		}
+		buf_free(&sec1);
 		n = i2d_PrivateKey(pk, &der);
 	}
 	if (n <= 0)

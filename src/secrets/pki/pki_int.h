@@ -95,6 +95,12 @@ void pki__free_secret_str(char *s);
 
 /* ---- certificates and encodings ---- */
 
+/* DER writing into a struct buf (util/buf.h): a definite length, and a
+ * whole tag-length-value. */
+struct buf;
+void pki__der_len(struct buf *o, size_t n);
+void pki__der_tlv(struct buf *o, uint8_t tag, const void *p, size_t n);
+
 /* "39:dd:2e:..." from an ASN1_INTEGER; out must hold PKI_SERIAL_HEX+4. */
 void pki__serial_colon(const ASN1_INTEGER *ai, char *out, size_t cap);
 /* Normalise a serial given by a client ("39:DD:2e", "39-dd-2e") into the

@@ -573,19 +573,112 @@ static void test_secrets_pki__crl_delta_extensions(void **state)
 /* config/auto-tidy: the periodic hook removes expired certificates by
  * itself; tidy-status records the run; tidy-cancel with nothing running
  * warns (Vault). */
-static void test_secrets_pki__auto_tidy(void **state)
+/* The EC private key encodings written by hand (keys.c) are OpenSSL's
+ * own, byte for byte, on every curve; Ed25519 and RSA keep OpenSSL's. */
+static void test_secrets_pki__ec_key_encoding_matches_openssl(void **state)
 {
-	struct kvt t;
-	kvt_open(&t, &pki_backend_ops, NULL);
-	assert_int_equal(kvt_do(&t, LOP_UPDATE, "root/generate/internal",
+	struct verr err = {0};
+	const int curves[] = {224, 256, 384, 521};
+	for (int round = 0; round < 8; round++) {
+		for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+			EVP_PKEY *k = NULL;
+			assert_int_equal(pki__keygen(&k, PKI_KEY_EC, curves[i], &err), 0);
+			BIO *bio = BIO_new(BIO_s_mem());
+			assert_int_equal(PEM_write_bio_PrivateKey_traditional(bio, k, NULL, NULL, 0, NULL, NULL), 1);
+			char *ref = NULL;
+			long n = BIO_get_mem_data(bio, &ref);
+			char *pem = pki__key_to_pem(k, "der");
+			assert_non_null(pem);
+			assert_int_equal(strlen(pem), (size_t)n);
+			assert_memory_equal(pem, ref, (size_t)n);
+			pki__free_secret_str(pem);
+			BIO_free(bio);
+			unsigned char *der = NULL;
+			int dl = i2d_PrivateKey(k, &der);
+			assert_true(dl > 0);
+			char *want = pki__b64(der, (size_t)dl);
+			char *got = pki__key_to_der_b64(k, "der");
+			assert_non_null(got);
+			assert_string_equal(got, want);
+			pki__free_secret_str(got);
+			free(want);
+			OPENSSL_clear_free(der, (size_t)dl);
+			EVP_PKEY_free(k);
+		}
+	}
+}
+
+/* A leaf's subjectPublicKeyInfo, written from the key's encoded point
+ * (cert.c), decodes to the issued key and carries a signature the issuer's
+ * key verifies, for EC curves and Ed25519 alike. */
+static void test_secrets_pki__leaf_spki_is_the_key(void **state)
+{
+	struct verr err = {0};
+	struct pki_issuer iss;
+	EVP_PKEY *ca = test_ca(&iss);
+	X509 *cax = NULL;
+	json_t *none = json_array();
+	struct pki_cert_params cp = {.subj = {.cn = "CA", .dns = none, .ips = none, .uris = none},
+				     .not_before = 1700000000, .not_after = 1900000000,
+				     .is_ca = true, .max_path_length = -1};
+	cp.pubkey = ca;
+	assert_int_equal(pki__cert_build(&cax, &cp, NULL, ca, &err), 0);
+	iss.cert = cax;
+	iss.skid = ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(cax));
+	const struct {
+		enum pki_key_type t;
+		int bits;
+	} gen[] = {{PKI_KEY_EC, 224}, {PKI_KEY_EC, 256}, {PKI_KEY_EC, 384}, {PKI_KEY_EC, 521},
+		   {PKI_KEY_ED25519, 0}, {PKI_KEY_RSA, 2048}};
+	for (size_t i = 0; i < sizeof(gen) / sizeof(gen[0]); i++) {
+		EVP_PKEY *k = NULL;
+		assert_int_equal(pki__keygen(&k, gen[i].t, gen[i].bits, &err), 0);
+		struct pki_cert_params lp = {
+			.subj = {.cn = "a.example.com", .dns = none, .ips = none, .uris = none},
+			.pubkey = k, .not_before = 1700000000, .not_after = 1800000000,
+			.max_path_length = -1, .server_flag = true};
+		X509 *x = NULL;
+		assert_int_equal(pki__cert_build(&x, &lp, &iss, NULL, &err), 0);
+		unsigned char *der = NULL;
+		int dl = i2d_X509(x, &der);
+		assert_true(dl > 0);
+		X509 *back = pki__x509_from_der(der, (size_t)dl);
+		assert_non_null(back);
+		assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(back), k), 1);
+		assert_int_equal(X509_verify(back, ca), 1);
+		assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(back), X509_get0_subject_key_id(cax)), 0);
+		X509_free(back);
+		OPENSSL_free(der);
+		X509_free(x);
+		EVP_PKEY_free(k);
+	}
+	json_decref(none);
+	X509_free(cax);
+	ASN1_OCTET_STRING_free(iss.skid);
+	OPENSSL_free(iss.name_der);
+	EVP_PKEY_free(ca);
+}
+
+/* An engine with an EC root "Root" and the role "web" (subdomains of
+ * example.com, EC keys, 1s not_before_duration). */
+static void open_root_and_web_role(struct kvt *t)
+{
+	kvt_open(t, &pki_backend_ops, NULL);
+	assert_int_equal(kvt_do(t, LOP_UPDATE, "root/generate/internal",
 				json_pack("{s:s,s:s,s:s}", "common_name", "Root", "ttl", "8760h",
 					  "key_type", "ec")),
 			 0);
-	assert_int_equal(kvt_do(&t, LOP_UPDATE, "roles/web",
+	assert_int_equal(kvt_do(t, LOP_UPDATE, "roles/web",
 				json_pack("{s:s,s:b,s:s,s:s}", "allowed_domains", "example.com",
 					  "allow_subdomains", 1, "key_type", "ec",
 					  "not_before_duration", "1s")),
 			 0);
+}
+
+static void test_secrets_pki__auto_tidy(void **state)
+{
+	struct kvt t;
+	open_root_and_web_role(&t);
 	assert_int_equal(kvt_do(&t, LOP_UPDATE, "config/auto-tidy", json_pack("{s:b}", "enabled", 1)),
 			 VERR_INVALID);
 	assert_non_null(strstr(t.err.msg, "Auto-tidy enabled but no tidy operations were requested"));
@@ -619,6 +712,93 @@ static void test_secrets_pki__auto_tidy(void **state)
 	kvt_close(&t);
 }
 
+/* A physical that forwards to another and counts the operations on the
+ * engine's certs/ and revoked/ keys. */
+struct counting_phys {
+	struct physical base;
+	struct physical *inner;
+	int cert_ops;
+};
+
+static bool cert_key(const char *key)
+{
+	return strstr(key, "/certs/") || strstr(key, "/revoked/");
+}
+
+static int cp_get(struct physical *p, const char *key, uint8_t **out, size_t *len, struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(key);
+	return physical_get(c->inner, key, out, len, err);
+}
+
+static int cp_put(struct physical *p, const char *key, const uint8_t *val, size_t len,
+		  struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(key);
+	return physical_put(c->inner, key, val, len, err);
+}
+
+static int cp_del(struct physical *p, const char *key, struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(key);
+	return physical_delete(c->inner, key, err);
+}
+
+static int cp_list(struct physical *p, const char *prefix, char ***out, size_t *n, struct verr *err)
+{
+	struct counting_phys *c = (struct counting_phys *)p;
+	c->cert_ops += cert_key(prefix);
+	return physical_list(c->inner, prefix, out, n, err);
+}
+
+static void cp_close(struct physical *p)
+{
+	(void)p;
+}
+
+static const struct physical_ops counting_ops = {
+	.version = PHYSICAL_OPS_VERSION, .name = "counting", .get = cp_get, .put = cp_put,
+	.del = cp_del, .list = cp_list, .close = cp_close,
+};
+
+/* Mounting (init, as at unseal and on a failover) reads the issuers, keys
+ * and configuration, and not one certificate or revocation, however many
+ * are stored; the first CRL read is what reads the revocations. */
+static void test_secrets_pki__mount_reads_no_certificates(void **state)
+{
+	struct kvt t;
+	open_root_and_web_role(&t);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+					json_pack("{s:s,s:s}", "common_name", "a.example.com", "ttl", "1h")),
+				 0);
+		if (i % 10 == 0)
+			assert_int_equal(kvt_do(&t, LOP_UPDATE, "revoke",
+						json_pack("{s:s}", "serial_number",
+							  kvt_str(&t, "serial_number"))),
+					 0);
+	}
+	struct counting_phys cp = {.base = {.ops = &counting_ops, .max_entry_size = t.phys->max_entry_size},
+				   .inner = t.phys};
+	storage_view_init(&t.view, &cp.base, "logical/uuid-1/");
+	kvt_reinit(&t, NULL);
+	assert_int_equal(cp.cert_ops, 0);
+	/* the engine serves from what it read: an issue writes its one
+	 * certificate and reads none */
+	assert_int_equal(kvt_do(&t, LOP_UPDATE, "issue/web",
+				json_pack("{s:s,s:s}", "common_name", "b.example.com", "ttl", "1h")),
+			 0);
+	assert_int_equal(kvt_do(&t, LOP_READ, "cert/ca", NULL), 0);
+	assert_int_equal(cp.cert_ops, 1);
+	/* the counter sees the engine's reads: the CRL reads the revocations */
+	assert_int_equal(kvt_do(&t, LOP_READ, "crl/rotate", NULL), 0);
+	assert_true(cp.cert_ops > 0);
+	kvt_close(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,6 +812,9 @@ int main(void)
 		cmocka_unit_test(test_secrets_pki__ocsp_good_revoked_unknown),
 		cmocka_unit_test(test_secrets_pki__crl_delta_extensions),
 		cmocka_unit_test(test_secrets_pki__auto_tidy),
+		cmocka_unit_test(test_secrets_pki__ec_key_encoding_matches_openssl),
+		cmocka_unit_test(test_secrets_pki__leaf_spki_is_the_key),
+		cmocka_unit_test(test_secrets_pki__mount_reads_no_certificates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -304,6 +304,21 @@ static void test_server_config__bad_duration(void **state)
 		"default_lease_ttl", "larger than max_lease_ttl", NULL);
 }
 
+/* periodic_interval: the backends' periodic hook (CRL rebuilds, auto-tidy),
+ * 60s unless set, at most 1h. */
+static void test_server_config__periodic_interval(void **state)
+{
+	(void)state;
+	struct server_config *c = load_ok("storage \"inmem\" {}\n", "t.hcl");
+	assert_int_equal(c->periodic_interval, 60);
+	config_free(c);
+	c = load_ok("storage \"inmem\" {}\nperiodic_interval = \"2s\"\n", "t.hcl");
+	assert_int_equal(c->periodic_interval, 2);
+	config_free(c);
+	load_err("storage \"inmem\" {}\nperiodic_interval = \"2h\"\n", "t.hcl", "periodic_interval",
+		 "longer than 1h", NULL);
+}
+
 static void test_server_config__two_storage_stanzas(void **state)
 {
 	(void)state;
@@ -539,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_server_config__wrong_types),
 		cmocka_unit_test(test_server_config__missing_required),
 		cmocka_unit_test(test_server_config__bad_duration),
+		cmocka_unit_test(test_server_config__periodic_interval),
 		cmocka_unit_test(test_server_config__two_storage_stanzas),
 		cmocka_unit_test(test_server_config__listener_type),
 		cmocka_unit_test(test_server_config__syntax_error_propagates),
