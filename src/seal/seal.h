@@ -112,6 +112,15 @@ int seal_multi_priority(const struct seal *s, size_t i);
  * a single seal reports itself as one healthy backend named by its type */
 json_t *seal_multi_status(struct seal *s);
 
+/*
+ * A multi-seal member whose stanza could not be opened at start (its KMS
+ * key disabled or missing, its HSM token absent): of type `type`, every
+ * wrap and unwrap fails with `why`, so the other members still unseal and
+ * sys/seal-backend-status shows this one unhealthy.
+ */
+int seal_unavailable_new(struct seal **out, const char *type, const struct verr *why,
+			 struct verr *err);
+
 int seal_wrap(struct seal *s, const uint8_t *kek, size_t kek_len, const uint8_t *root,
 	      size_t root_len, uint8_t **out, size_t *out_len, struct verr *err);
 int seal_unwrap(struct seal *s, const uint8_t *kek, size_t kek_len, const uint8_t *blob,

@@ -305,13 +305,24 @@ static int make_multi_seal(struct seal **out, const struct server_config *cfg, s
 	int rc = 0;
 	if (cfg->nseals > SEAL_MULTI_MAX)
 		return verr_set(err, VERR_INVALID, "a multi-seal takes 1 to %d seals", SEAL_MULTI_MAX);
-	for (size_t i = 0; i < cfg->nseals && !rc; i++) {
+	size_t opened = 0;
+	struct verr why = {0};
+	for (size_t i = 0; i < cfg->nseals && !rc; i++)
+		rc = multi_stanza(&cfg->seals[i], &names[i], &prio[i], err);
+	for (size_t i = 0; i < cfg->nseals && !rc; i++, n++) {
 		const struct config_stanza *st = &cfg->seals[i];
-		if ((rc = multi_stanza(st, &names[n], &prio[n], err)) != 0 ||
-		    (rc = open_member(&members[n], st, names[n], err)) != 0)
-			break;
-		n++;
+		verr_clear(&why);
+		if (open_member(&members[n], st, names[n], &why) == 0) {
+			opened++;
+			continue;
+		}
+		/* one member that cannot be opened does not stop the others
+		 * (that is what several seals are for); all of them does */
+		log_error("core", "multi-seal: %s; the other seals unseal without it", why.msg);
+		rc = seal_unavailable_new(&members[n], st->type, &why, err);
 	}
+	if (!rc && !opened)
+		rc = verr_set(err, why.code ? why.code : VERR_INVALID, "%s", why.msg);
 	if (rc) {
 		for (size_t i = 0; i < n; i++)
 			seal_close(members[i]);

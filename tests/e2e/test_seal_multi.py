@@ -12,10 +12,17 @@ third seal:
   - a third seal (pkcs11) added -> re-wrapped at the next start; both KMS
     down -> the HSM unseals; a seal removed -> its copy is deleted;
   - a single awskms seal becomes one member of a multi-seal with no
-    migration; configuration errors are refused at start.
+    migration; configuration errors are refused at start;
+  - SIGHUP: a seal added to the running set wraps the root key at once
+    (the first KMS key then disabled -> a restart unseals through the new
+    seal); a new seal that cannot wrap -> refused with a log line naming
+    it, the old set kept, still serving; a seal removed -> its copy is
+    deleted and a restart unseals with the rest; removing every seal ->
+    refused.
 """
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -25,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover
     hvac = None
 
-from harness import Server
+from harness import Server, free_port
 from seal_util import (AK, SK, KmsPeer, file_get, kms_env, start_kms, tamper_json_field, unsealed,
                        wait_for)
 
@@ -95,7 +102,8 @@ class MultiSeal(unittest.TestCase):
         with open(s.config_path) as f:
             txt = f.read()
         with open(s.config_path, "w") as f:
-            f.write(txt[:txt.index("seal ")] + seals)
+            i = txt.find("seal ")
+            f.write((txt if i < 0 else txt[:i]) + seals)
 
     def restart(self, s):
         s.stop()
@@ -250,6 +258,66 @@ class MultiSeal(unittest.TestCase):
         self.restart(s)
         self.assertTrue(wait_for(lambda: unsealed(s), 15), s.log())
         self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+
+    def hup(self, s, seals, want):
+        self.set_seals(s, seals)
+        s.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: want in s.log(), 15), s.log())
+
+    def test_sighup_adds_and_removes_seals(self):
+        s = self.server(kms_stanza(self.kms[0], "kms1", 1)).start()
+        self.init(s)
+        self.assertIsNone(file_get(self.data(s), "core/seal-root/kms2"))
+        # kms2 added while running: wrapped at once, no restart
+        self.hup(s, self.two(), "the seals are now, in priority order: kms1 (awskms), kms2 (awskms)")
+        self.assertIn('seal "kms2" (awskms) added: the root key is wrapped by it', s.log())
+        self.assertTrue(any(c[0] == "Encrypt" and c[2] == "ok" for c in self.kms[1].calls))
+        self.assertIsNotNone(file_get(self.data(s), "core/seal-root/kms2"))
+        j, b = self.backends(s)
+        self.assertEqual([x["name"] for x in j["backends"]], ["kms1", "kms2"])
+        self.assertTrue(j["fully_wrapped"] and b["kms2"]["wrapped"])
+        # the first key disabled: a restart unseals through the added seal
+        kid1 = next(iter(self.kms[0].keys))
+        self.kms[0].disable_key(kid1)
+        self.restart(s)
+        self.assertTrue(wait_for(lambda: unsealed(s), 15), s.log())
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+        self.assertIn('unwrapped by seal "kms2" (awskms)', s.log())
+
+        # a new seal that cannot be used (its key disabled), or cannot wrap
+        # (its KMS unreachable): refused, the old set stays, still serving
+        bad = kms_stanza(self.kms[0], "kms3", 3)
+        self.hup(s, self.two() + bad, "seal reload refused")
+        line = next(ln for ln in s.log().splitlines() if "seal reload refused" in ln)
+        self.assertIn('seal "kms3" (awskms)', line)
+        self.assertIn("its state is Disabled", line)
+        self.assertIn("the seals are unchanged", line)
+        open(s.log_path, "w").close()
+        down = type("Down", (), {"url": "https://127.0.0.1:%d" % free_port()})()
+        self.hup(s, self.two() + kms_stanza(down, "kms3", 3), "seal reload refused")
+        line = next(ln for ln in s.log().splitlines() if "seal reload refused" in ln)
+        self.assertIn('seal "kms3" (awskms) cannot wrap the root key', line)
+        self.assertIn("could not reach", line)
+        self.assertIn("the running seals are unchanged", line)
+        self.assertIsNone(file_get(self.data(s), "core/seal-root/kms3"))
+        j, _ = self.backends(s)
+        self.assertEqual([x["name"] for x in j["backends"]], ["kms1", "kms2"])
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+
+        # kms1 removed: its copy is deleted; kms2 alone unseals
+        open(s.log_path, "w").close()
+        self.hup(s, kms_stanza(self.kms[1], "kms2", 2), 'seal "kms1" removed: its wrapped copy is deleted')
+        self.assertIsNone(file_get(self.data(s), "core/seal-root/kms1"))
+        j, _ = self.backends(s)
+        self.assertEqual([x["name"] for x in j["backends"]], ["kms2"])
+        # every seal removed: refused (that is a migration), still serving
+        self.hup(s, "", "seal reload refused: removing every seal is a seal migration")
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+        self.set_seals(s, kms_stanza(self.kms[1], "kms2", 2))
+        self.restart(s)
+        self.assertTrue(wait_for(lambda: unsealed(s), 15), s.log())
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+        self.assertNotIn(SK, s.log())
 
     def test_bad_configuration_refused(self):
         cases = [
