@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 try:
@@ -318,6 +319,33 @@ class MultiSeal(unittest.TestCase):
         self.assertTrue(wait_for(lambda: unsealed(s), 15), s.log())
         self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
         self.assertNotIn(SK, s.log())
+
+    def test_kill9_during_sighup_change_still_unseals(self):
+        """kill -9 at several points of a SIGHUP add and remove: whatever the
+        moment, the store unseals with the seal both sets share."""
+        s = self.server(kms_stanza(self.kms[0], "kms1", 1)).start()
+        self.init(s)
+        one, two = kms_stanza(self.kms[0], "kms1", 1), self.two()
+        for i, delay in enumerate((0.0, 0.002, 0.005, 0.01, 0.02, 0.05)):
+            # even rounds add kms2, odd rounds remove it again
+            self.set_seals(s, two if i % 2 == 0 else one)
+            s.proc.send_signal(signal.SIGHUP)
+            time.sleep(delay)
+            s.kill9()
+            # kms1 is in both sets and never loses its copy: it alone unseals
+            self.kms[1].stop()
+            self.set_seals(s, one)
+            self.restart(s)
+            self.assertTrue(wait_for(lambda: unsealed(s), 15), "round %d: %s" % (i, s.log()))
+            self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+            self.kms[1].start()
+            # and the set of the round's end state unseals too (re-wrapped as needed)
+            self.set_seals(s, two if i % 2 == 0 else one)
+            self.restart(s)
+            self.assertTrue(wait_for(lambda: unsealed(s), 15), "round %d: %s" % (i, s.log()))
+            time.sleep(0.2)  # the unseal's re-wrap runs after it serves
+        s.stop()
+        self.assertIsNotNone(file_get(self.data(s), "core/seal-root/kms1"))
 
     def test_bad_configuration_refused(self):
         cases = [
