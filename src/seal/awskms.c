@@ -37,7 +37,10 @@
  *    call is retried). A failed refresh keeps credentials that have not
  *    expired yet. Without any other source and an unreachable metadata
  *    service the seal fails at start, unless the endpoint was set explicitly
- *    (then the first call fetches, and the core retries while it cannot).
+ *    (then the first call fetches, and the core retries while it cannot);
+ *    a configured web identity or container endpoint that refuses or cannot
+ *    be reached at start is fetched again the same way (sealed, retried,
+ *    its reason in the auto-unseal error).
  *  - At start the configured key (id, ARN or alias) is described
  *    (TrentService.DescribeKey, as Vault does): a key that does not exist,
  *    is disabled or pending deletion, or is not a symmetric encryption key
