@@ -898,7 +898,8 @@ static void multi_sweep(struct core *c, struct seal *ms)
  * have no good copy (added to the configuration, or their copy refused),
  * drop the copies of seals no longer configured, and record the list in
  * seal-config (before deleting, so it never names a missing copy). Errors
- * are logged: the next unseal tries again. Called with c->unseal_lock held.
+ * are logged: the next unseal tries again. Called with c->unseal_lock held,
+ * on the active node only (unseal_sync_seals): a standby writes nothing.
  */
 static void multi_sync(struct core *c, const uint8_t *root)
 {
@@ -971,6 +972,28 @@ static void multi_sync(struct core *c, const uint8_t *root)
 	}
 	multi_sweep(c, ms);
 	json_decref(cfg);
+}
+
+void unseal_sync_seals(struct core *c)
+{
+	pthread_rwlock_rdlock(&c->state_lock); /* stays active throughout */
+	pthread_mutex_lock(&c->unseal_lock);
+	if (!seal_multi_count(c->o.seal)) {
+		/* not a multi-seal: nothing to sync */
+	} else if (state_get(c) != CORE_ACTIVE) {
+		log_debug("core", "multi-seal: not the active node: the wrapped copies are left to it");
+	} else {
+		uint8_t *root = NULL;
+		size_t rl = 0;
+		struct verr e = {0};
+		if (barrier_root_key(c->barrier, &root, &rl, &e))
+			log_error("core", "multi-seal: the wrapped copies are not synced: %s", e.msg);
+		else
+			multi_sync(c, root);
+		secmem_free(root, rl);
+	}
+	pthread_mutex_unlock(&c->unseal_lock);
+	pthread_rwlock_unlock(&c->state_lock);
 }
 
 static bool in_set(struct seal *const *set, size_t n, const struct seal *s)
@@ -1313,8 +1336,6 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 		secmem_free(root, KEY_LEN);
 		root = NULL;
 	}
-	if (!rc && !pending)
-		multi_sync(c, root);
 	secmem_free(kek, KEY_LEN);
 	pthread_mutex_unlock(&c->unseal_lock);
 	if (rc) {
@@ -1354,12 +1375,6 @@ int unseal_auto(struct core *c, struct verr *err)
 		return rc;
 	bool did = false;
 	rc = state_unseal(c, root, KEY_LEN, &did, err);
-	if (!rc && seal_multi_count(c->o.seal)) {
-		/* serving already; now the copies of added seals */
-		pthread_mutex_lock(&c->unseal_lock);
-		multi_sync(c, root);
-		pthread_mutex_unlock(&c->unseal_lock);
-	}
 	secmem_free(root, KEY_LEN);
 	return rc;
 }

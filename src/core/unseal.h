@@ -37,6 +37,13 @@ int unseal_rekey_backup(struct core *c, bool recovery, enum logical_op op, json_
 /* SIGHUP with a changed multi-seal (core_seals_change in core.h). */
 int unseal_seals_change(struct core *c, struct seal **members, const char *const *names,
 			const int *prio, size_t n, struct verr *err);
+/* A multi-seal's wrapped copies brought in line with the configured seals
+ * (added ones wrap the root key, removed ones' copies are deleted), on the
+ * active node only: state.c calls it once a node becomes active (right
+ * after the unseal without HA, when it takes the HA lock with HA). Takes
+ * the state lock shared and unseal_lock; the root key is the barrier's,
+ * copied into secmem for the sync and wiped. Errors are logged. */
+void unseal_sync_seals(struct core *c);
 /* Wipe every key share a ceremony still holds (core_free). */
 void unseal_wipe(struct core *c);
 

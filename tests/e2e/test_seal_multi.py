@@ -34,8 +34,8 @@ except ImportError:  # pragma: no cover
     hvac = None
 
 from harness import Server, free_port
-from seal_util import (AK, SK, KmsPeer, file_get, kms_env, start_kms, tamper_json_field, unsealed,
-                       wait_for)
+from seal_util import (SK, file_get, kms_env, start_kms_pair, tamper_json_field,
+                       unsealed, wait_for)
 
 MODULE = next((p for p in ("/usr/lib/softhsm/libsofthsm2.so",
                            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so") if os.path.exists(p)), None)
@@ -55,18 +55,8 @@ class MultiSeal(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="multiseal-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        # two independent KMS peers (own keys, own port); the second serves
-        # the first one's certificate, so one AWS_CA_BUNDLE trusts both
-        d1, d2 = os.path.join(self.tmp, "k1"), os.path.join(self.tmp, "k2")
-        os.mkdir(d1)
-        os.mkdir(d2)
-        p1, _ = start_kms(d1)
+        p1, p2 = start_kms_pair(self.tmp)
         self.addCleanup(p1.stop)
-        p2 = KmsPeer(d2)
-        p2.ca, p2.cert, p2.key = p1.ca, p1.cert, p1.key
-        arn = p2.add_user(AK, SK, "coffer")
-        p2.create_key(alias="coffer", allow=[arn])
-        p2.start()
         self.addCleanup(p2.stop)
         self.kms = [p1, p2]
         self.env = kms_env(p1)
