@@ -171,6 +171,12 @@ void core_reload(struct core *c)
 	pthread_rwlock_unlock(&c->state_lock);
 }
 
+int core_seals_change(struct core *c, struct seal **members, const char *const *names,
+		      const int *priorities, size_t n, struct verr *err)
+{
+	return unseal_seals_change(c, members, names, priorities, n, err);
+}
+
 /* A standby serves no request below the barrier: 307 to the active node's
  * address when it is known (Vault's behaviour without request forwarding),
  * else 503. */

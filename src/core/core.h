@@ -73,6 +73,19 @@ void core_invalidate(struct core *c, const char *key);
 /* SIGHUP: reopen audit files (log rotation). */
 void core_reload(struct core *c);
 /*
+ * SIGHUP with the multi-seal's stanzas as they now read: the member set
+ * becomes members[0..n) (names, priorities; a pointer the running set
+ * already holds is that member, kept). Takes ownership of every member not
+ * already in the set (closed on error). Crash-safe order: each added
+ * member wraps the root key and its copy is stored and opened again, then
+ * seal-config names the new set (the commit point), then the removed
+ * members' copies are deleted. Only while active and unsealed; removing
+ * every seal, or leaving no available seal with a copy, is refused. On
+ * error (an added seal cannot wrap: its stanza named) nothing changes.
+ */
+int core_seals_change(struct core *c, struct seal **members, const char *const *names,
+		      const int *priorities, size_t n, struct verr *err);
+/*
  * Request forwarding (HA). On a standby that knows the active node:
  * *f = the active's cluster and API addresses and this cluster's TLS
  * certificate and key (PEM; the key in locked memory), what a forwarded

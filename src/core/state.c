@@ -19,7 +19,10 @@
  * tables and every backend's init, then the active-only writes (tables
  * persisted if new, backends' initialize), lease workers, periodic thread.
  * teardown_active closes the same things in reverse. A standby has only
- * opened the barrier: it writes nothing.
+ * opened the barrier: it writes nothing. Once a node is active (and the
+ * write lock released) unseal_sync_seals brings a multi-seal's wrapped
+ * copies in line with this node's configuration; on a standby it is not
+ * called (it would delete the copy of a seal the active node just added).
  *
  * Deadlock rule: the HA loop's callbacks take the write lock, so the HA loop
  * is joined (ha_loop_stop) only without holding it; a seal stops the loop
@@ -43,6 +46,7 @@
 #include "core/stores.h"
 #include "core/sys_raft.h"
 #include "core/token.h"
+#include "core/unseal.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/rand.h"
@@ -144,16 +148,20 @@ static int ha_became_active(void *ctx, struct verr *err)
 {
 	struct core *c = ctx;
 	int rc = 0;
+	bool became = false;
 	pthread_rwlock_wrlock(&c->state_lock);
 	if (state_get(c) == CORE_STANDBY) {
 		rc = setup_active(c, err);
 		if (!rc) {
 			atomic_store(&c->state, CORE_ACTIVE);
 			c->active_since = (int64_t)time(NULL);
+			became = true;
 			log_info("core", "this node is now the active node");
 		}
 	}
 	pthread_rwlock_unlock(&c->state_lock);
+	if (became) /* serving already; the sync checks it is still active */
+		unseal_sync_seals(c);
 	return rc;
 }
 
@@ -221,6 +229,11 @@ int state_unseal(struct core *c, const uint8_t *root, size_t len, bool *did, str
 		log_info("core", "vault is unsealed");
 	}
 	pthread_rwlock_unlock(&c->state_lock);
+	/* without HA the node is active now: the seal copies follow the
+	 * configuration; with HA a standby writes nothing, ha_became_active
+	 * syncs once it holds the lock */
+	if (*did && !c->o.ha)
+		unseal_sync_seals(c);
 	return rc;
 }
 

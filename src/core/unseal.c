@@ -33,6 +33,7 @@
  */
 #include "core/unseal.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -546,23 +547,17 @@ static int verify_recovery(struct core *c, const uint8_t *root, const uint8_t *r
 	return ok ? 0 : verr_set(err, VERR_INVALID, "invalid recovery key");
 }
 
-static int write_cfg(struct core *c, const char *type, bool recovery, int shares, int threshold,
-		     struct verr *err)
+/* seal-config; `names` (taken; NULL: none) lists a multi-seal's members
+ * that have a wrapped copy. */
+static int write_cfg_names(struct core *c, const char *type, bool recovery, int shares,
+			   int threshold, json_t *names, struct verr *err)
 {
 	json_t *cfg = json_pack("{s:s,s:i,s:i}", "type", type,
 				recovery ? "recovery_shares" : "secret_shares", shares,
 				recovery ? "recovery_threshold" : "secret_threshold", threshold);
-	if (cfg && !strcmp(type, SEAL_MULTI_TYPE)) {
-		/* the members that have a wrapped copy */
-		json_t *names = json_array();
-		for (size_t i = 0; i < seal_multi_count(c->o.seal); i++) {
-			const char *name = NULL;
-			seal_multi_member(c->o.seal, i, &name);
-			if (seal_multi_has_copy(c->o.seal, i))
-				json_array_append_new(names, json_string(name));
-		}
-		json_object_set_new(cfg, "seals", names);
-	}
+	if (cfg && names)
+		json_object_set(cfg, "seals", names);
+	json_decref(names);
 	char *s = json_dumps(cfg, JSON_COMPACT);
 	json_decref(cfg);
 	if (!s)
@@ -570,6 +565,23 @@ static int write_cfg(struct core *c, const char *type, bool recovery, int shares
 	int rc = physical_put(c->phys, SEAL_CONFIG_KEY, (const uint8_t *)s, strlen(s), err);
 	free(s);
 	return rc;
+}
+
+static int write_cfg(struct core *c, const char *type, bool recovery, int shares, int threshold,
+		     struct verr *err)
+{
+	json_t *names = NULL;
+	if (!strcmp(type, SEAL_MULTI_TYPE)) {
+		/* the members that have a wrapped copy */
+		names = json_array();
+		for (size_t i = 0; i < seal_multi_count(c->o.seal); i++) {
+			const char *name = NULL;
+			seal_multi_member(c->o.seal, i, &name);
+			if (seal_multi_has_copy(c->o.seal, i))
+				json_array_append_new(names, json_string(name));
+		}
+	}
+	return write_cfg_names(c, type, recovery, shares, threshold, names, err);
 }
 
 int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *err)
@@ -731,7 +743,10 @@ static int unwrap_at(struct core *c, struct seal *s, const char *path, const uin
 
 static void copy_path(char *buf, size_t n, const char *name)
 {
-	snprintf(buf, n, "%s%s", SEAL_MULTI_ROOT_PREFIX, name);
+	/* names are at most SEAL_MULTI_NAME_MAX; a longer listed key is cut
+	 * (and then names nothing) */
+	if (snprintf(buf, n, "%s%s", SEAL_MULTI_ROOT_PREFIX, name) >= (int)n)
+		buf[n - 1] = '\0';
 }
 
 static void why_add(char *why, size_t cap, const char *name, const struct seal *m, const char *msg)
@@ -847,12 +862,44 @@ static int multi_unwrap_root(struct core *c, struct seal *ms, uint8_t **root, st
 			"no configured seal could unwrap the root key: %s", why);
 }
 
+/* Delete every copy under SEAL_MULTI_ROOT_PREFIX that no member of `ms`
+ * owns: left behind by a removal interrupted after seal-config was written. */
+static void multi_sweep(struct core *c, struct seal *ms)
+{
+	char **keys = NULL;
+	size_t nk = 0;
+	struct verr e = {0};
+	if (physical_list(c->phys, SEAL_MULTI_ROOT_PREFIX, &keys, &nk, &e)) {
+		log_warn("core", "multi-seal: cannot list the wrapped copies: %s", e.msg);
+		return;
+	}
+	for (size_t k = 0; k < nk; k++) {
+		bool owned = false;
+		for (size_t i = 0; i < seal_multi_count(ms); i++) {
+			const char *name = NULL;
+			seal_multi_member(ms, i, &name);
+			owned = owned || !strcmp(name, keys[k]);
+		}
+		if (owned || strchr(keys[k], '/') || strlen(keys[k]) > SEAL_MULTI_NAME_MAX)
+			continue;
+		char path[128];
+		copy_path(path, sizeof(path), keys[k]);
+		if (physical_delete(c->phys, path, &e))
+			log_warn("core", "multi-seal: the copy of removed seal \"%s\" stays: %s", keys[k], e.msg);
+		else
+			log_info("core", "multi-seal: the wrapped copy of seal \"%s\", no longer configured, is deleted",
+				 keys[k]);
+	}
+	physical_list_free(keys, nk);
+}
+
 /*
  * Once unsealed with a multi-seal: wrap the root key with the members that
  * have no good copy (added to the configuration, or their copy refused),
  * drop the copies of seals no longer configured, and record the list in
  * seal-config (before deleting, so it never names a missing copy). Errors
- * are logged: the next unseal tries again. Called with c->unseal_lock held.
+ * are logged: the next unseal tries again. Called with c->unseal_lock held,
+ * on the active node only (unseal_sync_seals): a standby writes nothing.
  */
 static void multi_sync(struct core *c, const uint8_t *root)
 {
@@ -923,7 +970,217 @@ static void multi_sync(struct core *c, const uint8_t *root)
 		}
 		log_info("core", "multi-seal: the %s seal's root key is now wrapped per seal", sc.type);
 	}
+	multi_sweep(c, ms);
 	json_decref(cfg);
+}
+
+void unseal_sync_seals(struct core *c)
+{
+	pthread_rwlock_rdlock(&c->state_lock); /* stays active throughout */
+	pthread_mutex_lock(&c->unseal_lock);
+	if (!seal_multi_count(c->o.seal)) {
+		/* not a multi-seal: nothing to sync */
+	} else if (state_get(c) != CORE_ACTIVE) {
+		log_debug("core", "multi-seal: not the active node: the wrapped copies are left to it");
+	} else {
+		uint8_t *root = NULL;
+		size_t rl = 0;
+		struct verr e = {0};
+		if (barrier_root_key(c->barrier, &root, &rl, &e))
+			log_error("core", "multi-seal: the wrapped copies are not synced: %s", e.msg);
+		else
+			multi_sync(c, root);
+		secmem_free(root, rl);
+	}
+	pthread_mutex_unlock(&c->unseal_lock);
+	pthread_rwlock_unlock(&c->state_lock);
+}
+
+static bool in_set(struct seal *const *set, size_t n, const struct seal *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == s)
+			return true;
+	return false;
+}
+
+/* Store the root key wrapped by an added member and open the copy again:
+ * a key that encrypts but may not decrypt is refused here, not at the
+ * next restart. */
+static int wrap_verified(struct core *c, struct seal *m, const char *path, const uint8_t *root,
+			 struct verr *err)
+{
+	uint8_t *blob = NULL, *back = NULL;
+	size_t blen = 0;
+	int rc = seal_wrap(m, NULL, 0, root, KEY_LEN, &blob, &blen, err);
+	if (!rc)
+		rc = physical_put(c->phys, path, blob, blen, err);
+	free(blob);
+	if (!rc)
+		rc = unwrap_at(c, m, path, NULL, &back, err);
+	if (!rc && !secmem_eq(back, root, KEY_LEN))
+		rc = verr_set(err, VERR_INVALID, "the wrapped copy does not open to the root key");
+	if (back)
+		secmem_free(back, KEY_LEN);
+	return rc;
+}
+
+int unseal_seals_change(struct core *c, struct seal **members, const char *const *names,
+			const int *prio, size_t n, struct verr *err)
+{
+	struct seal *ms = c->o.seal;
+	bool isnew[SEAL_MULTI_MAX] = {0}, copy[SEAL_MULTI_MAX] = {0}, wrote[SEAL_MULTI_MAX] = {0};
+	struct seal *removed[SEAL_MULTI_MAX] = {0};
+	char gone[SEAL_MULTI_MAX][SEAL_MULTI_NAME_MAX + 1];
+	size_t nrem = 0, ngone = 0;
+	uint8_t *root = NULL;
+	size_t rl = 0;
+	char path[128];
+	int rc = 0;
+	pthread_rwlock_rdlock(&c->state_lock); /* stays unsealed and active throughout */
+	pthread_mutex_lock(&c->unseal_lock);
+	size_t n0 = seal_multi_count(ms);
+	struct seal *cur[SEAL_MULTI_MAX] = {0};
+	for (size_t j = 0; j < n0; j++)
+		cur[j] = seal_multi_member(ms, j, NULL);
+	bool changed = n != n0;
+	for (size_t i = 0; i < n && i < SEAL_MULTI_MAX; i++) {
+		isnew[i] = !in_set(cur, n0, members[i]);
+		changed = changed || isnew[i];
+	}
+	if (n > SEAL_MULTI_MAX) {
+		rc = seal_multi_check(members, names, prio, n, err);
+		goto out;
+	}
+	if (!n0) {
+		rc = verr_set(err, VERR_PRECONDITION,
+			      "the %s seal is not a multi-seal: adding seals to it needs a restart",
+			      seal_type(ms));
+		goto out;
+	}
+	if (!n) {
+		rc = verr_set(err, VERR_PRECONDITION,
+			      "removing every seal is a seal migration: the seals are unchanged");
+		goto out;
+	}
+	if ((rc = seal_multi_check(members, names, prio, n, err)) != 0)
+		goto out;
+	for (size_t j = 0; j < n0; j++) {
+		const char *cn = NULL;
+		seal_multi_member(ms, j, &cn);
+		bool kept = false;
+		for (size_t i = 0; i < n; i++) {
+			if (members[i] == cur[j]) {
+				kept = true;
+				changed = changed || strcmp(names[i], cn) || prio[i] != seal_multi_priority(ms, j);
+				copy[i] = seal_multi_has_copy(ms, j);
+			} else if (isnew[i] && !strcmp(names[i], cn)) {
+				rc = verr_set(err, VERR_INVALID,
+					      "seal \"%s\" is already configured with other settings: give the new seal a new name",
+					      cn);
+				goto out;
+			}
+		}
+		if (!kept)
+			snprintf(gone[ngone++], sizeof(gone[0]), "%s", cn);
+	}
+	if (!changed)
+		goto out;
+	if (state_get(c) != CORE_ACTIVE) {
+		rc = verr_set(err, VERR_PRECONDITION,
+			      "the seals change only on the active, unsealed node: the running seals stay until a restart");
+		goto out;
+	}
+	struct sealcfg sc;
+	if ((rc = load_cfg(c, &sc, err)) != 0)
+		goto out;
+	if (strcmp(sc.type, SEAL_MULTI_TYPE)) {
+		rc = verr_set(err, VERR_PRECONDITION,
+			      "the root key is still stored under the single %s seal: the seals are unchanged",
+			      sc.type);
+		goto out;
+	}
+	if ((rc = barrier_root_key(c->barrier, &root, &rl, err)) != 0)
+		goto out;
+	/* 1: the added members' copies (nothing names them yet) */
+	int good = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!isnew[i]) {
+			for (size_t j = 0; j < n0; j++)
+				if (cur[j] == members[i] && seal_multi_has_copy(ms, j) &&
+				    seal_multi_healthy(ms, j))
+					good++;
+			continue;
+		}
+		struct verr e2 = {0};
+		copy_path(path, sizeof(path), names[i]);
+		wrote[i] = true;
+		if ((rc = wrap_verified(c, members[i], path, root, &e2)) != 0) {
+			rc = verr_set(err, rc, "seal \"%s\" (%s) cannot wrap the root key: %s; the running seals are unchanged",
+				      names[i], seal_type(members[i]), e2.msg);
+			goto out;
+		}
+		copy[i] = true;
+		good++;
+		log_info("core", "multi-seal: seal \"%s\" (%s) added: the root key is wrapped by it",
+			 names[i], seal_type(members[i]));
+	}
+	if (!good) {
+		rc = verr_set(err, VERR_PRECONDITION,
+			      "no seal of the new set is available with a wrapped copy of the root key: the running seals are unchanged");
+		goto out;
+	}
+	/* 2: the commit point */
+	json_t *list = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (copy[i])
+			json_array_append_new(list, json_string(names[i]));
+	if ((rc = write_cfg_names(c, SEAL_MULTI_TYPE, sc.recovery, sc.shares, sc.threshold, list,
+				  err)) != 0)
+		goto out;
+	/* 3: the swap (checked above, so it cannot fail) */
+	rc = seal_multi_replace(ms, members, names, prio, copy, n, removed, &nrem, err);
+	assert(rc == 0);
+	memset(wrote, 0, sizeof(wrote)); /* the new copies stay */
+	memset(isnew, 0, sizeof(isnew)); /* the multi-seal owns them now */
+	/* 4: the removed members' copies, then any left by an earlier crash */
+	for (size_t k = 0; k < ngone; k++) {
+		struct verr e2 = {0};
+		copy_path(path, sizeof(path), gone[k]);
+		if (physical_delete(c->phys, path, &e2))
+			log_warn("core", "multi-seal: the copy of removed seal \"%s\" stays: %s", gone[k], e2.msg);
+		else
+			log_info("core", "multi-seal: seal \"%s\" removed: its wrapped copy is deleted", gone[k]);
+	}
+	multi_sweep(c, ms);
+	char now[VERR_MSG_MAX] = "";
+	for (size_t i = 0; i < seal_multi_count(ms); i++) {
+		const char *nm = NULL;
+		struct seal *m = seal_multi_member(ms, i, &nm);
+		size_t l = strlen(now);
+		snprintf(now + l, sizeof(now) - l, "%s%s (%s)", l ? ", " : "", nm, seal_type(m));
+	}
+	log_info("core", "multi-seal: the seals are now, in priority order: %s", now);
+out:
+	for (size_t i = 0; i < n && i < SEAL_MULTI_MAX; i++) {
+		if (wrote[i]) {
+			struct verr e2 = {0};
+			copy_path(path, sizeof(path), names[i]);
+			if (physical_delete(c->phys, path, &e2))
+				log_warn("core", "multi-seal: the unused copy of seal \"%s\" stays: %s",
+					 names[i], e2.msg);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (i >= SEAL_MULTI_MAX || isnew[i])
+			seal_close(members[i]);
+	for (size_t k = 0; k < nrem; k++)
+		seal_close(removed[k]); /* swapped out under unseal_lock: no one uses it */
+	if (root)
+		secmem_free(root, rl);
+	pthread_mutex_unlock(&c->unseal_lock);
+	pthread_rwlock_unlock(&c->state_lock);
+	return rc;
 }
 
 static int unwrap_root(struct core *c, struct seal *s, const uint8_t *kek, uint8_t **root,
@@ -1079,8 +1336,6 @@ int unseal_submit(struct core *c, const json_t *data, json_t **out, struct verr 
 		secmem_free(root, KEY_LEN);
 		root = NULL;
 	}
-	if (!rc && !pending)
-		multi_sync(c, root);
 	secmem_free(kek, KEY_LEN);
 	pthread_mutex_unlock(&c->unseal_lock);
 	if (rc) {
@@ -1120,12 +1375,6 @@ int unseal_auto(struct core *c, struct verr *err)
 		return rc;
 	bool did = false;
 	rc = state_unseal(c, root, KEY_LEN, &did, err);
-	if (!rc && seal_multi_count(c->o.seal)) {
-		/* serving already; now the copies of added seals */
-		pthread_mutex_lock(&c->unseal_lock);
-		multi_sync(c, root);
-		pthread_mutex_unlock(&c->unseal_lock);
-	}
 	secmem_free(root, KEY_LEN);
 	return rc;
 }

@@ -12,6 +12,8 @@
 
 /* 1 if req->path is one of the sealed-state endpoints (the result in *rc,
  * *resp), 0 otherwise. */
+struct seal;
+
 int unseal_sealed_path(struct core *c, struct logical_request *req,
 		       struct logical_response *resp, int *rc, struct verr *err);
 int unseal_init(struct core *c, const json_t *data, json_t **out, struct verr *err);
@@ -32,6 +34,16 @@ int unseal_generate_root(struct core *c, enum logical_op op, const char *which,
  * DELETE them. */
 int unseal_rekey_backup(struct core *c, bool recovery, enum logical_op op, json_t **out,
 			struct verr *err);
+/* SIGHUP with a changed multi-seal (core_seals_change in core.h). */
+int unseal_seals_change(struct core *c, struct seal **members, const char *const *names,
+			const int *prio, size_t n, struct verr *err);
+/* A multi-seal's wrapped copies brought in line with the configured seals
+ * (added ones wrap the root key, removed ones' copies are deleted), on the
+ * active node only: state.c calls it once a node becomes active (right
+ * after the unseal without HA, when it takes the HA lock with HA). Takes
+ * the state lock shared and unseal_lock; the root key is the barrier's,
+ * copied into secmem for the sync and wiped. Errors are logged. */
+void unseal_sync_seals(struct core *c);
 /* Wipe every key share a ceremony still holds (core_free). */
 void unseal_wipe(struct core *c);
 

@@ -18,19 +18,29 @@
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
  * AWS_KMS_ENDPOINT, AWS_CA_BUNDLE, then the shared credentials file
  * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE
- * or "default"), then the EC2 instance metadata service (IMDSv2; base URL
+ * or "default"), then web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
+ * [+ AWS_ROLE_SESSION_NAME] exchanged at STS AssumeRoleWithWebIdentity;
+ * endpoint AWS_ENDPOINT_URL_STS, else regional per AWS_STS_REGIONAL_ENDPOINTS),
+ * then container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on
+ * http://169.254.170.2, or AWS_CONTAINER_CREDENTIALS_FULL_URI, with
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE / _TOKEN in Authorization), then
+ * the EC2 instance metadata service (IMDSv2; base URL
  * AWS_EC2_METADATA_SERVICE_ENDPOINT, default http://169.254.169.254, off
  * with AWS_EC2_METADATA_DISABLED=true).
  *
  * DESIGN
- *  - Instance credentials are temporary: fetched again (a new IMDSv2 token,
- *    the role name, the role's credentials) before their Expiration -
+ *  - Web identity, container and instance credentials are temporary:
+ *    fetched again from their source (the token files re-read, a new
+ *    IMDSv2 token) before their Expiration -
  *    5 minutes before, or half-way through a shorter lifetime - at the next
  *    KMS call, and at once when KMS answers ExpiredTokenException (then the
  *    call is retried). A failed refresh keeps credentials that have not
  *    expired yet. Without any other source and an unreachable metadata
  *    service the seal fails at start, unless the endpoint was set explicitly
- *    (then the first call fetches, and the core retries while it cannot).
+ *    (then the first call fetches, and the core retries while it cannot);
+ *    a configured web identity or container endpoint that refuses or cannot
+ *    be reached at start is fetched again the same way (sealed, retried,
+ *    its reason in the auto-unseal error).
  *  - At start the configured key (id, ARN or alias) is described
  *    (TrentService.DescribeKey, as Vault does): a key that does not exist,
  *    is disabled or pending deletion, or is not a symmetric encryption key
@@ -47,6 +57,7 @@
  * Thread-safety: the credentials are guarded by s->mu (SIGHUP replaces
  * them); each call signs its own request.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -74,19 +85,24 @@
 #define KMS_START_TIMEOUT_MS 2000
 
 #define IMDS_DEFAULT "http://169.254.169.254"
+#define CONTAINER_HOST "http://169.254.170.2"
 #define IMDS_TIMEOUT_MS 1000
 #define IMDS_TOKEN_TTL "21600"
 #define IMDS_CREDS_PATH "/latest/meta-data/iam/security-credentials/"
 #define IMDS_REFRESH_MARGIN 300
 
 /* One set of credentials and where they came from. */
+/* Where the credentials come from; all but CRED_STATIC are temporary and
+ * fetched again before they expire (creds_fresh). */
+enum cred_src { CRED_STATIC, CRED_WEB_IDENTITY, CRED_CONTAINER, CRED_IMDS };
+
 struct awscreds {
 	char *access_key;
 	char *secret_key, *session_token; /* secmem, NUL-terminated */
 	size_t secret_cap, token_cap;
-	bool imds;         /* instance credentials: temporary */
-	time_t expires;    /* imds: their Expiration */
-	time_t refresh_at; /* imds: fetched again from here on */
+	enum cred_src src; /* CRED_STATIC, or where temporary ones come from */
+	time_t expires;    /* temporary: their Expiration */
+	time_t refresh_at; /* temporary: fetched again from here on */
 };
 
 /* Immutable after seal_awskms_new but for c, key_arn and described,
@@ -97,6 +113,12 @@ struct awskms {
 	char *region, *key_id, *endpoint, *host, *ca_file;
 	char *imds_url; /* NULL: the metadata service is not used */
 	bool imds_explicit;
+	/* web identity (NULL token file: not configured): STS endpoint URL */
+	char *webid_token_file, *role_arn, *session_name, *sts_url;
+	/* container credentials (NULL url: not configured) */
+	char *container_url, *container_token_file;
+	char *container_token; /* secmem */
+	size_t container_token_cap;
 	struct awscreds c;
 	char *key_arn;  /* DescribeKey's Arn; NULL until described */
 	bool described;
@@ -242,6 +264,42 @@ static int parse_time(const char *s, time_t *out)
 	return 0;
 }
 
+/* Temporary credentials from `src`, valid until exp: fetched again 5
+ * minutes before, or half-way through a shorter lifetime. */
+static void creds_expire(struct awscreds *c, enum cred_src src, time_t exp, time_t now)
+{
+	c->src = src;
+	c->expires = exp;
+	time_t margin = (exp - now) / 2 < IMDS_REFRESH_MARGIN ? (exp - now) / 2 : IMDS_REFRESH_MARGIN;
+	c->refresh_at = exp - margin;
+}
+
+/* Copies of a JSON answer's credentials (the secrets into locked memory). */
+static int creds_take(struct awscreds *c, enum cred_src src, const char *ak, const char *sk,
+		      const char *tk, time_t exp, time_t now, struct verr *err)
+{
+	c->access_key = strdup(ak);
+	c->secret_key = secstr(sk, &c->secret_cap);
+	c->session_token = secstr(tk, &c->token_cap);
+	if (!c->access_key || !c->secret_key || !c->session_token) {
+		creds_free(c);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	creds_expire(c, src, exp, now);
+	return 0;
+}
+
+/* Free a parsed credentials answer, its copies of the secret and the
+ * session token wiped first. */
+static void json_wipe_decref(json_t *j)
+{
+	const char *fields[] = {"SecretAccessKey", "Token"};
+	for (size_t i = 0; j && i < 2; i++)
+		if (jstr(j, fields[i]))
+			secmem_wipe((void *)jstr(j, fields[i]), strlen(jstr(j, fields[i])));
+	json_decref(j);
+}
+
 /* One request to the metadata service; *body is a secret answer. */
 static int imds_req(const char *method, const char *base, const char *path, const char *hdr,
 		    long *status, char **body, struct verr *err)
@@ -318,27 +376,10 @@ static int imds_credentials(const char *base, struct awscreds *c, struct verr *e
 			      base, role);
 		goto out;
 	}
-	c->access_key = strdup(ak);
-	c->secret_key = secstr(sk, &c->secret_cap);
-	c->session_token = secstr(tk, &c->token_cap);
-	if (!c->access_key || !c->secret_key || !c->session_token) {
-		creds_free(c);
-		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	if ((rc = creds_take(c, CRED_IMDS, ak, sk, tk, exp, now, err)) != 0)
 		goto out;
-	}
-	c->imds = true;
-	c->expires = exp;
-	time_t margin = (exp - now) / 2 < IMDS_REFRESH_MARGIN ? (exp - now) / 2 : IMDS_REFRESH_MARGIN;
-	c->refresh_at = exp - margin;
 out:
-	if (j) {
-		/* the parsed copies of the secret and the session token */
-		if (jstr(j, "SecretAccessKey"))
-			secmem_wipe((void *)jstr(j, "SecretAccessKey"), strlen(jstr(j, "SecretAccessKey")));
-		if (jstr(j, "Token"))
-			secmem_wipe((void *)jstr(j, "Token"), strlen(jstr(j, "Token")));
-		json_decref(j);
-	}
+	json_wipe_decref(j);
 	wipe_free(tok);
 	wipe_free(role);
 	wipe_free(doc);
@@ -346,11 +387,258 @@ out:
 	return rc;
 }
 
+/* A token file (web identity JWT, container authorization token), read at
+ * every fetch (Kubernetes rotates them): a secret buffer, trimmed. */
+static int read_token_file(struct buf *b, const char *path, const char *what, struct verr *err)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return verr_set(err, VERR_DENIED, "awskms seal: cannot read the %s file %s", what, path);
+	int r = buf_read_stream(b, f, 64 * 1024);
+	fclose(f);
+	while (r == 0 && b->len && strchr(" \t\r\n", b->p[b->len - 1]))
+		b->p[--b->len] = '\0';
+	if (r || b->failed || !b->len)
+		return verr_set(err, VERR_DENIED, "awskms seal: the %s file %s is %s", what, path,
+				r > 0 ? "too large" : "empty or unreadable");
+	return 0;
+}
+
+/* key=value& with the value percent-encoded (form / query encoding) */
+static void form_add(struct buf *b, const char *key, const char *val)
+{
+	buf_printf(b, "%s%s=", b->len ? "&" : "", key);
+	for (const unsigned char *p = (const unsigned char *)val; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-_.~", *p))
+			buf_char(b, (char)*p);
+		else
+			buf_printf(b, "%%%02X", *p);
+	}
+}
+
+/* The text of the first <tag>...</tag> in an XML answer (STS's query API),
+ * entities decoded, into a new string (secret: secmem, else malloc). */
+static char *xml_text(const char *xml, const char *tag, bool secret, size_t *cap)
+{
+	char open[64], close[64];
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	const char *a = xml ? strstr(xml, open) : NULL;
+	const char *e = a ? strstr(a, close) : NULL;
+	if (!e)
+		return NULL;
+	a += strlen(open);
+	size_t n = (size_t)(e - a);
+	char *out = secret ? secmem_alloc(n + 1) : malloc(n + 1);
+	if (!out)
+		return NULL;
+	if (cap)
+		*cap = n + 1;
+	static const char *const ent[][2] = {{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"},
+					     {"&quot;", "\""}, {"&apos;", "'"}};
+	size_t o = 0;
+	for (const char *p = a; p < e;) {
+		size_t k = 0;
+		for (; k < sizeof(ent) / sizeof(ent[0]); k++)
+			if (!strncmp(p, ent[k][0], strlen(ent[k][0])))
+				break;
+		if (k < sizeof(ent) / sizeof(ent[0])) {
+			out[o++] = ent[k][1][0];
+			p += strlen(ent[k][0]);
+		} else {
+			out[o++] = *p++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /*
- * config, then environment, then the shared credentials file, then the
- * instance metadata service. 1 (and nothing in *c) when only the metadata
- * service is left and it was unreachable at an explicitly set endpoint: the
- * first call fetches.
+ * Web identity (EKS IRSA and the like): the JWT in AWS_WEB_IDENTITY_TOKEN_FILE
+ * exchanged at STS for the role AWS_ROLE_ARN's credentials
+ * (AssumeRoleWithWebIdentity, query API, unsigned: the JWT is the proof).
+ * Errors: VERR_UNAVAILABLE when STS cannot be reached or answers 5xx,
+ * VERR_DENIED when it refuses (InvalidIdentityToken, ExpiredTokenException,
+ * AccessDenied: its code and message in the error, never the JWT).
+ */
+static int webid_credentials(const struct awskms *k, struct awscreds *c, struct verr *err)
+{
+	struct buf jwt, form;
+	buf_init_secret(&jwt, 0);
+	buf_init_secret(&form, 0);
+	char *ans = NULL, *code = NULL, *msg = NULL, *ak = NULL, *sk = NULL, *tk = NULL, *ex = NULL;
+	size_t skc = 0, tkc = 0;
+	int rc = read_token_file(&jwt, k->webid_token_file, "web identity token", err);
+	if (rc)
+		goto out;
+	form_add(&form, "Action", "AssumeRoleWithWebIdentity");
+	form_add(&form, "Version", "2011-06-15");
+	form_add(&form, "RoleArn", k->role_arn);
+	form_add(&form, "RoleSessionName", k->session_name);
+	form_add(&form, "WebIdentityToken", jwt.p);
+	if (form.failed) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8",
+			      "Accept: application/xml", NULL};
+	struct seal_http_opts o = {.ca_file = k->ca_file, .timeout_ms = IMDS_TIMEOUT_MS * 5,
+				   .secret_answer = true};
+	long st = 0;
+	struct verr e2 = {0};
+	if ((rc = seal_http("POST", k->sts_url, hdrs, form.p, form.len, &o, &st, &ans, &e2)) != 0) {
+		rc = verr_set(err, rc, "awskms seal: STS AssumeRoleWithWebIdentity: %s", e2.msg);
+		goto out;
+	}
+	ak = xml_text(ans, "AccessKeyId", false, NULL);
+	sk = xml_text(ans, "SecretAccessKey", true, &skc);
+	tk = xml_text(ans, "SessionToken", true, &tkc);
+	ex = xml_text(ans, "Expiration", false, NULL);
+	time_t exp = 0, now = time(NULL);
+	if (st != 200 || !ak || !sk || !tk || parse_time(ex, &exp)) {
+		code = xml_text(ans, "Code", false, NULL);
+		msg = xml_text(ans, "Message", false, NULL);
+		rc = verr_set(err, st >= 500 ? VERR_UNAVAILABLE : VERR_DENIED,
+			      "awskms seal: STS AssumeRoleWithWebIdentity for role %.200s refused (HTTP %ld): %.60s%s%.200s",
+			      k->role_arn, st, code ? code : "no credentials in the answer", msg ? ": " : "",
+			      msg ? msg : "");
+		goto out;
+	}
+	if (exp <= now) {
+		rc = verr_set(err, VERR_DENIED, "awskms seal: STS answered credentials for role %.200s that have already expired",
+			      k->role_arn);
+		goto out;
+	}
+	c->access_key = ak;
+	c->secret_key = sk;
+	c->secret_cap = skc;
+	c->session_token = tk;
+	c->token_cap = tkc;
+	ak = sk = tk = NULL; /* transferred */
+	creds_expire(c, CRED_WEB_IDENTITY, exp, now);
+out:
+	free(ak);
+	secmem_free(sk, skc);
+	secmem_free(tk, tkc);
+	free(ex);
+	free(code);
+	free(msg);
+	wipe_free(ans);
+	buf_free(&jwt);
+	buf_free(&form);
+	return rc;
+}
+
+/*
+ * Container credentials (ECS task roles, EKS Pod Identity): GET the
+ * configured URL with the authorization token (from its file, re-read each
+ * time, else from the environment) in Authorization; JSON AccessKeyId,
+ * SecretAccessKey, Token, Expiration. Errors as for the metadata service.
+ */
+static int container_credentials(const struct awskms *k, struct awscreds *c, struct verr *err)
+{
+	struct buf tok, auth;
+	buf_init_secret(&tok, 0);
+	buf_init_secret(&auth, 0);
+	char *doc = NULL;
+	json_t *j = NULL;
+	int rc = 0;
+	if (k->container_token_file)
+		rc = read_token_file(&tok, k->container_token_file, "container authorization token", err);
+	else if (k->container_token)
+		buf_str(&tok, k->container_token);
+	if (rc)
+		goto out;
+	if (tok.len && strpbrk(tok.p, "\r\n")) {
+		rc = verr_set(err, VERR_DENIED, "awskms seal: the container authorization token holds a line break");
+		goto out;
+	}
+	if (tok.len)
+		buf_printf(&auth, "Authorization: %s", tok.p);
+	if (auth.failed || tok.failed) {
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	const char *hdrs[] = {"Accept: application/json", auth.len ? auth.p : NULL, NULL};
+	struct seal_http_opts o = {.ca_file = k->ca_file, .timeout_ms = IMDS_TIMEOUT_MS * 2,
+				   .secret_answer = true};
+	long st = 0;
+	struct verr e2 = {0};
+	if ((rc = seal_http("GET", k->container_url, hdrs, NULL, 0, &o, &st, &doc, &e2)) != 0) {
+		rc = verr_set(err, rc, "awskms seal: container credentials endpoint: %s", e2.msg);
+		goto out;
+	}
+	j = json_loads(doc, 0, NULL);
+	const char *ak = jstr(j, "AccessKeyId"), *sk = jstr(j, "SecretAccessKey"), *tk = jstr(j, "Token");
+	time_t exp = 0, now = time(NULL);
+	if (st != 200 || !ak || !sk || !tk || parse_time(jstr(j, "Expiration"), &exp)) {
+		const char *code = jstr(j, "code") ? jstr(j, "code") : jstr(j, "Code");
+		const char *msg = jstr(j, "message") ? jstr(j, "message") : jstr(j, "Message");
+		rc = verr_set(err, st >= 500 ? VERR_UNAVAILABLE : VERR_DENIED,
+			      "awskms seal: the container credentials endpoint %s refused (HTTP %ld): %.60s%s%.200s",
+			      k->container_url, st, code ? code : "no credentials in the answer",
+			      msg ? ": " : "", msg ? msg : "");
+		goto out;
+	}
+	if (exp <= now) {
+		rc = verr_set(err, VERR_DENIED, "awskms seal: the container credentials endpoint %s answered expired credentials",
+			      k->container_url);
+		goto out;
+	}
+	if ((rc = creds_take(c, CRED_CONTAINER, ak, sk, tk, exp, now, err)) != 0)
+		goto out;
+out:
+	json_wipe_decref(j);
+	wipe_free(doc);
+	buf_free(&tok);
+	buf_free(&auth);
+	return rc;
+}
+
+static const char *const src_name[] = {
+	[CRED_STATIC] = "static keys",
+	[CRED_WEB_IDENTITY] = "STS (web identity)",
+	[CRED_CONTAINER] = "the container credentials endpoint",
+	[CRED_IMDS] = "the instance metadata service",
+};
+
+static const char *const src_short[] = {
+	[CRED_STATIC] = "static",
+	[CRED_WEB_IDENTITY] = "web identity",
+	[CRED_CONTAINER] = "container",
+	[CRED_IMDS] = "instance",
+};
+
+/* Temporary credentials from src. */
+static int temp_credentials(const struct awskms *k, enum cred_src src, struct awscreds *c,
+			    struct verr *err)
+{
+	switch (src) {
+	case CRED_WEB_IDENTITY:
+		return webid_credentials(k, c, err);
+	case CRED_CONTAINER:
+		return container_credentials(k, c, err);
+	case CRED_IMDS: {
+		struct verr e2 = {0};
+		int rc = imds_credentials(k->imds_url, c, &e2);
+		return rc ? verr_set(err, rc, "awskms seal: %s", e2.msg) : 0;
+	}
+	case CRED_STATIC:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * config, then environment, then the shared credentials file, then web
+ * identity, then the container credentials endpoint, then the instance
+ * metadata service (botocore's order for these sources). 1 (and nothing in
+ * *c but its source) when the source is a configured web identity or
+ * container endpoint that refused or could not be reached, or a metadata
+ * service at an explicitly set endpoint that could not be reached: the
+ * first KMS call fetches again, so the server stays sealed with that error
+ * and retries.
  */
 static int load_credentials(const struct awskms *ks, struct awscreds *k, const json_t *conf,
 			    struct verr *err)
@@ -374,48 +662,55 @@ static int load_credentials(const struct awskms *ks, struct awscreds *k, const j
 	}
 	if (shared_credentials(k))
 		return 0;
+	enum cred_src src = ks->webid_token_file ? CRED_WEB_IDENTITY
+			    : ks->container_url  ? CRED_CONTAINER
+			    : ks->imds_url       ? CRED_IMDS
+						 : CRED_STATIC;
 	struct verr e2 = {0};
-	int rc = ks->imds_url ? imds_credentials(ks->imds_url, k, &e2) : 0;
-	if (ks->imds_url && !rc) {
-		log_info("seal", "awskms seal: credentials from the instance metadata service at %s",
-			 ks->imds_url);
+	int rc = src != CRED_STATIC ? temp_credentials(ks, src, k, &e2) : 0;
+	if (src != CRED_STATIC && !rc) {
+		log_info("seal", "awskms seal: credentials from %s", src_name[src]);
 		return 0;
-	}
-	if (ks->imds_url && rc == VERR_UNAVAILABLE && ks->imds_explicit) {
-		log_warn("seal", "awskms seal: no credentials yet (%s); retrying at the first KMS call",
-			 e2.msg);
-		k->imds = true;
-		return 1;
 	}
 	if (rc == VERR_INTERNAL)
 		return verr_set(err, rc, "%s", e2.msg);
+	if (src == CRED_WEB_IDENTITY || src == CRED_CONTAINER ||
+	    (src == CRED_IMDS && rc == VERR_UNAVAILABLE && ks->imds_explicit)) {
+		log_warn("seal", "awskms seal: no credentials yet (%s); retrying at the first KMS call",
+			 e2.msg);
+		k->src = src;
+		return 1;
+	}
 	return verr_set(err, VERR_INVALID,
 			"awskms seal: no AWS credentials (set access_key and secret_key, "
-			"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared credentials file%s%s)",
+			"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared credentials file, "
+			"AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI%s%s)",
 			ks->imds_url ? ", or an instance role: " : "", ks->imds_url ? e2.msg : "");
 }
 
 /*
- * With k->mu held: instance credentials that are due (or all of them, with
- * force) are fetched again. A failed refresh keeps unexpired ones.
+ * With k->mu held: temporary credentials that are due (or all of them,
+ * with force) are fetched again from their source. A failed refresh keeps
+ * unexpired ones.
  */
 static int creds_fresh(struct awskms *k, bool force, struct verr *err)
 {
-	if (!k->c.imds)
+	enum cred_src src = k->c.src;
+	if (src == CRED_STATIC)
 		return 0;
 	time_t now = time(NULL);
 	if (!force && k->c.access_key && now < k->c.refresh_at)
 		return 0;
 	struct awscreds n = {0};
 	struct verr e2 = {0};
-	int rc = imds_credentials(k->imds_url, &n, &e2);
+	int rc = temp_credentials(k, src, &n, &e2);
 	if (rc) {
 		if (!force && k->c.access_key && now < k->c.expires) {
-			log_warn("seal", "awskms seal: refreshing the instance credentials failed (%s); "
-				 "the current ones are still valid", e2.msg);
+			log_warn("seal", "awskms seal: refreshing the credentials from %s failed (%s); "
+				 "the current ones are still valid", src_name[src], e2.msg);
 			return 0;
 		}
-		return verr_set(err, rc, "awskms seal: %s", e2.msg);
+		return verr_set(err, rc, "%s", e2.msg);
 	}
 	creds_free(&k->c);
 	k->c = n; /* transferred */
@@ -423,7 +718,7 @@ static int creds_fresh(struct awskms *k, bool force, struct verr *err)
 	struct tm tm;
 	gmtime_r(&k->c.expires, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_info("seal", "awskms seal: new credentials from the instance metadata service, valid until %s", when);
+	log_info("seal", "awskms seal: new credentials from %s, valid until %s", src_name[src], when);
 	return 0;
 }
 
@@ -469,7 +764,7 @@ static int kms_call_ex(struct awskms *k, const char *target, json_t *req, int at
 		pthread_mutex_lock(&k->mu);
 		rc = creds_fresh(k, force, err);
 		force = false;
-		bool imds = k->c.imds;
+		enum cred_src src = k->c.src;
 		if (rc) {
 			pthread_mutex_unlock(&k->mu);
 			break;
@@ -538,10 +833,11 @@ static int kms_call_ex(struct awskms *k, const char *target, json_t *req, int at
 			 status, type ? type : "error", msg ? ": " : "", msg ? msg : "");
 		bool retry = status >= 500 || (type && (!strcmp(type, "ThrottlingException") ||
 							 !strcmp(type, "LimitExceededException")));
-		/* instance credentials ended early: fetch new ones, once */
-		if (imds && !refreshed && type && !strcmp(type, "ExpiredTokenException")) {
+		/* temporary credentials ended early: fetch new ones, once */
+		if (src != CRED_STATIC && !refreshed && type && !strcmp(type, "ExpiredTokenException")) {
 			refreshed = force = retry = true;
-			log_info("seal", "awskms seal: KMS says the instance credentials expired; fetching new ones");
+			log_info("seal", "awskms seal: KMS says the %s credentials expired; fetching new ones",
+				 src_short[src]);
 		}
 		if (retry && !force)
 			rc = verr_set(err, VERR_UNAVAILABLE, "%s", what);
@@ -743,6 +1039,13 @@ static void awskms_free(struct awskms *k)
 	creds_free(&k->c);
 	free(k->key_arn);
 	free(k->imds_url);
+	free(k->webid_token_file);
+	free(k->role_arn);
+	free(k->session_name);
+	free(k->sts_url);
+	free(k->container_url);
+	free(k->container_token_file);
+	secmem_free(k->container_token, k->container_token_cap);
 	free(k->region);
 	free(k->key_id);
 	free(k->endpoint);
@@ -792,6 +1095,96 @@ static const struct seal_ops awskms_ops = {
 	.reload = awskms_reload,
 	.key_id = awskms_key_id,
 };
+
+/* botocore's rule for an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI: only a
+ * loopback host or the ECS/EKS agent's link-local address. */
+static bool container_http_host_ok(const char *url)
+{
+	const char *h = url + 7, *e = NULL;
+	char host[64];
+	if (*h == '[')
+		e = strchr(h, ']') ? strchr(h, ']') + 1 : NULL;
+	else
+		e = h + strcspn(h, ":/?#");
+	if (!e || (size_t)(e - h) >= sizeof(host))
+		return false;
+	memcpy(host, h, (size_t)(e - h));
+	host[e - h] = '\0';
+	struct in_addr a4;
+	/* an address, not a name that merely starts like one */
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127 || !strcmp(host, "169.254.170.2") ||
+		       !strcmp(host, "169.254.170.23");
+	return !strcmp(host, "localhost") || !strcmp(host, "[::1]") ||
+	       !strcmp(host, "169.254.170.2") || !strcmp(host, "169.254.170.23") ||
+	       !strcmp(host, "[fd00:ec2::23]");
+}
+
+/* The web identity and container credential settings (environment, the
+ * AWS SDKs' names); nothing set: neither source is used. */
+static int temp_sources(struct awskms *k, struct verr *err)
+{
+	const char *wf = env("AWS_WEB_IDENTITY_TOKEN_FILE"), *role = env("AWS_ROLE_ARN");
+	if (wf && !role)
+		return verr_set(err, VERR_INVALID, "awskms seal: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+	if (wf) {
+		char defname[64], defurl[128];
+		const char *name = env("AWS_ROLE_SESSION_NAME");
+		if (!name) {
+			snprintf(defname, sizeof(defname), "coffer-session-%lld", (long long)time(NULL));
+			name = defname;
+		}
+		size_t nl = strlen(name);
+		bool ok = nl >= 2 && nl <= 64;
+		for (size_t i = 0; ok && i < nl; i++)
+			ok = (name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= 'a' && name[i] <= 'z') ||
+			     (name[i] >= '0' && name[i] <= '9') || strchr("_+=,.@-", name[i]);
+		if (!ok)
+			return verr_set(err, VERR_INVALID, "awskms seal: AWS_ROLE_SESSION_NAME must be 2 to 64 of A-Z a-z 0-9 _+=,.@-");
+		const char *url = env("AWS_ENDPOINT_URL_STS");
+		const char *re = env("AWS_STS_REGIONAL_ENDPOINTS");
+		if (!url) {
+			if (re && !strcasecmp(re, "legacy"))
+				snprintf(defurl, sizeof(defurl), "https://sts.amazonaws.com/");
+			else
+				snprintf(defurl, sizeof(defurl), "https://sts.%s.amazonaws.com/", k->region);
+			url = defurl;
+		}
+		if (strncmp(url, "https://", 8))
+			return verr_set(err, VERR_INVALID, "awskms seal: AWS_ENDPOINT_URL_STS must be an https:// URL");
+		k->webid_token_file = strdup(wf);
+		k->role_arn = strdup(role);
+		k->session_name = strdup(name);
+		k->sts_url = strdup(url);
+		if (!k->webid_token_file || !k->role_arn || !k->session_name || !k->sts_url)
+			return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	if (rel) {
+		if (*rel != '/')
+			return verr_set(err, VERR_INVALID, "awskms seal: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with /");
+		size_t n = strlen(CONTAINER_HOST) + strlen(rel) + 1;
+		if ((k->container_url = malloc(n)) != NULL)
+			snprintf(k->container_url, n, "%s%s", CONTAINER_HOST, rel);
+	} else if (full) {
+		if (strncmp(full, "https://", 8) && (strncmp(full, "http://", 7) || !container_http_host_ok(full)))
+			return verr_set(err, VERR_INVALID,
+					"awskms seal: AWS_CONTAINER_CREDENTIALS_FULL_URI must be https://, or http:// to a loopback address, 169.254.170.2 or 169.254.170.23");
+		k->container_url = strdup(full);
+	}
+	if ((rel || full) && !k->container_url)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	if (k->container_url) {
+		const char *tf = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+		const char *t = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+		if (tf && !(k->container_token_file = strdup(tf)))
+			return verr_set(err, VERR_INTERNAL, "out of memory");
+		if (!tf && t && !(k->container_token = secstr(t, &k->container_token_cap)))
+			return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
+	return 0;
+}
 
 int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err)
 {
@@ -854,6 +1247,8 @@ int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err)
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
 	}
+	if ((rc = temp_sources(k, err)) != 0)
+		goto out;
 	if ((rc = load_credentials(k, &k->c, conf, err)) > 0)
 		rc = 0;
 	if (rc)

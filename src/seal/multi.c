@@ -11,8 +11,13 @@
  *  - Members are kept sorted by priority (1 first): the order of the tries.
  *  - Health: a member is healthy until a wrap or unwrap through it fails;
  *    unhealthy_since is the first failure of the current run of failures.
- * Thread-safety: the health records are guarded by a mutex; the members
- * are fixed after seal_multi_new.
+ *  - SIGHUP may change the member set (seal_multi_replace): the core wraps
+ *    the root key with each added member before the swap and deletes a
+ *    removed member's copy after it (src/core/unseal.c).
+ * Thread-safety: the health records and the member set are guarded by a
+ * mutex; the pointers seal_multi_member hands out stay valid while the
+ * caller holds what serialises it with seal_multi_replace (the core's
+ * unseal_lock), since a removed member is closed only after the swap.
  */
 #include "seal/seal.h"
 
@@ -92,34 +97,35 @@ static int by_priority(const void *a, const void *b)
 	return (x->priority > y->priority) - (x->priority < y->priority);
 }
 
+/* The checks a member set passes (seal_multi_new, seal_multi_replace). */
+int seal_multi_check(struct seal *const *members, const char *const *names,
+		     const int *priorities, size_t n, struct verr *err)
+{
+	if (n < 1 || n > SEAL_MULTI_MAX)
+		return verr_set(err, VERR_INVALID, "a multi-seal takes 1 to %d seals", SEAL_MULTI_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (!seal_recovery_keys(members[i]))
+			return verr_set(err, VERR_INVALID, "seal \"%s\": a %s seal cannot be one of several seals",
+					names[i], seal_type(members[i]));
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(names[i], names[j]))
+				return verr_set(err, VERR_INVALID, "two seals are named \"%s\"", names[i]);
+			if (priorities[i] == priorities[j])
+				return verr_set(err, VERR_INVALID, "seals \"%s\" and \"%s\" have the same priority %d",
+						names[j], names[i], priorities[i]);
+		}
+	}
+	return 0;
+}
+
 int seal_multi_new(struct seal **out, struct seal **members, const char *const *names,
 		   const int *priorities, size_t n, struct verr *err)
 {
 	*out = NULL;
 	struct multi *m = NULL;
-	int rc = 0;
-	if (n < 1 || n > SEAL_MULTI_MAX) {
-		rc = verr_set(err, VERR_INVALID, "a multi-seal takes 1 to %d seals", SEAL_MULTI_MAX);
+	int rc = seal_multi_check(members, names, priorities, n, err);
+	if (rc)
 		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!seal_recovery_keys(members[i])) {
-			rc = verr_set(err, VERR_INVALID, "seal \"%s\": a %s seal cannot be one of several seals",
-				      names[i], seal_type(members[i]));
-			goto fail;
-		}
-		for (size_t j = 0; j < i; j++) {
-			if (!strcmp(names[i], names[j])) {
-				rc = verr_set(err, VERR_INVALID, "two seals are named \"%s\"", names[i]);
-				goto fail;
-			}
-			if (priorities[i] == priorities[j]) {
-				rc = verr_set(err, VERR_INVALID, "seals \"%s\" and \"%s\" have the same priority %d",
-					      names[j], names[i], priorities[i]);
-				goto fail;
-			}
-		}
-	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
@@ -146,6 +152,48 @@ fail:
 static struct multi *as_multi(const struct seal *s)
 {
 	return s && s->ops == &multi_ops ? (struct multi *)s : NULL;
+}
+
+int seal_multi_replace(struct seal *s, struct seal **members, const char *const *names,
+		       const int *priorities, const bool *copies, size_t n, struct seal **removed,
+		       size_t *nremoved, struct verr *err)
+{
+	*nremoved = 0;
+	struct multi *m = as_multi(s);
+	if (!m)
+		return verr_set(err, VERR_INTERNAL, "not a multi-seal");
+	int rc = seal_multi_check(members, names, priorities, n, err);
+	if (rc)
+		return rc;
+	struct member next[SEAL_MULTI_MAX];
+	memset(next, 0, sizeof(next));
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct member *x = &next[i];
+		x->s = members[i];
+		snprintf(x->name, sizeof(x->name), "%s", names[i]);
+		x->priority = priorities[i];
+		x->healthy = true;
+		x->copy = copies[i];
+		for (size_t j = 0; j < m->n; j++)
+			if (m->m[j].s == members[i]) {
+				/* a kept member keeps its health record */
+				x->healthy = m->m[j].healthy;
+				x->unhealthy_since = m->m[j].unhealthy_since;
+			}
+	}
+	for (size_t j = 0; j < m->n; j++) {
+		bool kept = false;
+		for (size_t i = 0; i < n; i++)
+			kept = kept || m->m[j].s == members[i];
+		if (!kept)
+			removed[(*nremoved)++] = m->m[j].s;
+	}
+	qsort(next, n, sizeof(next[0]), by_priority);
+	memcpy(m->m, next, sizeof(next));
+	m->n = n;
+	pthread_mutex_unlock(&m->mu);
+	return 0;
 }
 
 size_t seal_multi_count(const struct seal *s)
@@ -184,6 +232,23 @@ void seal_multi_set_copy(struct seal *s, size_t i, bool copy)
 	pthread_mutex_lock(&m->mu);
 	m->m[i].copy = copy;
 	pthread_mutex_unlock(&m->mu);
+}
+
+int seal_multi_priority(const struct seal *s, size_t i)
+{
+	const struct multi *m = as_multi(s);
+	return m && i < m->n ? m->m[i].priority : 0;
+}
+
+bool seal_multi_healthy(struct seal *s, size_t i)
+{
+	struct multi *m = as_multi(s);
+	if (!m || i >= m->n)
+		return false;
+	pthread_mutex_lock(&m->mu);
+	bool h = m->m[i].healthy;
+	pthread_mutex_unlock(&m->mu);
+	return h;
 }
 
 bool seal_multi_has_copy(struct seal *s, size_t i)

@@ -82,6 +82,21 @@ int seal_pkcs11_new(struct seal **out, const json_t *conf, struct verr *err);
 #define SEAL_MULTI_ROOT_PREFIX "core/seal-root/"
 int seal_multi_new(struct seal **out, struct seal **members, const char *const *names,
 		   const int *priorities, size_t n, struct verr *err);
+/* The checks of seal_multi_new without building anything: 1 to
+ * SEAL_MULTI_MAX auto seals, distinct names and priorities. */
+int seal_multi_check(struct seal *const *members, const char *const *names,
+		     const int *priorities, size_t n, struct verr *err);
+/*
+ * SIGHUP: the member set becomes members[0..n) (checked as seal_multi_new
+ * checks; copies[i]: member i has a good wrapped copy). A pointer already
+ * in the set stays a member (its health record kept); the members no
+ * longer in the set are returned in removed[] (room for SEAL_MULTI_MAX),
+ * for the caller to close once no one uses them. On error nothing changes
+ * and the caller keeps every new member.
+ */
+int seal_multi_replace(struct seal *s, struct seal **members, const char *const *names,
+		       const int *priorities, const bool *copies, size_t n, struct seal **removed,
+		       size_t *nremoved, struct verr *err);
 size_t seal_multi_count(const struct seal *s);
 /* member i in priority order; *name (optional) is its stanza's name */
 struct seal *seal_multi_member(const struct seal *s, size_t i, const char **name);
@@ -89,10 +104,22 @@ struct seal *seal_multi_member(const struct seal *s, size_t i, const char **name
 void seal_multi_report(struct seal *s, size_t i, bool healthy);
 void seal_multi_set_copy(struct seal *s, size_t i, bool copy);
 bool seal_multi_has_copy(struct seal *s, size_t i);
+/* false once a wrap or unwrap through member i failed (until one works) */
+bool seal_multi_healthy(struct seal *s, size_t i);
+int seal_multi_priority(const struct seal *s, size_t i);
 /* sys/seal-backend-status: {healthy, unhealthy_since?, fully_wrapped,
  * backends: [{name, type, priority, healthy, unhealthy_since?, ...}]};
  * a single seal reports itself as one healthy backend named by its type */
 json_t *seal_multi_status(struct seal *s);
+
+/*
+ * A multi-seal member whose stanza could not be opened at start (its KMS
+ * key disabled or missing, its HSM token absent): of type `type`, every
+ * wrap and unwrap fails with `why`, so the other members still unseal and
+ * sys/seal-backend-status shows this one unhealthy.
+ */
+int seal_unavailable_new(struct seal **out, const char *type, const struct verr *why,
+			 struct verr *err);
 
 int seal_wrap(struct seal *s, const uint8_t *kek, size_t kek_len, const uint8_t *root,
 	      size_t root_len, uint8_t **out, size_t *out_len, struct verr *err);

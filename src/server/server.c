@@ -260,6 +260,42 @@ static int stanza_priority(const struct config_stanza *st, int def, int *out, st
 	return 0;
 }
 
+/* One stanza of a multi-seal, checked: its name and priority. */
+static int multi_stanza(const struct config_stanza *st, const char **name, int *prio,
+			struct verr *err)
+{
+	if (st->disabled)
+		return verr_set(err, VERR_INVALID, "%s:%d: a seal migration with several seals is not supported",
+				st->file, st->line);
+	const json_t *nv = json_object_get(st->options, "name");
+	*name = stanza_name(st);
+	size_t nl = strlen(*name);
+	bool ok = nl >= 1 && nl <= SEAL_MULTI_NAME_MAX && (!nv || json_is_string(nv));
+	for (size_t k = 0; ok && k < nl; k++)
+		ok = isalnum((unsigned char)(*name)[k]) || strchr("-_.", (*name)[k]);
+	if (!ok)
+		return verr_set(err, VERR_INVALID,
+				"%s:%d: seal \"%s\": name must be 1 to %d letters, digits, '-', '_' or '.'",
+				st->file, st->line, st->type, SEAL_MULTI_NAME_MAX);
+	int rc = stanza_priority(st, 1, prio, err);
+	if (rc)
+		return rc;
+	seal_new_fn fn = registry_seal(st->type);
+	if (!fn || !strcmp(st->type, "shamir"))
+		return verr_set(err, VERR_INVALID, "%s:%d: seal \"%s\": %s", st->file, st->line, st->type,
+				fn ? "a multi-seal takes auto seals only" : "seal type is not supported");
+	return 0;
+}
+
+/* A new member from its (checked) stanza. */
+static int open_member(struct seal **out, const struct config_stanza *st, const char *name,
+		       struct verr *err)
+{
+	struct verr e2 = {0};
+	int rc = registry_seal(st->type)(out, st->options, &e2);
+	return rc ? verr_set(err, rc, "seal \"%s\" (%s): %s", name, st->type, e2.msg) : 0;
+}
+
 static int make_multi_seal(struct seal **out, const struct server_config *cfg, struct verr *err)
 {
 	struct seal *members[SEAL_MULTI_MAX] = {0};
@@ -267,46 +303,111 @@ static int make_multi_seal(struct seal **out, const struct server_config *cfg, s
 	int prio[SEAL_MULTI_MAX] = {0};
 	size_t n = 0;
 	int rc = 0;
-	for (size_t i = 0; i < cfg->nseals && !rc; i++) {
+	if (cfg->nseals > SEAL_MULTI_MAX)
+		return verr_set(err, VERR_INVALID, "a multi-seal takes 1 to %d seals", SEAL_MULTI_MAX);
+	size_t opened = 0;
+	struct verr why = {0};
+	for (size_t i = 0; i < cfg->nseals && !rc; i++)
+		rc = multi_stanza(&cfg->seals[i], &names[i], &prio[i], err);
+	for (size_t i = 0; i < cfg->nseals && !rc; i++, n++) {
 		const struct config_stanza *st = &cfg->seals[i];
-		if (st->disabled) {
-			rc = verr_set(err, VERR_INVALID, "%s:%d: a seal migration with several seals is not supported",
-				      st->file, st->line);
-			break;
+		verr_clear(&why);
+		if (open_member(&members[n], st, names[n], &why) == 0) {
+			opened++;
+			continue;
 		}
-		const json_t *nv = json_object_get(st->options, "name");
-		const char *name = stanza_name(st);
-		size_t nl = strlen(name);
-		bool ok = nl >= 1 && nl <= SEAL_MULTI_NAME_MAX && (!nv || json_is_string(nv));
-		for (size_t k = 0; ok && k < nl; k++)
-			ok = isalnum((unsigned char)name[k]) || strchr("-_.", name[k]);
-		if (!ok) {
-			rc = verr_set(err, VERR_INVALID,
-				      "%s:%d: seal \"%s\": name must be 1 to %d letters, digits, '-', '_' or '.'",
-				      st->file, st->line, st->type, SEAL_MULTI_NAME_MAX);
-			break;
-		}
-		if ((rc = stanza_priority(st, 1, &prio[n], err)) != 0)
-			break;
-		seal_new_fn fn = registry_seal(st->type);
-		if (!fn || !strcmp(st->type, "shamir")) {
-			rc = verr_set(err, VERR_INVALID, "%s:%d: seal \"%s\": %s", st->file, st->line, st->type,
-				      fn ? "a multi-seal takes auto seals only" : "seal type is not supported");
-			break;
-		}
-		struct verr e2 = {0};
-		if ((rc = fn(&members[n], st->options, &e2)) != 0) {
-			rc = verr_set(err, rc, "seal \"%s\" (%s): %s", name, st->type, e2.msg);
-			break;
-		}
-		names[n++] = name;
+		/* one member that cannot be opened does not stop the others
+		 * (that is what several seals are for); all of them does */
+		log_error("core", "multi-seal: %s; the other seals unseal without it", why.msg);
+		rc = seal_unavailable_new(&members[n], st->type, &why, err);
 	}
+	if (!rc && !opened)
+		rc = verr_set(err, why.code ? why.code : VERR_INVALID, "%s", why.msg);
 	if (rc) {
 		for (size_t i = 0; i < n; i++)
 			seal_close(members[i]);
 		return rc;
 	}
 	return seal_multi_new(out, members, names, prio, n, err);
+}
+
+/*
+ * SIGHUP: each seal re-reads its token or credentials; a multi-seal's set
+ * follows its stanzas (matched by name: a running member whose stanza is
+ * still there stays, with its priority as it now reads; a new name is a
+ * new seal, wrapped before it joins; a missing one is removed). Any refusal
+ * is logged and the running seals stay as they are.
+ */
+static void reload_seals(struct core *core, struct seal *seal, const struct server_config *ncfg)
+{
+	struct verr e = {0};
+	if (!seal_multi_count(seal)) {
+		const struct config_stanza *sst = seal_stanza(ncfg, false);
+		if (sst && !strcmp(sst->type, seal_type(seal)) && seal_reload(seal, sst->options, &e))
+			log_error("core", "seal reload failed: %s", e.msg);
+		if (multi_seal(ncfg) && seal_recovery_keys(seal))
+			log_error("core", "seal reload: the running %s seal is a single seal: adding seals to it "
+					  "takes effect at a restart (give it a name or priority to make it a multi-seal); "
+					  "the seals are unchanged", seal_type(seal));
+		return;
+	}
+	/* each member its own stanza, by name */
+	json_t *by = json_object();
+	for (size_t i = 0; i < ncfg->nseals; i++)
+		json_object_set(by, stanza_name(&ncfg->seals[i]), ncfg->seals[i].options);
+	if (seal_reload(seal, by, &e))
+		log_error("core", "seal reload failed: %s", e.msg);
+	json_decref(by);
+	verr_clear(&e);
+	if (!ncfg->nseals || !multi_seal(ncfg)) {
+		log_error("core", "seal reload refused: %s; the seals are unchanged",
+			  ncfg->nseals ? "a single seal without name or priority in place of the multi-seal is a seal migration"
+				       : "removing every seal is a seal migration");
+		return;
+	}
+	if (ncfg->nseals > SEAL_MULTI_MAX) {
+		log_error("core", "seal reload refused: a multi-seal takes 1 to %d seals; the seals are unchanged",
+			  SEAL_MULTI_MAX);
+		return;
+	}
+	struct seal *members[SEAL_MULTI_MAX] = {0};
+	bool opened[SEAL_MULTI_MAX] = {0};
+	const char *names[SEAL_MULTI_MAX] = {0};
+	int prio[SEAL_MULTI_MAX] = {0};
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; i < ncfg->nseals && !rc; i++) {
+		const struct config_stanza *st = &ncfg->seals[i];
+		if ((rc = multi_stanza(st, &names[n], &prio[n], &e)) != 0)
+			break;
+		/* this thread is the only one that changes the set */
+		for (size_t j = 0; j < seal_multi_count(seal) && !members[n]; j++) {
+			const char *nm = NULL;
+			struct seal *m = seal_multi_member(seal, j, &nm);
+			if (strcmp(nm, names[n]))
+				continue;
+			if (strcmp(seal_type(m), st->type)) {
+				rc = verr_set(&e, VERR_INVALID,
+					      "%s:%d: seal \"%s\" was a %s seal and is now %s: give the new seal a new name",
+					      st->file, st->line, names[n], seal_type(m), st->type);
+				break;
+			}
+			members[n] = m;
+		}
+		if (!rc && !members[n] && (rc = open_member(&members[n], st, names[n], &e)) == 0)
+			opened[n] = true;
+		if (!rc)
+			n++;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			if (opened[i])
+				seal_close(members[i]);
+		log_error("core", "seal reload refused: %s; the seals are unchanged", e.msg);
+		return;
+	}
+	if (core_seals_change(core, members, names, prio, n, &e))
+		log_error("core", "seal reload refused: %s", e.msg);
 }
 
 static int make_seal(struct seal **out, struct seal **old, const struct server_config *cfg,
@@ -640,20 +741,7 @@ int server_main(int argc, char **argv)
 			struct verr e2 = {0};
 			if (!a.dev && config_load(&ncfg, a.configs, a.nconfigs, &e2) == 0) {
 				apply_logging(ncfg, &a);
-				/* the seal re-reads its token or credentials */
-				const struct config_stanza *sst = seal_stanza(ncfg, false);
-				if (seal_multi_count(seal)) {
-					/* each member its own stanza, by name */
-					json_t *by = json_object();
-					for (size_t i = 0; i < ncfg->nseals; i++)
-						json_object_set(by, stanza_name(&ncfg->seals[i]),
-								ncfg->seals[i].options);
-					if (seal_reload(seal, by, &e2))
-						log_error("core", "seal reload failed: %s", e2.msg);
-					json_decref(by);
-				} else if (sst && !strcmp(sst->type, seal_type(seal)) &&
-					   seal_reload(seal, sst->options, &e2))
-					log_error("core", "seal reload failed: %s", e2.msg);
+				reload_seals(core, seal, ncfg);
 				apply_telemetry(ncfg);
 				/* a new log_file path takes effect at reload */
 				if (ncfg->log_file && (!cfg->log_file || strcmp(ncfg->log_file, cfg->log_file)) &&

@@ -26,6 +26,25 @@ def start_kms(dirpath, port=None):
     return p, key_arn
 
 
+def start_kms_pair(tmp):
+    """Two independent KMS peers under tmp (own keys, own ports); the second
+    serves the first one's certificate, so one AWS_CA_BUNDLE trusts both.
+    The caller stops both."""
+    d1, d2 = os.path.join(tmp, "k1"), os.path.join(tmp, "k2")
+    os.mkdir(d1)
+    os.mkdir(d2)
+    p1, _ = start_kms(d1)
+    p2 = KmsPeer(d2)
+    p2.ca, p2.cert, p2.key = p1.ca, p1.cert, p1.key
+    p2.create_key(alias="coffer", allow=[p2.add_user(AK, SK, "coffer")])
+    try:
+        p2.start()
+    except Exception:
+        p1.stop()
+        raise
+    return p1, p2
+
+
 def awskms_stanza(peer, key="alias/coffer", extra=""):
     return ('seal "awskms" {\n  region = "us-east-1"\n  kms_key_id = "%s"\n  endpoint = "%s"\n%s}\n'
             % (key, peer.url, extra))

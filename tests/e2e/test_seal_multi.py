@@ -12,12 +12,20 @@ third seal:
   - a third seal (pkcs11) added -> re-wrapped at the next start; both KMS
     down -> the HSM unseals; a seal removed -> its copy is deleted;
   - a single awskms seal becomes one member of a multi-seal with no
-    migration; configuration errors are refused at start.
+    migration; configuration errors are refused at start;
+  - SIGHUP: a seal added to the running set wraps the root key at once
+    (the first KMS key then disabled -> a restart unseals through the new
+    seal); a new seal that cannot wrap -> refused with a log line naming
+    it, the old set kept, still serving; a seal removed -> its copy is
+    deleted and a restart unseals with the rest; removing every seal ->
+    refused.
 """
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 try:
@@ -25,9 +33,9 @@ try:
 except ImportError:  # pragma: no cover
     hvac = None
 
-from harness import Server
-from seal_util import (AK, SK, KmsPeer, file_get, kms_env, start_kms, tamper_json_field, unsealed,
-                       wait_for)
+from harness import Server, free_port
+from seal_util import (SK, file_get, kms_env, start_kms_pair, tamper_json_field,
+                       unsealed, wait_for)
 
 MODULE = next((p for p in ("/usr/lib/softhsm/libsofthsm2.so",
                            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so") if os.path.exists(p)), None)
@@ -47,18 +55,8 @@ class MultiSeal(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="multiseal-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        # two independent KMS peers (own keys, own port); the second serves
-        # the first one's certificate, so one AWS_CA_BUNDLE trusts both
-        d1, d2 = os.path.join(self.tmp, "k1"), os.path.join(self.tmp, "k2")
-        os.mkdir(d1)
-        os.mkdir(d2)
-        p1, _ = start_kms(d1)
+        p1, p2 = start_kms_pair(self.tmp)
         self.addCleanup(p1.stop)
-        p2 = KmsPeer(d2)
-        p2.ca, p2.cert, p2.key = p1.ca, p1.cert, p1.key
-        arn = p2.add_user(AK, SK, "coffer")
-        p2.create_key(alias="coffer", allow=[arn])
-        p2.start()
         self.addCleanup(p2.stop)
         self.kms = [p1, p2]
         self.env = kms_env(p1)
@@ -95,7 +93,8 @@ class MultiSeal(unittest.TestCase):
         with open(s.config_path) as f:
             txt = f.read()
         with open(s.config_path, "w") as f:
-            f.write(txt[:txt.index("seal ")] + seals)
+            i = txt.find("seal ")
+            f.write((txt if i < 0 else txt[:i]) + seals)
 
     def restart(self, s):
         s.stop()
@@ -250,6 +249,93 @@ class MultiSeal(unittest.TestCase):
         self.restart(s)
         self.assertTrue(wait_for(lambda: unsealed(s), 15), s.log())
         self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+
+    def hup(self, s, seals, want):
+        self.set_seals(s, seals)
+        s.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: want in s.log(), 15), s.log())
+
+    def test_sighup_adds_and_removes_seals(self):
+        s = self.server(kms_stanza(self.kms[0], "kms1", 1)).start()
+        self.init(s)
+        self.assertIsNone(file_get(self.data(s), "core/seal-root/kms2"))
+        # kms2 added while running: wrapped at once, no restart
+        self.hup(s, self.two(), "the seals are now, in priority order: kms1 (awskms), kms2 (awskms)")
+        self.assertIn('seal "kms2" (awskms) added: the root key is wrapped by it', s.log())
+        self.assertTrue(any(c[0] == "Encrypt" and c[2] == "ok" for c in self.kms[1].calls))
+        self.assertIsNotNone(file_get(self.data(s), "core/seal-root/kms2"))
+        j, b = self.backends(s)
+        self.assertEqual([x["name"] for x in j["backends"]], ["kms1", "kms2"])
+        self.assertTrue(j["fully_wrapped"] and b["kms2"]["wrapped"])
+        # the first key disabled: a restart unseals through the added seal
+        kid1 = next(iter(self.kms[0].keys))
+        self.kms[0].disable_key(kid1)
+        self.restart(s)
+        self.assertTrue(wait_for(lambda: unsealed(s), 15), s.log())
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+        self.assertIn('unwrapped by seal "kms2" (awskms)', s.log())
+
+        # a new seal that cannot be used (its key disabled), or cannot wrap
+        # (its KMS unreachable): refused, the old set stays, still serving
+        bad = kms_stanza(self.kms[0], "kms3", 3)
+        self.hup(s, self.two() + bad, "seal reload refused")
+        line = next(ln for ln in s.log().splitlines() if "seal reload refused" in ln)
+        self.assertIn('seal "kms3" (awskms)', line)
+        self.assertIn("its state is Disabled", line)
+        self.assertIn("the seals are unchanged", line)
+        open(s.log_path, "w").close()
+        down = type("Down", (), {"url": "https://127.0.0.1:%d" % free_port()})()
+        self.hup(s, self.two() + kms_stanza(down, "kms3", 3), "seal reload refused")
+        line = next(ln for ln in s.log().splitlines() if "seal reload refused" in ln)
+        self.assertIn('seal "kms3" (awskms) cannot wrap the root key', line)
+        self.assertIn("could not reach", line)
+        self.assertIn("the running seals are unchanged", line)
+        self.assertIsNone(file_get(self.data(s), "core/seal-root/kms3"))
+        j, _ = self.backends(s)
+        self.assertEqual([x["name"] for x in j["backends"]], ["kms1", "kms2"])
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+
+        # kms1 removed: its copy is deleted; kms2 alone unseals
+        open(s.log_path, "w").close()
+        self.hup(s, kms_stanza(self.kms[1], "kms2", 2), 'seal "kms1" removed: its wrapped copy is deleted')
+        self.assertIsNone(file_get(self.data(s), "core/seal-root/kms1"))
+        j, _ = self.backends(s)
+        self.assertEqual([x["name"] for x in j["backends"]], ["kms2"])
+        # every seal removed: refused (that is a migration), still serving
+        self.hup(s, "", "seal reload refused: removing every seal is a seal migration")
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+        self.set_seals(s, kms_stanza(self.kms[1], "kms2", 2))
+        self.restart(s)
+        self.assertTrue(wait_for(lambda: unsealed(s), 15), s.log())
+        self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+        self.assertNotIn(SK, s.log())
+
+    def test_kill9_during_sighup_change_still_unseals(self):
+        """kill -9 at several points of a SIGHUP add and remove: whatever the
+        moment, the store unseals with the seal both sets share."""
+        s = self.server(kms_stanza(self.kms[0], "kms1", 1)).start()
+        self.init(s)
+        one, two = kms_stanza(self.kms[0], "kms1", 1), self.two()
+        for i, delay in enumerate((0.0, 0.002, 0.005, 0.01, 0.02, 0.05)):
+            # even rounds add kms2, odd rounds remove it again
+            self.set_seals(s, two if i % 2 == 0 else one)
+            s.proc.send_signal(signal.SIGHUP)
+            time.sleep(delay)
+            s.kill9()
+            # kms1 is in both sets and never loses its copy: it alone unseals
+            self.kms[1].stop()
+            self.set_seals(s, one)
+            self.restart(s)
+            self.assertTrue(wait_for(lambda: unsealed(s), 15), "round %d: %s" % (i, s.log()))
+            self.assertEqual(s.get("kv/x").json()["data"]["v"], "multi")
+            self.kms[1].start()
+            # and the set of the round's end state unseals too (re-wrapped as needed)
+            self.set_seals(s, two if i % 2 == 0 else one)
+            self.restart(s)
+            self.assertTrue(wait_for(lambda: unsealed(s), 15), "round %d: %s" % (i, s.log()))
+            time.sleep(0.2)  # the unseal's re-wrap runs after it serves
+        s.stop()
+        self.assertIsNotNone(file_get(self.data(s), "core/seal-root/kms1"))
 
     def test_bad_configuration_refused(self):
         cases = [

@@ -117,11 +117,35 @@ static void test_seal_multi__refusals(void **state)
 	seal_close(sh);
 }
 
+/* a member that could not be opened: of its stanza's type, refusing every
+ * wrap and unwrap with the reason it could not be opened */
+static void test_seal_multi__unavailable_member(void **state)
+{
+	(void)state;
+	struct seal *u = NULL, *s = NULL;
+	struct verr why = {VERR_DENIED, "seal \"kms1\" (awskms): key disabled"}, err = {0};
+	assert_int_equal(seal_unavailable_new(&u, "awskms", &why, &err), 0);
+	assert_string_equal(seal_type(u), "awskms");
+	assert_true(seal_recovery_keys(u));
+	uint8_t root[32] = {0}, *out = NULL;
+	size_t ol = 0;
+	assert_int_equal(seal_wrap(u, NULL, 0, root, sizeof(root), &out, &ol, &err), VERR_DENIED);
+	assert_non_null(strstr(err.msg, "key disabled"));
+	assert_int_equal(seal_unwrap(u, NULL, 0, root, sizeof(root), &out, &ol, &err), VERR_DENIED);
+	assert_null(out);
+	struct seal *m[2] = {u, kms()};
+	const char *names[2] = {"kms1", "kms2"};
+	int prio[2] = {1, 2};
+	assert_int_equal(seal_multi_new(&s, m, names, prio, 2, &err), 0);
+	seal_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_multi__order_health_status),
 		cmocka_unit_test(test_seal_multi__refusals),
+		cmocka_unit_test(test_seal_multi__unavailable_member),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
