@@ -21,7 +21,9 @@
  * txn guarded by "the lock key still has the create revision we created",
  * so a node that lost the lock (lease expired during a pause, key deleted
  * by an operator) can never acknowledge a write after the loss: the guarded
- * write fails, the lost callback runs, and the core steps down.
+ * write fails, the lost callback runs, and the core steps down. A standby
+ * reads the key and, while it is held, waits on a /v3/watch of it
+ * (physical_ha_ops.wait), so it acquires as soon as etcd deletes the key.
  *
  * Threads: any thread may call any method. HTTP handles are pooled (one
  * connection each, kept alive); `mu` guards the pool and the lock state.
@@ -34,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/b64.h"
 #include "util/buf.h"
@@ -78,6 +82,11 @@ struct etcd {
 	physical_ha_lost_fn lost;
 	void *lost_ctx;
 	int64_t last_renew_ms;
+
+	/* standby's watch on the lock key, under mu */
+	char watch_rev[32]; /* watch from this revision ("" unknown) */
+	int watch_fd;       /* the watch's socket, -1 when none */
+	bool wake_pending;
 };
 
 static const struct physical_ops etcd_ops;
@@ -120,30 +129,24 @@ static void handle_put(struct etcd *e, CURL *h)
 		curl_easy_cleanup(h);
 }
 
-static int do_post(struct etcd *e, const char *endpoint, const char *api, const char *body,
-		   const char *auth, struct buf *out, long *status, char *cerr)
+/* The options every request to etcd shares (the caller sets the body's
+ * sink). hdr gets the content type and, with auth, the token header (ah is
+ * its storage, wiped by the caller). */
+static void setup_handle(struct etcd *e, CURL *h, const char *url, const char *body,
+			 struct curl_slist **hdr, const char *auth, char *ah, size_t ahsz,
+			 long timeout_ms, char *cerr)
 {
-	CURL *h = handle_get(e);
-	if (!h) {
-		snprintf(cerr, CURL_ERROR_SIZE, "libcurl is not available");
-		return -1;
-	}
-	char url[1024];
-	snprintf(url, sizeof(url), "%s%s", endpoint, api);
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	char ah[600];
+	*hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	if (auth) {
-		snprintf(ah, sizeof(ah), "Authorization: %s", auth);
-		hdr = curl_slist_append(hdr, ah);
+		snprintf(ah, ahsz, "Authorization: %s", auth);
+		*hdr = curl_slist_append(*hdr, ah);
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_POST, 1L);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdr);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms < 2000 ? e->timeout_ms : 2000L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
@@ -156,6 +159,23 @@ static int do_post(struct etcd *e, const char *endpoint, const char *api, const 
 	if (e->key_file)
 		curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
 	cerr[0] = '\0';
+}
+
+static int do_post(struct etcd *e, const char *endpoint, const char *api, const char *body,
+		   const char *auth, struct buf *out, long *status, char *cerr)
+{
+	CURL *h = handle_get(e);
+	if (!h) {
+		snprintf(cerr, CURL_ERROR_SIZE, "libcurl is not available");
+		return -1;
+	}
+	char url[1024];
+	snprintf(url, sizeof(url), "%s%s", endpoint, api);
+	struct curl_slist *hdr = NULL;
+	char ah[600];
+	setup_handle(e, h, url, body, &hdr, auth, ah, sizeof(ah), e->timeout_ms, cerr);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
 	CURLcode cc = curl_easy_perform(h);
 	curl_slist_free_all(hdr);
 	if (auth)
@@ -172,6 +192,23 @@ static int do_post(struct etcd *e, const char *endpoint, const char *api, const 
 }
 
 static int authenticate(struct etcd *e, const char *endpoint, struct verr *err);
+
+/* The token for the Authorization header (malloc'd), authenticating first
+ * if there is none yet; NULL without username or when that failed. */
+static char *auth_header(struct etcd *e, const char *ep, struct verr *err)
+{
+	if (!e->username)
+		return NULL;
+	pthread_mutex_lock(&e->mu);
+	char *auth = e->auth_token ? strdup(e->auth_token) : NULL;
+	pthread_mutex_unlock(&e->mu);
+	if (!auth && authenticate(e, ep, err) == 0) {
+		pthread_mutex_lock(&e->mu);
+		auth = e->auth_token ? strdup(e->auth_token) : NULL;
+		pthread_mutex_unlock(&e->mu);
+	}
+	return auth;
+}
 
 /* POST body to api on the first endpoint that answers; *out = parsed JSON
  * of a 200 answer. etcd's gRPC errors come back as 4xx/5xx with
@@ -193,17 +230,7 @@ static int call(struct etcd *e, const char *api, json_t *req, json_t **out, stru
 		for (int attempt = 0; attempt < 2; attempt++) {
 			struct buf b = {0};
 			long status = 0;
-			char *auth = NULL;
-			if (e->username) {
-				pthread_mutex_lock(&e->mu);
-				auth = e->auth_token ? strdup(e->auth_token) : NULL;
-				pthread_mutex_unlock(&e->mu);
-				if (!auth && authenticate(e, ep, err) == 0) {
-					pthread_mutex_lock(&e->mu);
-					auth = e->auth_token ? strdup(e->auth_token) : NULL;
-					pthread_mutex_unlock(&e->mu);
-				}
-			}
+			char *auth = auth_header(e, ep, err);
 			int t = do_post(e, ep, api, body, auth, &b, &status, cerr);
 			free(auth);
 			if (t) {
@@ -640,14 +667,63 @@ static int etcd_list(struct physical *p, const char *prefix, char ***out, size_t
 
 /* ---- HA lock ---- */
 
+/* Read the lock key (*res: etcd's range answer). */
+static int range_lock(struct etcd *e, bool keys_only, json_t **res, struct verr *err)
+{
+	*res = NULL;
+	char *lk = b64s(e->lock_key, strlen(e->lock_key));
+	json_t *req = lk ? json_pack("{s:s}", "key", lk) : NULL;
+	free(lk);
+	if (req && keys_only)
+		json_object_set_new(req, "keys_only", json_true());
+	int rc = req ? call(e, "/v3/kv/range", req, res, err)
+		     : verr_set(err, VERR_INTERNAL, "out of memory");
+	json_decref(req);
+	return rc;
+}
+
+/* Remember the revision a standby watches the lock key from: the one just
+ * after the answer (header.revision) that showed the key held. */
+static void set_watch_rev(struct etcd *e, const json_t *res)
+{
+	const char *rev = json_string_value(
+		json_object_get(json_object_get(res, "header"), "revision"));
+	long long r = rev ? strtoll(rev, NULL, 10) : 0;
+	pthread_mutex_lock(&e->mu);
+	if (r > 0)
+		snprintf(e->watch_rev, sizeof(e->watch_rev), "%lld", r + 1);
+	else
+		e->watch_rev[0] = '\0';
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* Is the lock key there? 1 held by someone (watch_rev set), 0 free, <0. A
+ * standby asks this first: a read, where granting and revoking a lease
+ * each time would be two raft writes. */
+static int lock_present(struct etcd *e, struct verr *err)
+{
+	json_t *res = NULL;
+	int rc = range_lock(e, true, &res, err);
+	if (rc)
+		return rc;
+	bool present = json_array_size(json_object_get(res, "kvs")) > 0;
+	if (present)
+		set_watch_rev(e, res);
+	json_decref(res);
+	return present ? 1 : 0;
+}
+
 static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost_fn lost,
 		      void *ctx, struct verr *err)
 {
 	struct etcd *e = ((struct etcd_ha *)h)->e;
+	int rc = lock_present(e, err);
+	if (rc)
+		return rc > 0 ? 0 : rc;
 	json_t *res = NULL;
 	json_t *req = json_pack("{s:I}", "TTL", (json_int_t)e->lock_ttl_s);
-	int rc = req ? call(e, "/v3/lease/grant", req, &res, err)
-		     : verr_set(err, VERR_INTERNAL, "out of memory");
+	rc = req ? call(e, "/v3/lease/grant", req, &res, err)
+		 : verr_set(err, VERR_INTERNAL, "out of memory");
 	json_decref(req);
 	if (rc)
 		return rc;
@@ -686,6 +762,8 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		log_info("storage", "etcd: HA lock acquired");
 		return 1;
 	}
+	if (rc == 0)
+		set_watch_rev(e, res); /* another node won the race: watch its key */
 	json_decref(res);
 	/* not ours: give the unused lease back */
 	json_t *rq = json_pack("{s:s}", "ID", lease);
@@ -695,6 +773,153 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		json_decref(rr);
 	json_decref(rq);
 	return rc ? rc : 0;
+}
+
+/* ---- standby: watch the lock key ---- */
+
+struct watch_state {
+	struct buf line; /* the gateway streams one JSON object a line */
+	bool created, deleted, canceled, failed;
+};
+
+static void watch_line(struct watch_state *w, const char *p, size_t n)
+{
+	json_t *j = json_loadb(p, n, 0, NULL);
+	json_t *r = json_object_get(j, "result");
+	if (!r) {
+		w->failed = true; /* {"error": ...}: etcd refused the watch */
+	} else {
+		if (json_is_true(json_object_get(r, "created")))
+			w->created = true;
+		if (json_is_true(json_object_get(r, "canceled")))
+			w->canceled = true; /* e.g. the revision was compacted */
+		size_t i;
+		json_t *ev;
+		json_array_foreach(json_object_get(r, "events"), i, ev) {
+			/* the gateway omits the default type (PUT) */
+			const char *t = json_string_value(json_object_get(ev, "type"));
+			if (t && !strcmp(t, "DELETE"))
+				w->deleted = true;
+		}
+	}
+	json_decref(j);
+}
+
+static size_t on_watch(char *p, size_t sz, size_t n, void *ud)
+{
+	struct watch_state *w = ud;
+	buf_add(&w->line, p, sz * n);
+	if (w->line.failed)
+		return 0;
+	char *nl;
+	while ((nl = memchr(w->line.p, '\n', w->line.len))) {
+		size_t l = (size_t)(nl - w->line.p);
+		watch_line(w, w->line.p, l);
+		memmove(w->line.p, nl + 1, w->line.len - l - 1);
+		w->line.len -= l + 1;
+	}
+	/* stop at the news the standby waits for, or at an answer that ends it */
+	return w->deleted || w->canceled || w->failed ? 0 : sz * n;
+}
+
+/* The watch's own socket, so wake can shut it down from another thread. */
+static curl_socket_t watch_open(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct etcd *e = ud;
+	(void)purpose;
+	pthread_mutex_lock(&e->mu);
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	if (!e->wake_pending) {
+		fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+		e->watch_fd = fd;
+	}
+	pthread_mutex_unlock(&e->mu);
+	return fd;
+}
+
+static int watch_close(void *ud, curl_socket_t fd)
+{
+	struct etcd *e = ud;
+	pthread_mutex_lock(&e->mu);
+	if (e->watch_fd == fd)
+		e->watch_fd = -1;
+	pthread_mutex_unlock(&e->mu);
+	return close(fd);
+}
+
+/* Wait for the lock key to be deleted (the holder's lease expired or was
+ * revoked): a /v3/watch from just after the revision acquire saw it held,
+ * so a deletion in between is not missed. */
+static int ha_wait(struct physical_ha *h, int timeout_ms)
+{
+	struct etcd *e = ((struct etcd_ha *)h)->e;
+	char rev[32];
+	pthread_mutex_lock(&e->mu);
+	bool woken = e->wake_pending;
+	e->wake_pending = false;
+	snprintf(rev, sizeof(rev), "%s", e->watch_rev);
+	pthread_mutex_unlock(&e->mu);
+	if (woken)
+		return 0;
+	if (!rev[0])
+		return -1;
+	char *lk = b64s(e->lock_key, strlen(e->lock_key));
+	json_t *req = lk ? json_pack("{s:{s:s,s:s}}", "create_request", "key", lk,
+				     "start_revision", rev)
+			 : NULL;
+	free(lk);
+	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	CURL *c = body ? curl_easy_init() : NULL;
+	if (!c) {
+		free(body);
+		return -1;
+	}
+	const char *ep = e->endpoints[atomic_load(&e->cur) % e->nendpoints];
+	struct verr err = {0};
+	char *auth = auth_header(e, ep, &err);
+	char url[1024], ah[600], cerr[CURL_ERROR_SIZE];
+	snprintf(url, sizeof(url), "%s/v3/watch", ep);
+	struct curl_slist *hdr = NULL;
+	struct watch_state w = {0};
+	setup_handle(e, c, url, body, &hdr, auth, ah, sizeof(ah), timeout_ms, cerr);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_watch);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, watch_open);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, e);
+	curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, watch_close);
+	curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, e);
+	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	CURLcode cc = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
+	if (auth) {
+		explicit_bzero(ah, sizeof(ah));
+		free(auth);
+	}
+	free(body);
+	buf_free(&w.line);
+	pthread_mutex_lock(&e->mu);
+	woken = e->wake_pending;
+	e->wake_pending = false;
+	pthread_mutex_unlock(&e->mu);
+	if (w.deleted)
+		return 1;
+	if (woken || w.canceled || (cc == CURLE_OPERATION_TIMEDOUT && w.created))
+		return 0;
+	return -1; /* unreachable, refused, or etcd ended the stream */
+}
+
+static void ha_wake(struct physical_ha *h)
+{
+	struct etcd *e = ((struct etcd_ha *)h)->e;
+	pthread_mutex_lock(&e->mu);
+	e->wake_pending = true;
+	if (e->watch_fd >= 0)
+		shutdown(e->watch_fd, SHUT_RDWR); /* the watch's poll returns now */
+	pthread_mutex_unlock(&e->mu);
 }
 
 static int ha_renew(struct physical_ha *h, struct verr *err)
@@ -729,12 +954,7 @@ static int ha_renew(struct physical_ha *h, struct verr *err)
 		return verr_set(err, VERR_UNAVAILABLE, "etcd: HA lock lease expired");
 	}
 	/* and the key is still ours (an operator may have deleted it) */
-	char *lk = b64s(e->lock_key, strlen(e->lock_key));
-	req = lk ? json_pack("{s:s}", "key", lk) : NULL;
-	free(lk);
-	rc = req ? call(e, "/v3/kv/range", req, &res, err)
-		 : verr_set(err, VERR_INTERNAL, "out of memory");
-	json_decref(req);
+	rc = range_lock(e, true, &res, err);
 	if (rc)
 		return rc;
 	json_t *kv = json_array_get(json_object_get(res, "kvs"), 0);
@@ -778,12 +998,8 @@ static int ha_holder(struct physical_ha *h, char **value, struct verr *err)
 {
 	struct etcd *e = ((struct etcd_ha *)h)->e;
 	*value = NULL;
-	char *lk = b64s(e->lock_key, strlen(e->lock_key));
-	json_t *req = lk ? json_pack("{s:s}", "key", lk) : NULL, *res = NULL;
-	free(lk);
-	int rc = req ? call(e, "/v3/kv/range", req, &res, err)
-		     : verr_set(err, VERR_INTERNAL, "out of memory");
-	json_decref(req);
+	json_t *res = NULL;
+	int rc = range_lock(e, false, &res, err);
 	if (rc)
 		return rc;
 	json_t *kv = json_array_get(json_object_get(res, "kvs"), 0);
@@ -803,6 +1019,8 @@ static const struct physical_ha_ops etcd_ha_ops = {
 	.renew = ha_renew,
 	.release = ha_release,
 	.holder = ha_holder,
+	.wait = ha_wait,
+	.wake = ha_wake,
 };
 
 static struct physical_ha *etcd_ha(struct physical *p)
@@ -910,6 +1128,7 @@ int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *er
 	e->base.durable = 1; /* acknowledged after the raft commit in etcd */
 	e->base.max_entry_size = PHYSICAL_DEFAULT_MAX_ENTRY;
 	pthread_mutex_init(&e->mu, NULL);
+	e->watch_fd = -1;
 	int rc = 0;
 	const char *addr = opt_str(conf, "address");
 	if (!addr)

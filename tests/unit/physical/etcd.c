@@ -6,9 +6,11 @@
  * HA lock (one holder, holder value, release hands over, the lease expires
  * when the holder stops renewing) and fencing (a holder whose lock key is
  * deleted behind its back acknowledges no further write and is told it lost
- * the lock), and configuration errors.
+ * the lock), a standby's wait on the lock key (returns when etcd deletes
+ * it, ends on wake), and configuration errors.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -250,6 +252,87 @@ static void test_physical_etcd__fencing_after_lock_key_deleted(void **state)
 	physical_close(other);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct waiter {
+	struct physical_ha *h;
+	int timeout_ms, rc;
+	int64_t returned_ms;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	w->rc = physical_ha_wait(w->h, w->timeout_ms);
+	w->returned_ms = now_ms();
+	return NULL;
+}
+
+/* Start a wait of up to 10 s on h in a thread, and let it begin. */
+static pthread_t spawn_wait(struct waiter *w, struct physical_ha *h)
+{
+	*w = (struct waiter){.h = h, .timeout_ms = 10000};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, w), 0);
+	sleep_ms(200);
+	return th;
+}
+
+/* A standby learns the lock is free when etcd deletes the key (release, or
+ * the lease's expiry), not at its next poll; wake ends a wait at once. */
+static void test_physical_etcd__standby_waits_for_the_lock_key(void **state)
+{
+	(void)state;
+	struct physical *a = open_path("/ha3/", true, "2s"), *b = open_path("/ha3/", true, "2s");
+	struct physical_ha *ha = physical_ha(a), *hb = physical_ha(b);
+	struct verr err = {0};
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	assert_int_equal(physical_ha_acquire(hb, "b", on_lost, NULL, &err), 0);
+	/* nothing happens: the wait runs to its timeout and says so */
+	int64_t t0 = now_ms();
+	assert_int_equal(physical_ha_wait(hb, 300), 0);
+	assert_true(now_ms() - t0 >= 250);
+	/* the holder releases: the wait returns as soon as etcd deletes the key */
+	assert_int_equal(physical_ha_acquire(hb, "b", on_lost, NULL, &err), 0);
+	struct waiter w;
+	pthread_t th = spawn_wait(&w, hb);
+	int64_t released = now_ms();
+	physical_ha_release(ha);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, 1);
+	assert_true(w.returned_ms - released < 1000);
+	assert_int_equal(physical_ha_acquire(hb, "b", on_lost, NULL, &err), 1);
+	/* a released key deleted before the wait began is not missed: the
+	 * watch starts at the revision acquire saw it held */
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 0);
+	physical_ha_release(hb);
+	t0 = now_ms();
+	assert_int_equal(physical_ha_wait(ha, 5000), 1);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	/* wake ends a wait in progress (a standby being sealed) ... */
+	assert_int_equal(physical_ha_acquire(hb, "b", on_lost, NULL, &err), 0);
+	th = spawn_wait(&w, hb);
+	int64_t woken = now_ms();
+	physical_ha_wake(hb);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, 0);
+	assert_true(w.returned_ms - woken < 500);
+	/* ... and a wake before the wait makes the next one return at once */
+	physical_ha_wake(hb);
+	t0 = now_ms();
+	assert_int_equal(physical_ha_wait(hb, 10000), 0);
+	assert_true(now_ms() - t0 < 500);
+	physical_ha_release(ha);
+	physical_close(a);
+	physical_close(b);
+}
+
 static void test_physical_etcd__config_errors(void **state)
 {
 	(void)state;
@@ -295,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_physical_etcd__list_pages_skip_folders),
 		cmocka_unit_test(test_physical_etcd__ha_lock_one_holder_and_handover),
 		cmocka_unit_test(test_physical_etcd__fencing_after_lock_key_deleted),
+		cmocka_unit_test(test_physical_etcd__standby_waits_for_the_lock_key),
 		cmocka_unit_test(test_physical_etcd__config_errors),
 	};
 	return cmocka_run_group_tests(tests, start_etcd, stop_etcd);
