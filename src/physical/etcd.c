@@ -51,7 +51,25 @@
 #define ETCD_TXN_MAX 128       /* etcd's default --max-txn-ops */
 #define ETCD_MAX_REQUEST 1536  /* KiB: etcd's default --max-request-bytes */
 
+#define ETCD_CACHE_BUCKETS 4096
+#define ETCD_CACHE_MAX_ENTRIES 16384
+#define ETCD_CACHE_MAX_BYTES (32u << 20)
+#define ETCD_CACHE_MAX_VALUE (256u << 10)
+
 struct etcd;
+
+/* One key in the holder's read cache. */
+struct cent {
+	char *key;
+	uint8_t *val; /* NULL with present = false: known to be absent */
+	size_t len;
+	bool valid;    /* val is what etcd has */
+	bool present;
+	bool overlap;  /* two writes of the key were in flight together */
+	int busy;      /* writes in flight */
+	uint64_t fill; /* != 0: a read that may fill this entry is in flight */
+	struct cent *hnext, *prev, *next;
+};
 
 struct etcd_ha {
 	struct physical_ha base; /* must be first */
@@ -82,6 +100,12 @@ struct etcd {
 	physical_ha_lost_fn lost;
 	void *lost_ctx;
 	int64_t last_renew_ms;
+
+	/* the holder's read cache (ha_enabled only), under mu */
+	struct cent **cbuckets; /* ETCD_CACHE_BUCKETS chains */
+	struct cent *lru_head, *lru_tail; /* most recently used first */
+	size_t centries, cbytes;
+	uint64_t cfill; /* fill tokens */
 
 	/* standby's watch on the lock key, under mu */
 	char watch_rev[32]; /* watch from this revision ("" unknown) */
@@ -352,6 +376,243 @@ static int check_key(const char *key, struct verr *err)
 	return 0;
 }
 
+/* ---- the holder's read cache ----
+ *
+ * While this node holds the lock, it is the only writer (every other node's
+ * writes are fenced), so what it wrote, or read since acquiring, is what
+ * etcd has: a KV v2 write reads the secret's metadata twice (the existence
+ * check, then under the path's lock) and the second read, like any read of
+ * a key this node just wrote, needs no round trip. Used only while the
+ * lease is provably alive (less than a TTL since the last keepalive we
+ * sent was confirmed) and emptied on acquire, loss and release, so a
+ * standby, or a node whose lease has run out, never reads from it. Writes
+ * keep it exact: an entry is invalid while a write of its key is in flight
+ * (and after two overlapping ones, whose order etcd alone knows) and after
+ * any write whose outcome is unknown; a read fills it only if no write of
+ * the key started meanwhile. Values are the barrier's ciphertext. */
+
+static size_t chash(const char *k)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	return (size_t)(h % ETCD_CACHE_BUCKETS);
+}
+
+static struct cent *cfind(struct etcd *e, const char *key)
+{
+	if (!e->cbuckets)
+		return NULL;
+	struct cent *c = e->cbuckets[chash(key)];
+	while (c && strcmp(c->key, key))
+		c = c->hnext;
+	return c;
+}
+
+static void lru_unlink(struct etcd *e, struct cent *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		e->lru_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		e->lru_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void lru_front(struct etcd *e, struct cent *c)
+{
+	c->next = e->lru_head;
+	if (e->lru_head)
+		e->lru_head->prev = c;
+	e->lru_head = c;
+	if (!e->lru_tail)
+		e->lru_tail = c;
+}
+
+static void cset(struct etcd *e, struct cent *c, uint8_t *val, size_t len, bool present)
+{
+	e->cbytes -= c->len;
+	free(c->val);
+	c->val = val;
+	c->len = val ? len : 0;
+	c->present = present;
+	c->valid = true;
+	e->cbytes += c->len;
+}
+
+static void cinvalidate(struct etcd *e, struct cent *c)
+{
+	cset(e, c, NULL, 0, false);
+	c->valid = false;
+}
+
+static void cremove(struct etcd *e, struct cent *c)
+{
+	struct cent **pp = &e->cbuckets[chash(c->key)];
+	while (*pp != c)
+		pp = &(*pp)->hnext;
+	*pp = c->hnext;
+	lru_unlink(e, c);
+	e->cbytes -= c->len;
+	e->centries--;
+	free(c->val);
+	free(c->key);
+	free(c);
+}
+
+/* Drop least recently used entries without a write in flight. */
+static void cevict(struct etcd *e)
+{
+	struct cent *c = e->lru_tail;
+	while (c && (e->centries > ETCD_CACHE_MAX_ENTRIES || e->cbytes > ETCD_CACHE_MAX_BYTES)) {
+		struct cent *prev = c->prev;
+		if (!c->busy)
+			cremove(e, c);
+		c = prev;
+	}
+}
+
+static struct cent *cget(struct etcd *e, const char *key)
+{
+	struct cent *c = cfind(e, key);
+	if (c || !e->cbuckets)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->key = strdup(key))) {
+		free(c);
+		return NULL;
+	}
+	size_t b = chash(key);
+	c->hnext = e->cbuckets[b];
+	e->cbuckets[b] = c;
+	lru_front(e, c);
+	e->centries++;
+	return c;
+}
+
+/* Everything goes (acquire, loss, release); entries with a write in flight
+ * stay, invalid, so the write's end still knows it overlapped. */
+static void cclear(struct etcd *e)
+{
+	for (struct cent *c = e->lru_head, *n; c; c = n) {
+		n = c->next;
+		if (c->busy) {
+			cinvalidate(e, c);
+			c->fill = 0;
+		} else {
+			cremove(e, c);
+		}
+	}
+}
+
+/* The cache may answer: we hold the lock and our lease cannot have run out
+ * (under mu). */
+static bool cusable(struct etcd *e)
+{
+	return e->cbuckets && e->held && mono_ms() - e->last_renew_ms < e->lock_ttl_s * 1000;
+}
+
+/* A write of these keys starts / ended (ok: etcd applied it). */
+static void cwrite_begin(struct etcd *e, const struct physical_txn_op *ops, size_t n)
+{
+	if (!e->cbuckets)
+		return;
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct cent *c = cget(e, ops[i].key);
+		if (!c)
+			continue; /* out of memory: the end finds no entry */
+		if (c->busy++)
+			c->overlap = true;
+		cinvalidate(e, c);
+		c->fill = 0; /* a read in flight must not fill it */
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void cwrite_end(struct etcd *e, const struct physical_txn_op *ops, size_t n, bool ok)
+{
+	if (!e->cbuckets)
+		return;
+	pthread_mutex_lock(&e->mu);
+	bool use = ok && cusable(e);
+	for (size_t i = 0; i < n; i++) {
+		struct cent *c = cfind(e, ops[i].key);
+		if (!c || c->busy <= 0)
+			continue;
+		c->busy--;
+		uint8_t *v = NULL;
+		bool put = ops[i].kind == PHYSICAL_TXN_PUT;
+		if (use && !c->busy && !c->overlap && ops[i].len <= ETCD_CACHE_MAX_VALUE &&
+		    (!put || (v = malloc(ops[i].len ? ops[i].len : 1)))) {
+			if (put && ops[i].len)
+				memcpy(v, ops[i].val, ops[i].len);
+			cset(e, c, v, ops[i].len, put);
+		} else {
+			cinvalidate(e, c);
+		}
+		if (!c->busy)
+			c->overlap = false;
+	}
+	cevict(e);
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* 1 answered from the cache (*out / *len as get), 0 not: then *token is
+ * the fill token to pass to cfill_end (0: do not fill). */
+static int cread(struct etcd *e, const char *key, uint8_t **out, size_t *len, uint64_t *token)
+{
+	*token = 0;
+	if (!e->cbuckets)
+		return 0;
+	int hit = 0;
+	pthread_mutex_lock(&e->mu);
+	if (cusable(e)) {
+		struct cent *c = cget(e, key);
+		if (c && c->valid) {
+			if (c->present) {
+				*out = malloc(c->len ? c->len : 1);
+				if (*out) {
+					if (c->len)
+						memcpy(*out, c->val, c->len);
+					*len = c->len;
+					hit = 1;
+				}
+			} else {
+				hit = 1;
+			}
+			lru_unlink(e, c);
+			lru_front(e, c);
+		} else if (c && !c->busy) {
+			c->fill = *token = ++e->cfill;
+		}
+	}
+	pthread_mutex_unlock(&e->mu);
+	return hit;
+}
+
+static void cfill_end(struct etcd *e, const char *key, uint64_t token, bool present,
+		      const uint8_t *v, size_t len)
+{
+	if (!token)
+		return;
+	pthread_mutex_lock(&e->mu);
+	struct cent *c = cfind(e, key);
+	uint8_t *copy = NULL;
+	if (c && c->fill == token && !c->busy && cusable(e) && len <= ETCD_CACHE_MAX_VALUE &&
+	    (!present || (copy = malloc(len ? len : 1)))) {
+		if (present && len)
+			memcpy(copy, v, len);
+		cset(e, c, copy, len, present);
+		c->fill = 0;
+	}
+	cevict(e);
+	pthread_mutex_unlock(&e->mu);
+}
+
 static int etcd_get(struct physical *p, const char *key, uint8_t **out, size_t *len,
 		    struct verr *err)
 {
@@ -361,6 +622,9 @@ static int etcd_get(struct physical *p, const char *key, uint8_t **out, size_t *
 	int rc = check_key(key, err);
 	if (rc)
 		return rc;
+	uint64_t token = 0;
+	if (cread(e, key, out, len, &token))
+		return 0;
 	char *k = full_key64(e, key);
 	json_t *req = k ? json_pack("{s:s}", "key", k) : NULL;
 	free(k);
@@ -382,6 +646,8 @@ static int etcd_get(struct physical *p, const char *key, uint8_t **out, size_t *
 			rc = verr_set(err, VERR_INTERNAL, "etcd: value of %s is not base64", key);
 	}
 	json_decref(res);
+	if (!rc)
+		cfill_end(e, key, token, kv != NULL, *out, *len);
 	return rc;
 }
 
@@ -416,6 +682,7 @@ static void fire_lost(struct etcd *e, const char *why)
 		fn = e->lost;
 		ctx = e->lost_ctx;
 	}
+	cclear(e);
 	pthread_mutex_unlock(&e->mu);
 	if (fn) {
 		log_warn("storage", "etcd: HA lock lost (%s)", why);
@@ -423,8 +690,10 @@ static void fire_lost(struct etcd *e, const char *why)
 	}
 }
 
-/* Apply ops (array of request_put / request_delete_range) atomically. */
-static int write_ops(struct etcd *e, json_t *ops, struct verr *err)
+/* Apply ops (array of request_put / request_delete_range) atomically;
+ * lops are the same operations, for the cache. */
+static int write_ops(struct etcd *e, json_t *ops, const struct physical_txn_op *lops, size_t n,
+		     struct verr *err)
 {
 	bool guarded;
 	json_t *cmp = lock_compare(e, &guarded);
@@ -432,11 +701,13 @@ static int write_ops(struct etcd *e, json_t *ops, struct verr *err)
 	if (!req)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	json_t *res = NULL;
+	cwrite_begin(e, lops, n);
 	int rc = call(e, "/v3/kv/txn", req, &res, err);
 	json_decref(req);
+	bool ok = rc == 0 && json_is_true(json_object_get(res, "succeeded"));
+	cwrite_end(e, lops, n, ok); /* an error: the outcome is unknown */
 	if (rc)
 		return rc;
-	bool ok = json_is_true(json_object_get(res, "succeeded"));
 	json_decref(res);
 	if (!ok && guarded) {
 		fire_lost(e, "the lock key changed under this node");
@@ -465,14 +736,15 @@ static json_t *op_del(struct etcd *e, const char *key)
 	return o;
 }
 
-static int one_op(struct etcd *e, json_t *op, struct verr *err)
+static int one_op(struct etcd *e, json_t *op, const struct physical_txn_op *lop,
+		  struct verr *err)
 {
 	json_t *ops = op ? json_array() : NULL;
 	if (!ops || json_array_append_new(ops, op)) {
 		json_decref(ops);
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	}
-	int rc = write_ops(e, ops, err);
+	int rc = write_ops(e, ops, lop, 1, err);
 	json_decref(ops);
 	return rc;
 }
@@ -488,7 +760,8 @@ static int etcd_put(struct physical *p, const char *key, const uint8_t *val, siz
 		return verr_set(err, VERR_TOO_LARGE,
 				"value of %zu bytes exceeds the etcd backend's max_entry_size (%zu)", len,
 				p->max_entry_size);
-	return one_op(e, op_put(e, key, val, len), err);
+	struct physical_txn_op lop = {.kind = PHYSICAL_TXN_PUT, .key = key, .val = val, .len = len};
+	return one_op(e, op_put(e, key, val, len), &lop, err);
 }
 
 static int etcd_del(struct physical *p, const char *key, struct verr *err)
@@ -497,7 +770,8 @@ static int etcd_del(struct physical *p, const char *key, struct verr *err)
 	int rc = check_key(key, err);
 	if (rc)
 		return rc;
-	return one_op(e, op_del(e, key), err);
+	struct physical_txn_op lop = {.kind = PHYSICAL_TXN_DELETE, .key = key};
+	return one_op(e, op_del(e, key), &lop, err);
 }
 
 static int etcd_txn(struct physical *p, const struct physical_txn_op *ops, size_t n,
@@ -543,7 +817,7 @@ static int etcd_txn(struct physical *p, const struct physical_txn_op *ops, size_
 		return verr_set(err, VERR_TOO_LARGE, "transaction of %zu bytes exceeds etcd's request limit",
 				total);
 	}
-	int rc = write_ops(e, arr, err);
+	int rc = write_ops(e, arr, ops, n, err);
 	json_decref(arr);
 	return rc;
 }
@@ -757,6 +1031,7 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		e->lost = lost;
 		e->lost_ctx = ctx;
 		e->last_renew_ms = mono_ms();
+		cclear(e); /* whatever a previous term read is not trusted */
 		pthread_mutex_unlock(&e->mu);
 		json_decref(res);
 		log_info("storage", "etcd: HA lock acquired");
@@ -981,6 +1256,7 @@ static void ha_release(struct physical_ha *h)
 	e->held = false;
 	e->lease[0] = '\0';
 	e->create_rev[0] = '\0';
+	cclear(e);
 	pthread_mutex_unlock(&e->mu);
 	if (!lease[0])
 		return;
@@ -1050,6 +1326,11 @@ static void etcd_close(struct physical *p)
 	free(e->username);
 	free(e->password);
 	free(e->auth_token);
+	if (e->cbuckets) {
+		while (e->lru_head)
+			cremove(e, e->lru_head);
+		free(e->cbuckets);
+	}
 	free(e->ha);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
@@ -1233,6 +1514,11 @@ int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *er
 			goto out;
 		}
 		e->ha->base.ops = &etcd_ha_ops;
+		e->cbuckets = calloc(ETCD_CACHE_BUCKETS, sizeof(*e->cbuckets));
+		if (!e->cbuckets) {
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			goto out;
+		}
 		e->ha->base.renew_interval_ms = (int)(e->lock_ttl_s * 1000 / 3);
 		/* a standby retries often enough that failover is TTL + ~0.1 TTL */
 		e->ha->base.retry_interval_ms = e->lock_ttl_s >= 10 ? 1000 : (int)(e->lock_ttl_s * 100);

@@ -7,7 +7,9 @@
  * when the holder stops renewing) and fencing (a holder whose lock key is
  * deleted behind its back acknowledges no further write and is told it lost
  * the lock), a standby's wait on the lock key (returns when etcd deletes
- * it, ends on wake), and configuration errors.
+ * it, ends on wake), the holder's read cache (used only by a holder with a
+ * live lease, emptied on loss, exact under concurrent writes), and
+ * configuration errors.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -333,6 +335,142 @@ static void test_physical_etcd__standby_waits_for_the_lock_key(void **state)
 	physical_close(b);
 }
 
+/* The holder's read cache: reads of what the holder wrote or read are
+ * served without etcd (shown by a change made behind its back, which no
+ * cached read sees), and nothing but a holder with a live lease uses it. */
+static void test_physical_etcd__holder_cache(void **state)
+{
+	(void)state;
+	struct physical *a = open_path("/ha4/", true, "2s"), *b = open_path("/ha4/", true, "2s");
+	struct physical *other = open_path("/ha4/", false, NULL);
+	struct physical_ha *ha = physical_ha(a);
+	struct verr err = {0};
+	atomic_store(&g_lost, 0);
+	sem_put(other, "k", "old");
+	/* not holding: every read goes to etcd */
+	sem_expect(a, "k", "old");
+	sem_put(other, "k", "v0");
+	sem_expect(a, "k", "v0");
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	/* holding: the holder's own write, then a change behind its back (an
+	 * unfenced writer: not something Coffer does) that the cache hides */
+	sem_put(a, "k", "v1");
+	sem_put(other, "k", "behind");
+	sem_expect(a, "k", "v1");
+	/* a key read once is remembered, absent keys too */
+	sem_expect(a, "absent", NULL);
+	sem_put(other, "absent", "x");
+	sem_expect(a, "absent", NULL);
+	assert_int_equal(physical_delete(a, "absent", &err), 0);
+	sem_expect(other, "absent", NULL);
+	/* a txn updates it in order (the last op on a key wins) */
+	struct physical_txn_op ops[] = {
+		{.kind = PHYSICAL_TXN_PUT, .key = "t", .val = (const uint8_t *)"1", .len = 1},
+		{.kind = PHYSICAL_TXN_DELETE, .key = "k"},
+		{.kind = PHYSICAL_TXN_PUT, .key = "t", .val = (const uint8_t *)"2", .len = 1},
+	};
+	assert_int_equal(physical_txn(a, ops, 3, &err), 0);
+	sem_expect(a, "t", "2");
+	sem_expect(a, "k", NULL);
+	sem_expect(other, "t", "2");
+	/* the standby never caches */
+	sem_put(other, "k", "s1");
+	sem_expect(b, "k", "s1");
+	sem_put(other, "k", "s2");
+	sem_expect(b, "k", "s2");
+	/* a holder that has not renewed for a TTL (paused) reads etcd again */
+	sleep_ms(2100);
+	sem_expect(a, "k", "s2");
+	/* the lock is lost (its key deleted) and noticed: the cache is gone */
+	physical_ha_release(ha);
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	sem_put(a, "k", "mine");
+	sem_put(other, "k", "theirs");
+	sem_expect(a, "k", "mine");
+	assert_int_equal(physical_delete(other, "core/lock", &err), 0);
+	assert_int_equal(physical_put(a, "z", (const uint8_t *)"1", 1, &err), VERR_UNAVAILABLE);
+	assert_int_equal(atomic_load(&g_lost), 1);
+	sem_expect(a, "k", "theirs");
+	/* released and re-acquired: nothing from the earlier term is trusted */
+	physical_ha_release(ha);
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	sem_expect(a, "k", "theirs");
+	sem_put(other, "k", "new term");
+	physical_ha_release(ha);
+	assert_int_equal(physical_ha_acquire(ha, "a", on_lost, NULL, &err), 1);
+	sem_expect(a, "k", "new term");
+	physical_ha_release(ha);
+	physical_close(a);
+	physical_close(b);
+	physical_close(other);
+}
+
+struct racer {
+	struct physical *p;
+	int id;
+};
+
+static void *race_thread(void *arg)
+{
+	struct racer *r = arg;
+	struct verr err = {0};
+	char key[16], val[32];
+	for (int i = 0; i < 150; i++) {
+		snprintf(key, sizeof(key), "r%d", (i + r->id) % 4);
+		if (i % 3 == 2) {
+			uint8_t *v = NULL;
+			size_t l = 0;
+			assert_int_equal(physical_get(r->p, key, &v, &l, &err), 0);
+			free(v);
+			continue;
+		}
+		int n = snprintf(val, sizeof(val), "t%d-%d", r->id, i);
+		if (i % 7 == 0)
+			assert_int_equal(physical_delete(r->p, key, &err), 0);
+		else
+			assert_int_equal(physical_put(r->p, key, (const uint8_t *)val, (size_t)n, &err),
+					 0);
+	}
+	return NULL;
+}
+
+/* Concurrent writes and reads of the same keys by the holder: afterwards
+ * the cache agrees with etcd on every key (writes overlapping on a key, or
+ * a read racing a write, must not leave an older value cached). */
+static void test_physical_etcd__holder_cache_races(void **state)
+{
+	(void)state;
+	struct physical *a = open_path("/ha5/", true, "10s"), *other = open_path("/ha5/", false, NULL);
+	struct verr err = {0};
+	assert_int_equal(physical_ha_acquire(physical_ha(a), "a", on_lost, NULL, &err), 1);
+	pthread_t th[6];
+	struct racer r[6];
+	for (int i = 0; i < 6; i++) {
+		r[i] = (struct racer){.p = a, .id = i};
+		assert_int_equal(pthread_create(&th[i], NULL, race_thread, &r[i]), 0);
+	}
+	for (int i = 0; i < 6; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "r%d", i);
+		uint8_t *v1 = NULL, *v2 = NULL;
+		size_t l1 = 0, l2 = 0;
+		assert_int_equal(physical_get(a, key, &v1, &l1, &err), 0);
+		assert_int_equal(physical_get(other, key, &v2, &l2, &err), 0);
+		assert_int_equal(!v1, !v2);
+		if (v1) {
+			assert_int_equal(l1, l2);
+			assert_memory_equal(v1, v2, l1);
+		}
+		free(v1);
+		free(v2);
+	}
+	physical_ha_release(physical_ha(a));
+	physical_close(a);
+	physical_close(other);
+}
+
 static void test_physical_etcd__config_errors(void **state)
 {
 	(void)state;
@@ -379,6 +517,8 @@ int main(void)
 		cmocka_unit_test(test_physical_etcd__ha_lock_one_holder_and_handover),
 		cmocka_unit_test(test_physical_etcd__fencing_after_lock_key_deleted),
 		cmocka_unit_test(test_physical_etcd__standby_waits_for_the_lock_key),
+		cmocka_unit_test(test_physical_etcd__holder_cache),
+		cmocka_unit_test(test_physical_etcd__holder_cache_races),
 		cmocka_unit_test(test_physical_etcd__config_errors),
 	};
 	return cmocka_run_group_tests(tests, start_etcd, stop_etcd);
