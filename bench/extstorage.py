@@ -16,7 +16,8 @@ and p99 at 32 clients, each against its store's own ceiling in the same run.
           Consul's speed.
 
 Storage writes per Coffer request come from etcd's revision / the peer's
-X-Consul-Index. Every process it starts is stopped by PID. Output: Markdown
+X-Consul-Index; etcd's Range and Txn calls per request from its gRPC
+counters (/metrics). Every process it starts is stopped by PID. Output: Markdown
 on stdout and in bench/results/extstorage.md. Needs etcd-server and wrk.
 """
 import argparse
@@ -47,6 +48,18 @@ def etcd_revision(url):
     req = urllib.request.Request(url + "/v3/kv/range", data=b'{"key":"AA=="}', method="POST")
     with urllib.request.urlopen(req, timeout=5) as r:
         return int(json.loads(r.read())["header"]["revision"])
+
+
+def etcd_calls(url):
+    """etcd's own count of handled KV calls by method (its /metrics)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    n = {}
+    for line in text.splitlines():
+        if line.startswith("grpc_server_handled_total{") and 'grpc_service="etcdserverpb.KV"' in line:
+            m = line.split('grpc_method="', 1)[1].split('"', 1)[0]
+            n[m] = n.get(m, 0) + float(line.rsplit(" ", 1)[1])
+    return n
 
 
 def consul_index(url):
@@ -84,6 +97,8 @@ def main():
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--only", choices=["etcd", "consul"])
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "extstorage.md"),
+                    help="where the Markdown report goes")
     args = ap.parse_args()
     load0 = os.getloadavg()
     rows = []
@@ -96,9 +111,19 @@ def main():
                 log("coffer on etcd, ha_enabled = %s" % ha)
                 stanza = ('storage "etcd" {\n  address = "%s"\n  path = "/%s/"\n  ha_enabled = "%s"\n}\n'
                           % (e.url, "vha" if ha else "vplain", "true" if ha else "false"))
-                r = coffer_run(args, stanza, ha, lambda: etcd_revision(e.url))
-                rows.append(("etcd", "Coffer KV v2 write (new secret, 100 B), ha_enabled = %s%s"
-                             % (str(ha).lower(), " (fenced txns)" if ha else ""), r,
+                snaps = []
+
+                def counter():
+                    snaps.append(etcd_calls(e.url))
+                    return etcd_revision(e.url)  # one Range, subtracted below
+                r = coffer_run(args, stanza, ha, counter)
+                calls = ""
+                if len(snaps) == 2 and r["requests"]:
+                    per = {m: (snaps[1].get(m, 0) - snaps[0].get(m, 0) - (m == "Range"))
+                           / r["requests"] for m in ("Range", "Txn")}
+                    calls = "; per request: %.2f Range + %.2f Txn" % (per["Range"], per["Txn"])
+                rows.append(("etcd", "Coffer KV v2 write (new secret, 100 B), ha_enabled = %s%s%s"
+                             % (str(ha).lower(), " (fenced txns)" if ha else "", calls), r,
                              r["commits_per_req"]))
     if args.only in (None, "consul"):
         with ConsulProc() as p:
@@ -137,8 +162,8 @@ def main():
               "1 / commits-per-request means the store is the bottleneck.", ""]
     text = "\n".join(lines)
     print(text)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "extstorage.md"), "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
         f.write(text)
 
 
