@@ -996,6 +996,8 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		return rc > 0 ? 0 : rc;
 	json_t *res = NULL;
 	json_t *req = json_pack("{s:I}", "TTL", (json_int_t)e->lock_ttl_s);
+	/* the lease lives at least a TTL from here, whatever happens next */
+	int64_t granted_ms = mono_ms();
 	rc = req ? call(e, "/v3/lease/grant", req, &res, err)
 		 : verr_set(err, VERR_INTERNAL, "out of memory");
 	json_decref(req);
@@ -1030,7 +1032,7 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		snprintf(e->create_rev, sizeof(e->create_rev), "%s", rev);
 		e->lost = lost;
 		e->lost_ctx = ctx;
-		e->last_renew_ms = mono_ms();
+		e->last_renew_ms = granted_ms;
 		cclear(e); /* whatever a previous term read is not trusted */
 		pthread_mutex_unlock(&e->mu);
 		json_decref(res);
