@@ -20,6 +20,7 @@ real Coffer nodes on loopback, as an operator runs them:
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -236,9 +237,12 @@ class HAEtcd(unittest.TestCase):
         failover = first_after_kill[0] - killed_at[0]
         takeover = first_after_kill[0] - deleted.at[0]
         self.trials.append(failover)
+        setup = re.findall(r"now the active node \(set-up took (\d+) ms\)", standby.log())
         print("\nfailover %d: first acknowledged write %.2f s after kill -9 (lock TTL %d s), "
-              "%.3f s after etcd deleted the lock key; %d writes acknowledged (%d before the kill)"
-              % (len(self.trials), failover, LOCK_TTL, takeover, len(acked), before))
+              "%.3f s after etcd deleted the lock key (set-up of the active: %s ms); "
+              "%d writes acknowledged (%d before the kill)"
+              % (len(self.trials), failover, LOCK_TTL, takeover, setup[-1] if setup else "?",
+                 len(acked), before))
         return failover, takeover, acked
 
     def test_failover_under_load_loses_no_acknowledged_write(self):
