@@ -82,6 +82,10 @@ class HAEtcd(unittest.TestCase):
         self.b.keys, self.b.root_token = self.a.keys, self.a.root_token
         self.a.unseal()
         self.assertTrue(wait_until(lambda: (leader(self.a) or {}).get("is_self")), "a never became active")
+        # is_self turns true when a holds the lock, a moment before its
+        # active set-up is done; sys/health says 200 only after it
+        self.assertTrue(wait_until(lambda: self.a.get("sys/health", token="").status == 200),
+                        "a never finished becoming active")
         self.b.unseal()
         self.assertTrue(wait_until(lambda: (leader(self.b) or {}).get("leader_address")),
                         "b never saw the active node")
