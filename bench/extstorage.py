@@ -34,7 +34,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 from pgstorage import coffer_run, free_port, log, wrk_result  # noqa: E402
-from etcd_service import Etcd  # noqa: E402
+from etcd_service import Etcd, etcd_calls  # noqa: E402
 
 
 def ceiling(args, url, mode):
@@ -48,18 +48,6 @@ def etcd_revision(url):
     req = urllib.request.Request(url + "/v3/kv/range", data=b'{"key":"AA=="}', method="POST")
     with urllib.request.urlopen(req, timeout=5) as r:
         return int(json.loads(r.read())["header"]["revision"])
-
-
-def etcd_calls(url):
-    """etcd's own count of handled KV calls by method (its /metrics)."""
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
-        text = r.read().decode()
-    n = {}
-    for line in text.splitlines():
-        if line.startswith("grpc_server_handled_total{") and 'grpc_service="etcdserverpb.KV"' in line:
-            m = line.split('grpc_method="', 1)[1].split('"', 1)[0]
-            n[m] = n.get(m, 0) + float(line.rsplit(" ", 1)[1])
-    return n
 
 
 def consul_index(url):

@@ -6,7 +6,8 @@
  * http://127.0.0.1:2379), etcd_api ("v3"; "v2" is refused), path (default
  * "/vault/"), ha_enabled, request_timeout (default 5s), lock_timeout (the
  * lock lease's TTL, default 15s), tls_ca_file, tls_cert_file, tls_key_file,
- * tls_server_name, username / password, max_entry_size, max_parallel.
+ * tls_server_name, username / password, max_entry_size, max_parallel; and
+ * from the top level, disable_cache / cache_size (the holder's read cache).
  *
  * Layout: a Coffer key K is the etcd key <path>K (Vault's layout, so a
  * migration from Vault's etcd backend finds its keys). Values are raw bytes
@@ -104,8 +105,8 @@ struct etcd {
 	/* the holder's read cache (ha_enabled only), under mu */
 	struct cent **cbuckets; /* ETCD_CACHE_BUCKETS chains */
 	struct cent *lru_head, *lru_tail; /* most recently used first */
-	size_t centries, cbytes;
-	uint64_t cfill; /* fill tokens */
+	size_t centries, cbytes, cmax; /* cmax: most entries kept */
+	uint64_t cfill;                /* fill tokens */
 
 	/* standby's watch on the lock key, under mu */
 	char watch_rev[32]; /* watch from this revision ("" unknown) */
@@ -467,7 +468,7 @@ static void cremove(struct etcd *e, struct cent *c)
 static void cevict(struct etcd *e)
 {
 	struct cent *c = e->lru_tail;
-	while (c && (e->centries > ETCD_CACHE_MAX_ENTRIES || e->cbytes > ETCD_CACHE_MAX_BYTES)) {
+	while (c && (e->centries > e->cmax || e->cbytes > ETCD_CACHE_MAX_BYTES)) {
 		struct cent *prev = c->prev;
 		if (!c->busy)
 			cremove(e, c);
@@ -1516,8 +1517,15 @@ int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *er
 			goto out;
 		}
 		e->ha->base.ops = &etcd_ha_ops;
-		e->cbuckets = calloc(ETCD_CACHE_BUCKETS, sizeof(*e->cbuckets));
-		if (!e->cbuckets) {
+		/* the holder's read cache, unless the top-level disable_cache
+		 * (Vault's key; the server passes it and cache_size on) */
+		bool no_cache = false;
+		if ((rc = opt_bool(conf, "disable_cache", &no_cache, err)))
+			goto out;
+		const char *cs = opt_str(conf, "cache_size");
+		long long cmax = cs ? strtoll(cs, NULL, 10) : 0;
+		e->cmax = cmax > 0 ? (size_t)cmax : ETCD_CACHE_MAX_ENTRIES;
+		if (!no_cache && !(e->cbuckets = calloc(ETCD_CACHE_BUCKETS, sizeof(*e->cbuckets)))) {
 			rc = verr_set(err, VERR_INTERNAL, "out of memory");
 			goto out;
 		}

@@ -405,6 +405,26 @@ static void test_physical_etcd__holder_cache(void **state)
 	physical_close(other);
 }
 
+/* disable_cache (Vault's top-level key, passed on by the server): the
+ * holder reads etcd every time. */
+static void test_physical_etcd__holder_cache_disabled(void **state)
+{
+	(void)state;
+	json_t *c = conf_for("/ha6/", true, "5s");
+	json_object_set_new(c, "disable_cache", json_string("true"));
+	struct physical *a = NULL, *other = open_path("/ha6/", false, NULL);
+	struct verr err = {0};
+	assert_int_equal(physical_etcd_new(&a, c, &err), 0);
+	json_decref(c);
+	assert_int_equal(physical_ha_acquire(physical_ha(a), "a", on_lost, NULL, &err), 1);
+	sem_put(a, "k", "mine");
+	sem_put(other, "k", "theirs");
+	sem_expect(a, "k", "theirs");
+	physical_ha_release(physical_ha(a));
+	physical_close(a);
+	physical_close(other);
+}
+
 struct racer {
 	struct physical *p;
 	int id;
@@ -519,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_physical_etcd__standby_waits_for_the_lock_key),
 		cmocka_unit_test(test_physical_etcd__holder_cache),
 		cmocka_unit_test(test_physical_etcd__holder_cache_races),
+		cmocka_unit_test(test_physical_etcd__holder_cache_disabled),
 		cmocka_unit_test(test_physical_etcd__config_errors),
 	};
 	return cmocka_run_group_tests(tests, start_etcd, stop_etcd);
