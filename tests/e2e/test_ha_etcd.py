@@ -10,7 +10,8 @@ real Coffer nodes on loopback, as an operator runs them:
     X-Vault-No-Request-Forwarding the standby answers 307 to the active's
     api_addr instead; hvac pointed at the standby works.
   * the cluster port refuses a client without the cluster certificate.
-  * kill -9 of the active under a write load sent to the standby, twice
+  * kill -9 of the active (at a random point of its renewal cycle) under a
+    write load sent to the standby, twice
     (COFFER_FAILOVER_TRIALS to measure more): the standby takes over within
     lock TTL + 1 s, less than 0.3 s after etcd deleted the dead node's lock
     key (it watches the key), and every write acknowledged before, during
@@ -20,6 +21,7 @@ real Coffer nodes on loopback, as an operator runs them:
 import http.client
 import json
 import os
+import random
 import re
 import socket
 import ssl
@@ -223,7 +225,11 @@ class HAEtcd(unittest.TestCase):
         for t in ts:
             t.start()
         try:
-            time.sleep(1.0)
+            # a crash comes at any moment of the holder's renewal cycle
+            # (every TTL/3): without the jitter each trial kills at the same
+            # point of it (start-up takes the same time), which measures one
+            # point of the distribution over and over
+            time.sleep(1.0 + random.uniform(0, LOCK_TTL / 3))
             before = len(acked)
             killed_at.append(time.time())
             active.kill9()
