@@ -95,23 +95,26 @@ def main():
             log("etcd ceiling")
             c = ceiling(args, e.url, "etcd")
             rows.append(("etcd", "ceiling: wrk, one `/v3/kv/put` per request", c, 1.0))
-            for ha in (False, True):
-                log("coffer on etcd, ha_enabled = %s" % ha)
+            for ha, keyspace in ((False, 0), (True, 0), (False, 100), (True, 100)):
+                log("coffer on etcd, ha_enabled = %s, keyspace %d" % (ha, keyspace))
                 stanza = ('storage "etcd" {\n  address = "%s"\n  path = "/%s/"\n  ha_enabled = "%s"\n}\n'
-                          % (e.url, "vha" if ha else "vplain", "true" if ha else "false"))
+                          % (e.url, ("vha" if ha else "vplain") + str(keyspace or ""),
+                             "true" if ha else "false"))
                 snaps = []
 
                 def counter():
                     snaps.append(etcd_calls(e.url))
                     return etcd_revision(e.url)  # one Range, subtracted below
-                r = coffer_run(args, stanza, ha, counter)
+                r = coffer_run(args, stanza, ha, counter, keyspace)
                 calls = ""
                 if len(snaps) == 2 and r["requests"]:
                     per = {m: (snaps[1].get(m, 0) - snaps[0].get(m, 0) - (m == "Range"))
                            / r["requests"] for m in ("Range", "Txn")}
                     calls = "; per request: %.2f Range + %.2f Txn" % (per["Range"], per["Txn"])
-                rows.append(("etcd", "Coffer KV v2 write (new secret, 100 B), ha_enabled = %s%s%s"
-                             % (str(ha).lower(), " (fenced txns)" if ha else "", calls), r,
+                what = ("write (new secret, 100 B)" if not keyspace else
+                        "update (%d secrets per wrk thread, a new version each)" % keyspace)
+                rows.append(("etcd", "Coffer KV v2 %s, ha_enabled = %s%s%s"
+                             % (what, str(ha).lower(), " (fenced txns)" if ha else "", calls), r,
                              r["commits_per_req"]))
     if args.only in (None, "consul"):
         with ConsulProc() as p:
