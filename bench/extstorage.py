@@ -16,7 +16,8 @@ and p99 at 32 clients, each against its store's own ceiling in the same run.
           Consul's speed.
 
 Storage writes per Coffer request come from etcd's revision / the peer's
-X-Consul-Index. Every process it starts is stopped by PID. Output: Markdown
+X-Consul-Index; etcd's Range and Txn calls per request from its gRPC
+counters (/metrics). Every process it starts is stopped by PID. Output: Markdown
 on stdout and in bench/results/extstorage.md. Needs etcd-server and wrk.
 """
 import argparse
@@ -33,7 +34,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 from pgstorage import coffer_run, free_port, log, wrk_result  # noqa: E402
-from etcd_service import Etcd  # noqa: E402
+from etcd_service import Etcd, etcd_calls  # noqa: E402
 
 
 def ceiling(args, url, mode):
@@ -84,6 +85,8 @@ def main():
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--only", choices=["etcd", "consul"])
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "extstorage.md"),
+                    help="where the Markdown report goes")
     args = ap.parse_args()
     load0 = os.getloadavg()
     rows = []
@@ -92,13 +95,26 @@ def main():
             log("etcd ceiling")
             c = ceiling(args, e.url, "etcd")
             rows.append(("etcd", "ceiling: wrk, one `/v3/kv/put` per request", c, 1.0))
-            for ha in (False, True):
-                log("coffer on etcd, ha_enabled = %s" % ha)
+            for ha, keyspace in ((False, 0), (True, 0), (False, 100), (True, 100)):
+                log("coffer on etcd, ha_enabled = %s, keyspace %d" % (ha, keyspace))
                 stanza = ('storage "etcd" {\n  address = "%s"\n  path = "/%s/"\n  ha_enabled = "%s"\n}\n'
-                          % (e.url, "vha" if ha else "vplain", "true" if ha else "false"))
-                r = coffer_run(args, stanza, ha, lambda: etcd_revision(e.url))
-                rows.append(("etcd", "Coffer KV v2 write (new secret, 100 B), ha_enabled = %s%s"
-                             % (str(ha).lower(), " (fenced txns)" if ha else ""), r,
+                          % (e.url, ("vha" if ha else "vplain") + str(keyspace or ""),
+                             "true" if ha else "false"))
+                snaps = []
+
+                def counter():
+                    snaps.append(etcd_calls(e.url))
+                    return etcd_revision(e.url)  # one Range, subtracted below
+                r = coffer_run(args, stanza, ha, counter, keyspace)
+                calls = ""
+                if len(snaps) == 2 and r["requests"]:
+                    per = {m: (snaps[1].get(m, 0) - snaps[0].get(m, 0) - (m == "Range"))
+                           / r["requests"] for m in ("Range", "Txn")}
+                    calls = "; per request: %.2f Range + %.2f Txn" % (per["Range"], per["Txn"])
+                what = ("write (new secret, 100 B)" if not keyspace else
+                        "update (%d secrets per wrk thread, a new version each)" % keyspace)
+                rows.append(("etcd", "Coffer KV v2 %s, ha_enabled = %s%s%s"
+                             % (what, str(ha).lower(), " (fenced txns)" if ha else "", calls), r,
                              r["commits_per_req"]))
     if args.only in (None, "consul"):
         with ConsulProc() as p:
@@ -137,8 +153,8 @@ def main():
               "1 / commits-per-request means the store is the bottleneck.", ""]
     text = "\n".join(lines)
     print(text)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "extstorage.md"), "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
         f.write(text)
 
 

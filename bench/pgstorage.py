@@ -137,11 +137,13 @@ def pg_stanza(pg, ha, table):
             '  ha_enabled = "%s"\n}\n' % (url, table, table, "true" if ha else "false"))
 
 
-def wrk_writes(args, port, tok):
-    """wrk with write.lua against a KV v2 mount "secret": one new secret per request."""
+def wrk_writes(args, port, tok, keyspace=0):
+    """wrk with write.lua against a KV v2 mount "secret": one new secret per
+    request (keyspace 0), or each wrk thread cycling over its own keyspace
+    secrets (updates: a new version of an existing secret)."""
     w = subprocess.run(["wrk", "-t2", "-c%d" % args.clients, "-d%ds" % args.seconds, "--timeout", "30s",
                         "--latency", "-s", os.path.join(HERE, "write.lua"),
-                        "http://127.0.0.1:%d" % port, "--", "/v1/secret/data/w", "0", tok],
+                        "http://127.0.0.1:%d" % port, "--", "/v1/secret/data/w", str(keyspace), tok],
                        capture_output=True, text=True, timeout=args.seconds + 60)
     return wrk_result(w.stdout)
 
@@ -156,7 +158,7 @@ def wrk_result(out):
             "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
-def coffer_run(args, stanza, ha, counter=None):
+def coffer_run(args, stanza, ha, counter=None, keyspace=0):
     """Coffer on the given storage stanza, initialised, unsealed, active, a
     KV v2 mount, then wrk_writes. counter(): storage-side operations, read
     before and after (per-request ratio in "commits_per_req")."""
@@ -190,7 +192,9 @@ def coffer_run(args, stanza, ha, counter=None):
         st, _ = call(port, "POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, tok)
         assert st in (200, 204), st
         c0 = counter() if counter else 0
-        r = wrk_writes(args, port, tok)
+        if keyspace:
+            wrk_writes(args, port, tok, keyspace)  # create them: the timed run updates
+        r = wrk_writes(args, port, tok, keyspace)
         c1 = counter() if counter else 0
         r["commits_per_req"] = (c1 - c0) / r["requests"] if counter and r["requests"] else None
         return r

@@ -127,6 +127,16 @@ static void *loop_main(void *arg)
 				continue;
 			}
 			pthread_mutex_lock(&h->mu);
+			/* held by another node: a lock that can say when it is
+			 * freed is waited on (takeover starts the moment it is
+			 * gone), otherwise polled */
+			if (got == 0 && !h->stop && h->lock->ops->wait) {
+				pthread_mutex_unlock(&h->mu);
+				int w = physical_ha_wait(h->lock, retry);
+				pthread_mutex_lock(&h->mu);
+				if (w >= 0)
+					continue;
+			}
 			wait_ms(h, retry);
 			continue;
 		}
@@ -200,6 +210,7 @@ void ha_loop_stop(struct ha_loop *h)
 	h->stop = true;
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->mu);
+	physical_ha_wake(h->lock); /* a standby blocked in the lock's wait */
 	pthread_join(h->thread, NULL);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->mu);

@@ -151,12 +151,14 @@ static int ha_became_active(void *ctx, struct verr *err)
 	bool became = false;
 	pthread_rwlock_wrlock(&c->state_lock);
 	if (state_get(c) == CORE_STANDBY) {
+		uint64_t t0 = metrics_now();
 		rc = setup_active(c, err);
 		if (!rc) {
 			atomic_store(&c->state, CORE_ACTIVE);
 			c->active_since = (int64_t)time(NULL);
 			became = true;
-			log_info("core", "this node is now the active node");
+			log_info("core", "this node is now the active node (set-up took %llu ms)",
+				 (unsigned long long)((metrics_now() - t0) / 1000000));
 		}
 	}
 	pthread_rwlock_unlock(&c->state_lock);

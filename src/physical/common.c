@@ -213,6 +213,17 @@ int physical_ha_holder(struct physical_ha *h, char **value, struct verr *err)
 	return h->ops->holder(h, value, err);
 }
 
+int physical_ha_wait(struct physical_ha *h, int timeout_ms)
+{
+	return h->ops->wait ? h->ops->wait(h, timeout_ms) : -1;
+}
+
+void physical_ha_wake(struct physical_ha *h)
+{
+	if (h->ops->wait && h->ops->wake)
+		h->ops->wake(h);
+}
+
 int physical_walk(struct physical *p, const char *base, const char *prefix,
 		  physical_walk_fn fn, void *ctx, struct verr *err)
 {

@@ -6,7 +6,8 @@
  * http://127.0.0.1:2379), etcd_api ("v3"; "v2" is refused), path (default
  * "/vault/"), ha_enabled, request_timeout (default 5s), lock_timeout (the
  * lock lease's TTL, default 15s), tls_ca_file, tls_cert_file, tls_key_file,
- * tls_server_name, username / password, max_entry_size, max_parallel.
+ * tls_server_name, username / password, max_entry_size, max_parallel; and
+ * from the top level, disable_cache / cache_size (the holder's read cache).
  *
  * Layout: a Coffer key K is the etcd key <path>K (Vault's layout, so a
  * migration from Vault's etcd backend finds its keys). Values are raw bytes
@@ -21,7 +22,9 @@
  * txn guarded by "the lock key still has the create revision we created",
  * so a node that lost the lock (lease expired during a pause, key deleted
  * by an operator) can never acknowledge a write after the loss: the guarded
- * write fails, the lost callback runs, and the core steps down.
+ * write fails, the lost callback runs, and the core steps down. A standby
+ * reads the key and, while it is held, waits on a /v3/watch of it
+ * (physical_ha_ops.wait), so it acquires as soon as etcd deletes the key.
  *
  * Threads: any thread may call any method. HTTP handles are pooled (one
  * connection each, kept alive); `mu` guards the pool and the lock state.
@@ -34,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/b64.h"
 #include "util/buf.h"
@@ -47,7 +52,25 @@
 #define ETCD_TXN_MAX 128       /* etcd's default --max-txn-ops */
 #define ETCD_MAX_REQUEST 1536  /* KiB: etcd's default --max-request-bytes */
 
+#define ETCD_CACHE_BUCKETS 4096
+#define ETCD_CACHE_MAX_ENTRIES 16384
+#define ETCD_CACHE_MAX_BYTES (32u << 20)
+#define ETCD_CACHE_MAX_VALUE (256u << 10)
+
 struct etcd;
+
+/* One key in the holder's read cache. */
+struct cent {
+	char *key;
+	uint8_t *val; /* NULL with present = false: known to be absent */
+	size_t len;
+	bool valid;    /* val is what etcd has */
+	bool present;
+	bool overlap;  /* two writes of the key were in flight together */
+	int busy;      /* writes in flight */
+	uint64_t fill; /* != 0: a read that may fill this entry is in flight */
+	struct cent *hnext, *prev, *next;
+};
 
 struct etcd_ha {
 	struct physical_ha base; /* must be first */
@@ -78,6 +101,17 @@ struct etcd {
 	physical_ha_lost_fn lost;
 	void *lost_ctx;
 	int64_t last_renew_ms;
+
+	/* the holder's read cache (ha_enabled only), under mu */
+	struct cent **cbuckets; /* ETCD_CACHE_BUCKETS chains */
+	struct cent *lru_head, *lru_tail; /* most recently used first */
+	size_t centries, cbytes, cmax; /* cmax: most entries kept */
+	uint64_t cfill;                /* fill tokens */
+
+	/* standby's watch on the lock key, under mu */
+	char watch_rev[32]; /* watch from this revision ("" unknown) */
+	int watch_fd;       /* the watch's socket, -1 when none */
+	bool wake_pending;
 };
 
 static const struct physical_ops etcd_ops;
@@ -120,30 +154,24 @@ static void handle_put(struct etcd *e, CURL *h)
 		curl_easy_cleanup(h);
 }
 
-static int do_post(struct etcd *e, const char *endpoint, const char *api, const char *body,
-		   const char *auth, struct buf *out, long *status, char *cerr)
+/* The options every request to etcd shares (the caller sets the body's
+ * sink). hdr gets the content type and, with auth, the token header (ah is
+ * its storage, wiped by the caller). */
+static void setup_handle(struct etcd *e, CURL *h, const char *url, const char *body,
+			 struct curl_slist **hdr, const char *auth, char *ah, size_t ahsz,
+			 long timeout_ms, char *cerr)
 {
-	CURL *h = handle_get(e);
-	if (!h) {
-		snprintf(cerr, CURL_ERROR_SIZE, "libcurl is not available");
-		return -1;
-	}
-	char url[1024];
-	snprintf(url, sizeof(url), "%s%s", endpoint, api);
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	char ah[600];
+	*hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	if (auth) {
-		snprintf(ah, sizeof(ah), "Authorization: %s", auth);
-		hdr = curl_slist_append(hdr, ah);
+		snprintf(ah, ahsz, "Authorization: %s", auth);
+		*hdr = curl_slist_append(*hdr, ah);
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_POST, 1L);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdr);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms < 2000 ? e->timeout_ms : 2000L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
@@ -156,6 +184,23 @@ static int do_post(struct etcd *e, const char *endpoint, const char *api, const 
 	if (e->key_file)
 		curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
 	cerr[0] = '\0';
+}
+
+static int do_post(struct etcd *e, const char *endpoint, const char *api, const char *body,
+		   const char *auth, struct buf *out, long *status, char *cerr)
+{
+	CURL *h = handle_get(e);
+	if (!h) {
+		snprintf(cerr, CURL_ERROR_SIZE, "libcurl is not available");
+		return -1;
+	}
+	char url[1024];
+	snprintf(url, sizeof(url), "%s%s", endpoint, api);
+	struct curl_slist *hdr = NULL;
+	char ah[600];
+	setup_handle(e, h, url, body, &hdr, auth, ah, sizeof(ah), e->timeout_ms, cerr);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
 	CURLcode cc = curl_easy_perform(h);
 	curl_slist_free_all(hdr);
 	if (auth)
@@ -172,6 +217,23 @@ static int do_post(struct etcd *e, const char *endpoint, const char *api, const 
 }
 
 static int authenticate(struct etcd *e, const char *endpoint, struct verr *err);
+
+/* The token for the Authorization header (malloc'd), authenticating first
+ * if there is none yet; NULL without username or when that failed. */
+static char *auth_header(struct etcd *e, const char *ep, struct verr *err)
+{
+	if (!e->username)
+		return NULL;
+	pthread_mutex_lock(&e->mu);
+	char *auth = e->auth_token ? strdup(e->auth_token) : NULL;
+	pthread_mutex_unlock(&e->mu);
+	if (!auth && authenticate(e, ep, err) == 0) {
+		pthread_mutex_lock(&e->mu);
+		auth = e->auth_token ? strdup(e->auth_token) : NULL;
+		pthread_mutex_unlock(&e->mu);
+	}
+	return auth;
+}
 
 /* POST body to api on the first endpoint that answers; *out = parsed JSON
  * of a 200 answer. etcd's gRPC errors come back as 4xx/5xx with
@@ -193,17 +255,7 @@ static int call(struct etcd *e, const char *api, json_t *req, json_t **out, stru
 		for (int attempt = 0; attempt < 2; attempt++) {
 			struct buf b = {0};
 			long status = 0;
-			char *auth = NULL;
-			if (e->username) {
-				pthread_mutex_lock(&e->mu);
-				auth = e->auth_token ? strdup(e->auth_token) : NULL;
-				pthread_mutex_unlock(&e->mu);
-				if (!auth && authenticate(e, ep, err) == 0) {
-					pthread_mutex_lock(&e->mu);
-					auth = e->auth_token ? strdup(e->auth_token) : NULL;
-					pthread_mutex_unlock(&e->mu);
-				}
-			}
+			char *auth = auth_header(e, ep, err);
 			int t = do_post(e, ep, api, body, auth, &b, &status, cerr);
 			free(auth);
 			if (t) {
@@ -325,6 +377,243 @@ static int check_key(const char *key, struct verr *err)
 	return 0;
 }
 
+/* ---- the holder's read cache ----
+ *
+ * While this node holds the lock, it is the only writer (every other node's
+ * writes are fenced), so what it wrote, or read since acquiring, is what
+ * etcd has: a KV v2 write reads the secret's metadata twice (the existence
+ * check, then under the path's lock) and the second read, like any read of
+ * a key this node just wrote, needs no round trip. Used only while the
+ * lease is provably alive (less than a TTL since the last keepalive we
+ * sent was confirmed) and emptied on acquire, loss and release, so a
+ * standby, or a node whose lease has run out, never reads from it. Writes
+ * keep it exact: an entry is invalid while a write of its key is in flight
+ * (and after two overlapping ones, whose order etcd alone knows) and after
+ * any write whose outcome is unknown; a read fills it only if no write of
+ * the key started meanwhile. Values are the barrier's ciphertext. */
+
+static size_t chash(const char *k)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	return (size_t)(h % ETCD_CACHE_BUCKETS);
+}
+
+static struct cent *cfind(struct etcd *e, const char *key)
+{
+	if (!e->cbuckets)
+		return NULL;
+	struct cent *c = e->cbuckets[chash(key)];
+	while (c && strcmp(c->key, key))
+		c = c->hnext;
+	return c;
+}
+
+static void lru_unlink(struct etcd *e, struct cent *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		e->lru_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		e->lru_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void lru_front(struct etcd *e, struct cent *c)
+{
+	c->next = e->lru_head;
+	if (e->lru_head)
+		e->lru_head->prev = c;
+	e->lru_head = c;
+	if (!e->lru_tail)
+		e->lru_tail = c;
+}
+
+static void cset(struct etcd *e, struct cent *c, uint8_t *val, size_t len, bool present)
+{
+	e->cbytes -= c->len;
+	free(c->val);
+	c->val = val;
+	c->len = val ? len : 0;
+	c->present = present;
+	c->valid = true;
+	e->cbytes += c->len;
+}
+
+static void cinvalidate(struct etcd *e, struct cent *c)
+{
+	cset(e, c, NULL, 0, false);
+	c->valid = false;
+}
+
+static void cremove(struct etcd *e, struct cent *c)
+{
+	struct cent **pp = &e->cbuckets[chash(c->key)];
+	while (*pp != c)
+		pp = &(*pp)->hnext;
+	*pp = c->hnext;
+	lru_unlink(e, c);
+	e->cbytes -= c->len;
+	e->centries--;
+	free(c->val);
+	free(c->key);
+	free(c);
+}
+
+/* Drop least recently used entries without a write in flight. */
+static void cevict(struct etcd *e)
+{
+	struct cent *c = e->lru_tail;
+	while (c && (e->centries > e->cmax || e->cbytes > ETCD_CACHE_MAX_BYTES)) {
+		struct cent *prev = c->prev;
+		if (!c->busy)
+			cremove(e, c);
+		c = prev;
+	}
+}
+
+static struct cent *cget(struct etcd *e, const char *key)
+{
+	struct cent *c = cfind(e, key);
+	if (c || !e->cbuckets)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->key = strdup(key))) {
+		free(c);
+		return NULL;
+	}
+	size_t b = chash(key);
+	c->hnext = e->cbuckets[b];
+	e->cbuckets[b] = c;
+	lru_front(e, c);
+	e->centries++;
+	return c;
+}
+
+/* Everything goes (acquire, loss, release); entries with a write in flight
+ * stay, invalid, so the write's end still knows it overlapped. */
+static void cclear(struct etcd *e)
+{
+	for (struct cent *c = e->lru_head, *n; c; c = n) {
+		n = c->next;
+		if (c->busy) {
+			cinvalidate(e, c);
+			c->fill = 0;
+		} else {
+			cremove(e, c);
+		}
+	}
+}
+
+/* The cache may answer: we hold the lock and our lease cannot have run out
+ * (under mu). */
+static bool cusable(struct etcd *e)
+{
+	return e->cbuckets && e->held && mono_ms() - e->last_renew_ms < e->lock_ttl_s * 1000;
+}
+
+/* A write of these keys starts / ended (ok: etcd applied it). */
+static void cwrite_begin(struct etcd *e, const struct physical_txn_op *ops, size_t n)
+{
+	if (!e->cbuckets)
+		return;
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct cent *c = cget(e, ops[i].key);
+		if (!c)
+			continue; /* out of memory: the end finds no entry */
+		if (c->busy++)
+			c->overlap = true;
+		cinvalidate(e, c);
+		c->fill = 0; /* a read in flight must not fill it */
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void cwrite_end(struct etcd *e, const struct physical_txn_op *ops, size_t n, bool ok)
+{
+	if (!e->cbuckets)
+		return;
+	pthread_mutex_lock(&e->mu);
+	bool use = ok && cusable(e);
+	for (size_t i = 0; i < n; i++) {
+		struct cent *c = cfind(e, ops[i].key);
+		if (!c || c->busy <= 0)
+			continue;
+		c->busy--;
+		uint8_t *v = NULL;
+		bool put = ops[i].kind == PHYSICAL_TXN_PUT;
+		if (use && !c->busy && !c->overlap && ops[i].len <= ETCD_CACHE_MAX_VALUE &&
+		    (!put || (v = malloc(ops[i].len ? ops[i].len : 1)))) {
+			if (put && ops[i].len)
+				memcpy(v, ops[i].val, ops[i].len);
+			cset(e, c, v, ops[i].len, put);
+		} else {
+			cinvalidate(e, c);
+		}
+		if (!c->busy)
+			c->overlap = false;
+	}
+	cevict(e);
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* 1 answered from the cache (*out / *len as get), 0 not: then *token is
+ * the fill token to pass to cfill_end (0: do not fill). */
+static int cread(struct etcd *e, const char *key, uint8_t **out, size_t *len, uint64_t *token)
+{
+	*token = 0;
+	if (!e->cbuckets)
+		return 0;
+	int hit = 0;
+	pthread_mutex_lock(&e->mu);
+	if (cusable(e)) {
+		struct cent *c = cget(e, key);
+		if (c && c->valid) {
+			if (c->present) {
+				*out = malloc(c->len ? c->len : 1);
+				if (*out) {
+					if (c->len)
+						memcpy(*out, c->val, c->len);
+					*len = c->len;
+					hit = 1;
+				}
+			} else {
+				hit = 1;
+			}
+			lru_unlink(e, c);
+			lru_front(e, c);
+		} else if (c && !c->busy) {
+			c->fill = *token = ++e->cfill;
+		}
+	}
+	pthread_mutex_unlock(&e->mu);
+	return hit;
+}
+
+static void cfill_end(struct etcd *e, const char *key, uint64_t token, bool present,
+		      const uint8_t *v, size_t len)
+{
+	if (!token)
+		return;
+	pthread_mutex_lock(&e->mu);
+	struct cent *c = cfind(e, key);
+	uint8_t *copy = NULL;
+	if (c && c->fill == token && !c->busy && cusable(e) && len <= ETCD_CACHE_MAX_VALUE &&
+	    (!present || (copy = malloc(len ? len : 1)))) {
+		if (present && len)
+			memcpy(copy, v, len);
+		cset(e, c, copy, len, present);
+		c->fill = 0;
+	}
+	cevict(e);
+	pthread_mutex_unlock(&e->mu);
+}
+
 static int etcd_get(struct physical *p, const char *key, uint8_t **out, size_t *len,
 		    struct verr *err)
 {
@@ -334,6 +623,9 @@ static int etcd_get(struct physical *p, const char *key, uint8_t **out, size_t *
 	int rc = check_key(key, err);
 	if (rc)
 		return rc;
+	uint64_t token = 0;
+	if (cread(e, key, out, len, &token))
+		return 0;
 	char *k = full_key64(e, key);
 	json_t *req = k ? json_pack("{s:s}", "key", k) : NULL;
 	free(k);
@@ -355,6 +647,8 @@ static int etcd_get(struct physical *p, const char *key, uint8_t **out, size_t *
 			rc = verr_set(err, VERR_INTERNAL, "etcd: value of %s is not base64", key);
 	}
 	json_decref(res);
+	if (!rc)
+		cfill_end(e, key, token, kv != NULL, *out, *len);
 	return rc;
 }
 
@@ -389,6 +683,7 @@ static void fire_lost(struct etcd *e, const char *why)
 		fn = e->lost;
 		ctx = e->lost_ctx;
 	}
+	cclear(e);
 	pthread_mutex_unlock(&e->mu);
 	if (fn) {
 		log_warn("storage", "etcd: HA lock lost (%s)", why);
@@ -396,8 +691,10 @@ static void fire_lost(struct etcd *e, const char *why)
 	}
 }
 
-/* Apply ops (array of request_put / request_delete_range) atomically. */
-static int write_ops(struct etcd *e, json_t *ops, struct verr *err)
+/* Apply ops (array of request_put / request_delete_range) atomically;
+ * lops are the same operations, for the cache. */
+static int write_ops(struct etcd *e, json_t *ops, const struct physical_txn_op *lops, size_t n,
+		     struct verr *err)
 {
 	bool guarded;
 	json_t *cmp = lock_compare(e, &guarded);
@@ -405,11 +702,13 @@ static int write_ops(struct etcd *e, json_t *ops, struct verr *err)
 	if (!req)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	json_t *res = NULL;
+	cwrite_begin(e, lops, n);
 	int rc = call(e, "/v3/kv/txn", req, &res, err);
 	json_decref(req);
+	bool ok = rc == 0 && json_is_true(json_object_get(res, "succeeded"));
+	cwrite_end(e, lops, n, ok); /* an error: the outcome is unknown */
 	if (rc)
 		return rc;
-	bool ok = json_is_true(json_object_get(res, "succeeded"));
 	json_decref(res);
 	if (!ok && guarded) {
 		fire_lost(e, "the lock key changed under this node");
@@ -438,14 +737,15 @@ static json_t *op_del(struct etcd *e, const char *key)
 	return o;
 }
 
-static int one_op(struct etcd *e, json_t *op, struct verr *err)
+static int one_op(struct etcd *e, json_t *op, const struct physical_txn_op *lop,
+		  struct verr *err)
 {
 	json_t *ops = op ? json_array() : NULL;
 	if (!ops || json_array_append_new(ops, op)) {
 		json_decref(ops);
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	}
-	int rc = write_ops(e, ops, err);
+	int rc = write_ops(e, ops, lop, 1, err);
 	json_decref(ops);
 	return rc;
 }
@@ -461,7 +761,8 @@ static int etcd_put(struct physical *p, const char *key, const uint8_t *val, siz
 		return verr_set(err, VERR_TOO_LARGE,
 				"value of %zu bytes exceeds the etcd backend's max_entry_size (%zu)", len,
 				p->max_entry_size);
-	return one_op(e, op_put(e, key, val, len), err);
+	struct physical_txn_op lop = {.kind = PHYSICAL_TXN_PUT, .key = key, .val = val, .len = len};
+	return one_op(e, op_put(e, key, val, len), &lop, err);
 }
 
 static int etcd_del(struct physical *p, const char *key, struct verr *err)
@@ -470,7 +771,8 @@ static int etcd_del(struct physical *p, const char *key, struct verr *err)
 	int rc = check_key(key, err);
 	if (rc)
 		return rc;
-	return one_op(e, op_del(e, key), err);
+	struct physical_txn_op lop = {.kind = PHYSICAL_TXN_DELETE, .key = key};
+	return one_op(e, op_del(e, key), &lop, err);
 }
 
 static int etcd_txn(struct physical *p, const struct physical_txn_op *ops, size_t n,
@@ -516,7 +818,7 @@ static int etcd_txn(struct physical *p, const struct physical_txn_op *ops, size_
 		return verr_set(err, VERR_TOO_LARGE, "transaction of %zu bytes exceeds etcd's request limit",
 				total);
 	}
-	int rc = write_ops(e, arr, err);
+	int rc = write_ops(e, arr, ops, n, err);
 	json_decref(arr);
 	return rc;
 }
@@ -640,14 +942,65 @@ static int etcd_list(struct physical *p, const char *prefix, char ***out, size_t
 
 /* ---- HA lock ---- */
 
+/* Read the lock key (*res: etcd's range answer). */
+static int range_lock(struct etcd *e, bool keys_only, json_t **res, struct verr *err)
+{
+	*res = NULL;
+	char *lk = b64s(e->lock_key, strlen(e->lock_key));
+	json_t *req = lk ? json_pack("{s:s}", "key", lk) : NULL;
+	free(lk);
+	if (req && keys_only)
+		json_object_set_new(req, "keys_only", json_true());
+	int rc = req ? call(e, "/v3/kv/range", req, res, err)
+		     : verr_set(err, VERR_INTERNAL, "out of memory");
+	json_decref(req);
+	return rc;
+}
+
+/* Remember the revision a standby watches the lock key from: the one just
+ * after the answer (header.revision) that showed the key held. */
+static void set_watch_rev(struct etcd *e, const json_t *res)
+{
+	const char *rev = json_string_value(
+		json_object_get(json_object_get(res, "header"), "revision"));
+	long long r = rev ? strtoll(rev, NULL, 10) : 0;
+	pthread_mutex_lock(&e->mu);
+	if (r > 0)
+		snprintf(e->watch_rev, sizeof(e->watch_rev), "%lld", r + 1);
+	else
+		e->watch_rev[0] = '\0';
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* Is the lock key there? 1 held by someone (watch_rev set), 0 free, <0. A
+ * standby asks this first: a read, where granting and revoking a lease
+ * each time would be two raft writes. */
+static int lock_present(struct etcd *e, struct verr *err)
+{
+	json_t *res = NULL;
+	int rc = range_lock(e, true, &res, err);
+	if (rc)
+		return rc;
+	bool present = json_array_size(json_object_get(res, "kvs")) > 0;
+	if (present)
+		set_watch_rev(e, res);
+	json_decref(res);
+	return present ? 1 : 0;
+}
+
 static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost_fn lost,
 		      void *ctx, struct verr *err)
 {
 	struct etcd *e = ((struct etcd_ha *)h)->e;
+	int rc = lock_present(e, err);
+	if (rc)
+		return rc > 0 ? 0 : rc;
 	json_t *res = NULL;
 	json_t *req = json_pack("{s:I}", "TTL", (json_int_t)e->lock_ttl_s);
-	int rc = req ? call(e, "/v3/lease/grant", req, &res, err)
-		     : verr_set(err, VERR_INTERNAL, "out of memory");
+	/* the lease lives at least a TTL from here, whatever happens next */
+	int64_t granted_ms = mono_ms();
+	rc = req ? call(e, "/v3/lease/grant", req, &res, err)
+		 : verr_set(err, VERR_INTERNAL, "out of memory");
 	json_decref(req);
 	if (rc)
 		return rc;
@@ -680,12 +1033,15 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		snprintf(e->create_rev, sizeof(e->create_rev), "%s", rev);
 		e->lost = lost;
 		e->lost_ctx = ctx;
-		e->last_renew_ms = mono_ms();
+		e->last_renew_ms = granted_ms;
+		cclear(e); /* whatever a previous term read is not trusted */
 		pthread_mutex_unlock(&e->mu);
 		json_decref(res);
 		log_info("storage", "etcd: HA lock acquired");
 		return 1;
 	}
+	if (rc == 0)
+		set_watch_rev(e, res); /* another node won the race: watch its key */
 	json_decref(res);
 	/* not ours: give the unused lease back */
 	json_t *rq = json_pack("{s:s}", "ID", lease);
@@ -695,6 +1051,153 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		json_decref(rr);
 	json_decref(rq);
 	return rc ? rc : 0;
+}
+
+/* ---- standby: watch the lock key ---- */
+
+struct watch_state {
+	struct buf line; /* the gateway streams one JSON object a line */
+	bool created, deleted, canceled, failed;
+};
+
+static void watch_line(struct watch_state *w, const char *p, size_t n)
+{
+	json_t *j = json_loadb(p, n, 0, NULL);
+	json_t *r = json_object_get(j, "result");
+	if (!r) {
+		w->failed = true; /* {"error": ...}: etcd refused the watch */
+	} else {
+		if (json_is_true(json_object_get(r, "created")))
+			w->created = true;
+		if (json_is_true(json_object_get(r, "canceled")))
+			w->canceled = true; /* e.g. the revision was compacted */
+		size_t i;
+		json_t *ev;
+		json_array_foreach(json_object_get(r, "events"), i, ev) {
+			/* the gateway omits the default type (PUT) */
+			const char *t = json_string_value(json_object_get(ev, "type"));
+			if (t && !strcmp(t, "DELETE"))
+				w->deleted = true;
+		}
+	}
+	json_decref(j);
+}
+
+static size_t on_watch(char *p, size_t sz, size_t n, void *ud)
+{
+	struct watch_state *w = ud;
+	buf_add(&w->line, p, sz * n);
+	if (w->line.failed)
+		return 0;
+	char *nl;
+	while ((nl = memchr(w->line.p, '\n', w->line.len))) {
+		size_t l = (size_t)(nl - w->line.p);
+		watch_line(w, w->line.p, l);
+		memmove(w->line.p, nl + 1, w->line.len - l - 1);
+		w->line.len -= l + 1;
+	}
+	/* stop at the news the standby waits for, or at an answer that ends it */
+	return w->deleted || w->canceled || w->failed ? 0 : sz * n;
+}
+
+/* The watch's own socket, so wake can shut it down from another thread. */
+static curl_socket_t watch_open(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct etcd *e = ud;
+	(void)purpose;
+	pthread_mutex_lock(&e->mu);
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	if (!e->wake_pending) {
+		fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+		e->watch_fd = fd;
+	}
+	pthread_mutex_unlock(&e->mu);
+	return fd;
+}
+
+static int watch_close(void *ud, curl_socket_t fd)
+{
+	struct etcd *e = ud;
+	pthread_mutex_lock(&e->mu);
+	if (e->watch_fd == fd)
+		e->watch_fd = -1;
+	pthread_mutex_unlock(&e->mu);
+	return close(fd);
+}
+
+/* Wait for the lock key to be deleted (the holder's lease expired or was
+ * revoked): a /v3/watch from just after the revision acquire saw it held,
+ * so a deletion in between is not missed. */
+static int ha_wait(struct physical_ha *h, int timeout_ms)
+{
+	struct etcd *e = ((struct etcd_ha *)h)->e;
+	char rev[32];
+	pthread_mutex_lock(&e->mu);
+	bool woken = e->wake_pending;
+	e->wake_pending = false;
+	snprintf(rev, sizeof(rev), "%s", e->watch_rev);
+	pthread_mutex_unlock(&e->mu);
+	if (woken)
+		return 0;
+	if (!rev[0])
+		return -1;
+	char *lk = b64s(e->lock_key, strlen(e->lock_key));
+	json_t *req = lk ? json_pack("{s:{s:s,s:s}}", "create_request", "key", lk,
+				     "start_revision", rev)
+			 : NULL;
+	free(lk);
+	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	CURL *c = body ? curl_easy_init() : NULL;
+	if (!c) {
+		free(body);
+		return -1;
+	}
+	const char *ep = e->endpoints[atomic_load(&e->cur) % e->nendpoints];
+	struct verr err = {0};
+	char *auth = auth_header(e, ep, &err);
+	char url[1024], ah[600], cerr[CURL_ERROR_SIZE];
+	snprintf(url, sizeof(url), "%s/v3/watch", ep);
+	struct curl_slist *hdr = NULL;
+	struct watch_state w = {0};
+	setup_handle(e, c, url, body, &hdr, auth, ah, sizeof(ah), timeout_ms, cerr);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_watch);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, watch_open);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, e);
+	curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, watch_close);
+	curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, e);
+	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	CURLcode cc = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
+	if (auth) {
+		explicit_bzero(ah, sizeof(ah));
+		free(auth);
+	}
+	free(body);
+	buf_free(&w.line);
+	pthread_mutex_lock(&e->mu);
+	woken = e->wake_pending;
+	e->wake_pending = false;
+	pthread_mutex_unlock(&e->mu);
+	if (w.deleted)
+		return 1;
+	if (woken || w.canceled || (cc == CURLE_OPERATION_TIMEDOUT && w.created))
+		return 0;
+	return -1; /* unreachable, refused, or etcd ended the stream */
+}
+
+static void ha_wake(struct physical_ha *h)
+{
+	struct etcd *e = ((struct etcd_ha *)h)->e;
+	pthread_mutex_lock(&e->mu);
+	e->wake_pending = true;
+	if (e->watch_fd >= 0)
+		shutdown(e->watch_fd, SHUT_RDWR); /* the watch's poll returns now */
+	pthread_mutex_unlock(&e->mu);
 }
 
 static int ha_renew(struct physical_ha *h, struct verr *err)
@@ -729,12 +1232,7 @@ static int ha_renew(struct physical_ha *h, struct verr *err)
 		return verr_set(err, VERR_UNAVAILABLE, "etcd: HA lock lease expired");
 	}
 	/* and the key is still ours (an operator may have deleted it) */
-	char *lk = b64s(e->lock_key, strlen(e->lock_key));
-	req = lk ? json_pack("{s:s}", "key", lk) : NULL;
-	free(lk);
-	rc = req ? call(e, "/v3/kv/range", req, &res, err)
-		 : verr_set(err, VERR_INTERNAL, "out of memory");
-	json_decref(req);
+	rc = range_lock(e, true, &res, err);
 	if (rc)
 		return rc;
 	json_t *kv = json_array_get(json_object_get(res, "kvs"), 0);
@@ -761,6 +1259,7 @@ static void ha_release(struct physical_ha *h)
 	e->held = false;
 	e->lease[0] = '\0';
 	e->create_rev[0] = '\0';
+	cclear(e);
 	pthread_mutex_unlock(&e->mu);
 	if (!lease[0])
 		return;
@@ -778,12 +1277,8 @@ static int ha_holder(struct physical_ha *h, char **value, struct verr *err)
 {
 	struct etcd *e = ((struct etcd_ha *)h)->e;
 	*value = NULL;
-	char *lk = b64s(e->lock_key, strlen(e->lock_key));
-	json_t *req = lk ? json_pack("{s:s}", "key", lk) : NULL, *res = NULL;
-	free(lk);
-	int rc = req ? call(e, "/v3/kv/range", req, &res, err)
-		     : verr_set(err, VERR_INTERNAL, "out of memory");
-	json_decref(req);
+	json_t *res = NULL;
+	int rc = range_lock(e, false, &res, err);
 	if (rc)
 		return rc;
 	json_t *kv = json_array_get(json_object_get(res, "kvs"), 0);
@@ -803,6 +1298,8 @@ static const struct physical_ha_ops etcd_ha_ops = {
 	.renew = ha_renew,
 	.release = ha_release,
 	.holder = ha_holder,
+	.wait = ha_wait,
+	.wake = ha_wake,
 };
 
 static struct physical_ha *etcd_ha(struct physical *p)
@@ -832,6 +1329,11 @@ static void etcd_close(struct physical *p)
 	free(e->username);
 	free(e->password);
 	free(e->auth_token);
+	if (e->cbuckets) {
+		while (e->lru_head)
+			cremove(e, e->lru_head);
+		free(e->cbuckets);
+	}
 	free(e->ha);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
@@ -910,6 +1412,7 @@ int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *er
 	e->base.durable = 1; /* acknowledged after the raft commit in etcd */
 	e->base.max_entry_size = PHYSICAL_DEFAULT_MAX_ENTRY;
 	pthread_mutex_init(&e->mu, NULL);
+	e->watch_fd = -1;
 	int rc = 0;
 	const char *addr = opt_str(conf, "address");
 	if (!addr)
@@ -1014,6 +1517,18 @@ int physical_etcd_new(struct physical **out, const json_t *conf, struct verr *er
 			goto out;
 		}
 		e->ha->base.ops = &etcd_ha_ops;
+		/* the holder's read cache, unless the top-level disable_cache
+		 * (Vault's key; the server passes it and cache_size on) */
+		bool no_cache = false;
+		if ((rc = opt_bool(conf, "disable_cache", &no_cache, err)))
+			goto out;
+		const char *cs = opt_str(conf, "cache_size");
+		long long cmax = cs ? strtoll(cs, NULL, 10) : 0;
+		e->cmax = cmax > 0 ? (size_t)cmax : ETCD_CACHE_MAX_ENTRIES;
+		if (!no_cache && !(e->cbuckets = calloc(ETCD_CACHE_BUCKETS, sizeof(*e->cbuckets)))) {
+			rc = verr_set(err, VERR_INTERNAL, "out of memory");
+			goto out;
+		}
 		e->ha->base.renew_interval_ms = (int)(e->lock_ttl_s * 1000 / 3);
 		/* a standby retries often enough that failover is TTL + ~0.1 TTL */
 		e->ha->base.retry_interval_ms = e->lock_ttl_s >= 10 ? 1000 : (int)(e->lock_ttl_s * 100);

@@ -90,8 +90,15 @@ struct physical {
  * release: give the lock up (no-op when not held). Afterwards lost is not
  *   called.
  * holder: the current holder's value (malloc'd) or NULL when free.
- * Thread-safety: every method may be called from any thread; acquire, renew
- * and release are serialised by the core (one HA loop per node).
+ * wait (optional, NULL: the standby polls every retry_interval_ms): after an
+ *   acquire that returned 0, block until the lock may be free (the holder's
+ *   key was deleted), at most timeout_ms, or until wake is called. 1 the
+ *   lock looks free (acquire again now), 0 timed out or woken, <0 error (the
+ *   caller then sleeps retry_interval_ms before it acquires again).
+ * wake (with wait): make the wait in progress, or the next one if none is,
+ *   return at once. Any thread; never blocks.
+ * Thread-safety: every method may be called from any thread; acquire, renew,
+ * release and wait are serialised by the core (one HA loop per node).
  */
 #define PHYSICAL_HA_VERSION 1
 
@@ -105,12 +112,15 @@ struct physical_ha_ops {
 	int (*renew)(struct physical_ha *h, struct verr *err);
 	void (*release)(struct physical_ha *h);
 	int (*holder)(struct physical_ha *h, char **value, struct verr *err);
+	int (*wait)(struct physical_ha *h, int timeout_ms); /* optional */
+	void (*wake)(struct physical_ha *h);                /* optional, with wait */
 };
 
 struct physical_ha {
 	const struct physical_ha_ops *ops;
 	int renew_interval_ms; /* how often the holder renews (e.g. TTL / 3) */
-	int retry_interval_ms; /* how often a standby tries to acquire */
+	int retry_interval_ms; /* how often a standby tries to acquire (with wait:
+				* the longest it waits before it tries again) */
 };
 
 /* Constructor signature every backend exports, e.g. physical_file_new.
@@ -157,6 +167,9 @@ int physical_ha_acquire(struct physical_ha *h, const char *value, physical_ha_lo
 int physical_ha_renew(struct physical_ha *h, struct verr *err);
 void physical_ha_release(struct physical_ha *h);
 int physical_ha_holder(struct physical_ha *h, char **value, struct verr *err);
+/* -1 (as an error) when the lock has no wait op; see physical_ha_ops. */
+int physical_ha_wait(struct physical_ha *h, int timeout_ms);
+void physical_ha_wake(struct physical_ha *h); /* no-op without wait */
 
 /*
  * A fault-injecting shim over any backend, for tests of everything above

@@ -515,6 +515,16 @@ int server_main(int argc, char **argv)
 	    !json_object_get(cfg->storage->options, "cluster_addr"))
 		json_object_set_new(cfg->storage->options, "cluster_addr",
 				    json_string(cfg->cluster_addr));
+	/* etcd's lock holder keeps a read cache: Vault's top-level keys for it */
+	if (!strcmp(cfg->storage->type, "etcd")) {
+		if (cfg->disable_cache)
+			json_object_set_new(cfg->storage->options, "disable_cache", json_string("true"));
+		if (cfg->cache_size > 0) {
+			char n[32];
+			snprintf(n, sizeof(n), "%lld", (long long)cfg->cache_size);
+			json_object_set_new(cfg->storage->options, "cache_size", json_string(n));
+		}
+	}
 	rc = pnew(&phys, cfg->storage->options, &err);
 	if (rc) {
 		fprintf(stderr, "Error initializing storage of type %s: %s\n", cfg->storage->type, err.msg);

@@ -90,6 +90,18 @@ def status(url):
         return None
 
 
+def etcd_calls(url):
+    """etcd's own count of handled KV calls by method (its /metrics)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    n = {}
+    for line in text.splitlines():
+        if line.startswith("grpc_server_handled_total{") and 'grpc_service="etcdserverpb.KV"' in line:
+            m = line.split('grpc_method="', 1)[1].split('"', 1)[0]
+            n[m] = n.get(m, 0) + float(line.rsplit(" ", 1)[1])
+    return n
+
+
 class EtcdCluster:
     """Three etcd members on loopback; .urls, .members, leader(), kill9()."""
 
