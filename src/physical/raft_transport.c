@@ -14,7 +14,10 @@
  *      address; the accepting node checks that node_id equals the CN of the
  *      certificate it verified (no node speaks for another id) and answers
  *      one byte; the connecting node checks that the CN of the server's
- *      certificate is the id raft asked for;
+ *      certificate is the id raft asked for; both sides refuse a certificate
+ *      whose SHA-256 is on the replicated revocation list (a removed member)
+ *      and remember the fingerprint each member presented (remove-peer
+ *      revokes that one);
  *   4. a socketpair: one end goes to raft as a uv pipe (opened on the loop
  *      thread, delivered with uv_async), the thread pumps bytes between the
  *      other end and the SSL object with poll() until either side ends,
