@@ -655,6 +655,31 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 	return rc;
 }
 
+/* After a remove: put the certificate the member last presented on the
+ * replicated revocation list, so every node's transport refuses it (a
+ * rejoin gets a fresh certificate). The member is gone from the
+ * configuration already, so it cannot hold up this commit. */
+static int revoke_member(struct rstore *s, const char *node_id, struct verr *err)
+{
+	raft_id id = rstore__id_for(node_id);
+	char fp[RSTORE_FP_HEX];
+	if (rstore__transport_seen(&s->transport, id, fp)) {
+		log_warn("raft", "removed peer %s never connected to this node since it started: "
+			 "its certificate could not be revoked", node_id);
+		return 0;
+	}
+	uint8_t *rec = NULL;
+	size_t len = 0;
+	if (rstore__encode_idstr(&rec, &len, RREC_REVOKE, id, fp))
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = submit_record(s, rec, len, err);
+	if (rc)
+		return rc;
+	log_info("raft", "revoked the raft certificate of removed peer %s (sha256 %.16s...)",
+		 node_id, fp);
+	return 0;
+}
+
 int physical_raft_remove_peer(struct physical *p, const char *node_id, struct verr *err)
 {
 	struct rstore *s = as_raft(p, err);
@@ -679,6 +704,8 @@ int physical_raft_remove_peer(struct physical *p, const char *node_id, struct ve
 		nanosleep(&ts, NULL);
 	}
 	pthread_mutex_unlock(&s->change_mu);
+	if (!rc)
+		rc = revoke_member(s, node_id, err);
 	return rc;
 }
 

@@ -256,6 +256,14 @@ static int apply_record(struct rstore *s, const uint8_t *b, size_t len)
 		/* a chunk of an abandoned restore is skipped */
 		return apply_txn(s->stage && s->stage_token == get_u64(b + 1) ? s->stage : NULL,
 				 b + 9, len - 9);
+	case RREC_REVOKE: {
+		if (len != 13 + RSTORE_FP_HEX - 1 || get_u32(b + 9) != RSTORE_FP_HEX - 1)
+			return RAFT_MALFORMED;
+		char fp[RSTORE_FP_HEX];
+		memcpy(fp, b + 13, RSTORE_FP_HEX - 1);
+		fp[RSTORE_FP_HEX - 1] = '\0';
+		return rstore__tls_revoke(&s->tls, get_u64(b + 1), fp) ? RAFT_NOMEM : 0;
+	}
 	case RREC_HOLDER:
 	case RREC_NAME: {
 		if (len < 13 || len - 13 != get_u32(b + 9))
@@ -325,6 +333,8 @@ static bool record_ok(const uint8_t *b, size_t len)
 	case RREC_HOLDER:
 	case RREC_NAME:
 		return len >= 13 && len - 13 == get_u32(b + 9);
+	case RREC_REVOKE:
+		return len == 13 + RSTORE_FP_HEX - 1 && get_u32(b + 9) == RSTORE_FP_HEX - 1;
 	case RREC_STAGE_BEGIN:
 	case RREC_STAGE_COMMIT:
 		return len == 17;
@@ -481,7 +491,11 @@ int rstore__dump_store(struct physical *store, physical_raft_write_fn fn, void *
 	return rc ? verr_set(err, rc < 0 ? rc : VERR_INTERNAL, "writing the state failed") : 0;
 }
 
-#define SNAP_MAGIC "CRS1"
+/* CRS1: names, holder, stage token, kv[, stage]; CRS2 (since revocations):
+ * CRS1's holder is followed by the revocation list (u32 n, n x (u64 id,
+ * 64 hex bytes)). Both are read. */
+#define SNAP_MAGIC "CRS2"
+#define SNAP_MAGIC_V1 "CRS1"
 
 /* One log-compaction snapshot in three steps (libraft's fsm version 3):
  * fsm_snapshot on the loop thread copies the small tables and takes views
@@ -537,6 +551,13 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	sb_u32(sb, (uint32_t)strlen(hv));
 	sb_add(sb, hv, strlen(hv));
 	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->tls.mu);
+	sb_u32(sb, (uint32_t)s->tls.nrevoked);
+	for (size_t i = 0; i < s->tls.nrevoked; i++) {
+		sb_u64(sb, s->tls.revoked[i].id);
+		sb_add(sb, s->tls.revoked[i].fp, RSTORE_FP_HEX - 1);
+	}
+	pthread_mutex_unlock(&s->tls.mu);
 	sb_u64(sb, s->stage ? s->stage_token : 0);
 	j->kv = physical_inmem__view(s->kv);
 	j->stage = s->stage ? physical_inmem__view(s->stage) : NULL;
@@ -701,7 +722,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	struct rstore *s = fsm->data;
 	struct rd r = {buf->base, buf->len, 0, 0};
 	const uint8_t *magic = rd_take(&r, 4);
-	if (!magic || memcmp(magic, SNAP_MAGIC, 4))
+	bool v1 = magic && !memcmp(magic, SNAP_MAGIC_V1, 4);
+	if (!magic || (!v1 && memcmp(magic, SNAP_MAGIC, 4)))
 		return RAFT_MALFORMED;
 	uint32_t nn = rd_u32(&r);
 	struct rname *names = calloc(nn ? nn : 1, sizeof(*names));
@@ -718,6 +740,18 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	uint32_t hl = rd_u32(&r);
 	const uint8_t *hp = rd_take(&r, hl);
 	char *hv = hp ? strndup((const char *)hp, hl) : NULL;
+	uint32_t nrv = v1 ? 0 : rd_u32(&r);
+	if (nrv > (r.n - r.o) / (8 + RSTORE_FP_HEX - 1))
+		r.bad = 1;
+	struct rrevoked *rv = r.bad ? NULL : calloc(nrv ? nrv : 1, sizeof(*rv));
+	if (!rv)
+		r.bad = 1;
+	for (uint32_t i = 0; i < nrv && !r.bad; i++) {
+		rv[i].id = rd_u64(&r);
+		const uint8_t *p = rd_take(&r, RSTORE_FP_HEX - 1);
+		if (p)
+			memcpy(rv[i].fp, p, RSTORE_FP_HEX - 1);
+	}
 	uint64_t token = rd_u64(&r);
 	struct physical *kv = r.bad ? NULL : rd_store(&r);
 	struct physical *stage = kv && token ? rd_store(&r) : NULL;
@@ -726,6 +760,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 			free(names[i].name);
 		free(names);
 		free(hv);
+		free(rv);
 		physical_close(kv);
 		physical_close(stage);
 		return RAFT_MALFORMED;
@@ -748,6 +783,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	s->holder_value = hv;
 	s->holder_id = hid;
 	pthread_mutex_unlock(&s->mu);
+	rstore__tls_set_revoked(&s->tls, rv, nrv);
 	raft_free(buf->base);
 	return 0;
 }

@@ -48,6 +48,8 @@ enum {
 	RREC_STAGE_BEGIN = 5, /* u64 token: start an empty staging store */
 	RREC_STAGE_TXN = 6,   /* u64 token, then a TXN body: writes to staging */
 	RREC_STAGE_COMMIT = 7,/* u64 token, u64 nkeys: staging replaces kv */
+	RREC_REVOKE = 8, /* u64 raft id, u32 len, hex SHA-256 of a node certificate:
+			  * the transport refuses that certificate from now on */
 };
 
 enum rop_kind {
@@ -95,6 +97,14 @@ struct rname {
 	char *name;
 };
 
+/* a node certificate refused by the transport: the SHA-256 of its DER (hex)
+ * and the member it belonged to (replicated: RREC_REVOKE) */
+#define RSTORE_FP_HEX 65
+struct rrevoked {
+	raft_id id;
+	char fp[RSTORE_FP_HEX];
+};
+
 /* the raft transport's credentials (raft_tls.c); mu guards every field */
 struct rtls {
 	pthread_mutex_t mu;
@@ -109,6 +119,8 @@ struct rtls {
 	char *pending_key; /* a joiner's fresh key until its certificate comes */
 	size_t pending_len;
 	bool ready; /* ca_cert, node_cert and node_key are set */
+	struct rrevoked *revoked; /* written by the FSM (loop thread) */
+	size_t nrevoked;
 };
 
 struct rstore {
@@ -186,6 +198,10 @@ double rstore__now(void);
 /* raft_transport.c: raft over mutual TLS with the credentials in creds */
 int rstore__transport_init(struct raft_uv_transport *t, uv_loop_t *loop, struct rtls *creds);
 void rstore__transport_fini(struct raft_uv_transport *t);
+/* The fingerprint (hex SHA-256) of the certificate member id last presented
+ * on a verified connection to or from this node: 0, or -1 when none was seen
+ * since the transport started. Any thread. */
+int rstore__transport_seen(struct raft_uv_transport *t, raft_id id, char fp[RSTORE_FP_HEX]);
 
 /* raft_tls.c */
 /* Load <dir>/tls/; has_state: the node has raft data, so it must have its
@@ -193,6 +209,12 @@ void rstore__transport_fini(struct raft_uv_transport *t);
 int rstore__tls_open(struct rtls *t, const char *dir, const char *node_id, bool has_state,
 		     struct verr *err);
 void rstore__tls_close(struct rtls *t);
+/* The revocation list (replicated through the FSM): add one (idempotent;
+ * VERR_INTERNAL when out of memory), ask whether fp is on it, replace it
+ * whole (a snapshot restore; takes ownership of list). */
+int rstore__tls_revoke(struct rtls *t, raft_id id, const char *fp);
+bool rstore__tls_revoked(struct rtls *t, const char *fp);
+void rstore__tls_set_revoked(struct rtls *t, struct rrevoked *list, size_t n);
 /* a new cluster: generate the raft CA and this node's certificate */
 int rstore__tls_bootstrap(struct rtls *t, struct verr *err);
 int rstore__tls_keygen(struct rtls *t, char **pub_pem, struct verr *err);

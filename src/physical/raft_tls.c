@@ -185,8 +185,54 @@ void rstore__tls_close(struct rtls *t)
 	key_free(&t->node_key, &t->node_key_len);
 	key_free(&t->ca_key, &t->ca_key_len);
 	key_free(&t->pending_key, &t->pending_len);
+	free(t->revoked);
 	pthread_mutex_destroy(&t->mu);
 	memset(t, 0, sizeof(*t));
+}
+
+int rstore__tls_revoke(struct rtls *t, raft_id id, const char *fp)
+{
+	if (strlen(fp) != RSTORE_FP_HEX - 1)
+		return VERR_INVALID;
+	int rc = 0;
+	pthread_mutex_lock(&t->mu);
+	bool have = false;
+	for (size_t i = 0; i < t->nrevoked && !have; i++)
+		have = !strcmp(t->revoked[i].fp, fp);
+	if (!have) {
+		struct rrevoked *nr = realloc(t->revoked, (t->nrevoked + 1) * sizeof(*nr));
+		if (nr) {
+			t->revoked = nr;
+			nr[t->nrevoked].id = id;
+			memcpy(nr[t->nrevoked].fp, fp, RSTORE_FP_HEX);
+			t->nrevoked++;
+		} else {
+			rc = VERR_INTERNAL;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+bool rstore__tls_revoked(struct rtls *t, const char *fp)
+{
+	bool r = false;
+	pthread_mutex_lock(&t->mu);
+	/* fingerprints are public (they identify, they do not authenticate):
+	 * an ordinary comparison is fine */
+	for (size_t i = 0; i < t->nrevoked && !r; i++)
+		r = !strcmp(t->revoked[i].fp, fp);
+	pthread_mutex_unlock(&t->mu);
+	return r;
+}
+
+void rstore__tls_set_revoked(struct rtls *t, struct rrevoked *list, size_t n)
+{
+	pthread_mutex_lock(&t->mu);
+	free(t->revoked);
+	t->revoked = list;
+	t->nrevoked = n;
+	pthread_mutex_unlock(&t->mu);
 }
 
 int rstore__tls_bootstrap(struct rtls *t, struct verr *err)

@@ -14,7 +14,10 @@
  *      address; the accepting node checks that node_id equals the CN of the
  *      certificate it verified (no node speaks for another id) and answers
  *      one byte; the connecting node checks that the CN of the server's
- *      certificate is the id raft asked for;
+ *      certificate is the id raft asked for; both sides refuse a certificate
+ *      whose SHA-256 is on the replicated revocation list (a removed member)
+ *      and remember the fingerprint each member presented (remove-peer
+ *      revokes that one);
  *   4. a socketpair: one end goes to raft as a uv pipe (opened on the loop
  *      thread, delivered with uv_async), the thread pumps bytes between the
  *      other end and the SSL object with poll() until either side ends,
@@ -78,6 +81,7 @@ struct tconn {
 	char addr[256];/* outgoing: the target; incoming: the address it claims */
 	char from[80]; /* the peer's socket address, for logs */
 	char name[128];/* the CN of the peer's verified certificate */
+	char fp[RSTORE_FP_HEX]; /* and its SHA-256 (hex) */
 	struct tdeliv *d; /* preallocated; NULL once handed to the loop */
 };
 
@@ -104,6 +108,11 @@ struct ttrans {
 	struct tdeliv *dq, *dq_tail;
 	double last_log;
 	unsigned suppressed;
+	struct {
+		raft_id id;
+		char fp[RSTORE_FP_HEX];
+	} seen[64]; /* the certificate each member last presented */
+	size_t nseen;
 	atomic_bool closing;
 };
 
@@ -352,7 +361,53 @@ static int peer_name(struct tconn *c, char *why, size_t n)
 		snprintf(why, n, "the peer's certificate has no usable common name");
 		return -1;
 	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+	if (X509_digest(x, EVP_sha256(), md, &ml) != 1 || ml != (RSTORE_FP_HEX - 1) / 2) {
+		snprintf(why, n, "cannot fingerprint the peer's certificate");
+		return -1;
+	}
+	for (unsigned int i = 0; i < ml; i++)
+		snprintf(c->fp + 2 * i, 3, "%02x", md[i]);
+	/* a removed member's certificate (the replicated revocation list) */
+	if (rstore__tls_revoked(c->tt->creds, c->fp)) {
+		snprintf(why, n, "node %s presents a revoked certificate (the node was removed "
+				 "from the cluster; rejoin it with an empty path)", c->name);
+		return -1;
+	}
 	return 0;
+}
+
+/* remember the certificate member id presented (mu not held) */
+static void note_seen(struct ttrans *tt, raft_id id, const char *fp)
+{
+	pthread_mutex_lock(&tt->mu);
+	size_t i = 0;
+	while (i < tt->nseen && tt->seen[i].id != id)
+		i++;
+	if (i == tt->nseen && tt->nseen < sizeof(tt->seen) / sizeof(tt->seen[0]))
+		tt->nseen++;
+	if (i < tt->nseen) {
+		tt->seen[i].id = id;
+		memcpy(tt->seen[i].fp, fp, RSTORE_FP_HEX);
+	}
+	pthread_mutex_unlock(&tt->mu);
+}
+
+int rstore__transport_seen(struct raft_uv_transport *t, raft_id id, char fp[RSTORE_FP_HEX])
+{
+	struct ttrans *tt = t->impl;
+	int rc = -1;
+	if (!tt)
+		return -1;
+	pthread_mutex_lock(&tt->mu);
+	for (size_t i = 0; i < tt->nseen && rc; i++)
+		if (tt->seen[i].id == id) {
+			memcpy(fp, tt->seen[i].fp, RSTORE_FP_HEX);
+			rc = 0;
+		}
+	pthread_mutex_unlock(&tt->mu);
+	return rc;
 }
 
 /* steps 1-3 of the DESIGN; 0 or -1 with why */
@@ -411,6 +466,7 @@ static int handshake(struct tconn *c, char *why, size_t n)
 			tls_why(c->ssl, why, n, "the peer refused this node");
 			return -1;
 		}
+		note_seen(tt, c->id, c->fp);
 		return 0;
 	}
 	uint8_t magic[5], name[128], addr[256], al = 0;
@@ -438,6 +494,7 @@ static int handshake(struct tconn *c, char *why, size_t n)
 		tls_why(c->ssl, why, n, "the peer went away");
 		return -1;
 	}
+	note_seen(tt, c->id, c->fp);
 	return 0;
 }
 

@@ -6,7 +6,9 @@ the refusals on the raft port: a plaintext libraft client, a TLS client
 without a certificate, a certificate from another CA, a node certificate
 used to claim another node's id. A sealed follower restarts and catches up
 with its stored credentials; a raft directory without them refuses to
-start; a challenge without a usable public key is a 400.
+start; a challenge without a usable public key is a 400. A removed peer's
+certificate is refused by the others (it cannot bump their term) and the
+node rejoins with a fresh one.
 """
 import os
 import shutil
@@ -285,6 +287,40 @@ class RaftTLS(unittest.TestCase):
             shutil.move(moved, os.path.join(f.data, "tls"))
         f.start()
         self.unseal(f)
+        self.assertTrue(wait(self.cluster_healthy, timeout=20, what="cluster healthy"))
+
+    def test_7_removed_peer_is_refused_then_rejoins(self):
+        act = wait(self.active, what="active")
+        f = [n for n in self.nodes if n is not act][0]
+        others = [n for n in self.nodes if n is not f]
+        r = act.post("sys/storage/raft/remove-peer", {"server_id": f.node_id}, token=self.token)
+        self.assertEqual(r.status, 204, r.body)
+        f.stop()
+        term = act.get("sys/storage/raft/autopilot/state",
+                       token=self.token).json()["data"]["servers"][act.node_id]["last_term"]
+        # the removed node comes back with its old tls/ and raft data
+        f.start()
+        wait(lambda: all("node %s presents a revoked certificate" % f.node_id in n.log()
+                         for n in others), timeout=20, what="the removed node refused")
+        time.sleep(3)  # several of its election timeouts
+        self.assertIs(self.active(), act)
+        st = act.get("sys/storage/raft/autopilot/state", token=self.token).json()["data"]
+        self.assertEqual(st["servers"][act.node_id]["last_term"], term)
+        self.assertNotIn(f.node_id, st["servers"])
+        self.write_ok("after-remove")
+        for n in others:
+            self.assertNotIn("BEGIN", n.log())  # no key material in the refusals
+        # rejoin with an empty path: a fresh certificate, accepted
+        f.stop()
+        old = open(self.tls(f, "node.crt")).read()
+        shutil.rmtree(f.data)
+        os.makedirs(f.data)
+        f.start()
+        r = f.post("sys/storage/raft/join", {"leader_api_addr": "http://" + act.addr})
+        self.assertEqual(r.status, 200, r.body)
+        self.unseal(f)
+        wait(lambda: self.voters() == 3, timeout=20, what="the removed node a voter again")
+        self.assertNotEqual(open(self.tls(f, "node.crt")).read(), old)
         self.assertTrue(wait(self.cluster_healthy, timeout=20, what="cluster healthy"))
 
 

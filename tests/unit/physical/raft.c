@@ -6,7 +6,8 @@
  * committed write kept, remove-peer), the HA lock (lost fires when the
  * leader loses its quorum), backup dump/load and concurrent batched
  * writers, and the mutual-TLS transport's refusals (no certificate,
- * another CA, a node certificate claiming another id). Data directories go under RAFT_TEST_DIR (default /var/tmp): raft
+ * another CA, a node certificate claiming another id) and the revocation of a
+ * removed member's certificate. Data directories go under RAFT_TEST_DIR (default /var/tmp): raft
  * probes O_DIRECT/AIO and behaves differently on tmpfs. Kill -9 is in
  * raft_crash.c.
  */
@@ -699,6 +700,91 @@ static void test_physical_raft__tls_refuses_strangers(void **state)
 	node_fini(&n);
 }
 
+static char *slurp(const char *dir, const char *name)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/tls/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char *b = calloc(1, 16384);
+	size_t n = fread(b, 1, 16383, f);
+	fclose(f);
+	assert_true(n > 0);
+	return b;
+}
+
+static uint64_t term_of(struct physical *p)
+{
+	struct physical_raft_status st;
+	assert_int_equal(physical_raft_status(p, &st, NULL), 0);
+	return st.term;
+}
+
+/* remove-peer revokes the member's certificate on every node: its old
+ * credentials are refused (restarted with them it cannot make the others
+ * bump their term), and a rejoin with a fresh certificate is accepted */
+static void test_physical_raft__removed_peer_is_refused(void **state)
+{
+	(void)state;
+	struct node ns[3] = {0};
+	cluster_up(ns);
+	struct verr err = {0};
+	int l = wait_leader(ns, 3, 5);
+	assert_int_equal(l, 0);
+	sem_put(ns[0].p, "before", "remove");
+	assert_true(wait_holds(ns[2].p, "before", "remove", 5));
+	char *ca = slurp(ns[0].dir, "ca.crt");
+	char *cert = slurp(ns[2].dir, "node.crt"), *key = slurp(ns[2].dir, "node.key");
+	/* the control: n3's credentials are good before the remove */
+	assert_int_equal(tls_claim(ns[1].addr, ca, cert, key, "n3"), 0x5a);
+	if (physical_raft_remove_peer(ns[0].p, "n3", &err))
+		fail_msg("remove: %s", err.msg);
+	/* the leader applied the revocation before remove-peer returned; the
+	 * other member once it replicates */
+	assert_int_equal(tls_claim(ns[0].addr, ca, cert, key, "n3"), -1);
+	double end = now_s() + 5;
+	while (tls_claim(ns[1].addr, ca, cert, key, "n3") != -1 && now_s() < end)
+		sleep_ms(50);
+	assert_int_equal(tls_claim(ns[1].addr, ca, cert, key, "n3"), -1);
+
+	/* n3 restarts with its old tls/ and raft data: it campaigns, nobody
+	 * listens; the others keep their leader and their term */
+	physical_close(ns[2].p);
+	uint64_t t0 = term_of(ns[0].p), t1 = term_of(ns[1].p);
+	ns[2].p = open_node(&ns[2], NULL, 0);
+	sleep_ms(4000); /* several election timeouts of n3 */
+	assert_true(is_leader(ns[0].p));
+	assert_int_equal(term_of(ns[0].p), t0);
+	assert_int_equal(term_of(ns[1].p), t1);
+	sem_put(ns[0].p, "after", "remove");
+	assert_true(wait_holds(ns[1].p, "after", "remove", 5));
+	assert_true(holds(ns[2].p, "after", NULL));
+
+	/* a rejoin with an empty path: a fresh certificate, accepted */
+	node_fini(&ns[2]);
+	node_init(&ns[2], "n3");
+	tls_enroll(&ns[0], &ns[2]);
+	assert_int_equal(physical_raft_join_start(ns[2].p, &err), 0);
+	if (physical_raft_add_peer(ns[0].p, "n3", ns[2].addr, true, &err))
+		fail_msg("re-add n3: %s", err.msg);
+	assert_true(wait_holds(ns[2].p, "after", "remove", 10));
+	/* the old certificate stays refused */
+	assert_int_equal(tls_claim(ns[0].addr, ca, cert, key, "n3"), -1);
+	/* and the revocation survives log compaction (it is in the snapshot):
+	 * a restarted member that loads the snapshot still refuses it */
+	assert_int_equal(physical_raft_compact(ns[0].p, &err), 0);
+	physical_close(ns[0].p);
+	ns[0].p = open_node(&ns[0], NULL, 0);
+	assert_true(wait_holds(ns[0].p, "after", "remove", 10));
+	assert_int_equal(tls_claim(ns[0].addr, ca, cert, key, "n3"), -1);
+	assert_true(wait_leader(ns, 3, 10) >= 0);
+	free(ca);
+	free(cert);
+	free(key);
+	for (int i = 0; i < 3; i++)
+		node_fini(&ns[i]);
+}
+
 int main(void)
 {
 	log_set_level(LOG_OFF);
@@ -710,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_physical_raft__bad_config),
 		cmocka_unit_test(test_physical_raft__three_nodes_replicate_and_fail_over),
 		cmocka_unit_test(test_physical_raft__tls_refuses_strangers),
+		cmocka_unit_test(test_physical_raft__removed_peer_is_refused),
 		cmocka_unit_test(test_physical_raft__ha_lock_follows_leadership),
 		cmocka_unit_test(test_physical_raft__dump_load_replaces_state_everywhere),
 		cmocka_unit_test(test_physical_raft__concurrent_writers_are_batched),

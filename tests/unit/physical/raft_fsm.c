@@ -22,6 +22,7 @@ static struct rstore *fsm_new(void)
 	struct rstore *s = calloc(1, sizeof(*s));
 	pthread_rwlock_init(&s->fsm_lock, NULL);
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->tls.mu, NULL);
 	json_t *conf = json_pack("{s:I}", "max_entry_size", (json_int_t)1 << 30);
 	assert_int_equal(physical_inmem_new(&s->kv, conf, NULL), 0);
 	json_decref(conf);
@@ -40,8 +41,10 @@ static void fsm_free(struct rstore *s)
 	free(s->names);
 	free(s->holder_value);
 	free(s->node_id);
+	free(s->tls.revoked);
 	pthread_rwlock_destroy(&s->fsm_lock);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->tls.mu);
 	free(s);
 }
 
@@ -159,6 +162,22 @@ static void test_physical_raft_fsm__snapshot_restores_everything(void **state)
 	uint8_t *b = batch(&bl, r, l, 5);
 	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), 0);
 	free(b);
+	/* a revocation (a removed member's certificate), and a malformed one */
+	static const char fp[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	uint8_t *rv = NULL;
+	size_t rvl = 0;
+	assert_int_equal(rstore__encode_idstr(&rv, &rvl, RREC_REVOKE, 7, fp), 0);
+	b = batch(&bl, &rv, &rvl, 1);
+	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), 0);
+	free(b);
+	free(rv);
+	assert_true(rstore__tls_revoked(&s->tls, fp));
+	assert_int_equal(rstore__encode_idstr(&rv, &rvl, RREC_REVOKE, 7, "abcd"), 0);
+	b = batch(&bl, &rv, &rvl, 1);
+	assert_int_equal(rstore__fsm_apply_entry(s, b, bl), RAFT_MALFORMED);
+	free(b);
+	free(rv);
+	assert_int_equal(s->tls.nrevoked, 1);
 	struct raft_buffer *bufs = NULL;
 	unsigned nb = 0;
 	assert_int_equal(s->fsm.version, 3);
@@ -178,6 +197,8 @@ static void test_physical_raft_fsm__snapshot_restores_everything(void **state)
 	free(name);
 	assert_int_equal(t->holder_id, 7);
 	assert_string_equal(t->holder_value, "https://n7:8200");
+	assert_true(rstore__tls_revoked(&t->tls, fp));
+	assert_int_equal(t->tls.nrevoked, 1);
 	/* the staged restore continues on the restored copy and commits */
 	uint8_t *c = NULL;
 	size_t cl = 0;
