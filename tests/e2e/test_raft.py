@@ -64,6 +64,45 @@ def wait(pred, timeout=15, what="condition"):
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
+def unseal_joined(n, keys):
+    """A joined node: wait for the replicated seal configuration, then unseal
+    it with the cluster's keys."""
+    wait(lambda: n.get("sys/seal-status").json()["initialized"],
+         what="replicated seal configuration on " + n.node_id)
+    for k in keys[:2]:
+        n.put("sys/unseal", {"key": k})
+    wait(lambda: not n.get("sys/seal-status").json()["sealed"], what=n.node_id + " unsealed")
+
+
+def start_cluster(root, share_token=True):
+    """Three raft nodes under root: node1 initialised (3 shares, threshold 2)
+    and active, the others joined through sys/storage/raft/join and unsealed,
+    all three voters. Returns (nodes, root token, unseal keys); with
+    share_token the joined nodes use the root token by default too."""
+    nodes = [raft_server("node%d" % i, root) for i in (1, 2, 3)]
+    for n in nodes:
+        n.start()
+    n1 = nodes[0]
+    n1.init_unseal(shares=3, threshold=2)
+    token, keys = n1.root_token, n1.keys
+    wait(lambda: n1.get("sys/leader").json().get("is_self"), what="node1 active")
+    for n in nodes[1:]:
+        r = n.post("sys/storage/raft/join", {"leader_api_addr": "http://" + n1.addr})
+        assert r.status == 200, r
+        assert r.json()["joined"] is True
+        unseal_joined(n, keys)  # the log arrives, then the cluster's keys unseal it
+        if share_token:
+            n.root_token = token
+
+    def voters():
+        r = n1.get("sys/storage/raft/configuration", token=token)
+        if r.status != 200:
+            return 0
+        return sum(1 for s in r.json()["data"]["config"]["servers"] if s["voter"])
+    wait(lambda: voters() == 3, timeout=20, what="3 voters")
+    return nodes, token, keys
+
+
 class RaftCluster(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -71,27 +110,7 @@ class RaftCluster(unittest.TestCase):
         cls.root = os.path.join(os.environ.get("RAFT_TEST_DIR", "/var/tmp"),
                                 "coffer-e2e-raft-%d" % os.getpid())
         os.makedirs(cls.root, exist_ok=True)
-        cls.nodes = [raft_server("node%d" % i, cls.root) for i in (1, 2, 3)]
-        for n in cls.nodes:
-            n.start()
-        n1 = cls.nodes[0]
-        n1.init_unseal(shares=3, threshold=2)
-        cls.token = n1.root_token
-        cls.keys = n1.keys
-        wait(lambda: n1.get("sys/leader").json().get("is_self"), what="node1 active")
-        for n in cls.nodes[1:]:
-            r = n.post("sys/storage/raft/join", {"leader_api_addr": "http://" + n1.addr})
-            assert r.status == 200, r
-            assert r.json()["joined"] is True
-            # the log arrives, then the cluster's keys unseal it
-            wait(lambda n=n: n.get("sys/seal-status").json()["initialized"],
-                 what="replicated seal configuration on " + n.node_id)
-            for k in cls.keys[:2]:
-                r = n.put("sys/unseal", {"key": k})
-            wait(lambda n=n: not n.get("sys/seal-status").json()["sealed"],
-                 what=n.node_id + " unsealed")
-            n.root_token = cls.token
-        wait(lambda: cls.voters() == 3, timeout=20, what="3 voters")
+        cls.nodes, cls.token, cls.keys = start_cluster(cls.root)
 
     @classmethod
     def tearDownClass(cls):

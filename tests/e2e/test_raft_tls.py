@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from test_raft import raft_server, wait
+from test_raft import start_cluster, unseal_joined, wait
 
 HDR_MAGIC = b"CRT1"
 ACK = b"\x5a"
@@ -35,19 +35,8 @@ class RaftTLS(unittest.TestCase):
                                 "coffer-e2e-rafttls-%d" % os.getpid())
         os.makedirs(cls.root, exist_ok=True)
         cls.tmp = tempfile.mkdtemp(prefix="coffer-rafttls-")
-        cls.nodes = [raft_server("node%d" % i, cls.root) for i in (1, 2, 3)]
-        for n in cls.nodes:
-            n.start()
+        cls.nodes, cls.token, cls.keys = start_cluster(cls.root, share_token=False)
         n1 = cls.nodes[0]
-        n1.init_unseal(shares=3, threshold=2)
-        cls.token = n1.root_token
-        cls.keys = n1.keys
-        wait(lambda: n1.get("sys/leader").json().get("is_self"), what="node1 active")
-        for n in cls.nodes[1:]:
-            r = n.post("sys/storage/raft/join", {"leader_api_addr": "http://" + n1.addr})
-            assert r.status == 200, r
-            cls.unseal(n)
-        wait(lambda: cls.voters() == 3, timeout=20, what="3 voters")
         r = n1.post("sys/mounts/secret", {"type": "kv", "options": {"version": "1"}},
                     token=cls.token)
         assert r.status == 204, r
@@ -61,11 +50,7 @@ class RaftTLS(unittest.TestCase):
 
     @classmethod
     def unseal(cls, n):
-        wait(lambda: n.get("sys/seal-status").json()["initialized"],
-             what="replicated seal configuration on " + n.node_id)
-        for k in cls.keys[:2]:
-            n.put("sys/unseal", {"key": k})
-        wait(lambda: not n.get("sys/seal-status").json()["sealed"], what=n.node_id + " unsealed")
+        unseal_joined(n, cls.keys)
 
     @classmethod
     def voters(cls):
