@@ -27,19 +27,20 @@ cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/n
 
 mkdir -p "$WORK"
 : > "$WORK/summary.txt"
-status=0
-for t in "${targets[@]}"; do
+
+# one target; its exit status says whether it found something
+fuzz_one() {
+  local t=$1 exe corpus arts log rc execs found a name
   exe="$BUILD_DIR/fuzz_$t"
-  [ -x "$exe" ] || { echo "fuzz: no target $t" >&2; exit 2; }
   corpus="$WORK/$t"; arts="$WORK/$t.artifacts"
   mkdir -p "$corpus" "$arts" "tests/fuzz/regressions/$t"
-  seeds=("tests/fuzz/corpus/$t" "tests/fuzz/regressions/$t")
   log="$WORK/$t.log"
   echo "== fuzz $t for ${SECS}s"
   set +e
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:symbolize=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$exe" "$corpus" "${seeds[@]}" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
+    "$exe" "$corpus" "tests/fuzz/corpus/$t" "tests/fuzz/regressions/$t" \
+      -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
       -max_len=16384 -print_final_stats=1 -seed="${FUZZ_SEED:-1}" \
       -artifact_prefix="$arts/" >"$log" 2>&1
   rc=$?
@@ -55,9 +56,31 @@ for t in "${targets[@]}"; do
     found=1
   done
   if [ $rc -ne 0 ] || [ $found -ne 0 ]; then
-    status=1
     grep -E "ERROR|SUMMARY|runtime error|abort" "$log" | head -20 >&2 || true
   fi
   echo "fuzz $t: ${execs:-0} execs in ${SECS} s, exit $rc" | tee -a "$WORK/summary.txt"
+  [ $rc -eq 0 ] && [ $found -eq 0 ]
+}
+
+for t in "${targets[@]}"; do
+  [ -x "$BUILD_DIR/fuzz_$t" ] || { echo "fuzz: no target $t" >&2; exit 2; }
+done
+# FUZZ_JOBS targets at a time (default: one per core); each keeps its own
+# time budget, corpus and log, so running them side by side changes only
+# how many executions each gets, not what is checked
+jobs=${FUZZ_JOBS:-$(nproc)}
+status=0
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || status=1
+    running=$((running - 1))
+  fi
+  fuzz_one "$t" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || status=1
+  running=$((running - 1))
 done
 exit $status
