@@ -232,7 +232,8 @@ static int ensure_started(struct rstore *s, struct verr *err)
 				"sys/storage/raft/join");
 	int rv = raft_start(&s->raft);
 	if (rv)
-		return verr_set(err, VERR_INTERNAL, "raft start: %s", raft_errmsg(&s->raft));
+		return verr_set(err, VERR_INTERNAL, "raft start on %s: %s", s->addr,
+				*raft_errmsg(&s->raft) ? raft_errmsg(&s->raft) : raft_strerror(rv));
 	s->started = true;
 	pthread_mutex_lock(&s->mu);
 	s->pristine = false;

@@ -126,14 +126,35 @@ class Server:
         if VALGRIND and rc == 99:
             self.proc = None  # report once
             raise AssertionError("valgrind found errors or leaks:\n" + self.log()[-20000:])
+        self.check_sanitizer_log()
         return rc
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:", "WARNING: ThreadSanitizer")
+
+    def check_sanitizer_log(self):
+        """Fail the test when the server's log holds a sanitizer report (an
+        ASan/UBSan build may report at exit, or keep running after a UBSan
+        finding, and the test would not notice). Each part of the log is
+        checked once, so a restarted server is not reported twice."""
+        text = self.log()
+        start = getattr(self, "_san_checked", 0)
+        self._san_checked = len(text)
+        new = text[start:]
+        for mark in self.SANITIZER_MARKS:
+            i = new.find(mark)
+            if i >= 0:
+                raise AssertionError("sanitizer report in the server log (%s):\n%s"
+                                     % (self.log_path, new[max(0, i - 2000):i + 8000]))
 
     def kill9(self):
         return self.stop(signal.SIGKILL)
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
         try:

@@ -572,8 +572,10 @@ class Backup(unittest.TestCase):
         # binary has raft storage (skipped on a build without it)
         from harness import Server, free_port, BIN
         cport = free_port()
-        s = Server(storage='storage "raft" {\n  path = "%s"\n  node_id = "n1"\n}' %
-                   os.path.join(self.tmp, "raft"))
+        # raft_addr from free_port too: the default (cluster port + 1) may be
+        # some client's source port
+        s = Server(storage='storage "raft" {\n  path = "%s"\n  node_id = "n1"\n'
+                   '  raft_addr = "127.0.0.1:%d"\n}' % (os.path.join(self.tmp, "raft"), free_port()))
         os.makedirs(os.path.join(self.tmp, "raft"))
         with open(s.config_path, "a") as f:
             f.write('api_addr = "http://%s"\ncluster_addr = "https://127.0.0.1:%d"\n' % (s.addr, cport))

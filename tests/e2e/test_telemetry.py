@@ -264,6 +264,7 @@ class Telemetry(unittest.TestCase):
         s2 = Server.__new__(Server)
         s2.__dict__.update(s.__dict__)
         s2.port = port
+        s2.wait_ready()  # the listeners start one after the other
         # sealed: the open listener answers, the other one says sealed
         r = s2.get("sys/metrics", token="", query={"format": "prometheus"})
         self.assertEqual(r.status, 200, r)
