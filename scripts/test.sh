@@ -20,6 +20,9 @@ scripts/lint.sh
 stage "unit tests"
 ctest --test-dir build --output-on-failure -j2
 stage "end-to-end tests"
+# e2e files run side by side, one per core (tests/e2e/run.py: the files
+# with wall-clock bounds keep a lane of their own)
+export COFFER_E2E_JOBS=${COFFER_E2E_JOBS:-$(nproc)}
 COFFER_BIN="$ROOT/build/coffer" /usr/bin/python3 tests/e2e/run.py
 if [ "${COFFER_SKIP_VALGRIND:-0}" != 1 ]; then
   stage "valgrind memcheck: e2e smoke (server core)"
