@@ -16,11 +16,13 @@
  * session_token, endpoint; environment: VAULT_AWSKMS_SEAL_KEY_ID (wins over
  * kms_key_id, as in Vault), AWS_REGION / AWS_DEFAULT_REGION,
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
- * AWS_KMS_ENDPOINT, AWS_CA_BUNDLE, then the shared credentials file
+ * AWS_KMS_ENDPOINT, then the SDKs' AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL
+ * (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), AWS_CA_BUNDLE, then the shared credentials file
  * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE
  * or "default"), then web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
  * [+ AWS_ROLE_SESSION_NAME] exchanged at STS AssumeRoleWithWebIdentity;
- * endpoint AWS_ENDPOINT_URL_STS, else regional per AWS_STS_REGIONAL_ENDPOINTS),
+ * endpoint AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL, else regional per
+ * AWS_STS_REGIONAL_ENDPOINTS),
  * then container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on
  * http://169.254.170.2, or AWS_CONTAINER_CREDENTIALS_FULL_URI, with
  * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE / _TOKEN in Authorization), then
@@ -134,6 +136,18 @@ static const char *env(const char *k)
 {
 	const char *v = getenv(k);
 	return v && *v ? v : NULL;
+}
+
+/* The AWS SDKs' endpoint variables: AWS_ENDPOINT_URL_<SERVICE>, else
+ * AWS_ENDPOINT_URL; neither when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true. */
+static const char *sdk_endpoint(const char *service)
+{
+	const char *ign = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	if (ign && !strcasecmp(ign, "true"))
+		return NULL;
+	char name[64];
+	snprintf(name, sizeof(name), "AWS_ENDPOINT_URL_%s", service);
+	return env(name) ? env(name) : env("AWS_ENDPOINT_URL");
 }
 
 static char *secstr(const char *s, size_t *cap)
@@ -1141,7 +1155,7 @@ static int temp_sources(struct awskms *k, struct verr *err)
 			     (name[i] >= '0' && name[i] <= '9') || strchr("_+=,.@-", name[i]);
 		if (!ok)
 			return verr_set(err, VERR_INVALID, "awskms seal: AWS_ROLE_SESSION_NAME must be 2 to 64 of A-Z a-z 0-9 _+=,.@-");
-		const char *url = env("AWS_ENDPOINT_URL_STS");
+		const char *url = sdk_endpoint("STS");
 		const char *re = env("AWS_STS_REGIONAL_ENDPOINTS");
 		if (!url) {
 			if (re && !strcasecmp(re, "legacy"))
@@ -1151,7 +1165,7 @@ static int temp_sources(struct awskms *k, struct verr *err)
 			url = defurl;
 		}
 		if (strncmp(url, "https://", 8))
-			return verr_set(err, VERR_INVALID, "awskms seal: AWS_ENDPOINT_URL_STS must be an https:// URL");
+			return verr_set(err, VERR_INVALID, "awskms seal: the STS endpoint (AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL) must be an https:// URL");
 		k->webid_token_file = strdup(wf);
 		k->role_arn = strdup(role);
 		k->session_name = strdup(name);
@@ -1202,6 +1216,8 @@ int seal_awskms_new(struct seal **out, const json_t *conf, struct verr *err)
 	if (!region)
 		region = "us-east-1";
 	const char *ep = conf_str(conf, "endpoint") ? conf_str(conf, "endpoint") : env("AWS_KMS_ENDPOINT");
+	if (!ep)
+		ep = sdk_endpoint("KMS");
 	int rc = 0;
 	if (!key) {
 		rc = verr_set(err, VERR_INVALID, "awskms seal: kms_key_id is required (or VAULT_AWSKMS_SEAL_KEY_ID)");

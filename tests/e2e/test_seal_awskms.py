@@ -105,6 +105,30 @@ class AwsKmsSeal(unittest.TestCase):
         print("[bench] awskms auto-unseal inside the server (KMS Decrypt + barrier open + set-up): %s ms" % m.group(1))
         self.assertTrue(any(c[0] == "Decrypt" and c[2] == "ok" for c in self.kms.calls))
 
+    def test_sdk_endpoint_variables(self):
+        # no endpoint in the stanza: the AWS SDKs' AWS_ENDPOINT_URL_KMS /
+        # AWS_ENDPOINT_URL reach the peer; AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+        # turns them off (the default endpoint, which is not reachable here)
+        stanza = 'seal "awskms" {\n  region = "us-east-1"\n  kms_key_id = "alias/coffer"\n}\n'
+        s = self.server(extra=stanza, env=dict(kms_env(self.kms), AWS_ENDPOINT_URL=self.kms.url)).start()
+        self.init(s, 1, 1)
+        self.assertFalse(s.get("sys/seal-status", token="").json()["sealed"])
+        s.stop()
+        n = self.restart(s, env=dict(kms_env(self.kms), AWS_ENDPOINT_URL="https://127.0.0.1:1/",
+                                     AWS_ENDPOINT_URL_KMS=self.kms.url))
+        n.start()
+        self.assertTrue(wait_for(lambda: not n.get("sys/seal-status", token="").json()["sealed"]),
+                        n.log())
+        n.stop()
+        n = self.restart(n, env=dict(kms_env(self.kms), AWS_ENDPOINT_URL=self.kms.url,
+                                     AWS_IGNORE_CONFIGURED_ENDPOINT_URLS="true",
+                                     HTTPS_PROXY="http://127.0.0.1:1"))
+        n.start(wait=False)
+        calls = len(self.kms.calls)
+        self.assertTrue(wait_for(lambda: "kms.us-east-1.amazonaws.com" in n.log(), timeout=15), n.log())
+        self.assertTrue(n.get("sys/seal-status", token="").json()["sealed"])
+        self.assertEqual(len(self.kms.calls), calls)  # the peer was not asked
+
     def test_kms_down_at_start_then_back(self):
         s = self.server().start()
         self.init(s, 1, 1)
