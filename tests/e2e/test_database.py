@@ -229,6 +229,39 @@ class DatabaseTest(unittest.TestCase):
         self.assertEqual(r.status, 204, r)
         self.assertFalse(self.pg.role_exists(user))
 
+    def test_revoking_a_group_member_waits_for_no_grant(self):
+        """The default revocation finds the role's privileges through
+        pg_shdepend before it takes the ACL lock: a user that holds its
+        privileges through a group role is revoked while another session
+        holds that lock (a GRANT in flight), instead of queueing behind it."""
+        path = self.mount()
+        self.pg.admin("DO $$BEGIN CREATE ROLE readers2 NOLOGIN; EXCEPTION WHEN duplicate_object "
+                      "THEN NULL; END$$")
+        self.pg.admin("GRANT SELECT ON items TO readers2", db="mydb")
+        r = self.s.post(path + "/roles/app-member", {
+            "db_name": "postgresql",
+            "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' IN ROLE readers2"})
+        self.assertEqual(r.status, 204, r)
+        user, pw, lease, _ = self.creds(path, "app-member")
+        self.assertEqual(self.pg.psql_as(user, pw, "SELECT count(*) FROM items")[:2], (0, "1"))
+        holder = subprocess.Popen(["psql", "-h", self.pg.dir, "-p", str(self.pg.port), "-U", "postgres",
+                                   "-d", "mydb", "-q", "-c",
+                                   "SELECT pg_advisory_lock(7165064477935461940), pg_sleep(30)"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self.assertTrue(self.wait(lambda: self.pg.admin(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1", timeout=10))
+            t0 = time.time()
+            r = self.s.put("sys/leases/revoke", {"lease_id": lease, "sync": True})
+            took = time.time() - t0
+            self.assertEqual(r.status, 204, r)
+            self.assertLess(took, 10, "the revocation waited for the ACL lock")
+            self.assertFalse(self.pg.role_exists(user))
+        finally:
+            self.pg.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE "
+                          "'SELECT pg_advisory_lock(7165064477935461940)%'")
+            holder.wait()
+
     def test_deleted_role_does_not_orphan_its_leases(self):
         path = self.mount()
         r = self.s.post(path + "/roles/app-custom", {

@@ -736,58 +736,61 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 	/* no new sessions from here on */
 	if ((rc = run_ident(c, "ALTER ROLE %s NOLOGIN", username, NULL, err)) < 0)
 		goto out;
-	if (exec_simple(c, "BEGIN") || exec_simple(c, ACL_LOCK_SQL)) {
+	if (exec_simple(c, "BEGIN")) {
 		rc = conn_error(c, err);
-		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
 	/*
 	 * Vault's default revokes everything in `public` and on the database
 	 * unconditionally; each such REVOKE rewrites the ACL row of every
-	 * table (sequence, function) of the schema, under the lock above. Ask
-	 * the catalogs instead where the role holds privileges (relations,
-	 * columns, functions, the schema itself; then the database) and
-	 * revoke exactly there: the same end state (DROP ROLE below fails if
-	 * anything is left), a fraction of the writes.
+	 * table (sequence, function) of the schema, under the ACL lock. Ask
+	 * instead where the role holds privileges and revoke exactly there:
+	 * the same end state (DROP ROLE below fails if anything is left), a
+	 * fraction of the writes. PostgreSQL records every grant to a role in
+	 * pg_shdepend (deptype 'a', indexed by the role): which kinds of
+	 * object in which schemas (tables and their columns, sequences,
+	 * functions, the schema itself) and this database. An index lookup,
+	 * not a scan of every ACL, one REVOKE per kind found, and
+	 * done before the lock: a role granted nothing directly (privileges
+	 * through a group role) takes no lock at all.
 	 */
 	rc = query_role(c,
-			"WITH r AS (SELECT oid FROM pg_roles WHERE rolname = $1) "
-			"SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-			"CROSS JOIN LATERAL aclexplode(c.relacl) a WHERE a.grantee = (SELECT oid FROM r) "
-			"UNION SELECT n.nspname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
-			"JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(t.attacl) a "
-			"WHERE t.attacl IS NOT NULL AND a.grantee = (SELECT oid FROM r) "
-			"UNION SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-			"CROSS JOIN LATERAL aclexplode(p.proacl) a WHERE a.grantee = (SELECT oid FROM r) "
-			"UNION SELECT n.nspname FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
-			"WHERE a.grantee = (SELECT oid FROM r)",
+			"WITH d AS (SELECT classid, objid FROM pg_shdepend WHERE refclassid = "
+			"'pg_authid'::regclass AND deptype = 'a' AND refobjid = "
+			"(SELECT oid FROM pg_roles WHERE rolname = $1) AND dbid IN "
+			"(0, (SELECT oid FROM pg_database WHERE datname = current_database()))) "
+			"SELECT CASE c.relkind WHEN 'S' THEN 'q' ELSE 't' END, n.nspname FROM d "
+			"JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid "
+			"JOIN pg_namespace n ON n.oid = c.relnamespace "
+			"UNION SELECT 'f', n.nspname FROM d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass "
+			"AND p.oid = d.objid JOIN pg_namespace n ON n.oid = p.pronamespace "
+			"UNION SELECT 'n', n.nspname FROM d JOIN pg_namespace n ON "
+			"d.classid = 'pg_namespace'::regclass AND n.oid = d.objid "
+			"UNION SELECT 'd', b.datname FROM d JOIN pg_database b ON "
+			"d.classid = 'pg_database'::regclass AND b.oid = d.objid "
+			"AND b.datname = current_database()",
 			username, &r, err);
 	if (rc) {
 		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
-	static const char *const per_schema[] = {
-		"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s",
-		"REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA %s FROM %s",
-		"REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA %s FROM %s",
-		"REVOKE ALL PRIVILEGES ON SCHEMA %s FROM %s",
+	/* per kind found: tables (and their columns), sequences, functions,
+	 * the schema, the database */
+	static const char *const revoke_of[][2] = {
+		{"t", "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s"},
+		{"q", "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA %s FROM %s"},
+		{"f", "REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA %s FROM %s"},
+		{"n", "REVOKE ALL PRIVILEGES ON SCHEMA %s FROM %s"},
+		{"d", "REVOKE ALL PRIVILEGES ON DATABASE %s FROM %s"},
 	};
 	rc = 0;
+	if (PQntuples(r) > 0 && exec_simple(c, ACL_LOCK_SQL))
+		rc = conn_error(c, err);
 	for (int i = 0; i < PQntuples(r) && rc >= 0; i++)
-		for (size_t k = 0; k < sizeof(per_schema) / sizeof(per_schema[0]) && rc >= 0; k++)
-			rc = run_ident(c, per_schema[k], PQgetvalue(r, i, 0), username, err);
+		for (size_t k = 0; k < sizeof(revoke_of) / sizeof(revoke_of[0]); k++)
+			if (!strcmp(PQgetvalue(r, i, 0), revoke_of[k][0]))
+				rc = run_ident(c, revoke_of[k][1], PQgetvalue(r, i, 1), username, err);
 	PQclear(r);
-	if (rc >= 0) {
-		rc = query_role(c,
-				"SELECT d.datname FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a "
-				"WHERE d.datname = current_database() AND a.grantee = "
-				"(SELECT oid FROM pg_roles WHERE rolname = $1) LIMIT 1",
-				username, &r, err);
-		if (!rc && PQntuples(r) == 1)
-			rc = run_ident(c, "REVOKE ALL PRIVILEGES ON DATABASE %s FROM %s",
-				       PQgetvalue(r, 0, 0), username, err);
-		PQclear(r);
-	}
 	if (rc < 0) {
 		exec_simple(c, "ROLLBACK");
 		goto out;
