@@ -1,7 +1,8 @@
 /*
  * pg.c - the PostgreSQL plugin of the database engine (database_int.h):
  * a connection pool per connection config, statement execution in a
- * transaction, Vault's default revocation, and SCRAM-SHA-256 verifiers.
+ * transaction, group commit of credential creation (pg_create, see the
+ * block above it), Vault's default revocation, and SCRAM-SHA-256 verifiers.
  *
  * DESIGN (pool)
  *   State: `open` counts every live connection (idle + checked out) and
