@@ -162,6 +162,31 @@ class DatabaseTest(unittest.TestCase):
         rc, rows, err = self.pg.psql_as(user, r.json()["data"]["password"], "SELECT name FROM items")
         self.assertEqual((rc, rows), (0, "one"), err)
 
+    def test_username_template_sees_the_whole_display_name(self):
+        """The engine gets the token's whole display name: a userpass login
+        on its default path ('userpass-alice', as Vault names it) through a
+        template that does not truncate it; hvac-style login, then creds."""
+        path = self.mount()
+        r = self.s.post(path + "/config/postgresql", {
+            "username_template": "{{ printf \"v-%s-%s\" .DisplayName (random 6) | lowercase }}"})
+        self.assertEqual(r.status, 204, r)
+        pol = 'path "%s/creds/readonly" { capabilities = ["read"] }' % path
+        self.assertEqual(self.s.put("sys/policies/acl/dbread2", {"policy": pol}).status, 204)
+        self.assertEqual(self.s.post("sys/auth/userpass", {"type": "userpass"}).status, 204)
+        self.addCleanup(self.s.delete, "sys/auth/userpass")
+        r = self.s.post("auth/userpass/users/alice", {"password": "pw-alice", "policies": "dbread2"})
+        self.assertEqual(r.status, 204, r)
+        r = self.s.post("auth/userpass/login/alice", {"password": "pw-alice"}, token="")
+        self.assertEqual(r.status, 200, r)
+        tok = r.json()["auth"]["client_token"]
+        r = self.s.get("%s/creds/readonly" % path, token=tok)
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.json()["data"]["username"], r"^v-userpass-alice-[a-z0-9]{6}$")
+        # the root token's is "root"
+        r = self.s.get("%s/creds/readonly" % path)
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.json()["data"]["username"], r"^v-root-[a-z0-9]{6}$")
+
     def test_revoke_ends_sessions_and_drops_the_role(self):
         path = self.mount()
         user, pw, lease, _ = self.creds(path)
