@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -161,6 +162,31 @@ class DatabaseTest(unittest.TestCase):
         rc, rows, err = self.pg.psql_as(user, r.json()["data"]["password"], "SELECT name FROM items")
         self.assertEqual((rc, rows), (0, "one"), err)
 
+    def test_username_template_sees_the_whole_display_name(self):
+        """The engine gets the token's whole display name: a userpass login
+        on its default path ('userpass-alice', as Vault names it) through a
+        template that does not truncate it; hvac-style login, then creds."""
+        path = self.mount()
+        r = self.s.post(path + "/config/postgresql", {
+            "username_template": "{{ printf \"v-%s-%s\" .DisplayName (random 6) | lowercase }}"})
+        self.assertEqual(r.status, 204, r)
+        pol = 'path "%s/creds/readonly" { capabilities = ["read"] }' % path
+        self.assertEqual(self.s.put("sys/policies/acl/dbread2", {"policy": pol}).status, 204)
+        self.assertEqual(self.s.post("sys/auth/userpass", {"type": "userpass"}).status, 204)
+        self.addCleanup(self.s.delete, "sys/auth/userpass")
+        r = self.s.post("auth/userpass/users/alice", {"password": "pw-alice", "policies": "dbread2"})
+        self.assertEqual(r.status, 204, r)
+        r = self.s.post("auth/userpass/login/alice", {"password": "pw-alice"}, token="")
+        self.assertEqual(r.status, 200, r)
+        tok = r.json()["auth"]["client_token"]
+        r = self.s.get("%s/creds/readonly" % path, token=tok)
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.json()["data"]["username"], r"^v-userpass-alice-[a-z0-9]{6}$")
+        # the root token's is "root"
+        r = self.s.get("%s/creds/readonly" % path)
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.json()["data"]["username"], r"^v-root-[a-z0-9]{6}$")
+
     def test_revoke_ends_sessions_and_drops_the_role(self):
         path = self.mount()
         user, pw, lease, _ = self.creds(path)
@@ -228,6 +254,39 @@ class DatabaseTest(unittest.TestCase):
         self.assertEqual(r.status, 204, r)
         self.assertFalse(self.pg.role_exists(user))
 
+    def test_revoking_a_group_member_waits_for_no_grant(self):
+        """The default revocation finds the role's privileges through
+        pg_shdepend before it takes the ACL lock: a user that holds its
+        privileges through a group role is revoked while another session
+        holds that lock (a GRANT in flight), instead of queueing behind it."""
+        path = self.mount()
+        self.pg.admin("DO $$BEGIN CREATE ROLE readers2 NOLOGIN; EXCEPTION WHEN duplicate_object "
+                      "THEN NULL; END$$")
+        self.pg.admin("GRANT SELECT ON items TO readers2", db="mydb")
+        r = self.s.post(path + "/roles/app-member", {
+            "db_name": "postgresql",
+            "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' IN ROLE readers2"})
+        self.assertEqual(r.status, 204, r)
+        user, pw, lease, _ = self.creds(path, "app-member")
+        self.assertEqual(self.pg.psql_as(user, pw, "SELECT count(*) FROM items")[:2], (0, "1"))
+        holder = subprocess.Popen(["psql", "-h", self.pg.dir, "-p", str(self.pg.port), "-U", "postgres",
+                                   "-d", "mydb", "-q", "-c",
+                                   "SELECT pg_advisory_lock(7165064477935461940), pg_sleep(30)"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self.assertTrue(self.wait(lambda: self.pg.admin(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1", timeout=10))
+            t0 = time.time()
+            r = self.s.put("sys/leases/revoke", {"lease_id": lease, "sync": True})
+            took = time.time() - t0
+            self.assertEqual(r.status, 204, r)
+            self.assertLess(took, 10, "the revocation waited for the ACL lock")
+            self.assertFalse(self.pg.role_exists(user))
+        finally:
+            self.pg.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE "
+                          "'SELECT pg_advisory_lock(7165064477935461940)%'")
+            holder.wait()
+
     def test_deleted_role_does_not_orphan_its_leases(self):
         path = self.mount()
         r = self.s.post(path + "/roles/app-custom", {
@@ -285,6 +344,99 @@ class DatabaseTest(unittest.TestCase):
         self.assertTrue(who.startswith("v-root-app-brok"), who)
         self.assertFalse(self.pg.role_exists(who), "the failed creation was not rolled back")
         self.assertEqual(self.leases(path + "/creds/app-broken/"), before)
+
+    def test_concurrent_creds_share_a_transaction_and_fail_alone(self):
+        """Group commit: concurrent creds requests on one config run in one
+        PostgreSQL transaction (the roles made together share
+        txid_current()), yet a request whose statement fails (before or
+        after a GRANT) fails alone, with its rollback_statements run and
+        nothing of it left, while the others of its batch get working
+        users and leases."""
+        path = self.mount()
+        self.pg.admin("CREATE TABLE IF NOT EXISTS batchlog(name text, tx bigint); "
+                      "CREATE TABLE IF NOT EXISTS rollback_log2(who text)", db="mydb")
+        roles = {
+            # phase 1 (CREATE ROLE, the INSERT) then phase 2 (the GRANT)
+            "app-batch": {"creation_statements":
+                          "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL "
+                          "'{{expiration}}'; INSERT INTO batchlog VALUES ('{{name}}', txid_current()); "
+                          "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\";"},
+            # fails in phase 2, after its CREATE ROLE
+            "app-late": {"creation_statements":
+                         "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}'; "
+                         "GRANT SELECT ON no_such_table TO \"{{name}}\";",
+                         "rollback_statements": "INSERT INTO rollback_log2 VALUES ('{{name}}')"},
+            # fails in phase 1
+            "app-early": {"creation_statements":
+                          "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' IN ROLE no_such_group"},
+        }
+        for name, body in roles.items():
+            r = self.s.post("%s/roles/%s" % (path, name), dict(body, db_name="postgresql"))
+            self.assertEqual(r.status, 204, r)
+        plan = ["app-batch", "app-batch", "app-late", "app-batch", "app-early", "app-batch"]
+        results = []
+        lock = threading.Lock()
+
+        def worker():
+            for role in plan:
+                r = self.s.get("%s/creds/%s" % (path, role))
+                with lock:
+                    results.append((role, r))
+        ths = [threading.Thread(target=worker) for _ in range(16)]
+        [t.start() for t in ths]
+        [t.join() for t in ths]
+        good = [r.json()["data"] for role, r in results if role == "app-batch" and r.status == 200]
+        self.assertEqual(len(good), 16 * 4, [r.body[:200] for role, r in results
+                                             if role == "app-batch" and r.status != 200][:3])
+        for role, r in results:
+            if role == "app-late":
+                self.assertEqual(r.status, 500, r)
+                self.assertIn("no_such_table", r.json()["errors"][0])
+            elif role == "app-early":
+                self.assertEqual(r.status, 500, r)
+                self.assertIn("no_such_group", r.json()["errors"][0])
+        users = {d["username"] for d in good}
+        self.assertEqual(len(users), len(good), "a username was issued twice")
+        logged = self.pg.admin("SELECT count(*), count(DISTINCT tx) FROM batchlog", db="mydb")
+        rows, txns = map(int, logged.split("|"))
+        self.assertEqual(rows, len(good), "each issued user is in its transaction's log once")
+        self.assertLessEqual(txns, rows * 3 // 4,
+                             "%d users from %d transactions: no group commit" % (rows, txns))
+        have = int(self.pg.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-root-app-batc%'"))
+        self.assertEqual(have, len(good))
+        for d in good[:: len(good) // 4]:
+            self.assertEqual(self.pg.psql_as(d["username"], d["password"], "SELECT count(*) FROM items")[:2],
+                             (0, "1"))
+        # the failed ones left nothing: no role, no lease; their rollback ran
+        late = self.pg.admin("SELECT who FROM rollback_log2", db="mydb").split()
+        self.assertEqual(len(late), 16)
+        self.assertEqual(int(self.pg.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE "
+                                           "'v-root-app-late%' OR rolname LIKE 'v-root-app-earl%'")), 0)
+        self.assertEqual(self.leases(path + "/creds/app-late/"), set())
+        self.assertEqual(self.leases(path + "/creds/app-early/"), set())
+        self.assertEqual(len(self.leases(path + "/creds/app-batch/")), len(good))
+
+    def test_failed_commit_fails_the_request_without_a_lease(self):
+        """A creation whose COMMIT fails (a deferred constraint) is an error
+        with PostgreSQL's message: no user, no lease."""
+        path = self.mount()
+        self.pg.admin("CREATE TABLE IF NOT EXISTS parent(id int PRIMARY KEY); "
+                      "CREATE TABLE IF NOT EXISTS child(pid int REFERENCES parent "
+                      "DEFERRABLE INITIALLY DEFERRED)", db="mydb")
+        r = self.s.post(path + "/roles/app-defer", {
+            "db_name": "postgresql",
+            "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}'; "
+                                   "INSERT INTO child VALUES (42);"})
+        self.assertEqual(r.status, 204, r)
+        r = self.s.get(path + "/creds/app-defer")
+        self.assertEqual(r.status, 500, r)
+        msg = r.json()["errors"][0]
+        self.assertIn("violates foreign key constraint", msg)
+        self.assertNotIn("connecting", msg)
+        self.assertEqual(int(self.pg.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE "
+                                           "'v-root-app-defe%'")), 0)
+        self.assertEqual(self.leases(path + "/creds/app-defer/"), set())
+        self.assertEqual(self.creds(path)[0][:16], "v-root-readonly-")
 
     def test_scram_password_authentication(self):
         path = self.mount()

@@ -899,8 +899,10 @@ static int64_t min_pos(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
+/* arr's statements (or fallback) in one transaction; create: grouped with
+ * the concurrent creations on the same config (pg_create). */
 static int run_stmts(struct db_conn *c, const json_t *arr, const char *fallback,
-		     const struct dbtmpl_vars *vars, bool missing_ok, struct verr *err)
+		     const struct dbtmpl_vars *vars, bool missing_ok, bool create, struct verr *err)
 {
 	size_t n = 0;
 	const char **v = NULL;
@@ -912,7 +914,8 @@ static int run_stmts(struct db_conn *c, const json_t *arr, const char *fallback,
 	} else {
 		n = 1;
 	}
-	int rc = pg_exec(c->pool, v ? v : def, n, vars, missing_ok, err);
+	int rc = create ? pg_create(c->pool, v ? v : def, n, vars, err)
+			: pg_exec(c->pool, v ? v : def, n, vars, missing_ok, err);
 	free(v);
 	return rc;
 }
@@ -962,12 +965,12 @@ static int h_creds(struct logical_request *req, struct logical_response *resp, s
 		goto out;
 	struct dbtmpl_vars vars = {.name = username, .username = username, .password = sqlpw.p,
 				   .expiration = exp};
-	rc = run_stmts(c, json_object_get(r, "creation_statements"), NULL, &vars, false, err);
+	rc = run_stmts(c, json_object_get(r, "creation_statements"), NULL, &vars, false, true, err);
 	if (rc) {
 		json_t *rb = json_object_get(r, "rollback_statements");
 		if (json_array_size(rb)) {
 			struct verr re = {0};
-			if (run_stmts(c, rb, NULL, &vars, true, &re))
+			if (run_stmts(c, rb, NULL, &vars, true, false, &re))
 				sysview_log(req->sys, LOG_WARN, "rollback statements of role %s failed: %s",
 					    role, re.msg);
 		}
@@ -1025,7 +1028,7 @@ static int db_revoke(struct logical_request *req, struct logical_response *resp,
 	json_t *st = json_object_get(req->secret_internal, "revocation_statements");
 	if (json_array_size(st)) {
 		struct dbtmpl_vars vars = {.name = user, .username = user};
-		rc = run_stmts(c, st, NULL, &vars, true, err);
+		rc = run_stmts(c, st, NULL, &vars, true, false, err);
 	} else {
 		rc = pg_revoke_default(c->pool, user, err);
 	}
@@ -1055,7 +1058,7 @@ static int db_renew(struct logical_request *req, struct logical_response *resp, 
 	char exp[DBTMPL_EXPIRATION_MAX];
 	dbtmpl_expiration(exp, now + ttl);
 	struct dbtmpl_vars vars = {.name = user, .username = user, .expiration = exp};
-	rc = run_stmts(c, json_object_get(in, "renew_statements"), DEFAULT_RENEW, &vars, false, err);
+	rc = run_stmts(c, json_object_get(in, "renew_statements"), DEFAULT_RENEW, &vars, false, false, err);
 	conn_put(req->backend, c);
 	if (rc)
 		return rc;
@@ -1115,7 +1118,7 @@ static int static_rotate_locked(struct db_backend *b, struct storage_view *view,
 		goto out;
 	const char *user = jstr(r, "username");
 	struct dbtmpl_vars vars = {.name = user, .username = user, .password = sqlpw.p};
-	rc = run_stmts(c, json_object_get(r, "rotation_statements"), DEFAULT_ROTATE, &vars, false, err);
+	rc = run_stmts(c, json_object_get(r, "rotation_statements"), DEFAULT_ROTATE, &vars, false, false, err);
 	if (rc)
 		goto out;
 	json_object_set_new(r, "password", json_string(pw));

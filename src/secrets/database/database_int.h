@@ -103,6 +103,13 @@ int pg_scram_verifier(struct buf *out, const char *pw, struct verr *err);
  * counts as success. */
 int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
 	    bool missing_ok, struct verr *err);
+/* Credential creation: pg_exec's contract (missing_ok false), but grouped
+ * with the concurrent calls on the same pool into one transaction (group
+ * commit, pg.c): each call's statements run under their own savepoint, so
+ * one call's failing statement fails that call alone; a failed COMMIT
+ * fails them all. Returns only after the COMMIT. Thread-safe. */
+int pg_create(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
+	      struct verr *err);
 /* Vault's default revocation: NOLOGIN, REVOKE the role's privileges on its
  * schemas, tables, sequences, functions and the database, end its sessions
  * (pg_terminate_backend), DROP ROLE IF EXISTS. An absent role is revoked. */

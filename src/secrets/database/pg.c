@@ -1,7 +1,8 @@
 /*
  * pg.c - the PostgreSQL plugin of the database engine (database_int.h):
  * a connection pool per connection config, statement execution in a
- * transaction, Vault's default revocation, and SCRAM-SHA-256 verifiers.
+ * transaction, group commit of credential creation (pg_create, see the
+ * block above it), Vault's default revocation, and SCRAM-SHA-256 verifiers.
  *
  * DESIGN (pool)
  *   State: `open` counts every live connection (idle + checked out) and
@@ -49,6 +50,12 @@ struct pg_pool {
 	int open;
 	struct pg_idle *idle;
 	int nidle;
+	/* group commit of pg_create: the queue and the batches running,
+	 * guarded by bmu; bcv wakes waiters when a batch ends */
+	pthread_mutex_t bmu;
+	pthread_cond_t bcv;
+	struct pg_item *qhead, **qtail;
+	int batches;
 };
 
 static int64_t mono_s(void)
@@ -90,6 +97,9 @@ int pg_pool_new(struct pg_pool **out, const char *conninfo, const struct pg_pool
 	}
 	memcpy(p->conninfo, conninfo, p->conninfo_cap);
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->bmu, NULL);
+	pthread_cond_init(&p->bcv, NULL);
+	p->qtail = &p->qhead;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -110,6 +120,8 @@ void pg_pool_free(struct pg_pool *p)
 	secmem_free(p->conninfo, p->conninfo_cap);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->bcv);
+	pthread_mutex_destroy(&p->bmu);
 	free(p);
 }
 
@@ -284,6 +296,16 @@ static int exec_simple(PGconn *c, const char *sql)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
 }
 
+/* COMMIT; a failure (a deferred constraint, the connection) with the
+ * server's message */
+static int commit(PGconn *c, struct verr *err)
+{
+	PGresult *r = PQexec(c, "COMMIT");
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : result_error(c, r, NULL, err);
+	PQclear(r);
+	return rc;
+}
+
 /* A query with the role name as its one parameter: *out holds the rows
  * (caller clears), or the error is returned and nothing is held. */
 static int query_role(PGconn *c, const char *sql, const char *role, PGresult **out,
@@ -320,66 +342,95 @@ static bool is_acl_statement(const char *sql)
 	return !strncasecmp(sql, "GRANT", 5) || !strncasecmp(sql, "REVOKE", 6);
 }
 
+static void sql_free(char **v)
+{
+	for (char **q = v; q && *q; q++) {
+		OPENSSL_cleanse(*q, strlen(*q));
+		free(*q);
+	}
+	free(v);
+}
+
+/* The statements of stmts with v substituted, one SQL statement per
+ * string: *out is NULL-terminated (free with sql_free), secret (each may
+ * hold a password). */
+static int sql_render(char ***out, size_t *count, const char *const *stmts, size_t n,
+		      const struct dbtmpl_vars *v, struct verr *err)
+{
+	size_t cap = 8, k = 0;
+	char **all = calloc(cap, sizeof(*all));
+	if (!all)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		char **parts = NULL;
+		dbtmpl_split(&parts, stmts[i]);
+		for (char **q = parts; q && *q; q++) {
+			struct buf b;
+			buf_init_secret(&b, strlen(*q) + 64);
+			dbtmpl_statement(&b, *q, v);
+			char *sql = buf_take(&b, NULL);
+			char **grown = k + 2 > cap ? realloc(all, (cap *= 2) * sizeof(*all)) : all;
+			if (!sql || !grown) {
+				if (sql)
+					OPENSSL_cleanse(sql, strlen(sql));
+				free(sql);
+				dbtmpl_strv_free(parts);
+				sql_free(grown ? grown : all);
+				return verr_set(err, VERR_INTERNAL, "out of memory");
+			}
+			all = grown;
+			all[k++] = sql;
+			all[k] = NULL;
+		}
+		dbtmpl_strv_free(parts);
+	}
+	*out = all;
+	*count = k;
+	return 0;
+}
+
+/* Run one rendered statement: 0, 1 when missing_ok and the object is
+ * missing (SQLSTATE 42704), or the server's error. */
+static int run_one(PGconn *c, const char *sql, bool missing_ok, const char *password,
+		   struct verr *err)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	int rc = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+		rc = missing_ok && is_missing(r) ? 1 : result_error(c, r, password, err);
+	PQclear(r);
+	return rc;
+}
+
 struct exec_ctx {
-	const char *const *stmts;
-	size_t n;
-	const struct dbtmpl_vars *v;
+	char **sql;
 	bool missing_ok;
+	const char *password;
 };
 
 static int exec_fn(PGconn *c, void *ctx, struct verr *err)
 {
 	const struct exec_ctx *x = ctx;
-	const char *const *stmts = x->stmts;
-	size_t n = x->n;
-	const struct dbtmpl_vars *v = x->v;
-	bool missing_ok = x->missing_ok;
 	int rc = 0;
 	if (exec_simple(c, "BEGIN"))
 		return conn_error(c, err);
-	bool missing = false, locked = false;
-	for (size_t i = 0; i < n && !rc && !missing; i++) {
-		char **parts = NULL;
-		dbtmpl_split(&parts, stmts[i]);
-		for (char **q = parts; q && *q && !rc; q++) {
-			struct buf b;
-			buf_init_secret(&b, strlen(*q) + 64);
-			dbtmpl_statement(&b, *q, v);
-			char *sql = buf_take(&b, NULL);
-			if (!sql) {
-				rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	bool locked = false;
+	for (char **q = x->sql; *q && !rc; q++) {
+		if (!locked && is_acl_statement(*q)) {
+			if (exec_simple(c, ACL_LOCK_SQL)) {
+				rc = conn_error(c, err);
 				break;
 			}
-			if (!locked && is_acl_statement(sql)) {
-				if (exec_simple(c, ACL_LOCK_SQL)) {
-					rc = conn_error(c, err);
-					OPENSSL_cleanse(sql, strlen(sql));
-					free(sql);
-					break;
-				}
-				locked = true;
-			}
-			PGresult *r = PQexec(c, sql);
-			ExecStatusType st = PQresultStatus(r);
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
-				if (missing_ok && is_missing(r))
-					missing = true;
-				else
-					rc = result_error(c, r, v ? v->password : NULL, err);
-			}
-			PQclear(r);
-			OPENSSL_cleanse(sql, strlen(sql));
-			free(sql);
-			if (missing)
-				break;
+			locked = true;
 		}
-		dbtmpl_strv_free(parts);
+		rc = run_one(c, *q, x->missing_ok, x->password, err);
 	}
-	if (rc || missing)
+	if (rc) /* an error, or 1: the object is gone, nothing to do */
 		exec_simple(c, "ROLLBACK");
-	else if (exec_simple(c, "COMMIT"))
-		rc = conn_error(c, err);
-	return rc;
+	else
+		rc = commit(c, err);
+	return rc < 0 ? rc : 0;
 }
 
 /* PostgreSQL updates a catalog row (a table's ACL, a role) without a row
@@ -418,8 +469,214 @@ static int with_retry(struct pg_pool *p, conn_fn fn, void *ctx, struct verr *err
 int pg_exec(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
 	    bool missing_ok, struct verr *err)
 {
-	struct exec_ctx x = {stmts, n, v, missing_ok};
-	return with_retry(p, exec_fn, &x, err);
+	char **sql = NULL;
+	size_t count = 0;
+	int rc = sql_render(&sql, &count, stmts, n, v, err);
+	if (rc)
+		return rc;
+	struct exec_ctx x = {sql, missing_ok, v ? v->password : NULL};
+	rc = with_retry(p, exec_fn, &x, err);
+	sql_free(sql);
+	return rc;
+}
+
+/*
+ * Group commit of credential creation (pg_create). Every creds request of
+ * a config used to run its own transaction, and their GRANTs queue on the
+ * ACL lock from the GRANT to the COMMIT: the throughput was one commit at
+ * a time. Now concurrent requests are gathered: a request that finds
+ * fewer than batch_lanes() batches running becomes a leader, takes every
+ * queued item (up to BATCH_MAX, its own among them unless the queue is
+ * longer) and runs them in ONE transaction; the others wait for their
+ * result. A lone request leads at once: no added delay. The lanes: half
+ * of max_open_connections, at least 2 (batch_lanes()).
+ *
+ * The transaction, for the items of a batch:
+ *   BEGIN
+ *   phase 1, per item: SAVEPOINT; its statements before its first
+ *     GRANT/REVOKE (CREATE ROLE: PostgreSQL's password hashing); RELEASE.
+ *   the ACL lock (when any item has a GRANT/REVOKE)
+ *   phase 2, per item: SAVEPOINT; the rest of its statements; RELEASE.
+ *   COMMIT
+ * Splitting at the first GRANT keeps the hashing of every lane outside the
+ * lock, so the lanes' transactions hash on as many CPUs while their
+ * GRANTs take turns. An item's statements still run in their order, in a
+ * transaction with nothing but other new users. A statement that fails
+ * in phase 1 (or in phase 2 when the item had no phase 1) is undone with
+ * ROLLBACK TO SAVEPOINT and fails that item alone; one that fails in
+ * phase 2 after a phase 1 would leave that item's first statements behind,
+ * so the transaction is rolled back and run again without the failed
+ * items. Results are handed out only after COMMIT: when it fails, every
+ * item still standing fails with the driver's message and nothing is
+ * created. An item that lost a catalog race ("tuple concurrently
+ * updated", a deadlock) is run again on its own through pg_exec.
+ */
+#define BATCH_MAX 64
+
+/* How many creation transactions of a pool run at once: half the pool
+ * (leaving connections for revocations and renewals), at least 2 so two
+ * CPUs hash, at most max_open. */
+static int batch_lanes(const struct pg_pool *p)
+{
+	int lanes = p->o.max_open / 2;
+	if (lanes < 2)
+		lanes = 2;
+	return lanes < p->o.max_open ? lanes : p->o.max_open;
+}
+
+struct pg_item {
+	char **sql;        /* rendered statements, secret */
+	size_t nsql;
+	size_t first_acl;  /* index of the first GRANT/REVOKE; nsql when none */
+	const char *password;
+	int rc;
+	struct verr err;
+	bool done;         /* bmu */
+	struct pg_item *next;
+};
+
+/* SAVEPOINT, sql[from, to) of it, RELEASE. 0; 1 when a statement failed
+ * (it->err, rolled back to the savepoint); <0 when the connection failed. */
+static int item_run(PGconn *c, struct pg_item *it, size_t from, size_t to, struct verr *err)
+{
+	if (exec_simple(c, "SAVEPOINT coffer_item"))
+		return conn_error(c, err);
+	for (size_t i = from; i < to; i++) {
+		if (run_one(c, it->sql[i], false, it->password, &it->err)) {
+			it->rc = it->err.code ? it->err.code : VERR_INTERNAL;
+			if (exec_simple(c, "ROLLBACK TO SAVEPOINT coffer_item"))
+				return conn_error(c, err);
+			return 1;
+		}
+	}
+	return exec_simple(c, "RELEASE SAVEPOINT coffer_item") ? conn_error(c, err) : 0;
+}
+
+struct batch {
+	struct pg_item **items;
+	size_t n;
+};
+
+static int batch_fn(PGconn *c, void *ctx, struct verr *err)
+{
+	struct batch *bt = ctx;
+	for (size_t i = 0; i < bt->n; i++) { /* a fresh attempt: nothing has failed */
+		bt->items[i]->rc = 0;
+		verr_clear(&bt->items[i]->err);
+	}
+	int rc = 0;
+	bool again = true;
+	while (again) {
+		again = false;
+		if (exec_simple(c, "BEGIN"))
+			return conn_error(c, err);
+		bool need_lock = false;
+		for (size_t i = 0; i < bt->n && rc >= 0; i++) {
+			struct pg_item *it = bt->items[i];
+			if (it->rc)
+				continue;
+			if (it->first_acl > 0)
+				rc = item_run(c, it, 0, it->first_acl, err);
+			need_lock |= !it->rc && it->first_acl < it->nsql;
+		}
+		if (rc >= 0 && need_lock && exec_simple(c, ACL_LOCK_SQL))
+			rc = conn_error(c, err);
+		for (size_t i = 0; i < bt->n && rc >= 0 && !again; i++) {
+			struct pg_item *it = bt->items[i];
+			if (it->rc || it->first_acl == it->nsql)
+				continue;
+			rc = item_run(c, it, it->first_acl, it->nsql, err);
+			/* its phase-1 statements are in the transaction: redo without it */
+			again = rc == 1 && it->first_acl > 0;
+		}
+		if (rc < 0 || again) {
+			exec_simple(c, "ROLLBACK");
+			if (rc < 0)
+				return rc;
+			rc = 0;
+		}
+	}
+	return commit(c, err);
+}
+
+/* Run the batch and hand out the results (bmu not held). */
+static void batch_run(struct pg_pool *p, struct pg_item **items, size_t n)
+{
+	struct batch bt = {items, n};
+	struct verr e = {0};
+	if (with_retry(p, batch_fn, &bt, &e) < 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (items[i]->rc && !is_conflict(&items[i]->err))
+				continue; /* failed on its own statement, rolled back anyway */
+			items[i]->rc = e.code ? e.code : VERR_INTERNAL;
+			items[i]->err = e;
+		}
+	}
+}
+
+/* Queue it, then lead batches or wait until a batch has run it. */
+static void batch_join(struct pg_pool *p, struct pg_item *it)
+{
+	pthread_mutex_lock(&p->bmu);
+	*p->qtail = it;
+	p->qtail = &it->next;
+	while (!it->done) {
+		if (p->batches >= batch_lanes(p) || !p->qhead) {
+			pthread_cond_wait(&p->bcv, &p->bmu);
+			continue;
+		}
+		struct pg_item *items[BATCH_MAX];
+		size_t k = 0;
+		while (p->qhead && k < BATCH_MAX) {
+			items[k++] = p->qhead;
+			p->qhead = p->qhead->next;
+		}
+		if (!p->qhead)
+			p->qtail = &p->qhead;
+		p->batches++;
+		pthread_mutex_unlock(&p->bmu);
+		batch_run(p, items, k);
+		pthread_mutex_lock(&p->bmu);
+		for (size_t i = 0; i < k; i++)
+			items[i]->done = true;
+		p->batches--;
+		pthread_cond_broadcast(&p->bcv);
+	}
+	pthread_mutex_unlock(&p->bmu);
+}
+
+int pg_create(struct pg_pool *p, const char *const *stmts, size_t n, const struct dbtmpl_vars *v,
+	      struct verr *err)
+{
+	/* on the heap: other threads reach it through the queue */
+	struct pg_item *it = calloc(1, sizeof(*it));
+	if (!it)
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	int rc = sql_render(&it->sql, &it->nsql, stmts, n, v, err);
+	if (rc) {
+		free(it);
+		return rc;
+	}
+	it->password = v ? v->password : NULL;
+	it->first_acl = it->nsql;
+	for (size_t i = 0; i < it->nsql; i++)
+		if (is_acl_statement(it->sql[i])) {
+			it->first_acl = i;
+			break;
+		}
+	batch_join(p, it);
+	if (it->rc && is_conflict(&it->err)) {
+		/* lost a race with something outside the ACL lock: on its own,
+		 * with pg_exec's retries */
+		struct exec_ctx x = {it->sql, false, it->password};
+		it->rc = with_retry(p, exec_fn, &x, &it->err);
+	}
+	rc = it->rc;
+	if (rc && err)
+		*err = it->err;
+	sql_free(it->sql);
+	free(it);
+	return rc;
 }
 
 static int exists_fn(PGconn *c, void *ctx, struct verr *err)
@@ -480,58 +737,61 @@ static int revoke_fn(PGconn *c, void *ctx, struct verr *err)
 	/* no new sessions from here on */
 	if ((rc = run_ident(c, "ALTER ROLE %s NOLOGIN", username, NULL, err)) < 0)
 		goto out;
-	if (exec_simple(c, "BEGIN") || exec_simple(c, ACL_LOCK_SQL)) {
+	if (exec_simple(c, "BEGIN")) {
 		rc = conn_error(c, err);
-		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
 	/*
 	 * Vault's default revokes everything in `public` and on the database
 	 * unconditionally; each such REVOKE rewrites the ACL row of every
-	 * table (sequence, function) of the schema, under the lock above. Ask
-	 * the catalogs instead where the role holds privileges (relations,
-	 * columns, functions, the schema itself; then the database) and
-	 * revoke exactly there: the same end state (DROP ROLE below fails if
-	 * anything is left), a fraction of the writes.
+	 * table (sequence, function) of the schema, under the ACL lock. Ask
+	 * instead where the role holds privileges and revoke exactly there:
+	 * the same end state (DROP ROLE below fails if anything is left), a
+	 * fraction of the writes. PostgreSQL records every grant to a role in
+	 * pg_shdepend (deptype 'a', indexed by the role): which kinds of
+	 * object in which schemas (tables and their columns, sequences,
+	 * functions, the schema itself) and this database. An index lookup,
+	 * not a scan of every ACL, one REVOKE per kind found, and
+	 * done before the lock: a role granted nothing directly (privileges
+	 * through a group role) takes no lock at all.
 	 */
 	rc = query_role(c,
-			"WITH r AS (SELECT oid FROM pg_roles WHERE rolname = $1) "
-			"SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-			"CROSS JOIN LATERAL aclexplode(c.relacl) a WHERE a.grantee = (SELECT oid FROM r) "
-			"UNION SELECT n.nspname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
-			"JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(t.attacl) a "
-			"WHERE t.attacl IS NOT NULL AND a.grantee = (SELECT oid FROM r) "
-			"UNION SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-			"CROSS JOIN LATERAL aclexplode(p.proacl) a WHERE a.grantee = (SELECT oid FROM r) "
-			"UNION SELECT n.nspname FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
-			"WHERE a.grantee = (SELECT oid FROM r)",
+			"WITH d AS (SELECT classid, objid FROM pg_shdepend WHERE refclassid = "
+			"'pg_authid'::regclass AND deptype = 'a' AND refobjid = "
+			"(SELECT oid FROM pg_roles WHERE rolname = $1) AND dbid IN "
+			"(0, (SELECT oid FROM pg_database WHERE datname = current_database()))) "
+			"SELECT CASE c.relkind WHEN 'S' THEN 'q' ELSE 't' END, n.nspname FROM d "
+			"JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid "
+			"JOIN pg_namespace n ON n.oid = c.relnamespace "
+			"UNION SELECT 'f', n.nspname FROM d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass "
+			"AND p.oid = d.objid JOIN pg_namespace n ON n.oid = p.pronamespace "
+			"UNION SELECT 'n', n.nspname FROM d JOIN pg_namespace n ON "
+			"d.classid = 'pg_namespace'::regclass AND n.oid = d.objid "
+			"UNION SELECT 'd', b.datname FROM d JOIN pg_database b ON "
+			"d.classid = 'pg_database'::regclass AND b.oid = d.objid "
+			"AND b.datname = current_database()",
 			username, &r, err);
 	if (rc) {
 		exec_simple(c, "ROLLBACK");
 		goto out;
 	}
-	static const char *const per_schema[] = {
-		"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s",
-		"REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA %s FROM %s",
-		"REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA %s FROM %s",
-		"REVOKE ALL PRIVILEGES ON SCHEMA %s FROM %s",
+	/* per kind found: tables (and their columns), sequences, functions,
+	 * the schema, the database */
+	static const char *const revoke_of[][2] = {
+		{"t", "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s"},
+		{"q", "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA %s FROM %s"},
+		{"f", "REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA %s FROM %s"},
+		{"n", "REVOKE ALL PRIVILEGES ON SCHEMA %s FROM %s"},
+		{"d", "REVOKE ALL PRIVILEGES ON DATABASE %s FROM %s"},
 	};
 	rc = 0;
+	if (PQntuples(r) > 0 && exec_simple(c, ACL_LOCK_SQL))
+		rc = conn_error(c, err);
 	for (int i = 0; i < PQntuples(r) && rc >= 0; i++)
-		for (size_t k = 0; k < sizeof(per_schema) / sizeof(per_schema[0]) && rc >= 0; k++)
-			rc = run_ident(c, per_schema[k], PQgetvalue(r, i, 0), username, err);
+		for (size_t k = 0; k < sizeof(revoke_of) / sizeof(revoke_of[0]); k++)
+			if (!strcmp(PQgetvalue(r, i, 0), revoke_of[k][0]))
+				rc = run_ident(c, revoke_of[k][1], PQgetvalue(r, i, 1), username, err);
 	PQclear(r);
-	if (rc >= 0) {
-		rc = query_role(c,
-				"SELECT d.datname FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a "
-				"WHERE d.datname = current_database() AND a.grantee = "
-				"(SELECT oid FROM pg_roles WHERE rolname = $1) LIMIT 1",
-				username, &r, err);
-		if (!rc && PQntuples(r) == 1)
-			rc = run_ident(c, "REVOKE ALL PRIVILEGES ON DATABASE %s FROM %s",
-				       PQgetvalue(r, 0, 0), username, err);
-		PQclear(r);
-	}
 	if (rc < 0) {
 		exec_simple(c, "ROLLBACK");
 		goto out;

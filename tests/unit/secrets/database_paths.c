@@ -10,6 +10,8 @@
  */
 #include "secrets/kv_helpers.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #define PG "postgresql-database-plugin"
@@ -214,6 +216,53 @@ static void test_database_paths__creds_checks_before_sql(void **state)
 	assert_null(T.resp.data);
 }
 
+/* Concurrent creds requests are grouped into one transaction (pg.c): when
+ * the database is down every request of a batch gets the driver's message
+ * (none hangs, none is left without an answer) and no lease. */
+struct creds_thread {
+	pthread_t t;
+	int rc;
+	struct verr err;
+	bool secret;
+};
+
+static void *creds_worker(void *arg)
+{
+	struct creds_thread *ct = arg;
+	struct logical_response resp = {0};
+	json_t *data = json_object();
+	struct logical_request req = {.op = LOP_READ, .rel_path = "creds/app-x", .data = data,
+				      .storage = &T.view, .backend = T.inst,
+				      .client_token_hash = "hash-a", .mount_type = T.ops->type};
+	ct->rc = framework_handle(T.ops->paths(T.inst), &req, &resp, &ct->err);
+	ct->secret = resp.secret != NULL;
+	logical_response_reset(&resp);
+	json_decref(data);
+	return NULL;
+}
+
+static void test_database_paths__concurrent_creds_all_answered(void **state)
+{
+	(void)state;
+	assert_int_equal(write_dead_config("app-*"), 0);
+	assert_int_equal(kvt_do(&T, LOP_UPDATE, "roles/app-x",
+				json_pack("{s:s,s:s}", "db_name", "pg", "creation_statements",
+					  "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}'; "
+					  "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\"")),
+			 0);
+	struct creds_thread ct[12];
+	memset(ct, 0, sizeof(ct));
+	for (size_t i = 0; i < 12; i++)
+		assert_int_equal(pthread_create(&ct[i].t, NULL, creds_worker, &ct[i]), 0);
+	for (size_t i = 0; i < 12; i++) {
+		assert_int_equal(pthread_join(ct[i].t, NULL), 0);
+		assert_int_equal(ct[i].rc, VERR_INTERNAL);
+		assert_non_null(strstr(ct[i].err.msg, "error connecting to the database"));
+		assert_null(strstr(ct[i].err.msg, "hunter2"));
+		assert_false(ct[i].secret);
+	}
+}
+
 static void test_database_paths__static_roles(void **state)
 {
 	(void)state;
@@ -252,6 +301,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_database_paths__config_read_hides_the_password, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_database_paths__roles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_database_paths__creds_checks_before_sql, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_database_paths__concurrent_creds_all_answered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_database_paths__static_roles, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
