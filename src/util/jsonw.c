@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(JSONW_NO_SIMD)
 #include <emmintrin.h>
 #endif
 
@@ -127,7 +127,7 @@ size_t jsonw_plain_len(const char *str, size_t n)
 	const unsigned char *s = (const unsigned char *)str;
 	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
 	size_t i = 0;
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(JSONW_NO_SIMD)
 	/* sixteen bytes a step: a signed compare below 0x20 also catches the
 	 * bytes >= 0x80 (negative as signed) */
 	const __m128i lo = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
