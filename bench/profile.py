@@ -32,8 +32,9 @@ optionally one file audit device):
              then the top of `perf report` (self and children); --keep-out
              FILE keeps perf.data.
 
---path picks the request: the GETs (kv2, kv1, lookup, health) or a transit
-POST with the bodies bench/run uses (transit-encrypt / -decrypt: 1 KiB,
+--path picks the request: the GETs (kv2, kv1, lookup, health), a KV v2
+write of 100 bytes (kv2-write: a new version of one secret each time), or a
+transit POST with the bodies bench/run uses (transit-encrypt / -decrypt: 1 KiB,
 aes256-gcm96; transit-sign / -verify: ecdsa-p256, sha2-256, 32-byte input;
 transit-batch-encrypt / -decrypt: 1,000 items of 128 B in one request).
 
@@ -58,6 +59,7 @@ import bench  # noqa: E402
 
 PATHS = {
     "kv2": "/v1/secret/data/bench",
+    "kv2-write": "/v1/secret/data/w/profile",
     "kv1": "/v1/kv1/bench",
     "lookup": "/v1/auth/token/lookup-self",
     "health": "/v1/sys/health",
@@ -71,8 +73,10 @@ PATHS = {
 
 
 def transit_body(srv, name, workdir):
-    """The JSON body (bytes) of a transit --path, made on the prepared
-    server; None for the GET paths."""
+    """The JSON body (bytes) of a POST --path (kv2-write, transit-*), made
+    on the prepared server; None for the GET paths."""
+    if name == "kv2-write":  # a new version of one secret per request
+        return json.dumps({"data": {"value": "v" * 100}}).encode()
     if not name.startswith("transit-"):
         return None
     files = bench.setup_transit(srv, workdir)

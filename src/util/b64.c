@@ -16,6 +16,35 @@
 static const char std_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char url_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* Tables built by the preprocessor. Encoding: the two symbols of every
+ * 12-bit value (std alphabet), so a 3-byte group is two lookups. Decoding:
+ * each symbol's value pre-shifted to its place in a 4-symbol quantum, and
+ * 0xff000000 (no valid value sets those bits) for padding, CR/LF and every
+ * invalid byte, which the careful loop then handles. */
+#define B64_SYM(x) ((x) + ((x) < 26 ? 'A' : (x) < 52 ? 'a' - 26 : (x) < 62 ? '0' - 52 : (x) == 62 ? '+' - 62 : '/' - 63))
+#define B64_PAIR(v) {(char)B64_SYM((v) >> 6), (char)B64_SYM((v) & 63)}
+#define B64_P4(v) B64_PAIR(v), B64_PAIR((v) + 1), B64_PAIR((v) + 2), B64_PAIR((v) + 3)
+#define B64_P16(v) B64_P4(v), B64_P4((v) + 4), B64_P4((v) + 8), B64_P4((v) + 12)
+#define B64_P64(v) B64_P16(v), B64_P16((v) + 16), B64_P16((v) + 32), B64_P16((v) + 48)
+#define B64_P256(v) B64_P64(v), B64_P64((v) + 64), B64_P64((v) + 128), B64_P64((v) + 192)
+#define B64_P1024(v) B64_P256(v), B64_P256((v) + 256), B64_P256((v) + 512), B64_P256((v) + 768)
+static const char enc_pair[4096][2] = {B64_P1024(0), B64_P1024(1024), B64_P1024(2048), B64_P1024(3072)};
+
+#define B64_VAL(c)                                                                                  \
+	((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                     \
+	 : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                                \
+	 : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                                \
+	 : (c) == '+'               ? 62                                                            \
+	 : (c) == '/'               ? 63                                                            \
+				    : -1)
+#define B64_D(c, sh) (B64_VAL(c) < 0 ? 0xff000000u : (uint32_t)B64_VAL(c) << (sh))
+#define B64_D4(c, sh) B64_D(c, sh), B64_D((c) + 1, sh), B64_D((c) + 2, sh), B64_D((c) + 3, sh)
+#define B64_D16(c, sh) B64_D4(c, sh), B64_D4((c) + 4, sh), B64_D4((c) + 8, sh), B64_D4((c) + 12, sh)
+#define B64_D64(c, sh) B64_D16(c, sh), B64_D16((c) + 16, sh), B64_D16((c) + 32, sh), B64_D16((c) + 48, sh)
+#define B64_D256(sh) B64_D64(0, sh), B64_D64(64, sh), B64_D64(128, sh), B64_D64(192, sh)
+static const uint32_t dec0[256] = {B64_D256(18)}, dec1[256] = {B64_D256(12)},
+		      dec2[256] = {B64_D256(6)}, dec3[256] = {B64_D256(0)};
+
 size_t b64_encoded_len(size_t len, bool url)
 {
 	size_t n = len / 3 * 4;
@@ -29,6 +58,14 @@ size_t b64_encode_to(char *out, const uint8_t *in, size_t len, bool url)
 	const char *a = url ? url_alpha : std_alpha;
 	char *o = out;
 	size_t i = 0;
+	if (!url) {
+		for (; i + 3 <= len; i += 3) {
+			uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+			memcpy(o, enc_pair[v >> 12], 2);
+			memcpy(o + 2, enc_pair[v & 0xfff], 2);
+			o += 4;
+		}
+	}
 	for (; i + 3 <= len; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
 		*o++ = a[v >> 18];
@@ -60,27 +97,6 @@ char *b64_encode(const uint8_t *in, size_t len, bool url)
 		b64_encode_to(out, in, len, url);
 	return out;
 }
-
-/* The value of each standard-alphabet symbol; 255 for everything else
- * (padding, CR/LF and invalid bytes: the careful loop handles those). */
-static const uint8_t dtab[256] = {
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255, 255,  63,
-	 52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255, 255, 255, 255, 255,
-	255,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
-	 15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255, 255,
-	255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
-	 41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-};
 
 static int dval(unsigned char c)
 {
@@ -124,11 +140,10 @@ int b64_decode_to(uint8_t *buf, size_t *out_len, const char *in, size_t inlen, s
 	 * (padding, CR/LF, an invalid byte) goes to the careful loop below,
 	 * which starts at a quantum boundary with nothing pending */
 	for (; i + 4 <= inlen; i += 4) {
-		uint32_t a = dtab[(unsigned char)in[i]], b = dtab[(unsigned char)in[i + 1]],
-			 c = dtab[(unsigned char)in[i + 2]], d = dtab[(unsigned char)in[i + 3]];
-		if ((a | b | c | d) & 0x80)
+		const unsigned char *q = (const unsigned char *)in + i;
+		uint32_t v = dec0[q[0]] | dec1[q[1]] | dec2[q[2]] | dec3[q[3]];
+		if (v & 0xff000000u)
 			break;
-		uint32_t v = a << 18 | b << 12 | c << 6 | d;
 		buf[o] = (uint8_t)(v >> 16);
 		buf[o + 1] = (uint8_t)(v >> 8);
 		buf[o + 2] = (uint8_t)v;

@@ -3,12 +3,16 @@
  * the buffer that gives up (NULL) on anything outside its subset so that
  * jansson parses and judges those bodies itself.
  */
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/jsonr.h"
+#include "util/jsonw.h"
 
 #define JSONR_MAX_DEPTH 64
 
@@ -23,53 +27,116 @@ static void skip_ws(struct rd *r)
 		r->p++;
 }
 
-/* A string at r->p (the opening quote). *out malloc'd (NUL-terminated) or
- * pointing into the input (*own false) for a run without escapes. */
+static int hex4(const char *p, uint32_t *out)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = (unsigned char)p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A \u escape at p (after the backslash and the 'u'), with its low
+ * surrogate if it is a high one, as UTF-8 into o; the bytes consumed, or 0
+ * for what jansson refuses (a bad hex digit, a lone surrogate, \u0000:
+ * NUL is not allowed without JSON_ALLOW_NUL). */
+static size_t read_u(const char *p, const char *end, char *o, size_t *olen)
+{
+	uint32_t cp, lo;
+	size_t used = 4;
+	if (end - p < 4 || hex4(p, &cp) || cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+		return 0;
+	if (cp >= 0xd800 && cp <= 0xdbff) {
+		if (end - p < 10 || p[4] != '\\' || p[5] != 'u' || hex4(p + 6, &lo) || lo < 0xdc00 ||
+		    lo > 0xdfff)
+			return 0;
+		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		used = 10;
+	}
+	unsigned char *u = (unsigned char *)o;
+	if (cp < 0x80) {
+		u[0] = (unsigned char)cp;
+		*olen = 1;
+	} else if (cp < 0x800) {
+		u[0] = (unsigned char)(0xc0 | cp >> 6);
+		u[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		*olen = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (unsigned char)(0xe0 | cp >> 12);
+		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		*olen = 3;
+	} else {
+		u[0] = (unsigned char)(0xf0 | cp >> 18);
+		u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+		*olen = 4;
+	}
+	return used;
+}
+
+/* Past the bytes a string holds as they are (plain runs and valid UTF-8
+ * sequences) from p: the first quote, backslash or refused byte (a control
+ * character, invalid UTF-8), or end. */
+static const char *scan_str(const char *p, const char *end)
+{
+	for (;;) {
+		p += jsonw_plain_len(p, (size_t)(end - p));
+		if (p >= end || (unsigned char)*p < 0x80)
+			return p;
+		size_t k = jsonw_utf8_seq(p, (size_t)(end - p));
+		if (!k)
+			return p;
+		p += k;
+	}
+}
+
+/* A string at r->p (the opening quote). *out points into the input for a
+ * string without escapes (*own NULL), or to a malloc'd decoded copy (*own,
+ * NUL-terminated). Either way it is valid UTF-8 without NUL, as jansson
+ * requires, so the caller may use the _nocheck constructors. */
 static int read_str(struct rd *r, const char **out, size_t *len, char **own)
 {
-	const char *s = ++r->p;
+	const char *s = r->p + 1, *p = scan_str(s, r->end);
 	*own = NULL;
-	while (r->p < r->end) {
-		unsigned char c = (unsigned char)*r->p;
-		if (c == '"') {
-			*out = s;
-			*len = (size_t)(r->p - s);
-			r->p++;
-			return 0;
-		}
-		if (c == '\\')
-			break;
-		if (c < 0x20 || c >= 0x80)
-			return -1; /* jansson decides (UTF-8, control characters) */
-		r->p++;
+	if (p < r->end && *p == '"') {
+		*out = s;
+		*len = (size_t)(p - s);
+		r->p = p + 1;
+		return 0;
 	}
-	if (r->p >= r->end)
-		return -1;
-	/* escapes: decode into a copy */
-	size_t cap = (size_t)(r->end - s);
-	char *b = malloc(cap + 1);
+	if (p >= r->end || *p != '\\')
+		return -1; /* jansson decides (control characters, bad UTF-8) */
+	/* escapes: decode into a copy (an escape never decodes longer than
+	 * it is written) */
+	char *b = malloc((size_t)(r->end - s) + 1);
 	if (!b)
 		return -1;
-	size_t n = (size_t)(r->p - s);
+	size_t n = (size_t)(p - s);
 	memcpy(b, s, n);
-	while (r->p < r->end) {
-		unsigned char c = (unsigned char)*r->p++;
-		if (c == '"') {
+	while (p < r->end) {
+		if (*p == '"') {
 			b[n] = 0;
 			*out = b;
 			*len = n;
 			*own = b;
+			r->p = p + 1;
 			return 0;
 		}
-		if (c < 0x20 || c >= 0x80)
+		if (*p != '\\' || ++p >= r->end)
 			break;
-		if (c != '\\') {
-			b[n++] = (char)c;
-			continue;
-		}
-		if (r->p >= r->end)
-			break;
-		switch (*r->p++) {
+		switch (*p++) {
 		case '"': b[n++] = '"'; break;
 		case '\\': b[n++] = '\\'; break;
 		case '/': b[n++] = '/'; break;
@@ -78,9 +145,22 @@ static int read_str(struct rd *r, const char **out, size_t *len, char **own)
 		case 'n': b[n++] = '\n'; break;
 		case 'r': b[n++] = '\r'; break;
 		case 't': b[n++] = '\t'; break;
-		default: free(b); return -1; /* \u and bad escapes: jansson */
+		case 'u': {
+			size_t olen, used = read_u(p, r->end, b + n, &olen);
+			if (!used)
+				goto out;
+			p += used;
+			n += olen;
+			break;
 		}
+		default: goto out; /* bad escapes: jansson */
+		}
+		const char *q = scan_str(p, r->end);
+		memcpy(b + n, p, (size_t)(q - p));
+		n += (size_t)(q - p);
+		p = q;
 	}
+out:
 	free(b);
 	return -1;
 }
@@ -109,8 +189,9 @@ static json_t *read_object(struct rd *r)
 			r->p++;
 			v = read_value(r);
 		}
-		/* keys are ASCII without NUL here, as jansson requires; the
-		 * _new_ form takes v over (and frees it on failure) */
+		/* keys are valid UTF-8 without NUL (read_str), as jansson
+		 * requires; the _new_ form takes v over (and frees it on
+		 * failure) */
 		int bad = !v || json_object_setn_new_nocheck(o, k, kl, v);
 		free(own);
 		if (bad)
@@ -158,25 +239,71 @@ static json_t *read_array(struct rd *r)
 	return NULL;
 }
 
-static json_t *read_int(struct rd *r)
+static bool is_digit(const struct rd *r)
+{
+	return r->p < r->end && *r->p >= '0' && *r->p <= '9';
+}
+
+static void skip_digits(struct rd *r)
+{
+	while (is_digit(r))
+		r->p++;
+}
+
+/* A number, by jansson's grammar (lex_scan_number): an integer of up to 18
+ * digits exactly; a real through strtod as jansson's jsonp_strtod does
+ * (overflow refused, underflow accepted). Longer integers (jansson may
+ * refuse them as too big) and reals of more than 63 characters: NULL, and
+ * jansson decides. */
+static json_t *read_number(struct rd *r)
 {
 	const char *s = r->p;
 	bool neg = *r->p == '-';
 	if (neg)
 		r->p++;
-	if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+	if (!is_digit(r))
 		return NULL;
 	if (*r->p == '0' && r->p + 1 < r->end && r->p[1] >= '0' && r->p[1] <= '9')
 		return NULL; /* leading zero: invalid, jansson says so */
-	uint64_t v = 0;
-	while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
-		if (r->p - s > 18)
-			return NULL; /* maybe out of range: jansson */
-		v = v * 10 + (uint64_t)(*r->p++ - '0');
+	const char *d = r->p;
+	skip_digits(r);
+	bool real = false;
+	if (r->p < r->end && *r->p == '.') {
+		r->p++;
+		if (!is_digit(r))
+			return NULL;
+		skip_digits(r);
+		real = true;
 	}
-	if (r->p < r->end && (*r->p == '.' || *r->p == 'e' || *r->p == 'E'))
-		return NULL; /* reals: jansson */
-	return json_integer(neg ? -(json_int_t)v : (json_int_t)v);
+	if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+		r->p++;
+		if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+			r->p++;
+		if (!is_digit(r))
+			return NULL;
+		skip_digits(r);
+		real = true;
+	}
+	if (!real) {
+		if (r->p - d > 18)
+			return NULL; /* maybe out of range: jansson */
+		uint64_t v = 0;
+		for (; d < r->p; d++)
+			v = v * 10 + (uint64_t)(*d - '0');
+		return json_integer(neg ? -(json_int_t)v : (json_int_t)v);
+	}
+	char buf[64];
+	size_t n = (size_t)(r->p - s);
+	const struct lconv *lc = localeconv();
+	if (n >= sizeof(buf) || !lc->decimal_point || strcmp(lc->decimal_point, "."))
+		return NULL;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	errno = 0;
+	double x = strtod(buf, NULL);
+	if ((x == HUGE_VAL || x == -HUGE_VAL) && errno == ERANGE)
+		return NULL; /* jansson: real number overflow */
+	return json_real(x);
 }
 
 static json_t *read_word(struct rd *r, const char *w, size_t n, json_t *v)
@@ -209,14 +336,14 @@ static json_t *read_value(struct rd *r)
 		char *own;
 		if (read_str(r, &s, &l, &own))
 			return NULL;
-		v = json_stringn_nocheck(s, l); /* ASCII, no NUL: valid UTF-8 */
+		v = json_stringn_nocheck(s, l); /* read_str: valid UTF-8, no NUL */
 		free(own);
 		return v;
 	}
 	case 't': return read_word(r, "true", 4, json_true());
 	case 'f': return read_word(r, "false", 5, json_false());
 	case 'n': return read_word(r, "null", 4, json_null());
-	default: return read_int(r);
+	default: return read_number(r);
 	}
 }
 

@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__) && !defined(JSONW_NO_SIMD)
+#include <emmintrin.h>
+#endif
 
 #define JSONW_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
@@ -66,9 +69,9 @@ void jsonw_raw(struct jsonw *w, const char *s, size_t n)
 	w->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
+size_t jsonw_utf8_seq(const char *str, size_t left)
 {
+	const unsigned char *s = (const unsigned char *)str;
 	unsigned char c = s[0];
 	size_t n;
 	uint32_t cp;
@@ -111,7 +114,7 @@ bool jsonw_utf8_valid(const char *str, size_t n)
 			i++;
 			continue;
 		}
-		size_t k = utf8_seq(s + i, n - i);
+		size_t k = jsonw_utf8_seq(str + i, n - i);
 		if (!k)
 			return false;
 		i += k;
@@ -119,39 +122,78 @@ bool jsonw_utf8_valid(const char *str, size_t n)
 	return true;
 }
 
+size_t jsonw_plain_len(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+#if defined(__SSE2__) && !defined(JSONW_NO_SIMD)
+	/* sixteen bytes a step: a signed compare below 0x20 also catches the
+	 * bytes >= 0x80 (negative as signed) */
+	const __m128i lo = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		__m128i m = _mm_or_si128(_mm_cmplt_epi8(v, lo),
+					 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+		unsigned bits = (unsigned)_mm_movemask_epi8(m);
+		if (bits)
+			return i + (size_t)__builtin_ctz(bits);
+	}
+#endif
+	/* eight bytes a step: a byte >= 0x80, < 0x20, '"' or '\\' sets its high
+	 * bit in m (the subtractions can flag more bytes after a hit, never
+	 * without one), and the byte loop below finds which */
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v, q, b;
+		memcpy(&v, s + i, 8);
+		q = v ^ (ones * '"');
+		b = v ^ (ones * '\\');
+		uint64_t m = (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+		if (m)
+			break;
+	}
+	while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+		i++;
+	return i;
+}
+
 void jsonw_string(struct jsonw *w, const char *str, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *s = (const unsigned char *)str;
-	/* worst case: every byte becomes \u00XX */
-	if (n > (SIZE_MAX - 2) / 6) {
+	/* room for the string as it is; an escape reserves its own (one byte
+	 * becomes at most six), so the buffer does not grow to 6n for strings
+	 * that need none */
+	if (n > (SIZE_MAX - 8) / 6) {
 		w->failed = true;
 		return;
 	}
-	if (!reserve(w, 6 * n + 2))
+	if (!reserve(w, n + 2))
 		return;
-	char *o = w->p + w->len;
-	*o++ = '"';
+	size_t len = w->len;
+	w->p[len++] = '"';
 	size_t i = 0;
 	while (i < n) {
 		/* a run of bytes that need neither escaping nor checking */
-		size_t j = i;
-		while (j < n && s[j] >= 0x20 && s[j] < 0x80 && s[j] != '"' && s[j] != '\\')
-			j++;
-		memcpy(o, s + i, j - i);
-		o += j - i;
+		size_t j = i + jsonw_plain_len(str + i, n - i);
+		memcpy(w->p + len, s + i, j - i);
+		len += j - i;
 		i = j;
 		if (i >= n)
 			break;
+		w->len = len;
+		if (!reserve(w, n - i + 6))
+			return;
+		char *o = w->p + len;
 		unsigned char c = s[i];
 		if (c >= 0x80) {
-			size_t k = utf8_seq(s + i, n - i);
+			size_t k = jsonw_utf8_seq(str + i, n - i);
 			if (!k) {
 				w->failed = true;
 				return;
 			}
 			memcpy(o, s + i, k);
-			o += k;
+			len += k;
 			i += k;
 			continue;
 		}
@@ -172,10 +214,11 @@ void jsonw_string(struct jsonw *w, const char *str, size_t n)
 			*o++ = hex[c & 15];
 			break;
 		}
+		len = (size_t)(o - w->p);
 		i++;
 	}
-	*o++ = '"';
-	w->len = (size_t)(o - w->p);
+	w->p[len++] = '"';
+	w->len = len;
 }
 
 static void put_int(struct jsonw *w, json_int_t v)

@@ -42,6 +42,14 @@ void jsonw_value(struct jsonw *w, const json_t *v);
 /* true if s[0..n) is UTF-8 that jansson's json_stringn would accept (the
  * same check jsonw_string applies) */
 bool jsonw_utf8_valid(const char *s, size_t n);
+/* Length (1..4) of the valid UTF-8 sequence at s[0..left) by jansson's
+ * rules (no overlong forms, no surrogates, nothing above U+10FFFF), 0 if
+ * invalid; left >= 1. */
+size_t jsonw_utf8_seq(const char *s, size_t left);
+/* Length of the leading run of s[0..n) that a JSON string holds as it is:
+ * bytes 0x20..0x7f except '"' and '\\' (what jsonw_string copies without
+ * escaping, and util/jsonr takes without decoding). Word at a time. */
+size_t jsonw_plain_len(const char *s, size_t n);
 
 /* The NUL-terminated text (malloc'd, caller frees) and its length without
  * the NUL; NULL if any append failed. The writer is then empty again. */

@@ -106,12 +106,45 @@ static void test_util_b64__to_variants(void **state)
 	assert_int_equal(out[20], 0);
 }
 
+/* A bad byte, CR/LF or padding at any offset of a 40-symbol input (both
+ * sides of the 8- and 4-symbol fast steps): the same answer as the careful
+ * loop alone, Go's "illegal base64 data at input byte N" with N the
+ * offending byte */
+static void test_util_b64__fast_steps_hand_over_anywhere(void **state)
+{
+	(void)state;
+	const char *good = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk"; /* 40 symbols, 30 bytes */
+	uint8_t buf[64];
+	size_t n;
+	assert_int_equal(b64_decode_to(buf, &n, good, 40, NULL), 0);
+	assert_int_equal(n, 30);
+	assert_memory_equal(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcd", 30);
+	for (size_t at = 0; at < 40; at++) {
+		char in[48];
+		struct verr e = {0};
+		char want[64];
+		memcpy(in, good, 40);
+		in[at] = '*';
+		assert_int_equal(b64_decode_to(buf, &n, in, 40, &e), VERR_INVALID);
+		snprintf(want, sizeof(want), "illegal base64 data at input byte %zu", at);
+		assert_string_equal(e.msg, want);
+		/* a newline inserted anywhere is skipped */
+		memcpy(in, good, at);
+		in[at] = '\n';
+		memcpy(in + at + 1, good + at, 40 - at);
+		assert_int_equal(b64_decode_to(buf, &n, in, 41, NULL), 0);
+		assert_int_equal(n, 30);
+		assert_memory_equal(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcd", 30);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_util_b64__matches_openssl),
 		cmocka_unit_test(test_util_b64__crlf_and_errors),
 		cmocka_unit_test(test_util_b64__to_variants),
+		cmocka_unit_test(test_util_b64__fast_steps_hand_over_anywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

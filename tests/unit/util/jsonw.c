@@ -140,12 +140,57 @@ static void test_util_jsonw__fails_like_jansson(void **state)
 	jsonw_free(&w);
 }
 
+/* The word-at-a-time scan stops exactly where a byte loop does: every
+ * byte value at every offset of a 24-byte run (both sides of the 8-byte
+ * steps), and a second special byte after the first. */
+static void test_util_jsonw__plain_len_matches_byte_loop(void **state)
+{
+	char buf[24];
+	for (int c = 0; c < 256; c++) {
+		for (size_t at = 0; at < sizeof(buf); at++) {
+			memset(buf, 'A', sizeof(buf));
+			buf[at] = (char)c;
+			if (at + 3 < sizeof(buf))
+				buf[at + 3] = '"';
+			size_t want = 0;
+			while (want < sizeof(buf) && (unsigned char)buf[want] >= 0x20 &&
+			       (unsigned char)buf[want] < 0x80 && buf[want] != '"' && buf[want] != '\\')
+				want++;
+			for (size_t n = 0; n <= sizeof(buf); n++)
+				assert_int_equal(jsonw_plain_len(buf, n), want < n ? want : n);
+		}
+	}
+}
+
+/* A long string that needs no escapes keeps the buffer near its size (it
+ * used to reserve six bytes per input byte), and escapes late in a long
+ * string still fit */
+static void test_util_jsonw__string_reserves_what_it_needs(void **state)
+{
+	char in[1400];
+	memset(in, 'x', sizeof(in));
+	struct jsonw w;
+	jsonw_init(&w, 0);
+	jsonw_string(&w, in, sizeof(in));
+	assert_false(w.failed);
+	assert_true(w.cap <= 2048);
+	assert_int_equal(w.len, sizeof(in) + 2);
+	jsonw_free(&w);
+	for (size_t i = sizeof(in) - 40; i < sizeof(in); i++)
+		in[i] = (char)(i % 2 ? 0x01 : '"');
+	json_t *v = json_stringn(in, sizeof(in));
+	same_as_jansson(v, 0);
+	json_decref(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_util_jsonw__fixed_documents),
 		cmocka_unit_test(test_util_jsonw__random_trees),
 		cmocka_unit_test(test_util_jsonw__fails_like_jansson),
+		cmocka_unit_test(test_util_jsonw__plain_len_matches_byte_loop),
+		cmocka_unit_test(test_util_jsonw__string_reserves_what_it_needs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
