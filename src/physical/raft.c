@@ -68,7 +68,7 @@ static int raft_list(struct physical *p, const char *prefix, char ***out, size_t
 
 /* ---- writes ------------------------------------------------------------------ */
 
-static int submit_record(struct rstore *s, uint8_t *rec, size_t len, struct verr *err)
+int rstore__submit_record(struct rstore *s, uint8_t *rec, size_t len, struct verr *err)
 {
 	struct rop *op = rstore__op_new(ROP_APPLY);
 	if (!op) {
@@ -105,7 +105,7 @@ static int raft_txn(struct physical *p, const struct physical_txn_op *ops, size_
 	size_t len = 0;
 	if (rstore__encode_txn(&rec, &len, ops, n, 0))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	return submit_record(s, rec, len, err);
+	return rstore__submit_record(s, rec, len, err);
 }
 
 static int raft_put(struct physical *p, const char *key, const uint8_t *val, size_t len,
@@ -122,6 +122,26 @@ static int raft_del(struct physical *p, const char *key, struct verr *err)
 }
 
 /* ---- HA ---------------------------------------------------------------------- */
+
+/* A new leader records its own certificate on the issued list when it is
+ * not there (the bootstrap node's, generated before any log; a member that
+ * joined before certificates were recorded at issue), so remove-peer finds
+ * it on any later leader. Detached: it shares the holder record's batch
+ * and costs the failover nothing. */
+static void record_own_cert(struct rstore *s)
+{
+	char fp[RSTORE_FP_HEX];
+	if (rstore__tls_own_fp(&s->tls, fp) || rstore__tls_issued(&s->tls, fp) ||
+	    rstore__tls_revoked(&s->tls, fp))
+		return;
+	struct rop *op = rstore__op_new(ROP_APPLY);
+	if (!op || rstore__encode_idstr(&op->buf, &op->len, RREC_ISSUED, s->id, fp)) {
+		rstore__op_free(op);
+		return;
+	}
+	op->detached = true;
+	rstore__submit(s, op, NULL);
+}
 
 static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost_fn lost,
 		      void *ctx, struct verr *err)
@@ -141,12 +161,13 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		pthread_mutex_unlock(&s->mu);
 		return 1;
 	}
+	record_own_cert(s);
 	uint8_t *rec = NULL;
 	size_t len = 0;
 	if (rstore__encode_idstr(&rec, &len, RREC_HOLDER, s->id, value ? value : ""))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	struct verr e2 = {0};
-	int rc = submit_record(s, rec, len, &e2);
+	int rc = rstore__submit_record(s, rec, len, &e2);
 	if (rc == VERR_STANDBY)
 		return 0; /* lost the election meanwhile */
 	if (rc) {
@@ -618,7 +639,7 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 	size_t len = 0;
 	if (rstore__encode_idstr(&rec, &len, RREC_NAME, id, node_id))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int rc = submit_record(s, rec, len, err);
+	int rc = rstore__submit_record(s, rec, len, err);
 	if (rc)
 		return rc;
 	/* as a non-voter first: it receives the log; then, for a voter, the
@@ -655,31 +676,6 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 	return rc;
 }
 
-/* After a remove: put the certificate the member last presented on the
- * replicated revocation list, so every node's transport refuses it (a
- * rejoin gets a fresh certificate). The member is gone from the
- * configuration already, so it cannot hold up this commit. */
-static int revoke_member(struct rstore *s, const char *node_id, struct verr *err)
-{
-	raft_id id = rstore__id_for(node_id);
-	char fp[RSTORE_FP_HEX];
-	if (rstore__transport_seen(&s->transport, id, fp)) {
-		log_warn("raft", "removed peer %s never connected to this node since it started: "
-			 "its certificate could not be revoked", node_id);
-		return 0;
-	}
-	uint8_t *rec = NULL;
-	size_t len = 0;
-	if (rstore__encode_idstr(&rec, &len, RREC_REVOKE, id, fp))
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int rc = submit_record(s, rec, len, err);
-	if (rc)
-		return rc;
-	log_info("raft", "revoked the raft certificate of removed peer %s (sha256 %.16s...)",
-		 node_id, fp);
-	return 0;
-}
-
 int physical_raft_remove_peer(struct physical *p, const char *node_id, struct verr *err)
 {
 	struct rstore *s = as_raft(p, err);
@@ -687,12 +683,26 @@ int physical_raft_remove_peer(struct physical *p, const char *node_id, struct ve
 		return VERR_INVALID;
 	if (!node_id || !*node_id)
 		return verr_set(err, VERR_INVALID, "missing server_id");
+	raft_id id = rstore__id_for(node_id);
+	/* The loop commits one entry that revokes every certificate the
+	 * cluster recorded for the member (and the one it last presented
+	 * here, for a certificate older than that record), then starts the
+	 * configuration change: a leader that dies in between leaves a member
+	 * that can no longer talk raft, never a removed one that still can. */
+	char seen[RSTORE_FP_HEX] = "";
+	if (rstore__transport_seen(&s->transport, id, seen))
+		seen[0] = '\0';
 	pthread_mutex_lock(&s->change_mu);
 	int rc;
 	for (double end = rstore__now() + 10;;) {
 		struct rop *op = rstore__op_new(ROP_REMOVE);
-		if (op)
-			op->id = rstore__id_for(node_id);
+		if (op) {
+			op->id = id;
+			if (rstore__encode_idstr(&op->buf, &op->len, RREC_REVOKE_MEMBER, id, seen)) {
+				rstore__op_free(op);
+				op = NULL;
+			}
+		}
 		struct verr e2 = {0};
 		rc = simple_op(s, op, &e2);
 		if (rc != VERR_UNAVAILABLE || rstore__now() >= end) {
@@ -704,8 +714,6 @@ int physical_raft_remove_peer(struct physical *p, const char *node_id, struct ve
 		nanosleep(&ts, NULL);
 	}
 	pthread_mutex_unlock(&s->change_mu);
-	if (!rc)
-		rc = revoke_member(s, node_id, err);
 	return rc;
 }
 
@@ -799,7 +807,7 @@ static int load_flush(struct rstore *s, struct load_batch *b, uint64_t token, st
 	size_t len = 0;
 	int rc = rstore__encode_txn(&rec, &len, b->ops, b->n, token)
 			 ? verr_set(err, VERR_INTERNAL, "out of memory")
-			 : submit_record(s, rec, len, err);
+			 : rstore__submit_record(s, rec, len, err);
 	load_batch_clear(b);
 	return rc;
 }
@@ -818,7 +826,7 @@ int physical_raft_load(struct physical *p, physical_raft_read_fn fn, void *ctx, 
 	size_t len = 0;
 	if (rstore__encode_u64s(&rec, &len, RREC_STAGE_BEGIN, token, 0))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int rc = submit_record(s, rec, len, err);
+	int rc = rstore__submit_record(s, rec, len, err);
 	if (rc)
 		return rc;
 	struct load_batch b = {0};
@@ -897,7 +905,7 @@ int physical_raft_load(struct physical *p, physical_raft_read_fn fn, void *ctx, 
 		return rc ? rc : verr_set(err, VERR_INTERNAL, "out of memory");
 	}
 	struct verr e2 = {0};
-	int rc2 = submit_record(s, rec, len, rc ? &e2 : err);
+	int rc2 = rstore__submit_record(s, rec, len, rc ? &e2 : err);
 	if (!rc)
 		rc = rc2;
 	if (!rc && nkeys)

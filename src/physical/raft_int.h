@@ -30,6 +30,7 @@
 #define COFFER_PHYSICAL_RAFT_INT_H
 
 #include <pthread.h>
+#include <openssl/x509.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdbool.h>
@@ -50,6 +51,12 @@ enum {
 	RREC_STAGE_COMMIT = 7,/* u64 token, u64 nkeys: staging replaces kv */
 	RREC_REVOKE = 8, /* u64 raft id, u32 len, hex SHA-256 of a node certificate:
 			  * the transport refuses that certificate from now on */
+	RREC_ISSUED = 9, /* u64 raft id, u32 len, hex SHA-256: a certificate the
+			  * cluster issued to (or holds for) member id */
+	RREC_REVOKE_MEMBER = 10, /* u64 raft id, u32 len, "" or a hex SHA-256: every
+				  * certificate recorded for id, and that one, is
+				  * refused from now on (remove-peer, before the
+				  * configuration change) */
 };
 
 enum rop_kind {
@@ -57,7 +64,7 @@ enum rop_kind {
 	ROP_BARRIER,   /* wait until everything committed so far is applied */
 	ROP_JOIN_START,/* start a pristine node without bootstrapping */
 	ROP_ADD,       /* id, addr, role: add a member (leader) */
-	ROP_REMOVE,    /* id */
+	ROP_REMOVE,    /* id, buf: the RREC_REVOKE_MEMBER record committed first */
 	ROP_TRANSFER,  /* give leadership away (detached) */
 	ROP_CONFIG,    /* out: the configuration as Vault's JSON */
 	ROP_SNAPSHOT,  /* force a raft snapshot (log compaction) now */
@@ -84,6 +91,7 @@ struct rop {
 	struct raft_change change, change2;
 	struct raft_barrier barrier;
 	struct raft_transfer transfer;
+	struct raft_apply apply; /* REMOVE: the revocation entry before the change */
 };
 
 struct rstore_ha {
@@ -97,10 +105,11 @@ struct rname {
 	char *name;
 };
 
-/* a node certificate refused by the transport: the SHA-256 of its DER (hex)
- * and the member it belonged to (replicated: RREC_REVOKE) */
+/* a node certificate by the SHA-256 of its DER (hex) and the member it
+ * belongs to: the issued list (RREC_ISSUED) and the revocation list
+ * (RREC_REVOKE, RREC_REVOKE_MEMBER), both replicated through the FSM */
 #define RSTORE_FP_HEX 65
-struct rrevoked {
+struct rcertfp {
 	raft_id id;
 	char fp[RSTORE_FP_HEX];
 };
@@ -119,8 +128,10 @@ struct rtls {
 	char *pending_key; /* a joiner's fresh key until its certificate comes */
 	size_t pending_len;
 	bool ready; /* ca_cert, node_cert and node_key are set */
-	struct rrevoked *revoked; /* written by the FSM (loop thread) */
-	size_t nrevoked;
+	/* written by the FSM (loop thread): certificates refused by the
+	 * transport, and those issued to members and not revoked yet */
+	struct rcertfp *revoked, *issued;
+	size_t nrevoked, nissued;
 };
 
 struct rstore {
@@ -210,11 +221,28 @@ int rstore__tls_open(struct rtls *t, const char *dir, const char *node_id, bool 
 		     struct verr *err);
 void rstore__tls_close(struct rtls *t);
 /* The revocation list (replicated through the FSM): add one (idempotent;
- * VERR_INTERNAL when out of memory), ask whether fp is on it, replace it
- * whole (a snapshot restore; takes ownership of list). */
+ * VERR_INTERNAL when out of memory), ask whether fp is on it. */
 int rstore__tls_revoke(struct rtls *t, raft_id id, const char *fp);
 bool rstore__tls_revoked(struct rtls *t, const char *fp);
-void rstore__tls_set_revoked(struct rtls *t, struct rrevoked *list, size_t n);
+/* The issued list: record a certificate of member id (idempotent; ignored
+ * when fp is revoked already); whether fp is on it. */
+int rstore__tls_record_issued(struct rtls *t, raft_id id, const char *fp);
+bool rstore__tls_issued(struct rtls *t, const char *fp);
+/* remove-peer: move every certificate recorded for id, and fp when not
+ * NULL, to the revocation list; *n (may be NULL) = how many were added. */
+int rstore__tls_revoke_member(struct rtls *t, raft_id id, const char *fp, size_t *n);
+/* how many revoked certificates belong to member id */
+size_t rstore__tls_revoked_of(struct rtls *t, raft_id id);
+/* Replace both lists whole (a snapshot restore; takes ownership). */
+void rstore__tls_set_lists(struct rtls *t, struct rcertfp *revoked, size_t nrevoked,
+			   struct rcertfp *issued, size_t nissued);
+/* fp is 64 lower-case hex digits */
+bool rstore__fp_valid(const char *fp);
+/* The hex SHA-256 of a certificate's DER (a PEM for _pem): 0 or -1. */
+int rstore__tls_fp_x509(X509 *x, char fp[RSTORE_FP_HEX]);
+int rstore__tls_fp_pem(const char *pem, char fp[RSTORE_FP_HEX]);
+/* This node's own certificate's fingerprint: 0, or -1 when it has none. */
+int rstore__tls_own_fp(struct rtls *t, char fp[RSTORE_FP_HEX]);
 /* a new cluster: generate the raft CA and this node's certificate */
 int rstore__tls_bootstrap(struct rtls *t, struct verr *err);
 int rstore__tls_keygen(struct rtls *t, char **pub_pem, struct verr *err);
@@ -223,6 +251,9 @@ int rstore__tls_install(struct rtls *t, const char *cert_pem, const char *ca_pem
 
 /* raft.c: the raft id of a node_id */
 raft_id rstore__id_for(const char *node_id);
+/* raft.c: append one record (rec: malloc'd, always consumed) through the
+ * log and wait for it to apply; VERR_STANDBY on a follower. */
+int rstore__submit_record(struct rstore *s, uint8_t *rec, size_t len, struct verr *err);
 
 /* raft_fsm.c */
 /* the apply result of an entry the state machine skipped as malformed */

@@ -149,8 +149,9 @@ static void put_u32le(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* One raft_apply for ops[0..n): a batch entry of their records. */
-static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
+/* The batch entry of ops[0..n)'s records into rb (raft_malloc'd); -1 when
+ * out of memory. */
+static int encode_batch(struct raft_buffer *rb, struct rop **ops, size_t n)
 {
 	size_t len = 5;
 	for (size_t i = 0; i < n; i++)
@@ -158,17 +159,9 @@ static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
 	/* raft's on-disk format needs entry payloads padded to 8 bytes (its
 	 * encoder writes the buffer as is); the decoder skips the padding */
 	size_t padded = (len + 7) & ~(size_t)7;
-	struct batch *b = calloc(1, sizeof(*b));
 	uint8_t *buf = raft_malloc(padded);
-	struct rop **v = malloc(n * sizeof(struct rop *));
-	if (!b || !buf || !v) {
-		free(b);
-		raft_free(buf);
-		free(v);
-		for (size_t i = 0; i < n; i++)
-			complete(s, ops[i], VERR_INTERNAL, "out of memory");
-		return;
-	}
+	if (!buf)
+		return -1;
 	buf[0] = RREC_BATCH;
 	put_u32le(buf + 1, (uint32_t)n);
 	size_t o = 5;
@@ -176,14 +169,32 @@ static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
 		put_u32le(buf + o, (uint32_t)ops[i]->len);
 		memcpy(buf + o + 4, ops[i]->buf, ops[i]->len);
 		o += 4 + ops[i]->len;
-		v[i] = ops[i];
 	}
 	memset(buf + len, 0, padded - len);
+	rb->base = buf;
+	rb->len = padded;
+	return 0;
+}
+
+/* One raft_apply for ops[0..n): a batch entry of their records. */
+static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
+{
+	struct raft_buffer rb = {0};
+	struct batch *b = calloc(1, sizeof(*b));
+	struct rop **v = malloc(n * sizeof(struct rop *));
+	if (!b || !v || encode_batch(&rb, ops, n)) {
+		free(b);
+		free(v);
+		for (size_t i = 0; i < n; i++)
+			complete(s, ops[i], VERR_INTERNAL, "out of memory");
+		return;
+	}
+	uint8_t *buf = rb.base;
+	memcpy(v, ops, n * sizeof(*v));
 	b->s = s;
 	b->ops = v;
 	b->n = n;
 	b->req.data = b;
-	struct raft_buffer rb = {buf, padded};
 	int rv = raft_apply(&s->raft, &b->req, &rb, 1, apply_cb);
 	if (rv) {
 		raft_free(buf);
@@ -289,6 +300,52 @@ static void add_cb(struct raft_change *req, int status)
 	int rv = raft_assign(&op->s->raft, &op->change2, op->id, op->role, change_done_cb);
 	if (rv)
 		complete_status(op->s, op, rv, "raft assign");
+}
+
+/* remove-peer, step 2: the member's certificates are revoked everywhere
+ * (the entry applied); now the configuration change */
+static void revoke_cb(struct raft_apply *req, int status, void *result)
+{
+	struct rop *op = req->data;
+	struct rstore *s = op->s;
+	if (!status && result == RSTORE_REFUSED) {
+		complete(s, op, VERR_INTERNAL, "the state machine refused the revocation entry");
+		return;
+	}
+	if (status) {
+		complete_status(s, op, status, "raft apply (revocation)");
+		return;
+	}
+	char *name = rstore__name_of(s, op->id);
+	size_t n = rstore__tls_revoked_of(&s->tls, op->id);
+	if (n)
+		log_info("raft", "revoked %zu raft certificate(s) of %s; removing it from the "
+			 "configuration", n, name ? name : "a member");
+	else
+		log_warn("raft", "removed peer %s: no raft certificate of it is on record; none "
+			 "was revoked", name ? name : "(unnamed)");
+	free(name);
+	op->change.data = op;
+	int rv = raft_remove(&s->raft, &op->change, op->id, change_done_cb);
+	if (rv)
+		complete_status(s, op, rv, "raft remove");
+}
+
+/* remove-peer, step 1 (checked: leader, a member, not us): commit op->buf,
+ * the RREC_REVOKE_MEMBER record */
+static void apply_revoke_then_remove(struct rstore *s, struct rop *op)
+{
+	struct raft_buffer rb = {0};
+	if (!op->buf || encode_batch(&rb, &op, 1)) {
+		complete(s, op, VERR_INTERNAL, "out of memory");
+		return;
+	}
+	op->apply.data = op;
+	int rv = raft_apply(&s->raft, &op->apply, &rb, 1, revoke_cb);
+	if (rv) {
+		raft_free(rb.base);
+		complete_status(s, op, rv, "raft apply (revocation)");
+	}
 }
 
 static void transfer_cb(struct raft_transfer *req)
@@ -473,10 +530,8 @@ static void run_op(struct rstore *s, struct rop *op)
 				 "cannot remove the leader itself; step it down first");
 			return;
 		}
-		op->change.data = op;
-		rv = raft_remove(&s->raft, &op->change, op->id, change_done_cb);
-		if (rv)
-			complete_status(s, op, rv, "raft remove");
+		/* the revocation entry first; the change in its callback */
+		apply_revoke_then_remove(s, op);
 		return;
 	case ROP_TRANSFER:
 		if (!leader || sole_voter(s)) {
