@@ -39,6 +39,50 @@ def active(nodes):
     return None
 
 
+# where a write's time goes, from each node's sys/metrics (quantiles of the
+# last 10 s: read right after the load; docs/storage-raft.md)
+STAGES = [
+    ("vault_core_handle_request", "active", "the request in the core (HTTP parsed -> response)"),
+    ("vault_raft_storage_put", "active", "a storage put (submit -> committed and applied)"),
+    ("vault_raft_storage_queue_wait", "active", "queued until its batch entry was proposed (loop pick-up + group commit)"),
+    ("vault_raft_commitTime", "active", "batch: raft_apply -> committed (append + replication)"),
+    ("vault_raft_leader_dispatchLog", "active", "leader log append (write + fsync)"),
+    ("vault_raft_rpc_appendEntries_storeLogs", "standby",
+     "follower log append (write + fsync)"),
+    ("vault_raft_storage_wakeup", "active", "completed -> the request thread runs"),
+]
+
+
+def breakdown(nodes, act, token):
+    text = {}
+    for n in nodes:
+        if n.proc is None or n.proc.poll() is not None:
+            continue
+        r = n.get("sys/metrics", token=token, query={"format": "prometheus"})
+        text[n] = r.body.decode() if r.status == 200 else ""
+
+    def q(n, name, quant):
+        m = re.search(r'^%s\{quantile="%s"\} ([\d.eE+-]+)$' % (name, quant), text.get(n, ""),
+                      re.M)
+        return float(m.group(1)) if m else None
+
+    def counter(n, name):
+        m = re.search(r"^%s(?:_total)? ([\d.eE+-]+)$" % name, text.get(n, ""), re.M)
+        return float(m.group(1)) if m else None
+    rows = ["## Where the time goes (sys/metrics quantiles of the last 10 s, ms)\n",
+            "| stage | node | p50 | p90 | p99 |", "|---|---|---|---|---|"]
+    for name, who, what in STAGES:
+        for n in ([act] if who == "active" else [x for x in text if x is not act]):
+            v = [q(n, name, x) for x in ("0.5", "0.9", "0.99")]
+            rows.append("| %s (`%s`) | %s | %s |" % (what, name, n.node_id, " | ".join(
+                "%.2f" % x if x is not None else "?" for x in v)))
+    b, rec = counter(act, "vault_raft_storage_batches"), counter(
+        act, "vault_raft_storage_batched_records")
+    if b and rec:
+        rows.append("\nBatches: %d, %.1f writes per log entry on average.\n" % (b, rec / b))
+    return "\n".join(rows) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
@@ -52,6 +96,8 @@ def main():
         n = orig(*args, **kw)
         cfg = open(n.config_path).read().replace(
             "  snapshot_threshold = 64\n  trailing_logs = 32\n", "")
+        # the Prometheus form of sys/metrics, for the breakdown below
+        cfg += 'telemetry {\n  prometheus_retention_time = "60s"\n  disable_hostname = true\n}\n'
         open(n.config_path, "w").write(cfg)
         return n
     T.raft_server = server
@@ -72,6 +118,7 @@ def main():
         out.append("| %s | %s | %s | %s | %s |\n" % (rps.group(1) if rps else "?", lat.get("50"),
                                                    lat.get("90"), lat.get("99"),
                                                    errs.group(1) if errs else "0"))
+        out.append(breakdown(C.nodes, act, C.token))
         times = []
         for trial in range(a.trials):
             act = T.wait(lambda: active(C.nodes), timeout=30, what="active")

@@ -258,7 +258,6 @@ static void rstore_close(struct physical *p)
 	pthread_rwlock_destroy(&s->fsm_lock);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->change_mu);
-	pthread_cond_destroy(&s->done_cv);
 	pthread_cond_destroy(&s->state_cv);
 	free(s->dir);
 	free(s->raft_dir);
@@ -438,7 +437,6 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 	pthread_rwlock_init(&s->fsm_lock, NULL);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->change_mu, NULL);
-	pthread_cond_init(&s->done_cv, NULL);
 	pthread_cond_init(&s->state_cv, NULL);
 	s->threshold = (unsigned)threshold;
 	s->trailing = (unsigned)trailing;

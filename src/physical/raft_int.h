@@ -9,7 +9,8 @@
  * Threads: canonical raft runs on ONE libuv loop thread, which owns `raft`,
  * `io`, `transport` and every raft request struct. Request threads never
  * touch them: they build a `struct rop`, append it to `queue` under `mu`,
- * uv_async_send(&wake) and sleep on `done_cv` until the loop completes it.
+ * uv_async_send(&wake) and sleep on the op's own `cv` until the loop
+ * completes it (one wake-up per write, not one per waiting thread).
  * The loop drains the whole queue per wake-up and encodes every pending
  * write into ONE log entry (one raft_apply), so concurrent writers share a
  * disk sync and a replication round trip.
@@ -85,6 +86,7 @@ struct rop {
 	json_t *out;
 	bool detached; /* nobody waits: the loop frees it when done */
 	bool done;     /* guarded by s->mu */
+	pthread_cond_t cv; /* done became true (with s->mu): only its waiter wakes */
 	int rc;
 	struct verr err;
 	double deadline; /* parked ops fail after this (monotonic seconds) */
@@ -92,6 +94,7 @@ struct rop {
 	struct raft_barrier barrier;
 	struct raft_transfer transfer;
 	struct raft_apply apply; /* REMOVE: the revocation entry before the change */
+	uint64_t t_submit, t_done; /* APPLY: metrics_now() at enqueue, completion */
 };
 
 struct rstore_ha {
@@ -165,8 +168,14 @@ struct rstore {
 	struct raft_uv_transport transport;
 	struct rtls tls;
 	struct raft_fsm fsm;
+	/* raft_uv's append, wrapped to time the log writes (disk + fsync) */
+	int (*io_append)(struct raft_io *io, struct raft_io_append *req,
+			 const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
 	bool started; /* raft_start done (loop thread) */
 	struct rop *parked, *parked_tail; /* writes waiting for a leader */
+	struct rop **pending; /* leader: writes waiting for a batch slot */
+	size_t npending, pending_cap;
+	unsigned inflight; /* batches applied and not yet committed */
 	struct {
 		raft_id id;
 		double seen; /* monotonic seconds of the last message from it */
@@ -177,7 +186,6 @@ struct rstore {
 
 	/* shared, guarded by mu */
 	pthread_mutex_t mu;
-	pthread_cond_t done_cv;  /* an op completed */
 	pthread_cond_t state_cv; /* the mirrored state changed */
 	struct rop *queue, *queue_tail;
 	bool closing, closed;
