@@ -529,7 +529,12 @@ int physical_raft_wait_ready(struct physical *p, int timeout_ms, struct verr *er
 			rstore__op_free(op);
 			return rc;
 		}
-		if (s->leader_id && s->commit_index && s->applied_index >= s->commit_index) {
+		/* a restarted follower learns the commit index piecemeal (a
+		 * leader's first append may carry an old one): it is caught up
+		 * once it has also applied the log it had when it started, which
+		 * holds every write it acknowledged before */
+		if (s->leader_id && s->commit_index && s->applied_index >= s->commit_index &&
+		    s->applied_index >= s->start_last_index) {
 			pthread_mutex_unlock(&s->mu);
 			return 0;
 		}

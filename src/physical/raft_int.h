@@ -195,6 +195,7 @@ struct rstore {
 	raft_id leader_id;
 	char leader_addr[256];
 	raft_index commit_index, applied_index, last_index;
+	raft_index start_last_index; /* the log's last index when raft started */
 	raft_term term;
 	unsigned long leader_epoch; /* bumped on every transition to leader */
 	bool ha_held;

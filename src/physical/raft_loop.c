@@ -347,6 +347,7 @@ static int ensure_started(struct rstore *s, struct verr *err)
 	s->started = true;
 	pthread_mutex_lock(&s->mu);
 	s->pristine = false;
+	s->start_last_index = raft_last_index(&s->raft);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
