@@ -12,7 +12,8 @@
  * every node can name the active one (holder() answers the record while its
  * node is the known leader). Losing leadership fires `lost` from the loop
  * thread within one loop iteration; release hands leadership to another
- * voter (so sys/step-down moves the active node).
+ * voter (so sys/step-down moves the active node). A standby's wait returns
+ * the moment this node becomes leader, so it acquires without polling.
  */
 #include "physical/raft_int.h"
 
@@ -123,6 +124,8 @@ static int raft_del(struct physical *p, const char *key, struct verr *err)
 
 /* ---- HA ---------------------------------------------------------------------- */
 
+static void deadline_ts(struct timespec *ts, int ms);
+
 /* A new leader records its own certificate on the issued list when it is
  * not there (the bootstrap node's, generated before any log; a member that
  * joined before certificates were recorded at issue), so remove-peer finds
@@ -228,6 +231,41 @@ static int ha_holder(struct physical_ha *h, char **value, struct verr *err)
 	return rc;
 }
 
+/* A standby waits for this node to become the raft leader (the mirror's
+ * state_cv), so it takes the lock the moment raft elects it, not at its
+ * next retry_interval poll (part of the failover time). */
+static int ha_wait(struct physical_ha *h, int timeout_ms)
+{
+	struct rstore *s = ((struct rstore_ha *)h)->s;
+	double end = rstore__now() + timeout_ms / 1000.0;
+	struct timespec ts;
+	pthread_mutex_lock(&s->mu);
+	int r = 0;
+	while (!s->ha_woken && !s->closing) {
+		if (s->state == RAFT_LEADER) {
+			r = 1;
+			break;
+		}
+		double left = end - rstore__now();
+		if (left <= 0)
+			break;
+		deadline_ts(&ts, (int)(left * 1000) + 1);
+		pthread_cond_timedwait(&s->state_cv, &s->mu, &ts);
+	}
+	s->ha_woken = false;
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+static void ha_wake(struct physical_ha *h)
+{
+	struct rstore *s = ((struct rstore_ha *)h)->s;
+	pthread_mutex_lock(&s->mu);
+	s->ha_woken = true;
+	pthread_cond_broadcast(&s->state_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static const struct physical_ha_ops raft_ha_ops = {
 	.version = PHYSICAL_HA_VERSION,
 	.name = "raft",
@@ -235,6 +273,8 @@ static const struct physical_ha_ops raft_ha_ops = {
 	.renew = ha_renew,
 	.release = ha_release,
 	.holder = ha_holder,
+	.wait = ha_wait,
+	.wake = ha_wake,
 };
 
 static struct physical_ha *raft_ha(struct physical *p)

@@ -199,6 +199,7 @@ struct rstore {
 	raft_term term;
 	unsigned long leader_epoch; /* bumped on every transition to leader */
 	bool ha_held;
+	bool ha_woken; /* ha_wake: the wait in progress (or the next) returns */
 	physical_ha_lost_fn lost;
 	void *lost_ctx;
 	bool sole_voter; /* the configuration has exactly one voter: us */

@@ -424,6 +424,16 @@ static void test_physical_raft__ha_lock_follows_leadership(void **state)
 	assert_non_null(h0);
 	/* only the leader acquires */
 	assert_int_equal(physical_ha_acquire(h1, "https://n2:8200", on_lost, NULL, &err), 0);
+	/* a standby's wait: the leader's returns 1 at once (acquire now); a
+	 * follower's times out with 0, or returns 0 as soon as it is woken */
+	assert_int_equal(physical_ha_wait(h0, 5000), 1);
+	double w0 = now_s();
+	assert_int_equal(physical_ha_wait(h1, 100), 0);
+	assert_true(now_s() - w0 >= 0.09);
+	physical_ha_wake(h1);
+	w0 = now_s();
+	assert_int_equal(physical_ha_wait(h1, 60000), 0);
+	assert_true(now_s() - w0 < 30); /* woken, not the minute */
 	assert_int_equal(physical_ha_acquire(h0, "https://n1:8200", on_lost, NULL, &err), 1);
 	assert_int_equal(physical_ha_renew(h0, &err), 0);
 	/* every node names the holder */
