@@ -12,7 +12,8 @@
  * every node can name the active one (holder() answers the record while its
  * node is the known leader). Losing leadership fires `lost` from the loop
  * thread within one loop iteration; release hands leadership to another
- * voter (so sys/step-down moves the active node).
+ * voter (so sys/step-down moves the active node). A standby's wait returns
+ * the moment this node becomes leader, so it acquires without polling.
  */
 #include "physical/raft_int.h"
 
@@ -68,7 +69,7 @@ static int raft_list(struct physical *p, const char *prefix, char ***out, size_t
 
 /* ---- writes ------------------------------------------------------------------ */
 
-static int submit_record(struct rstore *s, uint8_t *rec, size_t len, struct verr *err)
+int rstore__submit_record(struct rstore *s, uint8_t *rec, size_t len, struct verr *err)
 {
 	struct rop *op = rstore__op_new(ROP_APPLY);
 	if (!op) {
@@ -105,7 +106,7 @@ static int raft_txn(struct physical *p, const struct physical_txn_op *ops, size_
 	size_t len = 0;
 	if (rstore__encode_txn(&rec, &len, ops, n, 0))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	return submit_record(s, rec, len, err);
+	return rstore__submit_record(s, rec, len, err);
 }
 
 static int raft_put(struct physical *p, const char *key, const uint8_t *val, size_t len,
@@ -122,6 +123,28 @@ static int raft_del(struct physical *p, const char *key, struct verr *err)
 }
 
 /* ---- HA ---------------------------------------------------------------------- */
+
+static void deadline_ts(struct timespec *ts, int ms);
+
+/* A new leader records its own certificate on the issued list when it is
+ * not there (the bootstrap node's, generated before any log; a member that
+ * joined before certificates were recorded at issue), so remove-peer finds
+ * it on any later leader. Detached: it shares the holder record's batch
+ * and costs the failover nothing. */
+static void record_own_cert(struct rstore *s)
+{
+	char fp[RSTORE_FP_HEX];
+	if (rstore__tls_own_fp(&s->tls, fp) || rstore__tls_issued(&s->tls, fp) ||
+	    rstore__tls_revoked(&s->tls, fp))
+		return;
+	struct rop *op = rstore__op_new(ROP_APPLY);
+	if (!op || rstore__encode_idstr(&op->buf, &op->len, RREC_ISSUED, s->id, fp)) {
+		rstore__op_free(op);
+		return;
+	}
+	op->detached = true;
+	rstore__submit(s, op, NULL);
+}
 
 static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost_fn lost,
 		      void *ctx, struct verr *err)
@@ -141,12 +164,13 @@ static int ha_acquire(struct physical_ha *h, const char *value, physical_ha_lost
 		pthread_mutex_unlock(&s->mu);
 		return 1;
 	}
+	record_own_cert(s);
 	uint8_t *rec = NULL;
 	size_t len = 0;
 	if (rstore__encode_idstr(&rec, &len, RREC_HOLDER, s->id, value ? value : ""))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	struct verr e2 = {0};
-	int rc = submit_record(s, rec, len, &e2);
+	int rc = rstore__submit_record(s, rec, len, &e2);
 	if (rc == VERR_STANDBY)
 		return 0; /* lost the election meanwhile */
 	if (rc) {
@@ -207,6 +231,41 @@ static int ha_holder(struct physical_ha *h, char **value, struct verr *err)
 	return rc;
 }
 
+/* A standby waits for this node to become the raft leader (the mirror's
+ * state_cv), so it takes the lock the moment raft elects it, not at its
+ * next retry_interval poll (part of the failover time). */
+static int ha_wait(struct physical_ha *h, int timeout_ms)
+{
+	struct rstore *s = ((struct rstore_ha *)h)->s;
+	double end = rstore__now() + timeout_ms / 1000.0;
+	struct timespec ts;
+	pthread_mutex_lock(&s->mu);
+	int r = 0;
+	while (!s->ha_woken && !s->closing) {
+		if (s->state == RAFT_LEADER) {
+			r = 1;
+			break;
+		}
+		double left = end - rstore__now();
+		if (left <= 0)
+			break;
+		deadline_ts(&ts, (int)(left * 1000) + 1);
+		pthread_cond_timedwait(&s->state_cv, &s->mu, &ts);
+	}
+	s->ha_woken = false;
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+static void ha_wake(struct physical_ha *h)
+{
+	struct rstore *s = ((struct rstore_ha *)h)->s;
+	pthread_mutex_lock(&s->mu);
+	s->ha_woken = true;
+	pthread_cond_broadcast(&s->state_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static const struct physical_ha_ops raft_ha_ops = {
 	.version = PHYSICAL_HA_VERSION,
 	.name = "raft",
@@ -214,6 +273,8 @@ static const struct physical_ha_ops raft_ha_ops = {
 	.renew = ha_renew,
 	.release = ha_release,
 	.holder = ha_holder,
+	.wait = ha_wait,
+	.wake = ha_wake,
 };
 
 static struct physical_ha *raft_ha(struct physical *p)
@@ -237,7 +298,6 @@ static void rstore_close(struct physical *p)
 	pthread_rwlock_destroy(&s->fsm_lock);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->change_mu);
-	pthread_cond_destroy(&s->done_cv);
 	pthread_cond_destroy(&s->state_cv);
 	free(s->dir);
 	free(s->raft_dir);
@@ -417,7 +477,6 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 	pthread_rwlock_init(&s->fsm_lock, NULL);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->change_mu, NULL);
-	pthread_cond_init(&s->done_cv, NULL);
 	pthread_cond_init(&s->state_cv, NULL);
 	s->threshold = (unsigned)threshold;
 	s->trailing = (unsigned)trailing;
@@ -510,7 +569,12 @@ int physical_raft_wait_ready(struct physical *p, int timeout_ms, struct verr *er
 			rstore__op_free(op);
 			return rc;
 		}
-		if (s->leader_id && s->commit_index && s->applied_index >= s->commit_index) {
+		/* a restarted follower learns the commit index piecemeal (a
+		 * leader's first append may carry an old one): it is caught up
+		 * once it has also applied the log it had when it started, which
+		 * holds every write it acknowledged before */
+		if (s->leader_id && s->commit_index && s->applied_index >= s->commit_index &&
+		    s->applied_index >= s->start_last_index) {
 			pthread_mutex_unlock(&s->mu);
 			return 0;
 		}
@@ -618,7 +682,7 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 	size_t len = 0;
 	if (rstore__encode_idstr(&rec, &len, RREC_NAME, id, node_id))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int rc = submit_record(s, rec, len, err);
+	int rc = rstore__submit_record(s, rec, len, err);
 	if (rc)
 		return rc;
 	/* as a non-voter first: it receives the log; then, for a voter, the
@@ -655,31 +719,6 @@ int physical_raft_add_peer(struct physical *p, const char *node_id, const char *
 	return rc;
 }
 
-/* After a remove: put the certificate the member last presented on the
- * replicated revocation list, so every node's transport refuses it (a
- * rejoin gets a fresh certificate). The member is gone from the
- * configuration already, so it cannot hold up this commit. */
-static int revoke_member(struct rstore *s, const char *node_id, struct verr *err)
-{
-	raft_id id = rstore__id_for(node_id);
-	char fp[RSTORE_FP_HEX];
-	if (rstore__transport_seen(&s->transport, id, fp)) {
-		log_warn("raft", "removed peer %s never connected to this node since it started: "
-			 "its certificate could not be revoked", node_id);
-		return 0;
-	}
-	uint8_t *rec = NULL;
-	size_t len = 0;
-	if (rstore__encode_idstr(&rec, &len, RREC_REVOKE, id, fp))
-		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int rc = submit_record(s, rec, len, err);
-	if (rc)
-		return rc;
-	log_info("raft", "revoked the raft certificate of removed peer %s (sha256 %.16s...)",
-		 node_id, fp);
-	return 0;
-}
-
 int physical_raft_remove_peer(struct physical *p, const char *node_id, struct verr *err)
 {
 	struct rstore *s = as_raft(p, err);
@@ -687,12 +726,26 @@ int physical_raft_remove_peer(struct physical *p, const char *node_id, struct ve
 		return VERR_INVALID;
 	if (!node_id || !*node_id)
 		return verr_set(err, VERR_INVALID, "missing server_id");
+	raft_id id = rstore__id_for(node_id);
+	/* The loop commits one entry that revokes every certificate the
+	 * cluster recorded for the member (and the one it last presented
+	 * here, for a certificate older than that record), then starts the
+	 * configuration change: a leader that dies in between leaves a member
+	 * that can no longer talk raft, never a removed one that still can. */
+	char seen[RSTORE_FP_HEX] = "";
+	if (rstore__transport_seen(&s->transport, id, seen))
+		seen[0] = '\0';
 	pthread_mutex_lock(&s->change_mu);
 	int rc;
 	for (double end = rstore__now() + 10;;) {
 		struct rop *op = rstore__op_new(ROP_REMOVE);
-		if (op)
-			op->id = rstore__id_for(node_id);
+		if (op) {
+			op->id = id;
+			if (rstore__encode_idstr(&op->buf, &op->len, RREC_REVOKE_MEMBER, id, seen)) {
+				rstore__op_free(op);
+				op = NULL;
+			}
+		}
 		struct verr e2 = {0};
 		rc = simple_op(s, op, &e2);
 		if (rc != VERR_UNAVAILABLE || rstore__now() >= end) {
@@ -704,8 +757,6 @@ int physical_raft_remove_peer(struct physical *p, const char *node_id, struct ve
 		nanosleep(&ts, NULL);
 	}
 	pthread_mutex_unlock(&s->change_mu);
-	if (!rc)
-		rc = revoke_member(s, node_id, err);
 	return rc;
 }
 
@@ -799,7 +850,7 @@ static int load_flush(struct rstore *s, struct load_batch *b, uint64_t token, st
 	size_t len = 0;
 	int rc = rstore__encode_txn(&rec, &len, b->ops, b->n, token)
 			 ? verr_set(err, VERR_INTERNAL, "out of memory")
-			 : submit_record(s, rec, len, err);
+			 : rstore__submit_record(s, rec, len, err);
 	load_batch_clear(b);
 	return rc;
 }
@@ -818,7 +869,7 @@ int physical_raft_load(struct physical *p, physical_raft_read_fn fn, void *ctx, 
 	size_t len = 0;
 	if (rstore__encode_u64s(&rec, &len, RREC_STAGE_BEGIN, token, 0))
 		return verr_set(err, VERR_INTERNAL, "out of memory");
-	int rc = submit_record(s, rec, len, err);
+	int rc = rstore__submit_record(s, rec, len, err);
 	if (rc)
 		return rc;
 	struct load_batch b = {0};
@@ -897,7 +948,7 @@ int physical_raft_load(struct physical *p, physical_raft_read_fn fn, void *ctx, 
 		return rc ? rc : verr_set(err, VERR_INTERNAL, "out of memory");
 	}
 	struct verr e2 = {0};
-	int rc2 = submit_record(s, rec, len, rc ? &e2 : err);
+	int rc2 = rstore__submit_record(s, rec, len, rc ? &e2 : err);
 	if (!rc)
 		rc = rc2;
 	if (!rc && nkeys)

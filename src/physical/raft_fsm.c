@@ -243,6 +243,22 @@ char *rstore__name_of(struct rstore *s, raft_id id)
 	return r;
 }
 
+/* RREC_ISSUED (a fingerprint) and RREC_REVOKE_MEMBER (one, or none) */
+static bool fp_record_ok(const uint8_t *b, size_t len)
+{
+	if (len < 13 || len - 13 != get_u32(b + 9))
+		return false;
+	size_t fl = len - 13;
+	if (fl == 0)
+		return b[0] == RREC_REVOKE_MEMBER;
+	char fp[RSTORE_FP_HEX];
+	if (fl != RSTORE_FP_HEX - 1)
+		return false;
+	memcpy(fp, b + 13, fl);
+	fp[fl] = '\0';
+	return rstore__fp_valid(fp);
+}
+
 static int apply_record(struct rstore *s, const uint8_t *b, size_t len)
 {
 	if (len < 1)
@@ -263,6 +279,19 @@ static int apply_record(struct rstore *s, const uint8_t *b, size_t len)
 		memcpy(fp, b + 13, RSTORE_FP_HEX - 1);
 		fp[RSTORE_FP_HEX - 1] = '\0';
 		return rstore__tls_revoke(&s->tls, get_u64(b + 1), fp) ? RAFT_NOMEM : 0;
+	}
+	case RREC_ISSUED:
+	case RREC_REVOKE_MEMBER: {
+		if (!fp_record_ok(b, len))
+			return RAFT_MALFORMED;
+		char fp[RSTORE_FP_HEX] = "";
+		memcpy(fp, b + 13, len - 13);
+		fp[len - 13] = '\0';
+		raft_id id = get_u64(b + 1);
+		if (b[0] == RREC_ISSUED)
+			return rstore__tls_record_issued(&s->tls, id, fp) ? RAFT_NOMEM : 0;
+		return rstore__tls_revoke_member(&s->tls, id, *fp ? fp : NULL, NULL) ? RAFT_NOMEM
+										    : 0;
 	}
 	case RREC_HOLDER:
 	case RREC_NAME: {
@@ -335,6 +364,9 @@ static bool record_ok(const uint8_t *b, size_t len)
 		return len >= 13 && len - 13 == get_u32(b + 9);
 	case RREC_REVOKE:
 		return len == 13 + RSTORE_FP_HEX - 1 && get_u32(b + 9) == RSTORE_FP_HEX - 1;
+	case RREC_ISSUED:
+	case RREC_REVOKE_MEMBER:
+		return fp_record_ok(b, len);
 	case RREC_STAGE_BEGIN:
 	case RREC_STAGE_COMMIT:
 		return len == 17;
@@ -493,8 +525,11 @@ int rstore__dump_store(struct physical *store, physical_raft_write_fn fn, void *
 
 /* CRS1: names, holder, stage token, kv[, stage]; CRS2 (since revocations):
  * CRS1's holder is followed by the revocation list (u32 n, n x (u64 id,
- * 64 hex bytes)). Both are read. */
-#define SNAP_MAGIC "CRS2"
+ * 64 hex bytes)); CRS3 (since certificates are recorded at issue): the
+ * revocation list is followed by the issued list, in the same form. All
+ * three are read. */
+#define SNAP_MAGIC "CRS3"
+#define SNAP_MAGIC_V2 "CRS2"
 #define SNAP_MAGIC_V1 "CRS1"
 
 /* One log-compaction snapshot in three steps (libraft's fsm version 3):
@@ -524,6 +559,16 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
 static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 				 unsigned *n_bufs);
 
+/* a certificate list: u32 n, n x (u64 id, 64 hex bytes) */
+static void sb_fps(struct sbuf *sb, const struct rcertfp *l, size_t n)
+{
+	sb_u32(sb, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		sb_u64(sb, l[i].id);
+		sb_add(sb, l[i].fp, RSTORE_FP_HEX - 1);
+	}
+}
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct rstore *s = fsm->data;
@@ -552,11 +597,8 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	sb_add(sb, hv, strlen(hv));
 	pthread_mutex_unlock(&s->mu);
 	pthread_mutex_lock(&s->tls.mu);
-	sb_u32(sb, (uint32_t)s->tls.nrevoked);
-	for (size_t i = 0; i < s->tls.nrevoked; i++) {
-		sb_u64(sb, s->tls.revoked[i].id);
-		sb_add(sb, s->tls.revoked[i].fp, RSTORE_FP_HEX - 1);
-	}
+	sb_fps(sb, s->tls.revoked, s->tls.nrevoked);
+	sb_fps(sb, s->tls.issued, s->tls.nissued);
 	pthread_mutex_unlock(&s->tls.mu);
 	sb_u64(sb, s->stage ? s->stage_token : 0);
 	j->kv = physical_inmem__view(s->kv);
@@ -717,13 +759,38 @@ static struct physical *rd_store(struct rd *r)
 	return st;
 }
 
+/* a certificate list (sb_fps) when present, else an empty one; r->bad on
+ * a malformed list (the result is still freed by the caller) */
+static struct rcertfp *rd_fps(struct rd *r, bool present, size_t *n)
+{
+	uint32_t cnt = present ? rd_u32(r) : 0;
+	if (r->bad || cnt > (r->n - r->o) / (8 + RSTORE_FP_HEX - 1)) {
+		r->bad = 1;
+		return NULL;
+	}
+	struct rcertfp *l = calloc(cnt ? cnt : 1, sizeof(*l));
+	if (!l) {
+		r->bad = 1;
+		return NULL;
+	}
+	for (uint32_t i = 0; i < cnt && !r->bad; i++) {
+		l[i].id = rd_u64(r);
+		const uint8_t *p = rd_take(r, RSTORE_FP_HEX - 1);
+		if (p)
+			memcpy(l[i].fp, p, RSTORE_FP_HEX - 1);
+	}
+	*n = cnt;
+	return l;
+}
+
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct rstore *s = fsm->data;
 	struct rd r = {buf->base, buf->len, 0, 0};
 	const uint8_t *magic = rd_take(&r, 4);
 	bool v1 = magic && !memcmp(magic, SNAP_MAGIC_V1, 4);
-	if (!magic || (!v1 && memcmp(magic, SNAP_MAGIC, 4)))
+	bool v3 = magic && !memcmp(magic, SNAP_MAGIC, 4);
+	if (!magic || (!v1 && !v3 && memcmp(magic, SNAP_MAGIC_V2, 4)))
 		return RAFT_MALFORMED;
 	uint32_t nn = rd_u32(&r);
 	struct rname *names = calloc(nn ? nn : 1, sizeof(*names));
@@ -740,18 +807,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	uint32_t hl = rd_u32(&r);
 	const uint8_t *hp = rd_take(&r, hl);
 	char *hv = hp ? strndup((const char *)hp, hl) : NULL;
-	uint32_t nrv = v1 ? 0 : rd_u32(&r);
-	if (nrv > (r.n - r.o) / (8 + RSTORE_FP_HEX - 1))
-		r.bad = 1;
-	struct rrevoked *rv = r.bad ? NULL : calloc(nrv ? nrv : 1, sizeof(*rv));
-	if (!rv)
-		r.bad = 1;
-	for (uint32_t i = 0; i < nrv && !r.bad; i++) {
-		rv[i].id = rd_u64(&r);
-		const uint8_t *p = rd_take(&r, RSTORE_FP_HEX - 1);
-		if (p)
-			memcpy(rv[i].fp, p, RSTORE_FP_HEX - 1);
-	}
+	size_t nrv = 0, nis = 0;
+	struct rcertfp *rv = rd_fps(&r, !v1, &nrv);
+	struct rcertfp *is = rd_fps(&r, v3, &nis);
 	uint64_t token = rd_u64(&r);
 	struct physical *kv = r.bad ? NULL : rd_store(&r);
 	struct physical *stage = kv && token ? rd_store(&r) : NULL;
@@ -761,6 +819,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		free(names);
 		free(hv);
 		free(rv);
+		free(is);
 		physical_close(kv);
 		physical_close(stage);
 		return RAFT_MALFORMED;
@@ -783,7 +842,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	s->holder_value = hv;
 	s->holder_id = hid;
 	pthread_mutex_unlock(&s->mu);
-	rstore__tls_set_revoked(&s->tls, rv, nrv);
+	rstore__tls_set_lists(&s->tls, rv, nrv, is, nis);
 	raft_free(buf->base);
 	return 0;
 }

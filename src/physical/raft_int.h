@@ -9,7 +9,8 @@
  * Threads: canonical raft runs on ONE libuv loop thread, which owns `raft`,
  * `io`, `transport` and every raft request struct. Request threads never
  * touch them: they build a `struct rop`, append it to `queue` under `mu`,
- * uv_async_send(&wake) and sleep on `done_cv` until the loop completes it.
+ * uv_async_send(&wake) and sleep on the op's own `cv` until the loop
+ * completes it (one wake-up per write, not one per waiting thread).
  * The loop drains the whole queue per wake-up and encodes every pending
  * write into ONE log entry (one raft_apply), so concurrent writers share a
  * disk sync and a replication round trip.
@@ -30,6 +31,7 @@
 #define COFFER_PHYSICAL_RAFT_INT_H
 
 #include <pthread.h>
+#include <openssl/x509.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdbool.h>
@@ -50,6 +52,12 @@ enum {
 	RREC_STAGE_COMMIT = 7,/* u64 token, u64 nkeys: staging replaces kv */
 	RREC_REVOKE = 8, /* u64 raft id, u32 len, hex SHA-256 of a node certificate:
 			  * the transport refuses that certificate from now on */
+	RREC_ISSUED = 9, /* u64 raft id, u32 len, hex SHA-256: a certificate the
+			  * cluster issued to (or holds for) member id */
+	RREC_REVOKE_MEMBER = 10, /* u64 raft id, u32 len, "" or a hex SHA-256: every
+				  * certificate recorded for id, and that one, is
+				  * refused from now on (remove-peer, before the
+				  * configuration change) */
 };
 
 enum rop_kind {
@@ -57,7 +65,7 @@ enum rop_kind {
 	ROP_BARRIER,   /* wait until everything committed so far is applied */
 	ROP_JOIN_START,/* start a pristine node without bootstrapping */
 	ROP_ADD,       /* id, addr, role: add a member (leader) */
-	ROP_REMOVE,    /* id */
+	ROP_REMOVE,    /* id, buf: the RREC_REVOKE_MEMBER record committed first */
 	ROP_TRANSFER,  /* give leadership away (detached) */
 	ROP_CONFIG,    /* out: the configuration as Vault's JSON */
 	ROP_SNAPSHOT,  /* force a raft snapshot (log compaction) now */
@@ -78,12 +86,15 @@ struct rop {
 	json_t *out;
 	bool detached; /* nobody waits: the loop frees it when done */
 	bool done;     /* guarded by s->mu */
+	pthread_cond_t cv; /* done became true (with s->mu): only its waiter wakes */
 	int rc;
 	struct verr err;
 	double deadline; /* parked ops fail after this (monotonic seconds) */
 	struct raft_change change, change2;
 	struct raft_barrier barrier;
 	struct raft_transfer transfer;
+	struct raft_apply apply; /* REMOVE: the revocation entry before the change */
+	uint64_t t_submit, t_done; /* APPLY: metrics_now() at enqueue, completion */
 };
 
 struct rstore_ha {
@@ -97,10 +108,11 @@ struct rname {
 	char *name;
 };
 
-/* a node certificate refused by the transport: the SHA-256 of its DER (hex)
- * and the member it belonged to (replicated: RREC_REVOKE) */
+/* a node certificate by the SHA-256 of its DER (hex) and the member it
+ * belongs to: the issued list (RREC_ISSUED) and the revocation list
+ * (RREC_REVOKE, RREC_REVOKE_MEMBER), both replicated through the FSM */
 #define RSTORE_FP_HEX 65
-struct rrevoked {
+struct rcertfp {
 	raft_id id;
 	char fp[RSTORE_FP_HEX];
 };
@@ -119,8 +131,10 @@ struct rtls {
 	char *pending_key; /* a joiner's fresh key until its certificate comes */
 	size_t pending_len;
 	bool ready; /* ca_cert, node_cert and node_key are set */
-	struct rrevoked *revoked; /* written by the FSM (loop thread) */
-	size_t nrevoked;
+	/* written by the FSM (loop thread): certificates refused by the
+	 * transport, and those issued to members and not revoked yet */
+	struct rcertfp *revoked, *issued;
+	size_t nrevoked, nissued;
 };
 
 struct rstore {
@@ -154,8 +168,14 @@ struct rstore {
 	struct raft_uv_transport transport;
 	struct rtls tls;
 	struct raft_fsm fsm;
+	/* raft_uv's append, wrapped to time the log writes (disk + fsync) */
+	int (*io_append)(struct raft_io *io, struct raft_io_append *req,
+			 const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
 	bool started; /* raft_start done (loop thread) */
 	struct rop *parked, *parked_tail; /* writes waiting for a leader */
+	struct rop **pending; /* leader: writes waiting for a batch slot */
+	size_t npending, pending_cap;
+	unsigned inflight; /* batches applied and not yet committed */
 	struct {
 		raft_id id;
 		double seen; /* monotonic seconds of the last message from it */
@@ -166,7 +186,6 @@ struct rstore {
 
 	/* shared, guarded by mu */
 	pthread_mutex_t mu;
-	pthread_cond_t done_cv;  /* an op completed */
 	pthread_cond_t state_cv; /* the mirrored state changed */
 	struct rop *queue, *queue_tail;
 	bool closing, closed;
@@ -176,9 +195,11 @@ struct rstore {
 	raft_id leader_id;
 	char leader_addr[256];
 	raft_index commit_index, applied_index, last_index;
+	raft_index start_last_index; /* the log's last index when raft started */
 	raft_term term;
 	unsigned long leader_epoch; /* bumped on every transition to leader */
 	bool ha_held;
+	bool ha_woken; /* ha_wake: the wait in progress (or the next) returns */
 	physical_ha_lost_fn lost;
 	void *lost_ctx;
 	bool sole_voter; /* the configuration has exactly one voter: us */
@@ -210,11 +231,28 @@ int rstore__tls_open(struct rtls *t, const char *dir, const char *node_id, bool 
 		     struct verr *err);
 void rstore__tls_close(struct rtls *t);
 /* The revocation list (replicated through the FSM): add one (idempotent;
- * VERR_INTERNAL when out of memory), ask whether fp is on it, replace it
- * whole (a snapshot restore; takes ownership of list). */
+ * VERR_INTERNAL when out of memory), ask whether fp is on it. */
 int rstore__tls_revoke(struct rtls *t, raft_id id, const char *fp);
 bool rstore__tls_revoked(struct rtls *t, const char *fp);
-void rstore__tls_set_revoked(struct rtls *t, struct rrevoked *list, size_t n);
+/* The issued list: record a certificate of member id (idempotent; ignored
+ * when fp is revoked already); whether fp is on it. */
+int rstore__tls_record_issued(struct rtls *t, raft_id id, const char *fp);
+bool rstore__tls_issued(struct rtls *t, const char *fp);
+/* remove-peer: move every certificate recorded for id, and fp when not
+ * NULL, to the revocation list; *n (may be NULL) = how many were added. */
+int rstore__tls_revoke_member(struct rtls *t, raft_id id, const char *fp, size_t *n);
+/* how many revoked certificates belong to member id */
+size_t rstore__tls_revoked_of(struct rtls *t, raft_id id);
+/* Replace both lists whole (a snapshot restore; takes ownership). */
+void rstore__tls_set_lists(struct rtls *t, struct rcertfp *revoked, size_t nrevoked,
+			   struct rcertfp *issued, size_t nissued);
+/* fp is 64 lower-case hex digits */
+bool rstore__fp_valid(const char *fp);
+/* The hex SHA-256 of a certificate's DER (a PEM for _pem): 0 or -1. */
+int rstore__tls_fp_x509(X509 *x, char fp[RSTORE_FP_HEX]);
+int rstore__tls_fp_pem(const char *pem, char fp[RSTORE_FP_HEX]);
+/* This node's own certificate's fingerprint: 0, or -1 when it has none. */
+int rstore__tls_own_fp(struct rtls *t, char fp[RSTORE_FP_HEX]);
 /* a new cluster: generate the raft CA and this node's certificate */
 int rstore__tls_bootstrap(struct rtls *t, struct verr *err);
 int rstore__tls_keygen(struct rtls *t, char **pub_pem, struct verr *err);
@@ -223,6 +261,9 @@ int rstore__tls_install(struct rtls *t, const char *cert_pem, const char *ca_pem
 
 /* raft.c: the raft id of a node_id */
 raft_id rstore__id_for(const char *node_id);
+/* raft.c: append one record (rec: malloc'd, always consumed) through the
+ * log and wait for it to apply; VERR_STANDBY on a follower. */
+int rstore__submit_record(struct rstore *s, uint8_t *rec, size_t len, struct verr *err);
 
 /* raft_fsm.c */
 /* the apply result of an entry the state machine skipped as malformed */

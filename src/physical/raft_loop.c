@@ -6,7 +6,7 @@
  *
  * Only the loop thread touches s->raft, s->io, s->transport, s->parked and
  * the raft request structs inside ops. Ops are completed (done = true,
- * done_cv broadcast) exactly once, under s->mu.
+ * op->cv signalled) exactly once, under s->mu.
  */
 #include "physical/raft_int.h"
 
@@ -17,9 +17,18 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 
 /* an entry carries at most this many bytes of records (then a new entry) */
 #define BATCH_MAX_BYTES (4u << 20)
+/* Group commit: at most this many batch entries in flight (applied, not yet
+ * committed); writes arriving meanwhile wait on the loop and go out as one
+ * entry when a slot frees. Without a cap every wake-up became its own entry
+ * (1.9 writes each at 32 clients): one fsync per entry on every node, whose
+ * CPU and disk contention made the tail (docs/storage-raft.md). */
+#ifndef RSTORE_MAX_INFLIGHT
+#define RSTORE_MAX_INFLIGHT 2
+#endif
 /* a write parked while a lone voter elects itself fails after this */
 #define PARK_SECONDS 10.0
 
@@ -33,6 +42,10 @@ double rstore__now(void)
 struct rop *rstore__op_new(enum rop_kind kind)
 {
 	struct rop *op = calloc(1, sizeof(*op));
+	if (op && pthread_cond_init(&op->cv, NULL)) {
+		free(op);
+		op = NULL;
+	}
 	if (op)
 		op->kind = kind;
 	return op;
@@ -45,6 +58,7 @@ void rstore__op_free(struct rop *op)
 	free(op->buf);
 	free(op->addr);
 	json_decref(op->out);
+	pthread_cond_destroy(&op->cv);
 	free(op);
 }
 
@@ -63,7 +77,8 @@ static void complete(struct rstore *s, struct rop *op, int rc, const char *fmt, 
 	}
 	bool detached = op->detached;
 	op->done = true;
-	pthread_cond_broadcast(&s->done_cv);
+	if (!detached)
+		pthread_cond_signal(&op->cv);
 	pthread_mutex_unlock(&s->mu);
 	if (detached) {
 		if (rc)
@@ -117,6 +132,76 @@ static void complete_status(struct rstore *s, struct rop *op, int status, const 
 		complete(s, op, map_status(status), "%s: %s", what, raft_strerror(status));
 }
 
+/* ---- metrics: where a write's time goes (docs/storage-raft.md) ---------------- */
+
+/* Series handles, looked up once (they live until the process exits). */
+struct rmetrics {
+	struct metric *queue_wait; /* request thread enqueued -> its batch proposed */
+	struct metric *commit;     /* raft_apply -> committed and applied (leader) */
+	struct metric *wakeup;     /* completed on the loop -> the request thread runs */
+	struct metric *dispatch;   /* leader: one log append (write + fsync) */
+	struct metric *store;      /* follower: one log append (write + fsync) */
+	struct metric *batches, *records;
+};
+
+static struct rmetrics rm;
+static pthread_once_t rm_once = PTHREAD_ONCE_INIT;
+
+static void rmetrics_init(void)
+{
+	struct rmetrics *m = &rm;
+	m->queue_wait = metrics_get(METRIC_HISTOGRAM, "vault.raft-storage.queue_wait", NULL);
+	m->commit = metrics_get(METRIC_HISTOGRAM, "vault.raft.commitTime", NULL);
+	m->wakeup = metrics_get(METRIC_HISTOGRAM, "vault.raft-storage.wakeup", NULL);
+	m->dispatch = metrics_get(METRIC_HISTOGRAM, "vault.raft.leader.dispatchLog", NULL);
+	m->store = metrics_get(METRIC_HISTOGRAM, "vault.raft.rpc.appendEntries.storeLogs", NULL);
+	m->batches = metrics_get(METRIC_COUNTER, "vault.raft-storage.batches", NULL);
+	m->records = metrics_get(METRIC_COUNTER, "vault.raft-storage.batched_records", NULL);
+}
+
+static struct rmetrics *rmetrics(void)
+{
+	pthread_once(&rm_once, rmetrics_init);
+	return &rm;
+}
+
+/* the log append, timed: the original request's data rides in a wrapper */
+struct timed_append {
+	void *data;
+	raft_io_append_cb cb;
+	struct metric *m;
+	uint64_t t0;
+};
+
+static void timed_append_cb(struct raft_io_append *req, int status)
+{
+	struct timed_append *t = req->data;
+	metrics_observe(t->m, metrics_now() - t->t0);
+	req->data = t->data;
+	raft_io_append_cb cb = t->cb;
+	free(t);
+	cb(req, status);
+}
+
+static int timed_append(struct raft_io *io, struct raft_io_append *req,
+			const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+	struct rstore *s = ((struct raft *)io->data)->data;
+	struct timed_append *t = malloc(sizeof(*t));
+	if (!t)
+		return s->io_append(io, req, entries, n, cb);
+	bool leader = raft_state(&s->raft) == RAFT_LEADER;
+	*t = (struct timed_append){req->data, cb, leader ? rmetrics()->dispatch : rmetrics()->store,
+				   metrics_now()};
+	req->data = t;
+	int rv = s->io_append(io, req, entries, n, timed_append_cb);
+	if (rv) { /* no callback will come */
+		req->data = t->data;
+		free(t);
+	}
+	return rv;
+}
+
 /* ---- writes: batched raft_apply ---------------------------------------------- */
 
 struct batch {
@@ -124,12 +209,17 @@ struct batch {
 	struct rstore *s;
 	struct rop **ops;
 	size_t n;
+	uint64_t t0;
 };
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct batch *b = req->data;
+	b->s->inflight--; /* the pending writes go out from watch_cb */
+	uint64_t now = metrics_now();
+	metrics_observe(rmetrics()->commit, now - b->t0);
 	for (size_t i = 0; i < b->n; i++) {
+		b->ops[i]->t_done = now;
 		if (!status && result == RSTORE_REFUSED)
 			complete(b->s, b->ops[i], VERR_INTERNAL,
 				 "the state machine refused the write (malformed log entry)");
@@ -149,8 +239,9 @@ static void put_u32le(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* One raft_apply for ops[0..n): a batch entry of their records. */
-static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
+/* The batch entry of ops[0..n)'s records into rb (raft_malloc'd); -1 when
+ * out of memory. */
+static int encode_batch(struct raft_buffer *rb, struct rop **ops, size_t n)
 {
 	size_t len = 5;
 	for (size_t i = 0; i < n; i++)
@@ -158,17 +249,9 @@ static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
 	/* raft's on-disk format needs entry payloads padded to 8 bytes (its
 	 * encoder writes the buffer as is); the decoder skips the padding */
 	size_t padded = (len + 7) & ~(size_t)7;
-	struct batch *b = calloc(1, sizeof(*b));
 	uint8_t *buf = raft_malloc(padded);
-	struct rop **v = malloc(n * sizeof(struct rop *));
-	if (!b || !buf || !v) {
-		free(b);
-		raft_free(buf);
-		free(v);
-		for (size_t i = 0; i < n; i++)
-			complete(s, ops[i], VERR_INTERNAL, "out of memory");
-		return;
-	}
+	if (!buf)
+		return -1;
 	buf[0] = RREC_BATCH;
 	put_u32le(buf + 1, (uint32_t)n);
 	size_t o = 5;
@@ -176,15 +259,43 @@ static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
 		put_u32le(buf + o, (uint32_t)ops[i]->len);
 		memcpy(buf + o + 4, ops[i]->buf, ops[i]->len);
 		o += 4 + ops[i]->len;
-		v[i] = ops[i];
 	}
 	memset(buf + len, 0, padded - len);
+	rb->base = buf;
+	rb->len = padded;
+	return 0;
+}
+
+/* One raft_apply for ops[0..n): a batch entry of their records. */
+static void apply_batch(struct rstore *s, struct rop **ops, size_t n)
+{
+	struct raft_buffer rb = {0};
+	struct batch *b = calloc(1, sizeof(*b));
+	struct rop **v = malloc(n * sizeof(struct rop *));
+	if (!b || !v || encode_batch(&rb, ops, n)) {
+		free(b);
+		free(v);
+		for (size_t i = 0; i < n; i++)
+			complete(s, ops[i], VERR_INTERNAL, "out of memory");
+		return;
+	}
+	uint8_t *buf = rb.base;
+	memcpy(v, ops, n * sizeof(*v));
+	b->t0 = metrics_now();
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i]->t_submit)
+			metrics_observe(rmetrics()->queue_wait, b->t0 - ops[i]->t_submit);
+		ops[i]->t_submit = 0; /* a parked op is counted once */
+	}
+	metrics_add(rmetrics()->batches, 1);
+	metrics_add(rmetrics()->records, n);
 	b->s = s;
 	b->ops = v;
 	b->n = n;
 	b->req.data = b;
-	struct raft_buffer rb = {buf, padded};
 	int rv = raft_apply(&s->raft, &b->req, &rb, 1, apply_cb);
+	if (!rv)
+		s->inflight++;
 	if (rv) {
 		raft_free(buf);
 		for (size_t i = 0; i < n; i++) {
@@ -237,6 +348,7 @@ static int ensure_started(struct rstore *s, struct verr *err)
 	s->started = true;
 	pthread_mutex_lock(&s->mu);
 	s->pristine = false;
+	s->start_last_index = raft_last_index(&s->raft);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
@@ -290,6 +402,52 @@ static void add_cb(struct raft_change *req, int status)
 	int rv = raft_assign(&op->s->raft, &op->change2, op->id, op->role, change_done_cb);
 	if (rv)
 		complete_status(op->s, op, rv, "raft assign");
+}
+
+/* remove-peer, step 2: the member's certificates are revoked everywhere
+ * (the entry applied); now the configuration change */
+static void revoke_cb(struct raft_apply *req, int status, void *result)
+{
+	struct rop *op = req->data;
+	struct rstore *s = op->s;
+	if (!status && result == RSTORE_REFUSED) {
+		complete(s, op, VERR_INTERNAL, "the state machine refused the revocation entry");
+		return;
+	}
+	if (status) {
+		complete_status(s, op, status, "raft apply (revocation)");
+		return;
+	}
+	char *name = rstore__name_of(s, op->id);
+	size_t n = rstore__tls_revoked_of(&s->tls, op->id);
+	if (n)
+		log_info("raft", "revoked %zu raft certificate(s) of %s; removing it from the "
+			 "configuration", n, name ? name : "a member");
+	else
+		log_warn("raft", "removed peer %s: no raft certificate of it is on record; none "
+			 "was revoked", name ? name : "(unnamed)");
+	free(name);
+	op->change.data = op;
+	int rv = raft_remove(&s->raft, &op->change, op->id, change_done_cb);
+	if (rv)
+		complete_status(s, op, rv, "raft remove");
+}
+
+/* remove-peer, step 1 (checked: leader, a member, not us): commit op->buf,
+ * the RREC_REVOKE_MEMBER record */
+static void apply_revoke_then_remove(struct rstore *s, struct rop *op)
+{
+	struct raft_buffer rb = {0};
+	if (!op->buf || encode_batch(&rb, &op, 1)) {
+		complete(s, op, VERR_INTERNAL, "out of memory");
+		return;
+	}
+	op->apply.data = op;
+	int rv = raft_apply(&s->raft, &op->apply, &rb, 1, revoke_cb);
+	if (rv) {
+		raft_free(rb.base);
+		complete_status(s, op, rv, "raft apply (revocation)");
+	}
 }
 
 static void transfer_cb(struct raft_transfer *req)
@@ -474,10 +632,8 @@ static void run_op(struct rstore *s, struct rop *op)
 				 "cannot remove the leader itself; step it down first");
 			return;
 		}
-		op->change.data = op;
-		rv = raft_remove(&s->raft, &op->change, op->id, change_done_cb);
-		if (rv)
-			complete_status(s, op, rv, "raft remove");
+		/* the revocation entry first; the change in its callback */
+		apply_revoke_then_remove(s, op);
 		return;
 	case ROP_TRANSFER:
 		if (!leader || sole_voter(s)) {
@@ -504,7 +660,26 @@ static void run_op(struct rstore *s, struct rop *op)
 	}
 }
 
-/* Writes: start raft if needed, then one batch per BATCH_MAX_BYTES; park
+/* The pending writes into batch entries while a slot is free (one entry per
+ * BATCH_MAX_BYTES). Loop thread. */
+static void flush_pending(struct rstore *s)
+{
+	size_t start = 0;
+	while (start < s->npending && s->inflight < RSTORE_MAX_INFLIGHT) {
+		size_t end = start, bytes = 0;
+		while (end < s->npending &&
+		       (end == start || bytes + s->pending[end]->len <= BATCH_MAX_BYTES)) {
+			bytes += s->pending[end]->len + 4;
+			end++;
+		}
+		apply_batch(s, s->pending + start, end - start);
+		start = end;
+	}
+	memmove(s->pending, s->pending + start, (s->npending - start) * sizeof(*s->pending));
+	s->npending -= start;
+}
+
+/* Writes: start raft if needed, then into the pending batch; park
  * them while a lone voter elects itself; refuse them on a follower. */
 static void run_writes(struct rstore *s, struct rop **w, size_t n)
 {
@@ -526,16 +701,22 @@ static void run_writes(struct rstore *s, struct rop **w, size_t n)
 		}
 		return;
 	}
-	size_t start = 0, bytes = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (i > start && bytes + w[i]->len > BATCH_MAX_BYTES) {
-			apply_batch(s, w + start, i - start);
-			start = i;
-			bytes = 0;
+	if (s->npending + n > s->pending_cap) {
+		size_t nc = s->pending_cap ? s->pending_cap : 64;
+		while (nc < s->npending + n)
+			nc *= 2;
+		struct rop **np = realloc(s->pending, nc * sizeof(*np));
+		if (!np) {
+			for (size_t i = 0; i < n; i++)
+				complete(s, w[i], VERR_INTERNAL, "out of memory");
+			return;
 		}
-		bytes += w[i]->len + 4;
+		s->pending = np;
+		s->pending_cap = nc;
 	}
-	apply_batch(s, w + start, n - start);
+	memcpy(s->pending + s->npending, w, n * sizeof(*w));
+	s->npending += n;
+	flush_pending(s);
 }
 
 /* Dispatch a list of ops (in order; consecutive writes form batches). */
@@ -643,6 +824,10 @@ static void watch_cb(uv_check_t *h)
 		if (!rstore__has_name(s, s->id))
 			record_name(s);
 	}
+	/* writes waiting for a batch slot (a leader that lost its role fails
+	 * them through raft_apply) */
+	if (s->npending)
+		flush_pending(s);
 	/* parked writes: retry once leader, fail when expired */
 	if (s->parked) {
 		struct rop *list = s->parked;
@@ -689,6 +874,9 @@ static void wake_cb(uv_async_t *h)
 		fail_all(s, list, "the storage is shutting down");
 		fail_all(s, s->parked, "the storage is shutting down");
 		s->parked = s->parked_tail = NULL;
+		for (size_t i = 0; i < s->npending; i++)
+			complete(s, s->pending[i], VERR_UNAVAILABLE, "the storage is shutting down");
+		s->npending = 0;
 		uv_check_stop(&s->watch);
 		raft_close(&s->raft, on_raft_closed);
 		return;
@@ -715,6 +903,8 @@ int rstore__submit(struct rstore *s, struct rop *op, struct verr *err)
 		return verr_set(err, VERR_UNAVAILABLE, "the storage is shutting down");
 	}
 	op->next = NULL;
+	if (op->kind == ROP_APPLY && !op->detached)
+		op->t_submit = metrics_now();
 	if (s->queue_tail)
 		s->queue_tail->next = op;
 	else
@@ -726,8 +916,10 @@ int rstore__submit(struct rstore *s, struct rop *op, struct verr *err)
 		return 0;
 	pthread_mutex_lock(&s->mu);
 	while (!op->done)
-		pthread_cond_wait(&s->done_cv, &s->mu);
+		pthread_cond_wait(&op->cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
+	if (op->t_done)
+		metrics_observe(rmetrics()->wakeup, metrics_now() - op->t_done);
 	if (op->rc && err) {
 		err->code = op->rc;
 		memcpy(err->msg, op->err.msg, sizeof(err->msg));
@@ -758,6 +950,8 @@ int rstore__loop_start(struct rstore *s, struct verr *err)
 		goto fail_loop;
 	}
 	raft_uv_set_connect_retry_delay(&s->io, 50);
+	s->io_append = s->io.append;
+	s->io.append = timed_append;
 	/* libraft 0.15's uv io implements async_work (libuv's thread pool) but
 	 * says version 1, which makes raft_init refuse asynchronous snapshots */
 	if (s->io.async_work && s->io.version < 2)
@@ -811,4 +1005,7 @@ void rstore__loop_stop(struct rstore *s)
 	pthread_join(s->thread, NULL);
 	s->thread_started = false;
 	uv_loop_close(&s->loop);
+	free(s->pending);
+	s->pending = NULL;
+	s->npending = s->pending_cap = 0;
 }

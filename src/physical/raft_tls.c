@@ -186,53 +186,162 @@ void rstore__tls_close(struct rtls *t)
 	key_free(&t->ca_key, &t->ca_key_len);
 	key_free(&t->pending_key, &t->pending_len);
 	free(t->revoked);
+	free(t->issued);
 	pthread_mutex_destroy(&t->mu);
 	memset(t, 0, sizeof(*t));
+}
+
+/* fp on list[0..n): its index, or -1 (mu held). Fingerprints are public
+ * (they identify, they do not authenticate): an ordinary comparison. */
+static long fp_find(const struct rcertfp *list, size_t n, const char *fp)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(list[i].fp, fp))
+			return (long)i;
+	return -1;
+}
+
+/* append (id, fp) to *list unless it is there; 0 or VERR_INTERNAL (mu held) */
+static int fp_add(struct rcertfp **list, size_t *n, raft_id id, const char *fp)
+{
+	if (fp_find(*list, *n, fp) >= 0)
+		return 0;
+	struct rcertfp *nl = realloc(*list, (*n + 1) * sizeof(*nl));
+	if (!nl)
+		return VERR_INTERNAL;
+	*list = nl;
+	nl[*n].id = id;
+	memcpy(nl[*n].fp, fp, RSTORE_FP_HEX);
+	(*n)++;
+	return 0;
+}
+
+bool rstore__fp_valid(const char *fp)
+{
+	if (strlen(fp) != RSTORE_FP_HEX - 1)
+		return false;
+	for (const char *p = fp; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
 }
 
 int rstore__tls_revoke(struct rtls *t, raft_id id, const char *fp)
 {
 	if (strlen(fp) != RSTORE_FP_HEX - 1)
 		return VERR_INVALID;
-	int rc = 0;
 	pthread_mutex_lock(&t->mu);
-	bool have = false;
-	for (size_t i = 0; i < t->nrevoked && !have; i++)
-		have = !strcmp(t->revoked[i].fp, fp);
-	if (!have) {
-		struct rrevoked *nr = realloc(t->revoked, (t->nrevoked + 1) * sizeof(*nr));
-		if (nr) {
-			t->revoked = nr;
-			nr[t->nrevoked].id = id;
-			memcpy(nr[t->nrevoked].fp, fp, RSTORE_FP_HEX);
-			t->nrevoked++;
-		} else {
-			rc = VERR_INTERNAL;
-		}
-	}
+	int rc = fp_add(&t->revoked, &t->nrevoked, id, fp);
+	long i = rc ? -1 : fp_find(t->issued, t->nissued, fp);
+	if (i >= 0) /* a revoked certificate is no longer a live one */
+		t->issued[i] = t->issued[--t->nissued];
 	pthread_mutex_unlock(&t->mu);
 	return rc;
 }
 
 bool rstore__tls_revoked(struct rtls *t, const char *fp)
 {
-	bool r = false;
 	pthread_mutex_lock(&t->mu);
-	/* fingerprints are public (they identify, they do not authenticate):
-	 * an ordinary comparison is fine */
-	for (size_t i = 0; i < t->nrevoked && !r; i++)
-		r = !strcmp(t->revoked[i].fp, fp);
+	bool r = fp_find(t->revoked, t->nrevoked, fp) >= 0;
 	pthread_mutex_unlock(&t->mu);
 	return r;
 }
 
-void rstore__tls_set_revoked(struct rtls *t, struct rrevoked *list, size_t n)
+int rstore__tls_record_issued(struct rtls *t, raft_id id, const char *fp)
+{
+	if (!rstore__fp_valid(fp))
+		return VERR_INVALID;
+	pthread_mutex_lock(&t->mu);
+	int rc = fp_find(t->revoked, t->nrevoked, fp) >= 0 ? 0
+								 : fp_add(&t->issued, &t->nissued, id, fp);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+bool rstore__tls_issued(struct rtls *t, const char *fp)
+{
+	pthread_mutex_lock(&t->mu);
+	bool r = fp_find(t->issued, t->nissued, fp) >= 0;
+	pthread_mutex_unlock(&t->mu);
+	return r;
+}
+
+int rstore__tls_revoke_member(struct rtls *t, raft_id id, const char *fp, size_t *n)
+{
+	if (n)
+		*n = 0;
+	if (fp && !rstore__fp_valid(fp))
+		return VERR_INVALID;
+	pthread_mutex_lock(&t->mu);
+	size_t before = t->nrevoked;
+	int rc = fp ? fp_add(&t->revoked, &t->nrevoked, id, fp) : 0;
+	/* every certificate recorded for the member; the issued list keeps
+	 * the others, in order */
+	size_t keep = 0;
+	for (size_t i = 0; i < t->nissued; i++) {
+		bool mine = !rc && t->issued[i].id == id;
+		if (mine)
+			rc = fp_add(&t->revoked, &t->nrevoked, id, t->issued[i].fp);
+		if (!mine || rc)
+			t->issued[keep++] = t->issued[i];
+	}
+	t->nissued = keep;
+	if (n)
+		*n = t->nrevoked - before;
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+size_t rstore__tls_revoked_of(struct rtls *t, raft_id id)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&t->mu);
+	for (size_t i = 0; i < t->nrevoked; i++)
+		n += t->revoked[i].id == id;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+void rstore__tls_set_lists(struct rtls *t, struct rcertfp *revoked, size_t nrevoked,
+			   struct rcertfp *issued, size_t nissued)
 {
 	pthread_mutex_lock(&t->mu);
 	free(t->revoked);
-	t->revoked = list;
-	t->nrevoked = n;
+	free(t->issued);
+	t->revoked = revoked;
+	t->nrevoked = nrevoked;
+	t->issued = issued;
+	t->nissued = nissued;
 	pthread_mutex_unlock(&t->mu);
+}
+
+int rstore__tls_fp_x509(X509 *x, char fp[RSTORE_FP_HEX])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+	if (!x || X509_digest(x, EVP_sha256(), md, &ml) != 1 || ml != (RSTORE_FP_HEX - 1) / 2)
+		return -1;
+	for (unsigned int i = 0; i < ml; i++)
+		snprintf(fp + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+int rstore__tls_fp_pem(const char *pem, char fp[RSTORE_FP_HEX])
+{
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	int rc = x ? rstore__tls_fp_x509(x, fp) : -1;
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
+int rstore__tls_own_fp(struct rtls *t, char fp[RSTORE_FP_HEX])
+{
+	pthread_mutex_lock(&t->mu);
+	int rc = t->node_cert ? rstore__tls_fp_pem(t->node_cert, fp) : -1;
+	pthread_mutex_unlock(&t->mu);
+	return rc;
 }
 
 int rstore__tls_bootstrap(struct rtls *t, struct verr *err)
@@ -421,9 +530,23 @@ int physical_raft_tls_sign(struct physical *p, const char *node_id, const char *
 	else if (!(*ca_pem = strdup(t->ca_cert)))
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 	pthread_mutex_unlock(&t->mu);
+	/* recorded through the log before the certificate leaves this node,
+	 * so remove-peer can revoke it on any leader, whether or not the
+	 * joiner ever connected to that one (fail closed: unrecorded, it is
+	 * not handed out) */
+	char fp[RSTORE_FP_HEX];
+	uint8_t *rec = NULL;
+	size_t len = 0;
+	if (!rc && rstore__tls_fp_pem(*cert_pem, fp))
+		rc = verr_set(err, VERR_INTERNAL, "cannot fingerprint the issued raft certificate");
+	if (!rc && rstore__encode_idstr(&rec, &len, RREC_ISSUED, rstore__id_for(node_id), fp))
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	if (!rc)
+		rc = rstore__submit_record((struct rstore *)p, rec, len, err);
 	if (rc) {
 		free(*cert_pem);
-		*cert_pem = NULL;
+		free(*ca_pem);
+		*cert_pem = *ca_pem = NULL;
 	}
 	return rc;
 }

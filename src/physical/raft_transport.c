@@ -17,7 +17,8 @@
  *      certificate is the id raft asked for; both sides refuse a certificate
  *      whose SHA-256 is on the replicated revocation list (a removed member)
  *      and remember the fingerprint each member presented (remove-peer
- *      revokes that one);
+ *      revokes it with those recorded at issue, for a member whose
+ *      certificate predates that record);
  *   4. a socketpair: one end goes to raft as a uv pipe (opened on the loop
  *      thread, delivered with uv_async), the thread pumps bytes between the
  *      other end and the SSL object with poll() until either side ends,
@@ -361,14 +362,10 @@ static int peer_name(struct tconn *c, char *why, size_t n)
 		snprintf(why, n, "the peer's certificate has no usable common name");
 		return -1;
 	}
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int ml = 0;
-	if (X509_digest(x, EVP_sha256(), md, &ml) != 1 || ml != (RSTORE_FP_HEX - 1) / 2) {
+	if (rstore__tls_fp_x509(x, c->fp)) {
 		snprintf(why, n, "cannot fingerprint the peer's certificate");
 		return -1;
 	}
-	for (unsigned int i = 0; i < ml; i++)
-		snprintf(c->fp + 2 * i, 3, "%02x", md[i]);
 	/* a removed member's certificate (the replicated revocation list) */
 	if (rstore__tls_revoked(c->tt->creds, c->fp)) {
 		snprintf(why, n, "node %s presents a revoked certificate (the node was removed "

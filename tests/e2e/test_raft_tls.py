@@ -8,7 +8,8 @@ used to claim another node's id. A sealed follower restarts and catches up
 with its stored credentials; a raft directory without them refuses to
 start; a challenge without a usable public key is a 400. A removed peer's
 certificate is refused by the others (it cannot bump their term) and the
-node rejoins with a fresh one.
+node rejoins with a fresh one; so is that of a removed node the leader never
+saw (its certificates are recorded in the replicated state at issue).
 """
 import os
 import shutil
@@ -307,6 +308,47 @@ class RaftTLS(unittest.TestCase):
         wait(lambda: self.voters() == 3, timeout=20, what="the removed node a voter again")
         self.assertNotEqual(open(self.tls(f, "node.crt")).read(), old)
         self.assertTrue(wait(self.cluster_healthy, timeout=20, what="cluster healthy"))
+
+    def test_8_removed_peer_never_seen_by_the_leader_is_refused(self):
+        """The bootstrap node (its certificate made before any log) is removed
+        while no running node has a connection from it: every node was
+        restarted after it stopped, so the leader never saw its certificate.
+        Its certificates recorded in the replicated state are revoked anyway:
+        restarted with its old credentials, it is refused by both others."""
+        f = self.nodes[0]  # node1, the bootstrap node
+        act = wait(self.active, what="active")
+        if act is f:
+            r = act.put("sys/step-down", {}, token=self.token)
+            self.assertEqual(r.status, 204, r.body)
+            wait(lambda: (lambda a: a if a is not None and a is not f else None)(self.active()),
+                 timeout=20, what="another active node")
+        self.write_ok("before-unseen-remove")
+        f.stop()
+        others = [n for n in self.nodes if n is not f]
+        for n in others:  # fresh transports: none has seen node1 since
+            n.stop()
+        for n in others:
+            n.start()
+        for n in others:
+            self.unseal(n)
+        act = wait(self.active, timeout=30, what="an active node after the restarts")
+        r = act.post("sys/storage/raft/remove-peer", {"server_id": f.node_id}, token=self.token)
+        self.assertEqual(r.status, 204, r.body)
+        cfg = act.get("sys/storage/raft/configuration", token=self.token).json()["data"]
+        self.assertEqual(sorted(s["node_id"] for s in cfg["config"]["servers"]),
+                         sorted(n.node_id for n in others))
+        mark = {n.node_id: len(n.log()) for n in others}
+        term = act.get("sys/storage/raft/autopilot/state",
+                       token=self.token).json()["data"]["servers"][act.node_id]["last_term"]
+        f.start()  # its old tls/ and raft data
+        refused = "node %s presents a revoked certificate" % f.node_id
+        wait(lambda: all(refused in n.log()[mark[n.node_id]:] for n in others), timeout=20,
+             what="node1's certificate refused by both others")
+        st = act.get("sys/storage/raft/autopilot/state", token=self.token).json()["data"]
+        self.assertEqual(st["servers"][act.node_id]["last_term"], term)
+        self.assertNotIn(f.node_id, st["servers"])
+        self.write_ok("after-unseen-remove")
+        f.stop()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
  * tests/unit/physical/raft_fsm.c - the raft backend's state machine
  * (src/physical/raft_fsm.c) without raft: batches apply in order, a
  * malformed entry applies nothing, random bytes never crash it, and a
- * snapshot restores the key space, member names, the HA holder record and
- * an unfinished restore's staging store.
+ * snapshot restores the key space, member names, the HA holder record, the
+ * issued and revoked certificate lists and an unfinished restore's staging
+ * store; remove-peer's record revokes every certificate of the member.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,6 +43,7 @@ static void fsm_free(struct rstore *s)
 	free(s->holder_value);
 	free(s->node_id);
 	free(s->tls.revoked);
+	free(s->tls.issued);
 	pthread_rwlock_destroy(&s->fsm_lock);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->tls.mu);
@@ -297,6 +299,128 @@ static void test_physical_raft_fsm__async_snapshot_is_a_consistent_view(void **s
 	fsm_free(s);
 }
 
+/* a snapshot taken and restored into a fresh state machine (caller frees) */
+static struct rstore *snapshot_copy(struct rstore *s)
+{
+	struct raft_buffer *bufs = NULL;
+	unsigned nb = 0;
+	assert_int_equal(s->fsm.snapshot(&s->fsm, &bufs, &nb), 0);
+	assert_int_equal(s->fsm.snapshot_async(&s->fsm, &bufs, &nb), 0);
+	struct rstore *t = fsm_new();
+	struct raft_buffer copy = {raft_malloc(bufs[0].len), bufs[0].len};
+	memcpy(copy.base, bufs[0].base, copy.len);
+	assert_int_equal(t->fsm.restore(&t->fsm, &copy), 0);
+	assert_int_equal(s->fsm.snapshot_finalize(&s->fsm, &bufs, &nb), 0);
+	return t;
+}
+
+static void apply_fp(struct rstore *s, uint8_t type, raft_id id, const char *fp)
+{
+	uint8_t *rec = NULL;
+	size_t l = 0;
+	assert_int_equal(rstore__encode_idstr(&rec, &l, type, id, fp), 0);
+	apply_one(s, rec, l);
+}
+
+/* The certificates the cluster issued are recorded per member when issued
+ * (join), and remove-peer's one record revokes all of a member's, on every
+ * node and whatever certificate it last presented to the leader; both lists
+ * survive a snapshot, and a snapshot of the previous format still loads. */
+static void test_physical_raft_fsm__issued_certificates_revoked_at_remove(void **state)
+{
+	static const char a1[] = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+	static const char a2[] = "a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2";
+	static const char b1[] = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+	static const char seen[] = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+	struct rstore *s = fsm_new();
+	/* member 7 joined twice (a retried challenge: two certificates), 8 once */
+	apply_fp(s, RREC_ISSUED, 7, a1);
+	apply_fp(s, RREC_ISSUED, 7, a2);
+	apply_fp(s, RREC_ISSUED, 8, b1);
+	apply_fp(s, RREC_ISSUED, 7, a1); /* replayed: no duplicate */
+	assert_int_equal(s->tls.nissued, 3);
+	assert_false(rstore__tls_revoked(&s->tls, a1));
+	/* malformed: not hex, the wrong length; an empty one only for a removal */
+	uint8_t *rec = NULL;
+	size_t l = 0, bl = 0;
+	char upper[65];
+	memcpy(upper, a1, sizeof(upper));
+	upper[0] = 'A';
+	const char *bad[] = {upper, "abcd", ""};
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(rstore__encode_idstr(&rec, &l, RREC_ISSUED, 7, bad[i]), 0);
+		uint8_t *b = batch(&bl, &rec, &l, 1);
+		assert_int_equal(rstore__fsm_apply_entry(s, b, bl), RAFT_MALFORMED);
+		free(b);
+		free(rec);
+	}
+	assert_int_equal(s->tls.nissued, 3);
+
+	/* recorded at join: a follower restored from a snapshot has them */
+	struct rstore *t = snapshot_copy(s);
+	assert_int_equal(t->tls.nissued, 3);
+	assert_true(rstore__tls_issued(&t->tls, a2));
+	assert_true(rstore__tls_issued(&t->tls, b1));
+
+	/* removing 7 (it presented another certificate to this leader) revokes
+	 * every one recorded for it, on the original and the restored copy */
+	apply_fp(s, RREC_REVOKE_MEMBER, 7, seen);
+	apply_fp(t, RREC_REVOKE_MEMBER, 7, "");
+	assert_true(rstore__tls_revoked(&s->tls, a1));
+	assert_true(rstore__tls_revoked(&s->tls, a2));
+	assert_true(rstore__tls_revoked(&s->tls, seen));
+	assert_false(rstore__tls_revoked(&s->tls, b1)); /* 8 is untouched */
+	assert_true(rstore__tls_issued(&s->tls, b1));
+	assert_false(rstore__tls_issued(&s->tls, a1));
+	assert_true(rstore__tls_revoked(&t->tls, a1));
+	assert_true(rstore__tls_revoked(&t->tls, a2));
+	assert_false(rstore__tls_revoked(&t->tls, b1));
+	/* a revoked certificate is not recorded as live again */
+	apply_fp(s, RREC_ISSUED, 7, a1);
+	assert_false(rstore__tls_issued(&s->tls, a1));
+
+	/* the revocations survive a snapshot round trip */
+	struct rstore *u = snapshot_copy(s);
+	assert_int_equal(u->tls.nrevoked, 3);
+	assert_true(rstore__tls_revoked(&u->tls, a1));
+	assert_true(rstore__tls_revoked(&u->tls, a2));
+	assert_true(rstore__tls_revoked(&u->tls, seen));
+	assert_int_equal(u->tls.nissued, 1);
+	assert_true(rstore__tls_issued(&u->tls, b1));
+	/* and removing 8 there revokes its certificate recorded before the
+	 * snapshot */
+	apply_fp(u, RREC_REVOKE_MEMBER, 8, "");
+	assert_true(rstore__tls_revoked(&u->tls, b1));
+	assert_int_equal(u->tls.nissued, 0);
+
+	/* a CRS2 snapshot (before the issued list): names 0, holder 0 "",
+	 * one revocation, no staging, one key */
+	uint8_t v2[4 + 4 + 8 + 4 + 4 + 8 + 64 + 8 + 8 + 4 + 1 + 4 + 1 + 7] = "CRS2";
+	size_t o = 4 + 4 + 8 + 4;
+	put_u32(v2 + o, 1);
+	o += 4;
+	v2[o] = 9; /* raft id 9 */
+	o += 8;
+	memcpy(v2 + o, seen, 64);
+	o += 64 + 8; /* stage token 0 */
+	v2[o] = 1; /* one key */
+	o += 8;
+	put_u32(v2 + o, 1);
+	v2[o + 4] = 'k';
+	put_u32(v2 + o + 5, 1);
+	v2[o + 9] = 'v';
+	struct raft_buffer old = {raft_malloc(sizeof(v2)), sizeof(v2)};
+	memcpy(old.base, v2, sizeof(v2));
+	assert_int_equal(u->fsm.restore(&u->fsm, &old), 0);
+	assert_true(holds(u->kv, "k", "v"));
+	assert_true(rstore__tls_revoked(&u->tls, seen));
+	assert_false(rstore__tls_revoked(&u->tls, b1));
+	assert_int_equal(u->tls.nissued, 0);
+	fsm_free(u);
+	fsm_free(t);
+	fsm_free(s);
+}
+
 int main(void)
 {
 	log_set_level(LOG_OFF);
@@ -305,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_physical_raft_fsm__random_bytes_never_crash),
 		cmocka_unit_test(test_physical_raft_fsm__snapshot_restores_everything),
 		cmocka_unit_test(test_physical_raft_fsm__async_snapshot_is_a_consistent_view),
+		cmocka_unit_test(test_physical_raft_fsm__issued_certificates_revoked_at_remove),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
