@@ -12,6 +12,10 @@ build/coffer) with data on a real disk (RAFT_TEST_DIR, default /var/tmp).
 Prints Markdown and writes bench/results/raft.md.
 
     COFFER_BIN=$PWD/build/coffer python3 bench/raft.py [--seconds 10] [--trials 10]
+
+RAFT_STORAGE_EXTRA (HCL lines) goes into every node's storage "raft" block,
+e.g. 'snapshot_interval = "5s"' to include paced log-compaction snapshots in
+a short run.
 """
 import argparse
 import os
@@ -113,7 +117,8 @@ def main():
     def server(*args, **kw):  # production thresholds, not the tests' small ones
         n = orig(*args, **kw)
         cfg = open(n.config_path).read().replace(
-            "  snapshot_threshold = 64\n  trailing_logs = 32\n", "")
+            "  snapshot_threshold = 64\n  trailing_logs = 32\n  snapshot_interval = \"1s\"\n",
+            os.environ.get("RAFT_STORAGE_EXTRA", ""))
         # the Prometheus form of sys/metrics, for the breakdown below
         cfg += 'telemetry {\n  prometheus_retention_time = "60s"\n  disable_hostname = true\n}\n'
         open(n.config_path, "w").write(cfg)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/duration.h"
 #include "util/metrics.h"
 
 void physical_list_free(char **keys, size_t n)
@@ -254,4 +255,25 @@ int physical_walk(struct physical *p, const char *base, const char *prefix,
 	}
 	physical_list_free(keys, n);
 	return rc;
+}
+
+int physical__opt_seconds(const json_t *conf, const char *backend, const char *k, int64_t def,
+			  int64_t min, int64_t max, int64_t *out, struct verr *err)
+{
+	const json_t *v = conf ? json_object_get(conf, k) : NULL;
+	*out = def;
+	if (!v)
+		return 0;
+	int64_t secs = -1;
+	struct verr e2 = {0};
+	if (json_is_integer(v))
+		secs = json_integer_value(v);
+	else if (!json_is_string(v) || duration_parse(&secs, json_string_value(v), &e2))
+		secs = -1;
+	if (secs < min || secs > max)
+		return verr_set(err, VERR_INVALID,
+				"storage \"%s\": %s: expected a duration between %llds and %llds",
+				backend, k, (long long)min, (long long)max);
+	*out = secs;
+	return 0;
 }

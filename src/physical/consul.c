@@ -1612,24 +1612,11 @@ static int opt_bool(const json_t *conf, const char *k, bool *out,
 
 static int opt_secs(const json_t *conf, const char *k, long def, long min,
                     long max, long *out, struct verr *err) {
-  const json_t *v = conf ? json_object_get(conf, k) : NULL;
-  *out = def;
-  if (!v)
-    return 0;
-  int64_t secs = -1;
-  struct verr e2 = {0};
-  if (json_is_integer(v))
-    secs = json_integer_value(v);
-  else if (json_is_string(v) &&
-           duration_parse(&secs, json_string_value(v), &e2))
-    secs = -1;
-  if (secs < min || secs > max)
-    return verr_set(
-        err, VERR_INVALID,
-        "storage \"consul\": %s: expected a duration between %lds and %lds", k,
-        min, max);
-  *out = (long)secs;
-  return 0;
+  int64_t secs;
+  int rc = physical__opt_seconds(conf, "consul", k, def, min, max, &secs, err);
+  if (!rc)
+    *out = (long)secs;
+  return rc;
 }
 
 static int opt_long(const json_t *conf, const char *k, long def, long min,

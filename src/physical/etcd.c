@@ -1369,21 +1369,11 @@ static int opt_bool(const json_t *conf, const char *k, bool *out, struct verr *e
 static int opt_duration_ms(const json_t *conf, const char *k, long def_ms, long *out,
 			   struct verr *err)
 {
-	const json_t *v = conf ? json_object_get(conf, k) : NULL;
-	*out = def_ms;
-	if (!v)
-		return 0;
-	int64_t secs = -1;
-	struct verr e2 = {0};
-	if (json_is_integer(v))
-		secs = json_integer_value(v);
-	else if (json_is_string(v) && duration_parse(&secs, json_string_value(v), &e2))
-		secs = -1;
-	if (secs <= 0 || secs > 3600)
-		return verr_set(err, VERR_INVALID,
-				"storage \"etcd\": %s: expected a duration between 1s and 1h", k);
-	*out = (long)secs * 1000;
-	return 0;
+	int64_t secs;
+	int rc = physical__opt_seconds(conf, "etcd", k, def_ms / 1000, 1, 3600, &secs, err);
+	if (!rc)
+		*out = (long)secs * 1000;
+	return rc;
 }
 
 #define DUP_OPT(field, name)                                                                \

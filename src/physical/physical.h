@@ -208,6 +208,11 @@ int physical_walk(struct physical *p, const char *base, const char *prefix,
 		  physical_walk_fn fn, void *ctx, struct verr *err);
 /* Shared helper for list: given a sorted array of full keys and a prefix,
  * produce the direct-children list (see physical_ops.list). */
+/* A duration option of a backend's config in whole seconds: a JSON integer
+ * or a string ("30", "15s", "2m"); def when absent. VERR_INVALID, naming
+ * storage "<backend>" and the option, outside [min, max]. */
+int physical__opt_seconds(const json_t *conf, const char *backend, const char *k, int64_t def,
+			  int64_t min, int64_t max, int64_t *out, struct verr *err);
 int physical__children(char **sorted_keys, size_t nkeys, const char *prefix, char ***out,
 		       size_t *n);
 

@@ -461,6 +461,10 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 	if (!rc)
 		rc = opt_uint(conf, "max_entry_size", 1, 64ul << 20, PHYSICAL_DEFAULT_MAX_ENTRY,
 			      &max_entry, err);
+	int64_t snap_interval = 120;
+	if (!rc)
+		rc = physical__opt_seconds(conf, "raft", "snapshot_interval", 120, 0, 86400,
+					   &snap_interval, err);
 	if (rc)
 		return rc;
 	if (mkdir(path, 0700) && errno != EEXIST)
@@ -480,6 +484,7 @@ int physical_raft_new(struct physical **out, const json_t *conf, struct verr *er
 	pthread_cond_init(&s->state_cv, NULL);
 	s->threshold = (unsigned)threshold;
 	s->trailing = (unsigned)trailing;
+	s->snap_interval_ms = (unsigned)snap_interval * 1000;
 	/* election timeout: 250 ms per multiplier step, default 2 (500 ms;
 	 * Vault's default of 5 gives its 5-7.5 s failovers) */
 	s->election_ms = 250 * (unsigned)(mult ? mult : 2);

@@ -19,6 +19,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "physical/inmem_int.h"
 #include "util/log.h"
@@ -610,6 +613,10 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	}
 	j->walk_ms = (rstore__now() - j->t0) * 1000;
 	s->snap_job = j;
+	/* a paced snapshot is being taken: back to a (new) hard bound until
+	 * the pacing timer finds the next one due (raft_loop.c) */
+	rstore__snap_redraw(s);
+	raft_set_snapshot_threshold(&s->raft, rstore__snap_idle_threshold(s));
 	*bufs = v; /* filled by fsm_snapshot_async */
 	*n_bufs = 1;
 	if (!fsm->snapshot_async) { /* an io without async_work: all here */
@@ -651,7 +658,42 @@ static int sb_view(struct sbuf *sb, const struct physical_inmem_view *v)
 	return rc || sb->oom ? -1 : 0;
 }
 
+/* The serialisation runs on a thread of its own at the lowest CPU priority
+ * (nice 19), started and joined by the libuv pool thread: a snapshot of a
+ * large state is seconds of CPU, and at normal priority it took them from
+ * the request and raft threads, which is where the write p99 went
+ * (docs/storage-raft.md). Its own thread, so the pool thread's priority,
+ * which an unprivileged process could not raise again, is never changed. */
+struct snap_ser {
+	struct raft_fsm *fsm;
+	struct raft_buffer **bufs;
+	unsigned *n_bufs;
+	int rc;
+};
+
+static int fsm_snapshot_serialise(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+				  unsigned *n_bufs);
+
+static void *snap_ser_main(void *arg)
+{
+	struct snap_ser *x = arg;
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	x->rc = fsm_snapshot_serialise(x->fsm, x->bufs, x->n_bufs);
+	return NULL;
+}
+
 static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct snap_ser x = {fsm, bufs, n_bufs, 0};
+	pthread_t t;
+	if (pthread_create(&t, NULL, snap_ser_main, &x))
+		return fsm_snapshot_serialise(fsm, bufs, n_bufs);
+	pthread_join(t, NULL);
+	return x.rc;
+}
+
+static int fsm_snapshot_serialise(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+				  unsigned *n_bufs)
 {
 	struct rstore *s = fsm->data;
 	struct snap_job *j = s->snap_job;

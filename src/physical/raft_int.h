@@ -145,6 +145,14 @@ struct rstore {
 	char *dir, *raft_dir, *node_id, *addr;
 	raft_id id;
 	unsigned election_ms, heartbeat_ms, threshold, trailing;
+	/* log-compaction pacing: a snapshot is considered every snap_interval_ms
+	 * (randomised in [1x, 2x) per node), and taken then if `threshold`
+	 * entries have been applied since the last one; between two checks only
+	 * a log of SNAP_HARD_FACTOR x threshold entries forces one. 0: libraft's
+	 * own check after every applied entry (docs/storage-raft.md). The hard
+ * bound is drawn in [SNAP_HARD_FACTOR, 1.5 x SNAP_HARD_FACTOR) x threshold
+ * after each snapshot. */
+	unsigned snap_interval_ms;
 
 	/* the FSM: written by the loop only */
 	pthread_rwlock_t fsm_lock; /* pins kv (exclusive: swap) */
@@ -161,6 +169,9 @@ struct rstore {
 	uv_loop_t loop;
 	uv_async_t wake;
 	uv_check_t watch;
+	uv_timer_t snap_timer; /* log-compaction pacing (snap_interval_ms) */
+	uint64_t snap_rng;     /* the timer's jitter (xorshift64, loop only) */
+	unsigned snap_hard;    /* the current hard bound (loop only) */
 	pthread_t thread;
 	bool thread_started;
 	struct raft raft;
@@ -281,5 +292,12 @@ int rstore__fsm_apply_entry(struct rstore *s, const uint8_t *buf, size_t len);
 char *rstore__name_of(struct rstore *s, raft_id id);
 /* whether the replicated table names id (takes mu) */
 bool rstore__has_name(struct rstore *s, raft_id id);
+
+/* Log-compaction pacing (raft_loop.c): the threshold libraft checks after
+ * every applied entry while no paced snapshot is due (threshold when pacing
+ * is off, the current hard bound when it is on). Loop thread. */
+#define SNAP_HARD_FACTOR 8u
+unsigned rstore__snap_idle_threshold(const struct rstore *s);
+void rstore__snap_redraw(struct rstore *s);
 
 #endif

@@ -33,7 +33,8 @@ def raft_server(node_id, data_root, extra="", storage_extra=""):
         cfg = f.read()
     cfg = cfg.replace('storage "inmem" {}\n',
                       'storage "raft" {\n  path = "%s"\n  node_id = "%s"\n'
-                      '  snapshot_threshold = 64\n  trailing_logs = 32\n%s}\n'
+                      '  snapshot_threshold = 64\n  trailing_logs = 32\n'
+                      '  snapshot_interval = "1s"\n%s}\n'
                       % (s.data, node_id, storage_extra))
     s.raft_port = free_port()
     cfg = cfg.replace('  node_id = "%s"\n' % node_id,

@@ -287,6 +287,63 @@ static void test_physical_raft__compaction_keeps_everything(void **state)
 	node_fini(&n);
 }
 
+static int count_snapshots(const char *dir)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/raft", dir);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int snaps = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		snaps += !strncmp(e->d_name, "snapshot-", 9) && !strstr(e->d_name, ".meta");
+	closedir(d);
+	return snaps;
+}
+
+/* Log compaction is paced (raft_loop.c): past the threshold but below the
+ * hard bound (8 x threshold) nothing is taken until the node's timer fires,
+ * within [interval, 2 x interval); then the next write takes it. Fails on
+ * the old check after every applied entry (a snapshot at entry 32). */
+static void test_physical_raft__compaction_waits_for_the_interval(void **state)
+{
+	(void)state;
+	struct node n = {0};
+	n.dir = tmpdir_new();
+	snprintf(n.name, sizeof(n.name), "paced");
+	snprintf(n.addr, sizeof(n.addr), "127.0.0.1:%d", free_port());
+	struct verr err = {0};
+	json_t *conf = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "path", n.dir, "node_id",
+				 n.name, "raft_addr", n.addr, "snapshot_threshold", 32,
+				 "trailing_logs", 8, "snapshot_interval", "1s");
+	assert_int_equal(physical_raft_new(&n.p, conf, &err), 0);
+	json_decref(conf);
+	char key[64];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 150; i++) { /* > threshold, < 8 x threshold */
+		snprintf(key, sizeof(key), "k/%03d", i);
+		sem_put(n.p, key, "v");
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (took < 0.9) /* the timer cannot have fired yet (its first run is >= 1 s) */
+		assert_int_equal(count_snapshots(n.dir), 0);
+	/* within 2 s the timer finds one due; the next write takes it */
+	int snaps = 0;
+	for (int i = 0; i < 60 && snaps <= 0; i++) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		snprintf(key, sizeof(key), "tick/%02d", i);
+		sem_put(n.p, key, "v");
+		snaps = count_snapshots(n.dir);
+	}
+	assert_true(snaps > 0);
+	sem_expect(n.p, "k/000", "v");
+	sem_expect(n.p, "k/149", "v");
+	node_fini(&n);
+}
+
 static void test_physical_raft__bad_config(void **state)
 {
 	(void)state;
@@ -300,6 +357,10 @@ static void test_physical_raft__bad_config(void **state)
 	conf = json_pack("{s:s, s:s}", "path", dir, "performance_multiplier", "eleven");
 	assert_int_equal(physical_raft_new(&p, conf, &err), VERR_INVALID);
 	assert_non_null(strstr(err.msg, "performance_multiplier"));
+	json_decref(conf);
+	conf = json_pack("{s:s, s:s}", "path", dir, "snapshot_interval", "soon");
+	assert_int_equal(physical_raft_new(&p, conf, &err), VERR_INVALID);
+	assert_non_null(strstr(err.msg, "snapshot_interval"));
 	json_decref(conf);
 	conf = json_pack("{s:s, s:s}", "path", dir, "cluster_addr", "https://127.0.0.1");
 	assert_int_equal(physical_raft_new(&p, conf, &err), VERR_INVALID);
@@ -853,6 +914,7 @@ int main(void)
 		SEMANTICS_TESTS(sem_setup, sem_teardown),
 		cmocka_unit_test(test_physical_raft__first_write_bootstraps_and_survives_reopen),
 		cmocka_unit_test(test_physical_raft__compaction_keeps_everything),
+		cmocka_unit_test(test_physical_raft__compaction_waits_for_the_interval),
 		cmocka_unit_test(test_physical_raft__bad_config),
 		cmocka_unit_test(test_physical_raft__three_nodes_replicate_and_fail_over),
 		cmocka_unit_test(test_physical_raft__tls_refuses_strangers),

@@ -110,9 +110,11 @@ static char cluster_addr[64];
 
 static json_t *raft_conf(const char *dir)
 {
-	return json_pack("{s:s, s:s, s:s, s:i, s:i}", "path", dir, "node_id", "crash",
+	/* snapshot_interval 0: libraft's check after every entry, so compaction
+	 * runs every 256 entries during the crash rounds */
+	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i}", "path", dir, "node_id", "crash",
 			 "raft_addr", cluster_addr, "snapshot_threshold", 256, "trailing_logs",
-			 64);
+			 64, "snapshot_interval", 0);
 }
 
 static void child_main(const char *dir, int round, int fd)
