@@ -120,11 +120,20 @@ int access_issue_login_token(struct core *c, struct mount_entry *m,
 	struct logical_auth *a = resp->auth;
 	int64_t mount_def = json_integer_value(json_object_get(m->config, "default_lease_ttl"));
 	int64_t mount_max = json_integer_value(json_object_get(m->config, "max_lease_ttl"));
+	/* As Vault: the mount path without "auth/", each "/" as "-", then the
+	 * method's name, a trailing "-" dropped ("auth/corp/ldap/" + "alice" =
+	 * "corp-ldap-alice"; "auth/userpass/" alone = "userpass"). */
 	char display[256];
-	const char *mtype = m->type;
-	snprintf(display, sizeof(display), "%s%s%s", mtype,
-		 a->display_name && *a->display_name ? "-" : "",
-		 a->display_name ? a->display_name : "");
+	const char *src = m->path;
+	if (!strncmp(src, "auth/", 5))
+		src += 5;
+	snprintf(display, sizeof(display), "%s%s", src, a->display_name ? a->display_name : "");
+	for (char *q = display; *q; q++)
+		if (*q == '/')
+			*q = '-';
+	size_t dl = strlen(display);
+	if (dl && display[dl - 1] == '-')
+		display[dl - 1] = '\0';
 	json_t *warnings = json_array();
 	struct token_params p = {
 		.policies = a->policies,

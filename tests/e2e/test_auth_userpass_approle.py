@@ -128,6 +128,21 @@ class AuthMethodsTest(unittest.TestCase):
         r = self.up_login("alice", "new pw")
         self.assertEqual((r.status, r.json()["errors"]), (400, ["invalid username or password"]))
 
+    def test_display_name_comes_from_the_mount_path(self):
+        """As Vault: the mount path without auth/, '/' as '-', then the
+        user ('auth/corp/people/' + 'bob' = 'corp-people-bob'), not the
+        method's type."""
+        s = self.s
+        self.assertEqual(s.post("sys/auth/corp/people", {"type": "userpass"}).status, 204)
+        r = s.post("auth/corp/people/users/bob", {"password": "pw-bob-123", "policies": "app-read"})
+        self.assertIn(r.status, (200, 204), r)
+        r = s.post("auth/corp/people/login/bob", {"password": "pw-bob-123"}, token="")
+        self.assertEqual(r.status, 200, r)
+        tok = r.json()["auth"]["client_token"]
+        look = s.get("auth/token/lookup-self", token=tok).json()["data"]
+        self.assertEqual(look["display_name"], "corp-people-bob")
+        self.assertEqual(look["path"], "auth/corp/people/login/bob")
+
     def test_userpass_create_needs_password_and_legacy_policies(self):
         s = self.s
         r = s.post("auth/userpass/users/nopw", {"token_policies": "x"})
