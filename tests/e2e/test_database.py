@@ -135,7 +135,7 @@ class DatabaseTest(unittest.TestCase):
     # -- leases --
     def test_username_carries_the_tokens_display_name(self):
         """Vault's default template puts the token's display name (first 8
-        characters) in the username: a userpass login's 'userpass-alice'
+        characters) in the username: a userpass login's '<mount path>-alice'
         and a token created with display_name 'ci-bot' ('token-ci-bot')."""
         path = self.mount()
         pol = 'path "%s/creds/readonly" { capabilities = ["read"] }' % path
@@ -151,7 +151,9 @@ class DatabaseTest(unittest.TestCase):
         r = self.s.get("%s/creds/readonly" % path, token=tok)
         self.assertEqual(r.status, 200, r)
         user = r.json()["data"]["username"]
-        self.assertTrue(user.startswith("v-userpass-readonly-"), user)
+        # the display name is "<mount path>-alice", as in Vault: its
+        # first 8 characters
+        self.assertTrue(user.startswith("v-%s-readonly-" % ("%s-alice" % up)[:8]), user)
         r = self.s.post("auth/token/create", {"policies": ["dbread"], "display_name": "ci-bot"})
         self.assertEqual(r.status, 200, r)
         r = self.s.get("%s/creds/readonly" % path, token=r.json()["auth"]["client_token"])
