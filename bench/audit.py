@@ -10,7 +10,10 @@ audit device on, then the nginx ceiling again. Each Coffer row is reported
 as a share of the mean of the two ceilings, so a change in the machine's
 load during the run moves both. --rounds N repeats the whole sequence.
 
-  python3 bench/audit.py --bin build-release/coffer [--duration 5] [--rounds 2]
+  python3 bench/audit.py --bin build-release/coffer [--duration 5] [--rounds 2] [--pool N]
+
+--pool N: the listener's thread_pool_size (epoll workers) instead of a thread
+per connection.
 
 Every process it starts is stopped by its PID (bench.stop_all).
 """
@@ -35,7 +38,7 @@ def one_round(args, binary, workdir, n):
     url_ng = "http://127.0.0.1:%d/v1/static.json" % nport
     ceil = [bench.run_wrk(args, url_ng, conns, d)["rps"]]
 
-    srv = bench.Coffer(binary, workdir, "srv%d" % n)
+    srv = bench.Coffer(binary, workdir, "srv%d" % n, thread_pool_size=args.pool)
     srv.start()
     srv.init(1, 1)
     srv.unseal()
@@ -64,6 +67,8 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--pool", type=int, default=0,
+                    help="listener thread_pool_size (0: thread per connection)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     workdir = os.path.join(bench.HERE, "out", "audit-%d" % os.getpid())

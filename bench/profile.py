@@ -38,6 +38,11 @@ transit POST with the bodies bench/run uses (transit-encrypt / -decrypt: 1 KiB,
 aes256-gcm96; transit-sign / -verify: ecdsa-p256, sha2-256, 32-byte input;
 transit-batch-encrypt / -decrypt: 1,000 items of 128 B in one request).
 
+--pool N runs the cpu/record server with the listener's thread_pool_size = N
+(epoll workers instead of a thread per connection). PROFILE_AUDIT_PATH sets
+the audit device's file_path (e.g. "discard": formatted and chained, not
+written).
+
 Every process it starts is stopped by its PID (bench.stop_all).
 """
 import argparse
@@ -101,7 +106,8 @@ def prepare(srv, audit, workdir):
     if audit:
         srv.api.must("PUT", "sys/audit/bench",
                      {"type": "file",
-                      "options": {"file_path": os.path.join(workdir, "audit.log")}})
+                      "options": {"file_path": os.environ.get("PROFILE_AUDIT_PATH") or
+                                  os.path.join(workdir, "audit.log")}})
     return token
 
 
@@ -207,7 +213,7 @@ def run_serial(args, workdir):
 def run_cpu(args, workdir):
     """cpu: perf stat on the server during wrk; record: perf record -g
     (call graphs) during the same run, then the top of perf report."""
-    srv = bench.Coffer(args.bin, workdir, "cpu")
+    srv = bench.Coffer(args.bin, workdir, "cpu", thread_pool_size=args.pool)
     srv.start()
     token = prepare(srv, args.audit, workdir)
     url = "http://127.0.0.1:%d%s" % (srv.port, PATHS[args.path])
@@ -282,6 +288,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pool", type=int, default=0,
+                    help="listener thread_pool_size for cpu/record (0: thread per connection)")
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
     os.makedirs(os.path.join(bench.HERE, "out"), exist_ok=True)
