@@ -281,7 +281,10 @@ static int apply_record(struct rstore *s, const uint8_t *b, size_t len)
 		char fp[RSTORE_FP_HEX];
 		memcpy(fp, b + 13, RSTORE_FP_HEX - 1);
 		fp[RSTORE_FP_HEX - 1] = '\0';
-		return rstore__tls_revoke(&s->tls, get_u64(b + 1), fp) ? RAFT_NOMEM : 0;
+		if (rstore__tls_revoke(&s->tls, get_u64(b + 1), fp))
+			return RAFT_NOMEM;
+		rstore__transport_drop_revoked(&s->transport);
+		return 0;
 	}
 	case RREC_ISSUED:
 	case RREC_REVOKE_MEMBER: {
@@ -293,8 +296,10 @@ static int apply_record(struct rstore *s, const uint8_t *b, size_t len)
 		raft_id id = get_u64(b + 1);
 		if (b[0] == RREC_ISSUED)
 			return rstore__tls_record_issued(&s->tls, id, fp) ? RAFT_NOMEM : 0;
-		return rstore__tls_revoke_member(&s->tls, id, *fp ? fp : NULL, NULL) ? RAFT_NOMEM
-										    : 0;
+		if (rstore__tls_revoke_member(&s->tls, id, *fp ? fp : NULL, NULL))
+			return RAFT_NOMEM;
+		rstore__transport_drop_revoked(&s->transport); /* its open connections */
+		return 0;
 	}
 	case RREC_HOLDER:
 	case RREC_NAME: {

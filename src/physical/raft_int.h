@@ -234,6 +234,9 @@ void rstore__transport_fini(struct raft_uv_transport *t);
  * on a verified connection to or from this node: 0, or -1 when none was seen
  * since the transport started. Any thread. */
 int rstore__transport_seen(struct raft_uv_transport *t, raft_id id, char fp[RSTORE_FP_HEX]);
+/* Shut down every live connection whose peer certificate is now revoked
+ * (after the FSM applied a revocation; any thread). */
+void rstore__transport_drop_revoked(struct raft_uv_transport *t);
 
 /* raft_tls.c */
 /* Load <dir>/tls/; has_state: the node has raft data, so it must have its

@@ -83,6 +83,7 @@ struct tconn {
 	char from[80]; /* the peer's socket address, for logs */
 	char name[128];/* the CN of the peer's verified certificate */
 	char fp[RSTORE_FP_HEX]; /* and its SHA-256 (hex) */
+	bool verified; /* header exchanged, fp final (under tt->mu) */
 	struct tdeliv *d; /* preallocated; NULL once handed to the loop */
 };
 
@@ -375,10 +376,22 @@ static int peer_name(struct tconn *c, char *why, size_t n)
 	return 0;
 }
 
-/* remember the certificate member id presented (mu not held) */
-static void note_seen(struct ttrans *tt, raft_id id, const char *fp)
+/* The connection is verified: remember the certificate its member
+ * presented (mu not held). -1 if that certificate was revoked since
+ * peer_name checked it: checked again under mu, which
+ * rstore__transport_drop_revoked also holds, so a connection is either
+ * refused here or seen there. */
+static int note_seen(struct tconn *c)
 {
+	struct ttrans *tt = c->tt;
+	raft_id id = c->id;
+	const char *fp = c->fp;
 	pthread_mutex_lock(&tt->mu);
+	if (rstore__tls_revoked(tt->creds, fp)) {
+		pthread_mutex_unlock(&tt->mu);
+		return -1;
+	}
+	c->verified = true;
 	size_t i = 0;
 	while (i < tt->nseen && tt->seen[i].id != id)
 		i++;
@@ -389,6 +402,36 @@ static void note_seen(struct ttrans *tt, raft_id id, const char *fp)
 		memcpy(tt->seen[i].fp, fp, RSTORE_FP_HEX);
 	}
 	pthread_mutex_unlock(&tt->mu);
+	return 0;
+}
+
+void rstore__transport_drop_revoked(struct raft_uv_transport *t)
+{
+	struct ttrans *tt = t ? t->impl : NULL;
+	if (!tt)
+		return;
+	char names[4][128];
+	size_t nn = 0, dropped = 0;
+	pthread_mutex_lock(&tt->mu);
+	for (struct tconn *c = tt->live; c; c = c->next) {
+		if (!c->verified || !rstore__tls_revoked(tt->creds, c->fp))
+			continue;
+		if (c->tcp >= 0)
+			shutdown(c->tcp, SHUT_RDWR);
+		if (c->mine >= 0)
+			shutdown(c->mine, SHUT_RDWR);
+		c->verified = false; /* once */
+		if (nn < 4)
+			snprintf(names[nn++], sizeof(names[0]), "%s", c->name);
+		dropped++;
+	}
+	pthread_mutex_unlock(&tt->mu);
+	for (size_t i = 0; i < nn; i++)
+		log_warn("raft", "closed a raft connection of node %s: its certificate was revoked",
+			 names[i]);
+	if (dropped > nn)
+		log_warn("raft", "closed %zu more raft connections with revoked certificates",
+			 dropped - nn);
 }
 
 int rstore__transport_seen(struct raft_uv_transport *t, raft_id id, char fp[RSTORE_FP_HEX])
@@ -463,7 +506,10 @@ static int handshake(struct tconn *c, char *why, size_t n)
 			tls_why(c->ssl, why, n, "the peer refused this node");
 			return -1;
 		}
-		note_seen(tt, c->id, c->fp);
+		if (note_seen(c)) {
+			snprintf(why, n, "node %s presents a revoked certificate", c->name);
+			return -1;
+		}
 		return 0;
 	}
 	uint8_t magic[5], name[128], addr[256], al = 0;
@@ -491,7 +537,10 @@ static int handshake(struct tconn *c, char *why, size_t n)
 		tls_why(c->ssl, why, n, "the peer went away");
 		return -1;
 	}
-	note_seen(tt, c->id, c->fp);
+	if (note_seen(c)) {
+		snprintf(why, n, "node %s presents a revoked certificate", c->name);
+		return -1;
+	}
 	return 0;
 }
 

@@ -281,6 +281,10 @@ class RaftTLS(unittest.TestCase):
         others = [n for n in self.nodes if n is not f]
         r = act.post("sys/storage/raft/remove-peer", {"server_id": f.node_id}, token=self.token)
         self.assertEqual(r.status, 204, r.body)
+        # the connections it had open are closed at the revocation, not
+        # only refused at the next handshake
+        wait(lambda: "closed a raft connection of node %s" % f.node_id in act.log(),
+             timeout=10, what="the removed node's open connections closed")
         f.stop()
         # the removed node comes back with its old tls/ and raft data
         f.start()
