@@ -309,11 +309,15 @@ class RaftCluster(unittest.TestCase):
         self.assertEqual(r.status, 404)
 
     def test_4_bad_joins(self):
-        act = wait(self.active, what="active")
-        other = [n for n in self.nodes if n is not act and n.proc.poll() is None][0]
-        # an initialized, unsealed node
-        r = act.post("sys/storage/raft/join", {"leader_api_addr": "http://" + other.addr})
-        self.assertEqual(r.status, 400)
+        # an initialized, unsealed node (right after test_3's restore the
+        # active node may still be changing: a 503 then is retried)
+        def join_active():
+            act = wait(self.active, what="active")
+            other = [n for n in self.nodes if n is not act and n.proc.poll() is None][0]
+            r = act.post("sys/storage/raft/join", {"leader_api_addr": "http://" + other.addr})
+            return r if r.status != 503 else None
+        r = wait(join_active, timeout=20, what="a join answer other than 503")
+        self.assertEqual(r.status, 400, r.body)
         self.assertIn("already initialized", r.json()["errors"][0])
         # a new node: itself, an unreachable leader, no address
         fresh = raft_server("node9", self.root)
