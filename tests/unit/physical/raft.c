@@ -241,6 +241,20 @@ static void test_physical_raft__first_write_bootstraps_and_survives_reopen(void 
 	node_fini(&n);
 }
 
+static int count_snapshots(const char *dir)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/raft", dir);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int snaps = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		snaps += !strncmp(e->d_name, "snapshot-", 9) && !strstr(e->d_name, ".meta");
+	closedir(d);
+	return snaps;
+}
+
 static void test_physical_raft__compaction_keeps_everything(void **state)
 {
 	(void)state;
@@ -265,15 +279,7 @@ static void test_physical_raft__compaction_keeps_everything(void **state)
 	}
 	physical_close(n.p);
 	/* snapshots were written and the log was truncated behind them */
-	char path[600];
-	snprintf(path, sizeof(path), "%s/raft", n.dir);
-	DIR *d = opendir(path);
-	assert_non_null(d);
-	int snaps = 0;
-	for (struct dirent *e; (e = readdir(d));)
-		snaps += !strncmp(e->d_name, "snapshot-", 9);
-	closedir(d);
-	assert_true(snaps > 0);
+	assert_true(count_snapshots(n.dir) > 0);
 	assert_int_equal(physical_raft_new(&n.p, conf, &err), 0);
 	json_decref(conf);
 	for (int i = 0; i < 400; i++) {
@@ -285,20 +291,6 @@ static void test_physical_raft__compaction_keeps_everything(void **state)
 		sem_expect(n.p, key, deleted ? NULL : val);
 	}
 	node_fini(&n);
-}
-
-static int count_snapshots(const char *dir)
-{
-	char path[600];
-	snprintf(path, sizeof(path), "%s/raft", dir);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	int snaps = 0;
-	for (struct dirent *e; (e = readdir(d));)
-		snaps += !strncmp(e->d_name, "snapshot-", 9) && !strstr(e->d_name, ".meta");
-	closedir(d);
-	return snaps;
 }
 
 /* Log compaction is paced (raft_loop.c): past the threshold but below the
