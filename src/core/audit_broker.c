@@ -119,8 +119,8 @@ enum item_state { ITEM_QUEUED, ITEM_WRITING, ITEM_DONE, ITEM_LEAD };
  * before it). */
 struct audit_item {
 	struct audit_item *next;
-	char *line;
-	size_t len;
+	char *line;       /* one line, or two: a request entry and its response */
+	size_t len, len1; /* len1: length of the first of two lines (0: one) */
 	_Atomic uint32_t state; /* also the waiter's futex word */
 	_Atomic int refs;       /* the waiter's and the queue's/writer's */
 	int result;
@@ -571,8 +571,14 @@ static int dev_write_batch(struct audit_dev *d, struct audit_item *batch)
 		marker_end = ob->len;
 		free(fline);
 	}
-	for (struct audit_item *it = batch; it && !ob->oom; it = it->next)
-		ob_add_line(d, ob, it->line, it->len);
+	for (struct audit_item *it = batch; it && !ob->oom; it = it->next) {
+		if (it->len1) {
+			ob_add_line(d, ob, it->line, it->len1);
+			ob_add_line(d, ob, it->line + it->len1, it->len - it->len1);
+		} else {
+			ob_add_line(d, ob, it->line, it->len);
+		}
+	}
 	int rc = ob->oom ? VERR_INTERNAL : d->ops->log(impl, ob->p, ob->len, d->timeout_ms, &e);
 	if (rc) {
 		const char *msg = ob->oom ? "out of memory" : e.msg;
@@ -1180,7 +1186,8 @@ int audit_broker_chain_key(struct audit_broker *b, const char *path, char **out,
 /* Queue a line (ownership passes to the item). NULL: device refused.
  * *lead: the caller took the writer role and must call dev_lead (its line
  * is the first of the queue). */
-static struct audit_item *dev_enqueue(struct audit_dev *d, char *line, size_t len, bool *lead)
+static struct audit_item *dev_enqueue(struct audit_dev *d, char *line, size_t len, size_t len1,
+				      bool *lead)
 {
 	struct audit_item *it = calloc(1, sizeof(*it));
 	if (!it) {
@@ -1189,6 +1196,7 @@ static struct audit_item *dev_enqueue(struct audit_dev *d, char *line, size_t le
 	}
 	it->line = line;
 	it->len = len;
+	it->len1 = len1;
 	atomic_init(&it->state, ITEM_QUEUED);
 	atomic_init(&it->refs, 2); /* the caller's and the queue's */
 	pthread_mutex_lock(&d->mu);
@@ -1306,9 +1314,47 @@ static void dev_request_reopen(struct audit_dev *d)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* Exactly one of entry (a JSON tree) and desc (the core's description). */
+/* The device's line for entry (a JSON tree), or its lines for descs[0..n)
+ * (n is 1 or 2), concatenated in one buffer: *len1 is the length of the
+ * first of two (0 for one line). */
+static int format_lines(struct audit_dev *d, void *impl, const json_t *entry,
+			const struct audit_entry *const *descs, size_t n, char **out, size_t *len,
+			size_t *len1, struct verr *err)
+{
+	*len1 = 0;
+	if (!descs)
+		return d->ops->format(out, len, impl, entry, err);
+	if (!d->ops->format_entry)
+		return verr_set(err, VERR_INTERNAL, "cannot format an entry");
+	int rc = d->ops->format_entry(out, len, impl, descs[0], err);
+	if (rc || n < 2)
+		return rc;
+	char *second = NULL;
+	size_t l2 = 0;
+	rc = d->ops->format_entry(&second, &l2, impl, descs[1], err);
+	char *both = rc ? NULL : realloc(*out, *len + l2 + 1);
+	if (!rc && !both)
+		rc = verr_set(err, VERR_INTERNAL, "out of memory");
+	if (rc) {
+		free(second);
+		free(*out);
+		*out = NULL;
+		return rc;
+	}
+	memcpy(both + *len, second, l2);
+	both[*len + l2] = '\0';
+	free(second);
+	*out = both;
+	*len1 = *len;
+	*len += l2;
+	return 0;
+}
+
+/* Exactly one of entry (a JSON tree) and descs (the core's descriptions:
+ * one entry, or a request entry and its response entry, written together
+ * as one item, so in one batch and in order). */
 static int broker_log(struct audit_broker *b, const json_t *entry,
-		      const struct audit_entry *desc, struct verr *err)
+		      const struct audit_entry *const *descs, size_t ndesc, struct verr *err)
 {
 	if (!b)
 		return 0;
@@ -1352,19 +1398,16 @@ static int broker_log(struct audit_broker *b, const json_t *entry,
 			continue;
 		}
 		char *line = NULL;
-		size_t len = 0;
+		size_t len = 0, len1 = 0;
 		struct verr fe = {0};
-		int frc = desc ? (d->ops->format_entry
-					  ? d->ops->format_entry(&line, &len, impl, desc, &fe)
-					  : verr_set(&fe, VERR_INTERNAL, "cannot format an entry"))
-			       : d->ops->format(&line, &len, impl, entry, &fe);
+		int frc = format_lines(d, impl, entry, descs, ndesc, &line, &len, &len1, &fe);
 		if (frc) {
 			log_warn("audit", "device %s: %s", d->path, fe.msg);
 			continue;
 		}
 		deadlines[i] = mono_ms() + d->timeout_ms;
 		bool lead = false;
-		items[i] = dev_enqueue(d, line, len, &lead);
+		items[i] = dev_enqueue(d, line, len, len1, &lead);
 		if (lead)
 			dev_lead(d);
 	}
@@ -1385,13 +1428,20 @@ static int broker_log(struct audit_broker *b, const json_t *entry,
 
 int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *err)
 {
-	return broker_log(b, entry, NULL, err);
+	return broker_log(b, entry, NULL, 0, err);
 }
 
 int audit_broker_log_entry(struct audit_broker *b, const struct audit_entry *entry,
 			   struct verr *err)
 {
-	return broker_log(b, NULL, entry, err);
+	return broker_log(b, NULL, &entry, 1, err);
+}
+
+int audit_broker_log_pair(struct audit_broker *b, const struct audit_entry *request,
+			  const struct audit_entry *response, struct verr *err)
+{
+	const struct audit_entry *both[2] = {request, response};
+	return broker_log(b, NULL, both, 2, err);
 }
 
 void audit_broker_reopen(struct audit_broker *b)

@@ -78,6 +78,12 @@ int audit_broker_log(struct audit_broker *b, const json_t *entry, struct verr *e
 struct audit_entry;
 int audit_broker_log_entry(struct audit_broker *b, const struct audit_entry *entry,
 			   struct verr *err);
+/* A request entry and its response entry, recorded together: on each
+ * device both lines go out in one write, in this order, so a request whose
+ * handler changes nothing (backend_ops.pure_reads) costs one wait for the
+ * log instead of two. 0 if at least one device recorded both. */
+int audit_broker_log_pair(struct audit_broker *b, const struct audit_entry *request,
+			  const struct audit_entry *response, struct verr *err);
 /* SIGHUP: every device reopens (its writer thread does it, in order with
  * the writes); returns after the reopen or the device's timeout. */
 void audit_broker_reopen(struct audit_broker *b);

@@ -61,10 +61,14 @@ static const char *nz(const char *s)
  * write it without a JSON tree being built. tbuf/ibuf hold the times. */
 static void entry_fill(struct audit_entry *e, const char *type, const struct logical_request *req,
 		       const struct token_entry *te, const struct logical_response *resp, int rc,
-		       const struct verr *rerr, char tbuf[TIMEFMT_MAX], char ibuf[TIMEFMT_MAX])
+		       const struct verr *rerr, const struct timespec *at, char tbuf[TIMEFMT_MAX],
+		       char ibuf[TIMEFMT_MAX])
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	if (at)
+		ts = *at;
+	else
+		clock_gettime(CLOCK_REALTIME, &ts);
 	const char *t = time_text(tbuf, (int64_t)ts.tv_sec, ts.tv_nsec ? ts.tv_nsec : 1);
 	*e = (struct audit_entry){
 		.time = t ? t : "",
@@ -119,45 +123,82 @@ int audit_hooks_request(struct core *c, const struct logical_request *req,
 			const struct token_entry *te, int rc, const struct verr *rerr,
 			struct verr *err)
 {
-	if (!audit_broker_active(c->audit) || is_unaudited(req->path))
+	if (!audit_hooks_enabled(c, req))
 		return 0;
 	struct audit_entry e;
 	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
 	uint64_t t0 = metrics_now();
-	entry_fill(&e, "request", req, te, NULL, rc, rerr, tbuf, ibuf);
+	entry_fill(&e, "request", req, te, NULL, rc, rerr, NULL, tbuf, ibuf);
 	return telemetry_audit(true, t0, audit_broker_log_entry(c->audit, &e, err));
+}
+
+bool audit_hooks_enabled(struct core *c, const struct logical_request *req)
+{
+	return audit_broker_active(c->audit) && !is_unaudited(req->path);
+}
+
+/* The response entry; an unwrap is logged with the response it hands out
+ * (Vault: the decoded body, its secrets HMAC'd like any other response).
+ * *inner: what the entry borrows from the unwrapped body (json_decref it
+ * after logging). */
+static void response_fill(struct audit_entry *e, const struct logical_request *req,
+			  const struct token_entry *te, const struct logical_response *resp, int rc,
+			  const struct verr *rerr, char tbuf[TIMEFMT_MAX], char ibuf[TIMEFMT_MAX],
+			  json_t **inner)
+{
+	entry_fill(e, "response", req, te, resp, rc, rerr, NULL, tbuf, ibuf);
+	*inner = NULL;
+	if (rc == 0 && resp && resp->raw && resp->raw_len && !strcmp(req->path, "sys/wrapping/unwrap")) {
+		*inner = json_loadb(resp->raw_body, resp->raw_len, 0, NULL);
+		if (json_is_object(*inner)) {
+			json_t *d = json_object_get(*inner, "data");
+			json_t *a = json_object_get(*inner, "auth");
+			json_t *w = json_object_get(*inner, "warnings");
+			e->resp_data = json_is_object(d) ? d : NULL;
+			e->resp_auth = json_is_object(a) ? a : NULL;
+			e->resp_warnings = json_array_size(w) ? w : NULL;
+			const char *lid = json_string_value(json_object_get(*inner, "lease_id"));
+			if (lid && *lid) {
+				e->has_secret = true;
+				e->lease_id = lid;
+			}
+		}
+	}
 }
 
 int audit_hooks_response(struct core *c, const struct logical_request *req,
 			 const struct token_entry *te, const struct logical_response *resp,
 			 int rc, const struct verr *rerr, struct verr *err)
 {
-	if (!audit_broker_active(c->audit) || is_unaudited(req->path))
+	if (!audit_hooks_enabled(c, req))
 		return 0;
 	struct audit_entry e;
 	char tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
+	json_t *inner;
 	uint64_t t0 = metrics_now();
-	entry_fill(&e, "response", req, te, resp, rc, rerr, tbuf, ibuf);
-	/* an unwrap is logged with the response it hands out (Vault: the
-	 * decoded body, its secrets HMAC'd like any other response) */
-	json_t *inner = NULL;
-	if (rc == 0 && resp && resp->raw && resp->raw_len && !strcmp(req->path, "sys/wrapping/unwrap")) {
-		inner = json_loadb(resp->raw_body, resp->raw_len, 0, NULL);
-		if (json_is_object(inner)) {
-			json_t *d = json_object_get(inner, "data");
-			json_t *a = json_object_get(inner, "auth");
-			json_t *w = json_object_get(inner, "warnings");
-			e.resp_data = json_is_object(d) ? d : NULL;
-			e.resp_auth = json_is_object(a) ? a : NULL;
-			e.resp_warnings = json_array_size(w) ? w : NULL;
-			const char *lid = json_string_value(json_object_get(inner, "lease_id"));
-			if (lid && *lid) {
-				e.has_secret = true;
-				e.lease_id = lid;
-			}
-		}
-	}
+	response_fill(&e, req, te, resp, rc, rerr, tbuf, ibuf, &inner);
 	int arc = telemetry_audit(false, t0, audit_broker_log_entry(c->audit, &e, err));
+	json_decref(inner);
+	return arc;
+}
+
+int audit_hooks_pair(struct core *c, const struct logical_request *req,
+		     const struct token_entry *te, const struct timespec *req_time,
+		     const struct logical_response *resp, int rc, const struct verr *rerr,
+		     struct verr *err)
+{
+	if (!audit_hooks_enabled(c, req))
+		return 0;
+	struct audit_entry q, e;
+	char qt[TIMEFMT_MAX], qi[TIMEFMT_MAX], tbuf[TIMEFMT_MAX], ibuf[TIMEFMT_MAX];
+	json_t *inner;
+	uint64_t t0 = metrics_now();
+	entry_fill(&q, "request", req, te, NULL, 0, NULL, req_time, qt, qi);
+	response_fill(&e, req, te, resp, rc, rerr, tbuf, ibuf, &inner);
+	int arc = audit_broker_log_pair(c->audit, &q, &e, err);
+	/* one measurement per entry, as when they are logged apart */
+	telemetry_audit(true, t0, arc);
+	telemetry_audit(false, t0, arc);
 	json_decref(inner);
 	return arc;
 }

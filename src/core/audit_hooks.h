@@ -6,9 +6,15 @@
  * means "do not run") or, for a request refused earlier, with that error.
  * response: called after; non-zero means the response could not be
  * recorded and the pipeline must return nothing of it.
+ * pair: both at once, after the handler, for a request whose handler
+ * changes nothing (backend_ops.pure_reads): the request entry (stamped
+ * req_time, when the request would have been logged) and the response
+ * entry go out in one write per device; non-zero as for response.
  */
 #ifndef COFFER_CORE_AUDIT_HOOKS_H
 #define COFFER_CORE_AUDIT_HOOKS_H
+
+#include <time.h>
 
 #include "core/core_int.h"
 
@@ -22,5 +28,12 @@ int audit_hooks_request(struct core *c, const struct logical_request *req,
 int audit_hooks_response(struct core *c, const struct logical_request *req,
 			 const struct token_entry *te, const struct logical_response *resp,
 			 int rc, const struct verr *rerr, struct verr *err);
+int audit_hooks_pair(struct core *c, const struct logical_request *req,
+		     const struct token_entry *te, const struct timespec *req_time,
+		     const struct logical_response *resp, int rc, const struct verr *rerr,
+		     struct verr *err);
+/* Whether req is audited at all (a device is enabled, the path is not one
+ * Vault leaves out). */
+bool audit_hooks_enabled(struct core *c, const struct logical_request *req);
 
 #endif

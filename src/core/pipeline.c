@@ -7,7 +7,14 @@
  *   3 token -> entry (403), CIDR binding
  *   4 create vs update (the path's existence check, before the ACL)
  *   5 ACL check (403), sudo paths
- *   6 audit the request: no device can record it -> the handler does not run
+ *   6 audit the request: no device can record it -> the handler does not run.
+ *     A read, list or help of a backend with pure_reads (kv, cubbyhole,
+ *     token), with no wrapping asked and a token that is not use-limited,
+ *     changes nothing: its request entry is stamped now and recorded with
+ *     the response entry at step 9, in one write per device (halving the
+ *     audit waits of the hottest requests). Should such a handler still
+ *     issue a token, a lease or ask for wrapping, the request entry is
+ *     recorded before any of that happens.
  *   7 the handler (framework_call, the same dispatch engine tests use); a
  *     token for a login, a lease for a secret
  *   8 response wrapping (X-Vault-Wrap-TTL, or a handler asking for it): the
@@ -23,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/access.h"
 #include "core/audit_hooks.h"
@@ -101,7 +109,8 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 {
 	int rc = 0;
 	struct mount_entry *m = router_route(c, req->path);
-	bool audited = false, audit_failed = false;
+	bool audited = false, audit_failed = false, deferred = false;
+	struct timespec req_time = {0};
 	json_t *inner_auth = NULL, *inner_lease = NULL; /* of a wrapped response */
 	bind_mount(req, m, resp);
 
@@ -195,10 +204,17 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	}
 
 	/* audit the request before it runs: no device can record it -> no run */
-	rc = audit_hooks_request(c, req, te, 0, NULL, err);
-	if (rc) {
-		audit_failed = true;
-		goto out;
+	deferred = m->ops->pure_reads && audit_hooks_enabled(c, req) && req->wrap_ttl <= 0 &&
+		   (req->op == LOP_READ || req->op == LOP_LIST || req->op == LOP_HELP) &&
+		   !(te && te->num_uses != 0);
+	if (deferred) {
+		clock_gettime(CLOCK_REALTIME, &req_time);
+	} else {
+		rc = audit_hooks_request(c, req, te, 0, NULL, err);
+		if (rc) {
+			audit_failed = true;
+			goto out;
+		}
 	}
 	audited = true;
 
@@ -215,6 +231,17 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	uint64_t t_route = metrics_now();
 	rc = framework_call(def, req, resp, err);
 	telemetry_route(req->op, m->path, t_route);
+	if (deferred && rc == 0 && (resp->auth || resp->secret || wrapping_ttl(req, resp) > 0)) {
+		/* not a pure read after all: record the request before its
+		 * token, lease or wrapping exists */
+		deferred = false;
+		rc = audit_hooks_request(c, req, te, 0, NULL, err);
+		if (rc) {
+			audit_failed = true;
+			logical_response_reset(resp);
+			goto out;
+		}
+	}
 	if (rc == 0 && resp->auth)
 		rc = access_issue_login_token(c, m, req, resp, err);
 	if (rc == 0 && resp->secret)
@@ -237,7 +264,8 @@ out:
 		struct verr aerr = {0};
 		if (!audited)
 			audit_hooks_request(c, req, te, rc, err, &aerr);
-		int arc = audit_hooks_response(c, req, te, resp, rc, err, &aerr);
+		int arc = deferred ? audit_hooks_pair(c, req, te, &req_time, resp, rc, err, &aerr)
+				   : audit_hooks_response(c, req, te, resp, rc, err, &aerr);
 		if (arc && rc == 0) {
 			withhold_response(c, resp, inner_auth, inner_lease);
 			rc = verr_set(err, VERR_INTERNAL,

@@ -989,4 +989,5 @@ const struct backend_ops token_backend_ops = {
 	.init = backend_init,
 	.cleanup = backend_cleanup,
 	.paths = backend_paths,
+	.pure_reads = true,
 };

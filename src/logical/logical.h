@@ -294,6 +294,12 @@ struct backend_ops {
 	 * client_token_hash. */
 	void (*token_revoked)(void *inst, const char *token_hash);
 	bool local_default;     /* cubbyhole */
+	/* The read, list and help handlers of this type never write (storage,
+	 * an outside system) nor issue a token or a lease. The core may then
+	 * record such a request's audit entry together with its response
+	 * entry, in one write (pipeline.c); any other request is recorded
+	 * before its handler runs. */
+	bool pure_reads;
 };
 
 /* framework.c: match rel_path against a table. On match returns the def and

@@ -147,4 +147,5 @@ const struct backend_ops cubbyhole_backend_ops = {
 	.paths = cubby_table,
 	.token_revoked = cubby_token_revoked,
 	.local_default = true,
+	.pure_reads = true,
 };

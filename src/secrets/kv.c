@@ -202,4 +202,5 @@ const struct backend_ops kv_backend_ops = {
 	.initialize = kv_initialize,
 	.cleanup = kv_cleanup,
 	.paths = kv_paths,
+	.pure_reads = true,
 };

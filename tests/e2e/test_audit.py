@@ -181,6 +181,53 @@ class TestFileDevice(AuditTest):
         self.assertEqual(read_resp["response"]["data"]["data"]["password"],
                          h.json()["data"]["hash"])
 
+    def test_read_entries_written_together(self):
+        """A read that changes nothing (kv, token lookup) has its request and
+        response entries written together: under concurrent reads each
+        request line is followed at once by its own response line, with the
+        next seq and a later time. A use-limited token's read is still
+        logged before it runs (request and response in order)."""
+        logp = os.path.join(self.tmp, "audit.log")
+        self.assertEqual(self.enable("file", "file", file_path=logp).status, 204)
+        self.assertEqual(self.kv_put("app", {"password": "pw-pair"}).status, 200)
+        errors = []
+
+        def reader():
+            for _ in range(15):
+                for path in ("secret/data/app", "auth/token/lookup-self"):
+                    r = self.srv.get(path)
+                    if r.status != 200:
+                        errors.append((path, r.status))
+        threads = [threading.Thread(target=reader) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        ents = read_entries(logp)
+        reads = 0
+        for i, e in enumerate(ents):
+            if e["type"] != "request" or e["request"]["operation"] != "read":
+                continue
+            reads += 1
+            nxt = ents[i + 1]
+            self.assertEqual(nxt["type"], "response", e["request"]["path"])
+            self.assertEqual(nxt["request"]["id"], e["request"]["id"])
+            self.assertEqual(nxt["seq"], e["seq"] + 1)
+            self.assertLessEqual(e["time"], nxt["time"])
+            self.assertNotIn("response", e)
+        self.assertEqual(reads, 6 * 15 * 2)
+        # a token with uses left: its use is counted, both entries logged
+        r = self.srv.post("auth/token/create", {"num_uses": 3, "policies": ["default"]})
+        self.assertEqual(r.status, 200, r)
+        limited = r.json()["auth"]["client_token"]
+        self.assertEqual(self.srv.get("auth/token/lookup-self", token=limited).status, 200)
+        r = self.srv.get("auth/token/lookup-self", token=limited)
+        self.assertEqual(r.json()["data"]["num_uses"], 1)
+        th = self.srv.put("sys/audit-hash/file", {"input": limited}).json()["hash"]
+        mine = [e for e in read_entries(logp) if e["auth"].get("client_token") == th]
+        self.assertEqual([e["type"] for e in mine], ["request", "response"] * 2)
+
     def test_failed_request_logged(self):
         logp = os.path.join(self.tmp, "audit.log")
         self.assertEqual(self.enable("file", "file", file_path=logp).status, 204)

@@ -407,6 +407,48 @@ static void test_audit_broker__described_entries(void **state)
 	json_decref(data);
 }
 
+/* A request entry and its response entry logged as a pair: on a device
+ * that writes inline, both lines reach the log in one write, request
+ * first, chained like any two entries; a device that fails refuses the
+ * pair as a whole. */
+static void test_audit_broker__pair_one_write(void **state)
+{
+	struct fx *f = *state;
+	struct verr err = {0};
+	json_t *data = json_pack("{s:s}", "password", "hunter2");
+	struct audit_entry q = {
+		.time = "2026-01-01T00:00:00.000000001Z",
+		.type = "request",
+		.client_token = "s.secret",
+		.request_id = "r-pair",
+		.operation = "read",
+		.path = "secret/data/app",
+	};
+	struct audit_entry r = q;
+	r.time = "2026-01-01T00:00:00.000000002Z";
+	r.type = "response";
+	r.has_response = r.has_resp = true;
+	r.resp_data = data;
+	enable(f->b, "bad", "fail", "{}");
+	assert_int_equal(audit_broker_log_pair(f->b, &q, &r, &err), VERR_INTERNAL);
+	enable(f->b, "p", "memi", "{}");
+	assert_int_equal(log_n(f->b, 0, 1), 0);
+	int before = g_mem.writes;
+	assert_int_equal(audit_broker_log_pair(f->b, &q, &r, &err), 0);
+	assert_int_equal(g_mem.writes, before + 1);
+	const char *req = strstr(g_mem.buf, "\"type\":\"request\"");
+	const char *resp = strstr(g_mem.buf, "\"type\":\"response\"");
+	assert_non_null(req);
+	assert_non_null(resp);
+	assert_true(req < resp);
+	assert_non_null(strstr(g_mem.buf, ",\"seq\":2,\"chain\":\""));
+	assert_non_null(strstr(g_mem.buf, ",\"seq\":3,\"chain\":\""));
+	assert_null(strstr(g_mem.buf, "hunter2"));
+	assert_int_equal(log_n(f->b, 1, 1), 0);
+	verify_mem(f->b, "p", 4);
+	json_decref(data);
+}
+
 struct thr_arg {
 	struct audit_broker *b;
 	int base;
@@ -682,6 +724,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__concurrent_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__described_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_broker__pair_one_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__persists_and_resumes_chain, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_audit_broker__enable_errors_and_disable, setup,
