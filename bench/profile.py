@@ -30,7 +30,12 @@ optionally one file audit device):
 
   record     `perf record -g` on the server during the same wrk run as cpu,
              then the top of `perf report` (self and children); --keep-out
-             FILE keeps perf.data.
+             FILE keeps perf.data. PROFILE_CALLGRAPH=dwarf,16384 unwinds
+             through libc and libcrypto (no frame pointers there), so the
+             children column of a Coffer function includes them.
+
+cpu also splits the server CPU into user and system time (/proc/PID/stat
+around the wrk run).
 
 --path picks the request: the GETs (kv2, kv1, lookup, health), a KV v2
 write of 100 bytes (kv2-write: a new version of one secret each time), or a
@@ -228,16 +233,19 @@ def run_cpu(args, workdir):
     statf = os.path.join(workdir, "perf-stat.txt")
     dataf = args.keep_out or os.path.join(workdir, "perf.data")
     if args.mode == "record":
-        cmd = ["perf", "record", "-g", "-F", "999", "-o", dataf, "-p", str(srv.proc.pid)]
+        cmd = ["perf", "record", "--call-graph", os.environ.get("PROFILE_CALLGRAPH", "fp"),
+               "-F", "999", "-o", dataf, "-p", str(srv.proc.pid)]
     else:
         cmd = ["perf", "stat", "-x,", "-e", "task-clock,context-switches",
                "-p", str(srv.proc.pid), "-o", statf]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bench.CHILDREN.append(p)
     time.sleep(0.3)
+    t0 = proc_times(srv.proc.pid)
     try:
         r = bench.run_wrk(args, url, args.connections, args.duration, **kw)
     finally:
+        t1 = proc_times(srv.proc.pid)
         p.send_signal(signal.SIGINT)
         p.wait(10)
         bench.CHILDREN.remove(p)
@@ -262,12 +270,21 @@ def run_cpu(args, workdir):
     reqs = r["requests"] if isinstance(r, dict) else None
     if not reqs:
         raise RuntimeError("wrk gave no request count: %r" % (r,))
-    print("%s %s audit=%s c=%d: %.0f req/s, p99 %s ms, server CPU %.1f us/request, "
-          "%.2f context switches/request"
+    print("%s %s audit=%s c=%d: %.0f req/s, p99 %s ms, server CPU %.1f us/request "
+          "(user %.1f + system %.1f), %.2f context switches/request"
           % (os.path.basename(args.bin), args.path, "file" if args.audit else "off",
              args.connections, r["rps"], r.get("p99"),
              vals.get("task-clock", 0) * 1000 / reqs,
+             (t1[0] - t0[0]) * 1e6 / reqs, (t1[1] - t0[1]) * 1e6 / reqs,
              vals.get("context-switches", 0) / reqs))
+
+
+def proc_times(pid):
+    """(user, system) CPU seconds of a process so far, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / hz, int(fields[12]) / hz
 
 
 def main():
