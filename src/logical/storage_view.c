@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonr.h"
+
 void storage_view_init(struct storage_view *v, struct physical *phys, const char *prefix)
 {
 	v->phys = phys;
@@ -72,8 +74,17 @@ int view_get_json(const struct storage_view *v, const char *key, json_t **out,
 	int rc = view_get(v, key, &buf, &len, err);
 	if (rc || !buf)
 		return rc;
-	json_error_t je;
-	*out = json_loadb((const char *)buf, len, 0, &je);
+	/* the fast reader takes what storage holds; jansson anything else */
+	json_t *j = jsonr_parse((const char *)buf, len);
+	if (j && !json_is_object(j) && !json_is_array(j)) {
+		json_decref(j); /* json_loadb(flags 0) wants a container */
+		j = NULL;
+	}
+	if (!j) {
+		json_error_t je;
+		j = json_loadb((const char *)buf, len, 0, &je);
+	}
+	*out = j;
 	free(buf);
 	if (!*out)
 		return verr_set(err, VERR_INTERNAL, "corrupt stored entry at %s", key);

@@ -250,10 +250,11 @@ static void skip_digits(struct rd *r)
 		r->p++;
 }
 
-/* A number, by jansson's grammar (lex_scan_number): an integer of up to 18
- * digits exactly; a real through strtod as jansson's jsonp_strtod does
- * (overflow refused, underflow accepted). Longer integers (jansson may
- * refuse them as too big) and reals of more than 63 characters: NULL, and
+/* A number, by jansson's grammar (lex_scan_number): an integer of up to 19
+ * digits within int64 exactly (stored nanosecond times have 19); a real
+ * through strtod as jansson's jsonp_strtod does (overflow refused,
+ * underflow accepted). Integers out of int64 (jansson refuses them as too
+ * big), longer ones and reals of more than 63 characters: NULL, and
  * jansson decides. */
 static json_t *read_number(struct rd *r)
 {
@@ -285,11 +286,15 @@ static json_t *read_number(struct rd *r)
 		real = true;
 	}
 	if (!real) {
-		if (r->p - d > 18)
-			return NULL; /* maybe out of range: jansson */
-		uint64_t v = 0;
+		if (r->p - d > 19)
+			return NULL; /* out of range: jansson words it */
+		uint64_t v = 0; /* 19 digits fit in 64 bits unsigned */
 		for (; d < r->p; d++)
 			v = v * 10 + (uint64_t)(*d - '0');
+		if (v > (uint64_t)INT64_MAX + (neg ? 1u : 0u))
+			return NULL; /* jansson: too big (negative) integer */
+		if (neg && v == (uint64_t)INT64_MAX + 1u)
+			return json_integer(INT64_MIN);
 		return json_integer(neg ? -(json_int_t)v : (json_int_t)v);
 	}
 	char buf[64];

@@ -62,6 +62,10 @@ static void test_util_jsonr__accepts_the_subset(void **state)
 	same("-0");
 	same("123456789012345678");
 	same("-123456789012345678");
+	same("1765130000123456789"); /* a stored nanosecond time */
+	same("9223372036854775807");
+	same("-9223372036854775808");
+	same("-1000000000000000000");
 	same("{\"batch_input\":[{\"plaintext\":\"AA==\"},{\"plaintext\":\"AQ==\",\"reference\":\"r\"}]}");
 	/* a 1 KiB-plaintext encrypt body, as bench/run sends */
 	char big[2048] = "{\"plaintext\":\"";
