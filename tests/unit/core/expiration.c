@@ -63,9 +63,30 @@ static int rv_calls(void)
 	return n;
 }
 
+/* The wall clock with no steps: the real time when first asked, advanced
+ * by CLOCK_MONOTONIC. The managers under test and rv_revoke share it, so a
+ * step of the machine's clock (NTP on a fresh VM) cannot look like an early
+ * revoke. */
+static int64_t steady_now_ms(void *ctx)
+{
+	(void)ctx;
+	static _Atomic int64_t base = INT64_MIN;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t mono = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t b = base;
+	if (b == INT64_MIN) {
+		int64_t want = real_now_ms() - mono;
+		/* on failure b holds the value another thread set */
+		if (atomic_compare_exchange_strong(&base, &b, want))
+			b = want;
+	}
+	return b + mono;
+}
+
 static int rv_revoke(void *ctx, const char *id, const json_t *rec, struct verr *err)
 {
-	int64_t now = real_now_ms();
+	int64_t now = steady_now_ms(NULL);
 	int64_t due = json_integer_value(json_object_get(rec, "expire_ms"));
 	pthread_mutex_lock(&g_rv.mu);
 	int delay = g_rv.delay_us;
@@ -100,7 +121,7 @@ static int rv_renew(void *ctx, const char *id, json_t *rec, int64_t inc, int64_t
 static json_t *mk_rec(const char *kind, int64_t expire_ms, bool renewable)
 {
 	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "kind", kind, "path", "test",
-			 "issue_ms", (json_int_t)real_now_ms(), "expire_ms", (json_int_t)expire_ms,
+			 "issue_ms", (json_int_t)steady_now_ms(NULL), "expire_ms", (json_int_t)expire_ms,
 			 "last_renewal_ms", (json_int_t)0, "max_ms", (json_int_t)0, "ttl",
 			 (json_int_t)1, "renewable", renewable);
 }
@@ -154,6 +175,7 @@ struct fx {
 static struct expiration *mgr(struct fx *f, int64_t bmin, int64_t bmax, bool start)
 {
 	struct expiration_ops ops = {.revoke = rv_revoke, .renew = rv_renew,
+				     .now_ms = steady_now_ms,
 				     .backoff_min_ms = bmin, .backoff_max_ms = bmax};
 	struct expiration *e = NULL;
 	struct verr err = {0};
@@ -190,9 +212,9 @@ static void test_core_expiration__expires_on_time(void **state)
 {
 	struct fx *f = *state;
 	f->e = mgr(f, 0, 0, true);
-	int64_t due = real_now_ms() + 150;
+	int64_t due = steady_now_ms(NULL) + 150;
 	put(f->e, "secret/creds/a", "secret", due, true);
-	put(f->e, "secret/creds/later", "secret", real_now_ms() + 3600 * 1000, true);
+	put(f->e, "secret/creds/later", "secret", steady_now_ms(NULL) + 3600 * 1000, true);
 	assert_true(exists(f->e, "secret/creds/a"));
 	assert_true(wait_calls(1, 3000));
 	assert_true(revoked("secret/creds/a"));
@@ -212,12 +234,12 @@ static void test_core_expiration__renew_moves_deadline(void **state)
 {
 	struct fx *f = *state;
 	f->e = mgr(f, 0, 0, true);
-	put(f->e, "secret/creds/r", "secret", real_now_ms() + 300, true);
+	put(f->e, "secret/creds/r", "secret", steady_now_ms(NULL) + 300, true);
 	json_t *rec = NULL;
 	struct verr err = {0};
 	assert_int_equal(expiration_renew(f->e, "secret/creds/r", 2, &rec, NULL, &err), 0);
 	int64_t exp = json_integer_value(json_object_get(rec, "expire_ms"));
-	assert_true(exp >= real_now_ms() + 1500);
+	assert_true(exp >= steady_now_ms(NULL) + 1500);
 	json_decref(rec);
 	usleep(700000);
 	assert_int_equal(rv_calls(), 0);
@@ -233,14 +255,14 @@ static void test_core_expiration__renew_errors(void **state)
 	struct verr err = {0};
 	assert_int_equal(expiration_renew(f->e, "nope/1", 10, NULL, NULL, &err), VERR_INVALID);
 	assert_string_equal(err.msg, "lease not found");
-	put(f->e, "auth/token/create/abcd", "token", real_now_ms() + 60000, true);
+	put(f->e, "auth/token/create/abcd", "token", steady_now_ms(NULL) + 60000, true);
 	assert_int_equal(expiration_renew(f->e, "auth/token/create/abcd", 10, NULL, NULL, &err),
 			 VERR_INVALID);
 	assert_string_equal(err.msg, "tokens cannot be renewed through this endpoint");
-	put(f->e, "secret/x/fixed", "secret", real_now_ms() + 60000, false);
+	put(f->e, "secret/x/fixed", "secret", steady_now_ms(NULL) + 60000, false);
 	assert_int_equal(expiration_renew(f->e, "secret/x/fixed", 10, NULL, NULL, &err), VERR_INVALID);
 	assert_string_equal(err.msg, "lease is not renewable");
-	put(f->e, "secret/x/old", "secret", real_now_ms() - 1000, true);
+	put(f->e, "secret/x/old", "secret", steady_now_ms(NULL) - 1000, true);
 	assert_int_equal(expiration_renew(f->e, "secret/x/old", 10, NULL, NULL, &err), VERR_INVALID);
 	assert_string_equal(err.msg, "lease expired");
 }
@@ -249,7 +271,7 @@ static void test_core_expiration__revoke_forget_lazy(void **state)
 {
 	struct fx *f = *state;
 	f->e = mgr(f, 0, 0, true);
-	int64_t far = real_now_ms() + 3600 * 1000;
+	int64_t far = steady_now_ms(NULL) + 3600 * 1000;
 	put(f->e, "secret/c/a", "secret", far, true);
 	put(f->e, "secret/c/b", "secret", far, true);
 	json_t *r = mk_rec("secret", far, true);
@@ -282,7 +304,7 @@ static void test_core_expiration__failed_revoke_backs_off_and_keeps_lease(void *
 	struct fx *f = *state;
 	rv_reset(3);
 	f->e = mgr(f, 40, 160, true);
-	int64_t t0 = real_now_ms();
+	int64_t t0 = steady_now_ms(NULL);
 	put(f->e, "db/creds/x", "secret", t0 + 20, true);
 	assert_true(wait_calls(1, 2000));
 	assert_true(exists(f->e, "db/creds/x")); /* never lost */
@@ -290,7 +312,7 @@ static void test_core_expiration__failed_revoke_backs_off_and_keeps_lease(void *
 	usleep(20000);
 	assert_false(exists(f->e, "db/creds/x"));
 	/* 40 + 80 + 160 ms of backoff before the 4th attempt */
-	assert_true(real_now_ms() - t0 >= 20 + 40 + 80 + 160);
+	assert_true(steady_now_ms(NULL) - t0 >= 20 + 40 + 80 + 160);
 	struct expiration_stats st;
 	expiration_stats(f->e, &st);
 	assert_int_equal(st.retries, 3);
@@ -302,7 +324,7 @@ static void test_core_expiration__force_drops_failing_lease(void **state)
 	struct fx *f = *state;
 	rv_reset(-1);
 	f->e = mgr(f, 0, 0, true);
-	put(f->e, "db/creds/y", "secret", real_now_ms() + 3600 * 1000, true);
+	put(f->e, "db/creds/y", "secret", steady_now_ms(NULL) + 3600 * 1000, true);
 	struct verr err = {0};
 	assert_int_equal(expiration_revoke(f->e, "db/creds/y", false, &err), VERR_UNAVAILABLE);
 	assert_true(exists(f->e, "db/creds/y"));
@@ -321,7 +343,7 @@ static void test_core_expiration__revoke_prefix_runs_in_parallel(void **state)
 	struct fx *f = *state;
 	rv_reset(0);
 	f->e = mgr(f, 0, 0, true);
-	int64_t far = real_now_ms() + 3600 * 1000;
+	int64_t far = steady_now_ms(NULL) + 3600 * 1000;
 	char id[64];
 	for (int i = 0; i < 64; i++) {
 		snprintf(id, sizeof(id), "db/creds/ro/%02d", i);
@@ -356,7 +378,7 @@ static void test_core_expiration__revoke_prefix_is_exact(void **state)
 {
 	struct fx *f = *state;
 	f->e = mgr(f, 0, 0, true);
-	int64_t far = real_now_ms() + 3600 * 1000;
+	int64_t far = steady_now_ms(NULL) + 3600 * 1000;
 	const char *ids[] = {"secret/a/1", "secret/a/2", "secret/a/deep/3", "secret/ab/1",
 			     "secretx/1", "other/a/1"};
 	for (size_t i = 0; i < 6; i++)
@@ -385,7 +407,7 @@ static void test_core_expiration__restore_after_reopen(void **state)
 {
 	struct fx *f = *state;
 	struct expiration *a = mgr(f, 0, 0, false);
-	int64_t now = real_now_ms();
+	int64_t now = steady_now_ms(NULL);
 	char id[64];
 	for (int i = 0; i < 2000; i++) {
 		snprintf(id, sizeof(id), "secret/far/%04d", i);
@@ -472,7 +494,7 @@ static void test_core_expiration__100k_expire_never_early(void **state)
 {
 	struct fx *f = *state;
 	f->e = mgr(f, 0, 0, false);
-	int64_t now = real_now_ms();
+	int64_t now = steady_now_ms(NULL);
 	char id[64];
 	for (int i = 0; i < 100000; i++) {
 		snprintf(id, sizeof(id), "secret/bulk/%06d", i);
@@ -492,7 +514,7 @@ static void test_core_expiration__tidy_removes_dangling_index(void **state)
 {
 	struct fx *f = *state;
 	f->e = mgr(f, 0, 0, false);
-	int64_t far = real_now_ms() + 3600 * 1000;
+	int64_t far = steady_now_ms(NULL) + 3600 * 1000;
 	put(f->e, "secret/t/1", "secret", far, true);
 	/* a crash between index and record write leaves this */
 	assert_int_equal(physical_put(f->phys, "sys/expire/due/0000000009/77.secret%2Ft%2F2",
