@@ -24,25 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "util/duration.h"
+#include "util/hmac256.h"
 #include "util/jsonw.h"
 #include "util/secmem.h"
 
-#define AUDIT_KEY_MAX 64
+#define AUDIT_KEY_MAX HMAC256_KEY_MAX
 
 struct audit_format {
-	uint8_t *key; /* secmem */
-	size_t keylen;
-	/* SHA-256 states after absorbing (key ^ ipad) and (key ^ opad), never
-	 * updated: each hash copies them (EVP_MD_CTX_copy_ex), so concurrent
-	 * requests share them read-only, and a string costs its own SHA-256
-	 * blocks plus one, not the HMAC context set-up that EVP_MAC_CTX_dup or
-	 * a one-shot HMAC() pays every time. Freed (cleansed) with the format.
-	 * NULL if OpenSSL failed: hash_into then falls back to HMAC(). */
-	EVP_MD_CTX *ipad, *opad;
+	/* the HMAC key's schedule, done once (util/hmac256.h: in secmem),
+	 * shared read-only by concurrent requests */
+	struct hmac256 pads;
 	bool log_raw, hmac_accessor, elide_list, jsonx;
 	char *prefix;
 };
@@ -111,39 +104,9 @@ void audit_format_free(struct audit_format *f)
 {
 	if (!f)
 		return;
-	if (f->key)
-		secmem_free(f->key, AUDIT_KEY_MAX);
-	EVP_MD_CTX_free(f->ipad);
-	EVP_MD_CTX_free(f->opad);
+	hmac256_free(&f->pads);
 	free(f->prefix);
 	free(f);
-}
-
-/* f->ipad / f->opad from f->key (RFC 2104: the key, at most one block,
- * zero-padded to 64 bytes and XORed with 0x36 / 0x5c). On failure both
- * stay NULL and hashing uses one-shot HMAC(). */
-static void pads_init(struct audit_format *f)
-{
-	uint8_t block[64];
-	bool ok = f->keylen <= sizeof(block);
-	f->ipad = EVP_MD_CTX_new();
-	f->opad = EVP_MD_CTX_new();
-	ok = ok && f->ipad && f->opad;
-	for (int pass = 0; ok && pass < 2; pass++) {
-		memset(block, 0, sizeof(block));
-		memcpy(block, f->key, f->keylen);
-		for (size_t i = 0; i < sizeof(block); i++)
-			block[i] ^= pass == 0 ? 0x36 : 0x5c;
-		EVP_MD_CTX *c = pass == 0 ? f->ipad : f->opad;
-		ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-		     EVP_DigestUpdate(c, block, sizeof(block)) == 1;
-	}
-	secmem_wipe(block, sizeof(block));
-	if (!ok) {
-		EVP_MD_CTX_free(f->ipad);
-		EVP_MD_CTX_free(f->opad);
-		f->ipad = f->opad = NULL;
-	}
 }
 
 int audit_format_new(struct audit_format **out, const json_t *options,
@@ -155,14 +118,10 @@ int audit_format_new(struct audit_format **out, const json_t *options,
 	if (!f)
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	int rc = 0;
-	f->key = secmem_alloc(AUDIT_KEY_MAX);
-	if (!f->key) {
+	if (hmac256_init(&f->pads, env->hmac_key, env->hmac_key_len)) {
 		rc = verr_set(err, VERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	memcpy(f->key, env->hmac_key, env->hmac_key_len);
-	f->keylen = env->hmac_key_len;
-	pads_init(f);
 	if ((rc = audit_opt_bool(&f->log_raw, options, "log_raw", false, err)) ||
 	    (rc = audit_opt_bool(&f->hmac_accessor, options, "hmac_accessor", true, err)) ||
 	    (rc = audit_opt_bool(&f->elide_list, options, "elide_list_responses", false, err)))
@@ -209,59 +168,17 @@ out:
 #define HASH_PFX "hmac-sha256:"
 #define HASH_TEXT_LEN (sizeof(HASH_PFX) - 1 + 64) /* without the NUL */
 
-/* out = "hmac-sha256:<hex>" + NUL; false if OpenSSL fails. */
-static bool hash_into_ctx(const struct audit_format *f, EVP_MD_CTX **scratch, const char *s,
-			  size_t n, char out[HASH_TEXT_LEN + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	unsigned char mac[EVP_MAX_MD_SIZE], inner[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0, ilen = 0;
-	if (f->ipad) {
-		/* the caller's scratch context, kept across the strings of an
-		 * entry (or one for this call); it ends holding only the
-		 * outer hash state of a finished MAC */
-		EVP_MD_CTX *own = NULL;
-		EVP_MD_CTX *c = scratch ? *scratch : NULL;
-		if (!c) {
-			c = EVP_MD_CTX_new();
-			if (scratch)
-				*scratch = c;
-			else
-				own = c;
-		}
-		int ok = c && EVP_MD_CTX_copy_ex(c, f->ipad) == 1 &&
-			 EVP_DigestUpdate(c, s, n) == 1 &&
-			 EVP_DigestFinal_ex(c, inner, &ilen) == 1 &&
-			 EVP_MD_CTX_copy_ex(c, f->opad) == 1 &&
-			 EVP_DigestUpdate(c, inner, ilen) == 1 &&
-			 EVP_DigestFinal_ex(c, mac, &maclen) == 1;
-		EVP_MD_CTX_free(own);
-		secmem_wipe(inner, sizeof(inner));
-		if (!ok)
-			return false;
-	} else if (!HMAC(EVP_sha256(), f->key, (int)f->keylen, (const unsigned char *)s, n, mac,
-			 &maclen)) {
-		return false;
-	}
-	if (maclen != 32) {
-		secmem_wipe(mac, sizeof(mac));
-		return false;
-	}
-	memcpy(out, HASH_PFX, sizeof(HASH_PFX) - 1);
-	char *p = out + sizeof(HASH_PFX) - 1;
-	for (unsigned int i = 0; i < maclen; i++) {
-		*p++ = digits[mac[i] >> 4];
-		*p++ = digits[mac[i] & 15];
-	}
-	*p = '\0';
-	secmem_wipe(mac, sizeof(mac));
-	return true;
-}
-
+/* out = "hmac-sha256:<hex>" + NUL. */
 static bool hash_into(const struct audit_format *f, const char *s, size_t n,
 		      char out[HASH_TEXT_LEN + 1])
 {
-	return hash_into_ctx(f, NULL, s, n, out);
+	uint8_t mac[HMAC256_LEN];
+	if (!hmac256(&f->pads, s, n, mac))
+		return false;
+	memcpy(out, HASH_PFX, sizeof(HASH_PFX) - 1);
+	hmac256_hex(mac, out + sizeof(HASH_PFX) - 1);
+	secmem_wipe(mac, sizeof(mac));
+	return true;
 }
 
 static char *hash_bytes(const struct audit_format *f, const char *s, size_t n)
@@ -375,7 +292,6 @@ struct emit {
 	bool hash;  /* !log_raw */
 	bool elide; /* elide_list_responses and a list operation */
 	bool fail;  /* an HMAC failed */
-	EVP_MD_CTX *md; /* scratch for the HMACs of this entry (freed at the end) */
 	/* the token and its accessor appear twice in every entry (auth and
 	 * request): remember their HMACs so each is computed once */
 	struct {
@@ -395,7 +311,7 @@ static bool key_is(void *it, const char *name)
 static void emit_hashed(struct emit *x, const json_t *s)
 {
 	char h[HASH_TEXT_LEN + 1];
-	if (!hash_into_ctx(x->f, &x->md, json_string_value(s), json_string_length(s), h)) {
+	if (!hash_into(x->f, json_string_value(s), json_string_length(s), h)) {
 		x->fail = true;
 		return;
 	}
@@ -423,7 +339,7 @@ static void emit_member_str(struct emit *x, const char *s, size_t n)
 			return;
 		}
 	int slot = x->nmemo < 2 ? x->nmemo++ : 1;
-	if (!hash_into_ctx(x->f, &x->md, s, n, x->memo[slot].h)) {
+	if (!hash_into(x->f, s, n, x->memo[slot].h)) {
 		x->fail = true;
 		x->nmemo = slot; /* forget the slot */
 		return;
@@ -582,7 +498,6 @@ static int format_json(const struct audit_format *f, const json_t *entry, char *
 	};
 	jsonw_raw(&w, f->prefix, strlen(f->prefix));
 	emit_entry(&x, entry);
-	EVP_MD_CTX_free(x.md);
 	if (x.fail) {
 		jsonw_free(&w);
 		return verr_set(err, VERR_INTERNAL, "failed to hash an audit entry");
@@ -844,7 +759,6 @@ int audit_format_entry_direct(const struct audit_format *f, const struct audit_e
 	};
 	jsonw_raw(&w, f->prefix, strlen(f->prefix));
 	dw_entry(&x, e);
-	EVP_MD_CTX_free(x.md);
 	if (x.fail) {
 		jsonw_free(&w);
 		return verr_set(err, VERR_INTERNAL, "failed to hash an audit entry");

@@ -87,14 +87,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "audit/audit.h"
 #include "logical/logical.h"
+#include "util/hmac256.h"
 #include "util/log.h"
 #include "util/rand.h"
 #include "util/secmem.h"
@@ -157,7 +156,7 @@ struct audit_dev {
 	int64_t busy_since;               /* monotonic ms; 0 = idle */
 
 	/* writer role only */
-	EVP_MAC_CTX *mac; /* chain HMAC, keyed once */
+	struct hmac256 mac; /* the chain key's schedule (secmem) */
 	struct obuf ob;   /* the batch being written */
 	char prev[65];
 	uint64_t seq;
@@ -243,7 +242,7 @@ static void dev_free(struct audit_dev *d)
 	}
 	if (d->keys)
 		secmem_free(d->keys, KEYS_LEN);
-	EVP_MAC_CTX_free(d->mac);
+	hmac256_free(&d->mac);
 	EVP_MD_CTX_free(d->torn_md);
 	if (d->ob.p) {
 		OPENSSL_cleanse(d->ob.p, d->ob.cap);
@@ -342,46 +341,15 @@ static void dev_resume(struct audit_dev *d)
 	d->need_newline = nl;
 }
 
-/* Writer thread: the device's chain HMAC context, keyed once (the key
- * schedule is most of an HMAC over a short line); freed, and so cleansed,
- * when the writer exits. NULL if OpenSSL fails (chain_mac then writes
- * zeros, as before). */
-static EVP_MAC_CTX *chain_ctx_new(const uint8_t *key)
+/* chain = HMAC-SHA256(chain key, prev || line). */
+static void chain_mac(char hex[65], const struct hmac256 *key, const char *prev, const char *s,
+		      size_t n)
 {
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	EVP_MAC_free(mac); /* the context keeps its own reference */
-	if (ctx && EVP_MAC_init(ctx, key, KEY_LEN, params) != 1) {
-		EVP_MAC_CTX_free(ctx);
-		ctx = NULL;
-	}
-	return ctx;
+	uint8_t out[HMAC256_LEN];
+	hmac256_two(key, prev, strlen(prev), s, n, out);
+	hmac256_hex(out, hex);
+	secmem_wipe(out, sizeof(out));
 }
-
-static void chain_mac(char hex[65], EVP_MAC_CTX *ctx, const char *prev, const char *s, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	unsigned char out[EVP_MAX_MD_SIZE];
-	size_t outl = 0;
-	/* a NULL key restarts the MAC with the key already set */
-	if (!ctx || EVP_MAC_init(ctx, NULL, 0, NULL) != 1 ||
-	    EVP_MAC_update(ctx, (const unsigned char *)prev, strlen(prev)) != 1 ||
-	    EVP_MAC_update(ctx, (const unsigned char *)s, n) != 1 ||
-	    EVP_MAC_final(ctx, out, &outl, sizeof(out)) != 1)
-		outl = 0;
-	for (size_t i = 0; i < 32; i++) {
-		unsigned char c = i < outl ? out[i] : 0;
-		hex[2 * i] = digits[c >> 4];
-		hex[2 * i + 1] = digits[c & 15];
-	}
-	hex[64] = '\0';
-	OPENSSL_cleanse(out, sizeof(out));
-}
-
 
 static void ob_add(struct obuf *b, const char *s, size_t n)
 {
@@ -428,7 +396,7 @@ static void ob_add_line(struct audit_dev *d, struct obuf *ob, const char *line, 
 	if (ob->oom)
 		return;
 	char hex[65];
-	chain_mac(hex, d->mac, d->prev, ob->p + start, ob->len - start);
+	chain_mac(hex, &d->mac, d->prev, ob->p + start, ob->len - start);
 	ob->len--; /* drop the '}' and append the chain member */
 	ob_add(ob, ",\"chain\":\"", 10);
 	ob_add(ob, hex, 64);
@@ -737,7 +705,10 @@ static int dev_create(struct audit_dev **out, struct audit_broker *b, const char
 		return verr_set(err, VERR_INTERNAL, "out of memory");
 	}
 	memcpy(d->keys, keys, KEYS_LEN);
-	d->mac = chain_ctx_new(d->keys + KEY_LEN);
+	if (hmac256_init(&d->mac, d->keys + KEY_LEN, KEY_LEN)) {
+		dev_free(d);
+		return verr_set(err, VERR_INTERNAL, "out of memory");
+	}
 	d->writing = true; /* the writer thread's, until it has resumed the chain */
 	d->local = local;
 	for (const struct audit_device_ops *const *t = b->types; t && *t; t++)

@@ -56,7 +56,6 @@
 #include "core/token.h"
 #include "core/telemetry.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -68,6 +67,7 @@
 #include "util/aead.h"
 #include "util/b64.h"
 #include "util/duration.h"
+#include "util/hmac256.h"
 #include "util/log.h"
 #include "util/policylist.h"
 #include "util/rand.h"
@@ -86,12 +86,10 @@ struct cache_node {
 struct token_store {
 	struct storage_view *view;
 	struct token_store_opts o;
-	/* The salt in the form HMAC consumes it: salt ^ ipad then salt ^ opad,
-	 * one SHA-256 block each. It is key material (whoever holds it can
-	 * forge token hashes), so it lives in secmem and is wiped on free;
-	 * only transient digest contexts ever see it. */
-	uint8_t *pads;
-	EVP_MD *sha256; /* fetched once: no per-hash algorithm lookup */
+	/* HMAC-SHA256 under the salt, its key schedule done once
+	 * (util/hmac256.h). It is key material (whoever holds it can forge
+	 * token hashes), so it lives in secmem and is wiped on free. */
+	struct hmac256 salt_mac;
 	pthread_mutex_t mu;
 	pthread_rwlock_t cache_lock;
 	struct cache_node **buckets;
@@ -245,46 +243,22 @@ static struct token_entry *entry_from_json(const json_t *o)
 
 /* ---- hashing and random ids ---- */
 
-#define PAD_LEN 64 /* SHA-256 block size */
-
 static int hmac_init(struct token_store *ts, const uint8_t *salt, struct verr *err)
 {
-	ts->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	ts->pads = secmem_alloc(2 * PAD_LEN);
-	if (!ts->sha256 || !ts->pads)
+	if (hmac256_init(&ts->salt_mac, salt, SALT_LEN))
 		return verr_set(err, VERR_INTERNAL, "token hash init failed");
-	memset(ts->pads, 0x36, PAD_LEN);
-	memset(ts->pads + PAD_LEN, 0x5c, PAD_LEN);
-	for (size_t i = 0; i < SALT_LEN; i++) {
-		ts->pads[i] ^= salt[i];
-		ts->pads[PAD_LEN + i] ^= salt[i];
-	}
 	return 0;
 }
 
-/* hex HMAC-SHA256(salt, data) into out[65]. The context's digest state is
- * cleansed by EVP_MD_CTX_free. */
+/* hex HMAC-SHA256(salt, data) into out[65]. */
 static int token_hash(const struct token_store *ts, const char *data, size_t len,
 		      char out[TOKEN_HASH_LEN + 1])
 {
-	static const char hx[] = "0123456789abcdef";
-	uint8_t inner[32], mac[32];
-	unsigned int ilen = 0, mlen = 0;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int ok = c && EVP_DigestInit_ex(c, ts->sha256, NULL) &&
-		 EVP_DigestUpdate(c, ts->pads, PAD_LEN) && EVP_DigestUpdate(c, data, len) &&
-		 EVP_DigestFinal_ex(c, inner, &ilen) && EVP_DigestInit_ex(c, ts->sha256, NULL) &&
-		 EVP_DigestUpdate(c, ts->pads + PAD_LEN, PAD_LEN) &&
-		 EVP_DigestUpdate(c, inner, ilen) && EVP_DigestFinal_ex(c, mac, &mlen);
-	EVP_MD_CTX_free(c);
-	secmem_wipe(inner, sizeof(inner));
-	if (!ok || mlen != 32)
+	uint8_t mac[HMAC256_LEN];
+	if (!hmac256(&ts->salt_mac, data, len, mac))
 		return -1;
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = hx[mac[i] >> 4];
-		out[2 * i + 1] = hx[mac[i] & 15];
-	}
-	out[TOKEN_HASH_LEN] = '\0';
+	hmac256_hex(mac, out);
+	secmem_wipe(mac, sizeof(mac));
 	return 0;
 }
 
@@ -916,9 +890,8 @@ void token_store_free(struct token_store *ts)
 	if (ts->buckets)
 		token_store_cache_flush(ts);
 	free(ts->buckets);
-	secmem_free(ts->pads, 2 * PAD_LEN);
+	hmac256_free(&ts->salt_mac);
 	secmem_free(ts->batch_key, AEAD_KEY_LEN);
-	EVP_MD_free(ts->sha256);
 	pthread_mutex_destroy(&ts->mu);
 	pthread_rwlock_destroy(&ts->cache_lock);
 	free(ts);
