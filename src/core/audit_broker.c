@@ -918,6 +918,22 @@ bool audit_broker_active(struct audit_broker *b)
 	return any;
 }
 
+bool audit_broker_inline(struct audit_broker *b)
+{
+	if (!b)
+		return true;
+	bool all = true;
+	pthread_rwlock_rdlock(&b->lock);
+	for (size_t i = 0; i < b->ndevs && all; i++) {
+		struct audit_dev *d = b->devs[i];
+		pthread_mutex_lock(&d->mu);
+		all = d->inline_ok && !d->stop;
+		pthread_mutex_unlock(&d->mu);
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return all;
+}
+
 /* "file" -> "file/"; NULL if invalid. */
 static char *norm_path(const char *path, struct verr *err)
 {
@@ -1206,8 +1222,9 @@ static void dev_lead(struct audit_dev *d)
 
 /* A waiter sleeps on its item at once: on this kind of shared 2-vCPU VM,
  * spinning (pause) or yielding before the sleep cost more CPU per request
- * than the sleep and wake-up it sometimes saved (measured with
- * bench/audit.py and perf stat; docs/performance.md). */
+ * than the sleep and wake-up it sometimes saved, with a thread per
+ * connection and on the epoll listener's threads alike (measured with
+ * bench/audit.py, bench/profile.py cpu and perf stat; docs/performance.md). */
 
 /* Wait for the acknowledgement until deadline; 0 if written. Releases the
  * caller's reference to `it`. */

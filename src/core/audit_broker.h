@@ -51,6 +51,10 @@ void audit_broker_free(struct audit_broker *b);
 
 /* true when at least one device is enabled. */
 bool audit_broker_active(struct audit_broker *b);
+/* True if every enabled device is written by request threads (group
+ * commit: a local file), none by a writer thread a peer or pipe may stall;
+ * true with no device (or no broker). */
+bool audit_broker_inline(struct audit_broker *b);
 
 /* path: "file" or "file/" (stored with a trailing slash). options: object
  * of strings (booleans and numbers are converted). VERR_INVALID for bad

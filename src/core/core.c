@@ -235,6 +235,31 @@ int core_handle_request(struct core *c, struct logical_request *req,
 	return rc;
 }
 
+/* Storage read on this machine: no network round trip. */
+static bool storage_local(const struct physical *p)
+{
+	const char *n = p && p->ops ? p->ops->name : NULL;
+	return n && (!strcmp(n, "file") || !strcmp(n, "inmem") || !strcmp(n, "raft"));
+}
+
+bool core_request_inline(struct core *c, const struct logical_request *req)
+{
+	if (!c || (req->op != LOP_READ && req->op != LOP_LIST) || !storage_local(c->phys))
+		return false;
+	/* never wait here: a seal or step-down in progress means offload */
+	if (pthread_rwlock_tryrdlock(&c->state_lock))
+		return false;
+	bool ok = state_get(c) == CORE_ACTIVE && audit_broker_inline(c->audit);
+	if (ok) {
+		struct mount_entry *m = router_route(c, req->path);
+		ok = m && m->ops->pure_reads;
+		if (m)
+			router_release(m);
+	}
+	pthread_rwlock_unlock(&c->state_lock);
+	return ok;
+}
+
 /* ---- dev mode ---- */
 
 struct dev_ctx {

@@ -62,6 +62,13 @@ void core_free(struct core *c);
 int core_handle_request(struct core *c, struct logical_request *req,
 			struct logical_response *resp, struct verr *err);
 
+/* True if the core answers req without blocking: a read or list of a
+ * backend whose reads change nothing (kv, cubbyhole, token), on the active
+ * node, with storage on this machine (file, inmem, raft) and only audit
+ * devices written in-process (file). The HTTP listener's epoll mode runs
+ * such a request on its event thread and offloads every other one. */
+bool core_request_inline(struct core *c, const struct logical_request *req);
+
 bool core_sealed(struct core *c);
 bool core_active(struct core *c);
 /* Seal now (shutdown): waits for requests in flight. */

@@ -21,6 +21,8 @@
 
 #include "util/verr.h"
 
+struct logical_request;
+
 struct core;
 struct http_listener;
 
@@ -53,10 +55,15 @@ struct http_listener_opts {
 	 * http_read_timeout). 0: 30. */
 	unsigned read_timeout;
 	/* 0 (default): one thread per connection, so a slow core call blocks only
-	 * its own connection. n > 0: epoll with n worker threads (faster for
-	 * in-memory work, but a blocking handler stalls its worker's other
-	 * connections). See docs/http.md for measurements. */
+	 * its own connection. n > 0: epoll with n MHD threads; requests that may
+	 * block are offloaded to workers (inline_ok), so a slow core call still
+	 * blocks only its own connection. See docs/http.md for measurements. */
 	unsigned thread_pool_size;
+	/* epoll mode: true if the core will answer req without blocking (no
+	 * storage or network round trip, no fsync): it then runs on the MHD
+	 * thread; every other request runs on an offload worker while its
+	 * connection is suspended. NULL: every request is offloaded. */
+	bool (*inline_ok)(struct core *core, const struct logical_request *req);
 	/* where snapshot uploads (POST sys/storage/raft/snapshot[-force]) are
 	 * spooled: unlinked 0600 files, exempt from max_request_size (as in
 	 * Vault). NULL: $TMPDIR, else /var/tmp. */

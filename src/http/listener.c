@@ -7,7 +7,10 @@
  *   accepts, each connection gets a thread that runs the core call
  *   synchronously, so a slow core call (PostgreSQL, a KMS, RSA keygen) only
  *   stalls its own connection. thread_pool_size > 0 selects epoll + a pool
- *   instead (docs/http.md has the measurements behind the default).
+ *   of event threads instead: requests the core can answer without
+ *   blocking (opts.inline_ok) run on them, every other one on an offload
+ *   worker while its connection is suspended (see "offload" below;
+ *   docs/http.md has the measurements).
  * Per connection (socket context, struct conn): TCP_NODELAY, the TLS
  *   credentials it holds (tls.c), whether it arrived over the soft limit.
  * Per request (con_cls, struct req): created by the URI-log callback with a
@@ -145,6 +148,15 @@ struct http_listener {
 	pthread_cond_t reaper_cv;     /* CLOCK_MONOTONIC */
 	bool reaper_started, reaper_stop;
 	bool unauth_metrics; /* telemetry { unauthenticated_metrics_access } */
+	/* epoll mode: the offload workers (see "offload" below), under wmu */
+	bool offload;
+	bool (*inline_ok)(struct core *core, const struct logical_request *req);
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;   /* CLOCK_MONOTONIC: work queued, or stop */
+	pthread_cond_t wdone; /* a worker exited */
+	struct req *qhead, *qtail;
+	unsigned qlen, widle, wthreads, wmax;
+	bool wstop;
 };
 
 struct conn {
@@ -160,7 +172,31 @@ struct conn {
 	unsigned char ip[16];
 };
 
+/* Headers handed to request.c. Typical requests have a handful, so they go
+ * in `small` (inside struct req); only a request with more gets a heap
+ * array (a 16 KiB MAX_HEADERS array per request made glibc consolidate its
+ * free lists on every request: see docs/performance.md). */
+#define SMALL_HEADERS 32
+struct header_vec {
+	struct http_header *v;
+	size_t n, cap;
+	struct http_header small[SMALL_HEADERS];
+};
+
 struct req {
+	/* the request as request.c and the core see it (prepare), kept here
+	 * so an offloaded request can run on a worker while MHD holds the
+	 * connection suspended; every pointer stays valid until resume (the
+	 * connection's pool is not touched while it is suspended) */
+	struct header_vec hv;
+	struct http_raw_request raw;
+	struct http_built built;
+	char addr[INET6_ADDRSTRLEN];
+	char *pem;
+	struct http_reply rep;
+	bool reply_ready; /* a worker filled rep: send it on the next call */
+	struct MHD_Connection *conn;
+	struct req *qnext; /* the offload queue */
 	char *target;
 	size_t target_len;
 	const char *target_ptr; /* MHD's buffer: to find raw NULs */
@@ -524,17 +560,6 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
 	return send_reply(c, &rep);
 }
 
-/* Headers handed to request.c. Typical requests have a handful, so they go
- * in `small` on the stack; only a request with more gets a heap array (a
- * 16 KiB MAX_HEADERS array per request made glibc consolidate its free
- * lists on every request: see docs/performance.md). */
-#define SMALL_HEADERS 32
-struct header_vec {
-	struct http_header *v;
-	size_t n, cap;
-	struct http_header small[SMALL_HEADERS];
-};
-
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
 				      const char *value)
 {
@@ -603,20 +628,24 @@ static bool forward(struct http_listener *l, const struct http_raw_request *raw,
 	return true;
 }
 
-static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
-			      struct req *r, const char *method)
+/* Free what prepare() allocated (the reply stays). */
+static void req_release(struct req *r)
 {
-	struct header_vec headers;
-	struct header_vec *hv = &headers;
-	struct http_raw_request raw = {0};
-	struct http_built built;
-	struct http_reply rep;
-	struct logical_response resp;
-	struct verr err;
-	char addr[INET6_ADDRSTRLEN];
-	char *pem = NULL;
-	int rc;
+	free(r->pem);
+	r->pem = NULL;
+	if (r->hv.v && r->hv.v != r->hv.small)
+		free(r->hv.v);
+	r->hv.v = NULL;
+}
 
+/* On the connection's MHD thread: everything the request needs from MHD
+ * (headers, address, TLS peer), then the logical request. 1 when r->rep
+ * already holds the answer (no core call), 0 when r->built is ready. */
+static int prepare(struct http_listener *l, struct MHD_Connection *c, struct req *r,
+		   const char *method)
+{
+	struct header_vec *hv = &r->hv;
+	struct http_raw_request *raw = &r->raw;
 	int nh = MHD_get_connection_values(c, MHD_HEADER_KIND, NULL, NULL);
 	hv->n = 0;
 	hv->v = hv->small;
@@ -624,94 +653,226 @@ static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 	if (nh > SMALL_HEADERS) {
 		hv->cap = nh < MAX_HEADERS ? (size_t)nh : MAX_HEADERS;
 		hv->v = malloc(hv->cap * sizeof(*hv->v));
-		if (!hv->v)
-			return send_error(c, 500, "out of memory", true);
+		if (!hv->v) {
+			http__reply_error(&r->rep, 500, "out of memory");
+			r->rep.close = true;
+			return 1;
+		}
 	}
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, hv);
-	remote_of(c, addr, sizeof(addr), &raw.remote_port);
+	memset(raw, 0, sizeof(*raw));
+	remote_of(c, r->addr, sizeof(r->addr), &raw->remote_port);
 	if (l->tls) {
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-		pem = http__tls_peer_pem(ci ? ci->tls_session : NULL);
+		r->pem = http__tls_peer_pem(ci ? ci->tls_session : NULL);
 	}
-	raw.method = method;
-	raw.target = r->target;
-	raw.target_len = r->target_len;
-	raw.headers = hv->v;
-	raw.nheaders = hv->n;
-	raw.body = r->body;
-	raw.body_len = r->body_len;
-	raw.body_too_large = r->too_large;
+	raw->method = method;
+	raw->target = r->target;
+	raw->target_len = r->target_len;
+	raw->headers = hv->v;
+	raw->nheaders = hv->n;
+	raw->body = r->body;
+	raw->body_len = r->body_len;
+	raw->body_too_large = r->too_large;
 	if (r->spool) {
 		if (r->spool_failed) {
-			free(pem);
-			if (hv->v != hv->small)
-				free(hv->v);
-			return send_error(c, 500, "cannot spool the upload to disk", true);
+			http__reply_error(&r->rep, 500, "cannot spool the upload to disk");
+			r->rep.close = true;
+			return 1;
 		}
-		raw.body_is_fd = true;
-		raw.body_fd = r->spool_fd;
-		raw.body_len = (size_t)r->received;
+		raw->body_is_fd = true;
+		raw->body_fd = r->spool_fd;
+		raw->body_len = (size_t)r->received;
 	}
-	raw.remote_addr = addr;
-	raw.client_cert_pem = pem;
+	raw->remote_addr = r->addr;
+	raw->client_cert_pem = r->pem;
 	if (l->cluster) {
 		/* only a cluster member (verified in the handshake) gets here:
 		 * the client it forwards for is the remote address */
 		const char *fwd = header_of(hv, "X-Coffer-Forwarded-For");
-		if (fwd && *fwd && strlen(fwd) < sizeof(addr))
-			snprintf(addr, sizeof(addr), "%s", fwd);
-		raw.client_cert_pem = NULL; /* the cluster's, not the client's */
+		if (fwd && *fwd && strlen(fwd) < sizeof(r->addr))
+			snprintf(r->addr, sizeof(r->addr), "%s", fwd);
+		raw->client_cert_pem = NULL; /* the cluster's, not the client's */
 	}
+	if (l->cluster && !strcmp(method, "POST") && raw->target_len == strlen(CLUSTER_ECHO) &&
+	    !memcmp(raw->target, CLUSTER_ECHO, raw->target_len)) {
+		/* a standby's heartbeat (sys/ha-status), cluster members only:
+		 * answered by run() */
+		memset(&r->built, 0, sizeof(r->built));
+		return 0;
+	}
+	if (http__build_request(&r->built, &r->rep, raw) != 0)
+		return 1;
+	if (!l->cluster && http__metrics(l->core, l->unauth_metrics, &r->built, raw, &r->rep)) {
+		http__built_free(&r->built);
+		return 1;
+	}
+	return 0;
+}
 
-	if (l->cluster && !strcmp(method, "POST") && raw.target_len == strlen(CLUSTER_ECHO) &&
-	    !memcmp(raw.target, CLUSTER_ECHO, raw.target_len)) {
-		/* a standby's heartbeat (sys/ha-status), cluster members only */
-		verr_clear(&err);
-		rc = core_ha_echo(l->core, raw.body ? raw.body : "", raw.body_len, &err);
+static bool is_echo(const struct req *r)
+{
+	return r->built.req.path == NULL;
+}
+
+/* The core call and the reply, on any thread: touches no MHD state. */
+static void run(struct http_listener *l, struct req *r)
+{
+	struct http_raw_request *raw = &r->raw;
+	struct http_reply *rep = &r->rep;
+	struct logical_response resp;
+	struct verr err;
+	int rc;
+
+	verr_clear(&err);
+	if (is_echo(r)) {
+		rc = core_ha_echo(l->core, raw->body ? raw->body : "", raw->body_len, &err);
 		if (rc) {
-			http__reply_error(&rep, http_status_for_verr(rc), err.msg);
+			http__reply_error(rep, http_status_for_verr(rc), err.msg);
 		} else {
-			memset(&rep, 0, sizeof(rep));
-			rep.status = 204;
+			memset(rep, 0, sizeof(*rep));
+			rep->status = 204;
 		}
-		goto send;
-	}
-	if (http__build_request(&built, &rep, &raw) != 0)
-		goto send;
-	if (!l->cluster && http__metrics(l->core, l->unauth_metrics, &built, &raw, &rep)) {
-		http__built_free(&built);
-		goto send;
+		return;
 	}
 	memset(&resp, 0, sizeof(resp));
-	verr_clear(&err);
-	rc = core_handle_request(l->core, &built.req, &resp, &err);
-	if (rc == VERR_STANDBY && !l->cluster && forward(l, &raw, hv, &rep)) {
+	rc = core_handle_request(l->core, &r->built.req, &resp, &err);
+	if (rc == VERR_STANDBY && !l->cluster && forward(l, raw, &r->hv, rep)) {
 		logical_response_reset(&resp);
-		http__built_free(&built);
-		goto send;
+		http__built_free(&r->built);
+		return;
 	}
-	http__reply_from_core(&rep, rc, &built.req, &resp, &err);
-	if (rc == VERR_STANDBY && rep.location && raw.target_len == strlen(raw.target)) {
+	http__reply_from_core(rep, rc, &r->built.req, &resp, &err);
+	if (rc == VERR_STANDBY && rep->location && raw->target_len == strlen(raw->target)) {
 		/* Vault's redirect names the same request on the active node */
-		size_t ll = strlen(rep.location);
-		while (ll && rep.location[ll - 1] == '/')
+		size_t ll = strlen(rep->location);
+		while (ll && rep->location[ll - 1] == '/')
 			ll--;
-		char *loc = malloc(ll + raw.target_len + 1);
+		char *loc = malloc(ll + raw->target_len + 1);
 		if (loc) {
-			memcpy(loc, rep.location, ll);
-			memcpy(loc + ll, raw.target, raw.target_len + 1);
-			free(rep.location);
-			rep.location = loc;
+			memcpy(loc, rep->location, ll);
+			memcpy(loc + ll, raw->target, raw->target_len + 1);
+			free(rep->location);
+			rep->location = loc;
 		}
 	}
 	logical_response_reset(&resp);
-	http__built_free(&built);
-send:
-	free(pem);
-	if (hv->v != hv->small)
-		free(hv->v);
-	return send_reply(c, &rep);
+	http__built_free(&r->built);
+}
+
+/* ---- offload (epoll mode): requests that may block run on workers ----
+ *
+ * In epoll mode a handful of MHD threads serve every connection, so a core
+ * call that blocks (a storage or database round trip, an fsync, a KMS, a
+ * standby forwarding) would stall all the connections of its thread. Such
+ * a request is handed to a worker instead: its connection is suspended
+ * (MHD_suspend_connection), the worker runs the core call and stores the
+ * reply in the request, then resumes the connection; MHD calls on_access
+ * again and the reply is sent from its thread. Only what the core says
+ * cannot block (http_listener_opts.inline_ok: a pure read on local storage
+ * with in-process audit devices, on the active node) runs on the MHD
+ * thread. Workers are started on demand up to the connection limit, so a
+ * slow backend stalls only its own requests, as with a thread per
+ * connection; idle ones above WORKERS_MIN exit after WORKER_IDLE_MS. */
+#define WORKERS_MIN 4u
+#define WORKER_IDLE_MS 30000
+
+static void *worker_main(void *arg)
+{
+	struct http_listener *l = arg;
+	pthread_mutex_lock(&l->wmu);
+	for (;;) {
+		struct req *r = l->qhead;
+		if (r) {
+			l->qhead = r->qnext;
+			if (!l->qhead)
+				l->qtail = NULL;
+			l->qlen--;
+			l->widle--;
+			pthread_mutex_unlock(&l->wmu);
+			run(l, r);
+			req_release(r);
+			r->reply_ready = true;
+			/* r and its connection are MHD's again after this */
+			MHD_resume_connection(r->conn);
+			pthread_mutex_lock(&l->wmu);
+			l->widle++;
+			continue;
+		}
+		if (l->wstop)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += WORKER_IDLE_MS / 1000;
+		if (pthread_cond_timedwait(&l->wcv, &l->wmu, &ts) == ETIMEDOUT && !l->qhead &&
+		    l->wthreads > WORKERS_MIN)
+			break;
+	}
+	l->wthreads--;
+	l->widle--;
+	pthread_cond_broadcast(&l->wdone);
+	pthread_mutex_unlock(&l->wmu);
+	return NULL;
+}
+
+/* Queue r for a worker (starting one if none is idle); -1 if no worker
+ * can take it (the caller runs it itself). */
+static int offload(struct http_listener *l, struct req *r)
+{
+	pthread_mutex_lock(&l->wmu);
+	if (l->wstop) {
+		pthread_mutex_unlock(&l->wmu);
+		return -1;
+	}
+	if (l->widle <= l->qlen && l->wthreads < l->wmax) {
+		pthread_attr_t a;
+		pthread_t t;
+		pthread_attr_init(&a);
+		pthread_attr_setstacksize(&a, THREAD_STACK);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &a, worker_main, l) == 0) {
+			l->wthreads++;
+			l->widle++;
+		}
+		pthread_attr_destroy(&a);
+	}
+	if (l->wthreads == 0) {
+		pthread_mutex_unlock(&l->wmu);
+		return -1;
+	}
+	r->qnext = NULL;
+	l->qlen++;
+	if (l->qtail)
+		l->qtail->qnext = r;
+	else
+		l->qhead = r;
+	l->qtail = r;
+	pthread_cond_signal(&l->wcv);
+	pthread_mutex_unlock(&l->wmu);
+	return 0;
+}
+
+static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
+			      struct req *r, const char *method)
+{
+	if (r->reply_ready) { /* resumed: a worker has answered */
+		r->reply_ready = false;
+		return send_reply(c, &r->rep);
+	}
+	if (prepare(l, c, r, method) == 0) {
+		if (l->offload && (is_echo(r) || !l->inline_ok ||
+				   !l->inline_ok(l->core, &r->built.req))) {
+			r->conn = c;
+			MHD_suspend_connection(c);
+			if (offload(l, r) == 0)
+				return MHD_YES;
+			MHD_resume_connection(c); /* no worker: run it here */
+		}
+		run(l, r);
+	}
+	req_release(r);
+	return send_reply(c, &r->rep);
 }
 
 struct cl_seen {
@@ -1032,13 +1193,19 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 	}
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	pthread_mutex_init(&l->wmu, NULL);
+	pthread_cond_init(&l->wdone, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&l->reaper_cv, &ca);
+		pthread_cond_init(&l->wcv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	l->offload = o->thread_pool_size > 0;
+	l->inline_ok = o->inline_ok;
+	l->wmax = l->conn_limit + HARD_LIMIT_MARGIN;
 	{
 		size_t cap = 64;
 		while (cap < 2 * ((size_t)l->conn_limit + HARD_LIMIT_MARGIN))
@@ -1072,7 +1239,7 @@ int http_listener_start(struct http_listener **out, const struct http_listener_o
 	/* the logger first, so MHD routes every later message through it */
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
 	if (o->thread_pool_size) {
-		flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
+		flags |= MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
 						    (intptr_t)o->thread_pool_size, NULL};
 	} else {
@@ -1125,6 +1292,9 @@ fail:
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	pthread_cond_destroy(&l->reaper_cv);
+	pthread_mutex_destroy(&l->wmu);
+	pthread_cond_destroy(&l->wcv);
+	pthread_cond_destroy(&l->wdone);
 	free(l->ips.slots);
 	free(l->spool_dir);
 	free(l);
@@ -1169,12 +1339,23 @@ void http_listener_stop(struct http_listener *l)
 	pthread_mutex_unlock(&l->mu);
 	if (l->reaper_started)
 		pthread_join(l->reaper, NULL);
+	/* MHD must not stop with suspended connections: every offloaded
+	 * request finishes (and resumes its connection) first */
+	pthread_mutex_lock(&l->wmu);
+	l->wstop = true;
+	pthread_cond_broadcast(&l->wcv);
+	while (l->wthreads > 0)
+		pthread_cond_wait(&l->wdone, &l->wmu);
+	pthread_mutex_unlock(&l->wmu);
 
 	MHD_stop_daemon(l->d);
 	http__tls_free(l->tls);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	pthread_cond_destroy(&l->reaper_cv);
+	pthread_mutex_destroy(&l->wmu);
+	pthread_cond_destroy(&l->wcv);
+	pthread_cond_destroy(&l->wdone);
 	free(l->ips.slots);
 	free(l->spool_dir);
 	free(l);

@@ -633,6 +633,7 @@ int server_main(int argc, char **argv)
 			.connection_limit = (unsigned)l->max_connections,
 			.connection_limit_per_ip = (unsigned)l->max_connections_per_ip,
 			.thread_pool_size = (unsigned)l->thread_pool_size,
+			.inline_ok = core_request_inline,
 		};
 		rc = http_listener_start(&ls[i], &o, core, &err);
 		if (rc) {

@@ -54,7 +54,7 @@ class Server:
     """A coffer server process with its own directory."""
 
     def __init__(self, storage="file", extra_config="", tls=None, dev=False, env=None,
-                 log_level="info", keep_dir=None, wrap=None):
+                 log_level="info", keep_dir=None, wrap=None, thread_pool=None):
         self.dir = keep_dir or tempfile.mkdtemp(prefix="coffer-e2e-")
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
@@ -73,11 +73,18 @@ class Server:
             else:
                 storage_block = ('storage "file" {\n  path = "%s"\n}\n' % os.path.join(self.dir, "data")
                                  if storage == "file" else 'storage "inmem" {}\n')
+            # COFFER_E2E_THREAD_POOL=N: every harness server uses the epoll
+            # listener with N threads (the offload path), not a thread per
+            # connection
+            pool = thread_pool if thread_pool is not None else \
+                os.environ.get("COFFER_E2E_THREAD_POOL", "")
+            pool_line = "  thread_pool_size = %d\n" % int(pool) if pool else ""
             if tls:
                 listener = ('listener "tcp" {\n  address = "%s"\n  tls_cert_file = "%s"\n'
-                            '  tls_key_file = "%s"\n}\n' % (self.addr, tls[0], tls[1]))
+                            '  tls_key_file = "%s"\n%s}\n' % (self.addr, tls[0], tls[1], pool_line))
             else:
-                listener = 'listener "tcp" {\n  address = "%s"\n  tls_disable = true\n}\n' % self.addr
+                listener = ('listener "tcp" {\n  address = "%s"\n  tls_disable = true\n%s}\n'
+                            % (self.addr, pool_line))
             with open(self.config_path, "w") as f:
                 f.write(storage_block + listener + 'disable_mlock = false\nlog_level = "%s"\n' % log_level
                         + extra_config)

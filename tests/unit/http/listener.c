@@ -2,7 +2,10 @@
  * Unit tests for src/http/listener.c over real sockets on 127.0.0.1, with a
  * test double in place of the core (http_test.h): wire-level method mapping,
  * headers in and out, body cap, hostile requests (NUL, 10,000 headers, 1 MiB
- * path, slow clients), keep-alive and graceful stop.
+ * path, slow clients), keep-alive and graceful stop. Every test runs twice:
+ * with a thread per connection and in epoll mode with ONE event thread,
+ * where a request the core cannot answer at once must run on an offload
+ * worker (a slow core call would otherwise hold up every other client).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,23 @@
 
 static struct http_listener *L;
 static int PORT;
+static unsigned POOL; /* the listener's thread_pool_size for this group */
+static int INLINE_CALLS;
+
+/* epoll mode: paths under secret/inline/ run on the event thread */
+static bool test_inline(struct core *c, const struct logical_request *req)
+{
+	(void)c;
+	__atomic_add_fetch(&INLINE_CALLS, 1, __ATOMIC_SEQ_CST);
+	return !strncmp(req->path, "secret/inline/", 14);
+}
+
+static int start_opts(struct http_listener **l, struct http_listener_opts *o, struct verr *e)
+{
+	o->thread_pool_size = POOL;
+	o->inline_ok = test_inline;
+	return http_listener_start(l, o, NULL, e);
+}
 
 static int setup(void **state)
 {
@@ -26,7 +46,7 @@ static int setup(void **state)
 	struct verr e;
 	if (getenv("HTTP_TEST_DEBUG"))
 		log_set_level(LOG_TRACE);
-	if (http_listener_start(&L, &o, NULL, &e)) {
+	if (start_opts(&L, &o, &e)) {
 		fprintf(stderr, "start: %s\n", e.msg);
 		return -1;
 	}
@@ -333,6 +353,31 @@ static void test_http_listener__slow_core_does_not_block(void **state)
 	close(fd);
 }
 
+static void test_http_listener__inline_and_offloaded(void **state)
+{
+	/* both kinds answer on one keep-alive connection, in order; in epoll
+	 * mode the listener asked the core which kind each one is */
+	int fd = connect_to(PORT);
+	assert_true(fd >= 0);
+	int before = __atomic_load_n(&INLINE_CALLS, __ATOMIC_SEQ_CST);
+	const char *paths[] = {"secret/inline/a", "secret/other", "secret/inline/b", "sys/x"};
+	for (int i = 0; i < 4; i++) {
+		char reqb[128], want[64];
+		struct http_resp r;
+		int n = snprintf(reqb, sizeof(reqb), "GET /v1/%s HTTP/1.1\r\nHost: x\r\n\r\n",
+				 paths[i]);
+		assert_int_equal(send_all(fd, reqb, (size_t)n), 0);
+		assert_int_equal(read_resp(fd, &r, false), 0);
+		assert_int_equal(r.status, 200);
+		snprintf(want, sizeof(want), "\"path\":\"%s\"", paths[i]);
+		assert_non_null(strstr(r.body, want));
+		http_resp_free(&r);
+	}
+	close(fd);
+	int asked = __atomic_load_n(&INLINE_CALLS, __ATOMIC_SEQ_CST) - before;
+	assert_int_equal(asked, POOL ? 4 : 0);
+}
+
 static void test_http_listener__keep_alive(void **state)
 {
 	int fd = connect_to(PORT);
@@ -362,7 +407,7 @@ static void test_http_listener__graceful_stop(void **state)
 	int fd;
 	double t0;
 
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	assert_int_equal(start_opts(&l2, &o, &e), 0);
 	int port2 = http_listener_port(l2);
 	fd = connect_to(port2);
 	fake.sleep_ms = 700;
@@ -420,7 +465,7 @@ static void test_http_listener__over_connection_limit_503(void **state)
 	struct http_resp r;
 	int a, b, port;
 
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	assert_int_equal(start_opts(&l2, &o, &e), 0);
 	port = http_listener_port(l2);
 	fake.sleep_ms = 1000;
 	a = connect_to(port);
@@ -460,7 +505,7 @@ static void test_http_listener__evicts_oldest_slow_header(void **state)
 	struct http_resp r;
 	int slow[3], port;
 
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	assert_int_equal(start_opts(&l2, &o, &e), 0);
 	port = http_listener_port(l2);
 	for (int i = 0; i < 3; i++) {
 		slow[i] = connect_to(port);
@@ -486,7 +531,7 @@ static void test_http_listener__per_address_limit(void **state)
 	struct http_resp r;
 	int a, b, c, d, port;
 
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	assert_int_equal(start_opts(&l2, &o, &e), 0);
 	port = http_listener_port(l2);
 	a = connect_from(port, "127.0.0.2");
 	b = connect_from(port, "127.0.0.2");
@@ -527,7 +572,7 @@ static void test_http_listener__header_deadline_ignores_trickle(void **state)
 	int fd, port;
 	bool closed = false;
 
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), 0);
+	assert_int_equal(start_opts(&l2, &o, &e), 0);
 	port = http_listener_port(l2);
 	fd = connect_to(port);
 	t0 = now_s();
@@ -627,18 +672,18 @@ static void test_http_listener__bad_address(void **state)
 	struct http_listener *l2 = NULL;
 	struct http_listener_opts o = {.address = "127.0.0.1", .tls_disable = true};
 	struct verr e;
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), VERR_INVALID);
+	assert_int_equal(start_opts(&l2, &o, &e), VERR_INVALID);
 	assert_null(l2);
 	o.address = http_listener_address(L); /* in use */
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), VERR_UNAVAILABLE);
+	assert_int_equal(start_opts(&l2, &o, &e), VERR_UNAVAILABLE);
 	o.address = "[::1]:0";
-	if (http_listener_start(&l2, &o, NULL, &e) == 0) { /* IPv6 may be off */
+	if (start_opts(&l2, &o, &e) == 0) { /* IPv6 may be off */
 		assert_true(strncmp(http_listener_address(l2), "[::1]:", 6) == 0);
 		http_listener_stop(l2);
 	}
 	o.address = "127.0.0.1:0";
 	o.tls_disable = false; /* TLS without a certificate */
-	assert_int_equal(http_listener_start(&l2, &o, NULL, &e), VERR_INVALID);
+	assert_int_equal(start_opts(&l2, &o, &e), VERR_INVALID);
 }
 
 int main(void)
@@ -656,6 +701,7 @@ int main(void)
 		cmocka_unit_test_setup(test_http_listener__very_long_path, per_test),
 		cmocka_unit_test_setup(test_http_listener__slow_client_does_not_block, per_test),
 		cmocka_unit_test_setup(test_http_listener__slow_core_does_not_block, per_test),
+		cmocka_unit_test_setup(test_http_listener__inline_and_offloaded, per_test),
 		cmocka_unit_test_setup(test_http_listener__keep_alive, per_test),
 		cmocka_unit_test_setup(test_http_listener__graceful_stop, per_test),
 		cmocka_unit_test_setup(test_http_listener__over_connection_limit_503, per_test),
@@ -668,5 +714,9 @@ int main(void)
 	};
 	if (getenv("HTTP_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("HTTP_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, setup, teardown);
+	POOL = 0;
+	int failed = cmocka_run_group_tests_name("thread per connection", tests, setup, teardown);
+	POOL = 1;
+	failed += cmocka_run_group_tests_name("epoll, one event thread", tests, setup, teardown);
+	return failed;
 }
