@@ -47,8 +47,8 @@ class RaftSnapshotLarge(unittest.TestCase):
         n = raft_server("snap1", cls.root)
         with open(n.config_path) as f:
             cfg = f.read()
-        cfg = cfg.replace("  tls_disable = true\n}",
-                          "  tls_disable = true\n  max_request_size = %d\n}" % CAP, 1)
+        cfg = cfg.replace("  tls_disable = true\n",
+                          "  tls_disable = true\n  max_request_size = %d\n" % CAP, 1)
         assert "max_request_size" in cfg
         with open(n.config_path, "w") as f:
             f.write(cfg)
