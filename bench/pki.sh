@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# bench/pki.sh - build and run the PKI benchmark (bench/pki.c): issuance
-# rates through the engine's path table and the 1,000,000-entry CRL build;
-# prints a Markdown table and writes it to bench/results/pki.md.
-#   usage: bench/pki.sh [CRL_ENTRIES=1000000] [SECONDS_PER_CASE=3]
+# bench/pki.sh - build a Release tree in $BUILD_DIR (default build-bench/),
+# link the PKI benchmark (bench/pki.c) against its static libraries, run it:
+# issuance rates through the engine's path table (EC P-256 with and without
+# storage, RSA-2048) and the build of a CRL with N revoked serials; prints a
+# Markdown table and writes it to bench/results/pki.md (a run with other
+# arguments overwrites the committed results).
+#   usage: bench/pki.sh [N] [SECONDS]
+#     N        revoked serials in the CRL case (positional; default 1000000)
+#     SECONDS  seconds per issuance case (positional; default 3)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-1000000}
