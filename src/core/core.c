@@ -206,7 +206,13 @@ static int handle_request(struct core *c, struct logical_request *req,
 	 * the transitions they cause take it (state.c) */
 	if (unseal_sealed_path(c, req, resp, &rc, err))
 		return rc;
-	pthread_rwlock_rdlock(&c->state_lock);
+	if (!req->inline_only) {
+		pthread_rwlock_rdlock(&c->state_lock);
+	} else if (pthread_rwlock_tryrdlock(&c->state_lock)) {
+		/* a state change is waiting for the lock: not on an event thread */
+		req->would_block = true;
+		return verr_set(err, VERR_UNAVAILABLE, "request must run on a worker");
+	}
 	switch (state_get(c)) {
 	case CORE_SEALED:
 		rc = verr_set(err, VERR_SEALED, "Vault is sealed");
@@ -219,7 +225,11 @@ static int handle_request(struct core *c, struct logical_request *req,
 		break;
 	}
 	pthread_rwlock_unlock(&c->state_lock);
-	state_apply_pending(c);
+	/* a seal or step-down asked for by a sys request is applied by that
+	 * request's own thread (or any other that may block), never by an
+	 * event thread, which would wait for every request in flight */
+	if (!req->inline_only)
+		state_apply_pending(c);
 	if (rc)
 		log_debug("core", "request %s %s failed: %s", logical_op_name(req->op), req->path,
 			  verr_name(rc));
@@ -231,7 +241,8 @@ int core_handle_request(struct core *c, struct logical_request *req,
 {
 	uint64_t t0 = metrics_now();
 	int rc = handle_request(c, req, resp, err);
-	telemetry_request(req, t0);
+	if (!req->would_block) /* counted when it runs again */
+		telemetry_request(req, t0);
 	return rc;
 }
 
@@ -244,8 +255,9 @@ static bool storage_local(const struct physical *p)
 
 bool core_request_inline(struct core *c, const struct logical_request *req)
 {
-	if (!c || (req->op != LOP_READ && req->op != LOP_LIST) || !storage_local(c->phys))
-		return false;
+	if (!c || (req->op != LOP_READ && req->op != LOP_LIST) || req->wrap_ttl > 0 ||
+	    !storage_local(c->phys))
+		return false; /* a wrapped answer writes a token and its cubbyhole */
 	/* never wait here: a seal or step-down in progress means offload */
 	if (pthread_rwlock_tryrdlock(&c->state_lock))
 		return false;

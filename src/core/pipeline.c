@@ -161,6 +161,14 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 			set_token(req, te);
 	}
 
+	/* a use-limited token is a storage write (and may be a revoke): not on
+	 * an event thread; nothing has been recorded or changed yet */
+	if (req->inline_only && te && te->num_uses != 0) {
+		req->would_block = true;
+		rc = verr_set(err, VERR_UNAVAILABLE, "request must run on a worker");
+		goto out;
+	}
+
 	/* create vs update: Vault runs the existence check before the ACL */
 	if (def && field_rc == 0) {
 		rc = framework_resolve_op(def, req, err);
@@ -260,7 +268,7 @@ int pipeline_run(struct core *c, struct logical_request *req, struct logical_res
 	if (revoke_after)
 		access_token_revoke(c, te);
 out:
-	if (!audit_failed && m) {
+	if (!audit_failed && !req->would_block && m) {
 		struct verr aerr = {0};
 		if (!audited)
 			audit_hooks_request(c, req, te, rc, err, &aerr);

@@ -450,6 +450,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	pthread_mutex_unlock(&l->mu);
 	if (!r)
 		return;
+	/* a worker's reply the client left before (it closed while the
+	 * request was suspended) */
+	http__reply_free(&r->rep);
 	free(r->target);
 	free(r->body);
 	if (r->spool_fd >= 0)
@@ -704,10 +707,6 @@ static int prepare(struct http_listener *l, struct MHD_Connection *c, struct req
 	}
 	if (http__build_request(&r->built, &r->rep, raw) != 0)
 		return 1;
-	if (!l->cluster && http__metrics(l->core, l->unauth_metrics, &r->built, raw, &r->rep)) {
-		http__built_free(&r->built);
-		return 1;
-	}
 	return 0;
 }
 
@@ -716,8 +715,10 @@ static bool is_echo(const struct req *r)
 	return r->built.req.path == NULL;
 }
 
-/* The core call and the reply, on any thread: touches no MHD state. */
-static void run(struct http_listener *l, struct req *r)
+/* The core call and the reply, on any thread: touches no MHD state. True
+ * (and nothing done, r->built kept) if the request was run inline_only and
+ * the core would have had to block: run it again on a worker. */
+static bool run(struct http_listener *l, struct req *r)
 {
 	struct http_raw_request *raw = &r->raw;
 	struct http_reply *rep = &r->rep;
@@ -734,14 +735,25 @@ static void run(struct http_listener *l, struct req *r)
 			memset(rep, 0, sizeof(*rep));
 			rep->status = 204;
 		}
-		return;
+		return false;
+	}
+	/* sys/metrics (on a standby it asks the HA backend and forwards:
+	 * never inline, as core_request_inline says of every sys path) */
+	if (!l->cluster && http__metrics(l->core, l->unauth_metrics, &r->built, raw, rep)) {
+		http__built_free(&r->built);
+		return false;
 	}
 	memset(&resp, 0, sizeof(resp));
 	rc = core_handle_request(l->core, &r->built.req, &resp, &err);
+	if (r->built.req.would_block) {
+		logical_response_reset(&resp);
+		r->built.req.inline_only = r->built.req.would_block = false;
+		return true;
+	}
 	if (rc == VERR_STANDBY && !l->cluster && forward(l, raw, &r->hv, rep)) {
 		logical_response_reset(&resp);
 		http__built_free(&r->built);
-		return;
+		return false;
 	}
 	http__reply_from_core(rep, rc, &r->built.req, &resp, &err);
 	if (rc == VERR_STANDBY && rep->location && raw->target_len == strlen(raw->target)) {
@@ -759,6 +771,7 @@ static void run(struct http_listener *l, struct req *r)
 	}
 	logical_response_reset(&resp);
 	http__built_free(&r->built);
+	return false;
 }
 
 /* ---- offload (epoll mode): requests that may block run on workers ----
@@ -791,7 +804,7 @@ static void *worker_main(void *arg)
 			l->qlen--;
 			l->widle--;
 			pthread_mutex_unlock(&l->wmu);
-			run(l, r);
+			(void)run(l, r); /* not inline_only: never "would block" */
 			req_release(r);
 			r->reply_ready = true;
 			/* r and its connection are MHD's again after this */
@@ -861,15 +874,19 @@ static enum MHD_Result handle(struct http_listener *l, struct MHD_Connection *c,
 		return send_reply(c, &r->rep);
 	}
 	if (prepare(l, c, r, method) == 0) {
-		if (l->offload && (is_echo(r) || !l->inline_ok ||
-				   !l->inline_ok(l->core, &r->built.req))) {
+		bool inl = !l->offload || (!is_echo(r) && l->inline_ok &&
+					   l->inline_ok(l->core, &r->built.req));
+		r->built.req.inline_only = l->offload && inl;
+		/* run here if it may; if the core finds it would block after
+		 * all, or it may not, a worker runs it */
+		if (!inl || run(l, r)) {
 			r->conn = c;
 			MHD_suspend_connection(c);
 			if (offload(l, r) == 0)
 				return MHD_YES;
 			MHD_resume_connection(c); /* no worker: run it here */
+			(void)run(l, r);
 		}
-		run(l, r);
 	}
 	req_release(r);
 	return send_reply(c, &r->rep);

@@ -121,6 +121,14 @@ struct logical_request {
 	json_t *headers;                   /* borrowed: selected request headers */
 	int64_t wrap_ttl;                  /* X-Vault-Wrap-TTL, seconds (0: none);
 					    * set by http/, the core wraps */
+	/* set by http/ on an epoll event thread (core_request_inline said
+	 * yes): the core must not wait on a lock or write storage for this
+	 * request. If it would have to (a seal or step-down is taking the
+	 * state lock, the token has a use limit), it does nothing, audits
+	 * nothing, sets would_block and returns VERR_UNAVAILABLE: the caller
+	 * then runs the request again on a thread that may block. */
+	bool inline_only;
+	bool would_block;
 };
 
 /* Field accessors (read req->fields). Strings are borrowed. */

@@ -103,6 +103,34 @@ class EpollOffloadTest(unittest.TestCase):
         self.assertIn(out["r"].status, (400, 500), out["r"])
         self.assertTrue(out["r"].json()["errors"], out["r"])
 
+    def audit_lines(self):
+        with open(self.s.dir + "/audit.log", "rb") as f:
+            return sum(1 for _ in f)
+
+    def test_use_limited_token_and_wrapped_read(self):
+        """Reads that write (a token's use count, a response wrapping token)
+        leave the event thread and run once: each read is counted, and
+        audited, exactly once."""
+        r = self.s.put("sys/policies/acl/reader",
+                       {"policy": 'path "secret/data/*" { capabilities = ["read"] }'})
+        self.assertIn(r.status, (200, 204), r)
+        r = self.s.post("auth/token/create", {"policies": ["reader"], "num_uses": 2})
+        self.assertEqual(r.status, 200, r)
+        tok = r.json()["auth"]["client_token"]
+        before = self.audit_lines()
+        for _ in range(2):
+            r = self.s.get("secret/data/app", token=tok)
+            self.assertEqual(r.status, 200, r)
+        # two reads: a request and a response entry each, none twice
+        self.assertEqual(self.audit_lines() - before, 4)
+        self.assertEqual(self.s.get("secret/data/app", token=tok).status, 403)
+        r = self.s.get("secret/data/app", headers={"X-Vault-Wrap-TTL": "60"})
+        self.assertEqual(r.status, 200, r)
+        wrap = r.json()["wrap_info"]["token"]
+        r = self.s.post("sys/wrapping/unwrap", token=wrap)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["data"]["data"]["password"], "p1")
+
     def test_concurrent_writes_and_reads_all_answered(self):
         """Offloaded writes and inline reads interleave on one event thread
         with nothing lost: every acknowledged version is readable."""

@@ -378,6 +378,38 @@ static void test_http_listener__inline_and_offloaded(void **state)
 	assert_int_equal(asked, POOL ? 4 : 0);
 }
 
+static int wb_calls, wb_inline;
+
+/* a core that finds, on the event thread, that it would have to block */
+static int would_block_script(struct logical_request *req, struct logical_response *resp,
+			      struct verr *err)
+{
+	wb_calls++;
+	if (req->inline_only) {
+		wb_inline++;
+		req->would_block = true;
+		return verr_set(err, VERR_UNAVAILABLE, "request must run on a worker");
+	}
+	resp->data = json_pack("{s:s}", "ran", "worker");
+	return 0;
+}
+
+static void test_http_listener__would_block_runs_again_on_a_worker(void **state)
+{
+	wb_calls = wb_inline = 0;
+	fake_reset(would_block_script);
+	struct http_resp r;
+	assert_int_equal(http_dos(PORT, "GET /v1/secret/inline/wb HTTP/1.1\r\nHost: x\r\n"
+				  "Connection: close\r\n\r\n", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"ran\":\"worker\""));
+	http_resp_free(&r);
+	/* epoll: tried inline, refused, run once more off the event thread */
+	assert_int_equal(wb_calls, POOL ? 2 : 1);
+	assert_int_equal(wb_inline, POOL ? 1 : 0);
+	fake_reset(NULL);
+}
+
 static void test_http_listener__keep_alive(void **state)
 {
 	int fd = connect_to(PORT);
@@ -702,6 +734,7 @@ int main(void)
 		cmocka_unit_test_setup(test_http_listener__slow_client_does_not_block, per_test),
 		cmocka_unit_test_setup(test_http_listener__slow_core_does_not_block, per_test),
 		cmocka_unit_test_setup(test_http_listener__inline_and_offloaded, per_test),
+		cmocka_unit_test_setup(test_http_listener__would_block_runs_again_on_a_worker, per_test),
 		cmocka_unit_test_setup(test_http_listener__keep_alive, per_test),
 		cmocka_unit_test_setup(test_http_listener__graceful_stop, per_test),
 		cmocka_unit_test_setup(test_http_listener__over_connection_limit_503, per_test),
